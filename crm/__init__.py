@@ -1,0 +1,1 @@
+"""A low-code CRM on one DuckDB file."""

@@ -1,0 +1,38 @@
+"""The audit log: who changed what, when, old -> new. Written inside the command's transaction."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def record(cur, user, entity: str, record_id: int | None, action: str, changes: dict | None = None):
+    payload = None
+    if changes:
+        payload = json.dumps({k: [_plain(o), _plain(n)] for k, (o, n) in changes.items()},
+                             ensure_ascii=False)
+    cur.execute(
+        "INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id, action, changes)"
+        " VALUES ($at, $uid, $uname, $entity, $rid, $action, $changes)",
+        {"at": datetime.now(), "uid": user.id or None, "uname": user.username, "entity": entity,
+         "rid": record_id, "action": action, "changes": payload},
+    )
+
+
+def history(db, entity: str, record_id: int, limit: int = 200) -> list[dict]:
+    rows = db.query(
+        "SELECT occurred_at AS at, username, action, changes FROM audit_log"
+        " WHERE entity = $e AND record_id = $id ORDER BY occurred_at DESC, id DESC LIMIT $n",
+        {"e": entity, "id": record_id, "n": limit},
+    )
+    for r in rows:
+        r["changes"] = json.loads(r["changes"]) if r["changes"] else {}
+    return rows

@@ -1,0 +1,35 @@
+"""Where the data lives and the secrets the app needs, from the environment or the data folder."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = ROOT / "data" / "crm.duckdb"
+
+
+def db_path(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("CRM_DB") or DEFAULT_DB)
+
+
+def cookie_key(db_file: Path, from_secrets: str | None = None) -> str:
+    """Secrets file, then CRM_COOKIE_KEY, then a random key made once and kept beside the data."""
+    if from_secrets:
+        return from_secrets
+    if os.environ.get("CRM_COOKIE_KEY"):
+        return os.environ["CRM_COOKIE_KEY"]
+    key_file = Path(db_file).parent / ".cookie_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,124 @@
+"""One DuckDB connection per process, a cursor per unit of work, numbered SQL migrations."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from crm import config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseBusy(RuntimeError):
+    """Another process holds the DuckDB file (DuckDB allows one writer process)."""
+
+
+class Database:
+    def __init__(self, path: str | Path | None = None):
+        self.path = config.db_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseBusy(
+                    f"{self.path} is open in another process (is the app running?)"
+                ) from exc
+            raise
+        # DuckDB raises on concurrent updates of the same rows; one writer at a time avoids it.
+        self._write_lock = threading.RLock()
+        migrate(self)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def query(self, sql: str, params: dict | None = None) -> list[dict]:
+        cur = self.cursor()
+        try:
+            res = cur.execute(sql, params or {})
+            cols = [d[0] for d in res.description]
+            return [dict(zip(cols, row)) for row in res.fetchall()]
+        finally:
+            cur.close()
+
+    def one(self, sql: str, params: dict | None = None) -> dict | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: dict | None = None):
+        cur = self.cursor()
+        try:
+            row = cur.execute(sql, params or {}).fetchone()
+            return row[0] if row else None
+        finally:
+            cur.close()
+
+    def frame(self, sql: str, params: dict | None = None):
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or {}).df()
+        finally:
+            cur.close()
+
+    @contextmanager
+    def transaction(self):
+        """Yields a cursor inside BEGIN/COMMIT; rolls back on any error."""
+        with self._write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                cur.close()
+                raise
+            cur.execute("COMMIT")
+            cur.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def rows(cur, sql: str, params: dict | None = None) -> list[dict]:
+    res = cur.execute(sql, params or {})
+    cols = [d[0] for d in res.description]
+    return [dict(zip(cols, r)) for r in res.fetchall()]
+
+
+def migrate(db: Database) -> list[str]:
+    """Applies every migrations/NNN_*.sql not yet recorded, in order, each in a transaction."""
+    cur = db.cursor()
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {r[0] for r in cur.execute("SELECT version FROM schema_migrations").fetchall()}
+    cur.close()
+    applied = []
+    for file in sorted(MIGRATIONS.glob("*.sql")):
+        if file.stem in done:
+            continue
+        with db.transaction() as tx:
+            for statement in _statements(file.read_text()):
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($v, $t)",
+                {"v": file.stem, "t": _now()},
+            )
+        applied.append(file.stem)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _now():
+    from datetime import datetime
+
+    return datetime.now().replace(microsecond=0)
+

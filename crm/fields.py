@@ -1,0 +1,185 @@
+"""Field specs: one per field, driving the form input, validation, list column, filter and export."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}$")
+PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+# Persian and Arabic-Indic digits are common in phone numbers typed in fa_IR.
+_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+
+TEXT_TYPES = {"text", "longtext", "email", "phone"}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    type: str = "text"  # text longtext email phone choice money number date bool user datetime
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    max_length: int | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    default: Any = None
+    help: str | None = None
+    editable: bool = True
+    in_list: bool = False
+    filter: bool = False
+    searchable: bool = False
+    export: bool = True
+    section: str = "Details"
+    # (field, value): shown and kept only when that other field has that value
+    only_when: tuple[str, str] | None = None
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
+            raise ValueError(f"bad field name {self.name!r}")  # names become SQL identifiers
+        if self.max_length is None and self.type in TEXT_TYPES:
+            limit = {"longtext": 5000, "email": 254, "phone": 40}.get(self.type, 200)
+            object.__setattr__(self, "max_length", limit)
+
+    def choice_label(self, value) -> str:
+        return "" if value is None else str(value).replace("_", " ").capitalize()
+
+
+class ValidationError(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def validate(specs: list[Field], values: dict, partial: bool = False) -> dict:
+    """Returns cleaned values for the editable specs, or raises ValidationError(field -> message).
+
+    partial=True checks only the keys present (used by updates of some fields)."""
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    by_name = {f.name: f for f in specs}
+    for unknown in set(values) - set(by_name):
+        errors[unknown] = "is not a field of this record"
+    for spec in specs:
+        if not spec.editable:
+            continue
+        if partial and spec.name not in values:
+            continue
+        raw = values.get(spec.name, spec.default)
+        try:
+            value = convert(spec, raw)
+        except ValueError as exc:
+            errors[spec.name] = str(exc)
+            continue
+        if spec.only_when and value is not None:
+            other, wanted = spec.only_when
+            if values.get(other, by_name[other].default) != wanted:
+                value = None
+        if value is None and spec.required:
+            errors[spec.name] = f"{spec.label} is required"
+            continue
+        clean[spec.name] = value
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def convert(spec: Field, raw: Any) -> Any:
+    """Turns a form, CSV or CLI value into the stored Python value; ValueError says why not."""
+    if raw is None or (isinstance(raw, float) and raw != raw):  # None or NaN
+        return False if spec.type == "bool" else None
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw == "":
+            return False if spec.type == "bool" else None
+    t = spec.type
+    if t in TEXT_TYPES:
+        text = str(raw)
+        if spec.max_length and len(text) > spec.max_length:
+            raise ValueError(
+                f"{spec.label} is too long ({len(text)} characters; at most {spec.max_length})"
+            )
+        if t == "email":
+            text = text.lower()
+            if not EMAIL_RE.match(text):
+                raise ValueError(f"{text!r} is not a valid email address")
+        if t == "phone":
+            text = text.translate(_DIGITS)
+            if not PHONE_RE.match(text):
+                raise ValueError(
+                    f"{text!r} is not a valid phone number (digits, spaces, + ( ) - . only)"
+                )
+        return text
+    if t == "choice":
+        value = str(raw)
+        if value not in spec.choices:
+            lowered = {c.lower(): c for c in spec.choices}
+            if value.lower() in lowered:
+                return lowered[value.lower()]
+            raise ValueError(f"{spec.label} must be one of: {', '.join(spec.choices)}")
+        return value
+    if t in ("money", "number"):
+        try:
+            number = Decimal(str(raw).translate(_DIGITS).replace(",", ""))
+        except InvalidOperation:
+            raise ValueError(f"{spec.label} must be a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{spec.label} must be a number")
+        if spec.min_value is not None and number < Decimal(str(spec.min_value)):
+            raise ValueError(f"{spec.label} cannot be less than {spec.min_value:g}")
+        if spec.max_value is not None and number > Decimal(str(spec.max_value)):
+            raise ValueError(f"{spec.label} cannot be more than {spec.max_value:g}")
+        return number.quantize(Decimal("0.01")) if t == "money" else number
+    if t == "date":
+        if isinstance(raw, datetime):
+            return raw.date()
+        if isinstance(raw, date):
+            return raw
+        try:
+            return date.fromisoformat(str(raw)[:10])
+        except ValueError:
+            raise ValueError(f"{spec.label} must be a date like 2026-01-31") from None
+    if t == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).lower()
+        if text in ("1", "true", "yes", "y", "t"):
+            return True
+        if text in ("0", "false", "no", "n", "f"):
+            return False
+        raise ValueError(f"{spec.label} must be yes or no")
+    if t == "user":
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{spec.label} must be a user") from None
+    if t == "datetime":
+        return raw
+    raise ValueError(f"unknown field type {t}")
+
+
+def check_dates_not_future(values: dict, names: list[str], specs: list[Field]) -> dict[str, str]:
+    labels = {f.name: f.label for f in specs}
+    today = date.today()
+    return {
+        n: f"{labels[n]} cannot be in the future"
+        for n in names
+        if isinstance(values.get(n), date) and values[n] > today
+    }
+
+
+META_FIELDS = [
+    Field("id", "ID", "number", editable=False, in_list=True, export=True),
+    Field("created_at", "Created", "datetime", editable=False, in_list=True, filter=True),
+    Field("updated_at", "Updated", "datetime", editable=False),
+]
+
+
+def spec_map(specs: list[Field]) -> dict[str, Field]:
+    return {f.name: f for f in specs}
+
+
+def listed(specs: list[Field]) -> list[Field]:
+    return [f for f in specs if f.in_list]

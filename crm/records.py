@@ -1,0 +1,317 @@
+"""Generic queries and commands for spec-driven entities (leads, customers, contacts).
+
+Every write validates, checks permission, writes and records the audit entry in one transaction.
+Column names come only from field specs (validated identifiers); values are always parameters."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Callable
+
+from crm import audit
+from crm.auth import PermissionDenied, User, require
+from crm.db import Database, rows
+from crm.fields import META_FIELDS, Field, ValidationError, validate
+
+
+@dataclass(frozen=True)
+class Entity:
+    table: str
+    label: str
+    plural: str
+    fields: list[Field]
+    title_sql: str  # SQL expression over the table's columns that names a record
+    default_sort: tuple[str, str] = ("created_at", "desc")
+    # extra checks over cleaned values: returns field -> message
+    check: Callable[[dict], dict[str, str]] | None = None
+    parent: str | None = None  # a column that ties the record to a parent (contacts)
+
+    @property
+    def all_fields(self) -> list[Field]:
+        return META_FIELDS + self.fields
+
+    @property
+    def spec(self) -> dict[str, Field]:
+        return {f.name: f for f in self.all_fields}
+
+    @property
+    def editable(self) -> list[Field]:
+        return [f for f in self.fields if f.editable]
+
+
+class NotFound(LookupError):
+    pass
+
+
+class ConflictError(Exception):
+    """Saving a stale copy: someone else saved the record since it was loaded."""
+
+    def __init__(self, current: dict, changed: list[dict]):
+        self.current = current
+        self.changed = changed  # [{field, label, yours_was, theirs}]
+        who = current.get("updated_by_name") or "someone"
+        super().__init__(
+            f"{who} changed this record at {current.get('updated_at')} after you opened it"
+        )
+
+
+@dataclass
+class Page:
+    rows: list[dict]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+@dataclass
+class Query:
+    search: str = ""
+    filters: dict = field(default_factory=dict)  # name -> list of values | (from, to) for dates
+    sort: str | None = None
+    descending: bool = True
+    page: int = 1
+    page_size: int = 50
+    trash: bool = False
+    parent_id: int | None = None
+
+
+def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
+    clauses = ["t.deleted_at IS NOT NULL" if q.trash else "t.deleted_at IS NULL"]
+    params: dict = {}
+    if not user.sees_all:
+        clauses.append("t.owner_id = $me")
+        params["me"] = user.id
+    if entity.parent and q.parent_id is not None:
+        clauses.append(f"t.{entity.parent} = $parent")
+        params["parent"] = q.parent_id
+    text = (q.search or "").strip()
+    if text:
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params["q"] = like
+        cols = [f.name for f in entity.fields if f.searchable]
+        clauses.append("(" + " OR ".join(f"t.{c} ILIKE $q ESCAPE '\\'" for c in cols) + ")")
+    spec = entity.spec
+    for name, wanted in (q.filters or {}).items():
+        f = spec.get(name)
+        if f is None or not f.filter or wanted in (None, [], ()):
+            continue
+        if f.type in ("date", "datetime"):
+            start, end = wanted
+            if start:
+                clauses.append(f"t.{name} >= $f_{name}_from")
+                params[f"f_{name}_from"] = start
+            if end:
+                clauses.append(f"t.{name} < $f_{name}_to")
+                params[f"f_{name}_to"] = end + timedelta(days=1) if isinstance(end, date) else end
+        elif f.type == "bool":
+            clauses.append(f"t.{name} = $f_{name}")
+            params[f"f_{name}"] = bool(wanted)
+        else:
+            names = []
+            for i, v in enumerate(wanted):
+                names.append(f"$f_{name}_{i}")
+                params[f"f_{name}_{i}"] = v
+            clauses.append(f"t.{name} IN ({', '.join(names)})")
+    return " AND ".join(clauses), params
+
+
+def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
+    """One page of rows plus the total count; filtering, sorting and paging happen in SQL."""
+    require(user, "view")
+    where, params = _where(entity, user, q)
+    spec = entity.spec
+    sort = q.sort if q.sort in spec else entity.default_sort[0]
+    direction = "DESC" if q.descending else "ASC"
+    page_size = max(1, min(int(q.page_size), 500))
+    total = db.scalar(f"SELECT count(*) FROM {entity.table} t WHERE {where}", params)
+    last_page = max(1, -(-total // page_size))
+    page = max(1, min(int(q.page), last_page))
+    cols = ", ".join(f"t.{f.name}" for f in entity.all_fields if f.in_list or f.name == "owner_id")
+    sql = (
+        f"SELECT {cols}, u.name AS owner_name FROM {entity.table} t"
+        f" LEFT JOIN users u ON u.id = t.owner_id"
+        f" WHERE {where} ORDER BY t.{sort} {direction} NULLS LAST, t.id {direction}"
+        f" LIMIT $limit OFFSET $offset"
+    )
+    params.update(limit=page_size, offset=(page - 1) * page_size)
+    return Page(db.query(sql, params), total, page, page_size)
+
+
+def get(db: Database, user: User, entity: Entity, record_id: int) -> dict:
+    row = _fetch(db, entity, record_id)
+    if row is None:
+        raise NotFound(f"{entity.label} #{record_id} does not exist")
+    require(user, "view", row)
+    return row
+
+
+def _fetch(db_or_cur, entity: Entity, record_id: int) -> dict | None:
+    sql = (
+        f"SELECT t.*, {entity.title_sql} AS record_title, u.name AS owner_name,"
+        f" uu.name AS updated_by_name FROM {entity.table} t"
+        f" LEFT JOIN users u ON u.id = t.owner_id LEFT JOIN users uu ON uu.id = t.updated_by"
+        f" WHERE t.id = $id"
+    )
+    params = {"id": int(record_id)}
+    if isinstance(db_or_cur, Database):
+        return db_or_cur.one(sql, params)
+    found = rows(db_or_cur, sql, params)
+    return found[0] if found else None
+
+
+def _check(entity: Entity, clean: dict) -> None:
+    if entity.check:
+        errors = entity.check(clean)
+        if errors:
+            raise ValidationError(errors)
+
+
+def _owner_rules(user: User, clean: dict, cur) -> None:
+    if "owner_id" not in clean:
+        return
+    if clean["owner_id"] is None:
+        clean["owner_id"] = user.id or None
+    if not user.sees_all and clean["owner_id"] != user.id:
+        raise PermissionDenied("Reps can only assign records to themselves")
+    if clean["owner_id"] is not None:
+        ok = cur.execute("SELECT 1 FROM users WHERE id = $id AND active",
+                         {"id": clean["owner_id"]}).fetchone()
+        if not ok:
+            raise ValidationError({"owner_id": "Owner must be an active user"})
+
+
+def create(db: Database, user: User, entity: Entity, values: dict) -> int:
+    require(user, "create")
+    clean = validate(entity.fields, values)
+    _check(entity, clean)
+    if any(f.name == "owner_id" for f in entity.fields):
+        clean.setdefault("owner_id", None)
+    now = datetime.now()
+    with db.transaction() as cur:
+        _owner_rules(user, clean, cur)
+        _check_parent(cur, user, entity, clean)
+        clean.update(created_at=now, updated_at=now, created_by=user.id or None,
+                     updated_by=user.id or None)
+        cols = list(clean)
+        sql = (
+            f"INSERT INTO {entity.table} ({', '.join(cols)})"
+            f" VALUES ({', '.join('$' + c for c in cols)}) RETURNING id"
+        )
+        new_id = cur.execute(sql, clean).fetchone()[0]
+        audit.record(cur, user, entity.table, new_id, "create",
+                     {f.name: [None, clean[f.name]] for f in entity.editable
+                      if clean.get(f.name) not in (None, False)})
+    return new_id
+
+
+def _check_parent(cur, user: User, entity: Entity, clean: dict) -> None:
+    if not entity.parent or entity.parent not in clean:
+        return
+    parent_table = {"customer_id": "customers"}[entity.parent]
+    row = cur.execute(
+        f"SELECT owner_id FROM {parent_table} WHERE id = $id AND deleted_at IS NULL",
+        {"id": clean[entity.parent]},
+    ).fetchone()
+    if row is None:
+        raise ValidationError({entity.parent: "The parent record does not exist"})
+    require(user, "edit", {"owner_id": row[0]})
+
+
+def update(db: Database, user: User, entity: Entity, record_id: int, values: dict,
+           expected_version: int, base: dict | None = None) -> dict:
+    """Saves changed fields if nobody saved since expected_version; returns the new row.
+
+    base is the copy the user started from; on a conflict it tells which fields they changed."""
+    clean = validate(entity.fields, values, partial=True)
+    with db.transaction() as cur:
+        current = _fetch(cur, entity, record_id)
+        if current is None or current["deleted_at"] is not None:
+            raise NotFound(f"{entity.label} #{record_id} does not exist or is in the trash")
+        require(user, "edit", current)
+        if current["version"] != expected_version:
+            raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
+        merged = {**{f.name: current[f.name] for f in entity.editable}, **clean}
+        _check(entity, merged)
+        if "owner_id" in clean and clean["owner_id"] != current["owner_id"]:
+            _owner_rules(user, clean, cur)
+        changes = {k: (current[k], v) for k, v in clean.items() if _differs(current[k], v)}
+        if not changes:
+            return current
+        assigns = ", ".join(f"{k} = ${k}" for k in changes)
+        params = {k: v for k, (_, v) in changes.items()}
+        params.update(id=record_id, v=expected_version, now=datetime.now(), by=user.id or None)
+        # No RETURNING: DuckDB then rejects updates of rows another table references.
+        updated = cur.execute(
+            f"UPDATE {entity.table} SET {assigns}, version = version + 1, updated_at = $now,"
+            f" updated_by = $by WHERE id = $id AND version = $v",
+            params,
+        ).fetchone()[0]
+        if updated != 1:  # belt and braces: the version moved under us
+            raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
+        audit.record(cur, user, entity.table, record_id, "update", changes)
+        return _fetch(cur, entity, record_id)
+
+
+def _differs(old, new) -> bool:
+    if old is None or new is None:
+        return (old is None) != (new is None) and not (old in (None, "") and new in (None, ""))
+    if isinstance(old, datetime) and isinstance(new, date) and not isinstance(new, datetime):
+        return old.date() != new
+    try:
+        return old != type(old)(new)
+    except (TypeError, ValueError, ArithmeticError):
+        return old != new
+
+
+def _conflicts(entity: Entity, base: dict, current: dict, mine: dict) -> list[dict]:
+    """Fields the other person changed (base -> current), with what this user wants there."""
+    out = []
+    for f in entity.editable:
+        if f.name in base and _differs(base[f.name], current[f.name]):
+            out.append({"field": f.name, "label": f.label, "yours_was": base[f.name],
+                        "theirs": current[f.name], "yours": mine.get(f.name, base[f.name])})
+    return out
+
+
+def delete(db: Database, user: User, entity: Entity, record_id: int) -> None:
+    """Moves a record to the trash; restore() brings it back."""
+    _set_deleted(db, user, entity, record_id, deleted=True)
+
+
+def restore(db: Database, user: User, entity: Entity, record_id: int) -> None:
+    _set_deleted(db, user, entity, record_id, deleted=False)
+
+
+def _set_deleted(db: Database, user: User, entity: Entity, record_id: int, deleted: bool):
+    with db.transaction() as cur:
+        current = _fetch(cur, entity, record_id)
+        if current is None:
+            raise NotFound(f"{entity.label} #{record_id} does not exist")
+        require(user, "delete", current)
+        if (current["deleted_at"] is not None) == deleted:
+            return
+        now = datetime.now()
+        cur.execute(
+            f"UPDATE {entity.table} SET deleted_at = $at, deleted_by = $by,"
+            f" version = version + 1, updated_at = $now, updated_by = $uid WHERE id = $id",
+            {"at": now if deleted else None, "by": (user.id or None) if deleted else None,
+             "now": now, "uid": user.id or None, "id": record_id},
+        )
+        audit.record(cur, user, entity.table, record_id, "delete" if deleted else "restore")
+
+
+def history(db: Database, user: User, entity: Entity, record_id: int) -> list[dict]:
+    get(db, user, entity, record_id)  # permission check
+    return audit.history(db, entity.table, record_id)
+
+
+def count(db: Database, user: User, entity: Entity, where_sql: str = "", params=None) -> int:
+    q_where, q_params = _where(entity, user, Query())
+    if where_sql:
+        q_where += f" AND ({where_sql})"
+    return db.scalar(f"SELECT count(*) FROM {entity.table} t WHERE {q_where}",
+                     {**q_params, **(params or {})})
