@@ -74,3 +74,38 @@ def status_counts(db: Database, user: User) -> list[dict]:
 def new_this_month(db: Database, user: User, today) -> int:
     return records.count(db, user, LEADS, "t.created_at >= $month_start",
                          {"month_start": today.replace(day=1)})
+
+
+FREE_MAIL = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "aol.com",
+             "proton.me", "protonmail.com", "mail.com", "gmx.com", "yandex.com", "live.com")
+
+
+def related(db: Database, user: User, lead: dict, limit: int = 10) -> dict[str, list[dict]]:
+    """Other leads from the same company or email domain, and customers of the same name."""
+    company = (lead.get("company") or "").strip().lower()
+    email = lead.get("email") or ""
+    domain = email.split("@")[-1] if "@" in email else ""
+    if domain in FREE_MAIL:
+        domain = ""
+    out: dict[str, list[dict]] = {"leads": [], "customers": []}
+    if not company and not domain:
+        return out
+    where, params = records._where(LEADS, user, records.Query())
+    params.update(id=lead["id"], company=company or None,
+                  domain=("%@" + domain) if domain else None, n=limit)
+    out["leads"] = db.query(
+        f"SELECT t.id, trim(coalesce(t.first_name, '') || ' ' || t.last_name) AS name,"
+        f" t.company, t.status FROM leads t WHERE {where} AND t.id <> $id"
+        f" AND (lower(t.company) = $company OR t.email LIKE $domain)"
+        f" ORDER BY t.created_at DESC LIMIT $n", params,
+    )
+    if company:
+        from crm.customers import CUSTOMERS
+
+        where, params = records._where(CUSTOMERS, user, records.Query())
+        params.update(company=company, n=limit)
+        out["customers"] = db.query(
+            f"SELECT t.id, t.name, t.city, t.status FROM customers t"
+            f" WHERE {where} AND lower(t.name) = $company ORDER BY t.name LIMIT $n", params,
+        )
+    return out

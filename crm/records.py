@@ -82,7 +82,7 @@ class Query:
 def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
     clauses = ["t.deleted_at IS NOT NULL" if q.trash else "t.deleted_at IS NULL"]
     params: dict = {}
-    if not user.sees_all:
+    if user.role == "rep":  # viewers get all-team aggregates; record access is checked by require
         clauses.append("t.owner_id = $me")
         params["me"] = user.id
     if entity.parent and q.parent_id is not None:

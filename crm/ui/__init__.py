@@ -1,0 +1,1 @@
+"""Shared Streamlit widgets: the guard, generated forms and tables, record pages."""

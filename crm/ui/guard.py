@@ -1,0 +1,148 @@
+"""Every page starts with require_user(): it signs people in and stops the page otherwise.
+
+A fresh server runs pages/<page>.py without app.py, so this check cannot live in app.py alone."""
+from __future__ import annotations
+
+import streamlit as st
+import streamlit_authenticator as stauth
+from streamlit_authenticator.utilities import LoginError
+
+from crm import auth, config
+from crm.auth import User
+from crm.ui.session import get_db
+
+COOKIE_NAME = "crm_session"
+ROLE_LABEL = {"admin": "Admin", "manager": "Manager", "rep": "Sales rep", "viewer": "Viewer"}
+
+
+def current_user() -> User | None:
+    """The signed-in user from this session, re-read from the users table; renders nothing."""
+    if not st.session_state.get("authentication_status"):
+        return None
+    user = auth.get_user(get_db(), st.session_state.get("username") or "")
+    if user is None:  # deleted or locked since signing in
+        st.session_state["authentication_status"] = None
+    return user
+
+
+def require_user(min_role: str = "viewer") -> User:
+    db = get_db()
+    if auth.count_users(db) == 0:
+        _first_admin(db)
+        st.stop()
+    authenticator = _authenticator(db)
+    user = current_user()
+    if user is None:
+        _login(authenticator)
+        st.stop()
+    if not user.at_least(min_role):
+        st.error(f"Your role ({ROLE_LABEL[user.role]}) cannot open this page.")
+        _sidebar(user, authenticator)
+        st.stop()
+    _sidebar(user, authenticator)
+    return user
+
+
+def _cookie_key() -> str:
+    try:
+        from_secrets = st.secrets.get("cookie_key")
+    except FileNotFoundError:
+        from_secrets = None
+    except Exception:  # a malformed secrets.toml should not lock everyone out
+        from_secrets = None
+    return config.cookie_key(config.db_path(), from_secrets)
+
+
+def _authenticator(db) -> stauth.Authenticate:
+    authenticator = stauth.Authenticate(
+        auth.credentials(db), COOKIE_NAME, _cookie_key(), cookie_expiry_days=7,
+        auto_hash=False, login_sleep_time=0,
+    )
+
+    def check_credentials(username: str, password: str) -> bool:
+        try:
+            return auth.verify_login(db, username, password)
+        except auth.AccountLocked as exc:
+            raise LoginError(str(exc)) from None
+
+    # our check counts failures and locks accounts; the library's form and cookie do the rest
+    authenticator.authentication_controller.authentication_model.check_credentials = (
+        check_credentials
+    )
+    return authenticator
+
+
+def _login(authenticator: stauth.Authenticate) -> None:
+    left, middle, right = st.columns([1, 2, 1])
+    with middle:
+        st.title("CRM")
+        st.caption("Sign in to continue.")
+        try:
+            authenticator.login(
+                location="main",
+                fields={"Form name": "Sign in", "Username": "Username", "Password": "Password",
+                        "Login": "Sign in"},
+            )
+        except LoginError as exc:
+            st.error(str(exc))
+            return
+        status = st.session_state.get("authentication_status")
+        if status:
+            st.rerun()  # app.py builds the navigation for the new role
+        elif status is False:
+            st.error("Username or password is incorrect.")
+
+
+def _sidebar(user: User, authenticator: stauth.Authenticate) -> None:
+    with st.sidebar:
+        st.markdown(f"**{user.name}**  \n{ROLE_LABEL[user.role]} · `{user.username}`")
+        if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+            authenticator.logout(location="unrendered")
+            for key in list(st.session_state.keys()):
+                del st.session_state[key]
+            st.rerun()
+
+
+def _first_admin(db) -> None:
+    st.title("Welcome to the CRM")
+    st.write("No one has an account yet. Create the first admin; you can add your team later.")
+    with st.form("first_admin"):
+        name = st.text_input("Your name", key="fa_name")
+        username = st.text_input("Username", key="fa_username",
+                                 help="3-32 lowercase letters, digits, dot, dash or underscore")
+        email = st.text_input("Email", key="fa_email")
+        password = st.text_input("Password", type="password", key="fa_password",
+                                 help="At least 10 characters, with letters and digits")
+        repeat = st.text_input("Repeat password", type="password", key="fa_repeat")
+        demo = st.checkbox("Fill the CRM with demo data", key="fa_demo",
+                           help="Realistic leads, customers and contacts to try things out")
+        submitted = st.form_submit_button("Create admin", type="primary")
+    if not submitted:
+        return
+    if password != repeat:
+        st.error("The two passwords differ.")
+        return
+    from crm.fields import ValidationError
+
+    try:
+        auth.create_user(db, None, username, name, email, password, "admin")
+    except ValidationError as exc:
+        for message in exc.errors.values():
+            st.error(message)
+        return
+    except auth.PermissionDenied as exc:
+        st.error(str(exc))
+        return
+    if demo:
+        from crm import demo as demo_data
+
+        bar = st.progress(0.0, text="Loading demo data…")
+        result = demo_data.load_demo(db, "small",
+                                     progress=lambda f, text: bar.progress(min(f, 1.0), text=text))
+        bar.empty()
+        if result.get("demo_password"):
+            st.session_state["demo_password_notice"] = result["demo_password"]
+    st.session_state["authentication_status"] = True
+    st.session_state["username"] = username.lower().strip()
+    st.session_state["name"] = name
+    st.rerun()

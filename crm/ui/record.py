@@ -1,0 +1,246 @@
+"""Record pages: all fields in a generated form, the change timeline, related records.
+
+The record id travels in st.query_params so a link to a record can be shared and reloaded."""
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+
+from crm import auth, records
+from crm.auth import PermissionDenied, User
+from crm.fields import ValidationError
+from crm.ui.forms import clear_form, spec_form, widget_key
+from crm.ui.session import get_db
+
+
+def record_id_param() -> int | str | None:
+    raw = st.query_params.get("id", "new")
+    if raw == "new":
+        return "new"
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def record_page(entity: records.Entity, user: User, list_page: str,
+                tabs: dict[str, Callable[[dict], None]] | None = None) -> None:
+    st.page_link(list_page, label=f"All {entity.plural.lower()}", icon=":material/arrow_back:")
+    rid = record_id_param()
+    if rid == "new":
+        _create(entity, user)
+        return
+    db = get_db()
+    try:
+        if rid is None:
+            raise records.NotFound("That link has no valid record id")
+        row = records.get(db, user, entity, rid)
+    except (records.NotFound, PermissionDenied) as exc:
+        st.error(str(exc))
+        return
+    _header(entity, row)
+    if row["deleted_at"] is not None:
+        _trashed(entity, user, row)
+    names = ["Details", "Timeline", *(tabs or {})]
+    shown = st.tabs(names)
+    with shown[0]:
+        _edit(entity, user, row)
+    with shown[1]:
+        timeline(entity, user, row["id"])
+    for tab, render in zip(shown[2:], (tabs or {}).values()):
+        with tab:
+            render(row)
+
+
+def _header(entity: records.Entity, row: dict) -> None:
+    st.title(row["record_title"] or f"{entity.label} #{row['id']}")
+    bits = [f"{entity.label} #{row['id']}"]
+    if row.get("owner_name"):
+        bits.append(f"owner {row['owner_name']}")
+    bits.append(f"created {row['created_at']:%Y-%m-%d %H:%M}")
+    bits.append(f"updated {row['updated_at']:%Y-%m-%d %H:%M}"
+                + (f" by {row['updated_by_name']}" if row.get("updated_by_name") else ""))
+    st.caption(" · ".join(bits))
+
+
+def _trashed(entity: records.Entity, user: User, row: dict) -> None:
+    st.warning(f"This {entity.label.lower()} is in the trash since "
+               f"{row['deleted_at']:%Y-%m-%d %H:%M}.", icon=":material/delete:")
+    if st.button("Restore", key=f"{entity.table}:restore", icon=":material/restore_from_trash:"):
+        try:
+            records.restore(get_db(), user, entity, row["id"])
+        except PermissionDenied as exc:
+            st.error(str(exc))
+            return
+        st.toast(f"{entity.label} restored")
+        st.rerun()
+
+
+def _create(entity: records.Entity, user: User) -> None:
+    st.title(f"New {entity.label.lower()}")
+    form_key = f"{entity.table}:new"
+    errors = st.session_state.get(f"{form_key}:errors")
+    owners = auth.owner_choices(get_db())
+    initial = {"owner_id": user.id}
+    values = spec_form(form_key, entity.fields, initial, owners, errors,
+                       submit_label=f"Create {entity.label.lower()}")
+    if values is None:
+        return
+    try:
+        new_id = records.create(get_db(), user, entity, values)
+    except ValidationError as exc:
+        st.session_state[f"{form_key}:errors"] = exc.errors
+        st.rerun()
+    except PermissionDenied as exc:
+        st.error(str(exc))
+        return
+    st.session_state.pop(f"{form_key}:errors", None)
+    clear_form(form_key, entity.fields)
+    st.toast(f"{entity.label} created")
+    st.query_params["id"] = str(new_id)
+    st.rerun()
+
+
+def _form_key(entity: records.Entity, base: dict) -> str:
+    return f"{entity.table}:{base['id']}:v{base['version']}"
+
+
+def _edited(entity: records.Entity, form_key: str, base: dict) -> bool:
+    for f in entity.editable:
+        key = widget_key(form_key, f.name)
+        if key in st.session_state and records._differs(base[f.name], st.session_state[key]):
+            return True
+    return False
+
+
+def _edit(entity: records.Entity, user: User, row: dict) -> None:
+    t, rid = entity.table, row["id"]
+    base_key, conflict_key = f"{t}:{rid}:base", f"{t}:{rid}:conflict"
+    base = st.session_state.get(base_key)
+    if base is None or (base["version"] != row["version"]
+                        and not _edited(entity, _form_key(entity, base), base)):
+        base = row  # nothing typed yet: just show the newest copy
+        st.session_state[base_key] = base
+    form_key = _form_key(entity, base)
+    conflict = st.session_state.get(conflict_key)
+    if conflict:
+        _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_key)
+    elif base["version"] != row["version"]:
+        st.info(f"{row.get('updated_by_name') or 'Someone'} saved this record after you opened "
+                "it. Your edits are kept; saving will show what changed.")
+    errors = st.session_state.get(f"{form_key}:errors")
+    readonly = row["deleted_at"] is not None
+    values = spec_form(form_key, entity.fields, base, auth.owner_choices(get_db()), errors,
+                       submit_label="Save changes", disabled=readonly)
+    _delete_button(entity, user, row, readonly)
+    if values is None:
+        return
+    try:
+        saved = records.update(get_db(), user, entity, rid, values, base["version"], base)
+    except ValidationError as exc:
+        st.session_state[f"{form_key}:errors"] = exc.errors
+        st.rerun()
+    except records.ConflictError as exc:
+        st.session_state[conflict_key] = {"current": exc.current, "changed": exc.changed,
+                                          "mine": values}
+        st.session_state.pop(f"{form_key}:errors", None)
+        st.rerun()
+    except (PermissionDenied, records.NotFound) as exc:
+        st.error(str(exc))
+        return
+    _saved(entity, saved, base_key, form_key)
+
+
+def _saved(entity, saved: dict, base_key: str, old_form_key: str) -> None:
+    st.session_state.pop(f"{old_form_key}:errors", None)
+    clear_form(old_form_key, entity.fields)
+    st.session_state[base_key] = saved
+    st.toast("Saved", icon=":material/check:")
+    st.rerun()
+
+
+def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_key) -> None:
+    current = conflict["current"]
+    st.warning(f"Not saved: {current.get('updated_by_name') or 'someone'} changed this "
+               f"{entity.label.lower()} at {current['updated_at']:%Y-%m-%d %H:%M:%S} after you "
+               "opened it. Your values are still in the form below.",
+               icon=":material/sync_problem:")
+    if conflict["changed"]:
+        show = pd.DataFrame([{"Field": c["label"], "When you opened it": _text(c["yours_was"]),
+                              "Saved by them": _text(c["theirs"]), "Yours": _text(c["yours"])}
+                             for c in conflict["changed"]])
+        st.dataframe(show, hide_index=True)
+    keep, theirs = st.columns(2)
+    if keep.button("Save my values over theirs", key=f"{form_key}:overwrite", type="primary"):
+        try:
+            saved = records.update(get_db(), user, entity, row["id"], conflict["mine"],
+                                   current["version"], current)
+        except records.ConflictError as exc:  # changed yet again
+            st.session_state[conflict_key] = {**conflict, "current": exc.current,
+                                              "changed": exc.changed}
+            st.rerun()
+        except (ValidationError, PermissionDenied, records.NotFound) as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop(conflict_key, None)
+        _saved(entity, saved, base_key, form_key)
+    if theirs.button("Discard mine, load theirs", key=f"{form_key}:discard"):
+        st.session_state.pop(conflict_key, None)
+        clear_form(form_key, entity.fields)
+        st.session_state[base_key] = row
+        st.rerun()
+
+
+def _delete_button(entity: records.Entity, user: User, row: dict, readonly: bool) -> None:
+    if readonly:
+        return
+    with st.popover("Delete", icon=":material/delete:"):
+        st.write(f"Move this {entity.label.lower()} to the trash? You can restore it later.")
+        if st.button("Move to trash", key=f"{entity.table}:delete", type="primary"):
+            try:
+                records.delete(get_db(), user, entity, row["id"])
+            except PermissionDenied as exc:
+                st.error(str(exc))
+                return
+            st.toast(f"{entity.label} moved to the trash")
+            st.rerun()
+
+
+def _text(value) -> str:
+    if value is None or value == "":
+        return "—"
+    return str(value)
+
+
+def timeline(entity: records.Entity, user: User, record_id: int) -> None:
+    entries = records.history(get_db(), user, entity, record_id)
+    if not entries:
+        st.caption("No changes recorded yet.")
+        return
+    spec = entity.spec
+    owners = auth.owner_choices(get_db())
+    lines = []
+    for e in entries:
+        if not e["changes"]:
+            lines.append({"When": e["at"], "Who": e["username"], "What": e["action"],
+                          "Field": "", "Before": "", "After": ""})
+        for name, (old, new) in e["changes"].items():
+            f = spec.get(name)
+            lines.append({"When": e["at"], "Who": e["username"], "What": e["action"],
+                          "Field": f.label if f else name,
+                          "Before": _shown(f, old, owners), "After": _shown(f, new, owners)})
+    st.dataframe(pd.DataFrame(lines), hide_index=True,
+                 column_config={"When": st.column_config.DatetimeColumn(
+                     format="YYYY-MM-DD HH:mm:ss")})
+
+
+def _shown(f, value, owners) -> str:
+    if f is not None and f.type == "user" and value is not None:
+        return owners.get(value, f"user #{value}")
+    if f is not None and f.type == "choice":
+        return f.choice_label(value) or "—"
+    if f is not None and f.type == "bool":
+        return "yes" if value else "no"
+    return _text(value)

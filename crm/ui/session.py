@@ -1,0 +1,20 @@
+"""The process-wide database handle, shared by every session of the server."""
+from __future__ import annotations
+
+import streamlit as st
+
+from crm import config
+from crm.db import Database, DatabaseBusy
+
+
+@st.cache_resource(show_spinner=False)
+def _open(path: str) -> Database:
+    return Database(path)
+
+
+def get_db() -> Database:
+    try:
+        return _open(str(config.db_path()))
+    except DatabaseBusy as exc:
+        st.error(f"The CRM cannot open its data: {exc}.")
+        st.stop()

@@ -1,0 +1,50 @@
+import pandas as pd
+import streamlit as st
+
+from crm import auth, customers
+from crm.auth import PermissionDenied
+from crm.fields import ValidationError
+from crm.ui.forms import clear_form, spec_form
+from crm.ui.guard import require_user
+from crm.ui.record import record_page
+from crm.ui.session import get_db
+
+user = require_user("rep")
+
+
+def contacts(customer: dict) -> None:
+    db = get_db()
+    people = customers.contacts_of(db, user, customer["id"])
+    if people:
+        st.dataframe(pd.DataFrame(people).drop(columns=["version"]), hide_index=True,
+                     column_config={"id": None, "first_name": "First name",
+                                    "last_name": "Last name", "title": "Job title",
+                                    "email": "Email", "phone": "Phone",
+                                    "is_primary": st.column_config.CheckboxColumn("Primary")})
+    else:
+        st.caption("No contacts yet.")
+    if customer["deleted_at"] is not None:
+        return
+    st.markdown("**Add a contact**")
+    form_key = f"contact:new:{customer['id']}"
+    specs = [f for f in customers.CONTACT_FIELDS if f.name != "customer_id"]
+    values = spec_form(form_key, specs, {"owner_id": user.id}, auth.owner_choices(db),
+                       st.session_state.get(f"{form_key}:errors"), submit_label="Add contact")
+    if values is None:
+        return
+    try:
+        customers.add_contact(db, user, customer["id"], values)
+    except ValidationError as exc:
+        st.session_state[f"{form_key}:errors"] = exc.errors
+        st.rerun()
+    except PermissionDenied as exc:
+        st.error(str(exc))
+        return
+    st.session_state.pop(f"{form_key}:errors", None)
+    clear_form(form_key, specs)
+    st.toast("Contact added")
+    st.rerun()
+
+
+record_page(customers.CUSTOMERS, user, list_page="pages/customers.py",
+            tabs={"Contacts": contacts})

@@ -1,0 +1,46 @@
+import plotly.graph_objects as go
+import streamlit as st
+
+from crm.dashboard import home_numbers
+from crm.ui.guard import require_user
+from crm.ui.session import get_db
+
+user = require_user("viewer")
+
+st.title(f"Hello, {user.name.split()[0]}")
+mine = user.role == "rep"
+st.caption("Your numbers" if mine else "The whole team's numbers")
+
+notice = st.session_state.pop("demo_password_notice", None)
+if notice:
+    st.success("Demo data loaded. The demo team (maria, reza, sam, lena) signs in with this "
+               "password, shown only now:")
+    st.code(notice, language=None)
+
+numbers = home_numbers(get_db(), user)
+a, b, c, d = st.columns(4)
+a.metric("Open leads", f"{numbers['open_leads']:,}",
+         help="Leads that are new, contacted or qualified")
+b.metric("New leads this month", f"{numbers['new_leads_this_month']:,}")
+c.metric("Customer base", f"{numbers['customer_base']:,}",
+         help="Customers who ever bought (they have a first purchase date)")
+d.metric("Installed base", f"{numbers['installed_base']:,}",
+         help="Customers who bought and are active now")
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Leads by status")
+    statuses = [s.capitalize() for s, _ in numbers["leads_by_status"]]
+    counts = [n for _, n in numbers["leads_by_status"]]
+    if sum(counts):
+        fig = go.Figure(go.Bar(x=statuses, y=counts, text=[f"{n:,}" for n in counts],
+                               textposition="auto", marker_color="#4C78A8"))
+        fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10),
+                          yaxis_title="Leads")
+        st.plotly_chart(fig, config={"displayModeBar": False})
+    else:
+        st.info("No leads yet.")
+with right:
+    st.subheader("My open tasks")
+    st.info("Tasks arrive with the sales pipeline. Until then, this is where your overdue, "
+            "today's and upcoming tasks will be listed.", icon=":material/task_alt:")
