@@ -9,7 +9,9 @@ from streamlit_authenticator.utilities import LoginError
 
 from crm import auth, config
 from crm.auth import User
+from crm.ui.navigation import menu
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 COOKIE_NAME = "crm_session"
 ROLE_LABEL = {"admin": "Admin", "manager": "Manager", "rep": "Sales rep", "viewer": "Viewer"}
@@ -26,6 +28,7 @@ def current_user() -> User | None:
 
 
 def require_user(min_role: str = "viewer") -> User:
+    st.set_page_config(layout="wide")  # also when a fresh server runs the page without app.py
     db = get_db()
     if auth.count_users(db) == 0:
         _first_admin(db)
@@ -95,7 +98,10 @@ def _login(authenticator: stauth.Authenticate) -> None:
 
 def _sidebar(user: User, authenticator: stauth.Authenticate) -> None:
     with st.sidebar:
-        st.markdown(f"**{user.name}**  \n{ROLE_LABEL[user.role]} · `{user.username}`")
+        menu(user.role)
+        st.divider()
+        st.markdown(f"**{md_escape(user.name)}**  \n{ROLE_LABEL[user.role]} · "
+                    f"{md_escape(user.username)}")
         if st.button("Sign out", key="sign_out", icon=":material/logout:"):
             authenticator.logout(location="unrendered")
             for key in list(st.session_state.keys()):

@@ -1,4 +1,4 @@
-"""Which pages each role sees, in the sections of DESIGN.md."""
+"""Which pages each role sees, in the sections of DESIGN.md, and the sidebar menu."""
 from __future__ import annotations
 
 import streamlit as st
@@ -16,18 +16,25 @@ PAGES = [
 ]
 
 
-def pages_for(role: str | None):
-    """Sections of st.Page for a role; None (signed out) gets every page as one hidden list."""
-    if role is None:
-        return [_page(p, default=i == 0) for i, p in enumerate(PAGES)]
-    sections: dict[str, list] = {}
-    for i, p in enumerate(PAGES):
-        if RANK[role] >= RANK[p[4]]:
-            sections.setdefault(p[0], []).append(_page(p, default=i == 0))
-    return sections
+def allowed(role: str | None) -> list[tuple]:
+    """Pages a role may open; signed out, every page stays routable so its guard shows the
+    login and a shared link survives sign-in."""
+    return [p for p in PAGES if role is None or RANK[role] >= RANK[p[4]]]
 
 
-def _page(p, default: bool):
-    section, path, title, icon, _, visible = p
-    return st.Page(path, title=title, icon=icon, default=default,
-                   visibility="visible" if visible else "hidden")
+def pages_for(role: str | None) -> list:
+    return [st.Page(p[1], title=p[2], icon=p[3], default=i == 0)
+            for i, p in enumerate(allowed(role))]
+
+
+def menu(role: str) -> None:
+    """The sidebar menu, drawn by the guard so it is right even when a page runs without
+    app.py (a fresh server serves /<page> directly)."""
+    section = None
+    for p in allowed(role):
+        if not p[5]:
+            continue
+        if p[0] != section:
+            section = p[0]
+            st.caption(section)
+        st.page_link(p[1], label=p[2], icon=p[3])
