@@ -1,0 +1,253 @@
+"""The command line: python -m crm init|users|bench ... (see DESIGN.md, "The command line").
+
+Every command takes --db PATH (default: CRM_DB or data/crm.duckdb), prints a short summary
+and, on an expected failure, exits non-zero with a one-line reason instead of a traceback.
+Passwords come from the CRM_PASSWORD environment variable or a prompt, never from a flag:
+process lists show flags to every user of the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from datetime import datetime
+
+from crm import auth, config
+from crm.fields import ValidationError
+
+EXIT_FAILURE = 1
+EXIT_UNAVAILABLE = 2
+
+
+class CommandError(Exception):
+    """An expected failure; main() prints its message on one line and exits non-zero."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crm", description="CRM command line")
+    parser.add_argument("--db", metavar="PATH", default=None,
+                        help="database file (default: $CRM_DB or data/crm.duckdb)")
+    # --db after the command works too; SUPPRESS keeps a sub-command from erasing the top one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
+                        help="database file (default: $CRM_DB or data/crm.duckdb)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    init = commands.add_parser("init", parents=[common],
+                               help="create or migrate the database; --demo loads demo data")
+    init.add_argument("--demo", action="store_true", help="load demo data (and demo users)")
+    init.add_argument("--size", choices=("small", "large"), default="small",
+                      help="demo size: small (~300 leads) or large (1,000,000 leads)")
+    init.set_defaults(run=cmd_init)
+
+    users = commands.add_parser("users", help="add, list, lock or unlock users")
+    user_commands = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    add = user_commands.add_parser(
+        "add", parents=[common],
+        help="add a user; the password comes from CRM_PASSWORD or a prompt")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=auth.ROLES)
+    add.add_argument("--name", help="full name (default: the username)")
+    add.add_argument("--email")
+    add.set_defaults(run=cmd_users_add)
+    lst = user_commands.add_parser("list", parents=[common], help="list users")
+    lst.set_defaults(run=cmd_users_list)
+    for action, text in (("lock", "lock a user out"), ("unlock", "let a locked user back in")):
+        p = user_commands.add_parser(action, parents=[common], help=text)
+        p.add_argument("username")
+        p.set_defaults(run=cmd_users_lock, active=(action == "unlock"))
+
+    bench = commands.add_parser(
+        "bench", parents=[common],
+        help="measure page and query timings (options after 'bench' go to crm.bench)")
+    bench.set_defaults(run=cmd_bench)
+
+    # Later commands (DESIGN.md): import, export, backup, restore, snapshot, run-rules.
+    # Each gets commands.add_parser(...) here with set_defaults(run=...).
+    return parser
+
+
+# --- commands ------------------------------------------------------------------------------
+
+def cmd_init(args) -> int:
+    path = config.db_path(args.db)
+    existed = path.exists()
+    db = _open(args)
+    try:
+        versions = [r["version"] for r in
+                    db.query("SELECT version FROM schema_migrations ORDER BY version")]
+        print(f"{'Opened' if existed else 'Created'} {path} (schema {versions[-1]})")
+        if args.demo:
+            _init_demo(db, args.size)
+        elif auth.count_users(db) == 0:
+            print("No users yet: add the first admin with"
+                  " `python -m crm users add NAME --role admin`")
+    finally:
+        db.close()
+    return 0
+
+
+def _init_demo(db, size: str) -> None:
+    from crm import demo
+
+    if not db.scalar("SELECT count(*) FROM users WHERE role = 'admin'"):
+        password = os.environ.get("CRM_PASSWORD") or demo.random_password()
+        auth.create_user(db, None if auth.count_users(db) == 0 else auth.SYSTEM,
+                         "admin", "Administrator", None, password, "admin")
+        if os.environ.get("CRM_PASSWORD"):
+            print("Created admin user 'admin' with the password from CRM_PASSWORD")
+        else:
+            print(f"Created admin user 'admin' with password: {password}")
+            print("  (shown once; change it or keep it safe)")
+    existing = db.one("SELECT (SELECT count(*) FROM leads) AS leads,"
+                      " (SELECT count(*) FROM customers) AS customers")
+    if existing["leads"] or existing["customers"]:
+        print(f"Demo data not loaded: the database already holds {existing['leads']:,} leads"
+              f" and {existing['customers']:,} customers")
+        return
+    result = demo.load_demo(db, size, progress=_progress if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"Loaded {size} demo data: {result['leads']:,} leads, {result['customers']:,}"
+          f" customers, {result['contacts']:,} contacts in {result['seconds']:.1f} s")
+    if result.get("demo_users"):
+        names = ", ".join(result["demo_users"])
+        if "demo_password" in result:
+            print(f"Demo users {names} share the password: {result['demo_password']}")
+        else:
+            print(f"Demo users {names} use the password from CRM_DEMO_PASSWORD")
+
+
+def _progress(fraction: float, text: str) -> None:
+    sys.stderr.write(f"\r{fraction:4.0%} {text:<50}")
+    sys.stderr.flush()
+
+
+def cmd_users_add(args) -> int:
+    password = _read_password()
+    db = _open(args)
+    try:
+        first = auth.count_users(db) == 0
+        # The first user needs no actor (create_user insists it is an admin). After that the
+        # command line acts as the system admin: whoever can run it can open the file anyway.
+        actor = None if first else auth.SYSTEM
+        username = args.username.lower().strip()
+        auth.create_user(db, actor, username, args.name or username, args.email, password,
+                         args.role)
+    finally:
+        db.close()
+    print(f"Added {args.role} {username!r}" + (" (the first user)" if first else ""))
+    return 0
+
+
+def _read_password() -> str:
+    password = os.environ.get("CRM_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise CommandError("Set CRM_PASSWORD or run in a terminal to be asked for the password")
+    password = getpass.getpass("Password: ")
+    problem = auth.password_problem(password)
+    if problem:
+        raise CommandError(problem)
+    if getpass.getpass("Password again: ") != password:
+        raise CommandError("The passwords do not match")
+    return password
+
+
+def cmd_users_list(args) -> int:
+    db = _open(args)
+    try:
+        users = auth.list_users(db)
+    finally:
+        db.close()
+    if not users:
+        print("No users")
+        return 0
+    rows = [(u["username"], u["name"], u["role"], _state(u), u["email"] or "",
+             f"{u['last_login_at']:%Y-%m-%d %H:%M}" if u["last_login_at"] else "never")
+            for u in users]
+    header = ("USERNAME", "NAME", "ROLE", "STATE", "EMAIL", "LAST SIGN-IN")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    print(f"{len(users)} user(s)")
+    return 0
+
+
+def _state(user: dict) -> str:
+    if not user["active"]:
+        return "locked"
+    if user["locked_until"] and user["locked_until"] > datetime.now():
+        return f"locked until {user['locked_until']:%H:%M}"
+    return "active"
+
+
+def cmd_users_lock(args) -> int:
+    username = args.username.lower().strip()
+    db = _open(args)
+    try:
+        auth.set_active(db, auth.SYSTEM, username, args.active)
+    finally:
+        db.close()
+    print(f"{'Unlocked' if args.active else 'Locked'} {username!r}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    try:
+        import crm.bench as bench
+    except ModuleNotFoundError as exc:
+        if exc.name != "crm.bench":
+            raise
+        raise CommandError("bench is not available yet", EXIT_UNAVAILABLE) from None
+    return bench.main(args) or 0
+
+
+# --- plumbing ------------------------------------------------------------------------------
+
+def _open(args):
+    from crm.db import Database
+
+    return Database(args.db)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.errors.values())
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    import duckdb
+
+    from crm.db import DatabaseBusy
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.bench_args = extra  # crm.bench parses its own options
+    try:
+        return args.run(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except (ValidationError, auth.PermissionDenied, auth.AccountLocked, DatabaseBusy,
+            LookupError, OSError, duckdb.IOException) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The command line: python -m crm init|users|bench, exit codes and one-line failures."""
+import os
+
+os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # crm.auth reads it at import
+
+import io
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from crm import auth
+from crm.__main__ import main
+from crm.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = "Secret12345"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    monkeypatch.setattr(auth, "BCRYPT_ROUNDS", 4)
+    for name in ("CRM_PASSWORD", "CRM_DEMO_PASSWORD", "CRM_DB"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def db_file(tmp_path):
+    return tmp_path / "crm.duckdb"
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Runs main(argv) in this process; returns (exit code, stdout, stderr)."""
+
+    def run(*argv, password=None):
+        if password is None:
+            monkeypatch.delenv("CRM_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("CRM_PASSWORD", password)
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _users(db_file) -> dict:
+    db = Database(db_file)
+    try:
+        return {u["username"]: u for u in auth.list_users(db)}
+    finally:
+        db.close()
+
+
+def _one_line_failure(code, err, *words):
+    assert code != 0
+    assert "Traceback" not in err
+    assert err.startswith("error: ") and err.strip().count("\n") == 0, err
+    for word in words:
+        assert word in err
+
+
+def test_init_creates_the_database_and_hints_at_the_first_admin(cli, db_file):
+    code, out, err = cli("--db", db_file, "init")
+    assert code == 0 and err == ""
+    assert db_file.exists() and "Created" in out and "users add" in out
+    code, out, _ = cli("init", "--db", db_file)  # --db after the command works too
+    assert code == 0 and "Opened" in out
+    db = Database(db_file)
+    try:
+        assert db.scalar("SELECT count(*) FROM schema_migrations") >= 1
+    finally:
+        db.close()
+
+
+def test_init_uses_crm_db_from_the_environment(cli, db_file, monkeypatch):
+    monkeypatch.setenv("CRM_DB", str(db_file))
+    code, _, _ = cli("init")
+    assert code == 0 and db_file.exists()
+
+
+def test_init_demo_makes_an_admin_with_a_printed_password(cli, db_file):
+    code, out, err = cli("--db", db_file, "init", "--demo")
+    assert code == 0, err
+    assert "300 leads" in out and "120 customers" in out
+    admin_line = next(line for line in out.splitlines() if "admin user 'admin'" in line)
+    admin_password = admin_line.rsplit(": ", 1)[1]
+    demo_line = next(line for line in out.splitlines() if line.startswith("Demo users"))
+    demo_password = demo_line.rsplit(": ", 1)[1]
+    assert admin_password != demo_password
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "admin", admin_password)
+        assert auth.verify_login(db, "maria", demo_password)
+        assert auth.get_user(db, "admin").role == "admin"
+    finally:
+        db.close()
+    # again: the data is there already, so nothing is added and nothing fails
+    code, out, _ = cli("--db", db_file, "init", "--demo")
+    assert code == 0 and "not loaded" in out
+    assert len(_users(db_file)) == 5
+
+
+def test_init_demo_takes_the_admin_password_from_crm_password(cli, db_file):
+    code, out, _ = cli("--db", db_file, "init", "--demo", password=GOOD)
+    assert code == 0 and GOOD not in out and "CRM_PASSWORD" in out
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "admin", GOOD)
+    finally:
+        db.close()
+
+
+def test_users_add_reads_crm_password(cli, db_file):
+    code, out, _ = cli("--db", db_file, "users", "add", "Root", "--role", "admin",
+                       "--name", "Root User", "--email", "root@example.com", password=GOOD)
+    assert code == 0 and "root" in out
+    code, out, _ = cli("--db", db_file, "users", "add", "ann", "--role", "rep",
+                       password="Another12345")
+    assert code == 0 and "ann" in out
+    users = _users(db_file)
+    assert users["root"]["role"] == "admin" and users["root"]["name"] == "Root User"
+    assert users["ann"]["role"] == "rep"
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "ann", "Another12345")
+    finally:
+        db.close()
+
+
+def test_the_first_user_must_be_an_admin(cli, db_file):
+    code, _, err = cli("--db", db_file, "users", "add", "ann", "--role", "rep", password=GOOD)
+    _one_line_failure(code, err, "admin")
+    assert _users(db_file) == {}
+
+
+def test_duplicate_username_fails_with_one_line(cli, db_file):
+    assert cli("--db", db_file, "users", "add", "root", "--role", "admin", password=GOOD)[0] == 0
+    code, _, err = cli("--db", db_file, "users", "add", "ROOT", "--role", "rep", password=GOOD)
+    _one_line_failure(code, err, "taken")
+    assert _users(db_file)["root"]["role"] == "admin"
+
+
+@pytest.mark.parametrize("weak", ["short1", "onlyletterslong", "1234567890123"])
+def test_weak_password_is_rejected(cli, db_file, weak):
+    code, _, err = cli("--db", db_file, "users", "add", "root", "--role", "admin", password=weak)
+    _one_line_failure(code, err, "Password")
+    assert _users(db_file) == {}
+
+
+def test_password_is_never_a_flag(cli, db_file):
+    with pytest.raises(SystemExit) as exc:
+        cli("--db", db_file, "users", "add", "root", "--role", "admin", "--password", GOOD)
+    assert exc.value.code == 2
+
+
+def test_without_crm_password_and_no_terminal_it_says_so(cli, db_file, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(GOOD + "\n"))
+    code, _, err = cli("--db", db_file, "users", "add", "root", "--role", "admin")
+    _one_line_failure(code, err, "CRM_PASSWORD")
+
+
+def test_prompt_asks_twice(cli, db_file, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    answers = iter([GOOD, GOOD])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    code, _, err = cli("--db", db_file, "users", "add", "root", "--role", "admin")
+    assert code == 0, err
+    answers = iter(["Mismatch12345", "Mismatch54321"])
+    code, _, err = cli("--db", db_file, "users", "add", "ann", "--role", "rep")
+    _one_line_failure(code, err, "do not match")
+    assert set(_users(db_file)) == {"root"}
+
+
+def test_lock_unlock_and_list(cli, db_file):
+    cli("--db", db_file, "users", "add", "root", "--role", "admin", password=GOOD)
+    cli("--db", db_file, "users", "add", "ann", "--role", "rep", "--email", "ann@example.com",
+        password=GOOD)
+    code, out, _ = cli("--db", db_file, "users", "lock", "Ann")
+    assert code == 0 and "Locked 'ann'" in out
+    assert _users(db_file)["ann"]["active"] is False
+    db = Database(db_file)
+    try:
+        with pytest.raises(auth.AccountLocked):
+            auth.verify_login(db, "ann", GOOD)
+    finally:
+        db.close()
+    code, out, _ = cli("--db", db_file, "users", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["USERNAME", "NAME", "ROLE"]
+    ann = next(line for line in lines if line.startswith("ann "))
+    assert "rep" in ann and "locked" in ann and "ann@example.com" in ann
+    assert "2 user(s)" in out
+    code, out, _ = cli("--db", db_file, "users", "unlock", "ann")
+    assert code == 0 and "Unlocked" in out
+    assert _users(db_file)["ann"]["active"] is True
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "ann", GOOD)
+    finally:
+        db.close()
+
+
+def test_lock_of_unknown_user_fails(cli, db_file):
+    code, _, err = cli("--db", db_file, "users", "lock", "nobody")
+    _one_line_failure(code, err, "nobody")
+
+
+def test_list_with_no_users(cli, db_file):
+    code, out, _ = cli("--db", db_file, "users", "list")
+    assert code == 0 and "No users" in out
+
+
+def test_bench_not_available_yet(cli, db_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "crm.bench", None)  # as if crm/bench.py did not exist
+    code, _, err = cli("--db", db_file, "bench")
+    assert code == 2
+    _one_line_failure(code, err, "bench is not available yet")
+
+
+def test_bench_is_handed_its_arguments(cli, db_file, monkeypatch):
+    seen = {}
+    fake = types.ModuleType("crm.bench")
+    fake.main = lambda args: seen.update(db=args.db, extra=args.bench_args) or 0
+    monkeypatch.setitem(sys.modules, "crm.bench", fake)
+    code, _, _ = cli("bench", "--db", db_file, "--rows", "1000")
+    assert code == 0 and seen == {"db": str(db_file), "extra": ["--rows", "1000"]}
+
+
+def test_unknown_arguments_are_refused_outside_bench(cli, db_file):
+    with pytest.raises(SystemExit) as exc:
+        cli("--db", db_file, "init", "--rows", "5")
+    assert exc.value.code == 2
+
+
+def test_a_busy_database_fails_with_one_line(cli, db_file):
+    Database(db_file).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from crm.db import Database; db = Database(sys.argv[1]);"
+         " print('ready', flush=True); time.sleep(30)", str(db_file)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        code, _, err = cli("--db", db_file, "users", "list")
+        _one_line_failure(code, err, "another process")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_python_dash_m_crm_end_to_end(tmp_path):
+    db_file = tmp_path / "cli.duckdb"
+    env = {**os.environ, "CRM_BCRYPT_ROUNDS": "4", "PYTHONPATH": str(ROOT),
+           "CRM_PASSWORD": GOOD}
+    env.pop("CRM_DB", None)
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "crm", "--db", str(db_file), *argv],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    assert run("init").returncode == 0
+    done = run("users", "add", "root", "--role", "admin")
+    assert done.returncode == 0, done.stderr
+    dup = run("users", "add", "root", "--role", "admin")
+    assert dup.returncode == 1 and "Traceback" not in dup.stderr
+    assert dup.stderr.strip() == "error: Username 'root' is taken"
+    listed = run("users", "list")
+    assert listed.returncode == 0 and "root" in listed.stdout
