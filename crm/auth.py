@@ -136,6 +136,7 @@ def create_user(
 def set_active(db: Database, actor: User, username: str, active: bool) -> None:
     if actor.role != "admin":
         raise PermissionDenied("Only an admin can lock or unlock users")
+    username = (username or "").lower().strip()
     with db.transaction() as cur:
         row = cur.execute("SELECT id, active FROM users WHERE username = $u",
                           {"u": username}).fetchone()

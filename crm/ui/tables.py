@@ -48,7 +48,8 @@ def list_page(entity: records.Entity, user: User, record_page: str) -> None:
     result = records.list_records(db, user, entity, query)
     shown_from = (result.page - 1) * result.page_size + 1 if result.total else 0
     shown_to = min(result.total, result.page * result.page_size)
-    st.caption(f"{result.total:,} {entity.plural.lower()}{' in the trash' if trash else ''}"
+    noun = entity.label.lower() if result.total == 1 else entity.plural.lower()
+    st.caption(f"{result.total:,} {noun}{' in the trash' if trash else ''}"
                f" · showing {shown_from:,}–{shown_to:,} · select a row to open it")
     if not result.rows:
         st.info("Nothing matches. Clear the search or filters, or create a new record."
@@ -57,7 +58,7 @@ def list_page(entity: records.Entity, user: User, record_page: str) -> None:
     else:
         frame = _frame(entity, result.rows)
         event = st.dataframe(
-            frame, hide_index=True, key=f"{t}:table", on_select="rerun",
+            frame, hide_index=True, key=f"{t}:table", on_select="rerun", placeholder="—",
             selection_mode="single-row", column_config=_column_config(entity),
             column_order=[c for c in frame.columns if c != "id"],
         )
