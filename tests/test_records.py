@@ -149,3 +149,23 @@ def test_home_numbers_are_scoped_for_reps(db, team):
     assert everyone["open_leads"] == 2
     assert (everyone["customer_base"], everyone["installed_base"]) == (2, 1)
     assert home_numbers(db, team["reza"])["open_leads"] == 1
+
+
+def test_export_uses_spec_columns_filters_and_defuses_formulas(db, team):
+    import csv
+    import io
+
+    leads.create_lead(db, team["reza"], {"last_name": "=HYPERLINK(\"x\")", "company": "Ketab"})
+    leads.create_lead(db, team["reza"], {"last_name": "Ahmadi", "company": "کتاب‌فروشی",
+                                         "status": "qualified"})
+    leads.create_lead(db, team["sam"], {"last_name": "NotMine"})
+    data = records.export_csv(db, team["reza"], leads.LEADS, Query(sort="last_name",
+                                                                  descending=False))
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert [r["last_name"] for r in rows] == ["'=HYPERLINK(\"x\")", "Ahmadi"]
+    assert {r["company"] for r in rows} == {"Ketab", "کتاب‌فروشی"}
+    assert rows[0]["owner_username"] == "reza"
+    assert set(f.name for f in records.export_columns(leads.LEADS)) <= set(rows[0])
+    only = records.export_csv(db, team["reza"], leads.LEADS,
+                              Query(filters={"status": ["qualified"]}))
+    assert only.decode("utf-8-sig").count("\n") == 2  # header + one row

@@ -34,9 +34,10 @@ def require_user(min_role: str = "viewer") -> User:
         _first_admin(db)
         st.stop()
     authenticator = _authenticator(db)
-    user = current_user()
+    if st.session_state.pop("signing_out", False) and current_user():
+        _sign_out(authenticator)
+    user = current_user() or _login(authenticator)
     if user is None:
-        _login(authenticator)
         st.stop()
     if not user.at_least(min_role):
         st.error(f"Your role ({ROLE_LABEL[user.role]}) cannot open this page.")
@@ -75,25 +76,39 @@ def _authenticator(db) -> stauth.Authenticate:
     return authenticator
 
 
-def _login(authenticator: stauth.Authenticate) -> None:
-    left, middle, right = st.columns([1, 2, 1])
-    with middle:
-        st.title("CRM")
-        st.caption("Sign in to continue.")
-        try:
-            authenticator.login(
-                location="main",
-                fields={"Form name": "Sign in", "Username": "Username", "Password": "Password",
-                        "Login": "Sign in"},
-            )
-        except LoginError as exc:
-            st.error(str(exc))
-            return
-        status = st.session_state.get("authentication_status")
-        if status:
-            st.rerun()  # app.py builds the navigation for the new role
-        elif status is False:
-            st.error("Username or password is incorrect.")
+def _login(authenticator: stauth.Authenticate) -> User | None:
+    """Shows the sign-in form; returns the user once signed in.
+
+    No st.rerun() after signing in or out: the cookie is written by a component rendered in
+    this run, and a rerun would drop it before the browser runs it."""
+    cookie = authenticator.cookie_controller
+    wanted_cookie = []
+    set_cookie, cookie.set_cookie = cookie.set_cookie, lambda: wanted_cookie.append(True)
+    slot = st.empty()
+    with slot.container():
+        left, middle, right = st.columns([1, 2, 1])
+        with middle:
+            st.title("CRM")
+            st.caption("Sign in to continue.")
+            try:
+                authenticator.login(
+                    location="main",
+                    fields={"Form name": "Sign in", "Username": "Username",
+                            "Password": "Password", "Login": "Sign in"},
+                )
+            except LoginError as exc:
+                st.error(str(exc))
+                return None
+            status = st.session_state.get("authentication_status")
+            if status is False:
+                st.error("Username or password is incorrect.")
+    cookie.set_cookie = set_cookie
+    user = current_user()
+    if user is not None:
+        slot.empty()
+        if wanted_cookie:
+            set_cookie()  # outside the emptied slot, so the component stays on the page
+    return user
 
 
 def _sidebar(user: User, authenticator: stauth.Authenticate) -> None:
@@ -102,11 +117,15 @@ def _sidebar(user: User, authenticator: stauth.Authenticate) -> None:
         st.divider()
         st.markdown(f"**{md_escape(user.name)}**  \n{ROLE_LABEL[user.role]} · "
                     f"{md_escape(user.username)}")
-        if st.button("Sign out", key="sign_out", icon=":material/logout:"):
-            authenticator.logout(location="unrendered")
-            for key in list(st.session_state.keys()):
-                del st.session_state[key]
-            st.rerun()
+        st.button("Sign out", key="sign_out", icon=":material/logout:",
+                  on_click=st.session_state.__setitem__, args=("signing_out", True))
+
+
+def _sign_out(authenticator: stauth.Authenticate) -> None:
+    authenticator.logout(location="unrendered")  # renders the cookie deletion; sets 'logout'
+    keep = ("logout", "authentication_status", "username", "name", "roles", "email")
+    for key in [k for k in st.session_state if k not in keep]:
+        del st.session_state[key]  # nothing of the last user's screens survives
 
 
 def _first_admin(db) -> None:

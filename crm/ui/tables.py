@@ -15,7 +15,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 def list_page(entity: records.Entity, user: User, record_page: str) -> None:
     db = get_db()
     t = entity.table
-    head, new = st.columns([4, 1], vertical_alignment="bottom")
+    head, export, new = st.columns([3, 1, 1.3], vertical_alignment="bottom")
     head.title(entity.plural)
     if new.button(f"New {entity.label.lower()}", type="primary", icon=":material/add:",
                   key=f"{t}:new", width="stretch"):
@@ -46,6 +46,11 @@ def list_page(entity: records.Entity, user: User, record_page: str) -> None:
     query.page = st.session_state.get(f"{t}:page", 1)
 
     result = records.list_records(db, user, entity, query)
+    export.download_button(
+        "Export CSV", data=lambda: records.export_csv(db, user, entity, query),
+        file_name=f"{t}.csv", mime="text/csv", icon=":material/download:", width="stretch",
+        key=f"{t}:export", on_click="ignore",
+        help="All rows that match the search and filters, with every exported field")
     shown_from = (result.page - 1) * result.page_size + 1 if result.total else 0
     shown_to = min(result.total, result.page * result.page_size)
     noun = entity.label.lower() if result.total == 1 else entity.plural.lower()
@@ -112,7 +117,8 @@ def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for f in entity.all_fields:
         if f.name in frame and f.type == "choice":
-            frame[f.name] = frame[f.name].map(f.choice_label)
+            frame[f.name] = [f.choice_label(v) if isinstance(v, str) else None
+                             for v in frame[f.name]]
         if f.name in frame and f.type == "money":
             frame[f.name] = frame[f.name].astype("float64")
     cols = [f.name for f in entity.all_fields if f.in_list and f.name in frame]
