@@ -191,6 +191,20 @@ def verify_login(db: Database, username: str, password: str, now: datetime | Non
     return False
 
 
+def revoke_sessions(db: Database, user: User) -> None:
+    """Signing out: every sign-in cookie issued to the user until now stops working."""
+    with db.transaction() as cur:
+        cur.execute("UPDATE users SET sessions_revoked_at = $t WHERE id = $id",
+                    {"t": datetime.now(), "id": user.id})
+
+
+def cookie_still_valid(db: Database, username: str, issued_at: datetime) -> bool:
+    row = db.one("SELECT sessions_revoked_at FROM users WHERE username = $u AND active",
+                 {"u": (username or "").lower()})
+    return row is not None and (row["sessions_revoked_at"] is None
+                                or issued_at > row["sessions_revoked_at"])
+
+
 def credentials(db: Database) -> dict:
     """The dict streamlit-authenticator expects, built from the users table (never a YAML file)."""
     rows = db.query("SELECT username, name, email, password_hash, role FROM users WHERE active")

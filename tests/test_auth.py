@@ -79,3 +79,14 @@ def test_cookie_key_is_generated_once_and_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_COOKIE_KEY", "from-env")
     assert config.cookie_key(tmp_path / "crm.duckdb") == "from-env"
     assert config.cookie_key(tmp_path / "crm.duckdb", "from-secrets") == "from-secrets"
+
+
+def test_signing_out_revokes_cookies_issued_before(db, team):
+    before = auth._now() - timedelta(seconds=5)
+    assert auth.cookie_still_valid(db, "reza", before)
+    auth.revoke_sessions(db, team["reza"])
+    assert not auth.cookie_still_valid(db, "reza", before)
+    assert auth.cookie_still_valid(db, "reza", auth._now() + timedelta(seconds=5))
+    assert auth.cookie_still_valid(db, "sam", before)  # only that user's cookies
+    auth.set_active(db, team["admin"], "sam", False)
+    assert not auth.cookie_still_valid(db, "sam", auth._now())

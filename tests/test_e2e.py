@@ -99,3 +99,12 @@ def test_leads_needs_sign_in_then_a_new_lead_shows_in_the_list(server, page):
     expect(page.get_by_role("heading", name="Leads")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Browserson", exact=True)).to_be_attached(timeout=15_000)
     expect(page.get_by_text("2 leads")).to_be_visible()
+
+    # the session cookie signs a reload back in; signing out removes it
+    page.goto(server + "/customers")
+    expect(page.get_by_role("heading", name="Customers")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    page.goto(server + "/leads")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    assert page.get_by_text("Browserson").count() == 0

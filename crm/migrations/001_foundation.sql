@@ -12,6 +12,8 @@ CREATE TABLE users (
     failed_attempts INTEGER NOT NULL DEFAULT 0,
     locked_until TIMESTAMP,
     last_login_at TIMESTAMP,
+    -- sign-in cookies issued before this moment no longer sign anyone in
+    sessions_revoked_at TIMESTAMP,
     created_at TIMESTAMP NOT NULL
 );
 

@@ -3,6 +3,8 @@
 A fresh server runs pages/<page>.py without app.py, so this check cannot live in app.py alone."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
@@ -14,6 +16,7 @@ from crm.ui.session import get_db
 from crm.ui.text import md_escape
 
 COOKIE_NAME = "crm_session"
+COOKIE_DAYS = 7
 ROLE_LABEL = {"admin": "Admin", "manager": "Manager", "rep": "Sales rep", "viewer": "Viewer"}
 
 
@@ -35,7 +38,7 @@ def require_user(min_role: str = "viewer") -> User:
         st.stop()
     authenticator = _authenticator(db)
     if st.session_state.pop("signing_out", False) and current_user():
-        _sign_out(authenticator)
+        _sign_out(authenticator, current_user())
     user = current_user() or _login(authenticator)
     if user is None:
         st.stop()
@@ -59,7 +62,7 @@ def _cookie_key() -> str:
 
 def _authenticator(db) -> stauth.Authenticate:
     authenticator = stauth.Authenticate(
-        auth.credentials(db), COOKIE_NAME, _cookie_key(), cookie_expiry_days=7,
+        auth.credentials(db), COOKIE_NAME, _cookie_key(), cookie_expiry_days=COOKIE_DAYS,
         auto_hash=False, login_sleep_time=0,
     )
 
@@ -69,10 +72,22 @@ def _authenticator(db) -> stauth.Authenticate:
         except auth.AccountLocked as exc:
             raise LoginError(str(exc)) from None
 
-    # our check counts failures and locks accounts; the library's form and cookie do the rest
+    cookies = authenticator.cookie_controller
+    read_cookie = cookies.get_cookie
+
+    def get_cookie():
+        token = read_cookie()
+        if not token:
+            return token
+        issued = datetime.fromtimestamp(token["exp_date"]) - timedelta(days=COOKIE_DAYS)
+        return token if auth.cookie_still_valid(db, token["username"], issued) else None
+
+    # our checks count failures, lock accounts and honour sign-outs; the library's form and
+    # cookie do the rest
     authenticator.authentication_controller.authentication_model.check_credentials = (
         check_credentials
     )
+    cookies.get_cookie = get_cookie
     return authenticator
 
 
@@ -121,7 +136,10 @@ def _sidebar(user: User, authenticator: stauth.Authenticate) -> None:
                   on_click=st.session_state.__setitem__, args=("signing_out", True))
 
 
-def _sign_out(authenticator: stauth.Authenticate) -> None:
+def _sign_out(authenticator: stauth.Authenticate, user: User) -> None:
+    # The cookie deletion runs in the browser a moment later; revoking makes the old cookie
+    # worthless at once, even if the browser never deletes it.
+    auth.revoke_sessions(get_db(), user)
     authenticator.logout(location="unrendered")  # renders the cookie deletion; sets 'logout'
     keep = ("logout", "authentication_status", "username", "name", "roles", "email")
     for key in [k for k in st.session_state if k not in keep]:
