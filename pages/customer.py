@@ -17,6 +17,7 @@ def contacts(customer: dict) -> None:
     people = customers.contacts_of(db, user, customer["id"])
     if people:
         st.dataframe(pd.DataFrame(people).drop(columns=["version"]), hide_index=True,
+                     placeholder="—",
                      column_config={"id": None, "first_name": "First name",
                                     "last_name": "Last name", "title": "Job title",
                                     "email": "Email", "phone": "Phone",

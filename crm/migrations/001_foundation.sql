@@ -127,8 +127,3 @@ CREATE TABLE custom_fields (
     position INTEGER NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL
 );
-
-CREATE TABLE settings (
-    key VARCHAR PRIMARY KEY,
-    value VARCHAR
-);
