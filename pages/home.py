@@ -11,11 +11,14 @@ st.title(f"Hello, {user.name.split()[0]}")
 mine = user.role == "rep"
 st.caption("Your numbers" if mine else "The whole team's numbers")
 
-notice = st.session_state.pop("demo_password_notice", None)
+notice = st.session_state.get("demo_password_notice")
 if notice:
     st.success("Demo data loaded. The demo team (maria, reza, sam, lena) signs in with this "
-               "password, shown only now:")
+               "password. Note it: it is not shown again once dismissed.")
     st.code(notice, language=None)
+    if st.button("Dismiss", key="dismiss_demo_password"):
+        del st.session_state["demo_password_notice"]
+        st.rerun()
 
 numbers = home_numbers(get_db(), user)
 a, b, c, d = st.columns(4)

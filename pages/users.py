@@ -11,7 +11,7 @@ db = get_db()
 
 st.title("Users")
 people = auth.list_users(db)
-st.dataframe(pd.DataFrame(people), hide_index=True,
+st.dataframe(pd.DataFrame(people), hide_index=True, placeholder="—",
              column_config={"id": None, "username": "Username", "name": "Name",
                             "email": "Email", "role": "Role", "active": "Active",
                             "locked_until": st.column_config.DatetimeColumn(

@@ -255,3 +255,26 @@ def test_users_page_is_admin_only_and_adds_users(app_env):
     at.button(key="FormSubmitter:add_user-Add user").click().run()
     assert not errors(at)
     assert auth.get_user(app_env, "nora").role == "rep"
+
+
+def test_first_admin_with_demo_data_shows_the_demo_password_until_dismissed(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("CRM_DB", str(tmp_path / "fresh.duckdb"))
+    monkeypatch.delenv("CRM_DEMO_PASSWORD", raising=False)
+    at = page("app.py")
+    at.text_input(key="fa_name").input("Ada Admin")
+    at.text_input(key="fa_username").input("ada")
+    at.text_input(key="fa_password").input(PASSWORD)
+    at.text_input(key="fa_repeat").input(PASSWORD)
+    at.checkbox(key="fa_demo").check()
+    at.button[0].click().run()
+    password = at.code[0].value
+    at.run()  # any rerun (the cookie component causes one) keeps it on screen
+    assert at.code[0].value == password
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Open leads"]) > 0
+    from crm.db import Database
+
+    assert auth.verify_login(Database(tmp_path / "fresh.duckdb"), "reza", password)
+    at.button(key="dismiss_demo_password").click().run()
+    assert not at.code
