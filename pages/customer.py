@@ -2,9 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from crm import auth, customers
-from crm.auth import PermissionDenied
-from crm.fields import ValidationError
-from crm.ui.forms import clear_form, spec_form
+from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
 from crm.ui.session import get_db
@@ -27,22 +25,13 @@ def contacts(customer: dict) -> None:
     if customer["deleted_at"] is not None:
         return
     st.markdown("**Add a contact**")
-    form_key = f"contact:new:{customer['id']}"
     specs = [f for f in customers.CONTACT_FIELDS if f.name != "customer_id"]
-    values = spec_form(form_key, specs, {"owner_id": user.id}, auth.owner_choices(db),
-                       st.session_state.get(f"{form_key}:errors"), submit_label="Add contact")
-    if values is None:
+    added = submit_form(f"contact:new:{customer['id']}", specs, {"owner_id": user.id},
+                        auth.owner_choices(db),
+                        lambda values: customers.add_contact(db, user, customer["id"], values),
+                        submit_label="Add contact")
+    if added is None:
         return
-    try:
-        customers.add_contact(db, user, customer["id"], values)
-    except ValidationError as exc:
-        st.session_state[f"{form_key}:errors"] = exc.errors
-        st.rerun()
-    except PermissionDenied as exc:
-        st.error(str(exc))
-        return
-    st.session_state.pop(f"{form_key}:errors", None)
-    clear_form(form_key, specs)
     st.toast("Contact added")
     st.rerun()
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Callable, TypeVar
 
 import streamlit as st
 
-from crm.fields import TEXT_TYPES, Field
+from crm.auth import PermissionDenied
+from crm.fields import TEXT_TYPES, Field, ValidationError
+
+T = TypeVar("T")
 
 MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2100, 12, 31)
 
@@ -108,3 +112,26 @@ def _input(form_key: str, spec: Field, owners: dict[int, str], disabled: bool):
         st.checkbox(label, key=key, help=help_text, disabled=disabled)
     else:
         raise ValueError(f"no widget for field type {t}")
+
+
+def submit_form(form_key: str, specs: list[Field], initial: dict, owners: dict[int, str],
+                save: Callable[[dict], T], submit_label: str) -> T | None:
+    """A spec form whose submission calls save(values): invalid values come back as messages
+    next to their fields (after a rerun, with everything typed kept); a refused permission is
+    shown as an error. Returns save's result once it succeeded, and clears the form."""
+    errors_key = f"{form_key}:errors"
+    values = spec_form(form_key, specs, initial, owners, st.session_state.get(errors_key),
+                       submit_label=submit_label)
+    if values is None:
+        return None
+    try:
+        result = save(values)
+    except ValidationError as exc:
+        st.session_state[errors_key] = exc.errors
+        st.rerun()
+    except PermissionDenied as exc:
+        st.error(str(exc))
+        return None
+    st.session_state.pop(errors_key, None)
+    clear_form(form_key, specs)
+    return result

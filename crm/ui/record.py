@@ -11,7 +11,7 @@ import streamlit as st
 from crm import auth, records
 from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
-from crm.ui.forms import clear_form, spec_form, widget_key
+from crm.ui.forms import clear_form, spec_form, submit_form, widget_key
 from crm.ui.session import get_db
 
 
@@ -80,24 +80,12 @@ def _trashed(entity: records.Entity, user: User, row: dict) -> None:
 
 def _create(entity: records.Entity, user: User) -> None:
     st.title(f"New {entity.label.lower()}")
-    form_key = f"{entity.table}:new"
-    errors = st.session_state.get(f"{form_key}:errors")
-    owners = auth.owner_choices(get_db())
-    initial = {"owner_id": user.id}
-    values = spec_form(form_key, entity.fields, initial, owners, errors,
-                       submit_label=f"Create {entity.label.lower()}")
-    if values is None:
+    new_id = submit_form(f"{entity.table}:new", entity.fields, {"owner_id": user.id},
+                         auth.owner_choices(get_db()),
+                         lambda values: records.create(get_db(), user, entity, values),
+                         submit_label=f"Create {entity.label.lower()}")
+    if new_id is None:
         return
-    try:
-        new_id = records.create(get_db(), user, entity, values)
-    except ValidationError as exc:
-        st.session_state[f"{form_key}:errors"] = exc.errors
-        st.rerun()
-    except PermissionDenied as exc:
-        st.error(str(exc))
-        return
-    st.session_state.pop(f"{form_key}:errors", None)
-    clear_form(form_key, entity.fields)
     st.toast(f"{entity.label} created")
     st.query_params["id"] = str(new_id)
     st.rerun()
