@@ -6,24 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from crm import auth, leads, records
 from crm.db import Database
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from crm.ui.page_timing import median_ms, page_run_ms
 
 
 def main(args) -> int:
@@ -50,21 +39,21 @@ def main(args) -> int:
 
         results = []
         first_page = lambda: records.list_records(db, admin, leads.LEADS, records.Query())  # noqa
-        results.append(("leads: first page + count", _median_ms(first_page, opts.repeat), 100))
+        results.append(("leads: first page + count", median_ms(first_page, opts.repeat), 100))
         searched = records.Query(search="smith", filters={"status": ["new", "contacted"]},
                                  sort="estimated_value")
         results.append(("leads: search + filter + sort",
-                        _median_ms(lambda: records.list_records(db, admin, leads.LEADS, searched),
+                        median_ms(lambda: records.list_records(db, admin, leads.LEADS, searched),
                                    opts.repeat), 200))
         last = records.Query(page=10**9)
         results.append(("leads: last page (deep OFFSET)",
-                        _median_ms(lambda: records.list_records(db, admin, leads.LEADS, last),
+                        median_ms(lambda: records.list_records(db, admin, leads.LEADS, last),
                                    opts.repeat), 1000))
         counter = iter(range(10**9))
         create = lambda: leads.create_lead(db, admin, {  # noqa: E731
             "last_name": f"Bench{next(counter)}", "email": "bench@example.com",
             "estimated_value": "1200", "status": "new"})
-        results.append(("create_lead", _median_ms(create, opts.repeat), 20))
+        results.append(("create_lead", median_ms(create, opts.repeat), 20))
         lead_id = leads.create_lead(db, admin, {"last_name": "Updated"})
         version = [1]
 
@@ -73,11 +62,11 @@ def main(args) -> int:
                                     {"estimated_value": str(version[0] * 10)}, version[0])
             version[0] = row["version"]
 
-        results.append(("update_lead", _median_ms(update, opts.repeat), 20))
+        results.append(("update_lead", median_ms(update, opts.repeat), 20))
         results.append(("leads page script (AppTest run)",
-                        _page_runs(path, "pages/leads.py", opts.page_runs), 1000))
+                        page_run_ms(path, "pages/leads.py", "bench", opts.page_runs), 1000))
         results.append(("home page script (AppTest run)",
-                        _page_runs(path, "pages/home.py", opts.page_runs), 1000))
+                        page_run_ms(path, "pages/home.py", "bench", opts.page_runs), 1000))
         db.close()
 
     width = max(len(r[0]) for r in results)
@@ -88,20 +77,3 @@ def main(args) -> int:
         failed += not ok
         print(f"{name.ljust(width)}  {ms:9.1f}  {goal:8.0f}  {'yes' if ok else 'NO'}")
     return 1 if failed else 0
-
-
-def _page_runs(path: Path, page: str, runs: int) -> float:
-    """Median wall time of one script run of a page, signed in as the admin, after a warm-up."""
-    from streamlit.testing.v1 import AppTest
-
-    os.environ["CRM_DB"] = str(path)
-    os.environ.setdefault("CRM_COOKIE_KEY", "bench-" + "k" * 40)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = "bench"
-    at.run()
-    at.switch_page(page)
-    at.run()  # warm-up: opens the connection, imports plotly and the pages
-    if at.exception:
-        raise RuntimeError(f"{page} failed: {at.exception[0].message}")
-    return _median_ms(at.run, runs)

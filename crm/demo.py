@@ -555,8 +555,9 @@ def _bulk_insert(cur, table: str, frame: pd.DataFrame, computed: dict[str, str] 
     view = f"demo_{table}_frame"
     cur.register(view, frame)
     try:
-        cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(exprs)}"
-                    f" FROM {view}")
+        insert = (f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(exprs)}"
+                  f" FROM {view}")
+        cur.execute(insert)
     finally:
         cur.unregister(view)
 

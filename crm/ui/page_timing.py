@@ -1,0 +1,45 @@
+"""Timing of whole page script runs (AppTest), for python -m crm bench."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import time
+from pathlib import Path
+
+from streamlit import logger as st_logger
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def page_run_ms(path: Path, page: str, username: str, runs: int) -> float:
+    """Median wall time of one script run of a page, signed in as username, after a warm-up."""
+    # quiet: streamlit warns about bare mode and the authenticator prints cookie noise
+    st_logger.set_log_level("error")
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _page_run_ms(path, page, username, runs)
+
+
+def _page_run_ms(path: Path, page: str, username: str, runs: int) -> float:
+    os.environ["CRM_DB"] = str(path)
+    os.environ.setdefault("CRM_COOKIE_KEY", "bench-" + "k" * 40)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = username
+    at.run()
+    at.switch_page(page)
+    at.run()  # warm-up: opens the connection, imports plotly and the pages
+    if at.exception:
+        raise RuntimeError(f"{page} failed: {at.exception[0].message}")
+    return median_ms(at.run, runs)
