@@ -227,6 +227,8 @@ def update(db: Database, user: User, entity: Entity, record_id: int, values: dic
 
     base is the copy the user started from; on a conflict it tells which fields they changed."""
     clean = validate(entity.fields, values, partial=True)
+    if entity.parent:
+        clean.pop(entity.parent, None)  # a child record stays with its parent
     with db.transaction() as cur:
         current = _fetch(cur, entity, record_id)
         if current is None or current["deleted_at"] is not None:

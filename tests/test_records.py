@@ -169,3 +169,23 @@ def test_export_uses_spec_columns_filters_and_defuses_formulas(db, team):
     only = records.export_csv(db, team["reza"], leads.LEADS,
                               Query(filters={"status": ["qualified"]}))
     assert only.decode("utf-8-sig").count("\n") == 2  # header + one row
+
+
+def test_owner_of_a_referenced_customer_can_change(db, team):
+    # DuckDB rejects updates of indexed (e.g. foreign-key) columns on referenced rows
+    cid = customers.create_customer(db, team["admin"], {"name": "Acme"})
+    customers.add_contact(db, team["admin"], cid, {"last_name": "Bob"})
+    row = customers.update_customer(db, team["admin"], cid, {"owner_id": team["reza"].id}, 1)
+    assert row["owner_id"] == team["reza"].id
+    lead_id = leads.create_lead(db, team["admin"], {"last_name": "L"})
+    assert leads.update_lead(db, team["maria"], lead_id, {"owner_id": team["sam"].id},
+                             1)["owner_id"] == team["sam"].id
+
+
+def test_a_contact_stays_with_its_customer(db, team):
+    first = customers.create_customer(db, team["admin"], {"name": "First"})
+    second = customers.create_customer(db, team["admin"], {"name": "Second"})
+    contact = customers.add_contact(db, team["admin"], first, {"last_name": "Bob"})
+    row = records.update(db, team["admin"], customers.CONTACTS, contact,
+                         {"customer_id": second, "title": "CTO"}, 1)
+    assert (row["customer_id"], row["title"]) == (first, "CTO")

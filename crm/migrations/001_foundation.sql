@@ -1,5 +1,7 @@
--- Users, leads, customers, contacts, audit log. Only `id` is indexed on referenced tables:
--- DuckDB rejects updates of indexed columns on rows another table references.
+-- Users, leads, customers, contacts, audit log. DuckDB rejects an UPDATE of any indexed column
+-- (primary, unique or foreign key) on a row another table references, so on tables that others
+-- reference only `id` is indexed and foreign keys sit only on columns that never change
+-- (contacts.customer_id). Owners and uniqueness are checked by the command functions.
 CREATE SEQUENCE users_id_seq;
 CREATE TABLE users (
     id BIGINT PRIMARY KEY DEFAULT nextval('users_id_seq'),
@@ -28,7 +30,7 @@ CREATE TABLE leads (
     phone VARCHAR,
     source VARCHAR,
     status VARCHAR NOT NULL DEFAULT 'new',
-    owner_id BIGINT REFERENCES users (id),
+    owner_id BIGINT,
     estimated_value DECIMAL(14, 2),
     notes VARCHAR,
     consent BOOLEAN NOT NULL DEFAULT FALSE,
@@ -65,7 +67,7 @@ CREATE TABLE customers (
     consent BOOLEAN NOT NULL DEFAULT FALSE,
     consent_date DATE,
     consent_purpose VARCHAR,
-    owner_id BIGINT REFERENCES users (id),
+    owner_id BIGINT,
     status VARCHAR NOT NULL DEFAULT 'active',
     first_purchase_date DATE,
     notes VARCHAR,
@@ -92,7 +94,7 @@ CREATE TABLE contacts (
     consent_date DATE,
     consent_purpose VARCHAR,
     notes VARCHAR,
-    owner_id BIGINT REFERENCES users (id),
+    owner_id BIGINT,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     created_by BIGINT,
