@@ -28,6 +28,7 @@ class Field:
     default: Any = None
     help: str | None = None
     editable: bool = True
+    create_only: bool = False  # given at creation; later changed by a command of its own
     in_list: bool = False
     filter: bool = False
     searchable: bool = False

@@ -185,26 +185,31 @@ def _owner_rules(user: User, clean: dict, cur) -> None:
 
 
 def create(db: Database, user: User, entity: Entity, values: dict) -> int:
+    with db.transaction() as cur:
+        return insert(cur, user, entity, values)
+
+
+def insert(cur, user: User, entity: Entity, values: dict) -> int:
+    """create() inside a caller's transaction (lead conversion makes several records at once)."""
     require(user, "create")
     clean = validate(entity.fields, values)
     _check(entity, clean)
     if any(f.name == "owner_id" for f in entity.fields):
         clean.setdefault("owner_id", None)
     now = datetime.now()
-    with db.transaction() as cur:
-        _owner_rules(user, clean, cur)
-        _check_parent(cur, user, entity, clean)
-        clean.update(created_at=now, updated_at=now, created_by=user.id or None,
-                     updated_by=user.id or None)
-        cols = list(clean)
-        sql = (
-            f"INSERT INTO {entity.table} ({', '.join(cols)})"
-            f" VALUES ({', '.join('$' + c for c in cols)}) RETURNING id"
-        )
-        new_id = cur.execute(sql, clean).fetchone()[0]
-        audit.record(cur, user, entity.table, new_id, "create",
-                     {f.name: [None, clean[f.name]] for f in entity.editable
-                      if clean.get(f.name) not in (None, False)})
+    _owner_rules(user, clean, cur)
+    _check_parent(cur, user, entity, clean)
+    clean.update(created_at=now, updated_at=now, created_by=user.id or None,
+                 updated_by=user.id or None)
+    cols = list(clean)
+    sql = (
+        f"INSERT INTO {entity.table} ({', '.join(cols)})"
+        f" VALUES ({', '.join('$' + c for c in cols)}) RETURNING id"
+    )
+    new_id = cur.execute(sql, clean).fetchone()[0]
+    audit.record(cur, user, entity.table, new_id, "create",
+                 {f.name: [None, clean[f.name]] for f in entity.editable
+                  if clean.get(f.name) not in (None, False)})
     return new_id
 
 
@@ -226,36 +231,46 @@ def update(db: Database, user: User, entity: Entity, record_id: int, values: dic
     """Saves changed fields if nobody saved since expected_version; returns the new row.
 
     base is the copy the user started from; on a conflict it tells which fields they changed."""
-    clean = validate(entity.fields, values, partial=True)
-    if entity.parent:
-        clean.pop(entity.parent, None)  # a child record stays with its parent
     with db.transaction() as cur:
-        current = _fetch(cur, entity, record_id)
-        if current is None or current["deleted_at"] is not None:
-            raise NotFound(f"{entity.label} #{record_id} does not exist or is in the trash")
-        require(user, "edit", current)
-        if current["version"] != expected_version:
-            raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
-        merged = {**{f.name: current[f.name] for f in entity.editable}, **clean}
-        _check(entity, merged)
-        if "owner_id" in clean and clean["owner_id"] != current["owner_id"]:
-            _owner_rules(user, clean, cur)
-        changes = {k: (current[k], v) for k, v in clean.items() if _differs(current[k], v)}
-        if not changes:
-            return current
-        assigns = ", ".join(f"{k} = ${k}" for k in changes)
-        params = {k: v for k, (_, v) in changes.items()}
-        params.update(id=record_id, v=expected_version, now=datetime.now(), by=user.id or None)
-        # No RETURNING: DuckDB then rejects updates of rows another table references.
-        updated = cur.execute(
-            f"UPDATE {entity.table} SET {assigns}, version = version + 1, updated_at = $now,"
-            f" updated_by = $by WHERE id = $id AND version = $v",
-            params,
-        ).fetchone()[0]
-        if updated != 1:  # belt and braces: the version moved under us
-            raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
-        audit.record(cur, user, entity.table, record_id, "update", changes)
-        return _fetch(cur, entity, record_id)
+        return update_in(cur, user, entity, record_id, values, expected_version, base)
+
+
+def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
+              expected_version: int | None, base: dict | None = None) -> dict:
+    """update() inside a caller's transaction; expected_version None skips the version check
+    (for commands that change a record as a side effect, e.g. marking a lead converted)."""
+    clean = validate(entity.fields, values, partial=True)
+    for f in entity.fields:
+        if f.create_only or f.name == entity.parent:
+            clean.pop(f.name, None)  # set once; changed only by their own commands
+    current = _fetch(cur, entity, record_id)
+    if current is None or current["deleted_at"] is not None:
+        raise NotFound(f"{entity.label} #{record_id} does not exist or is in the trash")
+    require(user, "edit", current)
+    if expected_version is None:
+        expected_version = current["version"]
+    if current["version"] != expected_version:
+        raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
+    merged = {**{f.name: current[f.name] for f in entity.editable}, **clean}
+    _check(entity, merged)
+    if "owner_id" in clean and clean["owner_id"] != current["owner_id"]:
+        _owner_rules(user, clean, cur)
+    changes = {k: (current[k], v) for k, v in clean.items() if _differs(current[k], v)}
+    if not changes:
+        return current
+    assigns = ", ".join(f"{k} = ${k}" for k in changes)
+    params = {k: v for k, (_, v) in changes.items()}
+    params.update(id=record_id, v=expected_version, now=datetime.now(), by=user.id or None)
+    # No RETURNING: DuckDB then rejects updates of rows another table references.
+    updated = cur.execute(
+        f"UPDATE {entity.table} SET {assigns}, version = version + 1, updated_at = $now,"
+        f" updated_by = $by WHERE id = $id AND version = $v",
+        params,
+    ).fetchone()[0]
+    if updated != 1:  # belt and braces: the version moved under us
+        raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
+    audit.record(cur, user, entity.table, record_id, "update", changes)
+    return _fetch(cur, entity, record_id)
 
 
 def _differs(old, new) -> bool:

@@ -1,0 +1,437 @@
+"""Drag-and-drop Kanban board for the deals pipeline (Streamlit custom component v2).
+
+Inline HTML/CSS/JS through ``st.components.v2.component``: no build step, no iframe. The
+board is mounted in a shadow root (``isolate_styles=True``) inside the app page, so browser
+tests find it with ordinary (shadow-piercing) CSS locators: ``[data-stage-id="3"]``,
+``[data-deal-id="17"]``.
+
+Events come back as v2 *trigger values* ("moved" = {deal, to}, "opened" = {deal}). Trigger
+values are one-shot: Streamlit resets them after the run they arrive in, and runs their
+``on_<event>_change`` callback once per event, before the script body. We act only inside
+those callbacks, so a later rerun never delivers the same drop again.
+
+All user text is set with ``textContent`` / ``setAttribute``; nothing from ``columns`` is
+ever parsed as HTML. AppTest cannot click custom components (they are ``UnknownElement``):
+pages must keep a plain-Streamlit way to move a deal too.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import streamlit as st
+
+_CSS = r"""
+:host { display: block; }
+.kb-board {
+  --kb-text: var(--st-text-color, #31333f);
+  --kb-muted: rgba(49, 51, 63, 0.62);
+  --kb-border: var(--st-border-color-light, rgba(49, 51, 63, 0.12));
+  --kb-col-bg: var(--st-secondary-background-color, #f0f2f6);
+  --kb-card-bg: var(--st-background-color, #ffffff);
+  --kb-primary: var(--st-primary-color, #ff4b4b);
+  --kb-radius: var(--st-base-radius, 0.5rem);
+  box-sizing: border-box;
+  display: flex;
+  gap: 0.75rem;
+  align-items: stretch;
+  overflow-x: auto;
+  overflow-y: hidden;
+  padding: 0 0 0.5rem 0;
+  font-family: var(--st-font, inherit);
+  font-size: 0.875rem;
+  line-height: 1.35;
+  color: var(--kb-text);
+}
+.kb-board *, .kb-board *::before, .kb-board *::after { box-sizing: border-box; }
+.kb-col {
+  flex: 1 0 15.5rem;
+  max-width: 22rem;
+  min-width: 15.5rem;
+  display: flex;
+  flex-direction: column;
+  min-height: 0;
+  background: var(--kb-col-bg);
+  border: 1px solid transparent;
+  border-radius: var(--kb-radius);
+  transition: background-color 0.12s, border-color 0.12s, box-shadow 0.12s;
+}
+.kb-col.kb-won { background: var(--st-green-background-color, rgba(33, 195, 84, 0.1)); }
+.kb-col.kb-lost { background: var(--st-gray-background-color, rgba(49, 51, 63, 0.08)); }
+.kb-col.kb-over {
+  border-color: var(--kb-primary);
+  box-shadow: inset 0 0 0 1px var(--kb-primary);
+}
+.kb-head {
+  padding: 0.6rem 0.75rem 0.55rem 0.75rem;
+  border-bottom: 1px solid var(--kb-border);
+}
+.kb-title-row { display: flex; align-items: center; gap: 0.5rem; }
+.kb-name {
+  flex: 1 1 auto;
+  min-width: 0;
+  font-weight: 600;
+  font-size: 0.95rem;
+  overflow: hidden;
+  text-overflow: ellipsis;
+  white-space: nowrap;
+}
+.kb-prob {
+  flex: 0 0 auto;
+  font-size: 0.72rem;
+  font-weight: 600;
+  padding: 0.05rem 0.45rem;
+  border-radius: 999px;
+  color: var(--kb-muted);
+  background: var(--kb-card-bg);
+  border: 1px solid var(--kb-border);
+}
+.kb-won .kb-prob { color: var(--st-green-text-color, #158237); }
+.kb-stats {
+  margin-top: 0.2rem;
+  font-size: 0.78rem;
+  color: var(--kb-muted);
+  white-space: nowrap;
+  overflow: hidden;
+  text-overflow: ellipsis;
+}
+.kb-stats .kb-total { color: var(--kb-text); font-weight: 600; }
+.kb-cards {
+  flex: 1 1 auto;
+  min-height: 0;
+  overflow-y: auto;
+  padding: 0.5rem;
+  display: flex;
+  flex-direction: column;
+  gap: 0.5rem;
+}
+.kb-card {
+  background: var(--kb-card-bg);
+  border: 1px solid var(--kb-border);
+  border-left: 3px solid var(--kb-border);
+  border-radius: calc(var(--kb-radius) * 0.75);
+  padding: 0.5rem 0.6rem;
+  cursor: grab;
+  box-shadow: 0 1px 2px rgba(0, 0, 0, 0.04);
+  user-select: none;
+  transition: box-shadow 0.12s, border-color 0.12s, opacity 0.12s;
+}
+.kb-card:hover { box-shadow: 0 2px 6px rgba(0, 0, 0, 0.09); }
+.kb-card:focus-visible { outline: 2px solid var(--kb-primary); outline-offset: 1px; }
+.kb-card.kb-rotting { border-left-color: var(--st-orange-color, #ff8700); }
+.kb-card.kb-dragging { opacity: 0.45; }
+.kb-card.kb-pending { opacity: 0.6; cursor: progress; }
+.kb-card-title {
+  font-weight: 600;
+  overflow-wrap: anywhere;
+}
+.kb-line {
+  display: flex;
+  justify-content: space-between;
+  gap: 0.5rem;
+  margin-top: 0.15rem;
+  font-size: 0.8rem;
+  color: var(--kb-muted);
+}
+.kb-line > span { min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.kb-amount { color: var(--kb-text); font-weight: 600; font-variant-numeric: tabular-nums; flex: 0 0 auto; }
+.kb-badges { display: flex; flex-wrap: wrap; gap: 0.25rem; margin-top: 0.35rem; }
+.kb-badges:empty { display: none; }
+.kb-badge {
+  font-size: 0.7rem;
+  font-weight: 600;
+  line-height: 1.4;
+  padding: 0 0.4rem;
+  border-radius: 999px;
+}
+.kb-badge-rotting {
+  color: var(--st-orange-text-color, #b35c00);
+  background: var(--st-orange-background-color, rgba(255, 135, 0, 0.12));
+}
+.kb-badge-overdue {
+  color: var(--st-red-text-color, #bd4043);
+  background: var(--st-red-background-color, rgba(255, 43, 43, 0.1));
+}
+.kb-next {
+  margin-top: 0.3rem;
+  font-size: 0.76rem;
+  color: var(--kb-muted);
+  overflow-wrap: anywhere;
+}
+.kb-more, .kb-empty {
+  font-size: 0.78rem;
+  color: var(--kb-muted);
+  text-align: center;
+  padding: 0.35rem 0;
+}
+.kb-empty {
+  border: 1px dashed var(--kb-border);
+  border-radius: calc(var(--kb-radius) * 0.75);
+  padding: 1rem 0.5rem;
+}
+"""
+
+_JS = r"""
+const NUM0 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const NUM2 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null && text !== "") node.textContent = String(text);
+  return node;
+}
+function money(value, currency, fmt) {
+  const n = fmt.format(Number(value) || 0);
+  return currency ? currency + " " + n : n;
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const columns = (data && Array.isArray(data.columns)) ? data.columns : [];
+  const height = (data && Number(data.height)) || 620;
+
+  // The function runs again whenever `data` changes (its cleanup is not called in
+  // between), so rebuild from scratch and carry the scroll positions over.
+  const old = parentElement.querySelector(".kb-board");
+  const scroll = { left: 0, cols: {} };
+  if (old) {
+    scroll.left = old.scrollLeft;
+    old.querySelectorAll(".kb-col").forEach((c) => {
+      const list = c.querySelector(".kb-cards");
+      if (list) scroll.cols[c.dataset.stageId] = list.scrollTop;
+    });
+    old.remove();
+  }
+
+  const board = el("div", "kb-board");
+  board.style.height = height + "px";
+  board.setAttribute("role", "list");
+  board.setAttribute("aria-label", "Deals pipeline");
+
+  let drag = null;  // {deal, from, card} while a card is being dragged
+
+  for (const col of columns) {
+    const stageId = String(col.id);
+    const kind = col.kind === "won" || col.kind === "lost" ? col.kind : "open";
+    const colEl = el("section", "kb-col kb-" + kind);
+    colEl.setAttribute("data-stage-id", stageId);
+    colEl.setAttribute("data-kind", kind);
+    colEl.setAttribute("role", "listitem");
+    colEl.setAttribute("aria-label", String(col.name));
+
+    const head = el("header", "kb-head");
+    const titleRow = el("div", "kb-title-row");
+    const name = el("span", "kb-name", col.name);
+    name.setAttribute("title", String(col.name));
+    titleRow.appendChild(name);
+    titleRow.appendChild(el("span", "kb-prob", (Number(col.probability) || 0) + "%"));
+    head.appendChild(titleRow);
+
+    const count = Number(col.count) || 0;
+    const stats = el("div", "kb-stats");
+    const countEl = el("span", "kb-count", count + (count === 1 ? " deal" : " deals"));
+    const totalEl = el("span", "kb-total", money(col.total, col.currency, NUM0));
+    const weightedEl = el("span", "kb-weighted", "weighted " + NUM0.format(Number(col.weighted) || 0));
+    countEl.setAttribute("data-value", String(count));
+    totalEl.setAttribute("data-value", String(Number(col.total) || 0));
+    weightedEl.setAttribute("data-value", String(Number(col.weighted) || 0));
+    stats.append(countEl, document.createTextNode(" \u00b7 "), totalEl,
+                 document.createTextNode(" \u00b7 "), weightedEl);
+    head.appendChild(stats);
+    colEl.appendChild(head);
+
+    const list = el("div", "kb-cards");
+    const cards = Array.isArray(col.cards) ? col.cards : [];
+    for (const card of cards) list.appendChild(renderCard(card));
+    if (!cards.length) list.appendChild(el("div", "kb-empty", "No deals"));
+    const more = Number(col.more) || 0;
+    if (more > 0) list.appendChild(el("div", "kb-more", "+ " + NUM0.format(more) + " more"));
+    colEl.appendChild(list);
+
+    colEl.addEventListener("dragenter", (e) => {
+      if (!drag || drag.from === stageId) return;
+      e.preventDefault();
+      colEl.classList.add("kb-over");
+    });
+    colEl.addEventListener("dragover", (e) => {
+      if (!drag || drag.from === stageId) return;
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "move";
+      colEl.classList.add("kb-over");
+    });
+    colEl.addEventListener("dragleave", (e) => {
+      if (e.relatedTarget && colEl.contains(e.relatedTarget)) return;
+      colEl.classList.remove("kb-over");
+    });
+    colEl.addEventListener("drop", (e) => {
+      e.preventDefault();
+      colEl.classList.remove("kb-over");
+      const d = drag;
+      drag = null;
+      if (!d || d.from === stageId) return;
+      // Optimistic: show the card in its new column until Python re-renders the board.
+      d.card.classList.remove("kb-dragging");
+      d.card.classList.add("kb-pending");
+      const empty = list.querySelector(".kb-empty");
+      if (empty) empty.remove();
+      list.insertBefore(d.card, list.querySelector(".kb-more"));
+      setTriggerValue("moved", { deal: d.deal, to: col.id });
+    });
+
+    list.scrollTop = scroll.cols[stageId] || 0;
+    board.appendChild(colEl);
+    // restore after layout
+    requestAnimationFrame(() => { list.scrollTop = scroll.cols[stageId] || 0; });
+
+    function renderCard(card) {
+      const c = el("article", "kb-card" + (card.rotting ? " kb-rotting" : ""));
+      const title = String(card.title ?? "");
+      c.setAttribute("data-deal-id", String(card.id));
+      c.setAttribute("draggable", "true");
+      c.setAttribute("tabindex", "0");
+      c.setAttribute("role", "button");
+      c.setAttribute("aria-label", title);
+      c.setAttribute("title", title);
+
+      c.appendChild(el("div", "kb-card-title", title));
+      const l1 = el("div", "kb-line");
+      l1.appendChild(el("span", "kb-customer", card.customer));
+      l1.appendChild(el("span", "kb-amount", money(card.amount, card.currency, NUM2)));
+      c.appendChild(l1);
+      const l2 = el("div", "kb-line");
+      l2.appendChild(el("span", "kb-owner", card.owner));
+      const days = Number(card.days_in_stage) || 0;
+      l2.appendChild(el("span", "kb-days", days + " d in stage"));
+      c.appendChild(l2);
+
+      const badges = el("div", "kb-badges");
+      if (card.rotting) badges.appendChild(el("span", "kb-badge kb-badge-rotting", "rotting"));
+      if (card.overdue) badges.appendChild(el("span", "kb-badge kb-badge-overdue", "task overdue"));
+      c.appendChild(badges);
+      if (card.next_step) c.appendChild(el("div", "kb-next", card.next_step));
+
+      c.addEventListener("dragstart", (e) => {
+        drag = { deal: card.id, from: stageId, card: c };
+        c.classList.add("kb-dragging");
+        if (e.dataTransfer) {
+          e.dataTransfer.effectAllowed = "move";
+          e.dataTransfer.setData("text/plain", String(card.id));
+        }
+      });
+      c.addEventListener("dragend", () => {
+        c.classList.remove("kb-dragging");
+        board.querySelectorAll(".kb-over").forEach((n) => n.classList.remove("kb-over"));
+        drag = null;
+      });
+      const open = () => setTriggerValue("opened", { deal: card.id });
+      c.addEventListener("click", open);
+      c.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); }
+      });
+      return c;
+    }
+  }
+
+  parentElement.appendChild(board);
+  board.scrollLeft = scroll.left;
+}
+"""
+
+_board = st.components.v2.component("crm_kanban_board", css=_CSS, js=_JS)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _num(value: Any) -> float:
+    """Decimal (DuckDB DECIMAL), None, NaN -> a JSON-safe float."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return f if math.isfinite(f) else 0.0
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _payload(columns: list[dict], height: int, rev: int) -> dict:
+    out = []
+    for col in columns:
+        kind = col.get("kind")
+        out.append({
+            "id": _int(col.get("id")),
+            "name": _text(col.get("name")),
+            "kind": kind if kind in ("open", "won", "lost") else "open",
+            "count": _int(col.get("count")),
+            "total": _num(col.get("total")),
+            "weighted": _num(col.get("weighted")),
+            "currency": _text(col.get("currency")),
+            "probability": _int(col.get("probability")),
+            "more": max(0, _int(col.get("more"))),
+            "cards": [{
+                "id": _int(card.get("id")),
+                "title": _text(card.get("title")),
+                "customer": _text(card.get("customer")),
+                "amount": _num(card.get("amount")),
+                "currency": _text(card.get("currency")),
+                "owner": _text(card.get("owner")),
+                "days_in_stage": _int(card.get("days_in_stage")),
+                "rotting": bool(card.get("rotting")),
+                "overdue": bool(card.get("overdue")),
+                "next_step": _text(card.get("next_step")),
+            } for card in col.get("cards") or []],
+        })
+    return {"columns": out, "height": int(height), "rev": rev}
+
+
+def kanban_board(columns: list[dict], key: str, on_move: Callable[[int, int], Any] | None = None,
+                 on_open: Callable[[int], Any] | None = None, height: int = 620) -> None:
+    """Mounts the board. columns: [{"id": int, "name": str, "kind": "open"|"won"|"lost",
+       "count": int, "total": float, "weighted": float, "currency": str, "probability": int,
+       "cards": [{"id": int, "title": str, "customer": str, "amount": float, "currency": str,
+                  "owner": str, "days_in_stage": int, "rotting": bool, "overdue": bool,
+                  "next_step": str}],
+       "more": int}]   # more = how many cards of this column are not shown
+    on_move(deal_id: int, to_stage_id: int) is called when a card is dropped on another column;
+    on_open(deal_id: int) when a card is clicked. Returns nothing.
+
+    Both callbacks run as Streamlit widget callbacks, i.e. before the script body of the
+    rerun the event caused, exactly once per event. Do not call st.rerun() / st.switch_page()
+    in them; set st.session_state and act on it in the body instead. Not usable inside
+    st.form (v2 ignores trigger values in forms)."""
+    rev_key = f"_kanban_rev:{key}"
+    stage_ids = {_int(c.get("id")) for c in columns}
+
+    def _event(name: str) -> dict | None:
+        state = st.session_state.get(key)
+        value = state.get(name) if state is not None else None
+        return value if isinstance(value, dict) else None
+
+    def _moved() -> None:
+        # Bump the revision so the board re-renders even when the caller refuses the move
+        # and the data is unchanged (the browser shows the card in its new column already).
+        st.session_state[rev_key] = st.session_state.get(rev_key, 0) + 1
+        value = _event("moved")
+        if value is None or on_move is None:
+            return
+        deal, to = _int(value.get("deal"), -1), _int(value.get("to"), -1)
+        if deal >= 0 and to in stage_ids:
+            on_move(deal, to)
+
+    def _opened() -> None:
+        value = _event("opened")
+        if value is None or on_open is None:
+            return
+        deal = _int(value.get("deal"), -1)
+        if deal >= 0:
+            on_open(deal)
+
+    _board(key=key, data=_payload(columns, height, st.session_state.get(rev_key, 0)),
+           height="content", on_moved_change=_moved, on_opened_change=_opened)
