@@ -19,7 +19,8 @@ TEXT_TYPES = {"text", "longtext", "email", "phone"}
 class Field:
     name: str
     label: str
-    type: str = "text"  # text longtext email phone choice money number date bool user datetime
+    # text longtext email phone choice money number integer date datetime bool user ref
+    type: str = "text"
     required: bool = False
     choices: tuple[str, ...] = ()
     max_length: int | None = None
@@ -36,6 +37,7 @@ class Field:
     section: str = "Details"
     # (field, value): shown and kept only when that other field has that value
     only_when: tuple[str, str] | None = None
+    ref: str | None = None  # for type "ref": the table whose id this holds
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
@@ -121,6 +123,19 @@ def convert(spec: Field, raw: Any) -> Any:
                 return lowered[value.lower()]
             raise ValueError(f"{spec.label} must be one of: {', '.join(spec.choices)}")
         return value
+    if t == "integer":
+        try:
+            exact = Decimal(str(raw).translate(_DIGITS).replace(",", ""))
+        except InvalidOperation:
+            exact = None
+        if exact is None or not exact.is_finite() or exact != exact.to_integral_value():
+            raise ValueError(f"{spec.label} must be a whole number")
+        number = int(exact)
+        if spec.min_value is not None and number < spec.min_value:
+            raise ValueError(f"{spec.label} cannot be less than {spec.min_value:g}")
+        if spec.max_value is not None and number > spec.max_value:
+            raise ValueError(f"{spec.label} cannot be more than {spec.max_value:g}")
+        return number
     if t in ("money", "number"):
         try:
             number = Decimal(str(raw).translate(_DIGITS).replace(",", ""))
@@ -151,13 +166,18 @@ def convert(spec: Field, raw: Any) -> Any:
         if text in ("0", "false", "no", "n", "f"):
             return False
         raise ValueError(f"{spec.label} must be yes or no")
-    if t == "user":
+    if t in ("user", "ref"):
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"{spec.label} must be a user") from None
+            raise ValueError(f"{spec.label} must be chosen from the list") from None
     if t == "datetime":
-        return raw
+        if isinstance(raw, datetime):
+            return raw
+        try:
+            return datetime.fromisoformat(str(raw))
+        except ValueError:
+            raise ValueError(f"{spec.label} must be a date and time like 2026-01-31 14:30") from None
     raise ValueError(f"unknown field type {t}")
 
 

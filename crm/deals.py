@@ -1,0 +1,321 @@
+"""Deals: opportunities moving through a pipeline's stages, with exact stage history."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from crm import audit, pipelines, records
+from crm.auth import User, require
+from crm.db import Database, rows
+from crm.fields import Field, ValidationError, validate
+from crm.leads import SOURCES
+
+CURRENCIES = ("USD", "EUR", "GBP", "IRR", "AED", "CAD", "TRY")
+LOST_REASONS = ("price", "competitor", "no_budget", "no_decision", "timing", "product_fit",
+                "went_silent", "other")
+
+FIELDS = [
+    Field("title", "Title", required=True, searchable=True, in_list=True, section="Deal"),
+    Field("customer_id", "Customer", "ref", ref="customers", filter=False, section="Deal"),
+    Field("contact_id", "Contact", "ref", ref="contacts", section="Deal"),
+    Field("owner_id", "Owner", "user", filter=True, section="Deal"),
+    Field("stage_id", "Stage", "ref", ref="stages", required=True, create_only=True,
+          filter=True, section="Deal",
+          help="Later moves go through the board or 'Move to', which keep the stage history"),
+    Field("amount", "Amount", "money", min_value=0, max_value=1e13, in_list=True,
+          section="Value"),
+    Field("currency", "Currency", "choice", required=True, choices=CURRENCIES, default="USD",
+          in_list=True, section="Value"),
+    Field("expected_close_date", "Expected close", "date", in_list=True, filter=True,
+          section="Value"),
+    Field("probability", "Probability % (empty: the stage's)", "integer", min_value=0,
+          max_value=100, section="Value"),
+    Field("forecast_category", "Forecast category (empty: the stage's)", "choice",
+          choices=pipelines.FORECAST_CATEGORIES, section="Value"),
+    Field("source", "Source", "choice", choices=SOURCES, filter=True, section="Value"),
+    Field("next_step", "Next step", section="Follow-up"),
+    Field("notes", "Notes", "longtext", section="Follow-up"),
+    Field("lost_reason", "Lost reason", "choice", choices=LOST_REASONS, section="Outcome"),
+    Field("lost_to_competitor", "Lost to competitor", section="Outcome"),
+]
+
+DEALS = records.Entity(
+    table="deals", label="Deal", plural="Deals", fields=FIELDS, title_sql="t.title",
+)
+
+
+# --- writes --------------------------------------------------------------------------------
+
+def create_deal(db: Database, user: User, values: dict) -> int:
+    with db.transaction() as cur:
+        return insert_deal(cur, user, values)
+
+
+def insert_deal(cur, user: User, values: dict) -> int:
+    clean = validate(FIELDS, values)
+    stage = pipelines.get_stage(cur, clean["stage_id"])
+    if stage is None:
+        raise ValidationError({"stage_id": "Choose a stage"})
+    _check_links(cur, user, clean)
+    if stage["kind"] == "lost" and not clean.get("lost_reason"):
+        raise ValidationError({"lost_reason": "A lost deal needs a lost reason"})
+    now = datetime.now()
+    derived = {"pipeline_id": stage["pipeline_id"], "stage_entered_at": now,
+               "closed_on": date.today() if stage["kind"] != "open" else None}
+    deal_id = records.insert(cur, user, DEALS, values, derived)
+    _history(cur, user, deal_id, None, stage, clean.get("amount"), clean.get("probability"), now)
+    return deal_id
+
+
+def update_deal(db: Database, user: User, deal_id: int, values: dict, expected_version: int,
+                base: dict | None = None) -> dict:
+    with db.transaction() as cur:
+        merged = {**_current(cur, deal_id), **values}
+        _check_links(cur, user, validate(FIELDS, {k: merged.get(k) for k in
+                                                  ("customer_id", "contact_id", "title",
+                                                   "stage_id", "currency")}, partial=True))
+        return records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
+
+
+def _current(cur, deal_id: int) -> dict:
+    found = rows(cur, "SELECT customer_id, contact_id, title, stage_id, currency FROM deals"
+                      " WHERE id = $id", {"id": deal_id})
+    if not found:
+        raise records.NotFound(f"Deal #{deal_id} does not exist")
+    return found[0]
+
+
+def _check_links(cur, user: User, clean: dict) -> None:
+    """The customer must exist and be visible to the user; the contact must belong to it."""
+    from crm.customers import CONTACTS, CUSTOMERS
+
+    customer_id, contact_id = clean.get("customer_id"), clean.get("contact_id")
+    if customer_id is not None:
+        customer = records._fetch(cur, CUSTOMERS, customer_id)
+        if customer is None or customer["deleted_at"] is not None:
+            raise ValidationError({"customer_id": "That customer does not exist"})
+        require(user, "view", customer)
+    if contact_id is not None:
+        contact = records._fetch(cur, CONTACTS, contact_id)
+        if contact is None or contact["deleted_at"] is not None:
+            raise ValidationError({"contact_id": "That contact does not exist"})
+        if customer_id is not None and contact["customer_id"] != customer_id:
+            raise ValidationError({"contact_id": "The contact works for another customer"})
+
+
+def delete_deal(db: Database, user: User, deal_id: int) -> None:
+    records.delete(db, user, DEALS, deal_id)
+
+
+def restore_deal(db: Database, user: User, deal_id: int) -> None:
+    records.restore(db, user, DEALS, deal_id)
+
+
+def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
+              lost_reason: str | None = None, competitor: str | None = None,
+              expected_version: int | None = None) -> dict:
+    """Moves a deal to a stage: permission, lost-reason rule, close date, stage history and audit
+    in one transaction. The board, 'Move to', the importer and the CLI all come here."""
+    with db.transaction() as cur:
+        deal = records._fetch(cur, DEALS, deal_id)
+        if deal is None or deal["deleted_at"] is not None:
+            raise records.NotFound(f"Deal #{deal_id} does not exist or is in the trash")
+        require(user, "edit", deal)
+        if expected_version is not None and deal["version"] != expected_version:
+            raise records.ConflictError(deal, [])
+        source = pipelines.get_stage(cur, deal["stage_id"])
+        target = pipelines.get_stage(cur, to_stage_id)
+        if target is None:
+            raise ValidationError({"stage_id": "That stage does not exist"})
+        if target["id"] == deal["stage_id"]:
+            return deal
+        changes = {"stage_id": (deal["stage_id"], target["id"])}
+        sets = {"stage_id": target["id"], "pipeline_id": target["pipeline_id"],
+                "probability": None, "forecast_category": None}
+        if target["kind"] == "lost":
+            reason = validate([f for f in FIELDS if f.name == "lost_reason"],
+                              {"lost_reason": lost_reason})["lost_reason"]
+            if not reason:
+                raise ValidationError({"lost_reason": "Say why the deal was lost"})
+            rival = validate([f for f in FIELDS if f.name == "lost_to_competitor"],
+                             {"lost_to_competitor": competitor})["lost_to_competitor"]
+            sets.update(lost_reason=reason, lost_to_competitor=rival)
+        else:
+            sets.update(lost_reason=None, lost_to_competitor=None)
+        today = date.today()
+        sets["closed_on"] = today if target["kind"] in ("won", "lost") else None
+        for name in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
+                     "forecast_category"):
+            if deal[name] != sets[name]:
+                changes[name] = (deal[name], sets[name])
+        now = datetime.now()
+        assigns = ", ".join(f"{k} = ${k}" for k in sets)
+        cur.execute(
+            f"UPDATE deals SET {assigns}, stage_entered_at = $now, version = version + 1,"
+            f" updated_at = $now, updated_by = $by WHERE id = $id",
+            {**sets, "now": now, "by": user.id or None, "id": deal_id},
+        )
+        _history(cur, user, deal_id, source, target, deal["amount"], None, now)
+        audit.record(cur, user, "deals", deal_id, "move", changes)
+        return records._fetch(cur, DEALS, deal_id)
+
+
+def move_all(cur, user: User, source: dict, target: dict) -> int:
+    """Moves every deal of a stage (deleting the stage), with history rows for each."""
+    ids = [r[0] for r in cur.execute(
+        "SELECT id FROM deals WHERE stage_id = $s AND deleted_at IS NULL",
+        {"s": source["id"]}).fetchall()]
+    now = datetime.now()
+    for deal_id in ids:
+        amount = cur.execute("SELECT amount FROM deals WHERE id = $id", {"id": deal_id}
+                             ).fetchone()[0]
+        cur.execute(
+            "UPDATE deals SET stage_id = $t, stage_entered_at = $now, version = version + 1,"
+            " updated_at = $now, updated_by = $by WHERE id = $id",
+            {"t": target["id"], "now": now, "by": user.id or None, "id": deal_id})
+        _history(cur, user, deal_id, source, target, amount, None, now)
+        audit.record(cur, user, "deals", deal_id, "move",
+                     {"stage_id": [source["id"], target["id"]]})
+    return len(ids)
+
+
+def _history(cur, user: User, deal_id: int, source: dict | None, target: dict, amount,
+             probability: int | None, when: datetime) -> None:
+    cur.execute(
+        "INSERT INTO deal_stage_history (deal_id, from_stage_id, to_stage_id, changed_at,"
+        " changed_by, amount, probability) VALUES ($d, $f, $t, $at, $by, $amount, $p)",
+        {"d": deal_id, "f": source["id"] if source else None, "t": target["id"], "at": when,
+         "by": user.id or None, "amount": amount,
+         "p": probability if probability is not None else target["probability"]})
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+def stage_history(db: Database, user: User, deal_id: int, now: datetime | None = None
+                  ) -> list[dict]:
+    """Each stage the deal entered, oldest first, with who moved it and how long it stayed."""
+    records.get(db, user, DEALS, deal_id)
+    moves = db.query(
+        "SELECT h.changed_at, h.from_stage_id, h.to_stage_id, fs.name AS from_stage,"
+        " ts.name AS to_stage, u.name AS changed_by, h.amount, h.probability"
+        " FROM deal_stage_history h JOIN stages ts ON ts.id = h.to_stage_id"
+        " LEFT JOIN stages fs ON fs.id = h.from_stage_id LEFT JOIN users u ON u.id = h.changed_by"
+        " WHERE h.deal_id = $d ORDER BY h.changed_at, h.id", {"d": deal_id})
+    return time_in_stages(moves, now or datetime.now())
+
+
+def time_in_stages(moves: list[dict], now: datetime) -> list[dict]:
+    """Adds 'left_at' and 'days' (time spent) to each move; the last one lasts until now."""
+    out = []
+    for i, move in enumerate(moves):
+        left = moves[i + 1]["changed_at"] if i + 1 < len(moves) else None
+        spent = (left or now) - move["changed_at"]
+        out.append({**move, "left_at": left, "days": round(spent.total_seconds() / 86400, 2)})
+    return out
+
+
+def _board_where(user: User, pipeline_id: int, owners: list[int] | None, search: str,
+                 close_from: date | None, close_to: date | None) -> tuple[str, dict]:
+    clauses = ["d.deleted_at IS NULL", "d.pipeline_id = $pipeline"]
+    params: dict = {"pipeline": pipeline_id}
+    if user.role == "rep":
+        clauses.append("d.owner_id = $me")
+        params["me"] = user.id
+    if owners:
+        names = []
+        for i, owner in enumerate(owners):
+            names.append(f"$o{i}")
+            params[f"o{i}"] = owner
+        clauses.append(f"d.owner_id IN ({', '.join(names)})")
+    if search.strip():
+        text = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["q"] = f"%{text}%"
+        clauses.append("(d.title ILIKE $q ESCAPE '\\' OR c.name ILIKE $q ESCAPE '\\')")
+    if close_from:
+        clauses.append("d.expected_close_date >= $close_from")
+        params["close_from"] = close_from
+    if close_to:
+        clauses.append("d.expected_close_date <= $close_to")
+        params["close_to"] = close_to
+    return " AND ".join(clauses), params
+
+
+def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None = None,
+          search: str = "", close_from: date | None = None, close_to: date | None = None,
+          per_stage: int = 20, order: str = "amount", now: datetime | None = None
+          ) -> list[dict]:
+    """Columns of the Kanban board: header totals over all matching deals (in SQL) and the top
+    `per_stage` cards of each stage by amount or expected close date."""
+    if user.role == "viewer":
+        require(user, "view")
+    now = now or datetime.now()
+    where, params = _board_where(user, pipeline_id, owners, search, close_from, close_to)
+    stages = pipelines.stages_of(db, pipeline_id)
+    totals = {r["stage_id"]: r for r in db.query(
+        "SELECT d.stage_id, count(*) AS n, coalesce(sum(d.amount), 0) AS total,"
+        " coalesce(sum(d.amount * coalesce(d.probability, s.probability) / 100.0), 0)"
+        " AS weighted FROM deals d JOIN stages s ON s.id = d.stage_id"
+        f" LEFT JOIN customers c ON c.id = d.customer_id WHERE {where} GROUP BY d.stage_id",
+        params)}
+    sort = ("d.amount DESC NULLS LAST" if order == "amount"
+            else "d.expected_close_date ASC NULLS LAST")
+    params["per_stage"] = per_stage
+    cards = db.query(
+        "SELECT * FROM (SELECT d.id, d.title, d.stage_id, d.amount, d.currency, d.next_step,"
+        " d.stage_entered_at, d.last_activity_at, d.expected_close_date, d.version,"
+        " c.name AS customer, u.name AS owner,"
+        f" row_number() OVER (PARTITION BY d.stage_id ORDER BY {sort}, d.id) AS rank"
+        " FROM deals d LEFT JOIN customers c ON c.id = d.customer_id"
+        f" LEFT JOIN users u ON u.id = d.owner_id WHERE {where}) ranked"
+        " WHERE rank <= $per_stage ORDER BY stage_id, rank", params)
+    overdue = _overdue(db, [c["id"] for c in cards], now)
+    by_stage: dict[int, list] = {}
+    for c in cards:
+        by_stage.setdefault(c["stage_id"], []).append(c)
+    columns = []
+    for s in stages:
+        t = totals.get(s["id"], {"n": 0, "total": 0, "weighted": 0})
+        shown = [_card(c, s, now, c["id"] in overdue) for c in by_stage.get(s["id"], [])]
+        columns.append({
+            "id": s["id"], "name": s["name"], "kind": s["kind"],
+            "probability": s["probability"], "count": t["n"], "total": float(t["total"]),
+            "weighted": float(t["weighted"]), "currency": _currency(shown),
+            "cards": shown, "more": t["n"] - len(shown),
+        })
+    return columns
+
+
+def _currency(cards: list[dict]) -> str:
+    found = {c["currency"] for c in cards}
+    return found.pop() if len(found) == 1 else ""
+
+
+def _card(row: dict, stage: dict, now: datetime, overdue: bool) -> dict:
+    days = (now - row["stage_entered_at"]).days
+    last_touch = max(row["stage_entered_at"], row["last_activity_at"] or row["stage_entered_at"])
+    rotting = (stage["kind"] == "open" and stage["rotting_days"] is not None
+               and (now - last_touch).days > stage["rotting_days"])
+    return {"id": row["id"], "title": row["title"], "customer": row["customer"] or "",
+            "amount": float(row["amount"] or 0), "currency": row["currency"],
+            "owner": row["owner"] or "", "days_in_stage": days, "rotting": rotting,
+            "overdue": overdue, "next_step": row["next_step"] or "",
+            "version": row["version"]}
+
+
+def _overdue(db: Database, deal_ids: list[int], now: datetime) -> set[int]:
+    if not deal_ids:
+        return set()
+    names = {f"d{i}": d for i, d in enumerate(deal_ids)}
+    found = db.query(
+        "SELECT DISTINCT deal_id FROM tasks WHERE status = 'open' AND deleted_at IS NULL"
+        f" AND due_at < $now AND deal_id IN ({', '.join('$' + n for n in names)})",
+        {"now": now, **names})
+    return {r["deal_id"] for r in found}
+
+
+def effective_probability(deal: dict, stage: dict) -> int:
+    return deal["probability"] if deal.get("probability") is not None else stage["probability"]
+
+
+def weighted(amount, probability: int) -> Decimal:
+    return (Decimal(str(amount or 0)) * probability / 100).quantize(Decimal("0.01"))

@@ -1,0 +1,212 @@
+"""Pipelines and their ordered stages (admin settings)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from crm import audit
+from crm.auth import PermissionDenied, User
+from crm.db import Database, rows
+from crm.fields import Field, ValidationError, validate
+
+KINDS = ("open", "won", "lost")
+FORECAST_CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
+DEFAULT_STAGES = [  # name, probability, rotting days, kind, forecast category
+    ("Prospecting", 10, 14, "open", "pipeline"),
+    ("Qualification", 25, 14, "open", "pipeline"),
+    ("Proposal", 50, 10, "open", "best_case"),
+    ("Negotiation", 75, 7, "open", "commit"),
+    ("Won", 100, None, "won", "closed"),
+    ("Lost", 0, None, "lost", "omitted"),
+]
+
+STAGE_FIELDS = [
+    Field("name", "Stage", required=True, max_length=60),
+    Field("probability", "Win probability %", "integer", required=True, min_value=0,
+          max_value=100),
+    Field("rotting_days", "Rotting after (days)", "integer", min_value=1, max_value=3650,
+          help="A deal with no activity for longer than this stands out on the board"),
+    Field("kind", "Kind", "choice", required=True, choices=KINDS, default="open"),
+    Field("forecast_category", "Forecast category", "choice", required=True,
+          choices=FORECAST_CATEGORIES, default="pipeline"),
+]
+
+
+def _admin(user: User) -> None:
+    if user.role != "admin":
+        raise PermissionDenied("Only an admin can change pipelines and stages")
+
+
+def list_pipelines(db: Database) -> list[dict]:
+    return db.query(
+        "SELECT id, name, is_default FROM pipelines WHERE deleted_at IS NULL"
+        " ORDER BY position, id"
+    )
+
+
+def default_pipeline_id(db: Database) -> int | None:
+    found = list_pipelines(db)
+    return next((p["id"] for p in found if p["is_default"]), found[0]["id"] if found else None)
+
+
+def stages_of(db_or_cur, pipeline_id: int) -> list[dict]:
+    sql = ("SELECT id, pipeline_id, name, position, probability, rotting_days, kind,"
+           " forecast_category FROM stages WHERE pipeline_id = $p AND deleted_at IS NULL"
+           " ORDER BY position, id")
+    if isinstance(db_or_cur, Database):
+        return db_or_cur.query(sql, {"p": pipeline_id})
+    return rows(db_or_cur, sql, {"p": pipeline_id})
+
+
+def get_stage(db_or_cur, stage_id: int) -> dict | None:
+    sql = ("SELECT s.id, s.pipeline_id, s.name, s.position, s.probability, s.rotting_days,"
+           " s.kind, s.forecast_category, p.name AS pipeline_name FROM stages s"
+           " JOIN pipelines p ON p.id = s.pipeline_id"
+           " WHERE s.id = $id AND s.deleted_at IS NULL AND p.deleted_at IS NULL")
+    found = (db_or_cur.query(sql, {"id": stage_id}) if isinstance(db_or_cur, Database)
+             else rows(db_or_cur, sql, {"id": stage_id}))
+    return found[0] if found else None
+
+
+def all_stages(db: Database) -> list[dict]:
+    """Every live stage with its pipeline's name, for pickers: pipeline order, then stage order."""
+    return db.query(
+        "SELECT s.id, s.name, s.kind, s.probability, p.id AS pipeline_id,"
+        " p.name AS pipeline_name FROM stages s JOIN pipelines p ON p.id = s.pipeline_id"
+        " WHERE s.deleted_at IS NULL AND p.deleted_at IS NULL"
+        " ORDER BY p.position, p.id, s.position, s.id"
+    )
+
+
+def create_pipeline(db: Database, user: User, name: str) -> int:
+    _admin(user)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Pipeline name is required"})
+    with db.transaction() as cur:
+        if cur.execute("SELECT 1 FROM pipelines WHERE lower(name) = lower($n)"
+                       " AND deleted_at IS NULL", {"n": name}).fetchone():
+            raise ValidationError({"name": f"A pipeline named {name!r} exists already"})
+        position = cur.execute("SELECT coalesce(max(position), -1) + 1 FROM pipelines"
+                               ).fetchone()[0]
+        pid = cur.execute("INSERT INTO pipelines (name, position, created_at)"
+                          " VALUES ($n, $p, $t) RETURNING id",
+                          {"n": name, "p": position, "t": datetime.now()}).fetchone()[0]
+        for i, (stage, prob, rot, kind, cat) in enumerate(DEFAULT_STAGES):
+            cur.execute(
+                "INSERT INTO stages (pipeline_id, name, position, probability, rotting_days,"
+                " kind, forecast_category, created_at) VALUES ($p, $n, $i, $pr, $r, $k, $c, $t)",
+                {"p": pid, "n": stage, "i": i, "pr": prob, "r": rot, "k": kind, "c": cat,
+                 "t": datetime.now()})
+        audit.record(cur, user, "pipelines", pid, "create", {"name": [None, name]})
+    return pid
+
+
+def rename_pipeline(db: Database, user: User, pipeline_id: int, name: str) -> None:
+    _admin(user)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Pipeline name is required"})
+    with db.transaction() as cur:
+        old = cur.execute("SELECT name FROM pipelines WHERE id = $id", {"id": pipeline_id}
+                          ).fetchone()
+        if old is None:
+            raise LookupError(f"Pipeline #{pipeline_id} does not exist")
+        cur.execute("UPDATE pipelines SET name = $n WHERE id = $id",
+                    {"n": name, "id": pipeline_id})
+        audit.record(cur, user, "pipelines", pipeline_id, "update", {"name": [old[0], name]})
+
+
+def add_stage(db: Database, user: User, pipeline_id: int, values: dict) -> int:
+    _admin(user)
+    clean = validate(STAGE_FIELDS, values)
+    with db.transaction() as cur:
+        position = cur.execute(
+            "SELECT coalesce(max(position), -1) + 1 FROM stages WHERE pipeline_id = $p"
+            " AND deleted_at IS NULL", {"p": pipeline_id}).fetchone()[0]
+        # new stages go before the closing (won/lost) ones
+        closing = cur.execute(
+            "SELECT min(position) FROM stages WHERE pipeline_id = $p AND deleted_at IS NULL"
+            " AND kind <> 'open'", {"p": pipeline_id}).fetchone()[0]
+        if clean["kind"] == "open" and closing is not None:
+            cur.execute("UPDATE stages SET position = position + 1 WHERE pipeline_id = $p"
+                        " AND position >= $c", {"p": pipeline_id, "c": closing})
+            position = closing
+        sid = cur.execute(
+            "INSERT INTO stages (pipeline_id, name, position, probability, rotting_days, kind,"
+            " forecast_category, created_at) VALUES ($p, $name, $pos, $probability,"
+            " $rotting_days, $kind, $forecast_category, $t) RETURNING id",
+            {"p": pipeline_id, "pos": position, "t": datetime.now(), **clean}).fetchone()[0]
+        audit.record(cur, user, "stages", sid, "create", {k: [None, v] for k, v in clean.items()})
+    return sid
+
+
+def update_stage(db: Database, user: User, stage_id: int, values: dict) -> None:
+    _admin(user)
+    clean = validate(STAGE_FIELDS, values, partial=True)
+    with db.transaction() as cur:
+        current = get_stage(cur, stage_id)
+        if current is None:
+            raise LookupError(f"Stage #{stage_id} does not exist")
+        changes = {k: (current[k], v) for k, v in clean.items() if current[k] != v}
+        if not changes:
+            return
+        assigns = ", ".join(f"{k} = ${k}" for k in changes)
+        cur.execute(f"UPDATE stages SET {assigns} WHERE id = $id",
+                    {"id": stage_id, **{k: v for k, (_, v) in changes.items()}})
+        audit.record(cur, user, "stages", stage_id, "update", changes)
+
+
+def move_stage(db: Database, user: User, stage_id: int, step: int) -> None:
+    """Swaps the stage with its neighbour: step -1 moves it left, +1 right."""
+    _admin(user)
+    with db.transaction() as cur:
+        stage = get_stage(cur, stage_id)
+        if stage is None:
+            raise LookupError(f"Stage #{stage_id} does not exist")
+        ordered = stages_of(cur, stage["pipeline_id"])
+        index = next(i for i, s in enumerate(ordered) if s["id"] == stage_id)
+        other = index + step
+        if not 0 <= other < len(ordered):
+            return
+        ordered[index], ordered[other] = ordered[other], ordered[index]
+        for position, s in enumerate(ordered):
+            cur.execute("UPDATE stages SET position = $p WHERE id = $id",
+                        {"p": position, "id": s["id"]})
+        audit.record(cur, user, "stages", stage_id, "reorder",
+                     {"position": [index, other]})
+
+
+def deals_in_stage(db_or_cur, stage_id: int) -> int:
+    sql = "SELECT count(*) FROM deals WHERE stage_id = $s AND deleted_at IS NULL"
+    if isinstance(db_or_cur, Database):
+        return db_or_cur.scalar(sql, {"s": stage_id})
+    return db_or_cur.execute(sql, {"s": stage_id}).fetchone()[0]
+
+
+def delete_stage(db: Database, user: User, stage_id: int, move_deals_to: int | None = None
+                 ) -> int:
+    """Removes a stage. A stage that holds deals needs move_deals_to, another stage of the same
+    pipeline; its deals move there (with stage history). Returns how many deals moved."""
+    from crm import deals  # deals import this module
+
+    _admin(user)
+    with db.transaction() as cur:
+        stage = get_stage(cur, stage_id)
+        if stage is None:
+            raise LookupError(f"Stage #{stage_id} does not exist")
+        held = deals_in_stage(cur, stage_id)
+        if held and move_deals_to is None:
+            raise ValidationError({"move_deals_to": (
+                f"{stage['name']} holds {held} deal(s): choose a stage to move them to first")})
+        moved = 0
+        if held:
+            target = get_stage(cur, move_deals_to)
+            if target is None or target["pipeline_id"] != stage["pipeline_id"] \
+                    or target["id"] == stage_id:
+                raise ValidationError({"move_deals_to": "Choose another stage of this pipeline"})
+            moved = deals.move_all(cur, user, stage, target)
+        cur.execute("UPDATE stages SET deleted_at = $t WHERE id = $id",
+                    {"t": datetime.now(), "id": stage_id})
+        audit.record(cur, user, "stages", stage_id, "delete",
+                     {"deals_moved": [None, moved]} if moved else None)
+    return moved
