@@ -37,6 +37,7 @@ _CSS = r"""
   align-items: stretch;
   overflow-x: auto;
   overflow-y: hidden;
+  scrollbar-width: thin;
   padding: 0 0 0.5rem 0;
   font-family: var(--st-font, inherit);
   font-size: 0.875rem;
@@ -46,7 +47,7 @@ _CSS = r"""
 .kb-board *, .kb-board *::before, .kb-board *::after { box-sizing: border-box; }
 .kb-col {
   flex: 1 0 15.5rem;
-  max-width: 22rem;
+  max-width: 26rem;
   min-width: 15.5rem;
   display: flex;
   flex-direction: column;
@@ -58,12 +59,17 @@ _CSS = r"""
 }
 .kb-col.kb-won { background: var(--st-green-background-color, rgba(33, 195, 84, 0.1)); }
 .kb-col.kb-lost { background: var(--st-gray-background-color, rgba(49, 51, 63, 0.08)); }
+.kb-won .kb-head { box-shadow: inset 0 3px 0 var(--st-green-color, #21c354); }
+.kb-lost .kb-head { box-shadow: inset 0 3px 0 var(--st-gray-color, #a3a8b8); }
+.kb-lost .kb-name, .kb-lost .kb-card-title { color: var(--kb-muted); }
+.kb-lost .kb-card { background: rgba(255, 255, 255, 0.7); }
 .kb-col.kb-over {
   border-color: var(--kb-primary);
   box-shadow: inset 0 0 0 1px var(--kb-primary);
 }
 .kb-head {
   padding: 0.6rem 0.75rem 0.55rem 0.75rem;
+  border-radius: var(--kb-radius) var(--kb-radius) 0 0;
   border-bottom: 1px solid var(--kb-border);
 }
 .kb-title-row { display: flex; align-items: center; gap: 0.5rem; }
@@ -91,15 +97,14 @@ _CSS = r"""
   margin-top: 0.2rem;
   font-size: 0.78rem;
   color: var(--kb-muted);
-  white-space: nowrap;
-  overflow: hidden;
-  text-overflow: ellipsis;
 }
+.kb-stats > span { white-space: nowrap; }
 .kb-stats .kb-total { color: var(--kb-text); font-weight: 600; }
 .kb-cards {
   flex: 1 1 auto;
   min-height: 0;
   overflow-y: auto;
+  scrollbar-width: thin;
   padding: 0.5rem;
   display: flex;
   flex-direction: column;
@@ -173,7 +178,7 @@ _CSS = r"""
 
 _JS = r"""
 const NUM0 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-const NUM2 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+const NUM2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -182,7 +187,8 @@ function el(tag, cls, text) {
   return node;
 }
 function money(value, currency, fmt) {
-  const n = fmt.format(Number(value) || 0);
+  const v = Number(value) || 0;
+  const n = (Number.isInteger(v) ? NUM0 : fmt).format(v);
   return currency ? currency + " " + n : n;
 }
 
