@@ -48,11 +48,6 @@ TASK_FIELDS = [
     *_LINK_FIELDS,
 ]
 
-ACTIVITIES = records.Entity(table="activities", label="Activity", plural="Activities",
-                            fields=ACTIVITY_FIELDS, title_sql="t.subject",
-                            default_sort=("occurred_at", "desc"))
-TASKS = records.Entity(table="tasks", label="Task", plural="Tasks", fields=TASK_FIELDS,
-                       title_sql="t.title", default_sort=("due_at", "asc"))
 
 
 def _linked_entities():
@@ -176,3 +171,11 @@ def my_tasks(db: Database, user: User, now: datetime | None = None) -> dict[str,
 
 def due_default() -> datetime:
     return datetime.combine(date.today() + timedelta(days=1), time(9, 0))
+
+
+ACTIVITIES = records.Entity(table="activities", label="Activity", plural="Activities",
+                            fields=ACTIVITY_FIELDS, title_sql="t.subject",
+                            default_sort=("occurred_at", "desc"), creator=log_activity)
+TASKS = records.Entity(table="tasks", label="Task", plural="Tasks", fields=TASK_FIELDS,
+                       title_sql="t.title", default_sort=("due_at", "asc"),
+                       creator=create_task, updater=update_task)

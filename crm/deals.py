@@ -39,9 +39,6 @@ FIELDS = [
     Field("lost_to_competitor", "Lost to competitor", section="Outcome"),
 ]
 
-DEALS = records.Entity(
-    table="deals", label="Deal", plural="Deals", fields=FIELDS, title_sql="t.title",
-)
 
 
 # --- writes --------------------------------------------------------------------------------
@@ -319,3 +316,9 @@ def effective_probability(deal: dict, stage: dict) -> int:
 
 def weighted(amount, probability: int) -> Decimal:
     return (Decimal(str(amount or 0)) * probability / 100).quantize(Decimal("0.01"))
+
+
+DEALS = records.Entity(
+    table="deals", label="Deal", plural="Deals", fields=FIELDS, title_sql="t.title",
+    creator=create_deal, updater=update_deal,
+)

@@ -25,6 +25,20 @@ class Entity:
     # extra checks over cleaned values: returns field -> message
     check: Callable[[dict], dict[str, str]] | None = None
     parent: str | None = None  # a column that ties the record to a parent (contacts)
+    # the entity's own create/update commands when they do more than the generic ones
+    creator: Callable | None = None
+    updater: Callable | None = None
+
+    def create(self, db, user, values: dict) -> int:
+        if self.creator:
+            return self.creator(db, user, values)
+        return create(db, user, self, values)
+
+    def update(self, db, user, record_id: int, values: dict, expected_version: int,
+               base: dict | None = None) -> dict:
+        if self.updater:
+            return self.updater(db, user, record_id, values, expected_version, base)
+        return update(db, user, self, record_id, values, expected_version, base)
 
     @property
     def all_fields(self) -> list[Field]:
@@ -189,8 +203,11 @@ def create(db: Database, user: User, entity: Entity, values: dict) -> int:
         return insert(cur, user, entity, values)
 
 
-def insert(cur, user: User, entity: Entity, values: dict) -> int:
-    """create() inside a caller's transaction (lead conversion makes several records at once)."""
+def insert(cur, user: User, entity: Entity, values: dict, derived: dict | None = None) -> int:
+    """create() inside a caller's transaction (lead conversion makes several records at once).
+
+    derived: columns the calling command computed itself (not user input), e.g. a deal's
+    pipeline from its stage."""
     require(user, "create")
     clean = validate(entity.fields, values)
     _check(entity, clean)
@@ -199,6 +216,7 @@ def insert(cur, user: User, entity: Entity, values: dict) -> int:
     now = datetime.now()
     _owner_rules(user, clean, cur)
     _check_parent(cur, user, entity, clean)
+    clean.update(derived or {})
     clean.update(created_at=now, updated_at=now, created_by=user.id or None,
                  updated_by=user.id or None)
     cols = list(clean)

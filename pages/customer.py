@@ -27,7 +27,7 @@ def contacts(customer: dict) -> None:
     st.markdown("**Add a contact**")
     specs = [f for f in customers.CONTACT_FIELDS if f.name != "customer_id"]
     added = submit_form(f"contact:new:{customer['id']}", specs, {"owner_id": user.id},
-                        auth.owner_choices(db),
+                        {"owner_id": auth.owner_choices(db)},
                         lambda values: customers.add_contact(db, user, customer["id"], values),
                         submit_label="Add contact")
     if added is None:

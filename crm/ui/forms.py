@@ -2,7 +2,7 @@
 so a refused save (invalid input, a conflict) keeps everything the user typed."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Callable, TypeVar
 
@@ -14,37 +14,53 @@ from crm.fields import TEXT_TYPES, Field, ValidationError
 T = TypeVar("T")
 
 MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2100, 12, 31)
+PICKED = ("user", "ref")  # fields chosen from an {id: label} dict of choices
 
 
 def widget_key(form_key: str, name: str) -> str:
     return f"{form_key}:{name}"
 
 
-def _widget_value(spec: Field, value):
+def _keys(form_key: str, spec: Field) -> list[str]:
+    key = widget_key(form_key, spec.name)
+    return [key + ":date", key + ":time"] if spec.type == "datetime" else [key]
+
+
+def _widget_values(spec: Field, value) -> list:
+    if spec.type == "datetime":
+        if value is None:
+            return [None, time(9, 0)]
+        return [value.date(), value.time().replace(second=0, microsecond=0)]
     if value is None:
         if spec.type == "bool":
-            return False
-        return "" if spec.type in TEXT_TYPES else None
+            return [False]
+        return ["" if spec.type in TEXT_TYPES else None]
     if spec.type in ("money", "number"):
-        return float(value)
+        return [float(value)]
     if spec.type == "date" and isinstance(value, datetime):
-        return value.date()
-    return value
+        return [value.date()]
+    return [value]
 
 
-def spec_form(form_key: str, specs: list[Field], initial: dict, owners: dict[int, str],
-              errors: dict[str, str] | None = None, submit_label: str = "Save",
-              columns: int = 2, disabled: bool = False) -> dict | None:
-    """Renders the form; returns the entered values when submitted, else None."""
+def spec_form(form_key: str, specs: list[Field], initial: dict,
+              choices: dict[str, dict] | None = None, errors: dict[str, str] | None = None,
+              submit_label: str = "Save", columns: int = 2, disabled: bool = False,
+              editing: bool = False, hidden: tuple[str, ...] = ()) -> dict | None:
+    """Renders the form; returns the entered values when submitted, else None.
+
+    choices: {field: {id: label}} for user and reference fields. hidden: fields not shown,
+    whose initial values are returned as they are (e.g. the deal an activity belongs to).
+    editing: an existing record, where create-only fields are shown but locked."""
     errors = errors or {}
-    editable = [f for f in specs if f.editable]
-    for spec in editable:
-        key = widget_key(form_key, spec.name)
-        if key not in st.session_state:
-            st.session_state[key] = _widget_value(
-                spec, initial.get(spec.name, spec.default))
+    choices = choices or {}
+    shown = [f for f in specs if f.editable and f.name not in hidden]
+    for spec in shown:
+        for key, value in zip(_keys(form_key, spec),
+                              _widget_values(spec, initial.get(spec.name, spec.default))):
+            if key not in st.session_state:
+                st.session_state[key] = value
     sections: dict[str, list[Field]] = {}
-    for spec in editable:
+    for spec in shown:
         sections.setdefault(spec.section, []).append(spec)
     with st.form(form_key, border=True):
         if errors:
@@ -55,24 +71,38 @@ def spec_form(form_key: str, specs: list[Field], initial: dict, owners: dict[int
             cols = st.columns(columns)
             for i, spec in enumerate(fields):
                 with cols[i % columns] if spec.type != "longtext" else st.container():
-                    _input(form_key, spec, owners, disabled)
+                    locked = disabled or (editing and spec.create_only)
+                    _input(form_key, spec, choices.get(spec.name, {}), locked)
                     if spec.name in errors:
                         st.error(errors[spec.name], icon=":material/error:")
+        hidden_errors = [m for n, m in errors.items() if n in hidden]
+        for message in hidden_errors:
+            st.error(message, icon=":material/error:")
         submitted = st.form_submit_button(submit_label, type="primary", disabled=disabled)
     if not submitted:
         return None
-    return {spec.name: _value(spec, st.session_state[widget_key(form_key, spec.name)])
-            for spec in editable}
+    values = {name: initial.get(name) for name in hidden}
+    for spec in shown:
+        if editing and spec.create_only:
+            continue
+        values[spec.name] = _value(spec, [st.session_state[k] for k in _keys(form_key, spec)])
+    return values
 
 
 def clear_form(form_key: str, specs: list[Field]) -> None:
     for spec in specs:
-        st.session_state.pop(widget_key(form_key, spec.name), None)
+        for key in _keys(form_key, spec):
+            st.session_state.pop(key, None)
 
 
-def _value(spec: Field, value):
+def _value(spec: Field, parts: list):
+    value = parts[0]
+    if spec.type == "datetime":
+        return None if value is None else datetime.combine(value, parts[1] or time(9, 0))
     if spec.type in ("money", "number") and value is not None:
         return Decimal(str(value))
+    if spec.type == "integer" and value is not None:
+        return int(value) if float(value).is_integer() else value
     return value
 
 
@@ -80,7 +110,7 @@ def _label(spec: Field) -> str:
     return f"{spec.label} *" if spec.required else spec.label
 
 
-def _input(form_key: str, spec: Field, owners: dict[int, str], disabled: bool):
+def _input(form_key: str, spec: Field, options: dict, disabled: bool):
     key = widget_key(form_key, spec.name)
     label, help_text = _label(spec), spec.help
     t = spec.type
@@ -93,35 +123,45 @@ def _input(form_key: str, spec: Field, owners: dict[int, str], disabled: bool):
         st.selectbox(label, options=list(spec.choices), format_func=spec.choice_label,
                      index=None, key=key, help=help_text, disabled=disabled,
                      placeholder="Choose…")
-    elif t == "user":
-        options = list(owners)
+    elif t in PICKED:
+        ids = list(options)
         current = st.session_state.get(key)
-        if current is not None and current not in owners:
-            options.append(current)
-        st.selectbox(label, options=options, format_func=lambda i: owners.get(i, f"User #{i}"),
-                     index=None, key=key, help=help_text or "Empty means you",
-                     disabled=disabled, placeholder="Me")
+        if current is not None and current not in options:
+            ids.append(current)
+        st.selectbox(label, options=ids, format_func=lambda i: options.get(i, f"#{i}"),
+                     index=None, key=key, disabled=disabled,
+                     help=help_text or ("Empty means you" if t == "user" else None),
+                     placeholder="Me" if t == "user" else "Choose…")
     elif t in ("money", "number"):
         st.number_input(label, key=key, help=help_text, disabled=disabled,
                         step=100.0 if t == "money" else 1.0,
                         format="%.2f" if t == "money" else None)
+    elif t == "integer":
+        st.number_input(label, key=key, help=help_text, disabled=disabled, step=1,
+                        format="%d")
     elif t == "date":
         st.date_input(label, key=key, help=help_text, disabled=disabled,
                       min_value=MIN_DATE, max_value=MAX_DATE, format="YYYY-MM-DD")
+    elif t == "datetime":
+        day, hour = st.columns([3, 2])
+        day.date_input(label, key=key + ":date", help=help_text, disabled=disabled,
+                       min_value=MIN_DATE, max_value=MAX_DATE, format="YYYY-MM-DD")
+        hour.time_input("Time", key=key + ":time", disabled=disabled, step=900)
     elif t == "bool":
         st.checkbox(label, key=key, help=help_text, disabled=disabled)
     else:
         raise ValueError(f"no widget for field type {t}")
 
 
-def submit_form(form_key: str, specs: list[Field], initial: dict, owners: dict[int, str],
-                save: Callable[[dict], T], submit_label: str) -> T | None:
+def submit_form(form_key: str, specs: list[Field], initial: dict, choices: dict[str, dict],
+                save: Callable[[dict], T], submit_label: str,
+                hidden: tuple[str, ...] = ()) -> T | None:
     """A spec form whose submission calls save(values): invalid values come back as messages
     next to their fields (after a rerun, with everything typed kept); a refused permission is
     shown as an error. Returns save's result once it succeeded, and clears the form."""
     errors_key = f"{form_key}:errors"
-    values = spec_form(form_key, specs, initial, owners, st.session_state.get(errors_key),
-                       submit_label=submit_label)
+    values = spec_form(form_key, specs, initial, choices, st.session_state.get(errors_key),
+                       submit_label=submit_label, hidden=hidden)
     if values is None:
         return None
     try:
@@ -135,3 +175,14 @@ def submit_form(form_key: str, specs: list[Field], initial: dict, owners: dict[i
     st.session_state.pop(errors_key, None)
     clear_form(form_key, specs)
     return result
+
+
+def edited(form_key: str, specs: list[Field], base: dict) -> bool:
+    """Whether the user changed any widget of the form away from base."""
+    for spec in specs:
+        if not spec.editable:
+            continue
+        for key, value in zip(_keys(form_key, spec), _widget_values(spec, base.get(spec.name))):
+            if key in st.session_state and st.session_state[key] != value:
+                return True
+    return False

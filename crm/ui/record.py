@@ -11,7 +11,7 @@ import streamlit as st
 from crm import auth, records
 from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
-from crm.ui.forms import clear_form, spec_form, submit_form, widget_key
+from crm.ui.forms import clear_form, edited, spec_form, submit_form
 from crm.ui.session import get_db
 
 
@@ -25,12 +25,27 @@ def record_id_param() -> int | str | None:
         return None
 
 
+Choices = Callable[[dict | None], dict[str, dict]]
+
+
+def field_choices(entity: records.Entity, row: dict | None, extra: Choices | None) -> dict:
+    """{field: {id: label}} for the form's pickers: the team for user fields, plus the page's."""
+    owners = auth.owner_choices(get_db())
+    found = {f.name: owners for f in entity.fields if f.type == "user"}
+    found.update(extra(row) if extra else {})
+    return found
+
+
 def record_page(entity: records.Entity, user: User, list_page: str,
-                tabs: dict[str, Callable[[dict], None]] | None = None) -> None:
+                tabs: dict[str, Callable[[dict], None]] | None = None,
+                choices: Choices | None = None, new_values: dict | None = None,
+                actions: Callable[[dict], None] | None = None) -> None:
+    """choices(row) adds pickers for reference fields (row is None on the create form);
+    new_values pre-fills the create form; actions(row) draws controls above the tabs."""
     st.page_link(list_page, label=f"All {entity.plural.lower()}", icon=":material/arrow_back:")
     rid = record_id_param()
     if rid == "new":
-        _create(entity, user)
+        _create(entity, user, field_choices(entity, None, choices), new_values or {})
         return
     db = get_db()
     try:
@@ -43,10 +58,12 @@ def record_page(entity: records.Entity, user: User, list_page: str,
     _header(entity, row)
     if row["deleted_at"] is not None:
         _trashed(entity, user, row)
+    elif actions:
+        actions(row)
     names = ["Details", "Timeline", *(tabs or {})]
     shown = st.tabs(names)
     with shown[0]:
-        _edit(entity, user, row)
+        _edit(entity, user, row, field_choices(entity, row, choices))
     with shown[1]:
         timeline(entity, user, row["id"])
     for tab, render in zip(shown[2:], (tabs or {}).values()):
@@ -78,11 +95,10 @@ def _trashed(entity: records.Entity, user: User, row: dict) -> None:
         st.rerun()
 
 
-def _create(entity: records.Entity, user: User) -> None:
+def _create(entity: records.Entity, user: User, choices: dict, initial: dict) -> None:
     st.title(f"New {entity.label.lower()}")
-    new_id = submit_form(f"{entity.table}:new", entity.fields, {"owner_id": user.id},
-                         auth.owner_choices(get_db()),
-                         lambda values: records.create(get_db(), user, entity, values),
+    new_id = submit_form(f"{entity.table}:new", entity.fields, {"owner_id": user.id, **initial},
+                         choices, lambda values: entity.create(get_db(), user, values),
                          submit_label=f"Create {entity.label.lower()}")
     if new_id is None:
         return
@@ -95,20 +111,12 @@ def _form_key(entity: records.Entity, base: dict) -> str:
     return f"{entity.table}:{base['id']}:v{base['version']}"
 
 
-def _edited(entity: records.Entity, form_key: str, base: dict) -> bool:
-    for f in entity.editable:
-        key = widget_key(form_key, f.name)
-        if key in st.session_state and records._differs(base[f.name], st.session_state[key]):
-            return True
-    return False
-
-
-def _edit(entity: records.Entity, user: User, row: dict) -> None:
+def _edit(entity: records.Entity, user: User, row: dict, choices: dict) -> None:
     t, rid = entity.table, row["id"]
     base_key, conflict_key = f"{t}:{rid}:base", f"{t}:{rid}:conflict"
     base = st.session_state.get(base_key)
     if base is None or (base["version"] != row["version"]
-                        and not _edited(entity, _form_key(entity, base), base)):
+                        and not edited(_form_key(entity, base), entity.fields, base)):
         base = row  # nothing typed yet: just show the newest copy
         st.session_state[base_key] = base
     form_key = _form_key(entity, base)
@@ -120,13 +128,13 @@ def _edit(entity: records.Entity, user: User, row: dict) -> None:
                 "it. Your edits are kept; saving will show what changed.")
     errors = st.session_state.get(f"{form_key}:errors")
     readonly = row["deleted_at"] is not None
-    values = spec_form(form_key, entity.fields, base, auth.owner_choices(get_db()), errors,
-                       submit_label="Save changes", disabled=readonly)
+    values = spec_form(form_key, entity.fields, base, choices, errors,
+                       submit_label="Save changes", disabled=readonly, editing=True)
     _delete_button(entity, user, row, readonly)
     if values is None:
         return
     try:
-        saved = records.update(get_db(), user, entity, rid, values, base["version"], base)
+        saved = entity.update(get_db(), user, rid, values, base["version"], base)
     except ValidationError as exc:
         st.session_state[f"{form_key}:errors"] = exc.errors
         st.rerun()
@@ -163,8 +171,8 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
     keep, theirs = st.columns(2)
     if keep.button("Save my values over theirs", key=f"{form_key}:overwrite", type="primary"):
         try:
-            saved = records.update(get_db(), user, entity, row["id"], conflict["mine"],
-                                   current["version"], current)
+            saved = entity.update(get_db(), user, row["id"], conflict["mine"],
+                                  current["version"], current)
         except records.ConflictError as exc:  # changed yet again
             st.session_state[conflict_key] = {**conflict, "current": exc.current,
                                               "changed": exc.changed}
