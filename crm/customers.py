@@ -127,3 +127,27 @@ def base_counts(db: Database, user: User) -> dict:
         params,
     )
     return row
+
+
+def customer_choices(db: Database, user: User, limit: int = 2000,
+                     include: int | None = None) -> dict[int, str]:
+    """{id: name} of customers the user may see, for pickers; include keeps a given one."""
+    where, params = records._where(CUSTOMERS, user, records.Query())
+    params.update(n=limit, include=include)
+    found = db.query(
+        f"SELECT t.id, t.name, t.city FROM customers t WHERE ({where}) OR t.id = $include"
+        " ORDER BY t.name LIMIT $n", params)
+    return {r["id"]: r["name"] + (f" · {r['city']}" if r["city"] else "") for r in found}
+
+
+def contact_choices(db: Database, user: User, customer_id: int | None = None,
+                    limit: int = 2000) -> dict[int, str]:
+    """{id: "person · company"} for pickers, only of customers the user may see."""
+    where, params = records._where(CUSTOMERS, user, records.Query())
+    params.update(n=limit, c=customer_id)
+    found = db.query(
+        "SELECT p.id, trim(coalesce(p.first_name, '') || ' ' || p.last_name) AS person,"
+        f" t.name AS company FROM contacts p JOIN customers t ON t.id = p.customer_id"
+        f" WHERE {where} AND p.deleted_at IS NULL AND ($c IS NULL OR p.customer_id = $c)"
+        " ORDER BY t.name, person LIMIT $n", params)
+    return {r["id"]: f"{r['person']} · {r['company']}" for r in found}

@@ -210,3 +210,9 @@ def delete_stage(db: Database, user: User, stage_id: int, move_deals_to: int | N
         audit.record(cur, user, "stages", stage_id, "delete",
                      {"deals_moved": [None, moved]} if moved else None)
     return moved
+
+
+def stage_choices(db: Database, pipeline_id: int | None = None) -> dict[int, str]:
+    """{stage id: "Pipeline › Stage"} for pickers and filters."""
+    return {s["id"]: f"{s['pipeline_name']} › {s['name']}" for s in all_stages(db)
+            if pipeline_id is None or s["pipeline_id"] == pipeline_id}

@@ -53,6 +53,13 @@ class Entity:
         return [f for f in self.fields if f.editable]
 
 
+_PERSON = "trim(coalesce({a}.first_name, '') || ' ' || {a}.last_name)"
+REF_LABELS = {  # how a record of each table is named in lists and pickers
+    "customers": "{a}.name", "stages": "{a}.name", "deals": "{a}.title", "users": "{a}.name",
+    "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name",
+}
+
+
 class NotFound(LookupError):
     pass
 
@@ -90,7 +97,7 @@ class Query:
     page: int = 1
     page_size: int = 50
     trash: bool = False
-    parent_id: int | None = None
+    fixed: dict = field(default_factory=dict)  # name -> value the rows must have (a parent)
 
 
 def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
@@ -99,9 +106,11 @@ def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
     if user.role == "rep":  # viewers get all-team aggregates; record access is checked by require
         clauses.append("t.owner_id = $me")
         params["me"] = user.id
-    if entity.parent and q.parent_id is not None:
-        clauses.append(f"t.{entity.parent} = $parent")
-        params["parent"] = q.parent_id
+    for i, (name, value) in enumerate((q.fixed or {}).items()):
+        if name not in entity.spec:
+            raise ValueError(f"{name} is not a field of {entity.table}")
+        clauses.append(f"t.{name} = $fixed{i}")
+        params[f"fixed{i}"] = value
     text = (q.search or "").strip()
     if text:
         like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -144,10 +153,16 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
     total = db.scalar(f"SELECT count(*) FROM {entity.table} t WHERE {where}", params)
     last_page = max(1, -(-total // page_size))
     page = max(1, min(int(q.page), last_page))
-    cols = ", ".join(f"t.{f.name}" for f in entity.all_fields if f.in_list or f.name == "owner_id")
+    cols = [f"t.{f.name}" for f in entity.all_fields if f.in_list or f.name == "owner_id"]
+    joins = ""
+    for f in entity.all_fields:
+        if f.in_list and f.type == "ref":  # show the referenced record's name, not its id
+            alias = f"r_{f.name}"
+            cols.append(f"{REF_LABELS[f.ref].format(a=alias)} AS {f.name}__label")
+            joins += f" LEFT JOIN {f.ref} {alias} ON {alias}.id = t.{f.name}"
     sql = (
-        f"SELECT {cols}, u.name AS owner_name FROM {entity.table} t"
-        f" LEFT JOIN users u ON u.id = t.owner_id"
+        f"SELECT {', '.join(cols)}, u.name AS owner_name FROM {entity.table} t"
+        f" LEFT JOIN users u ON u.id = t.owner_id{joins}"
         f" WHERE {where} ORDER BY t.{sort} {direction} NULLS LAST, t.id {direction}"
         f" LIMIT $limit OFFSET $offset"
     )
@@ -395,3 +410,10 @@ def _csv_safe(value):
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+def ref_label(db: Database, table: str, record_id: int) -> str:
+    """The name of one referenced record (REF_LABELS), e.g. a deal's title."""
+    label = REF_LABELS[table].format(a="r")
+    return db.scalar(f"SELECT {label} FROM {table} r WHERE r.id = $id", {"id": record_id}) \
+        or f"#{record_id}"

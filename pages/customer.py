@@ -1,7 +1,10 @@
 import pandas as pd
 import streamlit as st
 
-from crm import auth, customers
+from crm import auth, customers, records
+from crm.deals import DEALS
+from crm.ui.followup import activity_tab, tasks_tab
+from crm.ui.text import md_escape
 from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
@@ -36,5 +39,25 @@ def contacts(customer: dict) -> None:
     st.rerun()
 
 
+def customer_deals(customer: dict) -> None:
+    page = records.list_records(get_db(), user, DEALS,
+                                records.Query(fixed={"customer_id": customer["id"]},
+                                              page_size=100))
+    if page.rows:
+        for deal in page.rows:
+            st.page_link("pages/deal.py", query_params={"id": deal["id"]},
+                         icon=":material/handshake:",
+                         label=md_escape(f"{deal['title']} · {deal['stage_id__label']} · "
+                                         f"{float(deal['amount'] or 0):,.0f} {deal['currency']}"))
+    else:
+        st.caption("No deals yet.")
+    if customer["deleted_at"] is None and st.button("New deal for this customer",
+                                                    icon=":material/add:"):
+        st.switch_page("pages/deal.py", query_params={"id": "new",
+                                                      "customer_id": customer["id"]})
+
+
 record_page(customers.CUSTOMERS, user, list_page="pages/customers.py",
-            tabs={"Contacts": contacts})
+            tabs={"Contacts": contacts, "Deals": customer_deals,
+                  "Activities": lambda c: activity_tab(user, "customer_id", c["id"]),
+                  "Tasks": lambda c: tasks_tab(user, "customer_id", c["id"])})

@@ -1,7 +1,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
+from crm import activities
 from crm.dashboard import home_numbers
+from crm.ui.followup import log_toggle, task_list
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
 
@@ -45,5 +47,15 @@ with left:
         st.info("No leads yet.")
 with right:
     st.subheader("My open tasks")
-    st.info("Tasks arrive with the sales pipeline. Until then, this is where your overdue, "
-            "today's and upcoming tasks will be listed.", icon=":material/task_alt:")
+    groups = activities.my_tasks(get_db(), user)
+    if not any(groups.values()):
+        st.caption("No open tasks. Add them from a lead, customer or deal.")
+    else:
+        log = log_toggle("home")
+    for name, label in (("overdue", ":red[Overdue]"), ("today", "Today"),
+                        ("upcoming", "Upcoming")):
+        if groups[name]:
+            st.markdown(f"**{label}** ({len(groups[name])})")
+            task_list(user, groups[name][:8], key=f"home:{name}", show_related=True, log=log)
+    if user.at_least("rep"):
+        st.page_link("pages/activities.py", label="All my tasks", icon=":material/task_alt:")

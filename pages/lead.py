@@ -1,16 +1,20 @@
 import streamlit as st
 
-from crm import leads
+from crm import conversion, leads, pipelines, records
+from crm.auth import PermissionDenied
+from crm.fields import ValidationError
+from crm.ui.followup import activity_tab, tasks_tab
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
 
 user = require_user("rep")
+db = get_db()
 
 
 def related(lead: dict) -> None:
-    found = leads.related(get_db(), user, lead)
+    found = leads.related(db, user, lead)
     if not found["leads"] and not found["customers"]:
         st.caption("No other leads from the same company or email domain, and no customer "
                    "of that name.")
@@ -28,4 +32,72 @@ def related(lead: dict) -> None:
                          query_params={"id": other["id"]}, icon=":material/person:")
 
 
-record_page(leads.LEADS, user, list_page="pages/leads.py", tabs={"Related": related})
+def converted_links(lead: dict) -> None:
+    st.success(f"Converted on {lead['converted_at']:%Y-%m-%d}.", icon=":material/check_circle:")
+    for page, key, label, icon in (("pages/customer.py", "converted_customer_id", "Customer",
+                                    ":material/domain:"),
+                                   ("pages/deal.py", "converted_deal_id", "Deal",
+                                    ":material/handshake:")):
+        if lead[key]:
+            st.page_link(page, label=f"Open the {label.lower()} it became",
+                         query_params={"id": lead[key]}, icon=icon)
+
+
+def convert(lead: dict) -> None:
+    """Qualified lead -> customer (or an existing one), contact and optionally a deal."""
+    if lead["converted_at"]:
+        converted_links(lead)
+        return
+    if lead["status"] != "qualified":
+        st.info("Only qualified leads can be converted. Set the status to Qualified in Details "
+                "first.")
+        return
+    candidates = conversion.duplicate_candidates(db, user, lead)
+    new_customer = conversion.customer_values(lead)
+    options = {0: f"Create a new {new_customer['kind']} customer: {new_customer['name']}"}
+    options.update({c["id"]: f"Link to existing: {c['name']}"
+                    f"{' · ' + c['city'] if c['city'] else ''} — {c['reason']}"
+                    for c in candidates})
+    if candidates:
+        st.warning(f"{len(candidates)} existing customer(s) look like this lead. Link to one "
+                   "instead of creating a duplicate?", icon=":material/content_copy:")
+    choice = st.radio("Customer", list(options), format_func=options.get, key="convert_customer")
+    contact_label = ("Add the lead's person as a contact" if choice or
+                     new_customer["kind"] == "company" else "Also add them as a contact")
+    add_contact = st.checkbox(contact_label, value=True, key="convert_contact")
+    add_deal = st.checkbox("Create a deal", value=True, key="convert_deal")
+    stage_id = title = amount = None
+    if add_deal:
+        stages = pipelines.stage_choices(db)
+        values = conversion.deal_values(lead, next(iter(stages)))
+        c1, c2, c3 = st.columns([3, 2, 1.4])
+        title = c1.text_input("Deal title", values["title"], key="convert_deal_title")
+        stage_id = c2.selectbox("Stage", list(stages), format_func=stages.get,
+                                key="convert_stage")
+        amount = c3.number_input("Amount", min_value=0.0, key="convert_amount",
+                                 value=float(values["amount"] or 0), step=100.0)
+    if st.button("Convert lead", type="primary", key="convert_button"):
+        deal = None
+        if add_deal:
+            deal = {**conversion.deal_values(lead, stage_id), "title": title, "amount": amount}
+        try:
+            made = conversion.convert_lead(
+                db, user, lead["id"], lead["version"],
+                customer_id=choice or None, customer=None if choice else new_customer,
+                contact=conversion.contact_values(lead) if add_contact else None, deal=deal)
+        except ValidationError as exc:
+            st.error(" ".join(exc.errors.values()))
+            return
+        except (PermissionDenied, records.ConflictError, records.NotFound) as exc:
+            st.error(str(exc) or "The lead changed meanwhile; reload and try again.")
+            return
+        st.toast("Lead converted")
+        st.switch_page("pages/deal.py" if made["deal_id"] else "pages/customer.py",
+                       query_params={"id": made["deal_id"] or made["customer_id"]})
+
+
+record_page(leads.LEADS, user, list_page="pages/leads.py",
+            tabs={"Convert": convert,
+                  "Activities": lambda lead: activity_tab(user, "lead_id", lead["id"]),
+                  "Tasks": lambda lead: tasks_tab(user, "lead_id", lead["id"]),
+                  "Related": related})

@@ -13,7 +13,15 @@ PAGES = [
     ("Sales", "pages/lead.py", "Lead", ":material/person:", "rep", False),
     ("Sales", "pages/customers.py", "Customers", ":material/apartment:", "rep", True),
     ("Sales", "pages/customer.py", "Customer", ":material/domain:", "rep", False),
+    ("Sales", "pages/pipeline.py", "Pipeline", ":material/view_kanban:", "rep", True),
+    ("Sales", "pages/deals.py", "Deals", ":material/handshake:", "rep", True),
+    ("Sales", "pages/deal.py", "Deal", ":material/handshake:", "rep", False),
+    ("Sales", "pages/activities.py", "Activities & tasks", ":material/task_alt:", "rep", True),
+    ("Sales", "pages/activity.py", "Activity", ":material/event_note:", "rep", False),
+    ("Sales", "pages/task.py", "Task", ":material/task:", "rep", False),
     ("Settings", "pages/users.py", "Users", ":material/group:", "admin", True),
+    ("Settings", "pages/pipelines_admin.py", "Pipelines & stages", ":material/tune:", "admin",
+     True),
 ]
 
 

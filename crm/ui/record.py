@@ -240,3 +240,15 @@ def _shown(f, value, owners) -> str:
     if f is not None and f.type == "bool":
         return "yes" if value else "no"
     return _text(value)
+
+
+def related_choices(row: dict | None) -> dict[str, dict]:
+    """Labels for the (locked) links of an activity or task to its lead, customer, contact
+    or deal, so the form names them instead of showing ids."""
+    if row is None:
+        return {}
+    from crm import activities
+
+    return {link: {row[link]: records.ref_label(get_db(), spec.ref, row[link])}
+            for link, spec in ((f.name, f) for f in activities.TASK_FIELDS
+                               if f.name in activities.LINKS) if row.get(link) is not None}

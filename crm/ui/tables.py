@@ -12,16 +12,19 @@ from crm.ui.session import get_db
 PAGE_SIZES = (25, 50, 100, 200)
 
 
-def list_page(entity: records.Entity, user: User, record_page: str) -> None:
+def list_page(entity: records.Entity, user: User, record_page: str,
+              choices: dict[str, dict] | None = None, can_create: bool = True) -> None:
+    """choices: {field: {id: label}} for reference filters (e.g. a deal's stage)."""
     db = get_db()
     t = entity.table
     head, export, new = st.columns([3, 1, 1.3], vertical_alignment="bottom")
     head.title(entity.plural)
-    if new.button(f"New {entity.label.lower()}", type="primary", icon=":material/add:",
-                  key=f"{t}:new", width="stretch"):
+    if can_create and new.button(f"New {entity.label.lower()}", type="primary",
+                                 icon=":material/add:", key=f"{t}:new", width="stretch"):
         st.switch_page(record_page, query_params={"id": "new"})
 
     owners = auth.owner_choices(db)
+    choices = {**{f.name: owners for f in entity.fields if f.type == "user"}, **(choices or {})}
     search_col, sort_col, dir_col = st.columns([3, 1.4, 0.8], vertical_alignment="bottom")
     search = search_col.text_input("Search", key=f"{t}:search", placeholder=_search_hint(entity),
                                    label_visibility="collapsed")
@@ -33,7 +36,7 @@ def list_page(entity: records.Entity, user: User, record_page: str) -> None:
     descending = dir_col.toggle("Desc", value=entity.default_sort[1] == "desc",
                                 key=f"{t}:desc")
     with st.expander("Filters", icon=":material/filter_list:"):
-        filters = _filters(entity, owners, user)
+        filters = _filters(entity, choices, user)
         trash = st.toggle("Show trash (deleted records)", key=f"{t}:trash")
 
     query = records.Query(search=search, filters=filters, sort=sort, descending=descending,
@@ -78,7 +81,7 @@ def _search_hint(entity: records.Entity) -> str:
     return "Search " + ", ".join(names)
 
 
-def _filters(entity: records.Entity, owners: dict[int, str], user: User) -> dict:
+def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> dict:
     t = entity.table
     out: dict = {}
     specs = [f for f in entity.all_fields if f.filter]
@@ -89,12 +92,13 @@ def _filters(entity: records.Entity, owners: dict[int, str], user: User) -> dict
             if f.type == "choice":
                 chosen = st.multiselect(f.label, list(f.choices), key=key,
                                         format_func=f.choice_label, placeholder="Any")
-            elif f.type == "user":
-                if user.role == "rep":
+            elif f.type in ("user", "ref"):
+                if f.type == "user" and user.role == "rep":
                     continue  # reps only ever see their own records
-                chosen = st.multiselect(f.label, list(owners), key=key,
-                                        format_func=lambda i: owners.get(i, f"#{i}"),
-                                        placeholder="Anyone")
+                options = choices.get(f.name, {})
+                chosen = st.multiselect(f.label, list(options), key=key,
+                                        format_func=lambda i, o=options: o.get(i, f"#{i}"),
+                                        placeholder="Any")
             elif f.type == "bool":
                 pick = st.selectbox(f.label, ["Any", "Yes", "No"], key=key)
                 chosen = None if pick == "Any" else pick == "Yes"
@@ -116,6 +120,8 @@ def _filters(entity: records.Entity, owners: dict[int, str], user: User) -> dict
 def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for f in entity.all_fields:
+        if f.name in frame and f.type == "ref":
+            frame[f.name] = frame[f.name + "__label"]
         if f.name in frame and f.type == "choice":
             frame[f.name] = [f.choice_label(v) if isinstance(v, str) else None
                              for v in frame[f.name]]
@@ -141,7 +147,7 @@ def _column(f: Field):
         return st.column_config.DateColumn(f.label, format="YYYY-MM-DD")
     if f.type == "bool":
         return st.column_config.CheckboxColumn(f.label)
-    if f.type == "number":
+    if f.type in ("number", "integer"):
         return st.column_config.NumberColumn(f.label, format="%d")
     return st.column_config.TextColumn(f.label)
 

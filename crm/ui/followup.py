@@ -1,0 +1,102 @@
+"""Follow-up on any record page: the activity timeline with 'log activity', and its tasks."""
+from __future__ import annotations
+
+import streamlit as st
+
+from crm import activities, auth
+from crm.auth import PermissionDenied, User
+from crm.fields import ValidationError
+from crm.ui.forms import submit_form
+from crm.ui.session import get_db
+
+HIDDEN_LINKS = tuple(activities.LINKS)
+
+
+def activity_tab(user: User, link: str, record_id: int, key: str = "") -> None:
+    """Timeline of activities of the record, newest first, with a form to log one."""
+    db = get_db()
+    with st.expander("Log an activity", icon=":material/add_comment:",
+                     expanded=not activities.timeline(db, user, link, record_id, limit=1)):
+        logged = submit_form(
+            f"activity:new:{link}:{record_id}{key}", activities.ACTIVITY_FIELDS,
+            {"owner_id": user.id, link: record_id, "kind": "call"},
+            {"owner_id": auth.owner_choices(db)},
+            lambda values: activities.log_activity(db, user, values),
+            submit_label="Log activity", hidden=HIDDEN_LINKS)
+        if logged is not None:
+            st.toast("Activity logged")
+            st.rerun()
+    entries = activities.timeline(db, user, link, record_id)
+    if not entries:
+        st.caption("No activities yet.")
+        return
+    for e in entries:
+        with st.container(border=True):
+            head = (f"**{activities_label(e['kind'])}** · {e['occurred_at']:%Y-%m-%d %H:%M}"
+                    + (f" · {e['duration_minutes']} min" if e["duration_minutes"] else "")
+                    + (f" · {e['direction']}" if e["direction"] else "")
+                    + (f" · {e['outcome'].replace('_', ' ')}" if e["outcome"] else ""))
+            st.markdown(head)
+            st.text(e["subject"] + (f"\n{e['notes']}" if e["notes"] else ""))
+            if e["by_name"]:
+                st.caption(f"by {e['by_name']}")
+
+
+def activities_label(kind: str) -> str:
+    icons = {"call": "📞", "email": "✉️", "meeting": "👥", "visit": "🚗", "note": "📝",
+             "social_message": "💬", "chat": "💬"}
+    return f"{icons.get(kind, '')} {kind.replace('_', ' ').capitalize()}"
+
+
+def tasks_tab(user: User, link: str, record_id: int) -> None:
+    """The record's tasks, open first, each with 'done'; and a form to add one."""
+    db = get_db()
+    found = activities.tasks_for(db, user, link, record_id)
+    if found:
+        task_list(user, found, key=f"{link}:{record_id}")
+    else:
+        st.caption("No tasks yet.")
+    with st.expander("Add a task", icon=":material/add_task:", expanded=not found):
+        added = submit_form(
+            f"task:new:{link}:{record_id}", activities.TASK_FIELDS,
+            {"owner_id": user.id, link: record_id, "due_at": activities.due_default()},
+            {"owner_id": auth.owner_choices(db)},
+            lambda values: activities.create_task(db, user, values),
+            submit_label="Add task", hidden=HIDDEN_LINKS + ("status",))
+        if added is not None:
+            st.toast("Task added")
+            st.rerun()
+
+
+def log_toggle(key: str) -> bool:
+    return st.toggle("Log an activity when I complete a task", value=True, key=f"log:{key}")
+
+
+def task_list(user: User, tasks: list[dict], key: str, show_related: bool = False,
+              log: bool | None = None) -> None:
+    """Rows of tasks with a 'Done' button on the open ones; completing optionally logs it
+    (log None: the list shows its own switch for that)."""
+    if log is None:
+        log = log_toggle(key)
+    for task in tasks:
+        cols = st.columns([0.6, 4, 2, 1.4])
+        is_open = task.get("status", "open") == "open"
+        cols[0].markdown(":material/radio_button_unchecked:" if is_open
+                         else ":material/check_circle:")
+        title = task["title"] + (f" — {task['related']}" if show_related and
+                                 task.get("related") else "")
+        cols[1].text(title)
+        due = task.get("due_at")
+        cols[2].caption(f"due {due:%Y-%m-%d %H:%M}" if due else "no due date")
+        if is_open and cols[3].button("Done", key=f"done:{key}:{task['id']}",
+                                      icon=":material/check:"):
+            try:
+                activities.complete_task(get_db(), user, task["id"],
+                                         log={"kind": "note", "outcome": "completed"}
+                                         if log else None)
+            except (PermissionDenied, ValidationError) as exc:
+                st.error(str(exc))
+                return
+            st.toast("Task done" + ("; noted in the activities" if log else ""))
+            st.rerun()
+
