@@ -47,7 +47,10 @@ class Field:
             object.__setattr__(self, "max_length", limit)
 
     def choice_label(self, value) -> str:
-        return "" if value is None else str(value).replace("_", " ").capitalize()
+        if value is None:
+            return ""
+        text = str(value)
+        return text if text.isupper() else text.replace("_", " ").capitalize()  # codes stay
 
 
 class ValidationError(ValueError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crm import auth, leads
+from crm import auth, deals, leads, pipelines
 from crm.db import Database
 from tests.conftest import PASSWORD
 
@@ -39,8 +39,15 @@ def server(tmp_path):
     db_file = tmp_path / "crm.duckdb"
     db = Database(db_file)
     auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
-    leads.create_lead(db, auth.get_user(db, "admin"), {"last_name": "Preexisting",
-                                                       "company": "Hiddenco"})
+    admin = auth.get_user(db, "admin")
+    leads.create_lead(db, admin, {"last_name": "Preexisting", "company": "Hiddenco"})
+    stages = {s["name"]: s["id"] for s in
+              pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+    for title, amount, stage in [("Alpha deal", "1000", "Prospecting"),
+                                 ("Beta deal", "3000", "Prospecting"),
+                                 ("<img src=x onerror=alert(1)>", "500", "Qualification")]:
+        deals.create_deal(db, admin, {"title": title, "amount": amount,
+                                      "stage_id": stages[stage]})
     db.close()  # the server process needs the file lock
     port = free_port()
     env = {**os.environ, "CRM_DB": str(db_file), "CRM_COOKIE_KEY": "e2e-" + "k" * 40}
@@ -108,3 +115,51 @@ def test_leads_needs_sign_in_then_a_new_lead_shows_in_the_list(server, page):
     page.goto(server + "/leads")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
     assert page.get_by_text("Browserson").count() == 0
+
+
+def sign_in(page, server, path):
+    page.goto(server + path)
+    page.get_by_role("textbox", name="Username").fill("admin")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def header(page, stage_name):
+    column = page.locator("[data-stage-id]").filter(has_text=stage_name).first
+    return column.locator(".kb-count"), column.locator(".kb-total")
+
+
+def test_dragging_a_card_moves_the_deal_and_updates_the_totals(server, page):
+    alerts = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    # wide enough for every column: a board that scrolls mid-drag drops another card
+    page.set_viewport_size({"width": 2200, "height": 1400})
+    sign_in(page, server, "/pipeline")
+    expect(page.get_by_role("heading", name="Pipeline")).to_be_visible(timeout=30_000)
+    count, total = header(page, "Prospecting")
+    expect(count).to_have_text("2 deals", timeout=30_000)
+    expect(total).to_have_text("USD 4,000")
+    # user text is shown as text and runs nothing
+    expect(page.locator("[data-deal-id]").filter(has_text="<img src=x onerror=alert(1)>")
+           ).to_have_count(1)
+
+    card = page.locator("[data-deal-id]").filter(has_text="Beta deal")
+    card.drag_to(header(page, "Proposal")[0])
+    expect(count).to_have_text("1 deal", timeout=30_000)
+    expect(total).to_have_text("USD 1,000")
+    proposal_count, proposal_total = header(page, "Proposal")
+    expect(proposal_count).to_have_text("1 deal")
+    expect(proposal_total).to_have_text("USD 3,000")
+
+    # a lost stage asks why before the deal moves
+    page.locator("[data-deal-id]").filter(has_text="Alpha deal").drag_to(
+        header(page, "Lost")[0])
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible(timeout=30_000)
+    dialog.get_by_role("combobox").first.click()
+    page.get_by_role("option", name="Price").click()
+    dialog.get_by_role("button", name="Mark as lost").click()
+    lost_count, _ = header(page, "Lost")
+    expect(lost_count).to_have_text("1 deal", timeout=30_000)
+    expect(count).to_have_text("0 deals")
+    assert alerts == []
