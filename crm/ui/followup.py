@@ -1,6 +1,8 @@
 """Follow-up on any record page: the activity timeline with 'log activity', and its tasks."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import streamlit as st
 
 from crm import activities, auth
@@ -19,7 +21,8 @@ def activity_tab(user: User, link: str, record_id: int, key: str = "") -> None:
                      expanded=not activities.timeline(db, user, link, record_id, limit=1)):
         logged = submit_form(
             f"activity:new:{link}:{record_id}{key}", activities.ACTIVITY_FIELDS,
-            {"owner_id": user.id, link: record_id, "kind": "call"},
+            {"owner_id": user.id, link: record_id, "kind": "call",
+             "occurred_at": datetime.now().replace(second=0, microsecond=0)},
             {"owner_id": auth.owner_choices(db)},
             lambda values: activities.log_activity(db, user, values),
             submit_label="Log activity", hidden=HIDDEN_LINKS)

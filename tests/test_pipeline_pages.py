@@ -1,0 +1,163 @@
+"""AppTest: the deal form, the 'Move to' controls, conversion, activities and tasks, settings."""
+from datetime import datetime, timedelta
+
+import pytest
+
+from crm import activities, customers, deals, leads, pipelines, records
+from tests.test_pages import errors, page, texts
+
+
+@pytest.fixture
+def app_env(db, team, monkeypatch):
+    monkeypatch.setenv("CRM_DB", str(db.path))
+    monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
+    return db
+
+
+@pytest.fixture
+def stage(db):
+    return {s["name"]: s["id"] for s in
+            pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+
+
+def deal_of(db, user, stage, title="Deal", **values):
+    return deals.create_deal(db, user, {"title": title, "amount": "1000",
+                                        "stage_id": stage["Prospecting"], **values})
+
+
+def test_deal_form_creates_a_deal_for_a_customer(app_env, team, stage):
+    acme = customers.create_customer(app_env, team["reza"], {"name": "Acme"})
+    at = page("pages/deal.py", user="reza", id="new", customer_id=str(acme))
+    assert at.selectbox(key="deals:new:customer_id").value == acme
+    at.text_input(key="deals:new:title").input("Acme — licences")
+    at.number_input(key="deals:new:amount").set_value(12000.0)
+    at.selectbox(key="deals:new:stage_id").set_value(stage["Proposal"])
+    at.button(key="FormSubmitter:deals:new-Create deal").click().run()
+    assert not errors(at)
+    deal = app_env.one("SELECT * FROM deals")
+    assert (deal["title"], deal["customer_id"], deal["stage_id"], float(deal["amount"])) == (
+        "Acme — licences", acme, stage["Proposal"], 12000.0)
+    assert app_env.scalar("SELECT count(*) FROM deal_stage_history") == 1
+
+
+def test_invalid_deal_form_keeps_the_input(app_env, stage):
+    at = page("pages/deal.py", user="reza", id="new")
+    at.number_input(key="deals:new:amount").set_value(-5.0)
+    at.number_input(key="deals:new:probability").set_value(150)
+    at.button(key="FormSubmitter:deals:new-Create deal").click().run()
+    shown = " ".join(errors(at))
+    assert "Title is required" in shown
+    assert "cannot be less than 0" in shown and "cannot be more than 100" in shown
+    assert at.number_input(key="deals:new:amount").value == -5.0
+    assert app_env.scalar("SELECT count(*) FROM deals") == 0
+
+
+def test_move_to_on_the_deal_page(app_env, team, stage):
+    deal_id = deal_of(app_env, team["reza"], stage)
+    at = page("pages/deal.py", user="reza", id=str(deal_id))
+    at.selectbox(key="move_to").set_value(stage["Negotiation"]).run()
+    at.button(key="move_button").click().run()
+    assert records.get(app_env, team["reza"], deals.DEALS, deal_id)["stage_id"] == \
+        stage["Negotiation"]
+    # lost needs the reason: without it nothing moves and the page says why
+    at.selectbox(key="move_to").set_value(stage["Lost"]).run()
+    at.button(key="move_button").click().run()
+    assert any("lost" in e.lower() for e in errors(at))
+    assert records.get(app_env, team["reza"], deals.DEALS, deal_id)["stage_id"] == \
+        stage["Negotiation"]
+    at.selectbox(key="move_lost_reason").set_value("price")
+    at.text_input(key="move_competitor").input("Rival Inc")
+    at.button(key="move_button").click().run()
+    deal = records.get(app_env, team["reza"], deals.DEALS, deal_id)
+    assert (deal["stage_id"], deal["lost_reason"], deal["lost_to_competitor"]) == (
+        stage["Lost"], "price", "Rival Inc")
+    history = deals.stage_history(app_env, team["reza"], deal_id)
+    assert [h["to_stage"] for h in history] == ["Prospecting", "Negotiation", "Lost"]
+
+
+def test_board_page_shows_totals_and_moves_without_dragging(app_env, team, stage):
+    first = deal_of(app_env, team["reza"], stage, "First", amount="100")
+    deal_of(app_env, team["sam"], stage, "Second", amount="300")
+    at = page("pages/pipeline.py", user="maria")
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Open deals"], metrics["Open pipeline"], metrics["Weighted"]) == (
+        "2", "400", "40")
+    at.selectbox(key="plain_deal").set_value(first)
+    at.selectbox(key="plain_stage").set_value(stage["Won"]).run()
+    at.button(key="plain_move").click().run()
+    assert not errors(at)
+    deal = records.get(app_env, team["maria"], deals.DEALS, first)
+    assert deal["stage_id"] == stage["Won"] and deal["closed_on"] is not None
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Open deals"], metrics["Open pipeline"]) == ("1", "300")
+
+
+def test_a_rep_sees_only_their_deals_on_the_board(app_env, team, stage):
+    deal_of(app_env, team["reza"], stage, "Reza's")
+    deal_of(app_env, team["sam"], stage, "Sam's")
+    at = page("pages/pipeline.py", user="reza")
+    assert {m.label: m.value for m in at.metric}["Open deals"] == "1"
+    options = at.selectbox(key="plain_deal").options
+    assert any("Reza's" in o for o in options) and not any("Sam's" in o for o in options)
+
+
+def test_log_an_activity_and_complete_a_task_on_a_deal(app_env, team, stage):
+    deal_id = deal_of(app_env, team["reza"], stage)
+    activities.create_task(app_env, team["reza"], {"title": "Send the offer",
+                                                   "deal_id": deal_id,
+                                                   "due_at": datetime.now() - timedelta(hours=1)})
+    at = page("pages/deal.py", user="reza", id=str(deal_id))
+    form = f"activity:new:deal_id:{deal_id}"
+    at.text_input(key=f"{form}:subject").input("Discovery call")
+    at.selectbox(key=f"{form}:outcome").set_value("interested")
+    at.number_input(key=f"{form}:duration_minutes").set_value(25)
+    at.button(key=f"FormSubmitter:{form}-Log activity").click().run()
+    assert not errors(at)
+    [logged] = activities.timeline(app_env, team["reza"], "deal_id", deal_id)
+    assert (logged["subject"], logged["outcome"], logged["duration_minutes"]) == (
+        "Discovery call", "interested", 25)
+    task_id = app_env.scalar("SELECT id FROM tasks")
+    at.button(key=f"done:deal_id:{deal_id}:{task_id}").click().run()
+    assert app_env.scalar("SELECT status FROM tasks") == "done"
+    assert len(activities.timeline(app_env, team["reza"], "deal_id", deal_id)) == 2
+
+
+def test_home_lists_my_overdue_tasks(app_env, team, stage):
+    deal_id = deal_of(app_env, team["reza"], stage, "Overdue deal")
+    activities.create_task(app_env, team["reza"], {"title": "Call back", "deal_id": deal_id,
+                                                   "due_at": datetime.now() - timedelta(days=1)})
+    at = page("app.py", user="reza")
+    assert "Overdue" in texts(at)
+    assert any("Call back — Overdue deal" in t.value for t in at.text)
+
+
+def test_convert_a_qualified_lead_from_its_page(app_env, team, stage):
+    existing = customers.create_customer(app_env, team["reza"], {
+        "name": "Persepolis Trading", "kind": "company", "email": "info@persepolis.ir"})
+    lead_id = leads.create_lead(app_env, team["reza"], {
+        "first_name": "Shirin", "last_name": "Tehrani", "company": "Persepolis Trading",
+        "email": "shirin@persepolis.ir", "status": "qualified", "estimated_value": "7000"})
+    at = page("pages/lead.py", user="reza", id=str(lead_id))
+    assert any("look like this lead" in w.value for w in at.warning)
+    at.radio(key="convert_customer").set_value(existing)
+    at.button(key="convert_button").click().run()
+    lead = records.get(app_env, team["reza"], leads.LEADS, lead_id)
+    assert lead["status"] == "converted" and lead["converted_customer_id"] == existing
+    deal = records.get(app_env, team["reza"], deals.DEALS, lead["converted_deal_id"])
+    assert deal["customer_id"] == existing and float(deal["amount"]) == 7000.0
+    assert app_env.scalar("SELECT count(*) FROM customers") == 1  # no duplicate made
+
+
+def test_pipeline_settings_add_and_save_stages(app_env, team):
+    at = page("pages/pipelines_admin.py", user="admin")
+    pid = pipelines.default_pipeline_id(app_env)
+    form = f"stage:new:{pid}"
+    at.text_input(key=f"{form}:name").input("Demo")
+    at.number_input(key=f"{form}:probability").set_value(40)
+    at.button(key=f"FormSubmitter:{form}-Add stage").click().run()
+    names = [s["name"] for s in pipelines.stages_of(app_env, pid)]
+    assert names.index("Demo") == names.index("Won") - 1
+    demo = next(s for s in pipelines.stages_of(app_env, pid) if s["name"] == "Demo")
+    at.number_input(key=f"st_prob:{demo['id']}").set_value(60)
+    at.button(key="save_stages").click().run()
+    assert pipelines.get_stage(app_env, demo["id"])["probability"] == 60
