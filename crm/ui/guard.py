@@ -39,7 +39,10 @@ def require_user(min_role: str = "viewer") -> User:
     authenticator = _authenticator(db)
     if st.session_state.pop("signing_out", False) and current_user():
         _sign_out(authenticator, current_user())
-    user = current_user() or _login(authenticator)
+    # The sign-in form's slot exists on every run, so the page's elements keep their places
+    # between the run that signs in and the next one (the browser matches widgets by place).
+    slot = st.empty()
+    user = current_user() or _login(authenticator, slot)
     if user is None:
         st.stop()
     if not user.at_least(min_role):
@@ -91,7 +94,7 @@ def _authenticator(db) -> stauth.Authenticate:
     return authenticator
 
 
-def _login(authenticator: stauth.Authenticate) -> User | None:
+def _login(authenticator: stauth.Authenticate, slot) -> User | None:
     """Shows the sign-in form; returns the user once signed in.
 
     No st.rerun() after signing in or out: the cookie is written by a component rendered in
@@ -99,7 +102,6 @@ def _login(authenticator: stauth.Authenticate) -> User | None:
     cookie = authenticator.cookie_controller
     wanted_cookie = []
     set_cookie, cookie.set_cookie = cookie.set_cookie, lambda: wanted_cookie.append(True)
-    slot = st.empty()
     with slot.container():
         left, middle, right = st.columns([1, 2, 1])
         with middle:
@@ -122,7 +124,8 @@ def _login(authenticator: stauth.Authenticate) -> User | None:
     if user is not None:
         slot.empty()
         if wanted_cookie:
-            set_cookie()  # outside the emptied slot, so the component stays on the page
+            with st.sidebar:  # outside the emptied slot, and not shifting the main area
+                set_cookie()
     return user
 
 
