@@ -186,6 +186,85 @@ def _history(cur, user: User, deal_id: int, source: dict | None, target: dict, a
          "p": probability if probability is not None else target["probability"]})
 
 
+LINE_FIELDS = [
+    Field("product_id", "Product", "ref", ref="products"),
+    Field("description", "Description", required=True, max_length=200),
+    Field("quantity", "Quantity", "number", required=True, min_value=0.001, max_value=1e9,
+          default=1),
+    Field("unit_price", "Unit price", "money", required=True, min_value=0, max_value=1e12),
+]
+
+
+def line_items(db: Database, user: User, deal_id: int) -> list[dict]:
+    records.get(db, user, DEALS, deal_id)
+    return db.query(
+        "SELECT i.id, i.product_id, p.name AS product, i.description, i.quantity, i.unit_price,"
+        " i.quantity * i.unit_price AS total FROM deal_products i"
+        " LEFT JOIN products p ON p.id = i.product_id WHERE i.deal_id = $d ORDER BY i.id",
+        {"d": deal_id})
+
+
+def add_line_item(db: Database, user: User, deal_id: int, values: dict) -> int:
+    """Adds a product line; the deal's amount becomes the sum of its lines."""
+    values = dict(values)
+    with db.transaction() as cur:
+        if values.get("product_id") and not values.get("description"):
+            found = cur.execute("SELECT name, unit_price FROM products WHERE id = $id",
+                                {"id": values["product_id"]}).fetchone()
+            if found:
+                values["description"] = found[0]
+                if values.get("unit_price") in (None, ""):
+                    values["unit_price"] = found[1]
+        clean = validate(LINE_FIELDS, values)
+        deal = _editable_deal(cur, user, deal_id)
+        item_id = cur.execute(
+            "INSERT INTO deal_products (deal_id, product_id, description, quantity, unit_price,"
+            " created_at, created_by) VALUES ($d, $product_id, $description, $quantity,"
+            " $unit_price, $t, $by) RETURNING id",
+            {"d": deal_id, "t": datetime.now(), "by": user.id or None, **clean}).fetchone()[0]
+        _sum_lines(cur, user, deal, {"line_added": [None, clean["description"]]})
+    return item_id
+
+
+def remove_line_item(db: Database, user: User, item_id: int) -> None:
+    with db.transaction() as cur:
+        found = cur.execute("SELECT deal_id, description FROM deal_products WHERE id = $id",
+                            {"id": item_id}).fetchone()
+        if found is None:
+            raise records.NotFound(f"Line #{item_id} does not exist")
+        deal = _editable_deal(cur, user, found[0])
+        cur.execute("DELETE FROM deal_products WHERE id = $id", {"id": item_id})
+        _sum_lines(cur, user, deal, {"line_removed": [found[1], None]})
+
+
+def _editable_deal(cur, user: User, deal_id: int) -> dict:
+    deal = records._fetch(cur, DEALS, deal_id)
+    if deal is None or deal["deleted_at"] is not None:
+        raise records.NotFound(f"Deal #{deal_id} does not exist or is in the trash")
+    require(user, "edit", deal)
+    return deal
+
+
+def _sum_lines(cur, user: User, deal: dict, change: dict) -> None:
+    total = cur.execute(
+        "SELECT sum(quantity * unit_price) FROM deal_products WHERE deal_id = $d",
+        {"d": deal["id"]}).fetchone()[0]
+    amount = Decimal(str(total)).quantize(Decimal("0.01")) if total is not None \
+        else deal["amount"]
+    cur.execute("UPDATE deals SET amount = $a, version = version + 1, updated_at = $t,"
+                " updated_by = $by WHERE id = $id",
+                {"a": amount, "t": datetime.now(), "by": user.id or None, "id": deal["id"]})
+    audit.record(cur, user, "deals", deal["id"], "update",
+                 {**change, "amount": [deal["amount"], amount]})
+
+
+def product_choices(db: Database) -> dict[int, str]:
+    return {r["id"]: f"{r['name']}" + (f" · {r['unit_price']:,.2f} {r['currency']}"
+                                       if r["unit_price"] is not None else "")
+            for r in db.query("SELECT id, name, unit_price, currency FROM products"
+                              " WHERE active ORDER BY name")}
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 def stage_history(db: Database, user: User, deal_id: int, now: datetime | None = None
@@ -310,12 +389,6 @@ def _overdue(db: Database, deal_ids: list[int], now: datetime) -> set[int]:
     return {r["deal_id"] for r in found}
 
 
-def effective_probability(deal: dict, stage: dict) -> int:
-    return deal["probability"] if deal.get("probability") is not None else stage["probability"]
-
-
-def weighted(amount, probability: int) -> Decimal:
-    return (Decimal(str(amount or 0)) * probability / 100).quantize(Decimal("0.01"))
 
 
 DEALS = records.Entity(

@@ -5,6 +5,7 @@ from crm import customers, deals, pipelines
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.ui.followup import activity_tab, tasks_tab
+from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
 from crm.ui.session import get_db
@@ -76,6 +77,31 @@ def stage_history(deal: dict) -> None:
                      "Amount": st.column_config.NumberColumn(format="localized")})
 
 
+def line_items(deal: dict) -> None:
+    items = deals.line_items(db, user, deal["id"])
+    if items:
+        for item in items:
+            c = st.columns([4, 1.2, 1.6, 1.6, 0.8], vertical_alignment="center")
+            c[0].text(item["description"])
+            c[1].text(f"{float(item['quantity']):g} ×")
+            c[2].text(f"{float(item['unit_price']):,.2f}")
+            c[3].text(f"{float(item['total']):,.2f} {deal['currency']}")
+            if c[4].button("", key=f"line_remove:{item['id']}", icon=":material/close:",
+                           help="Remove this line"):
+                deals.remove_line_item(db, user, item["id"])
+                st.rerun()
+        st.caption("The deal's amount is the sum of its lines.")
+    else:
+        st.caption("No products on this deal. Lines are optional; once there are any, the "
+                   "deal's amount is their sum.")
+    added = submit_form(f"line:new:{deal['id']}", deals.LINE_FIELDS, {"quantity": 1},
+                        {"product_id": deals.product_choices(db)},
+                        lambda values: deals.add_line_item(db, user, deal["id"], values),
+                        submit_label="Add line")
+    if added is not None:
+        st.rerun()
+
+
 params = st.query_params
 new_values = {k: int(params[k]) for k in ("customer_id", "stage_id") if
               str(params.get(k, "")).isdigit()}
@@ -89,5 +115,6 @@ record_page(
     actions=move_to,
     tabs={"Stage history": stage_history,
           "Activities": lambda d: activity_tab(user, "deal_id", d["id"]),
-          "Tasks": lambda d: tasks_tab(user, "deal_id", d["id"])},
+          "Tasks": lambda d: tasks_tab(user, "deal_id", d["id"]),
+          "Products": line_items},
 )

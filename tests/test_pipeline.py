@@ -302,3 +302,22 @@ def test_only_qualified_leads_convert(db, team):
     with pytest.raises(ValidationError, match="qualified"):
         conversion.convert_lead(db, team["admin"], lead_id, lead["version"],
                                 customer=conversion.customer_values(lead))
+
+
+def test_line_items_set_the_amount(db, team, stage):
+    deal_id = new_deal(db, team["reza"], stage, amount="999")
+    first = deals.add_line_item(db, team["reza"], deal_id, {"description": "Licences",
+                                                            "quantity": 10, "unit_price": "120"})
+    deals.add_line_item(db, team["reza"], deal_id, {"description": "Training", "quantity": "2",
+                                                    "unit_price": "450.50"})
+    assert records.get(db, team["reza"], deals.DEALS, deal_id)["amount"] == Decimal("2101.00")
+    deals.remove_line_item(db, team["reza"], first)
+    assert records.get(db, team["reza"], deals.DEALS, deal_id)["amount"] == Decimal("901.00")
+    with pytest.raises(ValidationError):
+        deals.add_line_item(db, team["reza"], deal_id, {"description": "x", "quantity": 0,
+                                                        "unit_price": "1"})
+    with pytest.raises(PermissionDenied):
+        deals.add_line_item(db, team["sam"], deal_id, {"description": "x", "quantity": 1,
+                                                       "unit_price": "1"})
+    assert [i["description"] for i in deals.line_items(db, team["reza"], deal_id)] == [
+        "Training"]
