@@ -16,11 +16,11 @@ LOST_REASONS = ("price", "competitor", "no_budget", "no_decision", "timing", "pr
 
 FIELDS = [
     Field("title", "Title", required=True, searchable=True, in_list=True, section="Deal"),
-    Field("customer_id", "Customer", "ref", ref="customers", filter=False, section="Deal"),
+    Field("customer_id", "Customer", "ref", ref="customers", in_list=True, section="Deal"),
     Field("contact_id", "Contact", "ref", ref="contacts", section="Deal"),
     Field("owner_id", "Owner", "user", filter=True, section="Deal"),
     Field("stage_id", "Stage", "ref", ref="stages", required=True, create_only=True,
-          filter=True, section="Deal",
+          filter=True, in_list=True, section="Deal",
           help="Later moves go through the board or 'Move to', which keep the stage history"),
     Field("amount", "Amount", "money", min_value=0, max_value=1e13, in_list=True,
           section="Value"),
