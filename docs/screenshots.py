@@ -37,6 +37,17 @@ def main(url: str, username: str, password: str) -> None:
         expect(page.get_by_text("Leads by status")).to_be_visible(timeout=30_000)
         page.wait_for_timeout(2000)
         page.screenshot(path=OUT / "home.png")
+        page.set_viewport_size({"width": 1800, "height": 1000})
+        page.goto(url + "/pipeline")
+        expect(page.locator("[data-deal-id]").first).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=OUT / "pipeline.png")
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.goto(url + "/deal?id=1")
+        expect(page.get_by_role("tab", name="Stage history")).to_be_visible(timeout=30_000)
+        page.get_by_role("tab", name="Stage history").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=OUT / "deal.png")
         browser.close()
 
 
