@@ -1,10 +1,16 @@
-"""Realistic demo data: leads, customers and contacts in English and Persian (Faker en_US, fa_IR).
+"""Realistic demo data in English and Persian (Faker en_US, fa_IR): leads, customers, contacts,
+and the sales pipeline on top of them (deals with exact stage history and line items,
+activities, tasks, converted leads linked to what they became).
 
 Faker makes a few thousand names, companies, streets and phone numbers once; numpy then samples
 rows from those pools, so a million leads take seconds instead of the minutes that one Faker call
 per value would take. The rows go in through a DataFrame scan inside one transaction (a DuckDB
-fast path, like the bulk importer), with ids from the tables' sequences and one audit entry per
-table instead of one per row.
+fast path, like the bulk importer) and one audit entry per table instead of one per row.
+
+Ids are drawn from the tables' sequences up front (`nextval` once per row, in the same
+transaction), so every link between the generated rows (a deal's customer, a history row's deal,
+an activity's contact) is known exactly before anything is written, and later inserts continue
+after them.
 """
 from __future__ import annotations
 
@@ -20,14 +26,22 @@ import numpy as np
 import pandas as pd
 from faker import Faker
 
-from crm import audit, auth
+from crm import audit, auth, pipelines
 from crm.db import Database
-from crm.fields import convert, spec_map
+from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
 
 SIZES = {
-    "small": {"leads": 300, "customers": 120},
-    "large": {"leads": 1_000_000, "customers": 20_000},
+    "small": {"leads": 300, "customers": 120, "deals": 150, "activities": 400, "tasks": 120},
+    "large": {"leads": 1_000_000, "customers": 20_000, "deals": 120_000, "activities": 200_000,
+              "tasks": 50_000},
+}
+# Share of the deals in the Renewals pipeline, and the won and lost shares in each pipeline.
+# The large demo closes fewer deals: the board benchmark needs >= 100,000 open deals in the
+# default pipeline out of 120,000.
+DEAL_MIX = {
+    "small": {"renewals": 0.20, "won": 0.15, "lost": 0.12},
+    "large": {"renewals": 0.04, "won": 0.068, "lost": 0.052},
 }
 PERSIAN_SHARE = 0.3  # rows made from the fa_IR locale; the rest are en_US
 HOME_COUNTRY = "United States"  # customers here are "domestic", the others "foreign"
@@ -115,12 +129,14 @@ Progress = Callable[[float, str], None]
 
 def load_demo(db: Database, size: str = "small", progress: Progress | None = None,
               owners: Iterable | None = None, seed: int | None = None) -> dict:
-    """Adds demo leads, customers and contacts; returns how many of each it made.
+    """Adds demo leads, customers, contacts, deals (with stage history and line items),
+    activities and tasks; returns how many of each it made.
 
     owners: user ids (or User objects) to own the records. Without them the active managers
     and reps own them; when there are none, the demo users maria (manager), reza, sam and
     lena (reps) are created with the password from CRM_DEMO_PASSWORD or a random one, which
-    the result then holds under 'demo_password'. No admin is created here."""
+    the result then holds under 'demo_password'. No admin is created here. A second pipeline,
+    Renewals, is created unless it exists."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}")
     report = progress or (lambda fraction, text: None)
@@ -135,6 +151,10 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         owner_ids = _owner_ids(db, None)
     if not owner_ids:
         raise LookupError("No active user can own the demo records; add a rep or manager first")
+    report(0.05, "Preparing the pipelines")
+    pipes = _demo_pipelines(db, actor)
+    if not pipes:
+        raise LookupError("No pipeline has an open stage for the demo deals; add a stage first")
 
     report(0.1, "Making names, companies and addresses")
     rng = np.random.default_rng(seed)
@@ -142,33 +162,57 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
     now = datetime.now().replace(microsecond=0)
     counts = SIZES[size]
 
-    report(0.25, f"Generating {counts['leads']:,} leads")
+    report(0.2, f"Generating {counts['leads']:,} leads")
     leads = _leads_frame(rng, pools, counts["leads"], owner_ids, now)
-    report(0.5, f"Generating {counts['customers']:,} customers")
+    report(0.35, f"Generating {counts['customers']:,} customers")
     customers = _customers_frame(rng, pools, counts["customers"], owner_ids, now)
 
-    report(0.6, "Saving leads and customers")
     with db.transaction() as cur:
+        leads.insert(0, "id", _new_ids(cur, "leads", len(leads)))
+        customers.insert(0, "id", _new_ids(cur, "customers", len(customers)))
+        report(0.4, "Adding contacts to companies")
+        contacts = _contacts_frame(rng, pools, customers[customers["kind"] == "company"], now)
+        contacts.insert(0, "id", _new_ids(cur, "contacts", len(contacts)))
+        products, products_added = _demo_products(cur, now)
+
+        report(0.45, f"Generating {counts['deals']:,} deals with their history")
+        sales = _Sales(rng, cur, now, size, owner_ids, pipes, leads, customers, contacts,
+                       products)
+        report(0.55, "Generating activities and tasks")
+        sales.make_activities(counts["activities"])
+        sales.make_tasks(counts["tasks"])
+
+        report(0.65, "Saving leads, customers and contacts")
         _bulk_insert(cur, "leads", leads, {"email": LEAD_EMAIL_SQL})
+        _update_from(cur, "leads", sales.lead_links, LEAD_LINK_COLUMNS)
         audit.record(cur, actor, "leads", None, "demo_load",
-                     {"rows": (None, len(leads)), "size": (None, size)})
-        # fetchall: DuckDB 2.0 results stream and block the cursor until fully read
-        before = cur.execute("SELECT coalesce(max(id), 0) FROM customers").fetchall()[0][0]
+                     {"rows": (None, len(leads)), "size": (None, size),
+                      "converted_links": (None, len(sales.lead_links))})
         _bulk_insert(cur, "customers", customers)
         audit.record(cur, actor, "customers", None, "demo_load",
                      {"rows": (None, len(customers)), "size": (None, size)})
-        # Ids come from the sequence; read back the new companies to hang contacts on them.
-        companies = cur.execute(
-            "SELECT id, name, email, owner_id, created_at FROM customers"
-            " WHERE id > $before AND kind = 'company' ORDER BY id", {"before": before},
-        ).df()
-        report(0.85, "Adding contacts to companies")
-        contacts = _contacts_frame(rng, pools, companies, now)
         _bulk_insert(cur, "contacts", contacts)
         audit.record(cur, actor, "contacts", None, "demo_load",
                      {"rows": (None, len(contacts)), "size": (None, size)})
+        if products_added:
+            audit.record(cur, actor, "products", None, "demo_load",
+                         {"rows": (None, products_added)})
+
+        report(0.8, "Saving deals, activities and tasks")
+        frames = sales.frames()
+        for table in ("deals", "deal_stage_history", "deal_products", "activities", "tasks"):
+            _bulk_insert(cur, table, frames[table])
+        audit.record(cur, actor, "deals", None, "demo_load",
+                     {"rows": (None, len(frames["deals"])), "size": (None, size),
+                      "stage_history": (None, len(frames["deal_stage_history"])),
+                      "line_items": (None, len(frames["deal_products"]))})
+        for table in ("activities", "tasks"):
+            audit.record(cur, actor, table, None, "demo_load",
+                         {"rows": (None, len(frames[table])), "size": (None, size)})
 
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),
+                  products=products_added, converted_leads=len(sales.lead_links),
+                  **{t: len(f) for t, f in frames.items()},
                   seconds=round((datetime.now() - started).total_seconds(), 2))
     report(1.0, "Demo data loaded")
     return result
@@ -424,6 +468,7 @@ def _leads_frame(rng, pools: _Pools, n: int, owner_ids: list[int], now: datetime
         "_e_business": has_company & (rng.random(n) < 0.6),
         "_e_company_domain": pools.pick(rng, "domain", persian, company_idx),
         "_e_free_domain": pools.pick(rng, "free_mail", persian),
+        "_persian": persian,
     })
 
 
@@ -499,6 +544,7 @@ def _customers_frame(rng, pools: _Pools, n: int, owner_ids: list[int], now: date
         "notes": pools.pick(rng, "note", persian, mask=rng.random(n) < 0.15),
         "created_at": created, "updated_at": updated,
         "created_by": owner, "updated_by": owner, "version": 1,
+        "_persian": persian,
     })
 
 
@@ -540,6 +586,900 @@ def _contacts_frame(rng, pools: _Pools, companies: pd.DataFrame, now: datetime):
         "created_at": created, "updated_at": created,
         "created_by": owner, "updated_by": owner, "version": 1,
     })
+
+
+# --- the sales pipeline: deals, stage history, line items, activities, tasks ---------------
+
+RENEWALS = "Renewals"
+DAY = 86_400
+OPEN, WON, LOST = 0, 1, 2
+FRESH, ACTIVE, ROTTING, CLOSED = 0, 1, 2, 3  # open deals: touched lately, or not (rotting)
+CONVERTED_LINK_SHARE = 0.3  # companies that came from a converted lead, linked both ways
+
+PRODUCTS = (  # name, code, unit price (USD), deal topic in English and Persian
+    ("ERP licence (per user)", "ERP-LIC", 1200, "ERP licences", "خرید لایسنس ERP"),
+    ("CRM cloud subscription (per user, annual)", "CRM-SUB", 480, "CRM cloud subscriptions",
+     "اشتراک ابری CRM"),
+    ("Implementation services (per day)", "SVC-DAY", 1100, "Implementation project",
+     "پروژه پیاده‌سازی"),
+    ("Training workshop", "TRN-WS", 2400, "Staff training", "آموزش کارکنان"),
+    ("Premium support (annual)", "SUP-PRM", 6000, "Annual support contract",
+     "قرارداد پشتیبانی سالانه"),
+    ("Data migration package", "MIG-PKG", 4500, "Data migration", "انتقال داده‌ها"),
+    ("Integration connector", "INT-CON", 2000, "System integration", "یکپارچه‌سازی سامانه‌ها"),
+    ("POS terminal", "HW-POS", 890, "POS terminals", "خرید پایانه فروش"),
+    ("Barcode scanner", "HW-SCN", 240, "Barcode scanners", "خرید بارکدخوان"),
+    ("Rack server", "HW-SRV", 7800, "Server upgrade", "ارتقای سرورها"),
+    ("Consulting (per hour)", "SVC-HR", 180, "Consulting hours", "ساعات مشاوره"),
+    ("Hosting (monthly)", "HST-MO", 350, "Hosting", "میزبانی سرور"),
+)
+DEAL_TOPICS = {
+    "en": ("Hardware refresh", "Cloud migration", "Website redesign", "Security audit",
+           "Fleet tracking", "Office network upgrade", "Warehouse system", "Pilot project",
+           "Framework agreement", "Expansion to new branches", "Reporting dashboard",
+           "Online shop launch"),
+    "fa": ("نوسازی تجهیزات", "مهاجرت به فضای ابری", "طراحی مجدد وب‌سایت", "ممیزی امنیتی",
+           "سامانه ردیابی ناوگان", "ارتقای شبکه اداری", "سامانه انبارداری", "پروژه آزمایشی",
+           "قرارداد چارچوبی", "توسعه به شعبه‌های جدید", "داشبورد گزارش‌گیری",
+           "راه‌اندازی فروشگاه اینترنتی"),
+}
+RENEWAL_TOPICS = {
+    "en": ("Annual support renewal", "Licence renewal", "Subscription renewal",
+           "Maintenance contract renewal", "Hosting renewal"),
+    "fa": ("تمدید قرارداد پشتیبانی سالانه", "تمدید لایسنس", "تمدید اشتراک",
+           "تمدید قرارداد نگهداری", "تمدید میزبانی"),
+}
+NEXT_STEPS = {
+    "en": ("Send the proposal", "Schedule a demo", "Call the CFO about the budget",
+           "Send the contract draft", "Agree on the delivery date", "Follow up on the quote",
+           "Meet the IT team", "Prepare a discount offer", "Wait for the purchase order",
+           "Book an on-site visit"),
+    "fa": ("ارسال پیشنهاد قیمت", "هماهنگی جلسه دمو", "تماس با مدیر مالی درباره بودجه",
+           "ارسال پیش‌نویس قرارداد", "توافق روی تاریخ تحویل", "پیگیری پیش‌فاکتور",
+           "جلسه با تیم فناوری اطلاعات", "آماده‌سازی پیشنهاد تخفیف", "در انتظار سفارش خرید"),
+}
+DEAL_NOTES = {
+    "en": ("Decision expected after the board meeting.", "Budget confirmed by finance.",
+           "Needs approval from headquarters.", "Price is the main concern.",
+           "Our champion is the operations manager.", "Legal is reviewing the contract.",
+           "They run a tender; two other vendors are invited."),
+    "fa": ("تصمیم‌گیری بعد از جلسه هیئت مدیره.", "بودجه توسط واحد مالی تأیید شده است.",
+           "نیاز به تأیید دفتر مرکزی دارد.", "قیمت مهم‌ترین دغدغه است.",
+           "واحد حقوقی در حال بررسی قرارداد است.", "مناقصه برگزار می‌کنند؛ دو رقیب دیگر هم هستند."),
+}
+COMPETITORS = {
+    "en": ("Northwind Systems", "Contoso Software", "Globex Corp", "Initech", "Umbrella Solutions",
+           "Stark Digital"),
+    "fa": ("داده‌پردازان پارس", "نرم‌افزار سپهر", "همکاران فناوری", "راهکار نوین",
+           "پردازش هوشمند آریا"),
+}
+LOST_REASON_WEIGHTS = {"price": 0.22, "competitor": 0.20, "no_budget": 0.14, "no_decision": 0.14,
+                       "timing": 0.10, "product_fit": 0.07, "went_silent": 0.10, "other": 0.03}
+# currency of a deal by the customer's country: (currency, cumulative share), rest USD
+CURRENCY_BY_COUNTRY = {
+    "Germany": (("EUR", 0.85),), "United Kingdom": (("GBP", 0.7),), "Canada": (("CAD", 0.6),),
+    "United Arab Emirates": (("AED", 0.6),), "Turkey": (("TRY", 0.3), ("EUR", 0.6)),
+    "Iran": (("IRR", 0.5), ("AED", 0.75), ("EUR", 0.85)),
+}
+ACTIVITY_KIND_WEIGHTS = {"call": 0.34, "email": 0.30, "meeting": 0.12, "visit": 0.05,
+                         "note": 0.11, "social_message": 0.04, "chat": 0.04}
+ACTIVITY_SUBJECTS = {
+    "call": {"en": ("Discovery call", "Follow-up call", "Call about the proposal",
+                    "Pricing questions", "Check-in call", "Call with the decision maker"),
+             "fa": ("تماس اولیه", "تماس پیگیری", "تماس درباره پیشنهاد قیمت",
+                    "پرسش درباره قیمت‌ها", "تماس با مدیر خرید")},
+    "email": {"en": ("Sent the proposal", "Sent the price list", "Reply about delivery times",
+                     "Sent case studies", "Sent the contract draft"),
+              "fa": ("ارسال پیشنهاد قیمت", "ارسال لیست قیمت", "پاسخ درباره زمان تحویل",
+                     "ارسال پیش‌نویس قرارداد")},
+    "meeting": {"en": ("Product demo", "Kick-off meeting", "Negotiation meeting",
+                       "Quarterly business review", "Requirements workshop"),
+                "fa": ("جلسه معرفی محصول", "جلسه مذاکره", "جلسه بررسی نیازها",
+                       "جلسه شروع پروژه")},
+    "visit": {"en": ("Site visit", "Visit at the customer's office", "Installation check"),
+              "fa": ("بازدید از محل مشتری", "بازدید از دفتر مشتری", "بررسی نصب")},
+    "note": {"en": ("Internal note", "Budget details", "Competitor situation",
+                    "Decision process"),
+             "fa": ("یادداشت داخلی", "جزئیات بودجه", "وضعیت رقبا", "روند تصمیم‌گیری")},
+    "social_message": {"en": ("LinkedIn message", "Instagram message"),
+                       "fa": ("پیام در لینکدین", "پیام اینستاگرام", "پیام تلگرام")},
+    "chat": {"en": ("Website chat", "WhatsApp chat"),
+             "fa": ("گفتگوی آنلاین سایت", "گفتگو در واتساپ")},
+}
+ACTIVITY_NOTES = {
+    "en": ("Asked for references from the same industry.", "Wants the offer in two options.",
+           "Sounded positive; waiting for the budget.", "Prefers to talk after the holidays.",
+           "Raised concerns about the implementation time.", "Confirmed the number of users.",
+           "Needs the invoice address changed."),
+    "fa": ("درخواست معرفی مشتریان هم‌صنف داشت.", "پیشنهاد را در دو گزینه می‌خواهد.",
+           "نظر مثبت داشت؛ منتظر بودجه است.", "ترجیح می‌دهد بعد از تعطیلات صحبت کنیم.",
+           "نگران زمان پیاده‌سازی است.", "تعداد کاربران را تأیید کرد."),
+}
+# per activity kind: outcome -> share (the rest: no outcome)
+ACTIVITY_OUTCOMES = {
+    "call": {"completed": 0.35, "no_answer": 0.15, "left_message": 0.12, "interested": 0.15,
+             "not_interested": 0.05, "follow_up_needed": 0.18},
+    "email": {"interested": 0.2, "follow_up_needed": 0.2, "completed": 0.1},
+    "meeting": {"completed": 0.5, "interested": 0.25, "follow_up_needed": 0.2,
+                "not_interested": 0.05},
+    "visit": {"completed": 0.6, "interested": 0.2, "follow_up_needed": 0.2},
+    "note": {},
+    "social_message": {"interested": 0.25, "follow_up_needed": 0.25},
+    "chat": {"interested": 0.25, "follow_up_needed": 0.25},
+}
+TASK_TITLES = {
+    "en": ("Send the revised proposal", "Call back about pricing", "Prepare the contract",
+           "Schedule a product demo", "Follow up on the quote", "Send the invoice",
+           "Confirm the delivery date", "Book the kick-off meeting", "Ask for a reference",
+           "Check the budget approval"),
+    "fa": ("ارسال پیشنهاد اصلاح‌شده", "تماس مجدد درباره قیمت", "آماده‌سازی قرارداد",
+           "هماهنگی جلسه دمو", "پیگیری پیش‌فاکتور", "ارسال فاکتور", "تأیید تاریخ تحویل",
+           "هماهنگی جلسه شروع پروژه"),
+}
+TASK_NOTES = {
+    "en": ("Mention the volume discount.", "Copy the account manager.",
+           "Use the new price list."),
+    "fa": ("تخفیف حجمی را یادآوری کن.", "مدیر حساب را در جریان بگذار.",
+           "از لیست قیمت جدید استفاده شود."),
+}
+PRIORITY_WEIGHTS = {"low": 0.2, "normal": 0.6, "high": 0.2}
+
+
+def _new_ids(cur, table: str, n: int) -> np.ndarray:
+    """n ids drawn from the table's sequence (table names are constants of this module), so
+    the rows can link to each other before they are written and later inserts come after."""
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    found = cur.execute(f"SELECT nextval('{table}_id_seq') AS id FROM range($n)",
+                        {"n": n}).fetchnumpy()["id"]
+    return np.sort(np.asarray(found, dtype=np.int64))
+
+
+def _ids_by_time(ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The ids handed out in the order the rows were created (as if entered one by one)."""
+    out = np.empty(len(ids), dtype=np.int64)
+    out[np.argsort(times, kind="stable")] = ids
+    return out
+
+
+LEAD_LINK_COLUMNS = ("first_name", "last_name", "title", "company", "email", "phone", "owner_id",
+                     "consent", "consent_date", "consent_purpose", "notes", "created_at",
+                     "updated_at", "created_by", "updated_by", "version", "converted_at",
+                     "converted_customer_id", "converted_contact_id", "converted_deal_id")
+
+
+def _update_from(cur, table: str, frame: pd.DataFrame, columns: Iterable[str]):
+    """Fast path (DuckDB only): UPDATE table rows by id from a DataFrame (names are ours)."""
+    if frame.empty:
+        return
+    view = f"demo_{table}_update"
+    cur.register(view, frame)
+    try:
+        sets = ", ".join(f"{c} = u.{c}" for c in columns)
+        cur.execute(f"UPDATE {table} SET {sets}, estimated_value = coalesce("
+                    f"u.estimated_value, {table}.estimated_value) FROM {view} u"
+                    f" WHERE {table}.id = u.id")
+    finally:
+        cur.unregister(view)
+
+
+def _demo_pipelines(db: Database, actor: auth.User) -> list[dict]:
+    """The default pipeline, then Renewals (made here unless it exists), with their stages."""
+    def renewals_id():
+        return next((p["id"] for p in pipelines.list_pipelines(db)
+                     if p["name"].strip().lower() == RENEWALS.lower()), None)
+
+    renewal = renewals_id()
+    if renewal is None:
+        try:
+            renewal = pipelines.create_pipeline(db, actor, RENEWALS)
+        except ValidationError:  # made meanwhile by someone else
+            renewal = renewals_id()
+    out = []
+    for pid, is_renewal in ((pipelines.default_pipeline_id(db), False), (renewal, True)):
+        if pid is None or any(p["id"] == pid for p in out):
+            continue
+        stages = pipelines.stages_of(db, pid)
+        opens = [s for s in stages if s["kind"] == "open"]
+        if opens:
+            out.append({"id": pid, "renewal": is_renewal, "open": opens,
+                        "won": next((s for s in stages if s["kind"] == "won"), None),
+                        "lost": next((s for s in stages if s["kind"] == "lost"), None)})
+    return out
+
+
+def _demo_products(cur, now: datetime) -> tuple[pd.DataFrame, int]:
+    """The demo products (added once, found by code later); returns them cheapest first."""
+    codes = [p[1] for p in PRODUCTS]
+    names = {f"c{i}": c for i, c in enumerate(codes)}
+    marks = ", ".join("$" + k for k in names)
+    have = {r[0] for r in cur.execute(f"SELECT code FROM products WHERE code IN ({marks})",
+                                      names).fetchall()}
+    missing = [p for p in PRODUCTS if p[1] not in have]
+    if missing:
+        _bulk_insert(cur, "products", pd.DataFrame({
+            "id": _new_ids(cur, "products", len(missing)),
+            "name": [p[0] for p in missing], "code": [p[1] for p in missing],
+            "unit_price": _money(np.array([p[2] for p in missing], dtype=float)),
+            "currency": "USD", "active": True, "created_at": now}))
+    found = cur.execute(f"SELECT id, code, name, unit_price FROM products WHERE code IN ({marks})"
+                        " AND unit_price > 0 ORDER BY unit_price, id", names).fetchall()
+    topics = {p[1]: (p[3], p[4]) for p in PRODUCTS}
+    seen: set = set()
+    rows = []
+    for pid, code, name, price in found:
+        if code not in seen:  # an admin may have added the same code twice
+            seen.add(code)
+            rows.append((pid, name, int(round(price * 100)), *topics[code]))
+    frame = pd.DataFrame(rows, columns=["id", "name", "cents", "topic_en", "topic_fa"])
+    return frame, len(missing)
+
+
+def _texts(rng, texts: dict, persian: np.ndarray, mask: np.ndarray | None = None
+           ) -> pd.Categorical:
+    """Per row a text from texts['fa'] where persian, else from texts['en']."""
+    en, fa = list(texts["en"]), list(texts["fa"])
+    cats = pd.Index(_unique(en + fa))
+    en_codes, fa_codes = cats.get_indexer(en), cats.get_indexer(fa)
+    idx = rng.integers(0, 1 << 30, len(persian))
+    codes = np.where(persian, fa_codes[idx % len(fa)], en_codes[idx % len(en)])
+    if mask is not None:
+        codes = np.where(mask, codes, -1)
+    return pd.Categorical.from_codes(codes, categories=cats)
+
+
+def _texts_by_kind(rng, table: dict, kinds: np.ndarray, persian: np.ndarray) -> pd.Categorical:
+    """Like _texts, with a separate pair of lists per kind (kinds holds the keys of table)."""
+    cats = pd.Index(_unique(t for pair in table.values() for lang in pair.values() for t in lang))
+    codes = np.full(len(kinds), -1, dtype=np.int64)
+    idx = rng.integers(0, 1 << 30, len(kinds))
+    for kind, pair in table.items():
+        rows = kinds == kind
+        en, fa = cats.get_indexer(list(pair["en"])), cats.get_indexer(list(pair["fa"]))
+        codes[rows] = np.where(persian[rows], fa[idx[rows] % len(fa)], en[idx[rows] % len(en)])
+    return pd.Categorical.from_codes(codes, categories=cats)
+
+
+def _weights(values: dict) -> tuple[list, np.ndarray]:
+    p = np.array(list(values.values()), dtype=float)
+    return list(values), p / p.sum()
+
+
+def _ts(seconds: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
+    """Seconds since the epoch (naive local time, like datetime.now()) as a TIMESTAMP column."""
+    values = np.asarray(seconds, dtype=np.int64).astype("datetime64[s]")
+    if mask is not None:
+        values = np.where(mask, values, np.datetime64("NaT", "s"))
+    return pd.Series(values)
+
+
+def _day(seconds: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
+    days = (np.asarray(seconds, dtype=np.int64) // DAY).astype("datetime64[D]")
+    if mask is not None:
+        days = np.where(mask, days, np.datetime64("NaT", "D"))
+    return _date_column(days)
+
+
+def _ints(values: np.ndarray, mask: np.ndarray | None = None) -> pd.Series:
+    """Integers with NULL where not mask (or where negative, for 'no link' markers)."""
+    values = np.asarray(values, dtype=np.int64)
+    missing = values < 0 if mask is None else ~mask
+    return pd.Series(pd.arrays.IntegerArray(values, missing))
+
+
+def _between(rng, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return lo + (rng.random(len(lo)) * np.maximum(hi - lo, 0)).astype(np.int64)
+
+
+class _Sales:
+    """Deals with stage history and line items, activities, tasks and converted-lead links,
+    made from the (id-carrying) frames of leads, customers and contacts. Times are int64
+    seconds since the epoch; row positions link the arrays, ids link the tables."""
+
+    def __init__(self, rng, cur, now: datetime, size: str, owner_ids: list[int],
+                 pipes: list[dict], leads: pd.DataFrame, customers: pd.DataFrame,
+                 contacts: pd.DataFrame, products: pd.DataFrame):
+        self.rng, self.size, self.owner_ids, self.pipes = rng, size, owner_ids, pipes
+        self._cur = cur  # ids come from the sequences, inside the caller's transaction
+        self.now = int(np.datetime64(now, "s").astype(np.int64))
+        self.leads, self.contacts, self.products = leads, contacts, products
+        # customers
+        self.c_id = customers["id"].to_numpy(np.int64)
+        self.c_owner = customers["owner_id"].to_numpy(np.int64)
+        self.c_created = _seconds(customers["created_at"])
+        self.c_persian = customers["_persian"].to_numpy(bool)
+        self.c_country = customers["country"].to_numpy(object)
+        self.c_name = customers["name"].to_numpy(object)
+        self.c_bought = customers["first_purchase_date"].notna().to_numpy()
+        # contacts: grouped by company in customer order, the first of each group is primary
+        self.k_id = contacts["id"].to_numpy(np.int64)
+        self.k_cust = np.searchsorted(self.c_id, contacts["customer_id"].to_numpy(np.int64))
+        nc = len(self.c_id)
+        self.k_start = np.searchsorted(self.k_cust, np.arange(nc), "left")
+        self.k_count = np.searchsorted(self.k_cust, np.arange(nc), "right") - self.k_start
+        # leads
+        self.l_id = leads["id"].to_numpy(np.int64)
+        self.l_owner = leads["owner_id"].to_numpy(np.int64).copy()
+        self.l_created = _seconds(leads["created_at"])
+        self.l_end = np.full(len(leads), self.now, dtype=np.int64)  # activities until then
+        self.l_persian = leads["_persian"].to_numpy(bool).copy()
+        self.l_status = np.asarray(leads["status"], dtype=object)
+        self._deals()
+        self._link_converted_leads()
+        self.activities: list[dict] = []
+        self.tasks: list[dict] = []
+
+    # --- deals ------------------------------------------------------------------------
+
+    def _deals(self):
+        rng, now, n = self.rng, self.now, SIZES[self.size]["deals"]
+        mix = DEAL_MIX[self.size]
+        n_ren = int(round(n * mix["renewals"])) if len(self.pipes) > 1 else 0
+        pipe = np.r_[np.zeros(n - n_ren, np.int64), np.ones(n_ren, np.int64)]
+        outcome = np.zeros(n, np.int64)
+        for p_i, p in enumerate(self.pipes):
+            members = np.flatnonzero(pipe == p_i)
+            won = int(round(len(members) * mix["won"])) if p["won"] else 0
+            lost = int(round(len(members) * mix["lost"])) if p["lost"] else 0
+            kinds = np.r_[np.full(won, WON), np.full(lost, LOST),
+                          np.full(len(members) - won - lost, OPEN)]
+            outcome[members] = rng.permutation(kinds)
+        # Customers: a few big accounts get many deals; renewals go to those who have bought.
+        # A customer entered in the last 3 days has no deals yet.
+        eligible = self.c_created <= now - 3 * DAY
+        if not eligible.any():
+            eligible[:] = True
+        weight = rng.lognormal(0, 0.8, len(self.c_id)) * eligible
+        cust = rng.choice(len(self.c_id), n, p=weight / weight.sum())
+        if n_ren:
+            renew = weight * self.c_bought
+            renew = renew if renew.sum() > 0 else weight
+            cust[pipe == 1] = rng.choice(len(self.c_id), n_ren, p=renew / renew.sum())
+        self.pipe, self.outcome, self.cust = pipe, outcome, cust
+        self.n = n
+        self._choose_converted_deals()
+        self._stage_paths()
+        self._times()
+        self._values()
+
+    def _choose_converted_deals(self):
+        """Some companies came from a converted lead; one of their deals (if any) was made by
+        that conversion."""
+        rng = self.rng
+        with_contacts = np.flatnonzero(self.k_count > 0)
+        converted_leads = np.flatnonzero(self.l_status == "converted")
+        m = min(len(converted_leads), int(round(CONVERTED_LINK_SHARE * len(with_contacts))))
+        self.link_cust = rng.choice(with_contacts, m, replace=False)
+        self.link_lead = rng.choice(converted_leads, m, replace=False)
+        first_deal = np.full(len(self.c_id), -1, dtype=np.int64)
+        rows = np.flatnonzero(self.pipe == 0)
+        found, at = np.unique(self.cust[rows], return_index=True)
+        first_deal[found] = rows[at]
+        self.link_deal = first_deal[self.link_cust]
+        self.deal_lead = np.full(self.n, -1, dtype=np.int64)  # position in the leads frame
+        has = self.link_deal >= 0
+        self.deal_lead[self.link_deal[has]] = self.link_lead[has]
+        self.converted = self.deal_lead >= 0
+
+    def _stage_paths(self):
+        """Each deal passed its pipeline's open stages in order from a start stage to the last
+        one it reached; won and lost deals then moved to the closing stage."""
+        rng, n = self.rng, self.n
+        width = max(len(p["open"]) for p in self.pipes)
+        self.open_ids = np.full((len(self.pipes), width), -1, dtype=np.int64)
+        self.open_rot = np.full((len(self.pipes), width), np.nan)
+        self.k_open = np.array([len(p["open"]) for p in self.pipes])
+        self.won_id = np.array([p["won"]["id"] if p["won"] else -1 for p in self.pipes])
+        self.lost_id = np.array([p["lost"]["id"] if p["lost"] else -1 for p in self.pipes])
+        prob, category = {}, {}
+        for p_i, p in enumerate(self.pipes):
+            for i, s in enumerate(p["open"]):
+                self.open_ids[p_i, i] = s["id"]
+                self.open_rot[p_i, i] = s["rotting_days"] if s["rotting_days"] else np.nan
+            for s in p["open"] + [s for s in (p["won"], p["lost"]) if s]:
+                prob[s["id"]], category[s["id"]] = s["probability"], s["forecast_category"]
+        self.stage_prob = np.zeros(max(prob) + 1, dtype=np.int64)
+        self.stage_prob[list(prob)] = list(prob.values())
+        self.stage_category = category
+        last = np.zeros(n, dtype=np.int64)
+        for p_i in range(len(self.pipes)):
+            k = self.k_open[p_i]
+            early = 0.75 ** np.arange(k)  # more deals in the early stages
+            late = 0.3 ** (k - 1 - np.arange(k))  # won deals mostly went through all of them
+            for kind, w in ((OPEN, early), (LOST, early), (WON, late)):
+                rows = np.flatnonzero((self.pipe == p_i) & (self.outcome == kind))
+                last[rows] = rng.choice(k, len(rows), p=w / w.sum())
+        start = np.minimum(np.where(rng.random(n) < 0.25, 1, 0), last)
+        self.last, self.start = last, start
+        self.L = last - start + 1 + (self.outcome != OPEN)
+        closing = np.where(self.outcome == WON, self.won_id[self.pipe], self.lost_id[self.pipe])
+        self.stage = np.where(self.outcome == OPEN, self.open_ids[self.pipe, last], closing)
+
+    def _times(self):
+        """A time per history row: entered the current stage at t_last, earlier stages lasted
+        a few days each; never before the customer existed (a converted lead's deal starts
+        exactly when the customer was made). Open deals are fresh, active (a recent
+        activity) or rotting (no move and no activity for longer than the stage allows)."""
+        rng, now, n, L = self.rng, self.now, self.n, self.L
+        rows = int(L.sum())
+        deal_of = np.repeat(np.arange(n), L)
+        first = np.r_[0, np.cumsum(L)[:-1]]
+        j = np.arange(rows) - first[deal_of]
+        d = (rng.exponential(9 * DAY, rows) + 3600).astype(np.int64)
+        d[j == 0] = 0
+        rot = self.open_rot[self.pipe, self.last]
+        rot_eff = np.where(np.isnan(rot), 30.0, rot)
+        u = rng.random(n)
+        cat = np.where(u < 0.45, FRESH, np.where(u < 0.75, ACTIVE, ROTTING))
+        cat = np.where(np.isnan(rot) & (cat == ROTTING), FRESH, cat)
+        cat = np.where(self.outcome == OPEN, cat, CLOSED)
+        r = rng.random(n)
+        age = np.select(
+            [cat == FRESH, cat == ACTIVE, cat == ROTTING],
+            [r * rot_eff, rot_eff + r * np.maximum(75 - rot_eff, 5), rot_eff + 2 + r * 100],
+            r * 530) * DAY
+        t_last = now - age.astype(np.int64)
+        cs = np.cumsum(d)
+        within = cs - cs[first][deal_of]  # time from the first row to this one
+        total = within[first + L - 1]
+        off = (now - (t_last[deal_of] - (total[deal_of] - within))).astype(float)
+        lower = self.c_created[self.cust] + np.where(self.converted, 0, 3600)
+        limit = (now - lower).astype(float)
+        o_first = off[first]
+        factor = np.where(self.converted | (o_first > limit), limit / np.maximum(o_first, 1), 1.0)
+        t = now - np.round(off * factor[deal_of]).astype(np.int64)
+        t[first[self.converted]] = lower[self.converted]
+        for level in range(1, int(L.max())):  # strictly increasing within each deal
+            at = np.flatnonzero(j == level)
+            t[at] = np.maximum(t[at], t[at - 1] + 1)
+        self.deal_of, self.row_j, self.row_t = deal_of, j, t
+        self.created = t[first]
+        self.entered = t[first + L - 1]
+        self.rot_eff = rot_eff
+        # rescaling may have made a rotting deal recent again
+        cat = np.where((cat == ROTTING) & (now - self.entered < (rot_eff + 1.5) * DAY), FRESH, cat)
+        self.cat = cat
+        # activities on the deal fall between its creation and this
+        self.act_end = np.where(self.outcome != OPEN, self.entered,
+                                np.where(cat == ROTTING,
+                                         now - ((rot_eff + 1) * DAY).astype(np.int64) - 3600, now))
+
+    def _values(self):
+        rng, n, now = self.rng, self.n, self.now
+        cust, pipe, outcome = self.cust, self.pipe, self.outcome
+        persian = self.c_persian[cust]
+        renewal = np.array([p["renewal"] for p in self.pipes])[pipe]
+        is_open = outcome == OPEN
+        # amount: log-normal, 1k-500k, rounded to 100
+        base = np.where(renewal, rng.lognormal(np.log(6000), 0.9, n),
+                        rng.lognormal(np.log(12000), 1.25, n))
+        cents = np.clip(np.round(base / 100) * 100, 1000, 500_000).astype(np.int64) * 100
+        # currency by country
+        country = self.c_country[cust]
+        u = rng.random(n)
+        currency = np.full(n, "USD", dtype=object)
+        for name, options in CURRENCY_BY_COUNTRY.items():
+            here = country == name
+            for code, upto in reversed(options):
+                currency[here & (u < upto)] = code
+        # line items for ~30% of the deals (USD ones: the products are priced in USD)
+        usd = currency == "USD"
+        share = min(1.0, 0.3 / max(usd.mean(), 1e-9))
+        self.with_items = np.flatnonzero(usd & (rng.random(n) < share))
+        cents, first_product = self._line_items(cents)
+        # titles: "<customer> — <topic>" (Persian: topic first), topic from the first product
+        topics = [*((p["topic_en"], p["topic_fa"]) for _, p in self.products.iterrows())]
+        n_prod = len(topics)
+        topics += list(zip(DEAL_TOPICS["en"], DEAL_TOPICS["fa"]))
+        n_general = len(DEAL_TOPICS["en"])
+        topics += list(zip(RENEWAL_TOPICS["en"], RENEWAL_TOPICS["fa"]))
+        topic = np.where(first_product >= 0, first_product,
+                         n_prod + rng.integers(0, n_general, n))
+        renewal_topic = n_prod + n_general + rng.integers(0, len(RENEWAL_TOPICS["en"]), n)
+        topic = np.where(renewal, renewal_topic, topic)
+        en = np.array([t[0] for t in topics], dtype=object)[topic]
+        fa = np.array([t[1] for t in topics], dtype=object)[topic]
+        name = self.c_name[cust]
+        title = np.where(persian, fa + " — " + name, name + " — " + en)
+        # contact: mostly the primary one of a company
+        count, start = self.k_count[cust], self.k_start[cust]
+        r = rng.random(n)
+        pick = np.where(r < 0.6, start, start + rng.integers(0, 1 << 30, n) % np.maximum(count, 1))
+        contact = np.where((count > 0) & ((r < 0.9) | self.converted), pick, -1)
+        contact = np.where(self.converted, start, contact)
+        self.contact = np.where(contact >= 0, self.k_id[np.maximum(contact, 0)], -1)
+        # stage probability override on some open deals; a forecast category on a few
+        stage_p = self.stage_prob[self.stage]
+        shift = rng.choice([-20, -15, -10, -5, 5, 10, 15, 20], n)
+        override = is_open & (rng.random(n) < 0.10)
+        probability = np.where(override, np.clip(stage_p + shift, 5, 95), -1)
+        fc_override = is_open & (rng.random(n) < 0.04)
+        stage_cat = np.array([self.stage_category[s] for s in self.stage], dtype=object)
+        forecast = np.where(stage_cat == "pipeline", "best_case",
+                            np.where(stage_cat == "best_case", "commit", "best_case")
+                            ).astype(object)
+        # an override on a deal that moved was set by an edit after its last move
+        edited = (override | fc_override) & (self.L > 1)
+        updated = np.where(edited, _between(rng, self.entered, np.full(n, now)), self.entered)
+        # source: lead sources for new business; a converted lead's deal keeps the lead's
+        keys, p = _weights(SOURCE_WEIGHTS)
+        source = np.array(keys, dtype=object)[rng.choice(len(keys), n, p=p)]
+        source[renewal | (rng.random(n) < 0.08)] = None
+        conv = self.converted
+        lead_source = np.asarray(self.leads["source"].iloc[self.deal_lead[conv]], dtype=object)
+        source[conv] = [s if isinstance(s, str) else None for s in lead_source]
+        # lost: a reason always, the competitor when it went to one (and sometimes on price)
+        keys, p = _weights(LOST_REASON_WEIGHTS)
+        reason = np.array(keys, dtype=object)[rng.choice(len(keys), n, p=p)]
+        lost = outcome == LOST
+        rival_shown = lost & ((reason == "competitor") | ((reason == "price")
+                                                           & (rng.random(n) < 0.35)))
+        # expected close: open ones -60..+180 days (later stages sooner); closed ones near
+        # the day they closed
+        today = now // DAY
+        frac = self.last / np.maximum(self.k_open[pipe] - 1, 1)
+        ahead = (rng.random(n) * 180 * (1 - 0.6 * frac)).astype(np.int64)
+        slipped = rng.random(n) < 0.12
+        expected_open = today + np.where(slipped, -rng.integers(1, 61, n), ahead)
+        expected_closed = self.entered // DAY + rng.integers(-25, 16, n)
+        expected = np.where(is_open, expected_open, expected_closed)
+        owner = self.c_owner[cust]
+        self.amount_cents, self.owner, self.persian = cents, owner, persian
+        self.override = probability
+        self.deal_id = _ids_by_time(_new_ids(self._cur, "deals", n), self.created)
+        self.deal = pd.DataFrame({
+            "id": self.deal_id,
+            "title": title,
+            "customer_id": self.c_id[cust],
+            "contact_id": _ints(self.contact),
+            "owner_id": owner,
+            "amount": _money(cents / 100),
+            "currency": currency,
+            "pipeline_id": np.array([p["id"] for p in self.pipes], dtype=np.int64)[pipe],
+            "stage_id": self.stage,
+            "expected_close_date": _date_column(expected.astype("datetime64[D]")),
+            "probability": _ints(probability),
+            "forecast_category": _null_unless(fc_override, forecast),
+            "source": source,
+            "lost_reason": _null_unless(lost, reason),
+            "lost_to_competitor": _null_unless(
+                rival_shown, _obj(_texts(rng, COMPETITORS, persian))),
+            "next_step": _texts(rng, NEXT_STEPS, persian, mask=is_open & (rng.random(n) < 0.85)),
+            "notes": _texts(rng, DEAL_NOTES, persian, mask=rng.random(n) < 0.15),
+            "closed_on": _day(self.entered, mask=~is_open),
+            "stage_entered_at": _ts(self.entered),
+            "lead_id": _ints(np.where(conv, self.l_id[np.maximum(self.deal_lead, 0)], -1)),
+            "created_at": _ts(self.created),
+            "updated_at": _ts(updated),
+            "created_by": owner, "updated_by": owner,
+            "version": self.L + edited,
+        })
+
+    def _line_items(self, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """1-3 distinct products per chosen deal, quantities fitted to the deal's size; the
+        deal's amount becomes exactly the sum of quantity x unit price. Returns the amounts
+        (cents) and the first product's position per deal (-1: none)."""
+        rng, deals_ = self.rng, self.with_items
+        first_product = np.full(self.n, -1, dtype=np.int64)
+        m, n_prod = len(deals_), len(self.products)
+        if m == 0 or n_prod == 0:
+            self.items = pd.DataFrame()
+            return cents, first_product
+        price = self.products["cents"].to_numpy(np.int64)  # cheapest first
+        target = np.minimum(cents[deals_], 420_000 * 100)
+        k = rng.choice([1, 2, 3], m, p=[0.45, 0.35, 0.2])
+        share = target / k
+        allowed = price[None, :] <= share[:, None]
+        allowed[:, 0] = True
+        keys = np.where(allowed, rng.random((m, n_prod)), 2.0)
+        order = np.argsort(keys, axis=1)
+        k = np.minimum(k, allowed.sum(axis=1))
+        total = np.zeros(m, dtype=np.int64)
+        lines = []
+        for line in range(3):
+            has = np.flatnonzero(k > line)
+            product = order[has, line]
+            discount = rng.choice([0, 0, 0, 5, 10, 15], len(has))
+            unit = np.round(price[product] * (100 - discount) / 100).astype(np.int64)
+            last = k[has] == line + 1
+            fit = np.maximum(np.round(share[has] / unit), 1)
+            rest = np.maximum(np.ceil((target[has] - total[has]) / unit), 1)
+            quantity = np.where(last, rest, fit).astype(np.int64)
+            total[has] += quantity * unit
+            lines.append((has, product, quantity, unit))
+        cents = cents.copy()
+        cents[deals_] = total
+        first_product[deals_] = order[:, 0]
+        has = np.concatenate([h for h, *_ in lines])
+        product = np.concatenate([p for _, p, *_ in lines])
+        deal_rows = deals_[has]
+        self.items = pd.DataFrame({
+            "deal_row": deal_rows,
+            "product_id": self.products["id"].to_numpy(np.int64)[product],
+            "description": self.products["name"].to_numpy(object)[product],
+            "quantity": np.concatenate([q for *_, q, _ in lines]).astype(float),
+            "unit_price": _money(np.concatenate([u for *_, u in lines]) / 100),
+        })
+        return cents, first_product
+
+    def _link_converted_leads(self):
+        """The chosen converted leads became their company, its primary contact and (when the
+        company has a deal in the default pipeline) that deal: the lead takes the contact's
+        name and details, the customer's owner, and was converted when the customer was made."""
+        rng, now = self.rng, self.now
+        cp, lp = self.link_cust, self.link_lead
+        kp = self.k_start[cp]
+        m = len(cp)
+        converted_at = self.c_created[cp]
+        window = now - HISTORY_DAYS * DAY
+        gap = np.maximum(np.minimum(rng.uniform(1, 60, m) * DAY, (converted_at - window) * 0.9),
+                         60).astype(np.int64)
+        created = converted_at - gap
+        owner = self.c_owner[cp]
+        k = self.contacts
+        # the primary contact was made by the conversion, with the customer
+        made = np.asarray(converted_at, dtype=np.int64).astype("datetime64[s]")
+        for col in ("created_at", "updated_at"):
+            values = k[col].to_numpy("datetime64[s]").copy()
+            values[kp] = made
+            k[col] = values
+
+        def col(name):
+            return [None if (v is None or v != v) else v for v in np.asarray(k[name], object)[kp]]
+
+        deal = self.link_deal
+        has_deal = deal >= 0
+        self.lead_links = pd.DataFrame({
+            "id": self.l_id[lp],
+            "first_name": col("first_name"), "last_name": col("last_name"),
+            "title": col("title"), "company": list(self.c_name[cp]),
+            "email": col("email"), "phone": col("phone"),
+            "owner_id": owner,
+            "estimated_value": _money(np.where(has_deal, self.amount_cents[np.maximum(deal, 0)]
+                                               / 100, np.nan)),
+            "consent": k["consent"].to_numpy(bool)[kp],
+            "consent_date": k["consent_date"].iloc[kp].reset_index(drop=True),
+            "consent_purpose": col("consent_purpose"),
+            "notes": pd.Series([None] * m, dtype=object),
+            "created_at": _ts(created), "updated_at": _ts(converted_at),
+            "created_by": owner, "updated_by": owner, "version": 2,
+            "converted_at": _ts(converted_at),
+            "converted_customer_id": self.c_id[cp],
+            "converted_contact_id": self.k_id[kp],
+            "converted_deal_id": _ints(np.where(has_deal, self.deal_id[np.maximum(deal, 0)], -1)),
+        })
+        self.l_owner[lp] = owner
+        self.l_created[lp] = created
+        self.l_end[lp] = converted_at
+        self.l_persian[lp] = self.c_persian[cp]
+
+    # --- activities and tasks -----------------------------------------------------------
+
+    def _links(self, kind: str, idx: np.ndarray) -> dict:
+        """Owner, language, time window and link columns for rows about records idx."""
+        none = np.full(len(idx), -1, dtype=np.int64)
+        if kind == "deal":
+            return {"owner": self.owner[idx], "persian": self.persian[idx],
+                    "lo": self.created[idx], "hi": self.act_end[idx],
+                    "deal_id": self.deal_id[idx], "customer_id": self.c_id[self.cust[idx]],
+                    "contact_id": self.contact[idx], "lead_id": none}
+        if kind == "customer":
+            return {"owner": self.c_owner[idx], "persian": self.c_persian[idx],
+                    "lo": self.c_created[idx], "hi": np.full(len(idx), self.now),
+                    "deal_id": none, "customer_id": self.c_id[idx], "contact_id": none,
+                    "lead_id": none}
+        if kind == "contact":
+            cust = self.k_cust[idx]
+            return {"owner": self.c_owner[cust], "persian": self.c_persian[cust],
+                    "lo": _seconds(self.contacts["created_at"])[idx],
+                    "hi": np.full(len(idx), self.now), "deal_id": none,
+                    "customer_id": self.c_id[cust], "contact_id": self.k_id[idx],
+                    "lead_id": none}
+        return {"owner": self.l_owner[idx], "persian": self.l_persian[idx],
+                "lo": self.l_created[idx], "hi": self.l_end[idx], "deal_id": none,
+                "customer_id": none, "contact_id": none, "lead_id": self.l_id[idx]}
+
+    def make_activities(self, n_total: int):
+        rng, now = self.rng, self.now
+        # one recent activity on each 'active' open deal keeps it from rotting
+        forced = np.flatnonzero(self.cat == ACTIVE)
+        if len(forced) > n_total // 2:
+            forced = np.sort(rng.choice(forced, n_total // 2, replace=False))
+        rest = n_total - len(forced)
+        n_deal, n_cust, n_contact = (int(round(rest * s)) for s in (0.55, 0.2, 0.07))
+        n_lead = rest - n_deal - n_cust - n_contact
+        weight = np.select([self.outcome == WON, self.outcome == LOST], [1.4, 0.8], 1.0) * self.L
+        parts = []
+        f = self._links("deal", forced)
+        f["lo"] = np.maximum(f["lo"], now - (self.rot_eff[forced] * DAY).astype(np.int64) + 3600)
+        parts.append(f)
+        parts.append(self._links("deal", rng.choice(self.n, n_deal, p=weight / weight.sum())))
+        parts.append(self._links("customer", rng.integers(0, len(self.c_id), n_cust)))
+        if len(self.k_id):
+            parts.append(self._links("contact", rng.integers(0, len(self.k_id), n_contact)))
+        else:
+            n_lead += n_contact
+        talked = np.flatnonzero(self.l_status != "new")
+        if len(talked):
+            parts.append(self._links("lead", rng.choice(talked, n_lead)))
+        rows = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        n = len(rows["owner"])
+        when = _between(rng, rows["lo"], rows["hi"])
+        # the deal's latest activity
+        last = np.full(self.n, -1, dtype=np.int64)
+        on_deal = rows["deal_id"] >= 0
+        position = np.argsort(self.deal_id)
+        deal_row = position[np.searchsorted(self.deal_id[position], rows["deal_id"][on_deal])]
+        np.maximum.at(last, deal_row, when[on_deal])
+        self.deal["last_activity_at"] = _ts(last, mask=last >= 0)
+
+        kinds_list, p = _weights(ACTIVITY_KIND_WEIGHTS)
+        kind = np.array(kinds_list, dtype=object)[rng.choice(len(kinds_list), n, p=p)]
+        persian = rows["persian"]
+        outcome = np.full(n, None, dtype=object)
+        u = rng.random(n)
+        for k_name, shares in ACTIVITY_OUTCOMES.items():
+            here = kind == k_name
+            upto = 0.0
+            for name, share in shares.items():
+                outcome[here & (u >= upto) & (u < upto + share)] = name
+                upto += share
+        two_way = np.isin(kind, ["call", "email", "social_message", "chat"])
+        direction = np.where(rng.random(n) < 0.65, "outbound", "inbound").astype(object)
+        minutes = np.select(
+            [kind == "call", kind == "meeting", kind == "visit"],
+            [np.clip(rng.lognormal(np.log(8), 0.8, n), 1, 90).astype(np.int64),
+             rng.choice([30, 45, 60, 90, 120], n), rng.choice([30, 60, 90, 120, 180], n)], -1)
+        created = np.minimum(when + rng.integers(0, 1800, n), now)
+        created = np.maximum(created, when)
+        self.activities_frame = pd.DataFrame({
+            "id": _ids_by_time(_new_ids(self._cur, "activities", n), created),
+            "kind": kind,
+            "subject": _texts_by_kind(rng, ACTIVITY_SUBJECTS, kind, persian),
+            "occurred_at": _ts(when),
+            "duration_minutes": _ints(minutes),
+            "direction": _null_unless(two_way, direction),
+            "outcome": outcome,
+            "notes": _texts(rng, ACTIVITY_NOTES, persian, mask=rng.random(n) < 0.35),
+            "lead_id": _ints(rows["lead_id"]), "customer_id": _ints(rows["customer_id"]),
+            "contact_id": _ints(rows["contact_id"]), "deal_id": _ints(rows["deal_id"]),
+            "owner_id": rows["owner"],
+            "created_at": _ts(created), "updated_at": _ts(created),
+            "created_by": rows["owner"], "updated_by": rows["owner"], "version": 1,
+        })
+
+    def make_tasks(self, n_total: int):
+        """Open tasks (overdue, due today, upcoming, a few undated), done and cancelled ones.
+        Every owner gets two overdue, two for today and two upcoming open tasks."""
+        rng, now = self.rng, self.now
+        is_open = self.outcome == OPEN
+        parts, states = [], []
+        # the guaranteed ones first
+        for owner in self.owner_ids:
+            mine = np.flatnonzero(is_open & (self.owner == owner))
+            if len(mine):
+                parts.append(self._links("deal", rng.choice(mine, 6)))
+            elif (self.c_owner == owner).any():
+                parts.append(self._links("customer",
+                                         rng.choice(np.flatnonzero(self.c_owner == owner), 6)))
+            elif (self.l_owner == owner).any():
+                parts.append(self._links("lead",
+                                         rng.choice(np.flatnonzero(self.l_owner == owner), 6)))
+            else:
+                continue
+            states.append(np.array(["overdue", "overdue", "today", "today", "upcoming",
+                                    "upcoming"], dtype=object))
+        rest = max(n_total - 6 * len(parts), 0)
+        # A person has a few dozen overdue tasks and a dozen for today at most, also in the
+        # large demo (my_tasks lists the first 200 by due date: hundreds of overdue tasks
+        # would hide today's); the rest of those shares is done.
+        per_owner = max(rest, 1) / len(self.owner_ids)
+        overdue, today = min(0.135, 40 / per_owner), min(0.0675, 12 / per_owner)
+        state = rng.choice(["overdue", "today", "upcoming", "undated", "done", "cancelled"],
+                           rest, p=[overdue, today, 0.225, 0.0225, 0.585 - overdue - today + 0.0675,
+                                    0.10]).astype(object)
+        link = rng.choice(["deal", "customer", "lead"], rest, p=[0.6, 0.25, 0.15])
+        open_deals = np.flatnonzero(is_open)
+        open_leads = np.flatnonzero(np.isin(self.l_status, ["new", "contacted", "qualified"]))
+        any_leads = np.flatnonzero(self.l_status != "new")
+        for kind in ("deal", "customer", "lead"):
+            for closed in (False, True):
+                sel = (link == kind) & (np.isin(state, ["done", "cancelled"]) == closed)
+                count = int(sel.sum())
+                if not count:
+                    continue
+                if kind == "deal":
+                    pool = np.arange(self.n) if closed else open_deals
+                elif kind == "customer":
+                    pool = np.arange(len(self.c_id))
+                else:
+                    pool = any_leads if closed else open_leads
+                if not len(pool):
+                    continue
+                parts.append(self._links(kind, rng.choice(pool, count)))
+                states.append(state[sel])
+        rows = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        state = np.concatenate(states)
+        n = len(state)
+        lo, hi = rows["lo"], np.maximum(rows["hi"], rows["lo"])
+        tomorrow = (now // DAY + 1) * DAY
+        to_midnight = tomorrow - now
+        r = rng.random(n)
+        overdue = np.minimum(np.maximum(now - (3600 + r * 21 * DAY).astype(np.int64),
+                                        lo + ((now - lo) * r * 0.5).astype(np.int64)), now - 1)
+        overdue = overdue // 60 * 60  # whole minutes, still before now
+        today = now + np.maximum((to_midnight * (0.3 + 0.6 * r)).astype(np.int64), 1)
+        today = np.maximum(np.minimum(-(-today // 60) * 60, tomorrow - 60), now + 1)
+        upcoming = (tomorrow + rng.integers(0, 30, n) * DAY
+                    + (9 * 3600 + rng.integers(0, 17, n) * 1800))
+        closed_due = _between(rng, lo, hi) // 60 * 60
+        due = np.select([state == "overdue", state == "today", state == "upcoming",
+                         state == "undated"], [overdue, today, upcoming, now], closed_due)
+        done = state == "done"
+        finished = np.isin(state, ["done", "cancelled"])
+        created = np.clip(np.minimum(due, now) - (3600 + rng.random(n) * 10 * DAY).astype(
+            np.int64), lo, now)
+        ended = np.clip(due + rng.integers(-2 * DAY, 2 * DAY, n), created, now)
+        keys, p = _weights(PRIORITY_WEIGHTS)
+        owner = rows["owner"]
+        self.tasks_frame = pd.DataFrame({
+            "id": _ids_by_time(_new_ids(self._cur, "tasks", n), created),
+            "title": _texts(rng, TASK_TITLES, rows["persian"]),
+            "due_at": _ts(due, mask=state != "undated"),
+            "owner_id": owner,
+            "status": np.where(done, "done", np.where(finished, "cancelled", "open")
+                               ).astype(object),
+            "priority": np.array(keys, dtype=object)[rng.choice(len(keys), n, p=p)],
+            "notes": _texts(rng, TASK_NOTES, rows["persian"], mask=rng.random(n) < 0.15),
+            "lead_id": _ints(rows["lead_id"]), "customer_id": _ints(rows["customer_id"]),
+            "contact_id": _ints(rows["contact_id"]), "deal_id": _ints(rows["deal_id"]),
+            "completed_at": _ts(ended, mask=done),
+            "created_at": _ts(created),
+            "updated_at": _ts(np.where(finished, ended, created)),
+            "created_by": owner, "updated_by": owner,
+            "version": np.where(finished, 2, 1),
+        })
+
+    # --- frames to insert -------------------------------------------------------------
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Deals, their stage history and line items, activities and tasks, ready to insert."""
+        deal_of, j, t = self.deal_of, self.row_j, self.row_t
+        L = self.L[deal_of]
+        closing = (self.outcome[deal_of] != OPEN) & (j == L - 1)
+        pipe = self.pipe[deal_of]
+        position = np.minimum(self.start[deal_of] + j, self.k_open[pipe] - 1)
+        to_stage = np.where(closing, self.stage[deal_of], self.open_ids[pipe, position])
+        from_stage = np.r_[-1, to_stage[:-1]]
+        from_stage[j == 0] = -1
+        probability = self.stage_prob[to_stage]
+        # created with an override and never moved: the history row holds the override
+        own = (self.override[deal_of] >= 0) & (L == 1)
+        probability = np.where(own, self.override[deal_of], probability)
+        history = pd.DataFrame({
+            "id": _ids_by_time(_new_ids(self._cur, "deal_stage_history", len(t)), t),
+            "deal_id": self.deal_id[deal_of],
+            "from_stage_id": _ints(from_stage),
+            "to_stage_id": to_stage,
+            "changed_at": _ts(t),
+            "changed_by": self.owner[deal_of],
+            "amount": _money(self.amount_cents[deal_of] / 100),
+            "probability": probability,
+        })
+        items = pd.DataFrame()
+        if not self.items.empty:
+            rows = self.items["deal_row"].to_numpy(np.int64)
+            items = pd.DataFrame({
+                "id": _ids_by_time(_new_ids(self._cur, "deal_products", len(rows)),
+                                   self.created[rows]),
+                "deal_id": self.deal_id[rows], **self.items.drop(columns="deal_row"),
+                "created_at": _ts(self.created[rows]), "created_by": self.owner[rows]})
+        return {"deals": self.deal, "deal_stage_history": history, "deal_products": items,
+                "activities": self.activities_frame, "tasks": self.tasks_frame}
+
+
+def _seconds(column) -> np.ndarray:
+    return np.asarray(pd.Series(column).to_numpy("datetime64[s]"), dtype=np.int64)
 
 
 def _bulk_insert(cur, table: str, frame: pd.DataFrame, computed: dict[str, str] | None = None):

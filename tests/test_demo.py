@@ -1,14 +1,17 @@
-"""Demo data: every row passes the field specs, Persian text shows up, dates make sense."""
+"""Demo data: every row passes the field specs, Persian text shows up, dates make sense, and the
+sales pipeline (deals, exact stage history, line items, activities, tasks, converted leads) is
+consistent."""
 import os
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # crm.auth reads it at import
 
 import re
 from datetime import date, datetime
+from typing import NamedTuple
 
 import pytest
 
-from crm import auth, customers, demo, leads
+from crm import activities, auth, customers, deals, demo, leads, pipelines
 from crm.db import Database
 from crm.fields import validate
 
@@ -18,6 +21,13 @@ PERSIAN = re.compile(r"[\u0600-\u06FF]")
 @pytest.fixture(autouse=True)
 def fast_bcrypt(monkeypatch):
     monkeypatch.setattr(auth, "BCRYPT_ROUNDS", 4)
+
+
+class Loaded(NamedTuple):
+    db: Database
+    result: dict
+    steps: list
+    at: datetime  # just after the load: 'now' for the tasks' overdue/today groups
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +40,7 @@ def loaded(tmp_path_factory):
     db = Database(tmp_path_factory.mktemp("demo") / "crm.duckdb")
     try:
         result = demo.load_demo(db, "small", progress=lambda f, t: steps.append((f, t)), seed=7)
-        yield db, result, steps
+        yield Loaded(db, result, steps, datetime.now())
     finally:
         db.close()
         auth.BCRYPT_ROUNDS = saved
@@ -51,24 +61,31 @@ def _check_rows(entity, rows):
 
 
 def test_small_counts_and_result(loaded):
-    db, result, _ = loaded
+    db, result = loaded.db, loaded.result
     assert result["leads"] == 300 == db.scalar("SELECT count(*) FROM leads")
     assert result["customers"] == 120 == db.scalar("SELECT count(*) FROM customers")
     assert result["contacts"] == db.scalar("SELECT count(*) FROM contacts") > 0
+    sizes = demo.SIZES["small"]
+    for table in ("deals", "activities", "tasks"):
+        assert result[table] == sizes[table] == db.scalar(f"SELECT count(*) FROM {table}")
+    for table in ("deal_stage_history", "deal_products", "products"):
+        assert result[table] == db.scalar(f"SELECT count(*) FROM {table}") > 0
+    assert result["converted_leads"] == db.scalar(
+        "SELECT count(*) FROM leads WHERE converted_at IS NOT NULL") > 0
 
 
 def test_every_lead_passes_the_specs(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     _check_rows(leads.LEADS, db.query("SELECT * FROM leads"))
 
 
 def test_every_customer_passes_the_specs(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     _check_rows(customers.CUSTOMERS, db.query("SELECT * FROM customers"))
 
 
 def test_every_contact_passes_the_specs(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     _check_rows(customers.CONTACTS, db.query("SELECT * FROM contacts"))
 
 
@@ -81,7 +98,7 @@ def test_weights_use_only_the_specs_choices():
 
 
 def test_persian_and_english_text_appear(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     names = [r["last_name"] for r in db.query("SELECT last_name FROM leads")]
     persian = sum(bool(PERSIAN.search(n)) for n in names)
     assert 0.15 * len(names) < persian < 0.45 * len(names)  # about 30 %
@@ -95,7 +112,7 @@ def test_persian_and_english_text_appear(loaded):
 
 
 def test_no_future_dates_and_consent_dates_only_with_consent(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     now, today = datetime.now(), date.today()
     for table in ("leads", "customers", "contacts"):
         row = db.one(f"SELECT max(created_at) AS c, max(updated_at) AS u, max(consent_date) AS d,"
@@ -111,7 +128,7 @@ def test_no_future_dates_and_consent_dates_only_with_consent(loaded):
 
 
 def test_birthdays_only_on_individuals(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     by_kind = {r["kind"]: r for r in db.query(
         "SELECT kind, count(birthday) AS birthdays, count(industry) AS industries,"
         " count(*) AS n FROM customers GROUP BY kind")}
@@ -121,7 +138,7 @@ def test_birthdays_only_on_individuals(loaded):
 
 
 def test_customers_mix_kinds_residency_segments_and_purchases(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     row = db.one(
         "SELECT count(DISTINCT kind) AS kinds, count(DISTINCT residency) AS residencies,"
         " count(DISTINCT segment) AS segments, count(DISTINCT status) AS statuses,"
@@ -137,7 +154,7 @@ def test_customers_mix_kinds_residency_segments_and_purchases(loaded):
 
 
 def test_contacts_belong_to_companies_one_to_three_with_one_primary(loaded):
-    db, _, _ = loaded
+    db = loaded.db
     groups = db.query(
         "SELECT c.kind, count(k.id) AS n, count(*) FILTER (WHERE k.is_primary) AS primaries"
         " FROM contacts k JOIN customers c ON c.id = k.customer_id GROUP BY c.id, c.kind")
@@ -150,7 +167,7 @@ def test_contacts_belong_to_companies_one_to_three_with_one_primary(loaded):
 
 
 def test_demo_users_own_the_records_and_sign_in(loaded):
-    db, result, _ = loaded
+    db, result = loaded.db, loaded.result
     roles = {u["username"]: u["role"] for u in auth.list_users(db)}
     assert roles == {"maria": "manager", "reza": "rep", "sam": "rep", "lena": "rep"}
     assert sorted(result["demo_users"]) == ["lena", "maria", "reza", "sam"]
@@ -159,21 +176,262 @@ def test_demo_users_own_the_records_and_sign_in(loaded):
     assert auth.verify_login(db, "reza", password)
     owners = {r["owner_id"] for r in db.query("SELECT DISTINCT owner_id FROM leads")}
     assert owners == {u["id"] for u in auth.list_users(db)}
-    assert db.scalar("SELECT count(*) FROM leads WHERE created_by <> owner_id OR version <> 1") == 0
+    assert db.scalar("SELECT count(*) FROM leads WHERE created_by <> owner_id OR version <>"
+                     " CASE WHEN converted_at IS NULL THEN 1 ELSE 2 END") == 0  # converting: +1
 
 
 def test_one_audit_row_per_bulk_load(loaded):
-    db, _, _ = loaded
-    rows = db.query("SELECT entity, action, record_id FROM audit_log WHERE entity <> 'users'")
-    assert sorted(r["entity"] for r in rows) == ["contacts", "customers", "leads"]
+    db = loaded.db
+    rows = db.query("SELECT entity, action, record_id FROM audit_log"
+                    " WHERE entity NOT IN ('users', 'pipelines')")
+    assert sorted(r["entity"] for r in rows) == ["activities", "contacts", "customers", "deals",
+                                                 "leads", "products", "tasks"]
     assert all(r["action"] == "demo_load" and r["record_id"] is None for r in rows)
+    # the Renewals pipeline was made by its command, with its own audit entry
+    [made] = db.query("SELECT action, record_id FROM audit_log WHERE entity = 'pipelines'")
+    assert made["action"] == "create" and made["record_id"] is not None
 
 
 def test_progress_is_reported_up_to_done(loaded):
-    _, _, steps = loaded
+    steps = loaded.steps
     fractions = [f for f, _ in steps]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     assert all(isinstance(text, str) and text for _, text in steps)
+
+
+# --- the sales pipeline ---------------------------------------------------------------------
+
+def test_every_deal_activity_and_task_passes_the_specs(loaded):
+    db = loaded.db
+    _check_rows(deals.DEALS, db.query("SELECT * FROM deals"))
+    _check_rows(activities.ACTIVITIES, db.query("SELECT * FROM activities"))
+    _check_rows(activities.TASKS, db.query("SELECT * FROM tasks"))
+
+
+def test_both_pipelines_hold_deals_in_a_realistic_spread(loaded):
+    db = loaded.db
+    names = {p["name"]: p["id"] for p in pipelines.list_pipelines(db)}
+    assert set(names) == {"New business", demo.RENEWALS}
+    by = {(r["pipeline"], r["kind"]): r["n"] for r in db.query(
+        "SELECT p.name AS pipeline, s.kind, count(*) AS n FROM deals d"
+        " JOIN stages s ON s.id = d.stage_id JOIN pipelines p ON p.id = d.pipeline_id"
+        " GROUP BY ALL")}
+    assert all(by.get((p, k), 0) > 0 for p in names for k in ("open", "won", "lost"))
+    n = sum(by.values())
+    won, lost = (sum(v for (_, k), v in by.items() if k == kind) / n for kind in ("won", "lost"))
+    assert 0.12 < won < 0.18 and 0.09 < lost < 0.15
+    # more deals in the early stages than in the late ones
+    stages = pipelines.stages_of(db, names["New business"])
+    counts = [db.scalar("SELECT count(*) FROM deals WHERE stage_id = $s", {"s": s["id"]})
+              for s in stages if s["kind"] == "open"]
+    assert counts[0] > counts[-1] > 0
+    # some probability overrides; owners are the customers' owners; a Persian side
+    row = db.one(
+        "SELECT count(d.probability) AS overrides,"
+        " count(*) FILTER (WHERE d.owner_id <> c.owner_id) AS foreign_owner,"
+        " count(*) FILTER (WHERE d.created_at < c.created_at) AS before_customer,"
+        " count(*) FILTER (WHERE d.contact_id IS NOT NULL AND k.customer_id <> d.customer_id)"
+        "  AS stray_contact,"
+        " count(*) FILTER (WHERE d.amount < 1000 OR d.amount > 500000) AS odd_amount,"
+        " count(DISTINCT d.currency) AS currencies FROM deals d"
+        " JOIN customers c ON c.id = d.customer_id LEFT JOIN contacts k ON k.id = d.contact_id")
+    assert row["overrides"] > 0 and row["currencies"] >= 2
+    assert (row["foreign_owner"], row["before_customer"], row["stray_contact"],
+            row["odd_amount"]) == (0, 0, 0, 0)
+    titles = [r["title"] for r in db.query("SELECT title FROM deals")]
+    assert any(PERSIAN.search(t) for t in titles) and any(not PERSIAN.search(t) for t in titles)
+
+
+def test_stage_history_is_exact(loaded):
+    db = loaded.db
+    row = db.one("""
+        WITH h AS (
+            SELECT h.*, count(*) OVER w AS n,
+                   row_number() OVER (w ORDER BY changed_at, id) AS k,
+                   lag(to_stage_id) OVER (w ORDER BY changed_at, id) AS before_stage,
+                   lag(changed_at) OVER (w ORDER BY changed_at, id) AS before_at
+            FROM deal_stage_history h WINDOW w AS (PARTITION BY deal_id))
+        SELECT
+          count(DISTINCT h.deal_id) AS deals,
+          count(*) FILTER (WHERE k = 1 AND (from_stage_id IS NOT NULL
+                                             OR changed_at <> d.created_at)) AS bad_first,
+          count(*) FILTER (WHERE k > 1 AND from_stage_id IS DISTINCT FROM before_stage)
+            AS broken_chain,
+          count(*) FILTER (WHERE k > 1 AND changed_at <= before_at) AS not_increasing,
+          count(*) FILTER (WHERE k = n AND (to_stage_id <> d.stage_id
+                                             OR changed_at <> d.stage_entered_at)) AS bad_last,
+          count(*) FILTER (WHERE h.amount IS DISTINCT FROM d.amount) AS bad_amount,
+          count(*) FILTER (WHERE s.pipeline_id <> d.pipeline_id) AS other_pipeline,
+          count(*) FILTER (WHERE h.probability <> s.probability
+                           AND NOT (n = 1 AND h.probability = d.probability)) AS bad_probability,
+          count(*) FILTER (WHERE changed_at > $now) AS future
+        FROM h JOIN deals d ON d.id = h.deal_id JOIN stages s ON s.id = h.to_stage_id""",
+                 {"now": loaded.at})
+    assert row.pop("deals") == db.scalar("SELECT count(*) FROM deals")
+    assert row == dict.fromkeys(row, 0)
+    # an open stage is never entered from a closing one; closed deals went through open stages
+    assert db.scalar(
+        "SELECT count(*) FROM deal_stage_history h JOIN stages f ON f.id = h.from_stage_id"
+        " WHERE f.kind <> 'open'") == 0
+    # a probability override without a move is in the history row that created the deal
+    assert db.scalar(
+        "SELECT count(*) FROM deals d JOIN deal_stage_history h ON h.deal_id = d.id"
+        " WHERE d.probability IS NOT NULL AND h.probability = d.probability") > 0
+
+
+def test_closed_deals_have_a_close_date_and_lost_ones_a_reason(loaded):
+    db = loaded.db
+    row = db.one(
+        "SELECT count(*) FILTER (WHERE s.kind <> 'open'"
+        "   AND closed_on IS DISTINCT FROM CAST(stage_entered_at AS DATE)) AS bad_close,"
+        " count(*) FILTER (WHERE s.kind = 'open' AND closed_on IS NOT NULL) AS open_closed,"
+        " count(*) FILTER (WHERE s.kind = 'lost' AND lost_reason IS NULL) AS no_reason,"
+        " count(*) FILTER (WHERE s.kind <> 'lost' AND (lost_reason IS NOT NULL"
+        "   OR lost_to_competitor IS NOT NULL)) AS reason_not_lost,"
+        " count(*) FILTER (WHERE s.kind <> 'open' AND (d.probability IS NOT NULL"
+        "   OR d.forecast_category IS NOT NULL)) AS closed_override"
+        " FROM deals d JOIN stages s ON s.id = d.stage_id")
+    assert row == dict.fromkeys(row, 0)
+    reasons = {r["lost_reason"] for r in db.query("SELECT lost_reason FROM deals"
+                                                  " WHERE lost_reason IS NOT NULL")}
+    assert reasons <= set(deals.LOST_REASONS) and len(reasons) >= 3
+    assert set(demo.LOST_REASON_WEIGHTS) <= set(deals.LOST_REASONS)
+    assert db.scalar("SELECT count(lost_to_competitor) FROM deals") > 0
+
+
+def test_some_open_deals_are_rotting_most_are_not(loaded):
+    db = loaded.db
+    row = db.one(
+        "SELECT count(*) AS open, count(*) FILTER (WHERE d.stage_entered_at < $now - to_days("
+        "   s.rotting_days) AND coalesce(d.last_activity_at, d.stage_entered_at)"
+        "   < $now - to_days(s.rotting_days)) AS rotting"
+        " FROM deals d JOIN stages s ON s.id = d.stage_id WHERE s.kind = 'open'",
+        {"now": loaded.at})
+    assert 0.1 * row["open"] < row["rotting"] < 0.5 * row["open"]
+
+
+def test_last_activity_is_the_latest_activity_of_the_deal(loaded):
+    db = loaded.db
+    assert db.scalar(
+        "SELECT count(*) FROM deals d LEFT JOIN (SELECT deal_id, max(occurred_at) AS latest"
+        " FROM activities WHERE deal_id IS NOT NULL GROUP BY deal_id) a ON a.deal_id = d.id"
+        " WHERE d.last_activity_at IS DISTINCT FROM a.latest") == 0
+    assert db.scalar("SELECT count(last_activity_at) FROM deals") > 0
+
+
+def test_activities_and_tasks_belong_with_their_records(loaded):
+    db = loaded.db
+    for table in ("activities", "tasks"):
+        links = db.one(f"SELECT count(deal_id) AS d, count(customer_id) AS c,"
+                       f" count(lead_id) AS l, count(contact_id) AS k,"
+                       f" count(*) FILTER (WHERE coalesce(deal_id, customer_id, lead_id,"
+                       f"  contact_id) IS NULL) AS unlinked FROM {table}")
+        assert links.pop("unlinked") == 0 and all(links.values()), (table, links)
+        wrong = db.one(
+            f"SELECT count(*) FILTER (WHERE t.deal_id IS NOT NULL AND (t.owner_id <> d.owner_id"
+            f"   OR t.customer_id <> d.customer_id)) AS deal,"
+            f" count(*) FILTER (WHERE t.customer_id IS NOT NULL AND t.owner_id <> c.owner_id)"
+            f"   AS customer,"
+            f" count(*) FILTER (WHERE t.lead_id IS NOT NULL AND t.owner_id <> l.owner_id) AS lead,"
+            f" count(*) FILTER (WHERE t.contact_id IS NOT NULL AND k.customer_id <> t.customer_id)"
+            f"   AS contact,"
+            f" count(*) FILTER (WHERE t.created_at > $now OR t.updated_at < t.created_at) AS time"
+            f" FROM {table} t LEFT JOIN deals d ON d.id = t.deal_id"
+            f" LEFT JOIN customers c ON c.id = t.customer_id"
+            f" LEFT JOIN leads l ON l.id = t.lead_id LEFT JOIN contacts k ON k.id = t.contact_id",
+            {"now": loaded.at})
+        assert wrong == dict.fromkeys(wrong, 0), (table, wrong)
+    kinds = {r["kind"] for r in db.query("SELECT DISTINCT kind FROM activities")}
+    assert kinds <= set(activities.KINDS) and len(kinds) >= 5
+    bad = db.one(
+        "SELECT count(*) FILTER (WHERE a.occurred_at > $now) AS future,"
+        " count(*) FILTER (WHERE a.occurred_at < d.created_at) AS before_deal,"
+        " count(*) FILTER (WHERE s.kind <> 'open' AND a.occurred_at > d.stage_entered_at)"
+        "   AS after_close"
+        " FROM activities a LEFT JOIN deals d ON d.id = a.deal_id"
+        " LEFT JOIN stages s ON s.id = d.stage_id", {"now": loaded.at})
+    assert bad == dict.fromkeys(bad, 0)
+    subjects = [r["subject"] for r in db.query("SELECT subject FROM activities")]
+    assert any(PERSIAN.search(s) for s in subjects) and any(s.isascii() for s in subjects)
+    statuses = {r["status"]: r for r in db.query(
+        "SELECT status, count(*) AS n, count(completed_at) AS completed FROM tasks GROUP BY 1")}
+    assert set(statuses) == set(activities.TASK_STATUSES)
+    assert statuses["done"]["completed"] == statuses["done"]["n"]
+    assert statuses["open"]["completed"] == statuses["cancelled"]["completed"] == 0
+
+
+def test_each_demo_user_has_overdue_and_today_tasks(loaded):
+    db = loaded.db
+    for username, *_ in demo.DEMO_USERS:
+        user = auth.get_user(db, username)
+        groups = activities.my_tasks(db, user, now=loaded.at)
+        assert groups["overdue"] and groups["today"] and groups["upcoming"], username
+        assert all(t["related"] for g in groups.values() for t in g)
+
+
+def test_line_items_add_up_to_the_deal_amount(loaded):
+    db = loaded.db
+    row = db.one(
+        "SELECT count(*) AS deals, count(*) FILTER (WHERE i.total <> d.amount) AS wrong,"
+        " max(i.lines) AS most_lines, count(*) FILTER (WHERE d.currency <> 'USD') AS not_usd"
+        " FROM (SELECT deal_id, sum(quantity * unit_price) AS total, count(*) AS lines"
+        "       FROM deal_products GROUP BY deal_id) i JOIN deals d ON d.id = i.deal_id")
+    share = row["deals"] / db.scalar("SELECT count(*) FROM deals")
+    assert 0.2 < share < 0.4 and row["wrong"] == 0 and row["not_usd"] == 0
+    assert row["most_lines"] >= 2
+    products = db.query("SELECT name, code, unit_price FROM products")
+    assert len(products) == len(demo.PRODUCTS) and all(p["unit_price"] > 0 for p in products)
+    assert db.scalar("SELECT count(*) FROM deal_products i LEFT JOIN products p"
+                     " ON p.id = i.product_id WHERE p.id IS NULL OR i.description <> p.name") == 0
+
+
+def test_converted_leads_link_to_what_they_became(loaded):
+    db = loaded.db
+    row = db.one(
+        "SELECT count(*) AS linked, count(l.converted_deal_id) AS with_deal,"
+        " count(*) FILTER (WHERE l.status <> 'converted' OR l.owner_id <> c.owner_id"
+        "   OR k.customer_id <> c.id OR l.company <> c.name OR l.last_name <> k.last_name"
+        "   OR l.converted_at <> c.created_at OR l.created_at >= l.converted_at) AS wrong,"
+        " count(*) FILTER (WHERE d.id IS NOT NULL AND (d.lead_id <> l.id"
+        "   OR d.customer_id <> c.id OR d.contact_id <> k.id OR d.owner_id <> l.owner_id"
+        "   OR d.created_at <> l.converted_at OR d.amount <> l.estimated_value)) AS wrong_deal"
+        " FROM leads l JOIN customers c ON c.id = l.converted_customer_id"
+        " JOIN contacts k ON k.id = l.converted_contact_id"
+        " LEFT JOIN deals d ON d.id = l.converted_deal_id")
+    assert row["linked"] == db.scalar("SELECT count(converted_at) FROM leads") > 0
+    assert row["with_deal"] > 0 and row["wrong"] == 0 and row["wrong_deal"] == 0
+    # the back-links: each deal made from a lead is that lead's deal
+    assert db.scalar("SELECT count(*) FROM deals d LEFT JOIN leads l ON l.id = d.lead_id"
+                     " WHERE d.lead_id IS NOT NULL AND l.converted_deal_id IS DISTINCT FROM"
+                     " d.id") == 0
+    assert db.scalar("SELECT count(*) FROM leads WHERE converted_at IS NOT NULL") \
+        <= db.scalar("SELECT count(*) FROM leads WHERE status = 'converted'")
+
+
+def test_board_columns_add_up_to_the_pipeline(loaded):
+    db = loaded.db
+    pipeline = pipelines.default_pipeline_id(db)
+    for username in ("maria", "reza"):  # a manager sees all deals, a rep their own
+        user = auth.get_user(db, username)
+        columns = deals.board(db, user, pipeline, now=loaded.at)
+        mine = "" if user.role != "rep" else f" AND owner_id = {user.id}"
+        assert sum(c["count"] for c in columns) == db.scalar(
+            f"SELECT count(*) FROM deals WHERE pipeline_id = $p AND deleted_at IS NULL{mine}",
+            {"p": pipeline}) > 0
+        assert [c["id"] for c in columns] == [s["id"] for s in
+                                             pipelines.stages_of(db, pipeline)]
+        for c in columns:
+            assert c["more"] == c["count"] - len(c["cards"]) >= 0 and len(c["cards"]) <= 20
+    cards = [card for c in deals.board(db, auth.get_user(db, "maria"), pipeline, now=loaded.at)
+             for card in c["cards"]]
+    assert any(card["rotting"] for card in cards) and not all(card["rotting"] for card in cards)
+
+
+def test_large_demo_keeps_100k_open_deals_on_the_default_board():
+    """The board benchmark needs them (the mix is fixed counts, not chance)."""
+    n, mix = demo.SIZES["large"]["deals"], demo.DEAL_MIX["large"]
+    default = n - round(n * mix["renewals"])
+    assert default - round(default * mix["won"]) - round(default * mix["lost"]) >= 100_000
 
 
 def test_ids_come_from_the_sequences(tmp_path):
@@ -209,6 +467,14 @@ def test_explicit_owners_and_password_from_env(tmp_path, monkeypatch):
         result = demo.load_demo(db, "small", owners=[sam], seed=3)
         assert result["leads"] == 300 and "demo_users" not in result
         assert db.scalar("SELECT count(*) FROM leads WHERE owner_id = $id", {"id": sam.id}) >= 300
+        # a second load reuses the Renewals pipeline and the products
+        assert result["products"] == 0 and result["deals"] == 300 // 2
+        assert [p["name"] for p in pipelines.list_pipelines(db)] == ["New business",
+                                                                     demo.RENEWALS]
+        assert db.scalar("SELECT count(*) FROM products") == len(demo.PRODUCTS)
+        assert db.scalar("SELECT count(DISTINCT owner_id) FROM deals"
+                         " WHERE id > (SELECT min(id) + 149 FROM deals)") == 1
+        assert activities.my_tasks(db, sam)["overdue"]
     finally:
         db.close()
 
