@@ -1,7 +1,7 @@
 """Deals: opportunities moving through a pipeline's stages, with exact stage history."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from crm import audit, pipelines, records
@@ -290,10 +290,19 @@ def time_in_stages(moves: list[dict], now: datetime) -> list[dict]:
     return out
 
 
+CLOSED_DAYS = 90  # won and lost columns show deals closed this recently
+
+
 def _board_where(user: User, pipeline_id: int, owners: list[int] | None, search: str,
-                 close_from: date | None, close_to: date | None) -> tuple[str, dict]:
-    clauses = ["d.deleted_at IS NULL", "d.pipeline_id = $pipeline"]
-    params: dict = {"pipeline": pipeline_id}
+                 close_from: date | None, close_to: date | None, currency: str | None,
+                 closed_since: date) -> tuple[str, dict]:
+    """Over deals d joined to stages s and customers c."""
+    clauses = ["d.deleted_at IS NULL", "d.pipeline_id = $pipeline",
+               "(s.kind = 'open' OR d.closed_on >= $closed_since)"]
+    params: dict = {"pipeline": pipeline_id, "closed_since": closed_since}
+    if currency:
+        clauses.append("d.currency = $currency")
+        params["currency"] = currency
     if user.role == "rep":
         clauses.append("d.owner_id = $me")
         params["me"] = user.id
@@ -316,23 +325,42 @@ def _board_where(user: User, pipeline_id: int, owners: list[int] | None, search:
     return " AND ".join(clauses), params
 
 
+_BOARD_FROM = (" FROM deals d JOIN stages s ON s.id = d.stage_id"
+               " LEFT JOIN customers c ON c.id = d.customer_id")
+
+
+def board_currencies(db: Database, user: User, pipeline_id: int,
+                     owners: list[int] | None = None, search: str = "",
+                     close_from: date | None = None, close_to: date | None = None,
+                     now: datetime | None = None) -> dict[str, int]:
+    """{currency: deals} on the board, most deals first. Amounts in different currencies are
+    never added up, so the board shows one currency at a time."""
+    since = (now or datetime.now()).date() - timedelta(days=CLOSED_DAYS)
+    where, params = _board_where(user, pipeline_id, owners, search, close_from, close_to,
+                                 None, since)
+    found = db.query(f"SELECT d.currency, count(*) AS n{_BOARD_FROM} WHERE {where}"
+                     " GROUP BY d.currency ORDER BY n DESC, d.currency", params)
+    return {r["currency"]: r["n"] for r in found}
+
+
 def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None = None,
           search: str = "", close_from: date | None = None, close_to: date | None = None,
-          per_stage: int = 20, order: str = "amount", now: datetime | None = None
-          ) -> list[dict]:
+          per_stage: int = 20, order: str = "amount", currency: str | None = None,
+          now: datetime | None = None) -> list[dict]:
     """Columns of the Kanban board: header totals over all matching deals (in SQL) and the top
-    `per_stage` cards of each stage by amount or expected close date."""
+    `per_stage` cards of each stage by amount or expected close date. Won and lost columns
+    hold the deals closed in the last CLOSED_DAYS days."""
     if user.role == "viewer":
         require(user, "view")
     now = now or datetime.now()
-    where, params = _board_where(user, pipeline_id, owners, search, close_from, close_to)
+    since = now.date() - timedelta(days=CLOSED_DAYS)
+    where, params = _board_where(user, pipeline_id, owners, search, close_from, close_to,
+                                 currency, since)
     stages = pipelines.stages_of(db, pipeline_id)
     totals = {r["stage_id"]: r for r in db.query(
         "SELECT d.stage_id, count(*) AS n, coalesce(sum(d.amount), 0) AS total,"
         " coalesce(sum(d.amount * coalesce(d.probability, s.probability) / 100.0), 0)"
-        " AS weighted FROM deals d JOIN stages s ON s.id = d.stage_id"
-        f" LEFT JOIN customers c ON c.id = d.customer_id WHERE {where} GROUP BY d.stage_id",
-        params)}
+        f" AS weighted{_BOARD_FROM} WHERE {where} GROUP BY d.stage_id", params)}
     sort = ("d.amount DESC NULLS LAST" if order == "amount"
             else "d.expected_close_date ASC NULLS LAST")
     params["per_stage"] = per_stage
@@ -341,8 +369,7 @@ def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None =
         " d.stage_entered_at, d.last_activity_at, d.expected_close_date, d.version,"
         " c.name AS customer, u.name AS owner,"
         f" row_number() OVER (PARTITION BY d.stage_id ORDER BY {sort}, d.id) AS rank"
-        " FROM deals d LEFT JOIN customers c ON c.id = d.customer_id"
-        f" LEFT JOIN users u ON u.id = d.owner_id WHERE {where}) ranked"
+        f"{_BOARD_FROM} LEFT JOIN users u ON u.id = d.owner_id WHERE {where}) ranked"
         " WHERE rank <= $per_stage ORDER BY stage_id, rank", params)
     overdue = _overdue(db, [c["id"] for c in cards], now)
     by_stage: dict[int, list] = {}
@@ -355,7 +382,7 @@ def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None =
         columns.append({
             "id": s["id"], "name": s["name"], "kind": s["kind"],
             "probability": s["probability"], "count": t["n"], "total": float(t["total"]),
-            "weighted": float(t["weighted"]), "currency": _currency(shown),
+            "weighted": float(t["weighted"]), "currency": currency or _currency(shown),
             "cards": shown, "more": t["n"] - len(shown),
         })
     return columns

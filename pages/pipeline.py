@@ -37,8 +37,19 @@ period = f4.date_input("Expected close between", value=(), key="board_period",
                        format="YYYY-MM-DD")
 close_from = period[0] if period else None
 close_to = (period[1] if len(period) > 1 else period[0]) if period else None
-order = st.segmented_control("Cards by", ["amount", "close date"], default="amount",
+currencies = deals.board_currencies(db, user, pipeline_id, owners=chosen_owners,
+                                    search=search, close_from=close_from, close_to=close_to)
+o1, o2 = st.columns([1, 3], vertical_alignment="bottom")
+order = o1.segmented_control("Cards by", ["amount", "close date"], default="amount",
                              key="board_order", format_func=str.capitalize) or "amount"
+currency = None
+if currencies:
+    # amounts in different currencies are never added together: one currency at a time
+    if st.session_state.get("board_currency") not in currencies:
+        st.session_state["board_currency"] = next(iter(currencies))
+    currency = o2.segmented_control(
+        "Currency", list(currencies), key="board_currency",
+        format_func=lambda c: f"{c} ({currencies[c]:,})") or next(iter(currencies))
 if new.button("New deal", type="primary", icon=":material/add:", width="stretch"):
     st.switch_page("pages/deal.py", query_params={"id": "new", "stage_id": str(
         pipelines.stages_of(db, pipeline_id)[0]["id"])})
@@ -46,16 +57,16 @@ if new.button("New deal", type="primary", icon=":material/add:", width="stretch"
 per_stage = st.session_state.setdefault("board_per_stage", PAGE)
 columns = deals.board(db, user, pipeline_id, owners=chosen_owners, search=search,
                       close_from=close_from, close_to=close_to, per_stage=per_stage,
-                      order="amount" if order == "amount" else "close")
+                      order="amount" if order == "amount" else "close", currency=currency)
 stage_kind = {c["id"]: c["kind"] for c in columns}
 stage_name = {c["id"]: c["name"] for c in columns}
 open_cols = [c for c in columns if c["kind"] == "open"]
 m1, m2, m3 = st.columns(3)
 m1.metric("Open deals", f"{sum(c['count'] for c in open_cols):,}")
-m2.metric("Open pipeline", f"{sum(c['total'] for c in open_cols):,.0f}",
-          help="Sum of the amounts of open deals (mixed currencies are added as numbers)")
-m3.metric("Weighted", f"{sum(c['weighted'] for c in open_cols):,.0f}",
-          help="Amount × probability, summed over open deals")
+m2.metric(f"Open pipeline ({currency or '—'})", f"{sum(c['total'] for c in open_cols):,.0f}",
+          help="Sum of the amounts of the open deals in this currency")
+m3.metric(f"Weighted ({currency or '—'})", f"{sum(c['weighted'] for c in open_cols):,.0f}",
+          help="Amount × probability, summed over the open deals in this currency")
 
 
 def remember_move(deal_id: int, to_stage: int) -> None:
@@ -130,5 +141,10 @@ with st.expander("Move a deal without dragging", icon=":material/keyboard:"):
             for key in ("plain_deal", "plain_stage", "plain_reason", "plain_competitor"):
                 st.session_state.pop(key, None)
             st.rerun()
-st.caption("Rotting: no activity for longer than the stage allows. Click a card to open the "
-           "deal, edit it and log an activity.")
+others = {c: n for c, n in currencies.items() if c != currency}
+if others:
+    st.caption("Also on this board, in other currencies: " +
+               ", ".join(f"{n:,} in {c}" for c, n in others.items()) + ". Pick a currency above.")
+st.caption(f"Won and lost columns show the last {deals.CLOSED_DAYS} days. Rotting: no activity "
+           "for longer than the stage allows. Click a card to open the deal, edit it and log "
+           "an activity.")

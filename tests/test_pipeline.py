@@ -321,3 +321,21 @@ def test_line_items_set_the_amount(db, team, stage):
                                                        "unit_price": "1"})
     assert [i["description"] for i in deals.line_items(db, team["reza"], deal_id)] == [
         "Training"]
+
+
+def test_board_never_adds_up_different_currencies(db, team, stage):
+    new_deal(db, team["reza"], stage, amount="100", currency="USD")
+    new_deal(db, team["reza"], stage, amount="7", currency="EUR")
+    pid = stage["Prospecting"]["pipeline_id"]
+    assert deals.board_currencies(db, team["reza"], pid) == {"USD": 1, "EUR": 1}
+    usd = deals.board(db, team["reza"], pid, currency="USD")[0]
+    assert (usd["count"], usd["total"], usd["currency"]) == (1, 100.0, "USD")
+
+
+def test_closed_columns_show_recent_closes_only(db, team, stage):
+    deal_id = new_deal(db, team["reza"], stage)
+    deals.move_deal(db, team["reza"], deal_id, stage["Won"]["id"])
+    pid = stage["Prospecting"]["pipeline_id"]
+    won = lambda now: {c["name"]: c for c in deals.board(db, team["reza"], pid, now=now)}["Won"]
+    assert won(datetime.now())["count"] == 1
+    assert won(datetime.now() + timedelta(days=deals.CLOSED_DAYS + 1))["count"] == 0

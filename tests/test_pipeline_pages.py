@@ -80,7 +80,7 @@ def test_board_page_shows_totals_and_moves_without_dragging(app_env, team, stage
     deal_of(app_env, team["sam"], stage, "Second", amount="300")
     at = page("pages/pipeline.py", user="maria")
     metrics = {m.label: m.value for m in at.metric}
-    assert (metrics["Open deals"], metrics["Open pipeline"], metrics["Weighted"]) == (
+    assert (metrics["Open deals"], metrics["Open pipeline (USD)"], metrics["Weighted (USD)"]) == (
         "2", "400", "40")
     at.selectbox(key="plain_deal").set_value(first)
     at.selectbox(key="plain_stage").set_value(stage["Won"]).run()
@@ -89,7 +89,7 @@ def test_board_page_shows_totals_and_moves_without_dragging(app_env, team, stage
     deal = records.get(app_env, team["maria"], deals.DEALS, first)
     assert deal["stage_id"] == stage["Won"] and deal["closed_on"] is not None
     metrics = {m.label: m.value for m in at.metric}
-    assert (metrics["Open deals"], metrics["Open pipeline"]) == ("1", "300")
+    assert (metrics["Open deals"], metrics["Open pipeline (USD)"]) == ("1", "300")
 
 
 def test_a_rep_sees_only_their_deals_on_the_board(app_env, team, stage):
