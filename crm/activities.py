@@ -82,8 +82,9 @@ def insert_activity(cur, user: User, values: dict) -> int:
     clean = validate(ACTIVITY_FIELDS, values)
     _check_links(cur, user, clean)
     activity_id = records.insert(cur, user, ACTIVITIES, values)
-    if clean.get("deal_id"):
-        # the deal was touched: rotting counts from its latest activity
+    if clean.get("deal_id") and clean["occurred_at"] <= datetime.now():
+        # the deal was touched: rotting counts from its latest activity (a planned, future
+        # meeting is not a touch yet)
         cur.execute(
             "UPDATE deals SET last_activity_at = $at WHERE id = $d"
             " AND (last_activity_at IS NULL OR last_activity_at < $at)",
@@ -143,30 +144,41 @@ def tasks_for(db: Database, user: User, link: str, record_id: int) -> list[dict]
         " ORDER BY t.status = 'open' DESC, t.due_at NULLS LAST, t.id", {"id": record_id})
 
 
-def my_tasks(db: Database, user: User, now: datetime | None = None) -> dict[str, list[dict]]:
-    """The user's open tasks: overdue, due today, upcoming (and those with no due date)."""
+def my_tasks(db: Database, user: User, now: datetime | None = None, limit: int = 50
+             ) -> dict[str, list[dict]]:
+    """The user's open tasks: overdue, due today, upcoming (and those with no due date); each
+    group the first `limit` by due date. my_task_counts() gives the full counts."""
     now = now or datetime.now()
-    start = datetime.combine(now.date(), time())
-    found = db.query(
-        "SELECT t.id, t.title, t.due_at, t.priority, t.version, t.lead_id, t.customer_id,"
-        " t.contact_id, t.deal_id, coalesce(d.title, c.name,"
-        " trim(coalesce(l.first_name, '') || ' ' || l.last_name),"
-        " trim(coalesce(p.first_name, '') || ' ' || p.last_name)) AS related"
-        " FROM tasks t LEFT JOIN deals d ON d.id = t.deal_id"
-        " LEFT JOIN customers c ON c.id = t.customer_id LEFT JOIN leads l ON l.id = t.lead_id"
-        " LEFT JOIN contacts p ON p.id = t.contact_id"
-        " WHERE t.owner_id = $me AND t.status = 'open' AND t.deleted_at IS NULL"
-        " ORDER BY t.due_at NULLS LAST, t.id LIMIT 200", {"me": user.id})
-    groups: dict[str, list[dict]] = {"overdue": [], "today": [], "upcoming": []}
-    for task in found:
-        due = task["due_at"]
-        if due is not None and due < now:
-            groups["overdue"].append(task)
-        elif due is not None and due < start + timedelta(days=1):
-            groups["today"].append(task)
-        else:
-            groups["upcoming"].append(task)
+    groups = {}
+    for name, (where, params) in _task_groups(now).items():
+        groups[name] = db.query(
+            "SELECT t.id, t.title, t.due_at, t.priority, t.version, t.lead_id, t.customer_id,"
+            " t.contact_id, t.deal_id, coalesce(d.title, c.name,"
+            " trim(coalesce(l.first_name, '') || ' ' || l.last_name),"
+            " trim(coalesce(p.first_name, '') || ' ' || p.last_name)) AS related"
+            " FROM tasks t LEFT JOIN deals d ON d.id = t.deal_id"
+            " LEFT JOIN customers c ON c.id = t.customer_id LEFT JOIN leads l ON l.id = t.lead_id"
+            " LEFT JOIN contacts p ON p.id = t.contact_id"
+            f" WHERE t.owner_id = $me AND t.status = 'open' AND t.deleted_at IS NULL AND {where}"
+            " ORDER BY t.due_at NULLS LAST, t.id LIMIT $n", {"me": user.id, "n": limit, **params})
     return groups
+
+
+def my_task_counts(db: Database, user: User, now: datetime | None = None) -> dict[str, int]:
+    now = now or datetime.now()
+    return {name: db.scalar(
+        "SELECT count(*) FROM tasks t WHERE t.owner_id = $me AND t.status = 'open'"
+        f" AND t.deleted_at IS NULL AND {where}", {"me": user.id, **params})
+        for name, (where, params) in _task_groups(now).items()}
+
+
+def _task_groups(now: datetime) -> dict[str, tuple[str, dict]]:
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time())
+    return {
+        "overdue": ("t.due_at < $now", {"now": now}),
+        "today": ("t.due_at >= $now AND t.due_at < $tomorrow", {"now": now, "tomorrow": tomorrow}),
+        "upcoming": ("(t.due_at >= $tomorrow OR t.due_at IS NULL)", {"tomorrow": tomorrow}),
+    }
 
 
 def due_default() -> datetime:

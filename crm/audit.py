@@ -27,6 +27,22 @@ def record(cur, user, entity: str, record_id: int | None, action: str, changes: 
     )
 
 
+def record_many(cur, user, entity: str, ids_sql: str, params: dict, action: str,
+                changes: dict | None = None):
+    """One audit entry per id that ids_sql selects, all with the same changes (bulk moves)."""
+    payload = None
+    if changes:
+        payload = json.dumps({k: [_plain(o), _plain(n)] for k, (o, n) in changes.items()},
+                             ensure_ascii=False)
+    cur.execute(
+        "INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id, action,"
+        f" changes) SELECT $at, $uid, $uname, $entity, ids.id, $action, $changes"
+        f" FROM ({ids_sql}) ids",
+        {**params, "at": datetime.now(), "uid": user.id or None, "uname": user.username,
+         "entity": entity, "action": action, "changes": payload},
+    )
+
+
 def history(db, entity: str, record_id: int, limit: int = 200) -> list[dict]:
     rows = db.query(
         "SELECT occurred_at AS at, username, action, changes FROM audit_log"

@@ -158,22 +158,31 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
 
 
 def move_all(cur, user: User, source: dict, target: dict) -> int:
-    """Moves every deal of a stage (deleting the stage), with history rows for each."""
-    ids = [r[0] for r in cur.execute(
-        "SELECT id FROM deals WHERE stage_id = $s AND deleted_at IS NULL",
-        {"s": source["id"]}).fetchall()]
-    now = datetime.now()
-    for deal_id in ids:
-        amount = cur.execute("SELECT amount FROM deals WHERE id = $id", {"id": deal_id}
-                             ).fetchone()[0]
-        cur.execute(
-            "UPDATE deals SET stage_id = $t, stage_entered_at = $now, version = version + 1,"
-            " updated_at = $now, updated_by = $by WHERE id = $id",
-            {"t": target["id"], "now": now, "by": user.id or None, "id": deal_id})
-        _history(cur, user, deal_id, source, target, amount, None, now)
-        audit.record(cur, user, "deals", deal_id, "move",
-                     {"stage_id": [source["id"], target["id"]]})
-    return len(ids)
+    """Moves every deal of a stage (deleting the stage) in three set-based statements, with a
+    history row and an audit entry for each deal. Not into a lost stage: each lost deal needs
+    its own reason."""
+    if target["kind"] == "lost":
+        raise ValidationError({"move_deals_to": (
+            "Deals cannot be moved to a lost stage in bulk: each needs its own lost reason")})
+    params = {"s": source["id"], "t": target["id"], "pipeline": target["pipeline_id"],
+              "now": datetime.now(), "by": user.id or None, "p": target["probability"],
+              "closed": date.today() if target["kind"] == "won" else None}
+    moved = cur.execute("SELECT count(*) FROM deals WHERE stage_id = $s",
+                        {"s": source["id"]}).fetchone()[0]
+    cur.execute(
+        "INSERT INTO deal_stage_history (deal_id, from_stage_id, to_stage_id, changed_at,"
+        " changed_by, amount, probability) SELECT id, $s, $t, $now, $by, amount, $p"
+        " FROM deals WHERE stage_id = $s",
+        {k: params[k] for k in ("s", "t", "now", "by", "p")})
+    audit.record_many(cur, user, "deals", "SELECT id FROM deals WHERE stage_id = $s",
+                      {"s": source["id"]}, "move", {"stage_id": (source["id"], target["id"])})
+    cur.execute(
+        "UPDATE deals SET stage_id = $t, pipeline_id = $pipeline, stage_entered_at = $now,"
+        " probability = NULL, forecast_category = NULL, lost_reason = NULL,"
+        " lost_to_competitor = NULL, closed_on = $closed, version = version + 1,"
+        " updated_at = $now, updated_by = $by WHERE stage_id = $s",
+        {k: params[k] for k in ("s", "t", "pipeline", "now", "by", "closed")})
+    return moved
 
 
 def _history(cur, user: User, deal_id: int, source: dict | None, target: dict, amount,

@@ -111,6 +111,9 @@ def rename_pipeline(db: Database, user: User, pipeline_id: int, name: str) -> No
                           ).fetchone()
         if old is None:
             raise LookupError(f"Pipeline #{pipeline_id} does not exist")
+        if cur.execute("SELECT 1 FROM pipelines WHERE lower(name) = lower($n) AND id <> $id"
+                       " AND deleted_at IS NULL", {"n": name, "id": pipeline_id}).fetchone():
+            raise ValidationError({"name": f"A pipeline named {name!r} exists already"})
         cur.execute("UPDATE pipelines SET name = $n WHERE id = $id",
                     {"n": name, "id": pipeline_id})
         audit.record(cur, user, "pipelines", pipeline_id, "update", {"name": [old[0], name]})

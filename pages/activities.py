@@ -12,11 +12,15 @@ mine, tasks, logged = st.tabs(["My tasks", "All tasks", "Activities"])
 with mine:
     st.title("My tasks")
     groups = activities.my_tasks(get_db(), user)
+    counts = activities.my_task_counts(get_db(), user)
     log = log_toggle("mine")
     for name, label in (("overdue", "Overdue"), ("today", "Today"), ("upcoming", "Upcoming")):
-        st.subheader(f"{label} ({len(groups[name])})")
+        st.subheader(f"{label} ({counts[name]:,})")
         if groups[name]:
             task_list(user, groups[name], key=f"mine:{name}", show_related=True, log=log)
+            if counts[name] > len(groups[name]):
+                st.caption(f"The first {len(groups[name])} by due date; the All tasks tab "
+                           "lists every one.")
         else:
             st.caption("Nothing here.")
     st.caption("Add tasks and log activities from a lead, customer or deal page.")

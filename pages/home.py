@@ -47,7 +47,8 @@ with left:
         st.info("No leads yet.")
 with right:
     st.subheader("My open tasks")
-    groups = activities.my_tasks(get_db(), user)
+    groups = activities.my_tasks(get_db(), user, limit=8)
+    counts = activities.my_task_counts(get_db(), user)
     if not any(groups.values()):
         st.caption("No open tasks. Add them from a lead, customer or deal.")
     else:
@@ -55,7 +56,7 @@ with right:
     for name, label in (("overdue", ":red[Overdue]"), ("today", "Today"),
                         ("upcoming", "Upcoming")):
         if groups[name]:
-            st.markdown(f"**{label}** ({len(groups[name])})")
-            task_list(user, groups[name][:8], key=f"home:{name}", show_related=True, log=log)
+            st.markdown(f"**{label}** ({counts[name]:,})")
+            task_list(user, groups[name], key=f"home:{name}", show_related=True, log=log)
     if user.at_least("rep"):
         st.page_link("pages/activities.py", label="All my tasks", icon=":material/task_alt:")

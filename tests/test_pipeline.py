@@ -122,15 +122,18 @@ def test_board_totals_come_from_all_deals_and_cards_are_capped(db, team, stage, 
 def test_board_flags_rotting_and_overdue(db, team, stage):
     deal_id = new_deal(db, team["reza"], stage)
     pid = stage["Prospecting"]["pipeline_id"]
-    later = datetime.now() + timedelta(days=15)  # Prospecting rots after 14 days
-    card = deals.board(db, team["reza"], pid, now=later)[0]["cards"][0]
-    assert card["rotting"] and not card["overdue"]
+    now = datetime.now()
+    # Prospecting rots after 14 days: pretend the deal entered it 15 days ago
+    db.query("UPDATE deals SET stage_entered_at = $t WHERE id = $id",
+             {"t": now - timedelta(days=15), "id": deal_id})
+    card = deals.board(db, team["reza"], pid, now=now)[0]["cards"][0]
+    assert card["rotting"] and not card["overdue"] and card["days_in_stage"] == 15
     activities.log_activity(db, team["reza"], {"kind": "call", "subject": "Checked in",
                                                "deal_id": deal_id,
-                                               "occurred_at": later - timedelta(days=1)})
+                                               "occurred_at": now - timedelta(days=1)})
     activities.create_task(db, team["reza"], {"title": "Send offer", "deal_id": deal_id,
-                                              "due_at": later - timedelta(hours=1)})
-    card = deals.board(db, team["reza"], pid, now=later)[0]["cards"][0]
+                                              "due_at": now - timedelta(hours=1)})
+    card = deals.board(db, team["reza"], pid, now=now)[0]["cards"][0]
     assert not card["rotting"] and card["overdue"]
 
 
@@ -339,3 +342,49 @@ def test_closed_columns_show_recent_closes_only(db, team, stage):
     won = lambda now: {c["name"]: c for c in deals.board(db, team["reza"], pid, now=now)}["Won"]
     assert won(datetime.now())["count"] == 1
     assert won(datetime.now() + timedelta(days=deals.CLOSED_DAYS + 1))["count"] == 0
+
+
+def test_deleting_a_stage_moves_its_deals_like_a_move(db, team, stage):
+    lost = new_deal(db, team["reza"], stage)
+    deals.move_deal(db, team["reza"], lost, stage["Lost"]["id"], lost_reason="price")
+    won = new_deal(db, team["reza"], stage)
+    deals.move_deal(db, team["reza"], won, stage["Won"]["id"])
+    with pytest.raises(ValidationError, match="lost stage in bulk"):
+        pipelines.delete_stage(db, team["admin"], stage["Won"]["id"],
+                               move_deals_to=stage["Lost"]["id"])
+    pipelines.delete_stage(db, team["admin"], stage["Lost"]["id"],
+                           move_deals_to=stage["Qualification"]["id"])
+    reopened = records.get(db, team["reza"], deals.DEALS, lost)
+    assert (reopened["stage_id"], reopened["lost_reason"], reopened["closed_on"]) == (
+        stage["Qualification"]["id"], None, None)
+    assert history(db, team["reza"], lost)[-1] == ("Lost", "Qualification", 25)
+    assert audit.history(db, "deals", lost)[0]["action"] == "move"
+
+
+def test_rename_keeps_pipeline_names_unique(db, team):
+    pid = pipelines.create_pipeline(db, team["admin"], "Renewals")
+    with pytest.raises(ValidationError):
+        pipelines.rename_pipeline(db, team["admin"], pid, "new BUSINESS")
+
+
+def test_a_planned_meeting_does_not_count_as_a_touch(db, team, stage):
+    deal_id = new_deal(db, team["reza"], stage)
+    activities.log_activity(db, team["reza"], {"kind": "meeting", "subject": "Next week",
+                                               "deal_id": deal_id,
+                                               "occurred_at": datetime.now() + timedelta(days=7)})
+    assert records.get(db, team["reza"], deals.DEALS, deal_id)["last_activity_at"] is None
+
+
+def test_task_groups_are_capped_but_counted(db, team, stage):
+    deal_id = new_deal(db, team["reza"], stage)
+    now = datetime(2026, 5, 10, 12, 0)
+    for i in range(5):
+        activities.create_task(db, team["reza"], {"title": f"late {i}", "deal_id": deal_id,
+                                                  "due_at": now - timedelta(days=i + 1)})
+    activities.create_task(db, team["reza"], {"title": "today", "deal_id": deal_id,
+                                              "due_at": now + timedelta(hours=1)})
+    groups = activities.my_tasks(db, team["reza"], now=now, limit=2)
+    assert [t["title"] for t in groups["overdue"]] == ["late 4", "late 3"]
+    assert [t["title"] for t in groups["today"]] == ["today"]
+    assert activities.my_task_counts(db, team["reza"], now=now) == {
+        "overdue": 5, "today": 1, "upcoming": 0}
