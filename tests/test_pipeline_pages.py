@@ -128,7 +128,8 @@ def test_home_lists_my_overdue_tasks(app_env, team, stage):
                                                    "due_at": datetime.now() - timedelta(days=1)})
     at = page("app.py", user="reza")
     assert "Overdue" in texts(at)
-    assert any("Call back — Overdue deal" in t.value for t in at.text)
+    assert any("Call back" in m.value for m in at.markdown)
+    assert any(c.value.startswith("Overdue deal · due") for c in at.caption)
 
 
 def test_convert_a_qualified_lead_from_its_page(app_env, team, stage):

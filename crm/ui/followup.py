@@ -10,6 +10,7 @@ from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
 from crm.ui.forms import submit_form
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 HIDDEN_LINKS = tuple(activities.LINKS)
 
@@ -82,17 +83,17 @@ def task_list(user: User, tasks: list[dict], key: str, show_related: bool = Fals
     if log is None:
         log = log_toggle(key)
     for task in tasks:
-        cols = st.columns([0.6, 4, 2, 1.4])
         is_open = task.get("status", "open") == "open"
-        cols[0].markdown(":material/radio_button_unchecked:" if is_open
-                         else ":material/check_circle:")
-        title = task["title"] + (f" — {task['related']}" if show_related and
-                                 task.get("related") else "")
-        cols[1].text(title)
+        text, done = st.columns([7, 1], vertical_alignment="center")
+        mark = ":material/radio_button_unchecked:" if is_open else ":material/check_circle:"
+        text.markdown(f"{mark} {md_escape(task['title'])}")
         due = task.get("due_at")
-        cols[2].caption(f"due {due:%Y-%m-%d %H:%M}" if due else "no due date")
-        if is_open and cols[3].button("Done", key=f"done:{key}:{task['id']}",
-                                      icon=":material/check:"):
+        details = [f"due {due:%Y-%m-%d %H:%M}" if due else "no due date"]
+        if show_related and task.get("related"):
+            details.insert(0, task["related"])
+        text.caption(md_escape(" · ".join(details)))
+        if is_open and done.button("", key=f"done:{key}:{task['id']}", icon=":material/check:",
+                                   help="Mark done"):
             try:
                 activities.complete_task(get_db(), user, task["id"],
                                          log={"kind": "note", "outcome": "completed"}
