@@ -31,8 +31,8 @@ def move_to(deal: dict) -> None:
     names = {s["id"]: f"{s['name']} ({s['probability']} %)" for s in stages}
     kinds = {s["id"]: s["kind"] for s in stages}
     current = next(s for s in stages if s["id"] == deal["stage_id"])
-    st.markdown(f"**Stage:** {md_escape(current['name'])} · probability "
-                f"{deal['probability'] if deal['probability'] is not None else current['probability']} %"
+    probability = current["probability"] if deal["probability"] is None else deal["probability"]
+    st.markdown(f"**Stage:** {md_escape(current['name'])} · probability {probability} %"
                 + (f" · closed {deal['closed_on']}" if deal["closed_on"] else ""))
     cols = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
     target = cols[0].selectbox("Move to", [i for i in names if i != deal["stage_id"]],

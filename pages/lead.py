@@ -61,22 +61,24 @@ def convert(lead: dict) -> None:
     if candidates:
         st.warning(f"{len(candidates)} existing customer(s) look like this lead. Link to one "
                    "instead of creating a duplicate?", icon=":material/content_copy:")
-    choice = st.radio("Customer", list(options), format_func=options.get, key="convert_customer")
+    key = lead["id"]
+    choice = st.radio("Customer", list(options), format_func=options.get,
+                      key=f"convert_customer:{key}")
     contact_label = ("Add the lead's person as a contact" if choice or
                      new_customer["kind"] == "company" else "Also add them as a contact")
-    add_contact = st.checkbox(contact_label, value=True, key="convert_contact")
-    add_deal = st.checkbox("Create a deal", value=True, key="convert_deal")
+    add_contact = st.checkbox(contact_label, value=True, key=f"convert_contact:{key}")
+    add_deal = st.checkbox("Create a deal", value=True, key=f"convert_deal:{key}")
     stage_id = title = amount = None
     if add_deal:
         stages = pipelines.stage_choices(db)
         values = conversion.deal_values(lead, next(iter(stages)))
         c1, c2, c3 = st.columns([3, 2, 1.4])
-        title = c1.text_input("Deal title", values["title"], key="convert_deal_title")
+        title = c1.text_input("Deal title", values["title"], key=f"convert_deal_title:{key}")
         stage_id = c2.selectbox("Stage", list(stages), format_func=stages.get,
-                                key="convert_stage")
-        amount = c3.number_input("Amount", min_value=0.0, key="convert_amount",
+                                key=f"convert_stage:{key}")
+        amount = c3.number_input("Amount", min_value=0.0, key=f"convert_amount:{key}",
                                  value=float(values["amount"] or 0), step=100.0)
-    if st.button("Convert lead", type="primary", key="convert_button"):
+    if st.button("Convert lead", type="primary", key=f"convert_button:{key}"):
         deal = None
         if add_deal:
             deal = {**conversion.deal_values(lead, stage_id), "title": title, "amount": amount}

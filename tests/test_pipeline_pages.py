@@ -140,8 +140,8 @@ def test_convert_a_qualified_lead_from_its_page(app_env, team, stage):
         "email": "shirin@persepolis.ir", "status": "qualified", "estimated_value": "7000"})
     at = page("pages/lead.py", user="reza", id=str(lead_id))
     assert any("look like this lead" in w.value for w in at.warning)
-    at.radio(key="convert_customer").set_value(existing)
-    at.button(key="convert_button").click().run()
+    at.radio(key=f"convert_customer:{lead_id}").set_value(existing)
+    at.button(key=f"convert_button:{lead_id}").click().run()
     lead = records.get(app_env, team["reza"], leads.LEADS, lead_id)
     assert lead["status"] == "converted" and lead["converted_customer_id"] == existing
     deal = records.get(app_env, team["reza"], deals.DEALS, lead["converted_deal_id"])
