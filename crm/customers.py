@@ -66,7 +66,7 @@ CUSTOMERS = records.Entity(
 )
 
 CONTACT_FIELDS = [
-    Field("customer_id", "Customer", "number", required=True, editable=True, export=True),
+    Field("customer_id", "Customer", "ref", ref="customers", required=True, create_only=True),
     Field("first_name", "First name", searchable=True, in_list=True),
     Field("last_name", "Last name", required=True, searchable=True, in_list=True),
     Field("title", "Job title", in_list=True),

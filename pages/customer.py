@@ -1,4 +1,3 @@
-import pandas as pd
 import streamlit as st
 
 from crm import auth, customers, records
@@ -17,12 +16,12 @@ def contacts(customer: dict) -> None:
     db = get_db()
     people = customers.contacts_of(db, user, customer["id"])
     if people:
-        st.dataframe(pd.DataFrame(people).drop(columns=["version"]), hide_index=True,
-                     placeholder="—",
-                     column_config={"id": None, "first_name": "First name",
-                                    "last_name": "Last name", "title": "Job title",
-                                    "email": "Email", "phone": "Phone",
-                                    "is_primary": st.column_config.CheckboxColumn("Primary")})
+        for person in people:
+            name = " ".join(p for p in (person["first_name"], person["last_name"]) if p)
+            details = " · ".join(d for d in (person["title"], person["email"], person["phone"],
+                                              "primary" if person["is_primary"] else None) if d)
+            st.page_link("pages/contact.py", query_params={"id": person["id"]},
+                         icon=":material/person:", label=md_escape(f"{name} — {details}"))
     else:
         st.caption("No contacts yet.")
     if customer["deleted_at"] is not None:

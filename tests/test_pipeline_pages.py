@@ -162,3 +162,18 @@ def test_pipeline_settings_add_and_save_stages(app_env, team):
     at.number_input(key=f"st_prob:{demo['id']}").set_value(60)
     at.button(key="save_stages").click().run()
     assert pipelines.get_stage(app_env, demo["id"])["probability"] == 60
+
+
+def test_contact_page_shows_its_customer_and_logs_activities(app_env, team):
+    acme = customers.create_customer(app_env, team["reza"], {"name": "Acme"})
+    contact = customers.add_contact(app_env, team["reza"], acme, {"last_name": "Karimi"})
+    at = page("pages/contact.py", user="reza", id=str(contact))
+    assert at.title[0].value == "Karimi"
+    form = f"activity:new:contact_id:{contact}"
+    at.text_input(key=f"{form}:subject").input("Intro call")
+    at.button(key=f"FormSubmitter:{form}-Log activity").click().run()
+    assert not errors(at)
+    [logged] = activities.timeline(app_env, team["reza"], "contact_id", contact)
+    assert logged["subject"] == "Intro call"
+    at = page("pages/contact.py", user="sam", id=str(contact))  # not sam's customer
+    assert any("own records" in e for e in errors(at))

@@ -13,6 +13,7 @@ PAGES = [
     ("Sales", "pages/lead.py", "Lead", ":material/person:", "rep", False),
     ("Sales", "pages/customers.py", "Customers", ":material/apartment:", "rep", True),
     ("Sales", "pages/customer.py", "Customer", ":material/domain:", "rep", False),
+    ("Sales", "pages/contact.py", "Contact", ":material/person:", "rep", False),
     ("Sales", "pages/pipeline.py", "Pipeline", ":material/view_kanban:", "rep", True),
     ("Sales", "pages/deals.py", "Deals", ":material/handshake:", "rep", True),
     ("Sales", "pages/deal.py", "Deal", ":material/handshake:", "rep", False),
