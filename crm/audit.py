@@ -14,11 +14,15 @@ def _plain(value):
     return value
 
 
+def _payload(changes: dict | None) -> str | None:
+    if not changes:
+        return None
+    return json.dumps({k: [_plain(o), _plain(n)] for k, (o, n) in changes.items()},
+                      ensure_ascii=False)
+
+
 def record(cur, user, entity: str, record_id: int | None, action: str, changes: dict | None = None):
-    payload = None
-    if changes:
-        payload = json.dumps({k: [_plain(o), _plain(n)] for k, (o, n) in changes.items()},
-                             ensure_ascii=False)
+    payload = _payload(changes)
     cur.execute(
         "INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id, action, changes)"
         " VALUES ($at, $uid, $uname, $entity, $rid, $action, $changes)",
@@ -30,16 +34,12 @@ def record(cur, user, entity: str, record_id: int | None, action: str, changes: 
 def record_many(cur, user, entity: str, ids_sql: str, params: dict, action: str,
                 changes: dict | None = None):
     """One audit entry per id that ids_sql selects, all with the same changes (bulk moves)."""
-    payload = None
-    if changes:
-        payload = json.dumps({k: [_plain(o), _plain(n)] for k, (o, n) in changes.items()},
-                             ensure_ascii=False)
     cur.execute(
         "INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id, action,"
         f" changes) SELECT $at, $uid, $uname, $entity, ids.id, $action, $changes"
         f" FROM ({ids_sql}) ids",
         {**params, "at": datetime.now(), "uid": user.id or None, "uname": user.username,
-         "entity": entity, "action": action, "changes": payload},
+         "entity": entity, "action": action, "changes": _payload(changes)},
     )
 
 

@@ -1,37 +1,16 @@
 """Browser test in headless Chromium against a real server.
 
 Skips when Chromium is missing, unless CRM_E2E=1 (CI), where a missing browser is a failure."""
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from crm import auth, deals, leads, pipelines
 from crm.db import Database
+from tests.browser import chromium, require_chromium, streamlit_server
 from tests.conftest import PASSWORD
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REQUIRED = os.environ.get("CRM_E2E") == "1"
+require_chromium()
 
-if not REQUIRED and not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
-    pytest.skip("no Chromium here (CRM_E2E=1 makes this a failure)", allow_module_level=True)
-
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from playwright.sync_api import expect  # noqa: E402
 
 
 @pytest.fixture
@@ -49,35 +28,15 @@ def server(tmp_path):
         deals.create_deal(db, admin, {"title": title, "amount": amount,
                                       "stage_id": stages[stage]})
     db.close()  # the server process needs the file lock
-    port = free_port()
-    env = {**os.environ, "CRM_DB": str(db_file), "CRM_COOKIE_KEY": "e2e-" + "k" * 40}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode())
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with streamlit_server("app.py", {"CRM_DB": str(db_file),
+                                     "CRM_COOKIE_KEY": "e2e-" + "k" * 40}) as url:
+        yield url
 
 
 @pytest.fixture
 def page():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         yield browser.new_page(viewport={"width": 1300, "height": 900})
-        browser.close()
 
 
 def test_leads_needs_sign_in_then_a_new_lead_shows_in_the_list(server, page):

@@ -4,72 +4,28 @@ The v2 component is not in an iframe: it is mounted in an open shadow root insid
 (`[data-testid="stBidiComponentIsolated"]`), and Playwright's CSS locators pierce it.
 
 Skips when Chromium is missing, unless CRM_E2E=1 (CI), where a missing browser is a failure."""
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REQUIRED = os.environ.get("CRM_E2E") == "1"
+from tests.browser import chromium, require_chromium, streamlit_server
 
-if not REQUIRED and not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
-    pytest.skip("no Chromium here (CRM_E2E=1 makes this a failure)", allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 XSS = "<img src=x onerror=alert(1)>"
 TIMEOUT = 30_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "tests/kanban_demo_app.py",
-         "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--server.port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode())
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with streamlit_server("tests/kanban_demo_app.py") as url:
+        yield url
 
 
 @pytest.fixture
 def page(server, tmp_path):
     """A fresh session of the demo app with the board drawn; collects dialogs (alerts)."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         pg = browser.new_page(viewport={"width": 1300, "height": 900})
         pg.dialogs = []
 
@@ -81,7 +37,6 @@ def page(server, tmp_path):
         pg.goto(server)
         expect(pg.locator('[data-deal-id="101"]')).to_be_visible(timeout=TIMEOUT)
         yield pg
-        browser.close()
 
 
 def column(page, stage_id):
