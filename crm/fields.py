@@ -204,6 +204,3 @@ META_FIELDS = [
 def spec_map(specs: list[Field]) -> dict[str, Field]:
     return {f.name: f for f in specs}
 
-
-def listed(specs: list[Field]) -> list[Field]:
-    return [f for f in specs if f.in_list]
