@@ -730,8 +730,8 @@ def _new_ids(cur, table: str, n: int) -> np.ndarray:
     the rows can link to each other before they are written and later inserts come after."""
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    found = cur.execute(f"SELECT nextval('{table}_id_seq') AS id FROM range($n)",
-                        {"n": n}).fetchnumpy()["id"]
+    draw = f"SELECT nextval('{table}_id_seq') AS id FROM range($n)"
+    found = cur.execute(draw, {"n": n}).fetchnumpy()["id"]
     return np.sort(np.asarray(found, dtype=np.int64))
 
 
@@ -756,9 +756,10 @@ def _update_from(cur, table: str, frame: pd.DataFrame, columns: Iterable[str]):
     cur.register(view, frame)
     try:
         sets = ", ".join(f"{c} = u.{c}" for c in columns)
-        cur.execute(f"UPDATE {table} SET {sets}, estimated_value = coalesce("
-                    f"u.estimated_value, {table}.estimated_value) FROM {view} u"
-                    f" WHERE {table}.id = u.id")
+        update = (f"UPDATE {table} SET {sets}, estimated_value = coalesce("
+                  f"u.estimated_value, {table}.estimated_value) FROM {view} u"
+                  f" WHERE {table}.id = u.id")
+        cur.execute(update)
     finally:
         cur.unregister(view)
 
@@ -793,7 +794,8 @@ def _demo_products(cur, now: datetime) -> tuple[pd.DataFrame, int]:
     codes = [p[1] for p in PRODUCTS]
     names = {f"c{i}": c for i, c in enumerate(codes)}
     marks = ", ".join("$" + k for k in names)
-    have = {r[0] for r in cur.execute(f"SELECT code FROM products WHERE code IN ({marks})",
+    in_codes = f"code IN ({marks})"  # placeholders only; the codes are parameters
+    have = {r[0] for r in cur.execute("SELECT code FROM products WHERE " + in_codes,
                                       names).fetchall()}
     missing = [p for p in PRODUCTS if p[1] not in have]
     if missing:
@@ -802,8 +804,8 @@ def _demo_products(cur, now: datetime) -> tuple[pd.DataFrame, int]:
             "name": [p[0] for p in missing], "code": [p[1] for p in missing],
             "unit_price": _money(np.array([p[2] for p in missing], dtype=float)),
             "currency": "USD", "active": True, "created_at": now}))
-    found = cur.execute(f"SELECT id, code, name, unit_price FROM products WHERE code IN ({marks})"
-                        " AND unit_price > 0 ORDER BY unit_price, id", names).fetchall()
+    found = cur.execute("SELECT id, code, name, unit_price FROM products WHERE " + in_codes
+                        + " AND unit_price > 0 ORDER BY unit_price, id", names).fetchall()
     topics = {p[1]: (p[3], p[4]) for p in PRODUCTS}
     seen: set = set()
     rows = []

@@ -154,8 +154,8 @@ def update_stage(db: Database, user: User, stage_id: int, values: dict) -> None:
         if not changes:
             return
         assigns = ", ".join(f"{k} = ${k}" for k in changes)
-        cur.execute(f"UPDATE stages SET {assigns} WHERE id = $id",
-                    {"id": stage_id, **{k: v for k, (_, v) in changes.items()}})
+        update = f"UPDATE stages SET {assigns} WHERE id = $id"  # names from STAGE_FIELDS
+        cur.execute(update, {"id": stage_id, **{k: v for k, (_, v) in changes.items()}})
         audit.record(cur, user, "stages", stage_id, "update", changes)
 
 
