@@ -66,7 +66,7 @@ def _check_links(cur, user: User, clean: dict) -> None:
         raise ValidationError({"deal_id": "Link it to a lead, customer, contact or deal"})
     entities = _linked_entities()
     for name, rid in linked.items():
-        row = records._fetch(cur, entities[name], rid)
+        row = records.fetch(cur, entities[name], rid)
         if row is None or row["deleted_at"] is not None:
             raise ValidationError({name: f"That {entities[name].label.lower()} does not exist"})
         require(user, "view", row)
@@ -108,7 +108,7 @@ def complete_task(db: Database, user: User, task_id: int, log: dict | None = Non
     """Marks a task done; with log (activity values) also logs what was done, linked to the
     same records, in the same transaction."""
     with db.transaction() as cur:
-        task = records._fetch(cur, TASKS, task_id)
+        task = records.fetch(cur, TASKS, task_id)
         if task is None or task["deleted_at"] is not None:
             raise records.NotFound(f"Task #{task_id} does not exist")
         done = records.update_in(cur, user, TASKS, task_id, {"status": "done"}, None)

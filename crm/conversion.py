@@ -23,7 +23,7 @@ def duplicate_candidates(db: Database, user: User, lead: dict, limit: int = 10) 
     domain = _domain(email)
     person = " ".join(p for p in (lead.get("first_name"), lead.get("last_name")) if p).lower()
     company = (lead.get("company") or "").strip().lower()
-    where, params = records._where(CUSTOMERS, user, records.Query())
+    where, params = records.visible(CUSTOMERS, user)
     params.update(email=email or None, person=person or None, company=company or None,
                   domain=("%@" + domain) if domain and domain not in FREE_MAIL else None,
                   n=limit)
@@ -101,7 +101,7 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
     if (customer_id is None) == (customer is None):
         raise ValidationError({"customer_id": "Choose an existing customer or create one"})
     with db.transaction() as cur:
-        lead = records._fetch(cur, LEADS, lead_id)
+        lead = records.fetch(cur, LEADS, lead_id)
         if lead is None or lead["deleted_at"] is not None:
             raise records.NotFound(f"Lead #{lead_id} does not exist")
         require(user, "edit", lead)
@@ -113,7 +113,7 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
         if customer_id is None:
             customer_id = records.insert(cur, user, CUSTOMERS, customer)
         else:
-            existing = records._fetch(cur, CUSTOMERS, customer_id)
+            existing = records.fetch(cur, CUSTOMERS, customer_id)
             if existing is None or existing["deleted_at"] is not None:
                 raise ValidationError({"customer_id": "That customer does not exist"})
             require(user, "view", existing)
@@ -121,7 +121,7 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
             contact_id = records.insert(cur, user, CONTACTS, {**contact,
                                                               "customer_id": customer_id})
         elif contact_id is not None:
-            found = records._fetch(cur, CONTACTS, contact_id)
+            found = records.fetch(cur, CONTACTS, contact_id)
             if found is None or found["customer_id"] != customer_id:
                 raise ValidationError({"contact_id": "That contact works for another customer"})
         deal_id = None

@@ -119,7 +119,7 @@ def contacts_of(db: Database, user: User, customer_id: int) -> list[dict]:
 
 def base_counts(db: Database, user: User) -> dict:
     """Customer base = everyone who ever bought; installed base = those active now."""
-    where, params = records._where(CUSTOMERS, user, records.Query())
+    where, params = records.visible(CUSTOMERS, user)
     row = db.one(
         f"SELECT count(*) FILTER (WHERE t.first_purchase_date IS NOT NULL) AS customer_base,"
         f" count(*) FILTER (WHERE t.first_purchase_date IS NOT NULL AND t.status = 'active')"
@@ -132,7 +132,7 @@ def base_counts(db: Database, user: User) -> dict:
 def customer_choices(db: Database, user: User, limit: int = 2000,
                      include: int | None = None) -> dict[int, str]:
     """{id: name} of customers the user may see, for pickers; include keeps a given one."""
-    where, params = records._where(CUSTOMERS, user, records.Query())
+    where, params = records.visible(CUSTOMERS, user)
     params.update(n=limit, include=include)
     found = db.query(
         f"SELECT t.id, t.name, t.city FROM customers t WHERE ({where}) OR t.id = $include"
@@ -143,7 +143,7 @@ def customer_choices(db: Database, user: User, limit: int = 2000,
 def contact_choices(db: Database, user: User, customer_id: int | None = None,
                     limit: int = 2000) -> dict[int, str]:
     """{id: "person · company"} for pickers, only of customers the user may see."""
-    where, params = records._where(CUSTOMERS, user, records.Query())
+    where, params = records.visible(CUSTOMERS, user)
     params.update(n=limit, c=customer_id)
     found = db.query(
         "SELECT p.id, trim(coalesce(p.first_name, '') || ' ' || p.last_name) AS person,"

@@ -88,12 +88,12 @@ def _check_links(cur, user: User, clean: dict) -> None:
 
     customer_id, contact_id = clean.get("customer_id"), clean.get("contact_id")
     if customer_id is not None:
-        customer = records._fetch(cur, CUSTOMERS, customer_id)
+        customer = records.fetch(cur, CUSTOMERS, customer_id)
         if customer is None or customer["deleted_at"] is not None:
             raise ValidationError({"customer_id": "That customer does not exist"})
         require(user, "view", customer)
     if contact_id is not None:
-        contact = records._fetch(cur, CONTACTS, contact_id)
+        contact = records.fetch(cur, CONTACTS, contact_id)
         if contact is None or contact["deleted_at"] is not None:
             raise ValidationError({"contact_id": "That contact does not exist"})
         if customer_id is not None and contact["customer_id"] != customer_id:
@@ -114,7 +114,7 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
     """Moves a deal to a stage: permission, lost-reason rule, close date, stage history and audit
     in one transaction. The board, 'Move to', the importer and the CLI all come here."""
     with db.transaction() as cur:
-        deal = records._fetch(cur, DEALS, deal_id)
+        deal = records.fetch(cur, DEALS, deal_id)
         if deal is None or deal["deleted_at"] is not None:
             raise records.NotFound(f"Deal #{deal_id} does not exist or is in the trash")
         require(user, "edit", deal)
@@ -154,7 +154,7 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
         )
         _history(cur, user, deal_id, source, target, deal["amount"], None, now)
         audit.record(cur, user, "deals", deal_id, "move", changes)
-        return records._fetch(cur, DEALS, deal_id)
+        return records.fetch(cur, DEALS, deal_id)
 
 
 def move_all(cur, user: User, source: dict, target: dict) -> int:
@@ -247,7 +247,7 @@ def remove_line_item(db: Database, user: User, item_id: int) -> None:
 
 
 def _editable_deal(cur, user: User, deal_id: int) -> dict:
-    deal = records._fetch(cur, DEALS, deal_id)
+    deal = records.fetch(cur, DEALS, deal_id)
     if deal is None or deal["deleted_at"] is not None:
         raise records.NotFound(f"Deal #{deal_id} does not exist or is in the trash")
     require(user, "edit", deal)

@@ -65,7 +65,7 @@ def restore_lead(db: Database, user: User, lead_id: int) -> None:
 
 
 def status_counts(db: Database, user: User) -> list[dict]:
-    where, params = records._where(LEADS, user, records.Query())
+    where, params = records.visible(LEADS, user)
     return db.query(
         f"SELECT t.status, count(*) AS n FROM leads t WHERE {where} GROUP BY t.status", params
     )
@@ -90,7 +90,7 @@ def related(db: Database, user: User, lead: dict, limit: int = 10) -> dict[str, 
     out: dict[str, list[dict]] = {"leads": [], "customers": []}
     if not company and not domain:
         return out
-    where, params = records._where(LEADS, user, records.Query())
+    where, params = records.visible(LEADS, user)
     params.update(id=lead["id"], company=company or None,
                   domain=("%@" + domain) if domain else None, n=limit)
     out["leads"] = db.query(
@@ -102,7 +102,7 @@ def related(db: Database, user: User, lead: dict, limit: int = 10) -> dict[str, 
     if company:
         from crm.customers import CUSTOMERS
 
-        where, params = records._where(CUSTOMERS, user, records.Query())
+        where, params = records.visible(CUSTOMERS, user)
         params.update(company=company, n=limit)
         out["customers"] = db.query(
             f"SELECT t.id, t.name, t.city, t.status FROM customers t"

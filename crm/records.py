@@ -171,14 +171,22 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
 
 
 def get(db: Database, user: User, entity: Entity, record_id: int) -> dict:
-    row = _fetch(db, entity, record_id)
+    row = fetch(db, entity, record_id)
     if row is None:
         raise NotFound(f"{entity.label} #{record_id} does not exist")
     require(user, "view", row)
     return row
 
 
-def _fetch(db_or_cur, entity: Entity, record_id: int) -> dict | None:
+def visible(entity: Entity, user: User) -> tuple[str, dict]:
+    """SQL condition (over alias t) and parameters for the live rows the user may see, for
+    other modules' aggregates and pickers."""
+    return _where(entity, user, Query())
+
+
+def fetch(db_or_cur, entity: Entity, record_id: int) -> dict | None:
+    """One row with its title and owner's name, trashed or not, without a permission check
+    (commands check it themselves)."""
     sql = (
         f"SELECT t.*, {entity.title_sql} AS record_title, u.name AS owner_name,"
         f" uu.name AS updated_by_name FROM {entity.table} t"
@@ -276,7 +284,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
     for f in entity.fields:
         if f.create_only or f.name == entity.parent:
             clean.pop(f.name, None)  # set once; changed only by their own commands
-    current = _fetch(cur, entity, record_id)
+    current = fetch(cur, entity, record_id)
     if current is None or current["deleted_at"] is not None:
         raise NotFound(f"{entity.label} #{record_id} does not exist or is in the trash")
     require(user, "edit", current)
@@ -303,7 +311,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
     if updated != 1:  # belt and braces: the version moved under us
         raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
     audit.record(cur, user, entity.table, record_id, "update", changes)
-    return _fetch(cur, entity, record_id)
+    return fetch(cur, entity, record_id)
 
 
 def _differs(old, new) -> bool:
@@ -338,7 +346,7 @@ def restore(db: Database, user: User, entity: Entity, record_id: int) -> None:
 
 def _set_deleted(db: Database, user: User, entity: Entity, record_id: int, deleted: bool):
     with db.transaction() as cur:
-        current = _fetch(cur, entity, record_id)
+        current = fetch(cur, entity, record_id)
         if current is None:
             raise NotFound(f"{entity.label} #{record_id} does not exist")
         require(user, "delete", current)

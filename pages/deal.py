@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from crm import customers, deals, pipelines
+from crm import customers, deals, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.ui.followup import activity_tab, tasks_tab
@@ -54,7 +54,7 @@ def move_to(deal: dict) -> None:
         except PermissionDenied as exc:
             st.error(str(exc))
             return
-        except deals.records.ConflictError:
+        except records.ConflictError:
             st.warning("Someone changed this deal a moment ago; look again and retry.")
             return
         for key in ("move_to", "move_lost_reason", "move_competitor"):

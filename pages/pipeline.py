@@ -1,6 +1,6 @@
 import streamlit as st
 
-from crm import auth, deals, pipelines
+from crm import auth, deals, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.ui.guard import require_user
@@ -83,7 +83,7 @@ def move(deal_id: int, to_stage: int, reason=None, competitor=None) -> bool:
     except ValidationError as exc:
         st.error(" ".join(exc.errors.values()))
         return False
-    except (PermissionDenied, deals.records.NotFound) as exc:
+    except (PermissionDenied, records.NotFound) as exc:
         st.error(str(exc))
         return False
     st.toast(f"Moved to {stage_name[to_stage]}")

@@ -86,13 +86,18 @@ def _trashed(entity: records.Entity, user: User, row: dict) -> None:
     st.warning(f"This {entity.label.lower()} is in the trash since "
                f"{row['deleted_at']:%Y-%m-%d %H:%M}.", icon=":material/delete:")
     if st.button("Restore", key=f"{entity.table}:restore", icon=":material/restore_from_trash:"):
-        try:
-            records.restore(get_db(), user, entity, row["id"])
-        except PermissionDenied as exc:
-            st.error(str(exc))
-            return
-        st.toast(f"{entity.label} restored")
-        st.rerun()
+        _trash_command(records.restore, entity, user, row, f"{entity.label} restored")
+
+
+def _trash_command(command, entity: records.Entity, user: User, row: dict, done: str) -> None:
+    """Runs records.delete or records.restore on the row; says why if it may not."""
+    try:
+        command(get_db(), user, entity, row["id"])
+    except PermissionDenied as exc:
+        st.error(str(exc))
+        return
+    st.toast(done)
+    st.rerun()
 
 
 def _create(entity: records.Entity, user: User, choices: dict, initial: dict) -> None:
@@ -195,13 +200,8 @@ def _delete_button(entity: records.Entity, user: User, row: dict, readonly: bool
     with st.popover("Delete", icon=":material/delete:"):
         st.write(f"Move this {entity.label.lower()} to the trash? You can restore it later.")
         if st.button("Move to trash", key=f"{entity.table}:delete", type="primary"):
-            try:
-                records.delete(get_db(), user, entity, row["id"])
-            except PermissionDenied as exc:
-                st.error(str(exc))
-                return
-            st.toast(f"{entity.label} moved to the trash")
-            st.rerun()
+            _trash_command(records.delete, entity, user, row,
+                           f"{entity.label} moved to the trash")
 
 
 def _text(value) -> str:
