@@ -111,6 +111,10 @@ def create_user(
         errors["password"] = problem
     if errors:
         raise ValidationError(errors)
+    if actor is not None and actor.role != "admin":
+        raise PermissionDenied("Only an admin can add users")
+    # bcrypt takes a quarter of a second by design: never inside the process-wide write lock
+    password_hash = hash_password(password)
     with db.transaction() as cur:
         existing = cur.execute("SELECT count(*) FROM users").fetchone()[0]
         if actor is None and existing:
@@ -126,7 +130,7 @@ def create_user(
             "INSERT INTO users (username, name, email, password_hash, role, created_at)"
             " VALUES ($u, $n, $e, $h, $r, $t) RETURNING id",
             {"u": username, "n": name.strip(), "e": (email or "").strip().lower() or None,
-             "h": hash_password(password), "r": role, "t": _now()},
+             "h": password_hash, "r": role, "t": _now()},
         ).fetchone()[0]
         audit.record(cur, actor or SYSTEM, "users", new_id, "create",
                      {"username": [None, username], "role": [None, role]})
@@ -134,61 +138,215 @@ def create_user(
 
 
 def set_active(db: Database, actor: User, username: str, active: bool) -> None:
+    """Locks a user out (active False) or lets them back in, which also lifts a lockout
+    after failed sign-ins."""
     if actor.role != "admin":
         raise PermissionDenied("Only an admin can lock or unlock users")
     username = (username or "").lower().strip()
     with db.transaction() as cur:
-        row = cur.execute("SELECT id, active FROM users WHERE username = $u",
+        row = cur.execute("SELECT id, role, active FROM users WHERE username = $u",
                           {"u": username}).fetchone()
         if not row:
             raise LookupError(f"No user named {username!r}")
+        if not active:
+            _keep_an_admin(cur, actor, row[0], row[1], row[2], "admin", False)
         cur.execute(
             "UPDATE users SET active = $a, failed_attempts = 0, locked_until = NULL WHERE id = $id",
             {"a": active, "id": row[0]},
         )
         audit.record(cur, actor, "users", row[0], "unlock" if active else "lock",
-                     {"active": [row[1], active]})
+                     {"active": [row[2], active]})
+
+
+def update_user(db: Database, actor: User, user_id: int, *, name: str | None = None,
+                email: str | None = None, role: str | None = None,
+                active: bool | None = None) -> dict:
+    """Changes a user's name, email, role or active flag (None leaves a value as it is);
+    returns the changes as {field: [old, new]}. Admins only; the last active admin cannot be
+    demoted or locked, and an admin cannot demote or lock themselves. A new role or a lock
+    signs the user out everywhere."""
+    from crm.fields import EMAIL_RE, ValidationError
+
+    if actor is None or actor.role != "admin":
+        raise PermissionDenied("Only an admin can change users")
+    errors = {}
+    if name is not None and not name.strip():
+        errors["name"] = "Name is required"
+    email_given = email is not None  # "" clears the email, None leaves it
+    if email_given:
+        email = email.strip().lower() or None
+        if email and not EMAIL_RE.match(email):
+            errors["email"] = f"{email!r} is not a valid email address"
+    if role is not None and role not in ROLES:
+        errors["role"] = f"Role must be one of {', '.join(ROLES)}"
+    if errors:
+        raise ValidationError(errors)
+    with db.transaction() as cur:
+        row = cur.execute("SELECT name, email, role, active FROM users WHERE id = $id",
+                          {"id": user_id}).fetchone()
+        if not row:
+            raise LookupError(f"No user with id {user_id}")
+        old = dict(zip(("name", "email", "role", "active"), row))
+        new = dict(old)
+        for key, value in (("name", name and name.strip()), ("email", email), ("role", role),
+                           ("active", active)):
+            if value is not None or (key == "email" and email_given):
+                new[key] = value
+        changes = {k: [old[k], new[k]] for k in old if new[k] != old[k]}
+        if not changes:
+            return {}
+        _keep_an_admin(cur, actor, user_id, old["role"], old["active"], new["role"],
+                       new["active"])
+        assignments = [f"{k} = ${k}" for k in changes]  # column names from the fixed list
+        params = {k: v[1] for k, v in changes.items()}
+        if "role" in changes or ("active" in changes and not new["active"]):
+            assignments.append("sessions_revoked_at = $revoked")  # signed out everywhere
+            params["revoked"] = datetime.now()
+        if "active" in changes and new["active"]:
+            assignments += ["failed_attempts = 0", "locked_until = NULL"]
+        set_sql = ", ".join(assignments)
+        cur.execute(f"UPDATE users SET {set_sql} WHERE id = $id", {**params, "id": user_id})
+        audit.record(cur, actor, "users", user_id, "update", changes)
+    return changes
+
+
+def reset_password(db: Database, actor: User, username: str, new_password: str) -> None:
+    """An admin sets someone's password: it signs them out everywhere and lifts a lockout
+    after failed sign-ins (not an admin's lock)."""
+    from crm.fields import ValidationError
+
+    if actor is None or actor.role != "admin":
+        raise PermissionDenied("Only an admin can reset passwords")
+    problem = password_problem(new_password or "")
+    if problem:
+        raise ValidationError({"password": problem})
+    username = (username or "").lower().strip()
+    if not db.scalar("SELECT count(*) FROM users WHERE username = $u", {"u": username}):
+        raise LookupError(f"No user named {username!r}")
+    password_hash = hash_password(new_password)  # outside the write lock
+    with db.transaction() as cur:
+        row = cur.execute("SELECT id FROM users WHERE username = $u",
+                          {"u": username}).fetchone()
+        if not row:
+            raise LookupError(f"No user named {username!r}")
+        _set_password(cur, row[0], password_hash)
+        audit.record(cur, actor, "users", row[0], "password_reset")
+
+
+def change_own_password(db: Database, user: User, current_password: str,
+                        new_password: str) -> None:
+    """Any signed-in user changes their own password; the current one must be right (a wrong
+    one counts as a failed sign-in). Signs the user out everywhere else."""
+    from crm.fields import ValidationError
+
+    if user is None or not user.id:
+        raise PermissionDenied("Sign in first")
+    errors = {}
+    if not current_password:
+        errors["current_password"] = "Enter your current password"
+    problem = password_problem(new_password or "")
+    if problem:
+        errors["new_password"] = problem
+    elif current_password and new_password == current_password:
+        errors["new_password"] = "The new password must differ from the current one"
+    if errors:
+        raise ValidationError(errors)
+    try:
+        ok = _check_password(db, user.username, current_password, _now(), signing_in=False)
+    except AccountLocked as exc:
+        raise ValidationError({"current_password": str(exc)}) from None
+    if not ok:
+        raise ValidationError({"current_password": "The current password is not right"})
+    password_hash = hash_password(new_password)  # outside the write lock
+    with db.transaction() as cur:
+        _set_password(cur, user.id, password_hash)
+        audit.record(cur, user, "users", user.id, "password_change")
+
+
+def _set_password(cur, user_id: int, password_hash: str) -> None:
+    cur.execute(
+        "UPDATE users SET password_hash = $h, failed_attempts = 0, locked_until = NULL,"
+        " sessions_revoked_at = $t WHERE id = $id",
+        {"h": password_hash, "t": datetime.now(), "id": user_id},
+    )
+
+
+def _keep_an_admin(cur, actor: User, user_id: int, old_role: str, old_active: bool,
+                   new_role: str, new_active: bool) -> None:
+    """Refuses a change that takes away the admin role or the sign-in of the acting admin or
+    of the last active admin."""
+    if not (old_role == "admin" and old_active) or (new_role == "admin" and new_active):
+        return
+    if user_id == actor.id:
+        raise PermissionDenied("You cannot remove your own admin role or lock yourself out")
+    others = cur.execute(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND active AND id <> $id",
+        {"id": user_id},
+    ).fetchone()[0]
+    if not others:
+        raise PermissionDenied("This is the last active admin: make someone else an admin first")
 
 
 def verify_login(db: Database, username: str, password: str, now: datetime | None = None) -> bool:
     """Checks a sign-in attempt; five failures lock the account for fifteen minutes."""
-    now = now or _now()
+    return _check_password(db, username, password, now or _now(), signing_in=True)
+
+
+def _check_password(db: Database, username: str, password: str, now: datetime,
+                    signing_in: bool) -> bool:
+    """bcrypt runs outside the write lock (it takes ~0.25 s on purpose); the short write
+    after it re-checks the row, so a lock or a new password set meanwhile is honoured and
+    concurrent failures each count."""
     username = (username or "").lower().strip()
-    with db.transaction() as cur:
-        row = cur.execute(
-            "SELECT id, password_hash, active, failed_attempts, locked_until FROM users"
-            " WHERE username = $u", {"u": username},
-        ).fetchone()
+    sql = ("SELECT id, password_hash, active, locked_until FROM users WHERE username = $u")
+    for _ in range(3):  # a password changed while we hashed: check against the new one
+        row = db.one(sql, {"u": username})
         if not row:
             return False
-        user_id, pw_hash, active, failed, locked_until = row
-        if not active:
-            raise AccountLocked("This account is locked. Ask an admin to unlock it.")
-        if locked_until and locked_until > now:
-            minutes = max(1, -(-int((locked_until - now).total_seconds()) // 60))
-            raise AccountLocked(
-                f"Too many failed sign-ins: this account is locked for {minutes} more minute(s)."
-            )
-        if bcrypt.checkpw((password or "").encode(), pw_hash.encode()):
+        _refuse_if_locked(row, now)
+        ok = bcrypt.checkpw((password or "").encode(), row["password_hash"].encode())
+        with db.transaction() as cur:
+            res = cur.execute(sql, {"u": username})
+            current = dict(zip([d[0] for d in res.description], res.fetchone()))
+            if current["password_hash"] != row["password_hash"]:
+                continue
+            _refuse_if_locked(current, now)
+            if ok:
+                cur.execute(
+                    "UPDATE users SET failed_attempts = 0, locked_until = NULL"
+                    + (", last_login_at = $t" if signing_in else "") + " WHERE id = $id",
+                    {"id": current["id"], **({"t": now} if signing_in else {})},
+                )
+                return True
+            # an expired lock starts the count afresh; the increment is done by the database
+            failed = cur.execute(
+                "UPDATE users SET failed_attempts = CASE WHEN locked_until IS NULL"
+                " THEN failed_attempts + 1 ELSE 1 END, locked_until = NULL"
+                " WHERE id = $id RETURNING failed_attempts", {"id": current["id"]},
+            ).fetchone()[0]
+            if failed < MAX_FAILED:
+                return False
             cur.execute(
-                "UPDATE users SET failed_attempts = 0, locked_until = NULL, last_login_at = $t"
-                " WHERE id = $id", {"t": now, "id": user_id},
+                "UPDATE users SET failed_attempts = 0, locked_until = $l WHERE id = $id",
+                {"l": now + timedelta(minutes=LOCK_MINUTES), "id": current["id"]},
             )
-            return True
-        failed = (0 if locked_until else failed) + 1
-        lock = now + timedelta(minutes=LOCK_MINUTES) if failed >= MAX_FAILED else None
-        cur.execute(
-            "UPDATE users SET failed_attempts = $f, locked_until = $l WHERE id = $id",
-            {"f": 0 if lock else failed, "l": lock, "id": user_id},
-        )
-        if lock:
-            audit.record(cur, SYSTEM, "users", user_id, "locked",
+            audit.record(cur, SYSTEM, "users", current["id"], "locked",
                          {"failed_attempts": [MAX_FAILED - 1, MAX_FAILED]})
-    if lock:
         raise AccountLocked(
             f"Too many failed sign-ins: this account is locked for {LOCK_MINUTES} minutes."
         )
     return False
+
+
+def _refuse_if_locked(row: dict, now: datetime) -> None:
+    if not row["active"]:
+        raise AccountLocked("This account is locked. Ask an admin to unlock it.")
+    locked_until = row["locked_until"]
+    if locked_until and locked_until > now:
+        minutes = max(1, -(-int((locked_until - now).total_seconds()) // 60))
+        raise AccountLocked(
+            f"Too many failed sign-ins: this account is locked for {minutes} more minute(s)."
+        )
 
 
 def revoke_sessions(db: Database, user: User) -> None:
