@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="demo size: small (~300 leads) or large (1,000,000 leads)")
     init.set_defaults(run=cmd_init)
 
-    users = commands.add_parser("users", help="add, list, lock or unlock users")
+    users = commands.add_parser("users", help="add, list, lock or unlock users, set a password")
     user_commands = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     add = user_commands.add_parser(
         "add", parents=[common],
@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = user_commands.add_parser(action, parents=[common], help=text)
         p.add_argument("username")
         p.set_defaults(run=cmd_users_lock, active=(action == "unlock"))
+    passwd = user_commands.add_parser(
+        "passwd", parents=[common],
+        help="set a user's password (from CRM_PASSWORD or a prompt); signs them out")
+    passwd.add_argument("username")
+    passwd.set_defaults(run=cmd_users_passwd)
 
     bench = commands.add_parser(
         "bench", parents=[common],
@@ -97,30 +102,38 @@ def _init_demo(db, size: str) -> None:
 
     if not db.scalar("SELECT count(*) FROM users WHERE role = 'admin'"):
         password = os.environ.get("CRM_PASSWORD") or demo.random_password()
+        # shown before the user exists, so an interruption cannot hide it
+        if os.environ.get("CRM_PASSWORD"):
+            print("Creating admin user 'admin' with the password from CRM_PASSWORD")
+        else:
+            print(f"Creating admin user 'admin' with password: {password}")
+            print("  (shown once; change it or keep it safe)")
+        sys.stdout.flush()
         auth.create_user(db, None if auth.count_users(db) == 0 else auth.SYSTEM,
                          "admin", "Administrator", None, password, "admin")
-        if os.environ.get("CRM_PASSWORD"):
-            print("Created admin user 'admin' with the password from CRM_PASSWORD")
-        else:
-            print(f"Created admin user 'admin' with password: {password}")
-            print("  (shown once; change it or keep it safe)")
     existing = db.one("SELECT (SELECT count(*) FROM leads) AS leads,"
                       " (SELECT count(*) FROM customers) AS customers")
     if existing["leads"] or existing["customers"]:
         print(f"Demo data not loaded: the database already holds {existing['leads']:,} leads"
               f" and {existing['customers']:,} customers")
         return
-    result = demo.load_demo(db, size, progress=_progress if sys.stderr.isatty() else None)
+    # The demo users' password is shown before loading starts: a load interrupted after the
+    # users exist must not leave accounts whose password nobody ever saw.
+    password = None
+    coming = demo.demo_users_to_create(db)
+    if coming and os.environ.get("CRM_DEMO_PASSWORD"):
+        print(f"Demo users {', '.join(coming)} use the password from CRM_DEMO_PASSWORD")
+    elif coming:
+        password = demo.random_password()
+        print(f"Demo users {', '.join(coming)} share the password: {password}")
+        print("  (shown once; `python -m crm users passwd NAME` sets a new one)")
+    sys.stdout.flush()
+    result = demo.load_demo(db, size, progress=_progress if sys.stderr.isatty() else None,
+                            password=password)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"Loaded {size} demo data: {result['leads']:,} leads, {result['customers']:,}"
           f" customers, {result['contacts']:,} contacts in {result['seconds']:.1f} s")
-    if result.get("demo_users"):
-        names = ", ".join(result["demo_users"])
-        if "demo_password" in result:
-            print(f"Demo users {names} share the password: {result['demo_password']}")
-        else:
-            print(f"Demo users {names} use the password from CRM_DEMO_PASSWORD")
 
 
 def _progress(fraction: float, text: str) -> None:
@@ -196,6 +209,18 @@ def cmd_users_lock(args) -> int:
     finally:
         db.close()
     print(f"{'Unlocked' if args.active else 'Locked'} {username!r}")
+    return 0
+
+
+def cmd_users_passwd(args) -> int:
+    username = args.username.lower().strip()
+    password = _read_password()
+    db = _open(args)
+    try:
+        auth.reset_password(db, auth.SYSTEM, username, password)
+    finally:
+        db.close()
+    print(f"Set a new password for {username!r}; their open sessions are signed out")
     return 0
 
 

@@ -128,15 +128,18 @@ Progress = Callable[[float, str], None]
 
 
 def load_demo(db: Database, size: str = "small", progress: Progress | None = None,
-              owners: Iterable | None = None, seed: int | None = None) -> dict:
+              owners: Iterable | None = None, seed: int | None = None,
+              password: str | None = None) -> dict:
     """Adds demo leads, customers, contacts, deals (with stage history and line items),
     activities and tasks; returns how many of each it made.
 
     owners: user ids (or User objects) to own the records. Without them the active managers
     and reps own them; when there are none, the demo users maria (manager), reza, sam and
     lena (reps) are created with the password from CRM_DEMO_PASSWORD or a random one, which
-    the result then holds under 'demo_password'. No admin is created here. A second pipeline,
-    Renewals, is created unless it exists."""
+    the result then holds under 'demo_password'. password: theirs instead (the command line
+    prints it before loading, so an interrupted load never leaves users nobody can sign in
+    as; see demo_users_to_create). No admin is created here. A second pipeline, Renewals, is
+    created unless it exists."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}")
     report = progress or (lambda fraction, text: None)
@@ -147,7 +150,7 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
     actor = _admin_actor(db)
     owner_ids = _owner_ids(db, owners)
     if not owner_ids:
-        result.update(_create_demo_users(db, actor))
+        result.update(_create_demo_users(db, actor, password))
         owner_ids = _owner_ids(db, None)
     if not owner_ids:
         raise LookupError("No active user can own the demo records; add a rep or manager first")
@@ -245,9 +248,18 @@ def _owner_ids(db: Database, owners: Iterable | None) -> list[int]:
     return [r["id"] for r in rows]
 
 
-def _create_demo_users(db: Database, actor: auth.User) -> dict:
-    from_env = bool(os.environ.get("CRM_DEMO_PASSWORD"))
-    password = demo_password()
+def demo_users_to_create(db: Database) -> list[str]:
+    """The demo users load_demo (without owners) would create: none while an active manager
+    or rep exists to own the records."""
+    if _owner_ids(db, None):
+        return []
+    taken = {r["username"] for r in db.query("SELECT username FROM users")}
+    return [username for username, *_ in DEMO_USERS if username not in taken]
+
+
+def _create_demo_users(db: Database, actor: auth.User, password: str | None = None) -> dict:
+    from_env = password is None and bool(os.environ.get("CRM_DEMO_PASSWORD"))
+    password = password or demo_password()
     taken = {r["username"] for r in db.query("SELECT username FROM users")}
     made = []
     for username, name, email, role in DEMO_USERS:
@@ -1504,4 +1516,5 @@ def _bulk_insert(cur, table: str, frame: pd.DataFrame, computed: dict[str, str] 
         cur.unregister(view)
 
 
-__all__ = ["load_demo", "demo_password", "random_password", "SIZES", "DEMO_USERS"]
+__all__ = ["load_demo", "demo_password", "random_password", "demo_users_to_create", "SIZES",
+           "DEMO_USERS"]

@@ -205,6 +205,79 @@ def test_lock_unlock_and_list(cli, db_file):
         db.close()
 
 
+def test_init_demo_shows_the_demo_password_before_loading(cli, db_file, monkeypatch):
+    """An interrupted load must not leave demo users whose password was never shown."""
+    from crm import demo
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after the demo users exist, before the data
+
+    monkeypatch.setattr(demo, "_demo_pipelines", interrupted)
+    code, out, err = cli("--db", db_file, "init", "--demo")
+    assert code == 130 and "interrupted" in err
+    demo_line = next(line for line in out.splitlines() if line.startswith("Demo users"))
+    assert "maria" in demo_line
+    password = demo_line.rsplit(": ", 1)[1]
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "maria", password)
+        assert auth.verify_login(db, "reza", password)
+    finally:
+        db.close()
+
+
+def test_init_demo_says_when_the_demo_password_comes_from_the_environment(cli, db_file,
+                                                                         monkeypatch):
+    monkeypatch.setenv("CRM_DEMO_PASSWORD", "Demo12345678")
+    code, out, _ = cli("--db", db_file, "init", "--demo")
+    assert code == 0 and "Demo12345678" not in out and "CRM_DEMO_PASSWORD" in out
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "sam", "Demo12345678")
+    finally:
+        db.close()
+
+
+def test_users_passwd_sets_a_new_password(cli, db_file, monkeypatch):
+    cli("--db", db_file, "users", "add", "root", "--role", "admin", password=GOOD)
+    cli("--db", db_file, "users", "add", "ann", "--role", "rep", password=GOOD)
+    code, out, err = cli("--db", db_file, "users", "passwd", "Ann", password="Another12345")
+    assert code == 0, err
+    assert "ann" in out and "Another12345" not in out
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "ann", "Another12345")
+        assert not auth.verify_login(db, "ann", GOOD)
+        assert db.scalar("SELECT count(*) FROM audit_log WHERE action = 'password_reset'") == 1
+    finally:
+        db.close()
+    # from a prompt, asked twice, like `users add`
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    answers = iter(["Prompted12345", "Prompted12345"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    code, _, err = cli("--db", db_file, "users", "passwd", "ann")
+    assert code == 0, err
+    db = Database(db_file)
+    try:
+        assert auth.verify_login(db, "ann", "Prompted12345")
+    finally:
+        db.close()
+
+
+def test_users_passwd_failures_are_one_line(cli, db_file, monkeypatch):
+    cli("--db", db_file, "users", "add", "root", "--role", "admin", password=GOOD)
+    code, _, err = cli("--db", db_file, "users", "passwd", "nobody", password=GOOD)
+    _one_line_failure(code, err, "nobody")
+    code, _, err = cli("--db", db_file, "users", "passwd", "root", password="short")
+    _one_line_failure(code, err, "10 characters")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(GOOD + "\n"))
+    code, _, err = cli("--db", db_file, "users", "passwd", "root")
+    _one_line_failure(code, err, "CRM_PASSWORD")
+    with pytest.raises(SystemExit) as exc:
+        cli("--db", db_file, "users", "passwd", "root", "--password", GOOD)
+    assert exc.value.code == 2  # never a flag
+
+
 def test_lock_of_unknown_user_fails(cli, db_file):
     code, _, err = cli("--db", db_file, "users", "lock", "nobody")
     _one_line_failure(code, err, "nobody")
