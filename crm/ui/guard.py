@@ -3,17 +3,25 @@
 A fresh server runs pages/<page>.py without app.py, so this check cannot live in app.py alone."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import streamlit as st
 import streamlit_authenticator as stauth
+from streamlit_authenticator.models import cookie_model as _library_cookie_model
 from streamlit_authenticator.utilities import LoginError
 
 from crm import auth, config
 from crm.auth import User
+from crm.ui import cookie
 from crm.ui.navigation import menu
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
+
+# The library's cookie manager renders a component on every run whose reply reruns the whole
+# page; crm.ui.cookie reads and writes the cookie instead, so that component is never made.
+_library_cookie_model.stx = SimpleNamespace(CookieManager=lambda: None)
 
 COOKIE_NAME = "crm_session"
 COOKIE_DAYS = 7
@@ -21,17 +29,38 @@ ROLE_LABEL = {"admin": "Admin", "manager": "Manager", "rep": "Sales rep", "viewe
 
 
 def current_user() -> User | None:
-    """The signed-in user from this session, re-read from the users table; renders nothing."""
+    """The signed-in user from this session, re-read from the users table; renders nothing.
+
+    A session ends when its user is locked, or signed out (or had the password changed)
+    anywhere after this session signed in."""
     if not st.session_state.get("authentication_status"):
         return None
-    user = auth.get_user(get_db(), st.session_state.get("username") or "")
-    if user is None:  # deleted or locked since signing in
-        st.session_state["authentication_status"] = None
+    db = get_db()
+    user = auth.get_user(db, st.session_state.get("username") or "")
+    signed_in_at = st.session_state.setdefault("signed_in_at", datetime.now())
+    if user is None or not auth.cookie_still_valid(db, user.username, signed_in_at):
+        _forget_session()
+        return None
     return user
+
+
+def _forget_session() -> None:
+    for key in list(st.session_state):
+        del st.session_state[key]  # nothing of the last user's screens survives
+    st.session_state["authentication_status"] = None
+
+
+def _log_run() -> None:
+    """Tests count script runs per interaction (one is the goal) through CRM_RUN_LOG."""
+    path = os.environ.get("CRM_RUN_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("run\n")
 
 
 def require_user(min_role: str = "viewer") -> User:
     st.set_page_config(layout="wide")  # also when a fresh server runs the page without app.py
+    _log_run()
     db = get_db()
     if auth.count_users(db) == 0:
         _first_admin(db)
@@ -64,33 +93,47 @@ def _cookie_key() -> str:
 
 
 def _authenticator(db) -> stauth.Authenticate:
+    key = _cookie_key()
     authenticator = stauth.Authenticate(
-        auth.credentials(db), COOKIE_NAME, _cookie_key(), cookie_expiry_days=COOKIE_DAYS,
+        auth.credentials(db), COOKIE_NAME, key, cookie_expiry_days=COOKIE_DAYS,
         auto_hash=False, login_sleep_time=0,
     )
 
+    key = _cookie_key()
+
     def check_credentials(username: str, password: str) -> bool:
         try:
-            return auth.verify_login(db, username, password)
+            ok = auth.verify_login(db, username, password)
         except auth.AccountLocked as exc:
             raise LoginError(str(exc)) from None
-
-    cookies = authenticator.cookie_controller
-    read_cookie = cookies.get_cookie
+        if ok:
+            st.session_state["signed_in_at"] = datetime.now()
+        return ok
 
     def get_cookie():
-        token = read_cookie()
-        if not token:
-            return token
+        if st.session_state.get("logout"):
+            return None
+        token = cookie.decode(cookie.read(COOKIE_NAME), key)
+        if token is None:
+            return None
         issued = datetime.fromtimestamp(token["exp_date"]) - timedelta(days=COOKIE_DAYS)
-        return token if auth.cookie_still_valid(db, token["username"], issued) else None
+        if not auth.cookie_still_valid(db, token["username"], issued):
+            return None
+        st.session_state["signed_in_at"] = issued
+        return token
 
-    # our checks count failures, lock accounts and honour sign-outs; the library's form and
-    # cookie do the rest
+    def set_cookie():
+        value, expires = cookie.encode(st.session_state["username"], key, COOKIE_DAYS)
+        cookie.write(COOKIE_NAME, value, expires)
+
+    # our checks count failures, lock accounts and honour sign-outs; the library's form does
+    # the rest
     authenticator.authentication_controller.authentication_model.check_credentials = (
         check_credentials
     )
-    cookies.get_cookie = get_cookie
+    cookies = authenticator.cookie_controller
+    cookies.get_cookie, cookies.set_cookie = get_cookie, set_cookie
+    cookies.delete_cookie = lambda: cookie.delete(COOKIE_NAME)
     return authenticator
 
 
@@ -99,9 +142,9 @@ def _login(authenticator: stauth.Authenticate, slot) -> User | None:
 
     No st.rerun() after signing in or out: the cookie is written by a component rendered in
     this run, and a rerun would drop it before the browser runs it."""
-    cookie = authenticator.cookie_controller
+    controller = authenticator.cookie_controller
     wanted_cookie = []
-    set_cookie, cookie.set_cookie = cookie.set_cookie, lambda: wanted_cookie.append(True)
+    set_cookie, controller.set_cookie = controller.set_cookie, lambda: wanted_cookie.append(True)
     with slot.container():
         left, middle, right = st.columns([1, 2, 1])
         with middle:
@@ -119,7 +162,7 @@ def _login(authenticator: stauth.Authenticate, slot) -> User | None:
             status = st.session_state.get("authentication_status")
             if status is False:
                 st.error("Username or password is incorrect.")
-    cookie.set_cookie = set_cookie
+    controller.set_cookie = set_cookie
     user = current_user()
     if user is not None:
         slot.empty()
@@ -152,33 +195,43 @@ def _sign_out(authenticator: stauth.Authenticate, user: User) -> None:
 def _first_admin(db) -> None:
     st.title("Welcome to the CRM")
     st.write("No one has an account yet. Create the first admin; you can add your team later.")
+    errors = st.session_state.get("fa_errors", {})
+
+    def field(label: str, key: str, problem: str, **kwargs) -> str:
+        value = st.text_input(label, key=key, **kwargs)
+        if problem in errors:
+            st.error(errors[problem], icon=":material/error:")
+        return value
+
     with st.form("first_admin"):
-        name = st.text_input("Your name", key="fa_name")
-        username = st.text_input("Username", key="fa_username",
-                                 help="3-32 lowercase letters, digits, dot, dash or underscore")
-        email = st.text_input("Email", key="fa_email")
-        password = st.text_input("Password", type="password", key="fa_password",
-                                 help="At least 10 characters, with letters and digits")
-        repeat = st.text_input("Repeat password", type="password", key="fa_repeat")
+        name = field("Your name", "fa_name", "name")
+        username = field("Username", "fa_username", "username",
+                         help="3-32 lowercase letters, digits, dot, dash or underscore")
+        email = field("Email", "fa_email", "email")
+        password = field("Password", "fa_password", "password", type="password",
+                         help="At least 10 characters, with letters and digits")
+        repeat = field("Repeat password", "fa_repeat", "repeat", type="password")
+        for message in (m for k, m in errors.items()
+                        if k not in ("name", "username", "email", "password", "repeat")):
+            st.error(message)
         demo = st.checkbox("Fill the CRM with demo data", key="fa_demo",
                            help="Realistic leads, customers and contacts to try things out")
         submitted = st.form_submit_button("Create admin", type="primary")
     if not submitted:
         return
-    if password != repeat:
-        st.error("The two passwords differ.")
-        return
     from crm.fields import ValidationError
 
     try:
+        if password != repeat:
+            raise ValidationError({"repeat": "The two passwords differ."})
         auth.create_user(db, None, username, name, email, password, "admin")
     except ValidationError as exc:
-        for message in exc.errors.values():
-            st.error(message)
-        return
+        st.session_state["fa_errors"] = exc.errors
+        st.rerun()
     except auth.PermissionDenied as exc:
-        st.error(str(exc))
-        return
+        st.session_state["fa_errors"] = {"form": str(exc)}
+        st.rerun()
+    st.session_state.pop("fa_errors", None)
     if demo:
         from crm import demo as demo_data
 
@@ -191,4 +244,5 @@ def _first_admin(db) -> None:
     st.session_state["authentication_status"] = True
     st.session_state["username"] = username.lower().strip()
     st.session_state["name"] = name
+    st.session_state["signed_in_at"] = datetime.now()
     st.rerun()

@@ -155,16 +155,14 @@ def _column(f: Field):
 def _pager(t: str, result: records.Page) -> None:
     prev_col, info_col, next_col, size_col = st.columns([1, 2, 1, 1.3],
                                                         vertical_alignment="center")
-    if prev_col.button("Previous", key=f"{t}:prev", disabled=result.page <= 1,
-                       icon=":material/chevron_left:", width="stretch"):
-        st.session_state[f"{t}:page"] = result.page - 1
-        st.rerun()
+    # callbacks run before the next script run, so a click costs one run, not two
+    prev_col.button("Previous", key=f"{t}:prev", disabled=result.page <= 1,
+                    icon=":material/chevron_left:", width="stretch",
+                    on_click=st.session_state.__setitem__, args=(f"{t}:page", result.page - 1))
     info_col.markdown(f"Page {result.page:,} of {result.pages:,}", text_alignment="center")
-    if next_col.button("Next", key=f"{t}:next", disabled=result.page >= result.pages,
-                       icon=":material/chevron_right:", icon_position="right",
-                       width="stretch"):
-        st.session_state[f"{t}:page"] = result.page + 1
-        st.rerun()
+    next_col.button("Next", key=f"{t}:next", disabled=result.page >= result.pages,
+                    icon=":material/chevron_right:", icon_position="right", width="stretch",
+                    on_click=st.session_state.__setitem__, args=(f"{t}:page", result.page + 1))
     st.session_state.setdefault(f"{t}:page_size", result.page_size)
     size_col.selectbox("Rows per page", PAGE_SIZES, key=f"{t}:page_size",
                        label_visibility="collapsed", format_func=lambda n: f"{n} per page")
