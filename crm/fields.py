@@ -13,6 +13,7 @@ PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 TEXT_TYPES = {"text", "longtext", "email", "phone"}
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2100, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,14 @@ def convert(spec: Field, raw: Any) -> Any:
         return number.quantize(Decimal("0.01")) if t == "money" else number
     if t == "date":
         if isinstance(raw, datetime):
-            return raw.date()
+            return _in_range(spec, raw.date())
         if isinstance(raw, date):
-            return raw
+            return _in_range(spec, raw)
         try:
-            return date.fromisoformat(str(raw)[:10])
-        except ValueError:
+            return _in_range(spec, date.fromisoformat(str(raw)[:10]))
+        except ValueError as exc:
+            if "between" in str(exc):
+                raise
             raise ValueError(f"{spec.label} must be a date like 2026-01-31") from None
     if t == "bool":
         if isinstance(raw, bool):
@@ -175,13 +178,22 @@ def convert(spec: Field, raw: Any) -> Any:
         except (TypeError, ValueError):
             raise ValueError(f"{spec.label} must be chosen from the list") from None
     if t == "datetime":
-        if isinstance(raw, datetime):
-            return raw
-        try:
-            return datetime.fromisoformat(str(raw))
-        except ValueError:
-            raise ValueError(f"{spec.label} must be a date and time like 2026-01-31 14:30") from None
+        if not isinstance(raw, datetime):
+            try:
+                raw = datetime.fromisoformat(str(raw))
+            except ValueError:
+                raise ValueError(
+                    f"{spec.label} must be a date and time like 2026-01-31 14:30") from None
+        _in_range(spec, raw.date())
+        return raw
     raise ValueError(f"unknown field type {t}")
+
+
+def _in_range(spec: Field, day: date) -> date:
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise ValueError(f"{spec.label} must be between {FIRST_DATE} and {LAST_DATE} "
+                         f"({day} is not)")
+    return day
 
 
 def check_dates_not_future(values: dict, names: list[str], specs: list[Field]) -> dict[str, str]:

@@ -10,10 +10,13 @@ import streamlit as st
 
 from crm.auth import PermissionDenied
 from crm.fields import TEXT_TYPES, Field, ValidationError
+from crm.ui.text import md_escape
 
 T = TypeVar("T")
 
-MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2100, 12, 31)
+# Wide on purpose: the browser silently drops a typed date outside the widget's range, so the
+# range the CRM accepts (fields.FIRST_DATE..LAST_DATE) is checked on the server, with a message.
+MIN_DATE, MAX_DATE = date(1000, 1, 1), date(9999, 12, 31)
 PICKED = ("user", "ref")  # fields chosen from an {id: label} dict of choices
 
 
@@ -54,11 +57,6 @@ def spec_form(form_key: str, specs: list[Field], initial: dict,
     errors = errors or {}
     choices = choices or {}
     shown = [f for f in specs if f.editable and f.name not in hidden]
-    for spec in shown:
-        for key, value in zip(_keys(form_key, spec),
-                              _widget_values(spec, initial.get(spec.name, spec.default))):
-            if key not in st.session_state:
-                st.session_state[key] = value
     sections: dict[str, list[Field]] = {}
     for spec in shown:
         sections.setdefault(spec.section, []).append(spec)
@@ -67,21 +65,24 @@ def spec_form(form_key: str, specs: list[Field], initial: dict,
             st.error(f"Please correct {len(errors)} field(s) marked below. Nothing was saved.")
         for section, fields in sections.items():
             if len(sections) > 1:
-                st.markdown(f"**{section}**")
+                st.markdown(f"**{md_escape(section)}**")
             cols = st.columns(columns)
             for i, spec in enumerate(fields):
                 with cols[i % columns] if spec.type != "longtext" else st.container():
                     locked = disabled or (editing and spec.create_only)
-                    _input(form_key, spec, choices.get(spec.name, {}), locked)
+                    _input(form_key, spec, choices.get(spec.name, {}), locked,
+                           _widget_values(spec, initial.get(spec.name, spec.default)))
                     if spec.name in errors:
-                        st.error(errors[spec.name], icon=":material/error:")
+                        st.error(md_escape(errors[spec.name]), icon=":material/error:")
         hidden_errors = [m for n, m in errors.items() if n in hidden]
         for message in hidden_errors:
-            st.error(message, icon=":material/error:")
+            st.error(md_escape(message), icon=":material/error:")
         submitted = st.form_submit_button(submit_label, type="primary", disabled=disabled)
     if not submitted:
         return None
-    values = {name: initial.get(name) for name in hidden}
+    spec_of = {f.name: f for f in specs}
+    values = {name: initial.get(name, spec_of[name].default if name in spec_of else None)
+              for name in hidden}
     for spec in shown:
         if editing and spec.create_only:
             continue
@@ -110,45 +111,53 @@ def _label(spec: Field) -> str:
     return f"{spec.label} *" if spec.required else spec.label
 
 
-def _input(form_key: str, spec: Field, options: dict, disabled: bool):
+def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: list):
+    """initial: the widget values to start from. They go in the widget's own default, not in
+    session state, so the browser never shows a blank required field while the first values
+    travel (it used to, now and then, on a new record's form)."""
     key = widget_key(form_key, spec.name)
-    label, help_text = _label(spec), spec.help
+    label, help_text = md_escape(_label(spec)), spec.help
     t = spec.type
+    start = initial[0]
     if t in ("text", "email", "phone"):
-        st.text_input(label, key=key, help=help_text, disabled=disabled,
+        st.text_input(label, value=start, key=key, help=help_text, disabled=disabled,
                       placeholder={"email": "name@example.com", "phone": "+1 555 0100"}.get(t))
     elif t == "longtext":
-        st.text_area(label, key=key, help=help_text, disabled=disabled, height=100)
+        st.text_area(label, value=start, key=key, help=help_text, disabled=disabled, height=100)
     elif t == "choice":
-        st.selectbox(label, options=list(spec.choices), format_func=spec.choice_label,
-                     index=None, key=key, help=help_text, disabled=disabled,
-                     placeholder="Choose…")
+        choices = list(spec.choices)
+        st.selectbox(label, options=choices, format_func=spec.choice_label,
+                     index=choices.index(start) if start in choices else None, key=key,
+                     help=help_text, disabled=disabled, placeholder="Choose…")
     elif t in PICKED:
         ids = list(options)
-        current = st.session_state.get(key)
-        if current is not None and current not in options:
-            ids.append(current)
+        for extra in (start, st.session_state.get(key)):
+            if extra is not None and extra not in ids:
+                ids.append(extra)
         st.selectbox(label, options=ids, format_func=lambda i: options.get(i, f"#{i}"),
-                     index=None, key=key, disabled=disabled,
+                     index=ids.index(start) if start is not None else None, key=key,
+                     disabled=disabled,
                      help=help_text or ("Empty means you" if t == "user" else None),
                      placeholder="Me" if t == "user" else "Choose…")
     elif t in ("money", "number"):
-        st.number_input(label, key=key, help=help_text, disabled=disabled,
+        st.number_input(label, value=start, key=key, help=help_text, disabled=disabled,
                         step=100.0 if t == "money" else 1.0,
                         format="%.2f" if t == "money" else None)
     elif t == "integer":
-        st.number_input(label, key=key, help=help_text, disabled=disabled, step=1,
-                        format="%d")
+        st.number_input(label, value=start, key=key, help=help_text, disabled=disabled,
+                        step=1, format="%d")
     elif t == "date":
-        st.date_input(label, key=key, help=help_text, disabled=disabled,
+        st.date_input(label, value=start, key=key, help=help_text, disabled=disabled,
                       min_value=MIN_DATE, max_value=MAX_DATE, format="YYYY-MM-DD")
     elif t == "datetime":
         day, hour = st.columns([3, 2])
-        day.date_input(label, key=key + ":date", help=help_text, disabled=disabled,
-                       min_value=MIN_DATE, max_value=MAX_DATE, format="YYYY-MM-DD")
-        hour.time_input("Time", key=key + ":time", disabled=disabled, step=900)
+        day.date_input(label, value=start, key=key + ":date", help=help_text,
+                       disabled=disabled, min_value=MIN_DATE, max_value=MAX_DATE,
+                       format="YYYY-MM-DD")
+        hour.time_input("Time", value=initial[1], key=key + ":time", disabled=disabled,
+                        step=900)
     elif t == "bool":
-        st.checkbox(label, key=key, help=help_text, disabled=disabled)
+        st.checkbox(label, value=bool(start), key=key, help=help_text, disabled=disabled)
     else:
         raise ValueError(f"no widget for field type {t}")
 
@@ -170,7 +179,7 @@ def submit_form(form_key: str, specs: list[Field], initial: dict, choices: dict[
         st.session_state[errors_key] = exc.errors
         st.rerun()
     except PermissionDenied as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return None
     st.session_state.pop(errors_key, None)
     clear_form(form_key, specs)
