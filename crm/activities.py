@@ -123,9 +123,7 @@ def complete_task(db: Database, user: User, task_id: int, log: dict | None = Non
 def timeline(db: Database, user: User, link: str, record_id: int, limit: int = 100
              ) -> list[dict]:
     """Activities of one lead, customer, contact or deal, newest first."""
-    if link not in LINKS:
-        raise ValueError(link)
-    require(user, "view")
+    _require_linked(db, user, link, record_id)
     return db.query(
         "SELECT a.id, a.kind, a.subject, a.occurred_at, a.duration_minutes, a.direction,"
         " a.outcome, a.notes, u.name AS by_name FROM activities a"
@@ -135,13 +133,19 @@ def timeline(db: Database, user: User, link: str, record_id: int, limit: int = 1
 
 
 def tasks_for(db: Database, user: User, link: str, record_id: int) -> list[dict]:
-    if link not in LINKS:
-        raise ValueError(link)
+    _require_linked(db, user, link, record_id)
     return db.query(
         "SELECT t.id, t.title, t.due_at, t.status, t.priority, t.version, u.name AS assignee"
         " FROM tasks t LEFT JOIN users u ON u.id = t.owner_id"
         f" WHERE t.{link} = $id AND t.deleted_at IS NULL"
         " ORDER BY t.status = 'open' DESC, t.due_at NULLS LAST, t.id", {"id": record_id})
+
+
+def _require_linked(db: Database, user: User, link: str, record_id: int) -> None:
+    """Reading what hangs on a record needs the right to see the record itself."""
+    if link not in LINKS:
+        raise ValueError(link)
+    records.get(db, user, _linked_entities()[link], record_id)
 
 
 def my_tasks(db: Database, user: User, now: datetime | None = None, limit: int = 50

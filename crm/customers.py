@@ -1,6 +1,8 @@
 """Customers (individuals or legal entities) and their contacts."""
 from __future__ import annotations
 
+from datetime import date
+
 from crm import records
 from crm.auth import User
 from crm.db import Database
@@ -39,8 +41,9 @@ FIELDS = [
           section="Commercial"),
     Field("purchasing_power", "Purchasing power", "choice", choices=PURCHASING_POWER,
           filter=True, section="Commercial"),
-    Field("first_purchase_date", "First purchase", "date", section="Commercial",
-          help="Empty until the customer buys for the first time"),
+    Field("first_purchase_date", "First purchase before the CRM", "date", section="Commercial",
+          help="Only for purchases made before this CRM was used: winning a deal makes a "
+               "customer a buyer by itself"),
     Field("birthday", "Birthday", "date", section="Profile", only_when=("kind", "individual"),
           help="Individuals only"),
     Field("profession", "Profession", section="Profile"),
@@ -117,26 +120,68 @@ def contacts_of(db: Database, user: User, customer_id: int) -> list[dict]:
     )
 
 
-def base_counts(db: Database, user: User) -> dict:
-    """Customer base = everyone who ever bought; installed base = those active now."""
+# First and last won deal per customer: buying is winning a deal (or, before the CRM, the
+# typed first purchase date).
+_WON = ("SELECT d.customer_id, min(d.closed_on) AS first_won, max(d.closed_on) AS last_won"
+        " FROM deals d JOIN stages s ON s.id = d.stage_id"
+        " WHERE s.kind = 'won' AND d.deleted_at IS NULL AND d.customer_id IS NOT NULL"
+        " GROUP BY d.customer_id")
+
+
+def base_counts(db: Database, user: User, today: date | None = None) -> dict:
+    """Customer base = everyone who ever bought (a won deal, or a first purchase typed in for
+    the time before the CRM); installed base = those of them in use now, by the rule chosen
+    in the settings (crm.settings.installed_base_rule_text says it in words)."""
+    from crm import settings
+
+    chosen = settings.get_all(db)
     where, params = records.visible(CUSTOMERS, user)
+    since = _months_before(today or date.today(), chosen["installed_base_months"])
+    bought = "(t.first_purchase_date IS NOT NULL OR w.customer_id IS NOT NULL)"
+    rule = {"active_status": "t.status = 'active'",
+            "recent_purchase": "w.last_won >= $since",
+            "active_and_recent": "t.status = 'active' AND w.last_won >= $since",
+            }[chosen["installed_base_rule"]]
     row = db.one(
-        f"SELECT count(*) FILTER (WHERE t.first_purchase_date IS NOT NULL) AS customer_base,"
-        f" count(*) FILTER (WHERE t.first_purchase_date IS NOT NULL AND t.status = 'active')"
-        f" AS installed_base, count(*) AS total FROM customers t WHERE {where}",
-        params,
-    )
-    return row
+        f"SELECT count(*) FILTER (WHERE {bought}) AS customer_base,"
+        f" count(*) FILTER (WHERE {bought} AND {rule}) AS installed_base,"
+        f" count(*) AS total FROM customers t LEFT JOIN ({_WON}) w ON w.customer_id = t.id"
+        f" WHERE {where}", {**params, **({"since": since} if "$since" in rule else {})})
+    return {**row, "installed_base_rule": settings.installed_base_rule_text(chosen)}
+
+
+def purchases(db: Database, user: User, customer_id: int) -> dict:
+    """{first_purchase, last_purchase, won_deals} of one customer: the first purchase is the
+    earlier of the typed date and the first won deal."""
+    customer = records.get(db, user, CUSTOMERS, customer_id)
+    row = db.one(f"SELECT w.first_won, w.last_won, (SELECT count(*) FROM deals d JOIN stages s"
+                 f" ON s.id = d.stage_id WHERE s.kind = 'won' AND d.deleted_at IS NULL"
+                 f" AND d.customer_id = $c) AS won_deals FROM ({_WON}) w"
+                 f" WHERE w.customer_id = $c", {"c": customer_id}) or {}
+    typed = customer["first_purchase_date"]
+    firsts = [d for d in (typed, row.get("first_won")) if d is not None]
+    return {"first_purchase": min(firsts) if firsts else None,
+            "last_purchase": row.get("last_won") or typed,
+            "won_deals": row.get("won_deals") or 0}
+
+
+def _months_before(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    last_day = [31, 29 if year % 4 == 0 and (year % 100 or year % 400 == 0) else 28, 31, 30,
+                31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    return date(year, month, min(day.day, last_day))
 
 
 def customer_choices(db: Database, user: User, limit: int = 2000,
                      include: int | None = None) -> dict[int, str]:
-    """{id: name} of customers the user may see, for pickers; include keeps a given one."""
+    """{id: name} of customers the user may see, for pickers; include keeps a given one (the
+    current value of a form) among them, when the user may see it too."""
     where, params = records.visible(CUSTOMERS, user)
     params.update(n=limit, include=include)
     found = db.query(
-        f"SELECT t.id, t.name, t.city FROM customers t WHERE ({where}) OR t.id = $include"
-        " ORDER BY t.name LIMIT $n", params)
+        f"SELECT t.id, t.name, t.city FROM customers t WHERE {where}"
+        " ORDER BY t.id = $include DESC, t.name LIMIT $n", params)
     return {r["id"]: r["name"] + (f" · {r['city']}" if r["city"] else "") for r in found}
 
 

@@ -98,6 +98,7 @@ def _check_links(cur, user: User, clean: dict) -> None:
             raise ValidationError({"contact_id": "That contact does not exist"})
         if customer_id is not None and contact["customer_id"] != customer_id:
             raise ValidationError({"contact_id": "The contact works for another customer"})
+        require(user, "view", contact)
 
 
 def delete_deal(db: Database, user: User, deal_id: int) -> None:
@@ -152,7 +153,9 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
             f" updated_at = $now, updated_by = $by WHERE id = $id",
             {**sets, "now": now, "by": user.id or None, "id": deal_id},
         )
-        _history(cur, user, deal_id, source, target, deal["amount"], None, now)
+        # source None: the deal sat in a stage deleted meanwhile; history still names it
+        _history(cur, user, deal_id, source or {"id": deal["stage_id"]}, target,
+                 deal["amount"], None, now)
         audit.record(cur, user, "deals", deal_id, "move", changes)
         return records.fetch(cur, DEALS, deal_id)
 

@@ -179,8 +179,10 @@ def move_stage(db: Database, user: User, stage_id: int, step: int) -> None:
                      {"position": [index, other]})
 
 
-def deals_in_stage(db_or_cur, stage_id: int) -> int:
-    sql = "SELECT count(*) FROM deals WHERE stage_id = $s AND deleted_at IS NULL"
+def deals_in_stage(db_or_cur, stage_id: int, trashed: bool = False) -> int:
+    """Live deals in the stage; with trashed=True, those in the trash."""
+    sql = ("SELECT count(*) FROM deals WHERE stage_id = $s AND deleted_at IS "
+           + ("NOT NULL" if trashed else "NULL"))
     if isinstance(db_or_cur, Database):
         return db_or_cur.scalar(sql, {"s": stage_id})
     return db_or_cur.execute(sql, {"s": stage_id}).fetchone()[0]
@@ -197,10 +199,12 @@ def delete_stage(db: Database, user: User, stage_id: int, move_deals_to: int | N
         stage = get_stage(cur, stage_id)
         if stage is None:
             raise LookupError(f"Stage #{stage_id} does not exist")
-        held = deals_in_stage(cur, stage_id)
+        # deals in the trash move too: restored later, they need a stage that exists
+        held = deals_in_stage(cur, stage_id) + deals_in_stage(cur, stage_id, trashed=True)
         if held and move_deals_to is None:
             raise ValidationError({"move_deals_to": (
-                f"{stage['name']} holds {held} deal(s): choose a stage to move them to first")})
+                f"{stage['name']} holds {held} deal(s), counting those in the trash: choose a "
+                "stage to move them to first")})
         moved = 0
         if held:
             target = get_stage(cur, move_deals_to)

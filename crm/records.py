@@ -420,8 +420,34 @@ def _csv_safe(value):
     return value
 
 
-def ref_label(db: Database, table: str, record_id: int) -> str:
-    """The name of one referenced record (REF_LABELS), e.g. a deal's title."""
+OWNED = {"leads", "customers", "contacts", "deals", "activities", "tasks"}
+
+
+def ref_label(db: Database, user: User, table: str, record_id: int) -> str:
+    """The name of one referenced record (REF_LABELS), e.g. a deal's title; only "#id" when
+    the record is someone else's and the user may not see it."""
     label = REF_LABELS[table].format(a="r")
-    return db.scalar(f"SELECT {label} FROM {table} r WHERE r.id = $id", {"id": record_id}) \
-        or f"#{record_id}"
+    owner = "r.owner_id" if table in OWNED else "NULL"
+    row = db.one(f"SELECT {label} AS label, {owner} AS owner_id FROM {table} r WHERE r.id = $id",
+                 {"id": record_id})
+    if row is None or (table in OWNED and not may_view(user, row)):
+        return f"#{record_id}"
+    return row["label"] or f"#{record_id}"
+
+
+def may_view(user: User, row: dict) -> bool:
+    try:
+        require(user, "view", row)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def choices(db: Database, user: User, entity: Entity, limit: int = 2000) -> dict[int, str]:
+    """{id: name} of the live records the user may see, most recently changed first, for
+    pickers."""
+    where, params = visible(entity, user)
+    params["n"] = limit
+    found = db.query(f"SELECT t.id, {entity.title_sql} AS label FROM {entity.table} t"
+                     f" WHERE {where} ORDER BY t.updated_at DESC, t.id DESC LIMIT $n", params)
+    return {r["id"]: r["label"] or f"#{r['id']}" for r in found}

@@ -23,8 +23,9 @@ with mine:
                            "lists every one.")
         else:
             st.caption("Nothing here.")
-    st.caption("Add tasks and log activities from a lead, customer or deal page.")
+    st.caption("Add tasks and log activities from a lead, customer, contact or deal page, or "
+               "with “New task” under All tasks.")
 with tasks:
-    list_page(activities.TASKS, user, record_page="pages/task.py", can_create=False)
+    list_page(activities.TASKS, user, record_page="pages/task.py")
 with logged:
-    list_page(activities.ACTIVITIES, user, record_page="pages/activity.py", can_create=False)
+    list_page(activities.ACTIVITIES, user, record_page="pages/activity.py")

@@ -4,6 +4,7 @@ from crm import customers, records
 from crm.ui.followup import activity_tab, tasks_tab
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
+from crm.ui.text import md_escape
 from crm.ui.session import get_db
 
 user = require_user("rep")
@@ -16,8 +17,8 @@ def choices(contact: dict | None) -> dict:
 
 def back_to_customer(contact: dict) -> None:
     st.page_link("pages/customer.py", query_params={"id": contact["customer_id"]},
-                 label="Open the customer: " + records.ref_label(get_db(), "customers",
-                                                                 contact["customer_id"]),
+                 label="Open the customer: " + md_escape(records.ref_label(
+                     get_db(), user, "customers", contact["customer_id"])),
                  icon=":material/domain:")
 
 

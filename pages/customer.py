@@ -56,7 +56,16 @@ def customer_deals(customer: dict) -> None:
                                                       "customer_id": customer["id"]})
 
 
-record_page(customers.CUSTOMERS, user, list_page="pages/customers.py",
+def purchases(customer: dict) -> None:
+    bought = customers.purchases(get_db(), user, customer["id"])
+    if bought["first_purchase"] is None:
+        st.caption("Has not bought yet: no won deal.")
+        return
+    st.caption(f"Customer since {bought['first_purchase']:%Y-%m-%d} · last purchase "
+               f"{bought['last_purchase']:%Y-%m-%d} · {bought['won_deals']:,} won deal(s)")
+
+
+record_page(customers.CUSTOMERS, user, list_page="pages/customers.py", actions=purchases,
             tabs={"Contacts": contacts, "Deals": customer_deals,
                   "Activities": lambda c: activity_tab(user, "customer_id", c["id"]),
                   "Tasks": lambda c: tasks_tab(user, "customer_id", c["id"])})

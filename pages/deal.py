@@ -30,10 +30,15 @@ def move_to(deal: dict) -> None:
     stages = pipelines.stages_of(db, deal["pipeline_id"])
     names = {s["id"]: f"{s['name']} ({s['probability']} %)" for s in stages}
     kinds = {s["id"]: s["kind"] for s in stages}
-    current = next(s for s in stages if s["id"] == deal["stage_id"])
-    probability = current["probability"] if deal["probability"] is None else deal["probability"]
-    st.markdown(f"**Stage:** {md_escape(current['name'])} · probability {probability} %"
-                + (f" · closed {deal['closed_on']}" if deal["closed_on"] else ""))
+    current = next((s for s in stages if s["id"] == deal["stage_id"]), None)
+    if current is None:  # its stage was deleted (before deleting moved trashed deals too)
+        st.warning("This deal's stage no longer exists, so it shows on no board. Move it to "
+                   "a stage below.", icon=":material/warning:")
+    else:
+        probability = (current["probability"] if deal["probability"] is None
+                       else deal["probability"])
+        st.markdown(f"**Stage:** {md_escape(current['name'])} · probability {probability} %"
+                    + (f" · closed {deal['closed_on']}" if deal["closed_on"] else ""))
     cols = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
     target = cols[0].selectbox("Move to", [i for i in names if i != deal["stage_id"]],
                                format_func=names.get, key="move_to", index=None,
@@ -49,17 +54,17 @@ def move_to(deal: dict) -> None:
             deals.move_deal(db, user, deal["id"], target, lost_reason=reason,
                             competitor=competitor, expected_version=deal["version"])
         except ValidationError as exc:
-            st.error(" ".join(exc.errors.values()))
+            st.error(md_escape(" ".join(exc.errors.values())))
             return
         except PermissionDenied as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         except records.ConflictError:
             st.warning("Someone changed this deal a moment ago; look again and retry.")
             return
         for key in ("move_to", "move_lost_reason", "move_competitor"):
             st.session_state.pop(key, None)
-        st.toast(f"Moved to {names[target]}")
+        st.toast(f"Moved to {md_escape(names[target])}")
         st.rerun()
 
 

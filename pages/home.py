@@ -6,10 +6,11 @@ from crm.dashboard import home_numbers
 from crm.ui.followup import log_toggle, task_list
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 user = require_user("viewer")
 
-st.title(f"Hello, {user.name.split()[0]}")
+st.title(f"Hello, {md_escape((user.name.split() or [user.username])[0])}")
 mine = user.role == "rep"
 st.caption("Your numbers" if mine else "The whole team's numbers")
 
@@ -28,9 +29,11 @@ a.metric("Open leads", f"{numbers['open_leads']:,}",
          help="Leads that are new, contacted or qualified")
 b.metric("New leads this month", f"{numbers['new_leads_this_month']:,}")
 c.metric("Customer base", f"{numbers['customer_base']:,}",
-         help="Customers who ever bought (they have a first purchase date)")
+         help="Customers who ever bought: at least one won deal, or a first purchase from "
+              "before the CRM")
 d.metric("Installed base", f"{numbers['installed_base']:,}",
-         help="Customers who bought and are active now")
+         help=f"{numbers['installed_base_rule']}. An admin chooses this rule under Settings › "
+              "General.")
 
 left, right = st.columns([3, 2])
 with left:

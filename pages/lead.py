@@ -54,10 +54,11 @@ def convert(lead: dict) -> None:
         return
     candidates = conversion.duplicate_candidates(db, user, lead)
     new_customer = conversion.customer_values(lead)
-    options = {0: f"Create a new {new_customer['kind']} customer: {new_customer['name']}"}
-    options.update({c["id"]: f"Link to existing: {c['name']}"
-                    f"{' · ' + c['city'] if c['city'] else ''} — {c['reason']}"
-                    for c in candidates})
+    options = {0: f"Create a new {new_customer['kind']} customer: "
+                  + md_escape(new_customer["name"])}
+    options.update({c["id"]: "Link to existing: " + md_escape(
+        f"{c['name']}{' · ' + c['city'] if c['city'] else ''} — {c['reason']}")
+        for c in candidates})
     if candidates:
         st.warning(f"{len(candidates)} existing customer(s) look like this lead. Link to one "
                    "instead of creating a duplicate?", icon=":material/content_copy:")
@@ -88,10 +89,10 @@ def convert(lead: dict) -> None:
                 customer_id=choice or None, customer=None if choice else new_customer,
                 contact=conversion.contact_values(lead) if add_contact else None, deal=deal)
         except ValidationError as exc:
-            st.error(" ".join(exc.errors.values()))
+            st.error(md_escape(" ".join(exc.errors.values())))
             return
         except (PermissionDenied, records.ConflictError, records.NotFound) as exc:
-            st.error(str(exc) or "The lead changed meanwhile; reload and try again.")
+            st.error(md_escape(exc) or "The lead changed meanwhile; reload and try again.")
             return
         st.toast("Lead converted")
         st.switch_page("pages/deal.py" if made["deal_id"] else "pages/customer.py",

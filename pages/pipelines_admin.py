@@ -5,6 +5,7 @@ from crm.fields import ValidationError
 from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 user = require_user("admin")
 db = get_db()
@@ -14,6 +15,10 @@ label = {k: k.replace("_", " ").capitalize() for k in
 st.title("Pipelines & stages")
 found = pipelines.list_pipelines(db)
 names = {p["id"]: p["name"] + (" (default)" if p["is_default"] else "") for p in found}
+# A pipeline just created becomes the chosen one; the choice is set before its widget exists
+# (Streamlit refuses to change a widget's value after it was drawn in the same run).
+if "admin_pipeline_created" in st.session_state:
+    st.session_state["admin_pipeline"] = st.session_state.pop("admin_pipeline_created")
 left, right = st.columns([2, 1], vertical_alignment="bottom")
 pipeline_id = left.selectbox("Pipeline", list(names), format_func=names.get,
                              key="admin_pipeline")
@@ -23,9 +28,9 @@ with right.popover("New pipeline", icon=":material/add:"):
         try:
             created = pipelines.create_pipeline(db, user, new_name)
         except ValidationError as exc:
-            st.error(" ".join(exc.errors.values()))
+            st.error(md_escape(" ".join(exc.errors.values())))
         else:
-            st.session_state["admin_pipeline"] = created
+            st.session_state["admin_pipeline_created"] = created
             st.session_state.pop("new_pipeline_name", None)
             st.rerun()
 
@@ -35,7 +40,7 @@ with st.expander("Rename this pipeline"):
         try:
             pipelines.rename_pipeline(db, user, pipeline_id, renamed)
         except ValidationError as exc:
-            st.error(" ".join(exc.errors.values()))
+            st.error(md_escape(" ".join(exc.errors.values())))
         else:
             st.rerun()
 
@@ -73,21 +78,25 @@ for i, s in enumerate(stages):
         pipelines.move_stage(db, user, sid, +1)
         st.rerun()
     with c[7].popover("Delete", icon=":material/delete:"):
-        held = pipelines.deals_in_stage(db, sid)
+        live = pipelines.deals_in_stage(db, sid)
+        trashed = pipelines.deals_in_stage(db, sid, trashed=True)
+        held = live + trashed
         others = {o["id"]: o["name"] for o in stages if o["id"] != sid}
         target = None
         if held:
-            st.write(f"{s['name']} holds {held:,} deal(s). Move them to:")
+            st.write(f"{md_escape(s['name'])} holds {live:,} deal(s)"
+                     + (f" and {trashed:,} in the trash" if trashed else "")
+                     + ". Move them to:")
             target = st.selectbox("Move deals to", list(others), format_func=others.get,
                                   key=f"st_target:{sid}", index=None)
         else:
-            st.write(f"Delete the stage {s['name']}?")
+            st.write(f"Delete the stage {md_escape(s['name'])}?")
         if st.button("Delete stage", key=f"st_delete:{sid}", type="primary",
                      disabled=bool(held) and target is None):
             try:
                 pipelines.delete_stage(db, user, sid, move_deals_to=target)
             except ValidationError as exc:
-                st.error(" ".join(exc.errors.values()))
+                st.error(md_escape(" ".join(exc.errors.values())))
             else:
                 st.rerun()
 
@@ -102,7 +111,7 @@ if st.button("Save stage changes", type="primary", key="save_stages"):
                 problems.append(f"{s['name']}: " + " ".join(exc.errors.values()))
     if problems:
         for p in problems:
-            st.error(p)
+            st.error(md_escape(p))
     else:
         st.toast("Stages saved")
         st.rerun()

@@ -108,7 +108,7 @@ def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
 
 
 @pytest.mark.parametrize("role,expected", [
-    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks", "Users", "Pipelines & stages"]),
+    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks", "Users", "Pipelines & stages", "General"]),
     ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks"]),
     ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks"]),
     ("viewer", ["Home"]),

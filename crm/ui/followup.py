@@ -43,7 +43,7 @@ def activity_tab(user: User, link: str, record_id: int, key: str = "") -> None:
             st.markdown(head)
             st.text(e["subject"] + (f"\n{e['notes']}" if e["notes"] else ""))
             if e["by_name"]:
-                st.caption(f"by {e['by_name']}")
+                st.caption(f"by {md_escape(e['by_name'])}")
 
 
 def activities_label(kind: str) -> str:
@@ -99,7 +99,7 @@ def task_list(user: User, tasks: list[dict], key: str, show_related: bool = Fals
                                          log={"kind": "note", "outcome": "completed"}
                                          if log else None)
             except (PermissionDenied, ValidationError) as exc:
-                st.error(str(exc))
+                st.error(md_escape(exc))
                 return
             st.toast("Task done" + ("; noted in the activities" if log else ""))
             st.rerun()

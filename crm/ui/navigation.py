@@ -23,6 +23,7 @@ PAGES = [
     ("Settings", "pages/users.py", "Users", ":material/group:", "admin", True),
     ("Settings", "pages/pipelines_admin.py", "Pipelines & stages", ":material/tune:", "admin",
      True),
+    ("Settings", "pages/settings.py", "General", ":material/settings:", "admin", True),
     ("Account", "pages/account.py", "My account", ":material/account_circle:", "viewer", True),
 ]
 

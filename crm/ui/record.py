@@ -13,6 +13,7 @@ from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
 from crm.ui.forms import clear_form, edited, spec_form, submit_form
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 
 def record_id_param() -> int | str | None:
@@ -53,7 +54,7 @@ def record_page(entity: records.Entity, user: User, list_page: str,
             raise records.NotFound("That link has no valid record id")
         row = records.get(db, user, entity, rid)
     except (records.NotFound, PermissionDenied) as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     _header(entity, row)
     if row["deleted_at"] is not None:
@@ -72,13 +73,14 @@ def record_page(entity: records.Entity, user: User, list_page: str,
 
 
 def _header(entity: records.Entity, row: dict) -> None:
-    st.title(row["record_title"] or f"{entity.label} #{row['id']}")
+    st.title(md_escape(row["record_title"]) or f"{entity.label} #{row['id']}")
     bits = [f"{entity.label} #{row['id']}"]
     if row.get("owner_name"):
-        bits.append(f"owner {row['owner_name']}")
+        bits.append(f"owner {md_escape(row['owner_name'])}")
     bits.append(f"created {row['created_at']:%Y-%m-%d %H:%M}")
     bits.append(f"updated {row['updated_at']:%Y-%m-%d %H:%M}"
-                + (f" by {row['updated_by_name']}" if row.get("updated_by_name") else ""))
+                + (f" by {md_escape(row['updated_by_name'])}" if row.get("updated_by_name")
+                   else ""))
     st.caption(" · ".join(bits))
 
 
@@ -94,7 +96,7 @@ def _trash_command(command, entity: records.Entity, user: User, row: dict, done:
     try:
         command(get_db(), user, entity, row["id"])
     except PermissionDenied as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     st.toast(done)
     st.rerun()
@@ -129,7 +131,7 @@ def _edit(entity: records.Entity, user: User, row: dict, choices: dict) -> None:
     if conflict:
         _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_key)
     elif base["version"] != row["version"]:
-        st.info(f"{row.get('updated_by_name') or 'Someone'} saved this record after you opened "
+        st.info(f"{md_escape(row.get('updated_by_name') or 'Someone')} saved this record after you opened "
                 "it. Your edits are kept; saving will show what changed.")
     errors = st.session_state.get(f"{form_key}:errors")
     readonly = row["deleted_at"] is not None
@@ -149,7 +151,7 @@ def _edit(entity: records.Entity, user: User, row: dict, choices: dict) -> None:
         st.session_state.pop(f"{form_key}:errors", None)
         st.rerun()
     except (PermissionDenied, records.NotFound) as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     _saved(entity, saved, base_key, form_key)
 
@@ -164,7 +166,7 @@ def _saved(entity, saved: dict, base_key: str, old_form_key: str) -> None:
 
 def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_key) -> None:
     current = conflict["current"]
-    st.warning(f"Not saved: {current.get('updated_by_name') or 'someone'} changed this "
+    st.warning(f"Not saved: {md_escape(current.get('updated_by_name') or 'someone')} changed this "
                f"{entity.label.lower()} at {current['updated_at']:%Y-%m-%d %H:%M:%S} after you "
                "opened it. Your values are still in the form below.",
                icon=":material/sync_problem:")
@@ -183,7 +185,7 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
                                               "changed": exc.changed}
             st.rerun()
         except (ValidationError, PermissionDenied, records.NotFound) as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         st.session_state.pop(conflict_key, None)
         _saved(entity, saved, base_key, form_key)
@@ -242,13 +244,18 @@ def _shown(f, value, owners) -> str:
     return _text(value)
 
 
-def related_choices(row: dict | None) -> dict[str, dict]:
-    """Labels for the (locked) links of an activity or task to its lead, customer, contact
-    or deal, so the form names them instead of showing ids."""
-    if row is None:
-        return {}
-    from crm import activities
+def related_choices(user: User, row: dict | None) -> dict[str, dict]:
+    """Pickers for the links of an activity or task to its lead, customer, contact or deal:
+    on a new one, the records the user may see; on an existing one (links locked), the names
+    of its links."""
+    from crm import activities, customers, deals, leads
 
-    return {link: {row[link]: records.ref_label(get_db(), spec.ref, row[link])}
+    db = get_db()
+    if row is None:
+        return {"lead_id": records.choices(db, user, leads.LEADS),
+                "customer_id": customers.customer_choices(db, user),
+                "contact_id": customers.contact_choices(db, user),
+                "deal_id": records.choices(db, user, deals.DEALS)}
+    return {link: {row[link]: records.ref_label(db, user, spec.ref, row[link])}
             for link, spec in ((f.name, f) for f in activities.TASK_FIELDS
                                if f.name in activities.LINKS) if row.get(link) is not None}
