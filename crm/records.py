@@ -143,31 +143,74 @@ def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
 
 
 def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
-    """One page of rows plus the total count; filtering, sorting and paging happen in SQL."""
+    """One page of rows plus the total count; filtering, sorting and paging happen in SQL.
+
+    The page is chosen on the table alone (ids only) and only its rows are joined to their
+    owner and referenced records. A page past the middle is read from the other end (the same
+    rows, in the same order). With a text search, which makes counting as slow as a scan, the
+    first page and the count come from one scan; otherwise the count is cheap and goes first."""
     require(user, "view")
     where, params = _where(entity, user, q)
-    spec = entity.spec
-    sort = q.sort if q.sort in spec else entity.default_sort[0]
-    direction = "DESC" if q.descending else "ASC"
+    sort = q.sort if q.sort in entity.spec else entity.default_sort[0]
     page_size = max(1, min(int(q.page_size), 500))
+    select = _list_select(entity)
+    order = _order("t", sort, q.descending)
+    if int(q.page) <= 1 and (q.search or "").strip():
+        keys = "t.id" if sort == "id" else f"t.id, t.{sort}"
+        found = db.query(
+            f"WITH m AS MATERIALIZED (SELECT {keys} FROM {entity.table} t WHERE {where})"
+            f" {select}, (SELECT count(*) FROM m) AS {_TOTAL} FROM {entity.table} t"
+            f" JOIN (SELECT m.id FROM m ORDER BY {_order('m', sort, q.descending)}"
+            f" LIMIT $limit) p ON p.id = t.id{_list_joins(entity)} ORDER BY {order}",
+            {**params, "limit": page_size})
+        total = found[0][_TOTAL] if found else 0
+        for row in found:
+            del row[_TOTAL]
+        return Page(found, total, 1, page_size)
     total = db.scalar(f"SELECT count(*) FROM {entity.table} t WHERE {where}", params)
     last_page = max(1, -(-total // page_size))
     page = max(1, min(int(q.page), last_page))
+    offset = (page - 1) * page_size
+    limit = min(page_size, total - offset)
+    if limit <= 0:
+        return Page([], total, page, page_size)
+    reverse = offset > total // 2  # nearer the end: skip fewer rows, from the other end
+    if reverse:
+        offset = total - offset - limit
+    found = db.query(
+        f"{select} FROM {entity.table} t JOIN (SELECT t.id FROM {entity.table} t WHERE {where}"
+        f" ORDER BY {_order('t', sort, q.descending, reverse)} LIMIT $limit OFFSET $offset) p"
+        f" ON p.id = t.id{_list_joins(entity)} ORDER BY {order}",
+        {**params, "limit": limit, "offset": offset})
+    return Page(found, total, page, page_size)
+
+
+_TOTAL = "list_total__"
+
+
+def _order(alias: str, sort: str, descending: bool, reverse: bool = False) -> str:
+    """The list order: NULLs last, ties by id. reverse gives the exact opposite order (NULLs
+    first), so reading from the other end yields the same rows, reversed."""
+    direction = "DESC" if descending != reverse else "ASC"
+    nulls = "FIRST" if reverse else "LAST"
+    return f"{alias}.{sort} {direction} NULLS {nulls}, {alias}.id {direction}"
+
+
+def _list_select(entity: Entity) -> str:
+    """The list columns over t, the referenced records' names (r_<field>) and the owner (u)."""
     cols = [f"t.{f.name}" for f in entity.all_fields if f.in_list or f.name == "owner_id"]
-    joins = ""
     for f in entity.all_fields:
         if f.in_list and f.type == "ref":  # show the referenced record's name, not its id
-            alias = f"r_{f.name}"
-            cols.append(f"{REF_LABELS[f.ref].format(a=alias)} AS {f.name}__label")
-            joins += f" LEFT JOIN {f.ref} {alias} ON {alias}.id = t.{f.name}"
-    sql = (
-        f"SELECT {', '.join(cols)}, u.name AS owner_name FROM {entity.table} t"
-        f" LEFT JOIN users u ON u.id = t.owner_id{joins}"
-        f" WHERE {where} ORDER BY t.{sort} {direction} NULLS LAST, t.id {direction}"
-        f" LIMIT $limit OFFSET $offset"
-    )
-    params.update(limit=page_size, offset=(page - 1) * page_size)
-    return Page(db.query(sql, params), total, page, page_size)
+            cols.append(f"{REF_LABELS[f.ref].format(a='r_' + f.name)} AS {f.name}__label")
+    return f"SELECT {', '.join(cols)}, u.name AS owner_name"
+
+
+def _list_joins(entity: Entity) -> str:
+    joins = " LEFT JOIN users u ON u.id = t.owner_id"
+    for f in entity.all_fields:
+        if f.in_list and f.type == "ref":
+            joins += f" LEFT JOIN {f.ref} r_{f.name} ON r_{f.name}.id = t.{f.name}"
+    return joins
 
 
 def get(db: Database, user: User, entity: Entity, record_id: int) -> dict:
@@ -187,17 +230,34 @@ def visible(entity: Entity, user: User) -> tuple[str, dict]:
 def fetch(db_or_cur, entity: Entity, record_id: int) -> dict | None:
     """One row with its title and owner's name, trashed or not, without a permission check
     (commands check it themselves)."""
-    sql = (
-        f"SELECT t.*, {entity.title_sql} AS record_title, u.name AS owner_name,"
-        f" uu.name AS updated_by_name FROM {entity.table} t"
-        f" LEFT JOIN users u ON u.id = t.owner_id LEFT JOIN users uu ON uu.id = t.updated_by"
-        f" WHERE t.id = $id"
-    )
-    params = {"id": int(record_id)}
+    row = _row(db_or_cur, entity, record_id)
+    return None if row is None else _with_names(db_or_cur, row)
+
+
+def _query(db_or_cur, sql: str, params: dict) -> list[dict]:
     if isinstance(db_or_cur, Database):
-        return db_or_cur.one(sql, params)
-    found = rows(db_or_cur, sql, params)
+        return db_or_cur.query(sql, params)
+    return rows(db_or_cur, sql, params)
+
+
+def _row(db_or_cur, entity: Entity, record_id: int) -> dict | None:
+    """The row and its title alone: what the commands check."""
+    found = _query(db_or_cur, f"SELECT t.*, {entity.title_sql} AS record_title"
+                              f" FROM {entity.table} t WHERE t.id = $id", {"id": int(record_id)})
     return found[0] if found else None
+
+
+def _with_names(db_or_cur, row: dict) -> dict:
+    """Adds owner_name and updated_by_name, looked up by id (cheaper than joining users)."""
+    owner, editor = row.get("owner_id"), row.get("updated_by")
+    wanted = {i for i in (owner, editor) if i is not None}
+    names = {}
+    if wanted:
+        params = {f"u{i}": u for i, u in enumerate(wanted)}
+        names = {r["id"]: r["name"] for r in _query(
+            db_or_cur, f"SELECT id, name FROM users WHERE id IN"
+                       f" ({', '.join('$' + k for k in params)})", params)}
+    return {**row, "owner_name": names.get(owner), "updated_by_name": names.get(editor)}
 
 
 def _check(entity: Entity, clean: dict) -> None:
@@ -284,21 +344,22 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
     for f in entity.fields:
         if f.create_only or f.name == entity.parent:
             clean.pop(f.name, None)  # set once; changed only by their own commands
-    current = fetch(cur, entity, record_id)
+    current = _row(cur, entity, record_id)  # read once, without names, for the checks
     if current is None or current["deleted_at"] is not None:
         raise NotFound(f"{entity.label} #{record_id} does not exist or is in the trash")
     require(user, "edit", current)
     if expected_version is None:
         expected_version = current["version"]
     if current["version"] != expected_version:
-        raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
+        raise ConflictError(_with_names(cur, current),
+                            _conflicts(entity, base or {}, current, clean))
     merged = {**{f.name: current[f.name] for f in entity.editable}, **clean}
     _check(entity, merged)
     if "owner_id" in clean and clean["owner_id"] != current["owner_id"]:
         _owner_rules(user, clean, cur)
     changes = {k: (current[k], v) for k, v in clean.items() if _differs(current[k], v)}
     if not changes:
-        return current
+        return _with_names(cur, current)
     assigns = ", ".join(f"{k} = ${k}" for k in changes)
     params = {k: v for k, (_, v) in changes.items()}
     params.update(id=record_id, v=expected_version, now=datetime.now(), by=user.id or None)
@@ -309,9 +370,10 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
         params,
     ).fetchone()[0]
     if updated != 1:  # belt and braces: the version moved under us
-        raise ConflictError(current, _conflicts(entity, base or {}, current, clean))
+        raise ConflictError(_with_names(cur, current),
+                            _conflicts(entity, base or {}, current, clean))
     audit.record(cur, user, entity.table, record_id, "update", changes)
-    return fetch(cur, entity, record_id)
+    return fetch(cur, entity, record_id)  # as stored (types, defaults), with names
 
 
 def _differs(old, new) -> bool:
