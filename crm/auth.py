@@ -35,6 +35,7 @@ class User:
     name: str
     email: str | None
     role: str
+    language: str | None = None  # None: the install-wide default
 
     def at_least(self, role: str) -> bool:
         return RANK[self.role] >= RANK[role]
@@ -68,10 +69,28 @@ def count_users(db: Database) -> int:
 
 def get_user(db: Database, username: str) -> User | None:
     row = db.one(
-        "SELECT id, username, name, email, role FROM users WHERE username = $u AND active",
+        "SELECT id, username, name, email, role, language FROM users"
+        " WHERE username = $u AND active",
         {"u": (username or "").lower().strip()},
     )
     return User(**row) if row else None
+
+
+def set_language(db: Database, user: User, language: str | None) -> None:
+    """The user's own language (None: the install-wide default)."""
+    from crm.fields import ValidationError
+    from crm.i18n import LANGUAGES, gettext as _
+
+    if language is not None and language not in LANGUAGES:
+        raise ValidationError({"language": _("Choose one of the offered languages")})
+    with db.transaction() as cur:
+        old = cur.execute("SELECT language FROM users WHERE id = $id",
+                          {"id": user.id}).fetchone()
+        if old is None or old[0] == language:
+            return
+        cur.execute("UPDATE users SET language = $l WHERE id = $id",
+                    {"l": language, "id": user.id})
+        audit.record(cur, user, "users", user.id, "update", {"language": [old[0], language]})
 
 
 def list_users(db: Database) -> list[dict]:

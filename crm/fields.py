@@ -7,6 +7,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from crm.i18n import gettext as _
+
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 # Persian and Arabic-Indic digits are common in phone numbers typed in fa_IR.
@@ -39,6 +41,8 @@ class Field:
     # (field, value): shown and kept only when that other field has that value
     only_when: tuple[str, str] | None = None
     ref: str | None = None  # for type "ref": the table whose id this holds
+    # names of choices that are not words to translate (e.g. languages in their own script)
+    choice_names: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
@@ -47,11 +51,26 @@ class Field:
             limit = {"longtext": 5000, "email": 254, "phone": 40}.get(self.type, 200)
             object.__setattr__(self, "max_length", limit)
 
-    def choice_label(self, value) -> str:
+    def choice_label(self, value, translate: bool = True) -> str:
+        """A choice as people read it, in their language; codes (USD) stay as they are."""
         if value is None:
             return ""
         text = str(value)
-        return text if text.isupper() else text.replace("_", " ").capitalize()  # codes stay
+        named = dict(self.choice_names)
+        if text in named:
+            return named[text]
+        if text.isupper():
+            return text
+        label = text.replace("_", " ").capitalize()
+        return _(label) if translate else label
+
+    @property
+    def shown_label(self) -> str:
+        return _(self.label)
+
+    @property
+    def shown_help(self) -> str | None:
+        return _(self.help) if self.help else None
 
 
 class ValidationError(ValueError):
@@ -68,7 +87,7 @@ def validate(specs: list[Field], values: dict, partial: bool = False) -> dict:
     errors: dict[str, str] = {}
     by_name = {f.name: f for f in specs}
     for unknown in set(values) - set(by_name):
-        errors[unknown] = "is not a field of this record"
+        errors[unknown] = _("is not a field of this record")
     for spec in specs:
         if not spec.editable:
             continue
@@ -85,7 +104,7 @@ def validate(specs: list[Field], values: dict, partial: bool = False) -> dict:
             if values.get(other, by_name[other].default) != wanted:
                 value = None
         if value is None and spec.required:
-            errors[spec.name] = f"{spec.label} is required"
+            errors[spec.name] = _("{label} is required").format(label=spec.shown_label)
             continue
         clean[spec.name] = value
     if errors:
@@ -106,18 +125,18 @@ def convert(spec: Field, raw: Any) -> Any:
         text = str(raw)
         if spec.max_length and len(text) > spec.max_length:
             raise ValueError(
-                f"{spec.label} is too long ({len(text)} characters; at most {spec.max_length})"
-            )
+                _("{label} is too long ({length} characters; at most {limit})").format(
+                    label=spec.shown_label, length=len(text), limit=spec.max_length))
         if t == "email":
             text = text.lower()
             if not EMAIL_RE.match(text):
-                raise ValueError(f"{text!r} is not a valid email address")
+                raise ValueError(_("{text} is not a valid email address").format(text=repr(text)))
         if t == "phone":
             text = text.translate(_DIGITS)
             if not PHONE_RE.match(text):
                 raise ValueError(
-                    f"{text!r} is not a valid phone number (digits, spaces, + ( ) - . only)"
-                )
+                    _("{text} is not a valid phone number (digits, spaces, + ( ) - . only)")
+                    .format(text=repr(text)))
         return text
     if t == "choice":
         value = str(raw)
@@ -125,7 +144,9 @@ def convert(spec: Field, raw: Any) -> Any:
             lowered = {c.lower(): c for c in spec.choices}
             if value.lower() in lowered:
                 return lowered[value.lower()]
-            raise ValueError(f"{spec.label} must be one of: {', '.join(spec.choices)}")
+            raise ValueError(_("{label} must be one of: {choices}").format(
+                label=spec.shown_label,
+                choices=", ".join(spec.choice_label(c) for c in spec.choices)))
         return value
     if t == "integer":
         try:
@@ -133,24 +154,19 @@ def convert(spec: Field, raw: Any) -> Any:
         except InvalidOperation:
             exact = None
         if exact is None or not exact.is_finite() or exact != exact.to_integral_value():
-            raise ValueError(f"{spec.label} must be a whole number")
+            raise ValueError(_("{label} must be a whole number").format(label=spec.shown_label))
         number = int(exact)
-        if spec.min_value is not None and number < spec.min_value:
-            raise ValueError(f"{spec.label} cannot be less than {spec.min_value:g}")
-        if spec.max_value is not None and number > spec.max_value:
-            raise ValueError(f"{spec.label} cannot be more than {spec.max_value:g}")
+        _limits(spec, number)
         return number
     if t in ("money", "number"):
         try:
             number = Decimal(str(raw).translate(_DIGITS).replace(",", ""))
         except InvalidOperation:
-            raise ValueError(f"{spec.label} must be a number") from None
+            raise ValueError(_("{label} must be a number").format(label=spec.shown_label)) \
+                from None
         if not number.is_finite():
-            raise ValueError(f"{spec.label} must be a number")
-        if spec.min_value is not None and number < Decimal(str(spec.min_value)):
-            raise ValueError(f"{spec.label} cannot be less than {spec.min_value:g}")
-        if spec.max_value is not None and number > Decimal(str(spec.max_value)):
-            raise ValueError(f"{spec.label} cannot be more than {spec.max_value:g}")
+            raise ValueError(_("{label} must be a number").format(label=spec.shown_label))
+        _limits(spec, number)
         return number.quantize(Decimal("0.01")) if t == "money" else number
     if t == "date":
         if isinstance(raw, datetime):
@@ -162,7 +178,8 @@ def convert(spec: Field, raw: Any) -> Any:
         except ValueError as exc:
             if "between" in str(exc):
                 raise
-            raise ValueError(f"{spec.label} must be a date like 2026-01-31") from None
+            raise ValueError(_("{label} must be a date like {example}").format(
+                label=spec.shown_label, example="2026-01-31")) from None
     if t == "bool":
         if isinstance(raw, bool):
             return raw
@@ -171,19 +188,20 @@ def convert(spec: Field, raw: Any) -> Any:
             return True
         if text in ("0", "false", "no", "n", "f"):
             return False
-        raise ValueError(f"{spec.label} must be yes or no")
+        raise ValueError(_("{label} must be yes or no").format(label=spec.shown_label))
     if t in ("user", "ref"):
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"{spec.label} must be chosen from the list") from None
+            raise ValueError(_("{label} must be chosen from the list").format(
+                label=spec.shown_label)) from None
     if t == "datetime":
         if not isinstance(raw, datetime):
             try:
                 raw = datetime.fromisoformat(str(raw))
             except ValueError:
-                raise ValueError(
-                    f"{spec.label} must be a date and time like 2026-01-31 14:30") from None
+                raise ValueError(_("{label} must be a date and time like {example}").format(
+                    label=spec.shown_label, example="2026-01-31 14:30")) from None
         _in_range(spec, raw.date())
         return raw
     raise ValueError(f"unknown field type {t}")
@@ -191,16 +209,27 @@ def convert(spec: Field, raw: Any) -> Any:
 
 def _in_range(spec: Field, day: date) -> date:
     if not FIRST_DATE <= day <= LAST_DATE:
-        raise ValueError(f"{spec.label} must be between {FIRST_DATE} and {LAST_DATE} "
-                         f"({day} is not)")
+        raise ValueError(_("{label} must be between {first} and {last} ({day} is not)").format(
+            label=spec.shown_label, first=FIRST_DATE, last=LAST_DATE, day=day))
     return day
+
+
+def _limits(spec: Field, number) -> None:
+    low = None if spec.min_value is None else Decimal(str(spec.min_value))
+    high = None if spec.max_value is None else Decimal(str(spec.max_value))
+    if low is not None and number < low:
+        raise ValueError(_("{label} cannot be less than {limit}").format(
+            label=spec.shown_label, limit=f"{spec.min_value:g}"))
+    if high is not None and number > high:
+        raise ValueError(_("{label} cannot be more than {limit}").format(
+            label=spec.shown_label, limit=f"{spec.max_value:g}"))
 
 
 def check_dates_not_future(values: dict, names: list[str], specs: list[Field]) -> dict[str, str]:
     labels = {f.name: f.label for f in specs}
     today = date.today()
     return {
-        n: f"{labels[n]} cannot be in the future"
+        n: _("{label} cannot be in the future").format(label=_(labels[n]))
         for n in names
         if isinstance(values.get(n), date) and values[n] > today
     }

@@ -8,10 +8,14 @@ from crm import audit
 from crm.auth import PermissionDenied, User
 from crm.db import Database
 from crm.fields import Field, convert, validate
+from crm.i18n import LANGUAGES, env_default
 
 INSTALLED_BASE_RULES = ("active_status", "recent_purchase", "active_and_recent")
 
 FIELDS = [
+    Field("language", "Language for people who have not chosen one", "choice", required=True,
+          choices=tuple(LANGUAGES), choice_names=tuple(LANGUAGES.items()), default="en",
+          section="Language", help="Each person can choose their own under My account"),
     Field("installed_base_rule", "Installed base: who counts", "choice", required=True,
           choices=INSTALLED_BASE_RULES, default="active_status", section="Customers",
           help="Among customers who ever bought: those marked active, those with a won deal "
@@ -36,7 +40,8 @@ def get_all(db: Database) -> dict:
     out = {}
     for f in FIELDS:
         try:
-            out[f.name] = convert(f, stored[f.name]) if f.name in stored else f.default
+            out[f.name] = convert(f, stored[f.name]) if f.name in stored else (
+                env_default() if f.name == "language" else f.default)
         except ValueError:  # a value edited by hand into something invalid: use the default
             out[f.name] = f.default
     return out

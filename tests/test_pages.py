@@ -90,7 +90,8 @@ def test_sign_in_then_role_navigation(app_env):
     assert at.session_state["authentication_status"] is True
     assert "Hello, Reza" in texts(at)
     links = [p.proto.label for p in at.sidebar.get("page_link")]
-    assert links == ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks"]  # a rep has no Settings
+    assert links == ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks",
+                     "My account"]  # a rep has no Settings
 
 
 def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
@@ -108,10 +109,13 @@ def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
 
 
 @pytest.mark.parametrize("role,expected", [
-    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks", "Users", "Pipelines & stages", "General"]),
-    ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks"]),
-    ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks"]),
-    ("viewer", ["Home"]),
+    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks", "Users",
+               "Pipelines & stages", "General", "My account"]),
+    ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks",
+                 "My account"]),
+    ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks",
+             "My account"]),
+    ("viewer", ["Home", "My account"]),
 ])
 def test_menu_per_role(role, expected):
     assert [p[2] for p in navigation.allowed(role) if p[5]] == expected

@@ -14,7 +14,8 @@ from streamlit_authenticator.utilities import LoginError
 
 from crm import auth, config
 from crm.auth import User
-from crm.ui import cookie
+from crm.i18n import N_, gettext as _
+from crm.ui import cookie, locale
 from crm.ui.navigation import menu
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -25,7 +26,9 @@ _library_cookie_model.stx = SimpleNamespace(CookieManager=lambda: None)
 
 COOKIE_NAME = "crm_session"
 COOKIE_DAYS = 7
-ROLE_LABEL = {"admin": "Admin", "manager": "Manager", "rep": "Sales rep", "viewer": "Viewer"}
+ROLE_LABEL = {"admin": N_("Admin"), "manager": N_("Manager"), "rep": N_("Sales rep"),
+              "viewer": N_("Viewer")}
+KEEP_ON_SIGN_OUT = (locale.CHOSEN,)  # the sign-in screen stays in the language in use
 
 
 def current_user() -> User | None:
@@ -45,7 +48,7 @@ def current_user() -> User | None:
 
 
 def _forget_session() -> None:
-    for key in list(st.session_state):
+    for key in [k for k in st.session_state if k not in KEEP_ON_SIGN_OUT]:
         del st.session_state[key]  # nothing of the last user's screens survives
     st.session_state["authentication_status"] = None
 
@@ -62,6 +65,7 @@ def require_user(min_role: str = "viewer") -> User:
     st.set_page_config(layout="wide")  # also when a fresh server runs the page without app.py
     _log_run()
     db = get_db()
+    locale.apply(db, current_user())
     if auth.count_users(db) == 0:
         _first_admin(db)
         st.stop()
@@ -71,11 +75,12 @@ def require_user(min_role: str = "viewer") -> User:
     # The sign-in form's slot exists on every run, so the page's elements keep their places
     # between the run that signs in and the next one (the browser matches widgets by place).
     slot = st.empty()
-    user = current_user() or _login(authenticator, slot)
+    user = current_user() or _login(db, authenticator, slot)
     if user is None:
         st.stop()
     if not user.at_least(min_role):
-        st.error(f"Your role ({ROLE_LABEL[user.role]}) cannot open this page.")
+        st.error(_("Your role ({role}) cannot open this page.").format(
+            role=_(ROLE_LABEL[user.role])))
         _sidebar(user, authenticator)
         st.stop()
     _sidebar(user, authenticator)
@@ -137,7 +142,7 @@ def _authenticator(db) -> stauth.Authenticate:
     return authenticator
 
 
-def _login(authenticator: stauth.Authenticate, slot) -> User | None:
+def _login(db, authenticator: stauth.Authenticate, slot) -> User | None:
     """Shows the sign-in form; returns the user once signed in.
 
     No st.rerun() after signing in or out: the cookie is written by a component rendered in
@@ -148,23 +153,31 @@ def _login(authenticator: stauth.Authenticate, slot) -> User | None:
     with slot.container():
         left, middle, right = st.columns([1, 2, 1])
         with middle:
-            st.title("CRM")
-            st.caption("Sign in to continue.")
+            title, language = st.columns([3, 2], vertical_alignment="bottom")
+            title.title(_("CRM"))
+            with language:
+                locale.picker()
+            st.caption(_("Sign in to continue."))
             try:
                 authenticator.login(
                     location="main",
-                    fields={"Form name": "Sign in", "Username": "Username",
-                            "Password": "Password", "Login": "Sign in"},
+                    fields={"Form name": _("Sign in"), "Username": _("Username"),
+                            "Password": _("Password"), "Login": _("Sign in")},
                 )
             except LoginError as exc:
-                st.error(str(exc))
+                st.error(md_escape(exc))
                 return None
             status = st.session_state.get("authentication_status")
             if status is False:
-                st.error("Username or password is incorrect.")
+                st.error(_("Username or password is incorrect."))
     controller.set_cookie = set_cookie
     user = current_user()
     if user is not None:
+        chosen = st.session_state.get(locale.CHOSEN)
+        if chosen and chosen != user.language:  # picked on the sign-in page: theirs now
+            auth.set_language(db, user, chosen)
+            user = current_user()
+        locale.apply(db, user)
         slot.empty()
         if wanted_cookie:
             with st.sidebar:  # outside the emptied slot, and not shifting the main area
@@ -176,9 +189,9 @@ def _sidebar(user: User, authenticator: stauth.Authenticate) -> None:
     with st.sidebar:
         menu(user.role)
         st.divider()
-        st.markdown(f"**{md_escape(user.name)}**  \n{ROLE_LABEL[user.role]} · "
+        st.markdown(f"**{md_escape(user.name)}**  \n{_(ROLE_LABEL[user.role])} · "
                     f"{md_escape(user.username)}")
-        st.button("Sign out", key="sign_out", icon=":material/logout:",
+        st.button(_("Sign out"), key="sign_out", icon=":material/logout:",
                   on_click=st.session_state.__setitem__, args=("signing_out", True))
 
 
@@ -187,14 +200,17 @@ def _sign_out(authenticator: stauth.Authenticate, user: User) -> None:
     # worthless at once, even if the browser never deletes it.
     auth.revoke_sessions(get_db(), user)
     authenticator.logout(location="unrendered")  # renders the cookie deletion; sets 'logout'
-    keep = ("logout", "authentication_status", "username", "name", "roles", "email")
+    keep = ("logout", "authentication_status", "username", "name", "roles", "email",
+            *KEEP_ON_SIGN_OUT)
     for key in [k for k in st.session_state if k not in keep]:
         del st.session_state[key]  # nothing of the last user's screens survives
 
 
 def _first_admin(db) -> None:
-    st.title("Welcome to the CRM")
-    st.write("No one has an account yet. Create the first admin; you can add your team later.")
+    st.title(_("Welcome to the CRM"))
+    locale.picker("first_admin_language")
+    st.write(_("No one has an account yet. Create the first admin; you can add your team "
+               "later."))
     errors = st.session_state.get("fa_errors", {})
 
     def field(label: str, key: str, problem: str, **kwargs) -> str:
@@ -204,26 +220,26 @@ def _first_admin(db) -> None:
         return value
 
     with st.form("first_admin"):
-        name = field("Your name", "fa_name", "name")
-        username = field("Username", "fa_username", "username",
-                         help="3-32 lowercase letters, digits, dot, dash or underscore")
-        email = field("Email", "fa_email", "email")
-        password = field("Password", "fa_password", "password", type="password",
-                         help="At least 10 characters, with letters and digits")
-        repeat = field("Repeat password", "fa_repeat", "repeat", type="password")
+        name = field(_("Your name"), "fa_name", "name")
+        username = field(_("Username"), "fa_username", "username",
+                         help=_("3-32 lowercase letters, digits, dot, dash or underscore"))
+        email = field(_("Email"), "fa_email", "email")
+        password = field(_("Password"), "fa_password", "password", type="password",
+                         help=_("At least 10 characters, with letters and digits"))
+        repeat = field(_("Repeat password"), "fa_repeat", "repeat", type="password")
         for message in (m for k, m in errors.items()
                         if k not in ("name", "username", "email", "password", "repeat")):
-            st.error(message)
-        demo = st.checkbox("Fill the CRM with demo data", key="fa_demo",
-                           help="Realistic leads, customers and contacts to try things out")
-        submitted = st.form_submit_button("Create admin", type="primary")
+            st.error(md_escape(message))
+        demo = st.checkbox(_("Fill the CRM with demo data"), key="fa_demo",
+                           help=_("Realistic leads, customers and contacts to try things out"))
+        submitted = st.form_submit_button(_("Create admin"), type="primary")
     if not submitted:
         return
     from crm.fields import ValidationError
 
     try:
         if password != repeat:
-            raise ValidationError({"repeat": "The two passwords differ."})
+            raise ValidationError({"repeat": _("The two passwords differ.")})
         auth.create_user(db, None, username, name, email, password, "admin")
     except ValidationError as exc:
         st.session_state["fa_errors"] = exc.errors
@@ -235,7 +251,7 @@ def _first_admin(db) -> None:
     if demo:
         from crm import demo as demo_data
 
-        bar = st.progress(0.0, text="Loading demo data…")
+        bar = st.progress(0.0, text=_("Loading demo data…"))
         result = demo_data.load_demo(db, "small",
                                      progress=lambda f, text: bar.progress(min(f, 1.0), text=text))
         bar.empty()

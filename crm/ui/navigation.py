@@ -5,26 +5,27 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from crm.auth import RANK
+from crm.i18n import N_, gettext as _
 
 # (section, file, title, icon, least role, shown in the menu)
 PAGES = [
-    ("Home", "pages/home.py", "Home", ":material/home:", "viewer", True),
-    ("Sales", "pages/leads.py", "Leads", ":material/person_search:", "rep", True),
-    ("Sales", "pages/lead.py", "Lead", ":material/person:", "rep", False),
-    ("Sales", "pages/customers.py", "Customers", ":material/apartment:", "rep", True),
-    ("Sales", "pages/customer.py", "Customer", ":material/domain:", "rep", False),
-    ("Sales", "pages/contact.py", "Contact", ":material/person:", "rep", False),
-    ("Sales", "pages/pipeline.py", "Pipeline", ":material/view_kanban:", "rep", True),
-    ("Sales", "pages/deals.py", "Deals", ":material/handshake:", "rep", True),
-    ("Sales", "pages/deal.py", "Deal", ":material/handshake:", "rep", False),
-    ("Sales", "pages/activities.py", "Activities & tasks", ":material/task_alt:", "rep", True),
-    ("Sales", "pages/activity.py", "Activity", ":material/event_note:", "rep", False),
-    ("Sales", "pages/task.py", "Task", ":material/task:", "rep", False),
-    ("Settings", "pages/users.py", "Users", ":material/group:", "admin", True),
-    ("Settings", "pages/pipelines_admin.py", "Pipelines & stages", ":material/tune:", "admin",
+    (N_("Home"), "pages/home.py", N_("Home"), ":material/home:", "viewer", True),
+    (N_("Sales"), "pages/leads.py", N_("Leads"), ":material/person_search:", "rep", True),
+    (N_("Sales"), "pages/lead.py", N_("Lead"), ":material/person:", "rep", False),
+    (N_("Sales"), "pages/customers.py", N_("Customers"), ":material/apartment:", "rep", True),
+    (N_("Sales"), "pages/customer.py", N_("Customer"), ":material/domain:", "rep", False),
+    (N_("Sales"), "pages/contact.py", N_("Contact"), ":material/person:", "rep", False),
+    (N_("Sales"), "pages/pipeline.py", N_("Pipeline"), ":material/view_kanban:", "rep", True),
+    (N_("Sales"), "pages/deals.py", N_("Deals"), ":material/handshake:", "rep", True),
+    (N_("Sales"), "pages/deal.py", N_("Deal"), ":material/handshake:", "rep", False),
+    (N_("Sales"), "pages/activities.py", N_("Activities & tasks"), ":material/task_alt:", "rep", True),
+    (N_("Sales"), "pages/activity.py", N_("Activity"), ":material/event_note:", "rep", False),
+    (N_("Sales"), "pages/task.py", N_("Task"), ":material/task:", "rep", False),
+    (N_("Settings"), "pages/users.py", N_("Users"), ":material/group:", "admin", True),
+    (N_("Settings"), "pages/pipelines_admin.py", N_("Pipelines & stages"), ":material/tune:", "admin",
      True),
-    ("Settings", "pages/settings.py", "General", ":material/settings:", "admin", True),
-    ("Account", "pages/account.py", "My account", ":material/account_circle:", "viewer", True),
+    (N_("Settings"), "pages/settings.py", N_("General"), ":material/settings:", "admin", True),
+    (N_("Account"), "pages/account.py", N_("My account"), ":material/account_circle:", "viewer", True),
 ]
 
 
@@ -35,7 +36,7 @@ def allowed(role: str | None) -> list[tuple]:
 
 
 def pages_for(role: str | None) -> list:
-    return [st.Page(p[1], title=p[2], icon=p[3], default=i == 0)
+    return [st.Page(p[1], title=_(p[2]), icon=p[3], default=i == 0)
             for i, p in enumerate(allowed(role))]
 
 
@@ -48,8 +49,8 @@ def menu(role: str) -> None:
             continue
         if p[0] != section:
             section = p[0]
-            st.caption(section)
+            st.caption(_(section))
         try:
-            st.page_link(p[1], label=p[2], icon=p[3])
+            st.page_link(p[1], label=_(p[2]), icon=p[3])
         except StreamlitPageNotFoundError:
             return  # a page run as its own entrypoint (AppTest) has no pages to link to
