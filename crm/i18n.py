@@ -75,6 +75,39 @@ def N_(message: str) -> str:
 _ = gettext
 
 
+# Sentences about a kind of record ("New lead", "New task") are one msgid per entity, made
+# from these templates with the English names, so translators can decline and agree them
+# (Lithuanian adjectives follow the noun's gender). crm.i18n_tools extracts every one.
+ENTITY_PHRASES = (
+    "New {label}", "Create {label}", "{Label} created", "All {plural}",
+    "No {plural} yet. Use “New {label}” to add one.",
+    "Move this {label} to the trash? You can restore it later.",
+    "{Label} moved to the trash", "{Label} restored",
+    "This {label} is in the trash since {when}.",
+    "Not saved: {name} changed this {label} at {when} after you opened it. Your values are "
+    "still in the form below.",
+)
+ENTITY_PLURALS = (("{count} {label}", "{count} {plural}"),
+                  ("{count} {label} in the trash", "{count} {plural} in the trash"))
+
+
+def _entity_msgid(template: str, entity) -> str:
+    for token, value in (("{label}", entity.label.lower()), ("{Label}", entity.label),
+                         ("{plural}", entity.plural.lower()), ("{Plural}", entity.plural)):
+        template = template.replace(token, value)
+    return template
+
+
+def entity_text(entity, template: str, **values) -> str:
+    """A sentence about a kind of record, e.g. entity_text(LEADS, "New {label}")."""
+    return gettext(_entity_msgid(template, entity)).format(**values)
+
+
+def entity_ntext(entity, singular: str, plural: str, count: int, **values) -> str:
+    return ngettext(_entity_msgid(singular, entity), _entity_msgid(plural, entity),
+                    count).format(count=number(count), **values)
+
+
 # --- numbers -------------------------------------------------------------------------------
 
 def _locale() -> str:

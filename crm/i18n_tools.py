@@ -17,7 +17,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from crm.i18n import LANGUAGES, LOCALE_DIR
+from crm.i18n import ENTITY_PHRASES, ENTITY_PLURALS, LANGUAGES, LOCALE_DIR, _entity_msgid
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
@@ -27,7 +27,7 @@ TRANSLATED = [lang for lang in LANGUAGES if lang != "en"]
 
 def spec_messages() -> list[str]:
     """Every text the field specs and entities show."""
-    from crm import activities, customers, deals, leads, pipelines, records, settings
+    from crm import activities, customers, deals, leads, pipelines, settings
     from crm.fields import META_FIELDS
 
     specs = [*META_FIELDS, *leads.FIELDS, *customers.FIELDS, *customers.CONTACT_FIELDS,
@@ -38,10 +38,16 @@ def spec_messages() -> list[str]:
         found += [f.label, f.help, f.section]
         found += [f.choice_label(c, translate=False) for c in f.choices
                   if not c.isupper() and c not in dict(f.choice_names)]
-    for entity in (leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-                   activities.ACTIVITIES, activities.TASKS):
+    for entity in entities():
         found += [entity.label, entity.plural]
     return [m for m in dict.fromkeys(found) if m and isinstance(m, str)]
+
+
+def entities() -> list:
+    from crm import activities, customers, deals, leads
+
+    return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
+            activities.ACTIVITIES, activities.TASKS]
 
 
 def template() -> Catalog:
@@ -53,7 +59,13 @@ def template() -> Catalog:
                     context=context)
     for message in spec_messages():
         if message not in catalog:
-            catalog.add(message, locations=[("crm/fields.py (specs)", 0)])
+            catalog.add(message, locations=[("crm/fields.py", 0)])
+    for entity in entities():
+        for phrase in ENTITY_PHRASES:
+            catalog.add(_entity_msgid(phrase, entity), locations=[("crm/i18n.py", 0)])
+        for singular, plural in ENTITY_PLURALS:
+            catalog.add((_entity_msgid(singular, entity), _entity_msgid(plural, entity)),
+                        locations=[("crm/i18n.py", 0)])
     return catalog
 
 

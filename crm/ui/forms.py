@@ -9,7 +9,9 @@ from typing import Callable, TypeVar
 import streamlit as st
 
 from crm.auth import PermissionDenied
+from crm import i18n
 from crm.fields import TEXT_TYPES, Field, ValidationError
+from crm.i18n import gettext as _
 from crm.ui.text import md_escape
 
 T = TypeVar("T")
@@ -24,16 +26,29 @@ def widget_key(form_key: str, name: str) -> str:
     return f"{form_key}:{name}"
 
 
-def _keys(form_key: str, spec: Field) -> list[str]:
+def _jalali() -> bool:
+    """Persian users type dates in the Jalali calendar, in a text box (the date picker only
+    knows the Gregorian one)."""
+    return i18n.language() == "fa"
+
+
+def _keys(form_key: str, spec: Field, jalali: bool | None = None) -> list[str]:
     key = widget_key(form_key, spec.name)
-    return [key + ":date", key + ":time"] if spec.type == "datetime" else [key]
+    jalali = _jalali() if jalali is None else jalali
+    day = key + (":jalali" if jalali else ":date")  # another widget, so another key
+    if spec.type == "datetime":
+        return [day, key + ":time"]
+    return [key + ":jalali"] if spec.type == "date" and jalali else [key]
 
 
 def _widget_values(spec: Field, value) -> list:
     if spec.type == "datetime":
         if value is None:
-            return [None, time(9, 0)]
-        return [value.date(), value.time().replace(second=0, microsecond=0)]
+            return ["" if _jalali() else None, time(9, 0)]
+        day = i18n.format_date(value) if _jalali() else value.date()
+        return [day, value.time().replace(second=0, microsecond=0)]
+    if spec.type == "date" and _jalali():
+        return [i18n.format_date(value) if value else ""]
     if value is None:
         if spec.type == "bool":
             return [False]
@@ -47,7 +62,7 @@ def _widget_values(spec: Field, value) -> list:
 
 def spec_form(form_key: str, specs: list[Field], initial: dict,
               choices: dict[str, dict] | None = None, errors: dict[str, str] | None = None,
-              submit_label: str = "Save", columns: int = 2, disabled: bool = False,
+              submit_label: str | None = None, columns: int = 2, disabled: bool = False,
               editing: bool = False, hidden: tuple[str, ...] = ()) -> dict | None:
     """Renders the form; returns the entered values when submitted, else None.
 
@@ -62,10 +77,13 @@ def spec_form(form_key: str, specs: list[Field], initial: dict,
         sections.setdefault(spec.section, []).append(spec)
     with st.form(form_key, border=True):
         if errors:
-            st.error(f"Please correct {len(errors)} field(s) marked below. Nothing was saved.")
+            st.error(i18n.ngettext(
+                "Please correct {count} field marked below. Nothing was saved.",
+                "Please correct {count} fields marked below. Nothing was saved.",
+                len(errors)).format(count=i18n.number(len(errors))))
         for section, fields in sections.items():
             if len(sections) > 1:
-                st.markdown(f"**{md_escape(section)}**")
+                st.markdown(f"**{md_escape(_(section))}**")
             cols = st.columns(columns)
             for i, spec in enumerate(fields):
                 with cols[i % columns] if spec.type != "longtext" else st.container():
@@ -77,27 +95,38 @@ def spec_form(form_key: str, specs: list[Field], initial: dict,
         hidden_errors = [m for n, m in errors.items() if n in hidden]
         for message in hidden_errors:
             st.error(md_escape(message), icon=":material/error:")
-        submitted = st.form_submit_button(submit_label, type="primary", disabled=disabled)
+        submitted = st.form_submit_button(submit_label or _("Save"), type="primary",
+                                          disabled=disabled)
     if not submitted:
         return None
     spec_of = {f.name: f for f in specs}
     values = {name: initial.get(name, spec_of[name].default if name in spec_of else None)
               for name in hidden}
+    typed_wrong = {}
     for spec in shown:
         if editing and spec.create_only:
             continue
-        values[spec.name] = _value(spec, [st.session_state[k] for k in _keys(form_key, spec)])
+        try:
+            values[spec.name] = _value(spec, [st.session_state[k]
+                                              for k in _keys(form_key, spec)])
+        except ValueError as exc:  # a Jalali date that is no date
+            typed_wrong[spec.name] = f"{spec.shown_label}: {exc}"
+    if typed_wrong:
+        st.session_state[f"{form_key}:errors"] = typed_wrong  # shown next to the fields
+        st.rerun()
     return values
 
 
 def clear_form(form_key: str, specs: list[Field]) -> None:
     for spec in specs:
-        for key in _keys(form_key, spec):
+        for key in {*_keys(form_key, spec, True), *_keys(form_key, spec, False)}:
             st.session_state.pop(key, None)
 
 
 def _value(spec: Field, parts: list):
     value = parts[0]
+    if spec.type in ("date", "datetime") and isinstance(value, str):
+        value = i18n.parse_date(value)
     if spec.type == "datetime":
         return None if value is None else datetime.combine(value, parts[1] or time(9, 0))
     if spec.type in ("money", "number") and value is not None:
@@ -108,7 +137,7 @@ def _value(spec: Field, parts: list):
 
 
 def _label(spec: Field) -> str:
-    return f"{spec.label} *" if spec.required else spec.label
+    return f"{spec.shown_label} *" if spec.required else spec.shown_label
 
 
 def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: list):
@@ -116,9 +145,12 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
     session state, so the browser never shows a blank required field while the first values
     travel (it used to, now and then, on a new record's form)."""
     key = widget_key(form_key, spec.name)
-    label, help_text = md_escape(_label(spec)), spec.help
+    label, help_text = md_escape(_label(spec)), spec.shown_help
     t = spec.type
     start = initial[0]
+    if t in ("date", "datetime") and _jalali():
+        _jalali_input(form_key, spec, label, help_text, disabled, initial)
+        return
     if t in ("text", "email", "phone"):
         st.text_input(label, value=start, key=key, help=help_text, disabled=disabled,
                       placeholder={"email": "name@example.com", "phone": "+1 555 0100"}.get(t))
@@ -128,7 +160,7 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
         choices = list(spec.choices)
         st.selectbox(label, options=choices, format_func=spec.choice_label,
                      index=choices.index(start) if start in choices else None, key=key,
-                     help=help_text, disabled=disabled, placeholder="Choose…")
+                     help=help_text, disabled=disabled, placeholder=_("Choose…"))
     elif t in PICKED:
         ids = list(options)
         for extra in (start, st.session_state.get(key)):
@@ -137,8 +169,8 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
         st.selectbox(label, options=ids, format_func=lambda i: options.get(i, f"#{i}"),
                      index=ids.index(start) if start is not None else None, key=key,
                      disabled=disabled,
-                     help=help_text or ("Empty means you" if t == "user" else None),
-                     placeholder="Me" if t == "user" else "Choose…")
+                     help=help_text or (_("Empty means you") if t == "user" else None),
+                     placeholder=_("Me") if t == "user" else _("Choose…"))
     elif t in ("money", "number"):
         st.number_input(label, value=start, key=key, help=help_text, disabled=disabled,
                         step=100.0 if t == "money" else 1.0,
@@ -154,12 +186,29 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
         day.date_input(label, value=start, key=key + ":date", help=help_text,
                        disabled=disabled, min_value=MIN_DATE, max_value=MAX_DATE,
                        format="YYYY-MM-DD")
-        hour.time_input("Time", value=initial[1], key=key + ":time", disabled=disabled,
+        hour.time_input(_("Time"), value=initial[1], key=key + ":time", disabled=disabled,
                         step=900)
     elif t == "bool":
         st.checkbox(label, value=bool(start), key=key, help=help_text, disabled=disabled)
     else:
         raise ValueError(f"no widget for field type {t}")
+
+
+def _jalali_input(form_key: str, spec: Field, label: str, help_text: str | None,
+                  disabled: bool, initial: list) -> None:
+    day_key, *time_key = _keys(form_key, spec)
+    example = i18n.format_date(date(2026, 1, 31))
+    hint = _("Year/month/day in the Persian calendar, e.g. {example}").format(example=example)
+    help_text = f"{help_text}  \n{hint}" if help_text else hint
+    if spec.type == "datetime":
+        day, hour = st.columns([3, 2])
+        day.text_input(label, value=initial[0], key=day_key, help=help_text, disabled=disabled,
+                       placeholder=example)
+        hour.time_input(_("Time"), value=initial[1], key=time_key[0], disabled=disabled,
+                        step=900)
+    else:
+        st.text_input(label, value=initial[0], key=day_key, help=help_text, disabled=disabled,
+                      placeholder=example)
 
 
 def submit_form(form_key: str, specs: list[Field], initial: dict, choices: dict[str, dict],

@@ -14,6 +14,16 @@ from crm.fields import ValidationError
 from crm.ui.forms import clear_form, edited, spec_form, submit_form
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
+from crm import i18n
+from crm.i18n import N_, gettext as _
+
+ACTIONS = {"create": N_("created"), "update": N_("changed"), "delete": N_("moved to the trash"),
+           "restore": N_("restored"), "move": N_("moved"), "convert": N_("converted"),
+           "reorder": N_("reordered"), "lock": N_("locked"), "unlock": N_("unlocked")}
+
+
+def _action(action: str) -> str:
+    return _(ACTIONS[action]) if action in ACTIONS else action
 
 
 def record_id_param() -> int | str | None:
@@ -43,7 +53,8 @@ def record_page(entity: records.Entity, user: User, list_page: str,
                 actions: Callable[[dict], None] | None = None) -> None:
     """choices(row) adds pickers for reference fields (row is None on the create form);
     new_values pre-fills the create form; actions(row) draws controls above the tabs."""
-    st.page_link(list_page, label=f"All {entity.plural.lower()}", icon=":material/arrow_back:")
+    st.page_link(list_page, label=i18n.entity_text(entity, "All {plural}"),
+                 icon=":material/arrow_back:")
     rid = record_id_param()
     if rid == "new":
         _create(entity, user, field_choices(entity, None, choices), new_values or {})
@@ -51,7 +62,7 @@ def record_page(entity: records.Entity, user: User, list_page: str,
     db = get_db()
     try:
         if rid is None:
-            raise records.NotFound("That link has no valid record id")
+            raise records.NotFound(_("That link has no valid record id"))
         row = records.get(db, user, entity, rid)
     except (records.NotFound, PermissionDenied) as exc:
         st.error(md_escape(exc))
@@ -61,7 +72,7 @@ def record_page(entity: records.Entity, user: User, list_page: str,
         _trashed(entity, user, row)
     elif actions:
         actions(row)
-    names = ["Details", "Timeline", *(tabs or {})]
+    names = [_("Details"), _("Timeline"), *(tabs or {})]
     shown = st.tabs(names)
     with shown[0]:
         _edit(entity, user, row, field_choices(entity, row, choices))
@@ -73,22 +84,29 @@ def record_page(entity: records.Entity, user: User, list_page: str,
 
 
 def _header(entity: records.Entity, row: dict) -> None:
-    st.title(md_escape(row["record_title"]) or f"{entity.label} #{row['id']}")
-    bits = [f"{entity.label} #{row['id']}"]
+    number = f"{_(entity.label)} #{row['id']}"
+    st.title(md_escape(row["record_title"]) or number)
+    bits = [number]
     if row.get("owner_name"):
-        bits.append(f"owner {md_escape(row['owner_name'])}")
-    bits.append(f"created {row['created_at']:%Y-%m-%d %H:%M}")
-    bits.append(f"updated {row['updated_at']:%Y-%m-%d %H:%M}"
-                + (f" by {md_escape(row['updated_by_name'])}" if row.get("updated_by_name")
-                   else ""))
+        bits.append(_("owner {name}").format(name=md_escape(row["owner_name"])))
+    bits.append(_("created {when}").format(when=i18n.format_datetime(row["created_at"])))
+    if row.get("updated_by_name"):
+        bits.append(_("updated {when} by {name}").format(
+            when=i18n.format_datetime(row["updated_at"]),
+            name=md_escape(row["updated_by_name"])))
+    else:
+        bits.append(_("updated {when}").format(when=i18n.format_datetime(row["updated_at"])))
     st.caption(" · ".join(bits))
 
 
 def _trashed(entity: records.Entity, user: User, row: dict) -> None:
-    st.warning(f"This {entity.label.lower()} is in the trash since "
-               f"{row['deleted_at']:%Y-%m-%d %H:%M}.", icon=":material/delete:")
-    if st.button("Restore", key=f"{entity.table}:restore", icon=":material/restore_from_trash:"):
-        _trash_command(records.restore, entity, user, row, f"{entity.label} restored")
+    st.warning(i18n.entity_text(entity, "This {label} is in the trash since {when}.",
+                                when=i18n.format_datetime(row["deleted_at"])),
+               icon=":material/delete:")
+    if st.button(_("Restore"), key=f"{entity.table}:restore",
+                 icon=":material/restore_from_trash:"):
+        _trash_command(records.restore, entity, user, row,
+                       i18n.entity_text(entity, "{Label} restored"))
 
 
 def _trash_command(command, entity: records.Entity, user: User, row: dict, done: str) -> None:
@@ -103,13 +121,13 @@ def _trash_command(command, entity: records.Entity, user: User, row: dict, done:
 
 
 def _create(entity: records.Entity, user: User, choices: dict, initial: dict) -> None:
-    st.title(f"New {entity.label.lower()}")
+    st.title(i18n.entity_text(entity, "New {label}"))
     new_id = submit_form(f"{entity.table}:new", entity.fields, {"owner_id": user.id, **initial},
                          choices, lambda values: entity.create(get_db(), user, values),
-                         submit_label=f"Create {entity.label.lower()}")
+                         submit_label=i18n.entity_text(entity, "Create {label}"))
     if new_id is None:
         return
-    st.toast(f"{entity.label} created")
+    st.toast(i18n.entity_text(entity, "{Label} created"))
     st.query_params["id"] = str(new_id)
     st.rerun()
 
@@ -131,12 +149,13 @@ def _edit(entity: records.Entity, user: User, row: dict, choices: dict) -> None:
     if conflict:
         _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_key)
     elif base["version"] != row["version"]:
-        st.info(f"{md_escape(row.get('updated_by_name') or 'Someone')} saved this record after you opened "
-                "it. Your edits are kept; saving will show what changed.")
+        st.info(_("{name} saved this record after you opened it. Your edits are kept; saving "
+                  "will show what changed.").format(
+            name=md_escape(row.get("updated_by_name") or _("Someone"))))
     errors = st.session_state.get(f"{form_key}:errors")
     readonly = row["deleted_at"] is not None
     values = spec_form(form_key, entity.fields, base, choices, errors,
-                       submit_label="Save changes", disabled=readonly, editing=True)
+                       submit_label=_("Save changes"), disabled=readonly, editing=True)
     _delete_button(entity, user, row, readonly)
     if values is None:
         return
@@ -160,23 +179,27 @@ def _saved(entity, saved: dict, base_key: str, old_form_key: str) -> None:
     st.session_state.pop(f"{old_form_key}:errors", None)
     clear_form(old_form_key, entity.fields)
     st.session_state[base_key] = saved
-    st.toast("Saved", icon=":material/check:")
+    st.toast(_("Saved"), icon=":material/check:")
     st.rerun()
 
 
 def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_key) -> None:
     current = conflict["current"]
-    st.warning(f"Not saved: {md_escape(current.get('updated_by_name') or 'someone')} changed this "
-               f"{entity.label.lower()} at {current['updated_at']:%Y-%m-%d %H:%M:%S} after you "
-               "opened it. Your values are still in the form below.",
-               icon=":material/sync_problem:")
+    st.warning(i18n.entity_text(
+        entity, "Not saved: {name} changed this {label} at {when} after you opened it. Your "
+        "values are still in the form below.",
+        name=md_escape(current.get("updated_by_name") or _("someone")),
+        when=i18n.format_datetime(current["updated_at"])), icon=":material/sync_problem:")
     if conflict["changed"]:
-        show = pd.DataFrame([{"Field": c["label"], "When you opened it": _text(c["yours_was"]),
-                              "Saved by them": _text(c["theirs"]), "Yours": _text(c["yours"])}
+        show = pd.DataFrame([{_("Field"): _(c["label"]),
+                              _("When you opened it"): _text(c["yours_was"]),
+                              _("Saved by them"): _text(c["theirs"]),
+                              _("Yours"): _text(c["yours"])}
                              for c in conflict["changed"]])
         st.dataframe(show, hide_index=True)
     keep, theirs = st.columns(2)
-    if keep.button("Save my values over theirs", key=f"{form_key}:overwrite", type="primary"):
+    if keep.button(_("Save my values over theirs"), key=f"{form_key}:overwrite",
+                   type="primary"):
         try:
             saved = entity.update(get_db(), user, row["id"], conflict["mine"],
                                   current["version"], current)
@@ -189,7 +212,7 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
             return
         st.session_state.pop(conflict_key, None)
         _saved(entity, saved, base_key, form_key)
-    if theirs.button("Discard mine, load theirs", key=f"{form_key}:discard"):
+    if theirs.button(_("Discard mine, load theirs"), key=f"{form_key}:discard"):
         st.session_state.pop(conflict_key, None)
         clear_form(form_key, entity.fields)
         st.session_state[base_key] = row
@@ -199,11 +222,12 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
 def _delete_button(entity: records.Entity, user: User, row: dict, readonly: bool) -> None:
     if readonly:
         return
-    with st.popover("Delete", icon=":material/delete:"):
-        st.write(f"Move this {entity.label.lower()} to the trash? You can restore it later.")
-        if st.button("Move to trash", key=f"{entity.table}:delete", type="primary"):
+    with st.popover(_("Delete"), icon=":material/delete:"):
+        st.write(i18n.entity_text(entity,
+                                  "Move this {label} to the trash? You can restore it later."))
+        if st.button(_("Move to trash"), key=f"{entity.table}:delete", type="primary"):
             _trash_command(records.delete, entity, user, row,
-                           f"{entity.label} moved to the trash")
+                           i18n.entity_text(entity, "{Label} moved to the trash"))
 
 
 def _text(value) -> str:
@@ -215,33 +239,45 @@ def _text(value) -> str:
 def timeline(entity: records.Entity, user: User, record_id: int) -> None:
     entries = records.history(get_db(), user, entity, record_id)
     if not entries:
-        st.caption("No changes recorded yet.")
+        st.caption(_("No changes recorded yet."))
         return
     spec = entity.spec
     owners = auth.owner_choices(get_db())
     lines = []
     for e in entries:
         if not e["changes"]:
-            lines.append({"When": e["at"], "Who": e["username"], "What": e["action"],
+            lines.append({"When": e["at"], "Who": e["username"], "What": _action(e["action"]),
                           "Field": "", "Before": "", "After": ""})
         for name, (old, new) in e["changes"].items():
             f = spec.get(name)
-            lines.append({"When": e["at"], "Who": e["username"], "What": e["action"],
-                          "Field": f.label if f else name,
+            lines.append({"When": e["at"], "Who": e["username"], "What": _action(e["action"]),
+                          "Field": f.shown_label if f else name,
                           "Before": _shown(f, old, owners), "After": _shown(f, new, owners)})
+    for line in lines:
+        line["When"] = i18n.format_datetime(line["When"])
     st.dataframe(pd.DataFrame(lines), hide_index=True,
-                 column_config={"When": st.column_config.DatetimeColumn(
-                     format="YYYY-MM-DD HH:mm:ss")})
+                 column_config={name: st.column_config.TextColumn(_(name)) for name in
+                                ("When", "Who", "What", "Field", "Before", "After")})
 
 
 def _shown(f, value, owners) -> str:
     if f is not None and f.type == "user" and value is not None:
-        return owners.get(value, f"user #{value}")
+        return owners.get(value, _("user #{id}").format(id=value))
     if f is not None and f.type == "choice":
         return f.choice_label(value) or "—"
     if f is not None and f.type == "bool":
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
+    if f is not None and f.type == "date" and value:
+        return i18n.format_date(_as_date(value))
+    if f is not None and f.type in ("money", "number", "integer") and value is not None:
+        return i18n.number(value, 2 if f.type == "money" else 0)
     return _text(value)
+
+
+def _as_date(value):
+    from datetime import date
+
+    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
 
 
 def related_choices(user: User, row: dict | None) -> dict[str, dict]:

@@ -1,13 +1,17 @@
 """List pages generated from field specs: search, filters, sort and paging, all done in SQL."""
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 
-from crm import auth, records
+from crm import auth, i18n, records
 from crm.auth import User
 from crm.fields import Field
+from crm.i18n import gettext as _
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -18,26 +22,28 @@ def list_page(entity: records.Entity, user: User, record_page: str,
     db = get_db()
     t = entity.table
     head, export, new = st.columns([3, 1, 1.3], vertical_alignment="bottom")
-    head.title(entity.plural)
-    if can_create and new.button(f"New {entity.label.lower()}", type="primary",
+    head.title(_(entity.plural))
+    if can_create and new.button(i18n.entity_text(entity, "New {label}"), type="primary",
                                  icon=":material/add:", key=f"{t}:new", width="stretch"):
         st.switch_page(record_page, query_params={"id": "new"})
 
     owners = auth.owner_choices(db)
     choices = {**{f.name: owners for f in entity.fields if f.type == "user"}, **(choices or {})}
     search_col, sort_col, dir_col = st.columns([3, 1.4, 0.8], vertical_alignment="bottom")
-    search = search_col.text_input("Search", key=f"{t}:search", placeholder=_search_hint(entity),
+    search = search_col.text_input(_("Search"), key=f"{t}:search",
+                                   placeholder=_search_hint(entity),
                                    label_visibility="collapsed")
     sortable = [f for f in entity.all_fields if f.in_list]
-    sort = sort_col.selectbox("Sort by", [f.name for f in sortable], key=f"{t}:sort",
+    sort = sort_col.selectbox(_("Sort by"), [f.name for f in sortable], key=f"{t}:sort",
                               index=[f.name for f in sortable].index(entity.default_sort[0]),
-                              format_func=lambda n: f"Sort: {entity.spec[n].label}",
+                              format_func=lambda n: _("Sort: {field}").format(
+                                  field=entity.spec[n].shown_label),
                               label_visibility="collapsed")
-    descending = dir_col.toggle("Desc", value=entity.default_sort[1] == "desc",
-                                key=f"{t}:desc")
-    with st.expander("Filters", icon=":material/filter_list:"):
+    descending = dir_col.toggle(_("Desc"), value=entity.default_sort[1] == "desc",
+                                key=f"{t}:desc", help=_("Newest or largest first"))
+    with st.expander(_("Filters"), icon=":material/filter_list:"):
         filters = _filters(entity, choices, user)
-        trash = st.toggle("Show trash (deleted records)", key=f"{t}:trash")
+        trash = st.toggle(_("Show trash (deleted records)"), key=f"{t}:trash")
 
     query = records.Query(search=search, filters=filters, sort=sort, descending=descending,
                           trash=trash,
@@ -50,19 +56,22 @@ def list_page(entity: records.Entity, user: User, record_page: str,
 
     result = records.list_records(db, user, entity, query)
     export.download_button(
-        "Export CSV", data=lambda: records.export_csv(db, user, entity, query),
+        _("Export CSV"), data=lambda: records.export_csv(db, user, entity, query),
         file_name=f"{t}.csv", mime="text/csv", icon=":material/download:", width="stretch",
         key=f"{t}:export", on_click="ignore",
-        help="All rows that match the search and filters, with every exported field")
+        help=_("All rows that match the search and filters, with every exported field"))
     shown_from = (result.page - 1) * result.page_size + 1 if result.total else 0
     shown_to = min(result.total, result.page * result.page_size)
-    noun = entity.label.lower() if result.total == 1 else entity.plural.lower()
-    st.caption(f"{result.total:,} {noun}{' in the trash' if trash else ''}"
-               f" · showing {shown_from:,}–{shown_to:,} · select a row to open it")
+    counted = (i18n.entity_ntext(entity, "{count} {label} in the trash",
+                                 "{count} {plural} in the trash", result.total) if trash
+               else i18n.entity_ntext(entity, "{count} {label}", "{count} {plural}",
+                                      result.total))
+    st.caption(_("{counted} · showing {first}–{last} · select a row to open it").format(
+        counted=counted, first=i18n.number(shown_from), last=i18n.number(shown_to)))
     if not result.rows:
-        st.info("Nothing matches. Clear the search or filters, or create a new record."
+        st.info(_("Nothing matches. Clear the search or filters, or create a new record.")
                 if (search or filters or trash) else
-                f"No {entity.plural.lower()} yet. Use “New {entity.label.lower()}” to add one.")
+                i18n.entity_text(entity, "No {plural} yet. Use “New {label}” to add one."))
     else:
         frame = _frame(entity, result.rows)
         event = st.dataframe(
@@ -77,8 +86,8 @@ def list_page(entity: records.Entity, user: User, record_page: str,
 
 
 def _search_hint(entity: records.Entity) -> str:
-    names = [f.label.lower() for f in entity.fields if f.searchable]
-    return "Search " + ", ".join(names)
+    names = [f.shown_label for f in entity.fields if f.searchable]
+    return _("Search: {fields}").format(fields=", ".join(names))
 
 
 def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> dict:
@@ -90,26 +99,22 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
         with cols[i % 3]:
             key = f"{t}:filter:{f.name}"
             if f.type == "choice":
-                chosen = st.multiselect(f.label, list(f.choices), key=key,
-                                        format_func=f.choice_label, placeholder="Any")
+                chosen = st.multiselect(f.shown_label, list(f.choices), key=key,
+                                        format_func=f.choice_label, placeholder=_("Any"))
             elif f.type in ("user", "ref"):
                 if f.type == "user" and user.role == "rep":
                     continue  # reps only ever see their own records
                 options = choices.get(f.name, {})
-                chosen = st.multiselect(f.label, list(options), key=key,
+                chosen = st.multiselect(f.shown_label, list(options), key=key,
                                         format_func=lambda i, o=options: o.get(i, f"#{i}"),
-                                        placeholder="Any")
+                                        placeholder=_("Any"))
             elif f.type == "bool":
-                pick = st.selectbox(f.label, ["Any", "Yes", "No"], key=key)
-                chosen = None if pick == "Any" else pick == "Yes"
+                answers = {"any": _("Any"), "yes": _("Yes"), "no": _("No")}
+                pick = st.selectbox(f.shown_label, list(answers), key=key,
+                                    format_func=answers.get)
+                chosen = None if pick == "any" else pick == "yes"
             elif f.type in ("date", "datetime"):
-                picked = st.date_input(f"{f.label} between", value=(), key=key,
-                                       format="YYYY-MM-DD")
-                chosen = None
-                if picked:
-                    start = picked[0]
-                    end = picked[1] if len(picked) > 1 else picked[0]
-                    chosen = (start, end)
+                chosen = _date_range(f, key)
             else:
                 continue
             if chosen not in (None, [], ()):
@@ -117,52 +122,76 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
     return out
 
 
+def _date_range(f: Field, key: str) -> tuple | None:
+    label = _("{field} between").format(field=f.shown_label)
+    if i18n.language() != "fa":
+        picked = st.date_input(label, value=(), key=key, format="YYYY-MM-DD")
+        if not picked:
+            return None
+        return picked[0], picked[1] if len(picked) > 1 else picked[0]
+    # Persian: two boxes in the Jalali calendar (the date picker only knows the Gregorian one)
+    example = i18n.format_date(date(2026, 1, 31))
+    start_col, end_col = st.columns(2)
+    typed = (start_col.text_input(label, key=key + ":jalali:from", placeholder=example),
+             end_col.text_input(_("and"), key=key + ":jalali:to", placeholder=example))
+    try:
+        start, end = (i18n.parse_date(text) for text in typed)
+    except ValueError as exc:
+        st.error(md_escape(exc), icon=":material/error:")
+        return None
+    if start is None and end is None:
+        return None
+    return start, end
+
+
 def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
+    """The page's rows as people read them: names instead of ids, choices, numbers and dates
+    in the user's language and calendar."""
     frame = pd.DataFrame(rows)
     for f in entity.all_fields:
-        if f.name in frame and f.type == "ref":
+        if f.name not in frame or f.name == "id":
+            continue
+        if f.type == "ref":
             frame[f.name] = frame[f.name + "__label"]
-        if f.name in frame and f.type == "choice":
+        elif f.type == "choice":
             frame[f.name] = [f.choice_label(v) if isinstance(v, str) else None
                              for v in frame[f.name]]
-        if f.name in frame and f.type == "money":
-            frame[f.name] = frame[f.name].astype("float64")
+        elif f.type in ("money", "number", "integer"):
+            digits = 2 if f.type == "money" else 0
+            frame[f.name] = [None if v is None or v != v else i18n.number(v, digits)
+                             for v in frame[f.name]]
+        elif f.type == "date":
+            frame[f.name] = [i18n.format_date(v) if v is not None and v == v else None
+                             for v in frame[f.name]]
+        elif f.type == "datetime":
+            frame[f.name] = [i18n.format_datetime(v) if v is not None and v == v else None
+                             for v in frame[f.name]]
     cols = [f.name for f in entity.all_fields if f.in_list and f.name in frame]
     return frame[cols + ["owner_name"]]
 
 
 def _column_config(entity: records.Entity) -> dict:
-    config: dict = {"owner_name": st.column_config.TextColumn("Owner")}
+    config: dict = {"owner_name": st.column_config.TextColumn(_("Owner"))}
     for f in entity.all_fields:
-        config[f.name] = _column(f)
+        config[f.name] = (st.column_config.CheckboxColumn(f.shown_label) if f.type == "bool"
+                          else st.column_config.TextColumn(f.shown_label))
     return config
-
-
-def _column(f: Field):
-    if f.type == "money":
-        return st.column_config.NumberColumn(f.label, format="localized")
-    if f.type == "datetime":
-        return st.column_config.DatetimeColumn(f.label, format="YYYY-MM-DD HH:mm")
-    if f.type == "date":
-        return st.column_config.DateColumn(f.label, format="YYYY-MM-DD")
-    if f.type == "bool":
-        return st.column_config.CheckboxColumn(f.label)
-    if f.type in ("number", "integer"):
-        return st.column_config.NumberColumn(f.label, format="%d")
-    return st.column_config.TextColumn(f.label)
 
 
 def _pager(t: str, result: records.Page) -> None:
     prev_col, info_col, next_col, size_col = st.columns([1, 2, 1, 1.3],
                                                         vertical_alignment="center")
     # callbacks run before the next script run, so a click costs one run, not two
-    prev_col.button("Previous", key=f"{t}:prev", disabled=result.page <= 1,
+    prev_col.button(_("Previous"), key=f"{t}:prev", disabled=result.page <= 1,
                     icon=":material/chevron_left:", width="stretch",
                     on_click=st.session_state.__setitem__, args=(f"{t}:page", result.page - 1))
-    info_col.markdown(f"Page {result.page:,} of {result.pages:,}", text_alignment="center")
-    next_col.button("Next", key=f"{t}:next", disabled=result.page >= result.pages,
+    info_col.markdown(_("Page {page} of {pages}").format(page=i18n.number(result.page),
+                                                         pages=i18n.number(result.pages)),
+                      text_alignment="center")
+    next_col.button(_("Next"), key=f"{t}:next", disabled=result.page >= result.pages,
                     icon=":material/chevron_right:", icon_position="right", width="stretch",
                     on_click=st.session_state.__setitem__, args=(f"{t}:page", result.page + 1))
     st.session_state.setdefault(f"{t}:page_size", result.page_size)
-    size_col.selectbox("Rows per page", PAGE_SIZES, key=f"{t}:page_size",
-                       label_visibility="collapsed", format_func=lambda n: f"{n} per page")
+    size_col.selectbox(_("Rows per page"), PAGE_SIZES, key=f"{t}:page_size",
+                       label_visibility="collapsed",
+                       format_func=lambda n: _("{count} per page").format(count=i18n.number(n)))
