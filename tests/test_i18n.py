@@ -1,0 +1,85 @@
+"""Languages: calendars, number formats, search normalisation."""
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
+
+from crm import i18n, search
+from crm.fields import FIRST_DATE, LAST_DATE
+
+DAYS = st.dates(min_value=FIRST_DATE, max_value=LAST_DATE)
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    yield
+    i18n.set_language("en")
+
+
+@given(DAYS)
+def test_jalali_round_trip(day):
+    assert i18n.from_jalali(*i18n.to_jalali(day)) == day
+
+
+@given(DAYS)
+def test_jalali_days_follow_each_other(day):
+    """The next Gregorian day is the next Jalali day: same month and day + 1, or day 1 of the
+    next month (29, 30 or 31 days before it), or 1 Farvardin after the last day of Esfand."""
+    y, m, d = i18n.to_jalali(day)
+    ny, nm, nd = i18n.to_jalali(day + timedelta(days=1))
+    if (ny, nm) == (y, m):
+        assert nd == d + 1
+    else:
+        assert nd == 1
+        assert (ny, nm) == ((y, m + 1) if m < 12 else (y + 1, 1))
+        assert d == (31 if m <= 6 else 30 if m <= 11 else d) and d in (29, 30, 31)
+
+
+@given(DAYS)
+@hyp_settings(max_examples=200)
+def test_a_persian_date_reads_back_as_typed(day):
+    i18n.set_language("fa")
+    shown = i18n.format_date(day)
+    assert shown.isascii() is False  # Persian digits
+    assert i18n.parse_date(shown) == day
+    assert i18n.parse_date(i18n.latin_digits(shown)) == day
+
+
+def test_known_jalali_dates():
+    assert i18n.to_jalali(date(2025, 3, 21)) == (1404, 1, 1)  # Nowruz
+    assert i18n.to_jalali(date(2026, 11, 30)) == (1405, 9, 9)
+    i18n.set_language("fa")
+    assert i18n.format_date(date(2026, 11, 30)) == "۱۴۰۵/۰۹/۰۹"
+    assert i18n.month_name(1405, 9) == "آذر ۱۴۰۵"
+    assert i18n.parse_date("١٤٠٥/٩/٩") == date(2026, 11, 30)  # Arabic-Indic digits too
+    with pytest.raises(ValueError):
+        i18n.parse_date("1405/13/01")
+    with pytest.raises(ValueError):
+        i18n.parse_date("next tuesday")
+
+
+def test_numbers_and_money_per_locale():
+    i18n.set_language("lt")
+    assert i18n.money(1234.56, "EUR") == "1\xa0234,56\xa0€"
+    assert i18n.number(1234567) == "1\xa0234\xa0567"
+    i18n.set_language("fa")
+    assert i18n.number(1234.5, 2) == "۱٬۲۳۴٫۵۰"
+    assert i18n.percent(0.25) == "۲۵%"
+    i18n.set_language("en")
+    assert i18n.money(1234.5, "USD") == "$1,234.50"
+    assert i18n.format_date(date(2026, 1, 31)) == "2026-01-31"
+
+
+def test_search_treats_arabic_and_persian_forms_as_one():
+    assert search.normalise("علي") == search.normalise("علی") == "علی"
+    assert search.normalise("كتاب") == "کتاب"
+    assert search.normalise("می\u200cخواهم") == "میخواهم"
+    assert search.normalise("۱۲۳٤٥") == "12345"
+    assert search.needs_normalising("علی") and search.needs_normalising("0912")
+    assert not search.needs_normalising("Smith")
+
+
+def test_untranslated_language_falls_back_to_english():
+    i18n.set_language("xx")
+    assert i18n.language() == "en"
+    assert i18n.gettext("Sign in") == "Sign in"
