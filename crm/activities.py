@@ -7,6 +7,7 @@ from crm import records
 from crm.auth import User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, validate
+from crm.i18n import N_, gettext as _
 
 KINDS = ("call", "email", "meeting", "visit", "note", "social_message", "chat")
 DIRECTIONS = ("outbound", "inbound")
@@ -59,16 +60,22 @@ def _linked_entities():
             "deal_id": DEALS}
 
 
+_MISSING = {"lead_id": N_("That lead does not exist"),
+            "customer_id": N_("That customer does not exist"),
+            "contact_id": N_("That contact does not exist"),
+            "deal_id": N_("That deal does not exist")}
+
+
 def _check_links(cur, user: User, clean: dict) -> None:
     """At least one link; each linked record exists and the user may see it."""
     linked = {k: clean.get(k) for k in LINKS if clean.get(k) is not None}
     if not linked:
-        raise ValidationError({"deal_id": "Link it to a lead, customer, contact or deal"})
+        raise ValidationError({"deal_id": _("Link it to a lead, customer, contact or deal")})
     entities = _linked_entities()
     for name, rid in linked.items():
         row = records.fetch(cur, entities[name], rid)
         if row is None or row["deleted_at"] is not None:
-            raise ValidationError({name: f"That {entities[name].label.lower()} does not exist"})
+            raise ValidationError({name: _(_MISSING[name])})
         require(user, "view", row)
 
 
@@ -110,7 +117,7 @@ def complete_task(db: Database, user: User, task_id: int, log: dict | None = Non
     with db.transaction() as cur:
         task = records.fetch(cur, TASKS, task_id)
         if task is None or task["deleted_at"] is not None:
-            raise records.NotFound(f"Task #{task_id} does not exist")
+            raise records.NotFound(_("Task #{id} does not exist").format(id=task_id))
         done = records.update_in(cur, user, TASKS, task_id, {"status": "done"}, None)
         cur.execute("UPDATE tasks SET completed_at = $t WHERE id = $id",
                     {"t": datetime.now(), "id": task_id})

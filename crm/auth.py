@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import bcrypt
 
 from crm.db import Database
-from crm import audit
+from crm import audit, i18n
+from crm.i18n import gettext as _, ngettext
 
 ROLES = ("admin", "manager", "rep", "viewer")
 RANK = {"viewer": 0, "rep": 1, "manager": 2, "admin": 3}
@@ -51,11 +52,11 @@ SYSTEM = User(id=0, username="system", name="System", email=None, role="admin")
 def password_problem(password: str) -> str | None:
     """The strength rule, in words; None when the password passes."""
     if len(password) < 10:
-        return "Password must be at least 10 characters long"
+        return _("Password must be at least 10 characters long")
     if not re.search(r"[A-Za-z]", password) or not re.search(r"[0-9]", password):
-        return "Password must contain both letters and digits"
+        return _("Password must contain both letters and digits")
     if len(password.encode()) > 72:
-        return "Password must be at most 72 bytes long"  # bcrypt ignores the rest
+        return _("Password must be at most 72 bytes long")  # bcrypt ignores the rest
     return None
 
 
@@ -79,7 +80,7 @@ def get_user(db: Database, username: str) -> User | None:
 def set_language(db: Database, user: User, language: str | None) -> None:
     """The user's own language (None: the install-wide default)."""
     from crm.fields import ValidationError
-    from crm.i18n import LANGUAGES, gettext as _
+    from crm.i18n import LANGUAGES
 
     if language is not None and language not in LANGUAGES:
         raise ValidationError({"language": _("Choose one of the offered languages")})
@@ -118,33 +119,35 @@ def create_user(
     username = (username or "").lower().strip()
     errors = {}
     if not USERNAME_RE.match(username):
-        errors["username"] = "Username: 3-32 lowercase letters, digits, dot, dash or underscore"
+        errors["username"] = _(
+            "Username: 3-32 lowercase letters, digits, dot, dash or underscore")
     if not (name or "").strip():
-        errors["name"] = "Name is required"
+        errors["name"] = _("Name is required")
     if email and not EMAIL_RE.match(email.strip().lower()):
-        errors["email"] = f"{email!r} is not a valid email address"
+        errors["email"] = _("{text} is not a valid email address").format(text=repr(email))
     if role not in ROLES:
-        errors["role"] = f"Role must be one of {', '.join(ROLES)}"
+        errors["role"] = _("Role must be one of {roles}").format(roles=", ".join(ROLES))
     problem = password_problem(password or "")
     if problem:
         errors["password"] = problem
     if errors:
         raise ValidationError(errors)
     if actor is not None and actor.role != "admin":
-        raise PermissionDenied("Only an admin can add users")
+        raise PermissionDenied(_("Only an admin can add users"))
     # bcrypt takes a quarter of a second by design: never inside the process-wide write lock
     password_hash = hash_password(password)
     with db.transaction() as cur:
         existing = cur.execute("SELECT count(*) FROM users").fetchone()[0]
         if actor is None and existing:
-            raise PermissionDenied("Only an admin can add users")
+            raise PermissionDenied(_("Only an admin can add users"))
         if actor is not None and actor.role != "admin":
-            raise PermissionDenied("Only an admin can add users")
+            raise PermissionDenied(_("Only an admin can add users"))
         if actor is None and role != "admin":
-            raise PermissionDenied("The first user must be an admin")
+            raise PermissionDenied(_("The first user must be an admin"))
         taken = cur.execute("SELECT 1 FROM users WHERE username = $u", {"u": username}).fetchone()
         if taken:
-            raise ValidationError({"username": f"Username {username!r} is taken"})
+            raise ValidationError({"username": _("Username {name} is taken").format(
+                name=repr(username))})
         new_id = cur.execute(
             "INSERT INTO users (username, name, email, password_hash, role, created_at)"
             " VALUES ($u, $n, $e, $h, $r, $t) RETURNING id",
@@ -160,13 +163,13 @@ def set_active(db: Database, actor: User, username: str, active: bool) -> None:
     """Locks a user out (active False) or lets them back in, which also lifts a lockout
     after failed sign-ins."""
     if actor.role != "admin":
-        raise PermissionDenied("Only an admin can lock or unlock users")
+        raise PermissionDenied(_("Only an admin can lock or unlock users"))
     username = (username or "").lower().strip()
     with db.transaction() as cur:
         row = cur.execute("SELECT id, role, active FROM users WHERE username = $u",
                           {"u": username}).fetchone()
         if not row:
-            raise LookupError(f"No user named {username!r}")
+            raise LookupError(_("No user named {name}").format(name=repr(username)))
         if not active:
             _keep_an_admin(cur, actor, row[0], row[1], row[2], "admin", False)
         cur.execute(
@@ -187,24 +190,25 @@ def update_user(db: Database, actor: User, user_id: int, *, name: str | None = N
     from crm.fields import EMAIL_RE, ValidationError
 
     if actor is None or actor.role != "admin":
-        raise PermissionDenied("Only an admin can change users")
+        raise PermissionDenied(_("Only an admin can change users"))
     errors = {}
     if name is not None and not name.strip():
-        errors["name"] = "Name is required"
+        errors["name"] = _("Name is required")
     email_given = email is not None  # "" clears the email, None leaves it
     if email_given:
         email = email.strip().lower() or None
         if email and not EMAIL_RE.match(email):
-            errors["email"] = f"{email!r} is not a valid email address"
+            errors["email"] = _("{text} is not a valid email address").format(
+                text=repr(email))
     if role is not None and role not in ROLES:
-        errors["role"] = f"Role must be one of {', '.join(ROLES)}"
+        errors["role"] = _("Role must be one of {roles}").format(roles=", ".join(ROLES))
     if errors:
         raise ValidationError(errors)
     with db.transaction() as cur:
         row = cur.execute("SELECT name, email, role, active FROM users WHERE id = $id",
                           {"id": user_id}).fetchone()
         if not row:
-            raise LookupError(f"No user with id {user_id}")
+            raise LookupError(_("No user with id {id}").format(id=user_id))
         old = dict(zip(("name", "email", "role", "active"), row))
         new = dict(old)
         for key, value in (("name", name and name.strip()), ("email", email), ("role", role),
@@ -235,19 +239,19 @@ def reset_password(db: Database, actor: User, username: str, new_password: str) 
     from crm.fields import ValidationError
 
     if actor is None or actor.role != "admin":
-        raise PermissionDenied("Only an admin can reset passwords")
+        raise PermissionDenied(_("Only an admin can reset passwords"))
     problem = password_problem(new_password or "")
     if problem:
         raise ValidationError({"password": problem})
     username = (username or "").lower().strip()
     if not db.scalar("SELECT count(*) FROM users WHERE username = $u", {"u": username}):
-        raise LookupError(f"No user named {username!r}")
+        raise LookupError(_("No user named {name}").format(name=repr(username)))
     password_hash = hash_password(new_password)  # outside the write lock
     with db.transaction() as cur:
         row = cur.execute("SELECT id FROM users WHERE username = $u",
                           {"u": username}).fetchone()
         if not row:
-            raise LookupError(f"No user named {username!r}")
+            raise LookupError(_("No user named {name}").format(name=repr(username)))
         _set_password(cur, row[0], password_hash)
         audit.record(cur, actor, "users", row[0], "password_reset")
 
@@ -259,15 +263,16 @@ def change_own_password(db: Database, user: User, current_password: str,
     from crm.fields import ValidationError
 
     if user is None or not user.id:
-        raise PermissionDenied("Sign in first")
+        raise PermissionDenied(_("Sign in first"))
     errors = {}
     if not current_password:
-        errors["current_password"] = "Enter your current password"
+        errors["current_password"] = _("Enter your current password")
     problem = password_problem(new_password or "")
     if problem:
         errors["new_password"] = problem
     elif current_password and new_password == current_password:
-        errors["new_password"] = "The new password must differ from the current one"
+        errors["new_password"] = _(
+            "The new password must differ from the current one")
     if errors:
         raise ValidationError(errors)
     try:
@@ -275,7 +280,7 @@ def change_own_password(db: Database, user: User, current_password: str,
     except AccountLocked as exc:
         raise ValidationError({"current_password": str(exc)}) from None
     if not ok:
-        raise ValidationError({"current_password": "The current password is not right"})
+        raise ValidationError({"current_password": _("The current password is not right")})
     password_hash = hash_password(new_password)  # outside the write lock
     with db.transaction() as cur:
         _set_password(cur, user.id, password_hash)
@@ -297,13 +302,15 @@ def _keep_an_admin(cur, actor: User, user_id: int, old_role: str, old_active: bo
     if not (old_role == "admin" and old_active) or (new_role == "admin" and new_active):
         return
     if user_id == actor.id:
-        raise PermissionDenied("You cannot remove your own admin role or lock yourself out")
+        raise PermissionDenied(
+            _("You cannot remove your own admin role or lock yourself out"))
     others = cur.execute(
         "SELECT count(*) FROM users WHERE role = 'admin' AND active AND id <> $id",
         {"id": user_id},
     ).fetchone()[0]
     if not others:
-        raise PermissionDenied("This is the last active admin: make someone else an admin first")
+        raise PermissionDenied(
+            _("This is the last active admin: make someone else an admin first"))
 
 
 def verify_login(db: Database, username: str, password: str, now: datetime | None = None) -> bool:
@@ -318,7 +325,7 @@ def _check_password(db: Database, username: str, password: str, now: datetime,
     concurrent failures each count."""
     username = (username or "").lower().strip()
     sql = ("SELECT id, password_hash, active, locked_until FROM users WHERE username = $u")
-    for _ in range(3):  # a password changed while we hashed: check against the new one
+    for _attempt in range(3):  # a password changed while we hashed: check against the new one
         row = db.one(sql, {"u": username})
         if not row:
             return False
@@ -351,21 +358,23 @@ def _check_password(db: Database, username: str, password: str, now: datetime,
             )
             audit.record(cur, SYSTEM, "users", current["id"], "locked",
                          {"failed_attempts": [MAX_FAILED - 1, MAX_FAILED]})
-        raise AccountLocked(
-            f"Too many failed sign-ins: this account is locked for {LOCK_MINUTES} minutes."
-        )
+        raise AccountLocked(ngettext(
+            "Too many failed sign-ins: this account is locked for {n} minute.",
+            "Too many failed sign-ins: this account is locked for {n} minutes.",
+            LOCK_MINUTES).format(n=i18n.number(LOCK_MINUTES)))
     return False
 
 
 def _refuse_if_locked(row: dict, now: datetime) -> None:
     if not row["active"]:
-        raise AccountLocked("This account is locked. Ask an admin to unlock it.")
+        raise AccountLocked(_("This account is locked. Ask an admin to unlock it."))
     locked_until = row["locked_until"]
     if locked_until and locked_until > now:
         minutes = max(1, -(-int((locked_until - now).total_seconds()) // 60))
-        raise AccountLocked(
-            f"Too many failed sign-ins: this account is locked for {minutes} more minute(s)."
-        )
+        raise AccountLocked(ngettext(
+            "Too many failed sign-ins: this account is locked for {n} more minute.",
+            "Too many failed sign-ins: this account is locked for {n} more minutes.",
+            minutes).format(n=i18n.number(minutes)))
 
 
 def revoke_sessions(db: Database, user: User) -> None:
@@ -397,16 +406,16 @@ def credentials(db: Database) -> dict:
 def require(user: User, action: str, record: dict | None = None) -> None:
     """Raises PermissionDenied unless the user may do action (view/create/edit/delete) on record."""
     if user is None:
-        raise PermissionDenied("Sign in first")
+        raise PermissionDenied(_("Sign in first"))
     if user.sees_all:
         return
     if user.role == "viewer":
-        raise PermissionDenied("Viewers have read-only access to dashboards")
+        raise PermissionDenied(_("Viewers have read-only access to dashboards"))
     # reps: their own records only
     if action == "create":
         return
     if record is not None and record.get("owner_id") != user.id:
-        raise PermissionDenied("Reps can only see and change their own records")
+        raise PermissionDenied(_("Reps can only see and change their own records"))
 
 
 def _now() -> datetime:

@@ -9,6 +9,7 @@ from crm.auth import User, require
 from crm.customers import CONTACTS, CUSTOMERS
 from crm.db import Database
 from crm.fields import ValidationError
+from crm.i18n import gettext as _
 from crm.leads import FREE_MAIL, LEADS
 
 
@@ -86,9 +87,9 @@ def contact_values(lead: dict) -> dict:
 def deal_values(lead: dict, stage_id: int) -> dict:
     title = lead.get("company") or " ".join(
         p for p in (lead.get("first_name"), lead.get("last_name")) if p)
-    return {"title": f"{title} — new deal", "amount": lead.get("estimated_value"),
-            "stage_id": stage_id, "owner_id": lead.get("owner_id"),
-            "source": lead.get("source")}
+    return {"title": _("{title} — new deal").format(title=title),
+            "amount": lead.get("estimated_value"), "stage_id": stage_id,
+            "owner_id": lead.get("owner_id"), "source": lead.get("source")}
 
 
 def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
@@ -99,23 +100,23 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
     likewise the contact (a company customer gets one; an individual may), and optionally
     creates a deal. Marks the lead converted with links to all of it. Returns the ids."""
     if (customer_id is None) == (customer is None):
-        raise ValidationError({"customer_id": "Choose an existing customer or create one"})
+        raise ValidationError({"customer_id": _("Choose an existing customer or create one")})
     with db.transaction() as cur:
         lead = records.fetch(cur, LEADS, lead_id)
         if lead is None or lead["deleted_at"] is not None:
-            raise records.NotFound(f"Lead #{lead_id} does not exist")
+            raise records.NotFound(_("Lead #{id} does not exist").format(id=lead_id))
         require(user, "edit", lead)
         if lead["version"] != expected_version:
             raise records.ConflictError(lead, [])
         if lead["status"] != "qualified":
-            raise ValidationError({"status": (
+            raise ValidationError({"status": _(
                 "Only qualified leads can be converted: set the status to Qualified first")})
         if customer_id is None:
             customer_id = records.insert(cur, user, CUSTOMERS, customer)
         else:
             existing = records.fetch(cur, CUSTOMERS, customer_id)
             if existing is None or existing["deleted_at"] is not None:
-                raise ValidationError({"customer_id": "That customer does not exist"})
+                raise ValidationError({"customer_id": _("That customer does not exist")})
             require(user, "view", existing)
         if contact is not None and contact_id is None:
             contact_id = records.insert(cur, user, CONTACTS, {**contact,
@@ -123,7 +124,8 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
         elif contact_id is not None:
             found = records.fetch(cur, CONTACTS, contact_id)
             if found is None or found["customer_id"] != customer_id:
-                raise ValidationError({"contact_id": "That contact works for another customer"})
+                raise ValidationError(
+                    {"contact_id": _("That contact works for another customer")})
         deal_id = None
         if deal is not None:
             deal_id = deals.insert_deal(cur, user, {**deal, "customer_id": customer_id,

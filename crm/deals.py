@@ -8,6 +8,7 @@ from crm import audit, pipelines, records
 from crm.auth import User, require
 from crm.db import Database, rows
 from crm.fields import Field, ValidationError, validate
+from crm.i18n import gettext as _
 from crm.leads import SOURCES
 
 CURRENCIES = ("USD", "EUR", "GBP", "IRR", "AED", "CAD", "TRY")
@@ -52,10 +53,10 @@ def insert_deal(cur, user: User, values: dict) -> int:
     clean = validate(FIELDS, values)
     stage = pipelines.get_stage(cur, clean["stage_id"])
     if stage is None:
-        raise ValidationError({"stage_id": "Choose a stage"})
+        raise ValidationError({"stage_id": _("Choose a stage")})
     _check_links(cur, user, clean)
     if stage["kind"] == "lost" and not clean.get("lost_reason"):
-        raise ValidationError({"lost_reason": "A lost deal needs a lost reason"})
+        raise ValidationError({"lost_reason": _("A lost deal needs a lost reason")})
     now = datetime.now()
     derived = {"pipeline_id": stage["pipeline_id"], "stage_entered_at": now,
                "closed_on": date.today() if stage["kind"] != "open" else None}
@@ -78,7 +79,7 @@ def _current(cur, deal_id: int) -> dict:
     found = rows(cur, "SELECT customer_id, contact_id, title, stage_id, currency FROM deals"
                       " WHERE id = $id", {"id": deal_id})
     if not found:
-        raise records.NotFound(f"Deal #{deal_id} does not exist")
+        raise records.NotFound(_("Deal #{id} does not exist").format(id=deal_id))
     return found[0]
 
 
@@ -90,14 +91,14 @@ def _check_links(cur, user: User, clean: dict) -> None:
     if customer_id is not None:
         customer = records.fetch(cur, CUSTOMERS, customer_id)
         if customer is None or customer["deleted_at"] is not None:
-            raise ValidationError({"customer_id": "That customer does not exist"})
+            raise ValidationError({"customer_id": _("That customer does not exist")})
         require(user, "view", customer)
     if contact_id is not None:
         contact = records.fetch(cur, CONTACTS, contact_id)
         if contact is None or contact["deleted_at"] is not None:
-            raise ValidationError({"contact_id": "That contact does not exist"})
+            raise ValidationError({"contact_id": _("That contact does not exist")})
         if customer_id is not None and contact["customer_id"] != customer_id:
-            raise ValidationError({"contact_id": "The contact works for another customer"})
+            raise ValidationError({"contact_id": _("The contact works for another customer")})
         require(user, "view", contact)
 
 
@@ -117,14 +118,15 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
     with db.transaction() as cur:
         deal = records.fetch(cur, DEALS, deal_id)
         if deal is None or deal["deleted_at"] is not None:
-            raise records.NotFound(f"Deal #{deal_id} does not exist or is in the trash")
+            raise records.NotFound(_("Deal #{id} does not exist or is in the trash").format(
+                id=deal_id))
         require(user, "edit", deal)
         if expected_version is not None and deal["version"] != expected_version:
             raise records.ConflictError(deal, [])
         source = pipelines.get_stage(cur, deal["stage_id"])
         target = pipelines.get_stage(cur, to_stage_id)
         if target is None:
-            raise ValidationError({"stage_id": "That stage does not exist"})
+            raise ValidationError({"stage_id": _("That stage does not exist")})
         if target["id"] == deal["stage_id"]:
             return deal
         changes = {"stage_id": (deal["stage_id"], target["id"])}
@@ -134,7 +136,7 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
             reason = validate([f for f in FIELDS if f.name == "lost_reason"],
                               {"lost_reason": lost_reason})["lost_reason"]
             if not reason:
-                raise ValidationError({"lost_reason": "Say why the deal was lost"})
+                raise ValidationError({"lost_reason": _("Say why the deal was lost")})
             rival = validate([f for f in FIELDS if f.name == "lost_to_competitor"],
                              {"lost_to_competitor": competitor})["lost_to_competitor"]
             sets.update(lost_reason=reason, lost_to_competitor=rival)
@@ -165,7 +167,7 @@ def move_all(cur, user: User, source: dict, target: dict) -> int:
     history row and an audit entry for each deal. Not into a lost stage: each lost deal needs
     its own reason."""
     if target["kind"] == "lost":
-        raise ValidationError({"move_deals_to": (
+        raise ValidationError({"move_deals_to": _(
             "Deals cannot be moved to a lost stage in bulk: each needs its own lost reason")})
     params = {"s": source["id"], "t": target["id"], "pipeline": target["pipeline_id"],
               "now": datetime.now(), "by": user.id or None, "p": target["probability"],
@@ -243,7 +245,7 @@ def remove_line_item(db: Database, user: User, item_id: int) -> None:
         found = cur.execute("SELECT deal_id, description FROM deal_products WHERE id = $id",
                             {"id": item_id}).fetchone()
         if found is None:
-            raise records.NotFound(f"Line #{item_id} does not exist")
+            raise records.NotFound(_("Line #{id} does not exist").format(id=item_id))
         deal = _editable_deal(cur, user, found[0])
         cur.execute("DELETE FROM deal_products WHERE id = $id", {"id": item_id})
         _sum_lines(cur, user, deal, {"line_removed": [found[1], None]})
@@ -252,7 +254,8 @@ def remove_line_item(db: Database, user: User, item_id: int) -> None:
 def _editable_deal(cur, user: User, deal_id: int) -> dict:
     deal = records.fetch(cur, DEALS, deal_id)
     if deal is None or deal["deleted_at"] is not None:
-        raise records.NotFound(f"Deal #{deal_id} does not exist or is in the trash")
+        raise records.NotFound(_("Deal #{id} does not exist or is in the trash").format(
+            id=deal_id))
     require(user, "edit", deal)
     return deal
 

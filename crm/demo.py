@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 from faker import Faker
 
-from crm import audit, auth, pipelines
+from crm import audit, auth, i18n, pipelines
 from crm.db import Database
+from crm.i18n import gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
 
@@ -146,46 +147,52 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
     started = datetime.now()
     result: dict = {"size": size}
 
-    report(0.0, "Preparing demo users")
+    report(0.0, _("Preparing demo users"))
     actor = _admin_actor(db)
     owner_ids = _owner_ids(db, owners)
     if not owner_ids:
         result.update(_create_demo_users(db, actor, password))
         owner_ids = _owner_ids(db, None)
     if not owner_ids:
-        raise LookupError("No active user can own the demo records; add a rep or manager first")
-    report(0.05, "Preparing the pipelines")
+        raise LookupError(
+            _("No active user can own the demo records; add a rep or manager first"))
+    report(0.05, _("Preparing the pipelines"))
     pipes = _demo_pipelines(db, actor)
     if not pipes:
-        raise LookupError("No pipeline has an open stage for the demo deals; add a stage first")
+        raise LookupError(
+            _("No pipeline has an open stage for the demo deals; add a stage first"))
 
-    report(0.1, "Making names, companies and addresses")
+    report(0.1, _("Making names, companies and addresses"))
     rng = np.random.default_rng(seed)
     pools = _Pools(seed if seed is not None else int(rng.integers(2**31)))
     now = datetime.now().replace(microsecond=0)
     counts = SIZES[size]
 
-    report(0.2, f"Generating {counts['leads']:,} leads")
+    report(0.2, ngettext("Generating {count} lead", "Generating {count} leads", counts["leads"])
+           .format(count=i18n.number(counts["leads"])))
     leads = _leads_frame(rng, pools, counts["leads"], owner_ids, now)
-    report(0.35, f"Generating {counts['customers']:,} customers")
+    report(0.35, ngettext("Generating {count} customer", "Generating {count} customers",
+                          counts["customers"]).format(count=i18n.number(counts["customers"])))
     customers = _customers_frame(rng, pools, counts["customers"], owner_ids, now)
 
     with db.transaction() as cur:
         leads.insert(0, "id", _new_ids(cur, "leads", len(leads)))
         customers.insert(0, "id", _new_ids(cur, "customers", len(customers)))
-        report(0.4, "Adding contacts to companies")
+        report(0.4, _("Adding contacts to companies"))
         contacts = _contacts_frame(rng, pools, customers[customers["kind"] == "company"], now)
         contacts.insert(0, "id", _new_ids(cur, "contacts", len(contacts)))
         products, products_added = _demo_products(cur, now)
 
-        report(0.45, f"Generating {counts['deals']:,} deals with their history")
+        report(0.45, ngettext("Generating {count} deal with its history",
+                              "Generating {count} deals with their history", counts["deals"])
+               .format(count=i18n.number(counts["deals"])))
         sales = _Sales(rng, cur, now, size, owner_ids, pipes, leads, customers, contacts,
                        products)
-        report(0.55, "Generating activities and tasks")
+        report(0.55, _("Generating activities and tasks"))
         sales.make_activities(counts["activities"])
         sales.make_tasks(counts["tasks"])
 
-        report(0.65, "Saving leads, customers and contacts")
+        report(0.65, _("Saving leads, customers and contacts"))
         _bulk_insert(cur, "leads", leads, {"email": LEAD_EMAIL_SQL})
         _update_from(cur, "leads", sales.lead_links, LEAD_LINK_COLUMNS)
         audit.record(cur, actor, "leads", None, "demo_load",
@@ -201,7 +208,7 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
             audit.record(cur, actor, "products", None, "demo_load",
                          {"rows": (None, products_added)})
 
-        report(0.8, "Saving deals, activities and tasks")
+        report(0.8, _("Saving deals, activities and tasks"))
         frames = sales.frames()
         for table in ("deals", "deal_stage_history", "deal_products", "activities", "tasks"):
             _bulk_insert(cur, table, frames[table])
@@ -217,7 +224,7 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
                   products=products_added, converted_leads=len(sales.lead_links),
                   **{t: len(f) for t, f in frames.items()},
                   seconds=round((datetime.now() - started).total_seconds(), 2))
-    report(1.0, "Demo data loaded")
+    report(1.0, _("Demo data loaded"))
     return result
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm import audit
+from crm import audit, i18n
 from crm.auth import PermissionDenied, User
 from crm.db import Database, rows
 from crm.fields import Field, ValidationError, validate
+from crm.i18n import gettext as _, ngettext
 
 KINDS = ("open", "won", "lost")
 FORECAST_CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
@@ -33,7 +34,7 @@ STAGE_FIELDS = [
 
 def _admin(user: User) -> None:
     if user.role != "admin":
-        raise PermissionDenied("Only an admin can change pipelines and stages")
+        raise PermissionDenied(_("Only an admin can change pipelines and stages"))
 
 
 def list_pipelines(db: Database) -> list[dict]:
@@ -81,11 +82,12 @@ def create_pipeline(db: Database, user: User, name: str) -> int:
     _admin(user)
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "Pipeline name is required"})
+        raise ValidationError({"name": _("Pipeline name is required")})
     with db.transaction() as cur:
         if cur.execute("SELECT 1 FROM pipelines WHERE lower(name) = lower($n)"
                        " AND deleted_at IS NULL", {"n": name}).fetchone():
-            raise ValidationError({"name": f"A pipeline named {name!r} exists already"})
+            raise ValidationError({"name": _("A pipeline named {name} exists already").format(
+                name=repr(name))})
         position = cur.execute("SELECT coalesce(max(position), -1) + 1 FROM pipelines"
                                ).fetchone()[0]
         pid = cur.execute("INSERT INTO pipelines (name, position, created_at)"
@@ -105,15 +107,16 @@ def rename_pipeline(db: Database, user: User, pipeline_id: int, name: str) -> No
     _admin(user)
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "Pipeline name is required"})
+        raise ValidationError({"name": _("Pipeline name is required")})
     with db.transaction() as cur:
         old = cur.execute("SELECT name FROM pipelines WHERE id = $id", {"id": pipeline_id}
                           ).fetchone()
         if old is None:
-            raise LookupError(f"Pipeline #{pipeline_id} does not exist")
+            raise LookupError(_("Pipeline #{id} does not exist").format(id=pipeline_id))
         if cur.execute("SELECT 1 FROM pipelines WHERE lower(name) = lower($n) AND id <> $id"
                        " AND deleted_at IS NULL", {"n": name, "id": pipeline_id}).fetchone():
-            raise ValidationError({"name": f"A pipeline named {name!r} exists already"})
+            raise ValidationError({"name": _("A pipeline named {name} exists already").format(
+                name=repr(name))})
         cur.execute("UPDATE pipelines SET name = $n WHERE id = $id",
                     {"n": name, "id": pipeline_id})
         audit.record(cur, user, "pipelines", pipeline_id, "update", {"name": [old[0], name]})
@@ -149,7 +152,7 @@ def update_stage(db: Database, user: User, stage_id: int, values: dict) -> None:
     with db.transaction() as cur:
         current = get_stage(cur, stage_id)
         if current is None:
-            raise LookupError(f"Stage #{stage_id} does not exist")
+            raise LookupError(_("Stage #{id} does not exist").format(id=stage_id))
         changes = {k: (current[k], v) for k, v in clean.items() if current[k] != v}
         if not changes:
             return
@@ -165,7 +168,7 @@ def move_stage(db: Database, user: User, stage_id: int, step: int) -> None:
     with db.transaction() as cur:
         stage = get_stage(cur, stage_id)
         if stage is None:
-            raise LookupError(f"Stage #{stage_id} does not exist")
+            raise LookupError(_("Stage #{id} does not exist").format(id=stage_id))
         ordered = stages_of(cur, stage["pipeline_id"])
         index = next(i for i, s in enumerate(ordered) if s["id"] == stage_id)
         other = index + step
@@ -198,19 +201,21 @@ def delete_stage(db: Database, user: User, stage_id: int, move_deals_to: int | N
     with db.transaction() as cur:
         stage = get_stage(cur, stage_id)
         if stage is None:
-            raise LookupError(f"Stage #{stage_id} does not exist")
+            raise LookupError(_("Stage #{id} does not exist").format(id=stage_id))
         # deals in the trash move too: restored later, they need a stage that exists
         held = deals_in_stage(cur, stage_id) + deals_in_stage(cur, stage_id, trashed=True)
         if held and move_deals_to is None:
-            raise ValidationError({"move_deals_to": (
-                f"{stage['name']} holds {held} deal(s), counting those in the trash: choose a "
-                "stage to move them to first")})
+            raise ValidationError({"move_deals_to": ngettext(
+                "{stage} holds {n} deal, counting those in the trash: choose a stage to move"
+                " it to first",
+                "{stage} holds {n} deals, counting those in the trash: choose a stage to move"
+                " them to first", held).format(stage=stage["name"], n=i18n.number(held))})
         moved = 0
         if held:
             target = get_stage(cur, move_deals_to)
             if target is None or target["pipeline_id"] != stage["pipeline_id"] \
                     or target["id"] == stage_id:
-                raise ValidationError({"move_deals_to": "Choose another stage of this pipeline"})
+                raise ValidationError({"move_deals_to": _("Choose another stage of this pipeline")})
             moved = deals.move_all(cur, user, stage, target)
         cur.execute("UPDATE stages SET deleted_at = $t WHERE id = $id",
                     {"t": datetime.now(), "id": stage_id})

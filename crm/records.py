@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
-from crm import audit
+from crm import audit, i18n
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database, rows
 from crm.fields import META_FIELDS, Field, ValidationError, validate
+from crm.i18n import gettext as _
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,15 @@ class ConflictError(Exception):
     def __init__(self, current: dict, changed: list[dict]):
         self.current = current
         self.changed = changed  # [{field, label, yours_was, theirs}]
-        who = current.get("updated_by_name") or "someone"
-        super().__init__(
-            f"{who} changed this record at {current.get('updated_at')} after you opened it"
-        )
+        who, when = current.get("updated_by_name"), current.get("updated_at")
+        when = i18n.format_datetime(when) if isinstance(when, datetime) else when
+        if who:
+            message = _("{who} changed this record at {when} after you opened it").format(
+                who=who, when=when)
+        else:
+            message = _("Someone changed this record at {when} after you opened it").format(
+                when=when)
+        super().__init__(message)
 
 
 @dataclass
@@ -216,7 +222,8 @@ def _list_joins(entity: Entity) -> str:
 def get(db: Database, user: User, entity: Entity, record_id: int) -> dict:
     row = fetch(db, entity, record_id)
     if row is None:
-        raise NotFound(f"{entity.label} #{record_id} does not exist")
+        raise NotFound(_("{entity} #{id} does not exist").format(entity=_(entity.label),
+                                                                 id=record_id))
     require(user, "view", row)
     return row
 
@@ -273,12 +280,12 @@ def _owner_rules(user: User, clean: dict, cur) -> None:
     if clean["owner_id"] is None:
         clean["owner_id"] = user.id or None
     if not user.sees_all and clean["owner_id"] != user.id:
-        raise PermissionDenied("Reps can only assign records to themselves")
+        raise PermissionDenied(_("Reps can only assign records to themselves"))
     if clean["owner_id"] is not None:
         ok = cur.execute("SELECT 1 FROM users WHERE id = $id AND active",
                          {"id": clean["owner_id"]}).fetchone()
         if not ok:
-            raise ValidationError({"owner_id": "Owner must be an active user"})
+            raise ValidationError({"owner_id": _("Owner must be an active user")})
 
 
 def create(db: Database, user: User, entity: Entity, values: dict) -> int:
@@ -323,7 +330,7 @@ def _check_parent(cur, user: User, entity: Entity, clean: dict) -> None:
         {"id": clean[entity.parent]},
     ).fetchone()
     if row is None:
-        raise ValidationError({entity.parent: "The parent record does not exist"})
+        raise ValidationError({entity.parent: _("The parent record does not exist")})
     require(user, "edit", {"owner_id": row[0]})
 
 
@@ -346,7 +353,8 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
             clean.pop(f.name, None)  # set once; changed only by their own commands
     current = _row(cur, entity, record_id)  # read once, without names, for the checks
     if current is None or current["deleted_at"] is not None:
-        raise NotFound(f"{entity.label} #{record_id} does not exist or is in the trash")
+        raise NotFound(_("{entity} #{id} does not exist or is in the trash").format(
+            entity=_(entity.label), id=record_id))
     require(user, "edit", current)
     if expected_version is None:
         expected_version = current["version"]
@@ -410,7 +418,8 @@ def _set_deleted(db: Database, user: User, entity: Entity, record_id: int, delet
     with db.transaction() as cur:
         current = fetch(cur, entity, record_id)
         if current is None:
-            raise NotFound(f"{entity.label} #{record_id} does not exist")
+            raise NotFound(_("{entity} #{id} does not exist").format(
+                entity=_(entity.label), id=record_id))
         require(user, "delete", current)
         if (current["deleted_at"] is not None) == deleted:
             return

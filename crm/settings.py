@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm import audit
+from crm import audit, i18n
 from crm.auth import PermissionDenied, User
 from crm.db import Database
 from crm.fields import Field, convert, validate
-from crm.i18n import LANGUAGES, env_default
+from crm.i18n import LANGUAGES, N_, env_default, gettext as _
 
 INSTALLED_BASE_RULES = ("active_status", "recent_purchase", "active_and_recent")
 
@@ -27,10 +27,10 @@ FIELDS = [
 _SPEC = {f.name: f for f in FIELDS}
 
 RULE_LABELS = {
-    "active_status": "Customers who ever bought and whose status is active",
-    "recent_purchase": "Customers with a won deal in the last {months} months",
-    "active_and_recent": ("Customers whose status is active and who have a won deal in the "
-                          "last {months} months"),
+    "active_status": N_("Customers who ever bought and whose status is active"),
+    "recent_purchase": N_("Customers with a won deal in the last {months} months"),
+    "active_and_recent": N_("Customers whose status is active and who have a won deal in the "
+                            "last {months} months"),
 }
 
 
@@ -50,7 +50,7 @@ def get_all(db: Database) -> dict:
 def save(db: Database, user: User, values: dict) -> dict:
     """Validates and stores the given settings (admin only); returns all settings."""
     if user.role != "admin":
-        raise PermissionDenied("Only an admin can change settings")
+        raise PermissionDenied(_("Only an admin can change settings"))
     clean = validate([_SPEC[k] for k in values if k in _SPEC], values)
     unknown = set(values) - set(_SPEC)
     if unknown:
@@ -76,5 +76,6 @@ def save(db: Database, user: User, values: dict) -> dict:
 
 
 def installed_base_rule_text(values: dict) -> str:
-    return RULE_LABELS[values["installed_base_rule"]].format(
-        months=values["installed_base_months"])
+    """The installed-base rule in words, in the current language."""
+    return _(RULE_LABELS[values["installed_base_rule"]]).format(
+        months=i18n.number(values["installed_base_months"]))
