@@ -392,15 +392,14 @@ def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None =
         f" AS weighted{_board_from(search)} WHERE {where} GROUP BY d.stage_id", params)}
     clauses, params = _deal_filters(user, pipeline_id, owners, search, close_from, close_to,
                                     currency)
-    cards = _top_cards(db, stages, clauses, params, since, search, per_stage, order)
-    overdue = _overdue(db, [c["id"] for c in cards], now)
+    cards = _top_cards(db, stages, clauses, params, since, search, per_stage, order, now)
     by_stage: dict[int, list] = {}
     for c in cards:
         by_stage.setdefault(c["stage_id"], []).append(c)
     columns = []
     for s in stages:
         t = totals.get(s["id"], {"n": 0, "total": 0, "weighted": 0})
-        shown = [_card(c, s, now, c["id"] in overdue) for c in by_stage.get(s["id"], [])]
+        shown = [_card(c, s, now) for c in by_stage.get(s["id"], [])]
         columns.append({
             "id": s["id"], "name": s["name"], "kind": s["kind"],
             "probability": s["probability"], "count": t["n"], "total": float(t["total"]),
@@ -411,16 +410,17 @@ def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None =
 
 
 def _top_cards(db: Database, stages: list[dict], clauses: list[str], params: dict,
-               closed_since: date, search: str, per_stage: int, order: str) -> list[dict]:
+               closed_since: date, search: str, per_stage: int, order: str,
+               now: datetime) -> list[dict]:
     """The first per_stage deals of each stage, in card order: one LIMIT per stage over deals
-    alone (ids only), then customers and owners joined to those cards. Ranking every deal of
-    the pipeline instead costs about three times as much on 100,000 open deals. A text search
-    is matched once into a narrow table that the per-stage LIMITs then read."""
+    alone (ids only), then customers, owners and overdue tasks looked up for those cards.
+    Ranking every deal of the pipeline instead costs about three times as much on 100,000
+    open deals. A text search is matched once into a narrow table the LIMITs then read."""
     if not stages:
         return []
     sort = ("d.amount DESC NULLS LAST" if order == "amount"
             else "d.expected_close_date ASC NULLS LAST")
-    params = {**params, "per_stage": per_stage}
+    params = {**params, "per_stage": per_stage, "now": now}
     if search.strip():  # match the text once, not once per stage
         matched = ("WITH m AS MATERIALIZED (SELECT d.id, d.stage_id, d.amount,"
                    " d.expected_close_date, d.closed_on FROM deals d"
@@ -441,7 +441,9 @@ def _top_cards(db: Database, stages: list[dict], clauses: list[str], params: dic
     return db.query(
         f"{matched}SELECT d.id, d.title, d.stage_id, d.amount, d.currency, d.next_step,"
         " d.stage_entered_at, d.last_activity_at, d.expected_close_date, d.version,"
-        " c.name AS customer, u.name AS owner"
+        " c.name AS customer, u.name AS owner, EXISTS (SELECT 1 FROM tasks k"
+        " WHERE k.deal_id = d.id AND k.status = 'open' AND k.deleted_at IS NULL"
+        " AND k.due_at < $now) AS overdue"
         f" FROM deals d JOIN ({' UNION ALL '.join(parts)}) picked ON picked.id = d.id"
         " LEFT JOIN customers c ON c.id = d.customer_id LEFT JOIN users u ON u.id = d.owner_id"
         f" ORDER BY d.stage_id, {sort}, d.id", params)
@@ -452,7 +454,7 @@ def _currency(cards: list[dict]) -> str:
     return found.pop() if len(found) == 1 else ""
 
 
-def _card(row: dict, stage: dict, now: datetime, overdue: bool) -> dict:
+def _card(row: dict, stage: dict, now: datetime) -> dict:
     days = (now - row["stage_entered_at"]).days
     last_touch = max(row["stage_entered_at"], row["last_activity_at"] or row["stage_entered_at"])
     rotting = (stage["kind"] == "open" and stage["rotting_days"] is not None
@@ -460,21 +462,8 @@ def _card(row: dict, stage: dict, now: datetime, overdue: bool) -> dict:
     return {"id": row["id"], "title": row["title"], "customer": row["customer"] or "",
             "amount": float(row["amount"] or 0), "currency": row["currency"],
             "owner": row["owner"] or "", "days_in_stage": days, "rotting": rotting,
-            "overdue": overdue, "next_step": row["next_step"] or "",
+            "overdue": row["overdue"], "next_step": row["next_step"] or "",
             "version": row["version"]}
-
-
-def _overdue(db: Database, deal_ids: list[int], now: datetime) -> set[int]:
-    if not deal_ids:
-        return set()
-    names = {f"d{i}": d for i, d in enumerate(deal_ids)}
-    found = db.query(
-        "SELECT DISTINCT deal_id FROM tasks WHERE status = 'open' AND deleted_at IS NULL"
-        f" AND due_at < $now AND deal_id IN ({', '.join('$' + n for n in names)})",
-        {"now": now, **names})
-    return {r["deal_id"] for r in found}
-
-
 
 
 DEALS = records.Entity(

@@ -58,7 +58,8 @@ def many_leads(db, team):
             "INSERT INTO leads (first_name, last_name, company, email, source, status, owner_id,"
             " estimated_value, consent, created_at, updated_at, deleted_at) VALUES ($f, $l, $c,"
             " $e, $s, $st, $o, $v, $consent, $t, $t, $d)",
-            {"f": rng.choice([None, "Ali", "Bea", "Smith"]), "l": rng.choice(["Smith", "Khan", "Lee"]),
+            {"f": rng.choice([None, "Ali", "Bea", "Smith"]),
+             "l": rng.choice(["Smith", "Khan", "Lee"]),
              "c": rng.choice([None, "Acme", "Smithson"]), "e": rng.choice([None, f"p{i}@x.org"]),
              "s": rng.choice([None, "website", "event"]),
              "st": rng.choice(["new", "contacted", "qualified"]), "o": rng.choice(owners),
@@ -168,6 +169,12 @@ def many_deals(db, team, stage_ids):
              "close": rng.choice([None, date(2026, 12, 1), date(2027, 1, 15)]),
              "closed": closed, "at": NOW - timedelta(days=rng.randrange(40)),
              "del": NOW if rng.random() < 0.05 else None})
+    for deal_id in rng.sample([r["id"] for r in db.query("SELECT id FROM deals")], 60):
+        db.query("INSERT INTO tasks (title, due_at, status, deal_id, created_at, updated_at,"
+                 " deleted_at) VALUES ('Call', $due, $status, $d, $at, $at, $del)",
+                 {"due": NOW + timedelta(hours=rng.choice([-30, -1, 2])),
+                  "status": rng.choice(["open", "open", "done"]), "d": deal_id, "at": NOW,
+                  "del": NOW if rng.random() < 0.2 else None})
     return pid
 
 
@@ -198,17 +205,19 @@ def test_board_cards_are_the_top_n_of_each_stage(db, team, many_deals, who, spec
             assert [c["id"] for c in col["cards"]] == want.get(col["id"], [])
 
 
-def test_board_cards_carry_customer_and_owner_names(db, team, many_deals):
+def test_board_cards_carry_names_and_overdue_tasks(db, team, many_deals):
     columns = deals.board(db, team["maria"], many_deals, now=NOW)
-    names = {r["id"]: r for r in db.query(
+    overdue = {r["deal_id"] for r in db.query(
+        "SELECT deal_id FROM tasks WHERE status = 'open' AND deleted_at IS NULL"
+        " AND due_at < $now", {"now": NOW})}
+    want = {r["id"]: (r["customer"], r["owner"], r["id"] in overdue) for r in db.query(
         "SELECT d.id, coalesce(c.name, '') AS customer, coalesce(u.name, '') AS owner"
         " FROM deals d LEFT JOIN customers c ON c.id = d.customer_id"
         " LEFT JOIN users u ON u.id = d.owner_id")}
     cards = list(itertools.chain.from_iterable(c["cards"] for c in columns))
-    assert cards
+    assert any(c["overdue"] for c in cards) and not all(c["overdue"] for c in cards)
     for card in cards:
-        assert (card["customer"], card["owner"]) == (names[card["id"]]["customer"],
-                                                     names[card["id"]]["owner"])
+        assert (card["customer"], card["owner"], card["overdue"]) == want[card["id"]]
 
 
 # --- updates ---------------------------------------------------------------------------------

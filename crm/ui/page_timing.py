@@ -23,6 +23,20 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def paired_median_ms(fn, bare, repeat: int) -> tuple[float, float]:
+    """Medians of fn and of bare, run alternately after one warm-up each, so that load from
+    other processes on a shared machine falls on both alike."""
+    fn()
+    bare()
+    times: tuple[list, list] = ([], [])
+    for _ in range(repeat):
+        for out, call in zip(times, (fn, bare)):
+            start = time.perf_counter()
+            call()
+            out.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def page_run_ms(path: Path, page: str, username: str, runs: int) -> float:
     """Median wall time of one script run of a page, signed in as username, after a warm-up."""
     # quiet: streamlit warns about bare mode and the authenticator prints cookie noise
