@@ -89,7 +89,8 @@ def rows(cur, sql: str, params: dict | None = None) -> list[dict]:
 
 
 def migrate(db: Database) -> list[str]:
-    """Applies every migrations/NNN_*.sql not yet recorded, in order, each in a transaction."""
+    """Applies every migrations/NNN_*.sql (or NNN_*.py with apply(cursor)) not yet recorded, in
+    order, each in a transaction."""
     cur = db.cursor()
     cur.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -98,11 +99,13 @@ def migrate(db: Database) -> list[str]:
     done = {r[0] for r in cur.execute("SELECT version FROM schema_migrations").fetchall()}
     cur.close()
     applied = []
-    for file in sorted(MIGRATIONS.glob("*.sql")):
+    for file in sorted([*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")]):
         if file.stem in done:
             continue
         with db.transaction() as tx:
-            for statement in _statements(file.read_text()):
+            if file.suffix == ".py":  # data a SQL file cannot compute, e.g. the Jalali calendar
+                _run_python_migration(file, tx)
+            for statement in _statements(file.read_text()) if file.suffix == ".sql" else []:
                 tx.execute(statement)
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($v, $t)",
@@ -110,6 +113,15 @@ def migrate(db: Database) -> list[str]:
             )
         applied.append(file.stem)
     return applied
+
+
+def _run_python_migration(file: Path, cur) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"crm_migration_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.apply(cur)
 
 
 def _statements(script: str) -> list[str]:

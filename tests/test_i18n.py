@@ -83,3 +83,36 @@ def test_untranslated_language_falls_back_to_english():
     i18n.set_language("xx")
     assert i18n.language() == "en"
     assert i18n.gettext("Sign in") == "Sign in"
+
+
+def test_months_of_the_users_calendar_are_grouped_in_sql(db):
+    from crm import calendar
+
+    days = [date(2025, 3, 20), date(2025, 3, 21), date(2025, 4, 20), date(2025, 4, 21),
+            date(2026, 11, 30), date(2026, 12, 1)]
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE sample_days (d DATE)")
+        for day in days:
+            cur.execute("INSERT INTO sample_days VALUES ($d)", {"d": day})
+
+    def grouped(grain, lang):
+        key, join = calendar.period("t.d", grain, lang)
+        found = db.query(f"SELECT {key} AS k, count(*) AS n FROM sample_days t{join}"
+                         " GROUP BY k ORDER BY k")
+        return {calendar.label(r["k"], grain, lang): r["n"] for r in found}
+
+    def expected(keyer):
+        out = {}
+        for day in days:
+            out[keyer(day)] = out.get(keyer(day), 0) + 1
+        return out
+
+    i18n.set_language("fa")
+    assert grouped("month", "fa") == expected(
+        lambda d: i18n.month_name(*i18n.to_jalali(d)[:2]))
+    assert grouped("month", "fa")["فروردین ۱۴۰۴"] == 2  # 21 Mar and 20 Apr 2025
+    assert grouped("quarter", "fa") == expected(
+        lambda d: calendar.label(i18n.to_jalali(d)[0] * 10 + (i18n.to_jalali(d)[1] - 1) // 3
+                                 + 1, "quarter", "fa"))
+    assert grouped("month", "en") == expected(lambda d: f"{d.year:04d}-{d.month:02d}")
+    assert grouped("quarter", "lt")["Q1 2025"] == 2
