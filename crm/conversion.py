@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm import audit, deals, records
+from crm import audit, deals, records, search
 from crm.auth import User, require
 from crm.customers import CONTACTS, CUSTOMERS
 from crm.db import Database
 from crm.fields import ValidationError
-from crm.i18n import gettext as _
+from crm.i18n import N_, gettext as _
 from crm.leads import FREE_MAIL, LEADS
 
 
@@ -22,20 +22,23 @@ def duplicate_candidates(db: Database, user: User, lead: dict, limit: int = 10) 
     similar name (company or person). Best matches first, each with the reason."""
     email = (lead.get("email") or "").lower()
     domain = _domain(email)
-    person = " ".join(p for p in (lead.get("first_name"), lead.get("last_name")) if p).lower()
-    company = (lead.get("company") or "").strip().lower()
+    # names compared in search's normal form: علي and علی are one name
+    person = search.normalise(" ".join(p for p in (lead.get("first_name"),
+                                                   lead.get("last_name")) if p)).lower()
+    company = search.normalise((lead.get("company") or "").strip()).lower()
     where, params = records.visible(CUSTOMERS, user)
     params.update(email=email or None, person=person or None, company=company or None,
                   domain=("%@" + domain) if domain and domain not in FREE_MAIL else None,
-                  n=limit)
+                  n=limit, **search.params())
+    name = f"lower({search.column('t.name')})"
     # jaro_winkler_similarity is DuckDB's; a PostgreSQL backend would use pg_trgm similarity()
     found = db.query(
         "SELECT id, name, kind, email, city, score, reason FROM ("
         " SELECT t.id, t.name, t.kind, t.email, t.city,"
         "  CASE WHEN lower(t.email) = $email THEN 1.0"
         "   WHEN t.kind = 'company' AND lower(t.email) LIKE $domain THEN 0.9"
-        "   ELSE greatest(coalesce(jaro_winkler_similarity(lower(t.name), $company), 0),"
-        "                 coalesce(jaro_winkler_similarity(lower(t.name), $person), 0)) END"
+        f"   ELSE greatest(coalesce(jaro_winkler_similarity({name}, $company), 0),"
+        f"                 coalesce(jaro_winkler_similarity({name}, $person), 0)) END"
         "   AS score,"
         "  CASE WHEN lower(t.email) = $email THEN 'same email'"
         "   WHEN t.kind = 'company' AND lower(t.email) LIKE $domain THEN 'same email domain'"
@@ -44,20 +47,27 @@ def duplicate_candidates(db: Database, user: User, lead: dict, limit: int = 10) 
         " WHERE score >= 0.88 ORDER BY score DESC, name LIMIT $n", params)
     for row in found:
         row["score"] = round(float(row["score"]), 2)
+        row["reason"] = _(REASONS[row["reason"]])
     return found
+
+
+REASONS = {"same email": N_("same email"), "same email domain": N_("same email domain"),
+           "similar name": N_("similar name")}
 
 
 def contact_candidates(db: Database, user: User, customer_id: int, lead: dict) -> list[dict]:
     """Contacts of a customer that may be the lead's person (same email or similar name)."""
     records.get(db, user, CUSTOMERS, customer_id)
-    person = " ".join(p for p in (lead.get("first_name"), lead.get("last_name")) if p).lower()
+    person = search.normalise(" ".join(p for p in (lead.get("first_name"),
+                                                   lead.get("last_name")) if p)).lower()
+    full_name = "trim(coalesce(first_name, '') || ' ' || last_name)"
     return db.query(
-        "SELECT id, trim(coalesce(first_name, '') || ' ' || last_name) AS name, email"
+        f"SELECT id, {full_name} AS name, email"
         " FROM contacts WHERE customer_id = $c AND deleted_at IS NULL AND"
         " (lower(email) = $email OR jaro_winkler_similarity("
-        "   lower(trim(coalesce(first_name, '') || ' ' || last_name)), $person) >= 0.9)",
+        f"   lower({search.column(full_name)}), $person) >= 0.9)",
         {"c": customer_id, "email": (lead.get("email") or "").lower() or None,
-         "person": person})
+         "person": person, **search.params()})
 
 
 def customer_values(lead: dict) -> dict:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
-from crm import audit, i18n
+from crm import audit, i18n, search
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database, rows
-from crm.fields import META_FIELDS, Field, ValidationError, validate
+from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
 from crm.i18n import gettext as _
 
 
@@ -104,6 +104,11 @@ class Query:
     page_size: int = 50
     trash: bool = False
     fixed: dict = field(default_factory=dict)  # name -> value the rows must have (a parent)
+    language: str | None = None  # sorts text by this language's alphabet (ICU collation)
+
+
+# ICU collations built into DuckDB: Lithuanian puts Ą right after A, not after Z
+COLLATIONS = {"lt": "lt", "fa": "fa"}
 
 
 def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
@@ -119,10 +124,12 @@ def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
         params[f"fixed{i}"] = value
     text = (q.search or "").strip()
     if text:
-        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params["q"] = like
-        cols = [f.name for f in entity.fields if f.searchable]
-        clauses.append("(" + " OR ".join(f"t.{c} ILIKE $q ESCAPE '\\'" for c in cols) + ")")
+        cols = [f"t.{f.name}" for f in entity.fields if f.searchable]
+        if search.needs_normalising(text):  # Persian letters or digits: compare normal forms
+            params.update(search.params())
+            cols = [search.column(c) for c in cols]
+        params["q"] = search.like_pattern(text)
+        clauses.append("(" + " OR ".join(f"{c} ILIKE $q ESCAPE '\\'" for c in cols) + ")")
     spec = entity.spec
     for name, wanted in (q.filters or {}).items():
         f = spec.get(name)
@@ -160,13 +167,14 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
     sort = q.sort if q.sort in entity.spec else entity.default_sort[0]
     page_size = max(1, min(int(q.page_size), 500))
     select = _list_select(entity)
-    order = _order("t", sort, q.descending)
+    collate = _collation(entity, sort, q)
+    order = _order("t", sort, q.descending, collate=collate)
     if int(q.page) <= 1 and (q.search or "").strip():
         keys = "t.id" if sort == "id" else f"t.id, t.{sort}"
         found = db.query(
             f"WITH m AS MATERIALIZED (SELECT {keys} FROM {entity.table} t WHERE {where})"
             f" {select}, (SELECT count(*) FROM m) AS {_TOTAL} FROM {entity.table} t"
-            f" JOIN (SELECT m.id FROM m ORDER BY {_order('m', sort, q.descending)}"
+            f" JOIN (SELECT m.id FROM m ORDER BY {_order('m', sort, q.descending, collate=collate)}"
             f" LIMIT $limit) p ON p.id = t.id{_list_joins(entity)} ORDER BY {order}",
             {**params, "limit": page_size})
         total = found[0][_TOTAL] if found else 0
@@ -185,7 +193,8 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
         offset = total - offset - limit
     found = db.query(
         f"{select} FROM {entity.table} t JOIN (SELECT t.id FROM {entity.table} t WHERE {where}"
-        f" ORDER BY {_order('t', sort, q.descending, reverse)} LIMIT $limit OFFSET $offset) p"
+        f" ORDER BY {_order('t', sort, q.descending, reverse, collate)}"
+        f" LIMIT $limit OFFSET $offset) p"
         f" ON p.id = t.id{_list_joins(entity)} ORDER BY {order}",
         {**params, "limit": limit, "offset": offset})
     return Page(found, total, page, page_size)
@@ -194,12 +203,22 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
 _TOTAL = "list_total__"
 
 
-def _order(alias: str, sort: str, descending: bool, reverse: bool = False) -> str:
+def _order(alias: str, sort: str, descending: bool, reverse: bool = False,
+           collate: str | None = None) -> str:
     """The list order: NULLs last, ties by id. reverse gives the exact opposite order (NULLs
     first), so reading from the other end yields the same rows, reversed."""
     direction = "DESC" if descending != reverse else "ASC"
     nulls = "FIRST" if reverse else "LAST"
-    return f"{alias}.{sort} {direction} NULLS {nulls}, {alias}.id {direction}"
+    by = f"{alias}.{sort}" + (f" COLLATE {collate}" if collate else "")
+    return f"{by} {direction} NULLS {nulls}, {alias}.id {direction}"
+
+
+def _collation(entity: Entity, sort: str, q: Query) -> str | None:
+    """The collation for a text sort in the query's language (None: byte order)."""
+    f = entity.spec.get(sort)
+    if f is None or f.type not in TEXT_TYPES:
+        return None
+    return COLLATIONS.get(q.language or "")
 
 
 def _list_select(entity: Entity) -> str:
@@ -462,7 +481,6 @@ def export_csv(db: Database, user: User, entity: Entity, q: Query, batch: int = 
     columns = export_columns(entity)
     select = ", ".join(f"t.{f.name}" for f in columns)
     sort = q.sort if q.sort in entity.spec else entity.default_sort[0]
-    direction = "DESC" if q.descending else "ASC"
     out = io.StringIO()
     writer = csv.writer(out)
     has_owner = any(f.name == "owner_id" for f in columns)
@@ -473,7 +491,8 @@ def export_csv(db: Database, user: User, entity: Entity, q: Query, batch: int = 
     try:
         cur.execute(
             f"SELECT {select}{owner_sql} FROM {entity.table} t{owner_join} WHERE {where}"
-            f" ORDER BY t.{sort} {direction} NULLS LAST, t.id {direction}", params)
+            f" ORDER BY {_order('t', sort, q.descending, collate=_collation(entity, sort, q))}",
+            params)
         while True:
             chunk = cur.fetchmany(batch)
             if not chunk:

@@ -116,3 +116,34 @@ def test_months_of_the_users_calendar_are_grouped_in_sql(db):
                                  + 1, "quarter", "fa"))
     assert grouped("month", "en") == expected(lambda d: f"{d.year:04d}-{d.month:02d}")
     assert grouped("quarter", "lt")["Q1 2025"] == 2
+
+
+def test_persian_search_and_duplicates_ignore_letter_forms(db, team):
+    from crm import conversion, customers, leads, records
+
+    admin = team["admin"]
+    arabic = leads.create_lead(db, admin, {"first_name": "علي", "last_name": "كريمي",
+                                           "company": "شركت نمونه"})
+    leads.create_lead(db, admin, {"first_name": "John", "last_name": "Smith"})
+    for typed in ("علی", "کریمی", "شرکت", "علي"):
+        found = records.list_records(db, admin, leads.LEADS, records.Query(search=typed))
+        assert [r["id"] for r in found.rows] == [arabic], typed
+    customers.create_customer(db, admin, {"name": "شرکت نمونه"})
+    lead = records.get(db, admin, leads.LEADS, arabic)
+    [candidate] = conversion.duplicate_candidates(db, admin, lead)
+    assert candidate["name"] == "شرکت نمونه" and candidate["score"] == 1.0
+
+
+def test_lists_sort_by_the_languages_alphabet(db, team):
+    from crm import leads, records
+
+    for name in ("Zita", "Ąžuolas", "Bronė", "Aldona"):
+        leads.create_lead(db, team["admin"], {"last_name": name})
+
+    def order(language):
+        page = records.list_records(db, team["admin"], leads.LEADS, records.Query(
+            sort="last_name", descending=False, language=language))
+        return [r["last_name"] for r in page.rows]
+
+    assert order("lt") == ["Aldona", "Ąžuolas", "Bronė", "Zita"]
+    assert order("en") == ["Aldona", "Bronė", "Zita", "Ąžuolas"]  # byte order

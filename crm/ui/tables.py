@@ -46,7 +46,7 @@ def list_page(entity: records.Entity, user: User, record_page: str,
         trash = st.toggle(_("Show trash (deleted records)"), key=f"{t}:trash")
 
     query = records.Query(search=search, filters=filters, sort=sort, descending=descending,
-                          trash=trash,
+                          trash=trash, language=i18n.language(),
                           page_size=st.session_state.get(f"{t}:page_size", PAGE_SIZES[1]))
     signature = repr((search, filters, sort, descending, trash, query.page_size))
     if st.session_state.get(f"{t}:signature") != signature:
