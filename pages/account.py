@@ -1,10 +1,12 @@
-"""My account (every role): who I am, and changing my own password."""
+"""My account (every role): who I am, my language, and changing my own password."""
 from datetime import datetime
 
 import streamlit as st
 
-from crm import auth
+from crm import auth, i18n
 from crm.fields import ValidationError
+from crm.i18n import gettext as _
+from crm.ui import locale
 from crm.ui.guard import ROLE_LABEL, require_user
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -19,13 +21,39 @@ if st.session_state.pop("acc:clear", False):
     for key in FIELDS:
         st.session_state[key] = ""
 
-st.title("My account")
+st.title(_("My account"))
 st.markdown(f"**{md_escape(user.name)}** · {md_escape(user.username)} · "
-            f"{ROLE_LABEL[user.role]}")
+            f"{_(ROLE_LABEL[user.role])}")
 if user.email:
     st.caption(md_escape(user.email))
 
-st.subheader("Change your password")
+LANGUAGE_CHOICES = [None, *i18n.LANGUAGES]
+
+
+def language_name(code: str | None) -> str:
+    if code is None:
+        return _("Install default ({name})").format(
+            name=i18n.LANGUAGES[locale.default_language(db)])
+    return i18n.LANGUAGES[code]
+
+
+def language_chosen() -> None:
+    """Saved at once; the run this change starts is already in the new language, and the
+    boxes below keep what was typed (their keys, not their labels, identify them)."""
+    value = st.session_state["acc_language"]
+    auth.set_language(db, user, value)
+    if value is None:
+        st.session_state.pop(locale.CHOSEN, None)
+    else:
+        st.session_state[locale.CHOSEN] = value
+
+
+st.selectbox(_("Language"), LANGUAGE_CHOICES, format_func=language_name, key="acc_language",
+             index=LANGUAGE_CHOICES.index(user.language if user.language in i18n.LANGUAGES
+                                          else None),
+             on_change=language_chosen)
+
+st.subheader(_("Change your password"))
 notice = st.session_state.pop("acc:notice", None)
 if notice:
     st.success(notice, icon=":material/check_circle:")
@@ -38,19 +66,19 @@ def field_error(field: str) -> None:
 
 
 with st.form("change_password"):
-    current = st.text_input("Current password", type="password", key="acc_current")
+    current = st.text_input(_("Current password"), type="password", key="acc_current")
     field_error("current_password")
-    new = st.text_input("New password", type="password", key="acc_new",
-                        help="At least 10 characters, with letters and digits")
+    new = st.text_input(_("New password"), type="password", key="acc_new",
+                        help=_("At least 10 characters, with letters and digits"))
     field_error("new_password")
-    repeat = st.text_input("Repeat the new password", type="password", key="acc_repeat")
+    repeat = st.text_input(_("Repeat the new password"), type="password", key="acc_repeat")
     field_error("repeat")
-    submitted = st.form_submit_button("Change password", type="primary")
+    submitted = st.form_submit_button(_("Change password"), type="primary")
 
 if submitted:
     problems = {}
     if new != repeat:
-        problems["repeat"] = "The two new passwords differ"
+        problems["repeat"] = _("The two new passwords differ")
         if auth.password_problem(new):
             problems["new_password"] = auth.password_problem(new)
     else:
@@ -65,7 +93,7 @@ if submitted:
         st.session_state["acc:clear"] = True
         # The change signed out every session of this user; this one stays signed in.
         st.session_state["signed_in_at"] = datetime.now()
-        st.session_state["acc:notice"] = (
+        st.session_state["acc:notice"] = _(
             "Password changed. Your other sessions have ended; when you next open the CRM, "
             "sign in with the new password.")
     st.rerun()

@@ -1,6 +1,7 @@
 import streamlit as st
 
-from crm import activities
+from crm import activities, i18n
+from crm.i18n import N_, gettext as _, ngettext
 from crm.ui.followup import log_toggle, task_list
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
@@ -8,23 +9,28 @@ from crm.ui.tables import list_page
 
 user = require_user("rep")
 
-mine, tasks, logged = st.tabs(["My tasks", "All tasks", "Activities"])
+mine, tasks, logged = st.tabs([_("My tasks"), _("All tasks"), _("Activities")])
 with mine:
-    st.title("My tasks")
+    st.title(_("My tasks"))
     groups = activities.my_tasks(get_db(), user)
     counts = activities.my_task_counts(get_db(), user)
     log = log_toggle("mine")
-    for name, label in (("overdue", "Overdue"), ("today", "Today"), ("upcoming", "Upcoming")):
-        st.subheader(f"{label} ({counts[name]:,})")
+    for name, label in (("overdue", N_("Overdue")), ("today", N_("Today")),
+                        ("upcoming", N_("Upcoming"))):
+        st.subheader(f"{_(label)} ({i18n.number(counts[name])})")
         if groups[name]:
             task_list(user, groups[name], key=f"mine:{name}", show_related=True, log=log)
             if counts[name] > len(groups[name]):
-                st.caption(f"The first {len(groups[name])} by due date; the All tasks tab "
-                           "lists every one.")
+                st.caption(ngettext(
+                    "The first {count} by due date; the {tab} tab lists every one.",
+                    "The first {count} by due date; the {tab} tab lists every one.",
+                    len(groups[name])).format(count=i18n.number(len(groups[name])),
+                                              tab=_("All tasks")))
         else:
-            st.caption("Nothing here.")
-    st.caption("Add tasks and log activities from a lead, customer, contact or deal page, or "
-               "with “New task” under All tasks.")
+            st.caption(_("Nothing here."))
+    st.caption(_("Add tasks and log activities from a lead, customer, contact or deal page, or "
+                 "with “{button}” under {tab}.").format(
+        button=i18n.entity_text(activities.TASKS, "New {label}"), tab=_("All tasks")))
 with tasks:
     list_page(activities.TASKS, user, record_page="pages/task.py")
 with logged:

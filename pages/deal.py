@@ -1,9 +1,10 @@
 import pandas as pd
 import streamlit as st
 
-from crm import customers, deals, pipelines, records
+from crm import customers, deals, i18n, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
+from crm.i18n import gettext as _
 from crm.ui.followup import activity_tab, tasks_tab
 from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
@@ -28,28 +29,35 @@ def move_to(deal: dict) -> None:
     """The plain way to move a deal (keyboard, AppTest); the board's drag-and-drop does the
     same through the same command."""
     stages = pipelines.stages_of(db, deal["pipeline_id"])
-    names = {s["id"]: f"{s['name']} ({s['probability']} %)" for s in stages}
+    names = {s["id"]: _("{stage} ({probability})").format(
+        stage=s["name"], probability=i18n.percent(s["probability"] / 100)) for s in stages}
     kinds = {s["id"]: s["kind"] for s in stages}
     current = next((s for s in stages if s["id"] == deal["stage_id"]), None)
     if current is None:  # its stage was deleted (before deleting moved trashed deals too)
-        st.warning("This deal's stage no longer exists, so it shows on no board. Move it to "
-                   "a stage below.", icon=":material/warning:")
+        st.warning(_("This deal's stage no longer exists, so it shows on no board. Move it to "
+                     "a stage below."), icon=":material/warning:")
     else:
         probability = (current["probability"] if deal["probability"] is None
                        else deal["probability"])
-        st.markdown(f"**Stage:** {md_escape(current['name'])} · probability {probability} %"
-                    + (f" · closed {deal['closed_on']}" if deal["closed_on"] else ""))
+        values = {"stage": md_escape(current["name"]),
+                  "probability": i18n.percent(probability / 100)}
+        if deal["closed_on"]:
+            st.markdown(_("**Stage:** {stage} · probability {probability} · closed {date}").format(
+                date=i18n.format_date(deal["closed_on"]), **values))
+        else:
+            st.markdown(_("**Stage:** {stage} · probability {probability}").format(**values))
     cols = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-    target = cols[0].selectbox("Move to", [i for i in names if i != deal["stage_id"]],
+    target = cols[0].selectbox(_("Move to"), [i for i in names if i != deal["stage_id"]],
                                format_func=names.get, key="move_to", index=None,
-                               placeholder="Choose a stage")
+                               placeholder=_("Choose a stage"))
     reason = competitor = None
     if target is not None and kinds[target] == "lost":
-        reason = cols[1].selectbox("Lost reason *", deals.LOST_REASONS, index=None,
-                                   format_func=lambda r: r.replace("_", " ").capitalize(),
+        reason_field = deals.DEALS.spec["lost_reason"]
+        reason = cols[1].selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
+                                   format_func=reason_field.choice_label,
                                    key="move_lost_reason")
-        competitor = cols[2].text_input("Lost to competitor", key="move_competitor")
-    if cols[3].button("Move", key="move_button", type="primary", disabled=target is None):
+        competitor = cols[2].text_input(_("Lost to competitor"), key="move_competitor")
+    if cols[3].button(_("Move"), key="move_button", type="primary", disabled=target is None):
         try:
             deals.move_deal(db, user, deal["id"], target, lost_reason=reason,
                             competitor=competitor, expected_version=deal["version"])
@@ -60,26 +68,32 @@ def move_to(deal: dict) -> None:
             st.error(md_escape(exc))
             return
         except records.ConflictError:
-            st.warning("Someone changed this deal a moment ago; look again and retry.")
+            st.warning(_("Someone changed this deal a moment ago; look again and retry."))
             return
         for key in ("move_to", "move_lost_reason", "move_competitor"):
             st.session_state.pop(key, None)
-        st.toast(f"Moved to {md_escape(names[target])}")
+        st.toast(_("Moved to {stage}").format(stage=md_escape(names[target])))
         st.rerun()
 
 
 def stage_history(deal: dict) -> None:
     moves = deals.stage_history(db, user, deal["id"])
-    frame = pd.DataFrame([{"Entered": m["changed_at"], "From": m["from_stage"] or "—",
-                           "To": m["to_stage"], "Days in stage": m["days"],
-                           "By": m["changed_by"] or "—", "Probability %": m["probability"],
-                           "Amount": float(m["amount"]) if m["amount"] is not None else None}
-                          for m in moves])
+    frame = pd.DataFrame([{"entered": i18n.format_datetime(m["changed_at"]),
+                           "from": m["from_stage"] or "—", "to": m["to_stage"],
+                           "days": i18n.number(m["days"], 1) if m["days"] is not None else None,
+                           "by": m["changed_by"] or "—",
+                           "probability": i18n.percent(m["probability"] / 100)
+                           if m["probability"] is not None else None,
+                           "amount": i18n.money(m["amount"], deal["currency"])
+                           if m["amount"] is not None else None}
+                          for m in moves],
+                         columns=["entered", "from", "to", "days", "by", "probability", "amount"])
+    headers = {"entered": _("Entered"), "from": _("From"), "to": _("To"),
+               "days": _("Days in stage"), "by": _("By"), "probability": _("Probability"),
+               "amount": _("Amount")}
     st.dataframe(frame, hide_index=True, placeholder="—",
-                 column_config={"Entered": st.column_config.DatetimeColumn(
-                     format="YYYY-MM-DD HH:mm"),
-                     "Days in stage": st.column_config.NumberColumn(format="%.1f"),
-                     "Amount": st.column_config.NumberColumn(format="localized")})
+                 column_config={name: st.column_config.TextColumn(header)
+                                for name, header in headers.items()})
 
 
 def line_items(deal: dict) -> None:
@@ -88,21 +102,23 @@ def line_items(deal: dict) -> None:
         for item in items:
             c = st.columns([4, 1.2, 1.6, 1.6, 0.8], vertical_alignment="center")
             c[0].text(item["description"])
-            c[1].text(f"{float(item['quantity']):g} ×")
-            c[2].text(f"{float(item['unit_price']):,.2f}")
-            c[3].text(f"{float(item['total']):,.2f} {deal['currency']}")
+            quantity = float(item["quantity"])
+            c[1].text(_("{quantity} ×").format(
+                quantity=i18n.number(quantity, 0 if quantity.is_integer() else 2)))
+            c[2].text(i18n.number(item["unit_price"], 2))
+            c[3].text(i18n.money(item["total"], deal["currency"]))
             if c[4].button("", key=f"line_remove:{item['id']}", icon=":material/close:",
-                           help="Remove this line"):
+                           help=_("Remove this line")):
                 deals.remove_line_item(db, user, item["id"])
                 st.rerun()
-        st.caption("The deal's amount is the sum of its lines.")
+        st.caption(_("The deal's amount is the sum of its lines."))
     else:
-        st.caption("No products on this deal. Lines are optional; once there are any, the "
-                   "deal's amount is their sum.")
+        st.caption(_("No products on this deal. Lines are optional; once there are any, the "
+                     "deal's amount is their sum."))
     added = submit_form(f"line:new:{deal['id']}", deals.LINE_FIELDS, {"quantity": 1},
                         {"product_id": deals.product_choices(db)},
                         lambda values: deals.add_line_item(db, user, deal["id"], values),
-                        submit_label="Add line")
+                        submit_label=_("Add line"))
     if added is not None:
         st.rerun()
 
@@ -118,8 +134,8 @@ if "stage_id" not in new_values:
 record_page(
     deals.DEALS, user, list_page="pages/deals.py", choices=choices, new_values=new_values,
     actions=move_to,
-    tabs={"Stage history": stage_history,
-          "Activities": lambda d: activity_tab(user, "deal_id", d["id"]),
-          "Tasks": lambda d: tasks_tab(user, "deal_id", d["id"]),
-          "Products": line_items},
+    tabs={_("Stage history"): stage_history,
+          _("Activities"): lambda d: activity_tab(user, "deal_id", d["id"]),
+          _("Tasks"): lambda d: tasks_tab(user, "deal_id", d["id"]),
+          _("Products"): line_items},
 )

@@ -1,6 +1,7 @@
 import streamlit as st
 
 from crm import settings
+from crm.i18n import gettext as _
 from crm.ui.forms import clear_form, submit_form
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
@@ -8,14 +9,15 @@ from crm.ui.session import get_db
 user = require_user("admin")
 db = get_db()
 
-st.title("General settings")
+st.title(_("General settings"))
 current = settings.get_all(db)
-st.caption("How the CRM counts things for everyone. Changes apply at once on every dashboard.")
+st.caption(_("How the CRM counts things for everyone. Changes apply at once on every "
+             "dashboard."))
 saved = submit_form("settings", settings.FIELDS, current, {},
-                    lambda values: settings.save(db, user, values), submit_label="Save settings")
+                    lambda values: settings.save(db, user, values), submit_label=_("Save settings"))
 if saved is not None:
     clear_form("settings", settings.FIELDS)
-    st.toast("Settings saved", icon=":material/check:")
+    st.toast(_("Settings saved"), icon=":material/check:")
     st.rerun()
-st.info("Installed base now counts: " + settings.installed_base_rule_text(current) + ".",
-        icon=":material/info:")
+st.info(_("Installed base now counts: {rule}.").format(
+    rule=settings.installed_base_rule_text(current)), icon=":material/info:")
