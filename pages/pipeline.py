@@ -6,13 +6,16 @@ from crm.fields import ValidationError
 from crm.ui.guard import require_user
 from crm.ui.kanban import kanban_board
 from crm.ui.session import get_db
+from crm.ui.text import md_escape
 
 PAGE = 20  # cards per column, and how many more "show more" adds
 
 user = require_user("rep")
 db = get_db()
 
-head, new = st.columns([4, 1], vertical_alignment="bottom")
+# One header row (title, the three numbers, New deal) and one filter row, so the board starts
+# high enough that a 1400 x 900 screen shows it with all its columns.
+head, m1, m2, m3, new = st.columns([2.2, 1, 1.5, 1.5, 1.3], vertical_alignment="bottom")
 head.title("Pipeline")
 all_pipelines = pipelines.list_pipelines(db)
 if not all_pipelines:
@@ -21,35 +24,42 @@ if not all_pipelines:
 names = {p["id"]: p["name"] for p in all_pipelines}
 default = pipelines.default_pipeline_id(db)
 
-f1, f2, f3, f4, f5 = st.columns([1.6, 2, 1.6, 2, 1.2], vertical_alignment="bottom")
+f1, f2, f3, f4 = st.columns([1.6, 2, 2.8, 1.3], vertical_alignment="bottom")
 pipeline_id = f1.selectbox("Pipeline", list(names), format_func=names.get,
                            index=list(names).index(default), key="board_pipeline")
 search = f2.text_input("Search", placeholder="Deal or customer", key="board_search")
 owners = auth.owner_choices(db)
+more_filters = f4.popover("Filters", icon=":material/filter_list:", width="stretch",
+                          key="board_filters")
 if user.role == "rep":
     chosen_owners = [user.id]
-    f3.caption("Your deals")
+    more_filters.caption("Your deals")
 else:
-    mine = f5.toggle("My deals", key="board_mine")
-    chosen_owners = [user.id] if mine else f3.multiselect(
+    mine = more_filters.toggle("My deals", key="board_mine")
+    chosen_owners = [user.id] if mine else more_filters.multiselect(
         "Owner", list(owners), format_func=owners.get, key="board_owners", placeholder="Anyone")
-period = f4.date_input("Expected close between", value=(), key="board_period",
-                       format="YYYY-MM-DD")
+period = more_filters.date_input("Expected close between", value=(), key="board_period",
+                                 format="YYYY-MM-DD")
 close_from = period[0] if period else None
 close_to = (period[1] if len(period) > 1 else period[0]) if period else None
+order = more_filters.segmented_control(
+    "Cards by", ["amount", "close date"], default="amount", key="board_order",
+    format_func=str.capitalize) or "amount"
+active = [name for name, on in [("owner", user.role != "rep" and chosen_owners),
+                                ("expected close", period), ("cards by close date",
+                                                             order != "amount")] if on]
 currencies = deals.board_currencies(db, user, pipeline_id, owners=chosen_owners,
                                     search=search, close_from=close_from, close_to=close_to)
-o1, o2 = st.columns([1, 3], vertical_alignment="bottom")
-order = o1.segmented_control("Cards by", ["amount", "close date"], default="amount",
-                             key="board_order", format_func=str.capitalize) or "amount"
 currency = None
 if currencies:
     # amounts in different currencies are never added together: one currency at a time
     if st.session_state.get("board_currency") not in currencies:
         st.session_state["board_currency"] = next(iter(currencies))
-    currency = o2.segmented_control(
+    currency = f3.segmented_control(
         "Currency", list(currencies), key="board_currency",
-        format_func=lambda c: f"{c} ({currencies[c]:,})") or next(iter(currencies))
+        format_func=lambda c: f"{md_escape(c)} ({currencies[c]:,})") or next(iter(currencies))
+if active:
+    st.caption("Filtered by " + ", ".join(active) + " (under Filters).")
 if new.button("New deal", type="primary", icon=":material/add:", width="stretch"):
     st.switch_page("pages/deal.py", query_params={"id": "new", "stage_id": str(
         pipelines.stages_of(db, pipeline_id)[0]["id"])})
@@ -60,62 +70,85 @@ columns = deals.board(db, user, pipeline_id, owners=chosen_owners, search=search
                       order="amount" if order == "amount" else "close", currency=currency)
 stage_kind = {c["id"]: c["kind"] for c in columns}
 stage_name = {c["id"]: c["name"] for c in columns}
+# The version of each card as the user last saw it (the previous run drew the screen they
+# acted on): a move sends it, so a deal changed by someone else meanwhile is not overridden.
+seen = st.session_state.get("board_seen_versions", {})
+current = {card["id"]: card for col in columns for card in col["cards"]}
+st.session_state["board_seen_versions"] = {i: card["version"] for i, card in current.items()}
 open_cols = [c for c in columns if c["kind"] == "open"]
-m1, m2, m3 = st.columns(3)
+shown_currency = md_escape(currency) if currency else "—"
 m1.metric("Open deals", f"{sum(c['count'] for c in open_cols):,}")
-m2.metric(f"Open pipeline ({currency or '—'})", f"{sum(c['total'] for c in open_cols):,.0f}",
+m2.metric(f"Open pipeline ({shown_currency})", f"{sum(c['total'] for c in open_cols):,.0f}",
           help="Sum of the amounts of the open deals in this currency")
-m3.metric(f"Weighted ({currency or '—'})", f"{sum(c['weighted'] for c in open_cols):,.0f}",
+m3.metric(f"Weighted ({shown_currency})", f"{sum(c['weighted'] for c in open_cols):,.0f}",
           help="Amount × probability, summed over the open deals in this currency")
 
 
-def remember_move(deal_id: int, to_stage: int) -> None:
-    st.session_state["board_pending_move"] = (deal_id, to_stage)
+def remember_move(deal_id: int, to_stage: int, version: int | None) -> None:
+    st.session_state["board_pending_move"] = (deal_id, to_stage, version)
 
 
 def remember_open(deal_id: int) -> None:
     st.session_state["board_open"] = deal_id
 
 
-def move(deal_id: int, to_stage: int, reason=None, competitor=None) -> bool:
+def moved_meanwhile(title) -> str:
+    return (f"**{md_escape(title)}** was changed or moved by someone else meanwhile, so it was "
+            "not moved; the board now shows where it is.")
+
+
+def move(deal_id: int, to_stage: int, version: int | None, reason=None,
+         competitor=None) -> bool:
+    """Moves the deal unless it changed since the user saw it (version). On such a conflict
+    it leaves a notice and reruns, so the board shows where the deal is now."""
     try:
-        deals.move_deal(db, user, deal_id, to_stage, lost_reason=reason, competitor=competitor)
+        deals.move_deal(db, user, deal_id, to_stage, lost_reason=reason, competitor=competitor,
+                        expected_version=version)
+    except records.ConflictError as exc:
+        st.session_state["board_notice"] = moved_meanwhile(exc.current.get("title"))
+        st.rerun()
     except ValidationError as exc:
         st.error(" ".join(exc.errors.values()))
         return False
     except (PermissionDenied, records.NotFound) as exc:
         st.error(str(exc))
         return False
-    st.toast(f"Moved to {stage_name[to_stage]}")
+    st.toast(f"Moved to {md_escape(stage_name[to_stage])}")
     return True
 
 
 @st.dialog("Why was this deal lost?")
-def lost_dialog(deal_id: int, to_stage: int) -> None:
+def lost_dialog(deal_id: int, to_stage: int, version: int | None) -> None:
     reason = st.selectbox("Lost reason *", deals.LOST_REASONS, index=None,
                           format_func=lambda r: r.replace("_", " ").capitalize(),
                           key="lost_dialog_reason")
     competitor = st.text_input("Lost to competitor (optional)", key="lost_dialog_competitor")
     ok, cancel = st.columns(2)
-    if ok.button("Mark as lost", type="primary", disabled=reason is None):
-        if move(deal_id, to_stage, reason, competitor):
+    if ok.button("Mark as lost", type="primary", disabled=reason is None, key="lost_dialog_ok"):
+        if move(deal_id, to_stage, version, reason, competitor):
             st.rerun()
     if cancel.button("Cancel"):
         st.rerun()
 
 
+notice = st.session_state.pop("board_notice", None)
+if notice:
+    st.warning(notice, icon=":material/sync_problem:")
 opened = st.session_state.pop("board_open", None)
 if opened is not None:
     st.switch_page("pages/deal.py", query_params={"id": str(opened)})
 pending = st.session_state.pop("board_pending_move", None)
 if pending is not None:
-    deal_id, to_stage = pending
-    if stage_kind.get(to_stage) == "lost":
-        lost_dialog(deal_id, to_stage)
-    elif move(deal_id, to_stage):
+    deal_id, to_stage, version = pending
+    if version is not None and deal_id in current and current[deal_id]["version"] != version:
+        # stale card: say so now rather than after asking for a lost reason
+        st.warning(moved_meanwhile(current[deal_id]["title"]), icon=":material/sync_problem:")
+    elif stage_kind.get(to_stage) == "lost":
+        lost_dialog(deal_id, to_stage, version)
+    elif move(deal_id, to_stage, version):
         st.rerun()  # the board shows the new totals
 
-kanban_board(columns, key="board", on_move=remember_move, on_open=remember_open)
+kanban_board(columns, key="board", on_move=remember_move, on_open=remember_open, height=600)
 more = sum(c["more"] for c in columns)
 if more:
     if st.button(f"Show more cards ({more:,} not shown)", key="board_more"):
@@ -137,14 +170,15 @@ with st.expander("Move a deal without dragging", icon=":material/keyboard:"):
                               key="plain_reason")
         competitor = st.text_input("Lost to competitor (optional)", key="plain_competitor")
     if k4.button("Move", key="plain_move", disabled=chosen is None or target is None):
-        if move(chosen, target, reason, competitor):
+        if move(chosen, target, seen.get(chosen), reason, competitor):
             for key in ("plain_deal", "plain_stage", "plain_reason", "plain_competitor"):
                 st.session_state.pop(key, None)
             st.rerun()
 others = {c: n for c, n in currencies.items() if c != currency}
 if others:
     st.caption("Also on this board, in other currencies: " +
-               ", ".join(f"{n:,} in {c}" for c, n in others.items()) + ". Pick a currency above.")
+               ", ".join(f"{n:,} in {md_escape(c)}" for c, n in others.items()) +
+               ". Pick a currency above.")
 st.caption(f"Won and lost columns show the last {deals.CLOSED_DAYS} days. Rotting: no activity "
            "for longer than the stage allows. Click a card to open the deal, edit it and log "
            "an activity.")

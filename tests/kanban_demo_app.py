@@ -1,5 +1,6 @@
 """Demo page for the Kanban browser test (tests/test_kanban_e2e.py): fake deals in
-st.session_state, no database. Run: streamlit run tests/kanban_demo_app.py"""
+st.session_state, no database. Run: streamlit run tests/kanban_demo_app.py
+(`?stages=many` adds six more open stages and a Lost stage: more than a screen is wide)."""
 import sys
 from pathlib import Path
 
@@ -17,7 +18,10 @@ XSS = "<img src=x onerror=alert(1)>"
 def _card(id_, title, customer, amount, owner, days, rotting=False, overdue=False, next_step=""):
     return {"id": id_, "title": title, "customer": customer, "amount": amount, "currency": "EUR",
             "owner": owner, "days_in_stage": days, "rotting": rotting, "overdue": overdue,
-            "next_step": next_step}
+            "next_step": next_step, "version": id_ % 7 + 1}
+
+
+MANY = st.query_params.get("stages") == "many"
 
 
 if "kb_demo" not in st.session_state:
@@ -26,7 +30,11 @@ if "kb_demo" not in st.session_state:
             {"id": 1, "name": "Qualification", "kind": "open", "probability": 20, "more": 3,
              "hidden_total": 75000},
             {"id": 2, "name": "Proposal", "kind": "open", "probability": 60, "more": 0},
+            *[{"id": 10 + i, "name": f"Step {i}", "kind": "open", "probability": 70,
+               "more": 0} for i in range(6 if MANY else 0)],
             {"id": 3, "name": "Won", "kind": "won", "probability": 100, "more": 0},
+            *([{"id": 4, "name": "Lost", "kind": "lost", "probability": 0, "more": 0}]
+              if MANY else []),
         ],
         "cards": {
             1: [_card(101, "Website relaunch", "Acme GmbH", 120000, "Reza Rahimi", 3,
@@ -38,21 +46,26 @@ if "kb_demo" not in st.session_state:
             2: [_card(201, "ERP integration", "Initech", 250000, "Sam Seller", 8, rotting=True,
                       overdue=True, next_step="Send revised offer")],
             3: [_card(301, "Training days", "Umbrella AG", 18000, "Maria Manager", 2)],
+            4: [],
+            **{10 + i: [] for i in range(6)},
         },
         "moves": 0,
         "opens": 0,
         "opened": None,
+        "version": None,
         "runs": 0,
     }
 demo = st.session_state.kb_demo
 demo["runs"] += 1
 
 
-def on_move(deal_id: int, to_stage_id: int) -> None:
+def on_move(deal_id: int, to_stage_id: int, version: int | None) -> None:
+    demo["version"] = version
     for cards in demo["cards"].values():
         for card in cards:
             if card["id"] == deal_id:
                 cards.remove(card)
+                card["version"] += 1
                 demo["cards"][to_stage_id].insert(0, card)
                 demo["moves"] += 1
                 return
@@ -79,6 +92,7 @@ st.title("Pipeline")
 kanban_board(columns(), key="board", on_move=on_move, on_open=on_open, height=480)
 st.write(f"Last opened deal: {demo['opened']}")
 st.write(f"Moves handled: {demo['moves']}")
+st.write(f"Version of the last moved card: {demo['version']}")
 st.write(f"Opens handled: {demo['opens']}")
 st.write(f"Script runs: {demo['runs']}")
 st.button("Rerun")

@@ -1,12 +1,18 @@
-"""Browser test of the Kanban board widget (crm/ui/kanban.py) on tests/kanban_demo_app.py.
+"""Browser test of the Kanban board widget (crm/ui/kanban.py) on tests/kanban_demo_app.py,
+and of the board page (pages/pipeline.py) at 1400 px with a real database.
 
 The v2 component is not in an iframe: it is mounted in an open shadow root inside the page
 (`[data-testid="stBidiComponentIsolated"]`), and Playwright's CSS locators pierce it.
 
 Skips when Chromium is missing, unless CRM_E2E=1 (CI), where a missing browser is a failure."""
+import re
+
 import pytest
 
+from crm import auth, deals, pipelines
+from crm.db import Database
 from tests.browser import chromium, require_chromium, streamlit_server
+from tests.conftest import PASSWORD
 
 require_chromium()
 
@@ -105,6 +111,8 @@ def test_drag_moves_the_card_once_and_updates_both_headers(page, tmp_path):
     expect_header(page, 1, "5 deals", "EUR 150,500", "weighted 30,100")
     expect_header(page, 2, "2 deals", "EUR 370,000", "weighted 222,000")
     expect(page.get_by_text("Moves handled: 1")).to_be_visible(timeout=TIMEOUT)
+    # the drop carries the version the card was drawn with
+    expect(page.get_by_text("Version of the last moved card: 4")).to_be_visible()
     page.screenshot(path=str(tmp_path / "after.png"))
 
     # Trigger values are one-shot: an unrelated rerun does not deliver the drop again.
@@ -137,3 +145,169 @@ def test_click_opens_the_deal_once(page):
     page.locator('[data-deal-id="201"]').press("Enter")  # keyboard opens too
     expect(page.get_by_text("Last opened deal: 201")).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("Opens handled: 2")).to_be_visible()
+
+
+def settle(page):
+    """Waits until no script run is going on (a rerun redraws the board, ending a drag)."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=TIMEOUT)
+
+
+def start_drag(page, card):
+    """Starts a native drag of card with the mouse and leaves it in the air."""
+    settle(page)
+    box = card.bounding_box()
+    page.mouse.move(box["x"] + 20, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 40, box["y"] + 30, steps=4)
+
+
+def hover(page, target, steps=4):
+    box = target.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + min(box["height"] / 2, 40),
+                    steps=steps)
+
+
+def drag(page, card, target):
+    """Drags card onto the top of target without scrolling the page mid-drag (drag_to
+    scrolls a tall column into view after the drag has started, and then misses)."""
+    start_drag(page, card)
+    hover(page, target)
+    page.mouse.up()
+
+
+def within_viewport(page, locator):
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["x"] + box["width"] <= size["width"]
+            and 0 <= box["y"] < size["height"] - 40)
+
+
+@pytest.fixture
+def wide_board(server):
+    """The demo board with ten stages in a 1000 px window: Won and Lost start off-screen."""
+    with chromium() as browser:
+        pg = browser.new_page(viewport={"width": 1000, "height": 800})
+        pg.goto(server + "/?stages=many")
+        expect(pg.locator('[data-deal-id="101"]')).to_be_visible(timeout=TIMEOUT)
+        expect(pg.locator("[data-stage-id]")).to_have_count(10)
+        yield pg
+
+
+def test_off_screen_won_and_lost_get_drop_zones_while_dragging(wide_board):
+    page = wide_board
+    won, lost = page.locator('[data-drop-stage-id="3"]'), page.locator('[data-drop-stage-id="4"]')
+    assert not within_viewport(page, column(page, 3))
+    expect(won).to_be_hidden()  # only while dragging
+    start_drag(page, page.locator('[data-deal-id="101"]'))
+    expect(won).to_be_visible(timeout=5_000)
+    expect(lost).to_be_visible()
+    assert within_viewport(page, won) and within_viewport(page, lost)
+    hover(page, won)
+    page.mouse.up()
+    expect(page.get_by_text("Moves handled: 1")).to_be_visible(timeout=TIMEOUT)
+    expect(column(page, 3).locator('[data-deal-id="101"]')).to_be_attached()
+    expect(page.get_by_text("Version of the last moved card: 4")).to_be_visible()
+    expect(column(page, 3).locator(".kb-count")).to_have_text("2 deals")
+    expect(won).to_be_hidden()
+
+
+def test_the_board_scrolls_by_itself_near_its_edge_while_dragging(wide_board):
+    page = wide_board
+    board = page.locator(".kb-board")
+    assert board.evaluate("b => b.scrollLeft") == 0
+    start_drag(page, page.locator('[data-deal-id="201"]'))
+    box = board.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 10, box["y"] + 200, steps=6)
+    page.wait_for_function(
+        "() => { const host = document.querySelector('[data-testid=stBidiComponentIsolated]');"
+        " const b = host.shadowRoot.querySelector('.kb-board');"
+        " return b.scrollLeft >= b.scrollWidth - b.clientWidth - 1; }", timeout=10_000)
+    # now that Lost is on screen, it takes the drop itself and needs no zone
+    expect(page.locator('[data-drop-stage-id="4"]')).to_be_hidden()
+    assert within_viewport(page, column(page, 4))
+    hover(page, column(page, 4))
+    page.mouse.up()
+    expect(page.get_by_text("Moves handled: 1")).to_be_visible(timeout=TIMEOUT)
+    expect(column(page, 4).locator('[data-deal-id="201"]')).to_be_visible()
+
+
+# --- the board page with a real database, on a 1400 x 900 screen --------------------------
+
+@pytest.fixture
+def app(tmp_path):
+    db_file = tmp_path / "crm.duckdb"
+    db = Database(db_file)
+    auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
+    admin = auth.get_user(db, "admin")
+    stages = {s["name"]: s["id"] for s in
+              pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+    for title, amount, stage in [("Alpha deal", "1000", "Prospecting"),
+                                 ("Beta *deal*", "3000", "Prospecting"),
+                                 ("Gamma deal", "500", "Qualification")]:
+        deals.create_deal(db, admin, {"title": title, "amount": amount,
+                                      "stage_id": stages[stage]})
+    db.close()  # the server process needs the file lock
+    with streamlit_server("app.py", {"CRM_DB": str(db_file),
+                                     "CRM_COOKIE_KEY": "e2e-" + "k" * 40}) as url:
+        yield url
+
+
+def board_page(browser, url):
+    """A signed-in session of its own on the board page, 1400 x 900."""
+    pg = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    pg.goto(url + "/pipeline")
+    pg.get_by_role("textbox", name="Username").fill("admin")
+    pg.get_by_role("textbox", name="Password").fill(PASSWORD)
+    pg.get_by_role("button", name="Sign in").click()
+    expect(pg.locator("[data-deal-id]")).to_have_count(3, timeout=TIMEOUT)
+    return pg
+
+
+def named(page, stage_name):
+    return page.locator(f'[data-stage-id][aria-label="{stage_name}"]')
+
+
+def deal_card(page, title):
+    return page.locator("[data-deal-id]").filter(has_text=title)
+
+
+def test_at_1400_px_won_and_lost_are_on_screen_while_dragging(app):
+    with chromium() as browser:
+        page = board_page(browser, app)
+        start_drag(page, deal_card(page, "Alpha deal"))
+        expect(deal_card(page, "Alpha deal")).to_have_class("kb-card kb-dragging")
+        for name in ("Prospecting", "Negotiation", "Won", "Lost"):
+            assert within_viewport(page, named(page, name)), name
+        hover(page, named(page, "Won"))
+        page.mouse.up()
+        expect(named(page, "Won").locator(".kb-count")).to_have_text("1 deal", timeout=TIMEOUT)
+        expect(named(page, "Prospecting").locator(".kb-count")).to_have_text("1 deal")
+        expect(named(page, "Won").locator(".kb-card")).to_have_text(re.compile("Alpha deal"))
+
+
+def test_a_stale_drag_says_moved_meanwhile_and_shows_where_the_deal_is(app):
+    with chromium() as browser:
+        stale = board_page(browser, app)
+        other = board_page(browser, app)
+        # someone else moves Beta while the first board still shows it in Prospecting
+        drag(other, deal_card(other, "Beta *deal*"), named(other, "Proposal"))
+        expect(named(other, "Proposal").locator(".kb-count")).to_have_text(
+            "1 deal", timeout=TIMEOUT)
+        expect(named(stale, "Prospecting").locator(".kb-count")).to_have_text("2 deals")
+
+        drag(stale, deal_card(stale, "Beta *deal*"), named(stale, "Qualification"))
+        expect(stale.get_by_text("was changed or moved by someone else meanwhile")).to_be_visible(
+            timeout=TIMEOUT)
+        expect(stale.get_by_role("alert").filter(has_text="meanwhile")).to_contain_text(
+            "Beta *deal*")
+        # the board is fresh: Beta where the other user put it, Qualification untouched
+        expect(named(stale, "Proposal").locator('[data-deal-id]')).to_have_text(
+            re.compile(r"Beta \*deal\*"), timeout=TIMEOUT)
+        expect(named(stale, "Qualification").locator(".kb-count")).to_have_text("1 deal")
+        expect(named(stale, "Prospecting").locator(".kb-count")).to_have_text("1 deal")
+
+        # from the fresh board the same drag works
+        drag(stale, deal_card(stale, "Beta *deal*"), named(stale, "Qualification"))
+        expect(named(stale, "Qualification").locator(".kb-count")).to_have_text(
+            "2 deals", timeout=TIMEOUT)

@@ -177,3 +177,46 @@ def test_contact_page_shows_its_customer_and_logs_activities(app_env, team):
     assert logged["subject"] == "Intro call"
     at = page("pages/contact.py", user="sam", id=str(contact))  # not sam's customer
     assert any("own records" in e for e in errors(at))
+
+
+def test_plain_move_of_a_stale_card_warns_and_keeps_the_other_change(app_env, team, stage):
+    deal_id = deal_of(app_env, team["reza"], stage, "Stale *deal*")
+    at = page("pages/pipeline.py", user="maria")
+    at.selectbox(key="plain_deal").set_value(deal_id)
+    at.selectbox(key="plain_stage").set_value(stage["Won"]).run()
+    # someone else moves the deal after this board was drawn
+    deals.move_deal(app_env, team["reza"], deal_id, stage["Negotiation"])
+    at.button(key="plain_move").click().run()
+    assert not errors(at)
+    assert records.get(app_env, team["maria"], deals.DEALS, deal_id)["stage_id"] == \
+        stage["Negotiation"]
+    [warning] = [w.value for w in at.warning]
+    assert "meanwhile" in warning and r"Stale \*deal\*" in warning
+    # the board now shows the deal where it is; a second click moves it on purpose
+    assert any("Stale *deal* · Negotiation" in o for o in at.selectbox(key="plain_deal").options)
+    at.selectbox(key="plain_deal").set_value(deal_id)
+    at.selectbox(key="plain_stage").set_value(stage["Won"])
+    at.button(key="plain_move").click().run()
+    assert not errors(at) and not at.warning
+    assert records.get(app_env, team["maria"], deals.DEALS, deal_id)["stage_id"] == stage["Won"]
+
+
+def test_a_stale_drop_on_lost_warns_instead_of_asking_why(app_env, team, stage):
+    deal_id = deal_of(app_env, team["reza"], stage, "Old <b>news</b>")
+    at = page("pages/pipeline.py", user="maria")
+    version = records.get(app_env, team["maria"], deals.DEALS, deal_id)["version"]
+    deals.move_deal(app_env, team["reza"], deal_id, stage["Proposal"])
+    # what the board's drop callback records for a card drawn before that move
+    # (AppTest cannot drag, nor keep a dialog open across runs)
+    at.session_state["board_pending_move"] = (deal_id, stage["Lost"], version)
+    at.run()
+    assert "lost_dialog_reason" not in [s.key for s in at.selectbox]  # no dialog
+    [warning] = [w.value for w in at.warning]
+    assert r"Old <b>news</b>" not in warning and "meanwhile" in warning
+    assert records.get(app_env, team["maria"], deals.DEALS, deal_id)["stage_id"] == \
+        stage["Proposal"]
+    # with the version it now has, the same drop asks for the reason
+    current = records.get(app_env, team["maria"], deals.DEALS, deal_id)["version"]
+    at.session_state["board_pending_move"] = (deal_id, stage["Lost"], current)
+    at.run()
+    assert "lost_dialog_reason" in [s.key for s in at.selectbox] and not at.warning

@@ -5,14 +5,19 @@ board is mounted in a shadow root (``isolate_styles=True``) inside the app page,
 tests find it with ordinary (shadow-piercing) CSS locators: ``[data-stage-id="3"]``,
 ``[data-deal-id="17"]``.
 
-Events come back as v2 *trigger values* ("moved" = {deal, to}, "opened" = {deal}). Trigger
-values are one-shot: Streamlit resets them after the run they arrive in, and runs their
-``on_<event>_change`` callback once per event, before the script body. We act only inside
-those callbacks, so a later rerun never delivers the same drop again.
+Events come back as v2 *trigger values* ("moved" = {deal, to, version}, "opened" = {deal}).
+Trigger values are one-shot: Streamlit resets them after the run they arrive in, and runs
+their ``on_<event>_change`` callback once per event, before the script body. We act only
+inside those callbacks, so a later rerun never delivers the same drop again.
 
 All user text is set with ``textContent`` / ``setAttribute``; nothing from ``columns`` is
 ever parsed as HTML. AppTest cannot click custom components (they are ``UnknownElement``):
 pages must keep a plain-Streamlit way to move a deal too.
+
+Columns share the board's width down to a narrow minimum (six fit beside the sidebar on a
+1400 px screen); more stages scroll sideways. While a card is dragged the board scrolls by
+itself near its left and right edges, and Won/Lost columns out of sight get drop zones pinned
+to its right edge (``[data-drop-stage-id]``).
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ import streamlit as st
 
 _CSS = r"""
 :host { display: block; }
-.kb-board {
+.kb-wrap {
+  position: relative;
   --kb-text: var(--st-text-color, #31333f);
   --kb-muted: rgba(49, 51, 63, 0.62);
   --kb-border: var(--st-border-color-light, rgba(49, 51, 63, 0.12));
@@ -31,9 +37,11 @@ _CSS = r"""
   --kb-card-bg: var(--st-background-color, #ffffff);
   --kb-primary: var(--st-primary-color, #ff4b4b);
   --kb-radius: var(--st-base-radius, 0.5rem);
+}
+.kb-board {
   box-sizing: border-box;
   display: flex;
-  gap: 0.75rem;
+  gap: 0.5rem;
   align-items: stretch;
   overflow-x: auto;
   overflow-y: hidden;
@@ -46,9 +54,12 @@ _CSS = r"""
 }
 .kb-board *, .kb-board *::before, .kb-board *::after { box-sizing: border-box; }
 .kb-col {
-  flex: 1 0 15.5rem;
+  /* Columns share the width: six of them fit beside the sidebar on a 1400 px screen.
+     More stages than fit scroll sideways (and scroll by themselves while dragging). */
+  flex: 1 1 0;
   max-width: 26rem;
-  min-width: 15.5rem;
+  min-width: 8.75rem;
+  container-type: inline-size;
   display: flex;
   flex-direction: column;
   min-height: 0;
@@ -68,7 +79,7 @@ _CSS = r"""
   box-shadow: inset 0 0 0 1px var(--kb-primary);
 }
 .kb-head {
-  padding: 0.6rem 0.75rem 0.55rem 0.75rem;
+  padding: 0.5rem 0.6rem 0.45rem 0.6rem;
   border-radius: var(--kb-radius) var(--kb-radius) 0 0;
   border-bottom: 1px solid var(--kb-border);
 }
@@ -105,10 +116,10 @@ _CSS = r"""
   min-height: 0;
   overflow-y: auto;
   scrollbar-width: thin;
-  padding: 0.5rem;
+  padding: 0.4rem;
   display: flex;
   flex-direction: column;
-  gap: 0.5rem;
+  gap: 0.4rem;
 }
 .kb-card {
   background: var(--kb-card-bg);
@@ -132,14 +143,29 @@ _CSS = r"""
 }
 .kb-line {
   display: flex;
+  flex-wrap: wrap;
+  column-gap: 0.5rem;
   justify-content: space-between;
-  gap: 0.5rem;
   margin-top: 0.15rem;
   font-size: 0.8rem;
   color: var(--kb-muted);
 }
 .kb-line > span { min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.kb-amount { color: var(--kb-text); font-weight: 600; font-variant-numeric: tabular-nums; flex: 0 0 auto; }
+.kb-line > .kb-customer, .kb-line > .kb-owner { flex: 1 1 auto; }
+.kb-amount {
+  color: var(--kb-text);
+  font-weight: 600;
+  font-variant-numeric: tabular-nums;
+  flex: 0 0 auto;
+  margin-left: auto;
+}
+@container (max-width: 12rem) {
+  .kb-card { padding: 0.4rem 0.45rem; }
+  .kb-name { font-size: 0.875rem; }
+  .kb-stats { font-size: 0.72rem; }
+  .kb-card-title { font-size: 0.82rem; }
+  .kb-line { font-size: 0.74rem; }
+}
 .kb-badges { display: flex; flex-wrap: wrap; gap: 0.25rem; margin-top: 0.35rem; }
 .kb-badges:empty { display: none; }
 .kb-badge {
@@ -169,6 +195,35 @@ _CSS = r"""
   text-align: center;
   padding: 0.35rem 0;
 }
+/* While a card is dragged, Won and Lost columns scrolled out of sight get drop zones pinned
+   to the right edge of the board. */
+.kb-dock {
+  position: absolute;
+  top: 0.5rem;
+  right: 0.5rem;
+  z-index: 2;
+  display: none;
+  flex-direction: column;
+  gap: 0.5rem;
+  width: 9rem;
+}
+.kb-wrap.kb-drag-active .kb-dock { display: flex; }
+.kb-zone {
+  box-sizing: border-box;
+  padding: 1.1rem 0.6rem;
+  font-family: var(--st-font, inherit);
+  font-size: 0.875rem;
+  border: 2px dashed var(--kb-muted);
+  border-radius: var(--kb-radius);
+  background: var(--kb-card-bg);
+  box-shadow: 0 4px 14px rgba(0, 0, 0, 0.14);
+  font-weight: 600;
+  text-align: center;
+  color: var(--kb-text);
+}
+.kb-zone[hidden] { display: none; }
+.kb-zone.kb-won { border-color: var(--st-green-color, #21c354); }
+.kb-zone.kb-over { border-style: solid; border-color: var(--kb-primary); }
 .kb-empty {
   border: 1px dashed var(--kb-border);
   border-radius: calc(var(--kb-radius) * 0.75);
@@ -179,6 +234,7 @@ _CSS = r"""
 _JS = r"""
 const NUM0 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const NUM2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const EDGE = 56;  // px: dragging this close to the board's left or right edge scrolls it
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -199,7 +255,8 @@ export default function (component) {
 
   // The function runs again whenever `data` changes (its cleanup is not called in
   // between), so rebuild from scratch and carry the scroll positions over.
-  const old = parentElement.querySelector(".kb-board");
+  const oldWrap = parentElement.querySelector(".kb-wrap");
+  const old = oldWrap && oldWrap.querySelector(".kb-board");
   const scroll = { left: 0, cols: {} };
   if (old) {
     scroll.left = old.scrollLeft;
@@ -207,15 +264,94 @@ export default function (component) {
       const list = c.querySelector(".kb-cards");
       if (list) scroll.cols[c.dataset.stageId] = list.scrollTop;
     });
-    old.remove();
   }
+  if (oldWrap) oldWrap.remove();
 
+  const wrap = el("div", "kb-wrap");
   const board = el("div", "kb-board");
-  board.style.height = height + "px";
+  // never taller than the window, so a column's top and bottom can be seen together
+  board.style.height = "min(" + height + "px, calc(100vh - 2rem))";
   board.setAttribute("role", "list");
   board.setAttribute("aria-label", "Deals pipeline");
+  const dock = el("div", "kb-dock");
+  dock.setAttribute("aria-hidden", "true");
 
-  let drag = null;  // {deal, from, card} while a card is being dragged
+  let drag = null;  // {deal, version, from, card} while a card is being dragged
+  let pointerX = null;  // last x of the dragged card over the board, for auto-scroll
+  let scrolling = 0;    // requestAnimationFrame id of the auto-scroll loop
+  const zones = [];     // [{zone, colEl}] the dock's drop zones for closed columns
+
+  function autoScroll() {
+    scrolling = 0;
+    if (!drag || pointerX === null) return;
+    const r = board.getBoundingClientRect();
+    let step = 0;
+    if (pointerX < r.left + EDGE) step = -Math.ceil((r.left + EDGE - pointerX) / 4);
+    else if (pointerX > r.right - EDGE) step = Math.ceil((pointerX - (r.right - EDGE)) / 4);
+    if (step && board.scrollWidth > board.clientWidth) {
+      board.scrollLeft += step;
+      scrolling = requestAnimationFrame(autoScroll);
+    }
+  }
+  function fullyVisible(colEl) {
+    const b = board.getBoundingClientRect();
+    const c = colEl.getBoundingClientRect();
+    return c.left >= b.left - 1 && c.right <= b.right + 1;
+  }
+  function updateDock() {
+    for (const { zone, colEl } of zones) {
+      zone.hidden = !drag || drag.from === colEl.dataset.stageId || fullyVisible(colEl);
+    }
+  }
+  function endDrag() {
+    drag = null;
+    pointerX = null;
+    if (scrolling) cancelAnimationFrame(scrolling);
+    scrolling = 0;
+    wrap.classList.remove("kb-drag-active");
+    wrap.querySelectorAll(".kb-over").forEach((n) => n.classList.remove("kb-over"));
+  }
+  board.addEventListener("dragover", (e) => {
+    if (!drag) return;
+    pointerX = e.clientX;
+    if (!scrolling) scrolling = requestAnimationFrame(autoScroll);
+  });
+  board.addEventListener("scroll", () => { if (drag) updateDock(); }, { passive: true });
+
+  // A column (or its dock zone) accepts a card from another column.
+  function dropTarget(target, stageId, list, col) {
+    target.addEventListener("dragenter", (e) => {
+      if (!drag || drag.from === stageId) return;
+      e.preventDefault();
+      target.classList.add("kb-over");
+    });
+    target.addEventListener("dragover", (e) => {
+      if (!drag || drag.from === stageId) return;
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "move";
+      target.classList.add("kb-over");
+    });
+    target.addEventListener("dragleave", (e) => {
+      if (e.relatedTarget && target.contains(e.relatedTarget)) return;
+      target.classList.remove("kb-over");
+    });
+    target.addEventListener("drop", (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      const d = drag;
+      endDrag();
+      if (!d || d.from === stageId) return;
+      // Optimistic: show the card in its new column until Python re-renders the board.
+      d.card.classList.remove("kb-dragging");
+      d.card.classList.add("kb-pending");
+      const empty = list.querySelector(".kb-empty");
+      if (empty) empty.remove();
+      list.insertBefore(d.card, list.querySelector(".kb-more"));
+      // The version the card was drawn with: Python refuses the move when the deal has
+      // changed since (someone else moved or edited it) instead of overriding that change.
+      setTriggerValue("moved", { deal: d.deal, to: col.id, version: d.version });
+    });
+  }
 
   for (const col of columns) {
     const stageId = String(col.id);
@@ -254,36 +390,16 @@ export default function (component) {
     const more = Number(col.more) || 0;
     if (more > 0) list.appendChild(el("div", "kb-more", "+ " + NUM0.format(more) + " more"));
     colEl.appendChild(list);
+    dropTarget(colEl, stageId, list, col);
 
-    colEl.addEventListener("dragenter", (e) => {
-      if (!drag || drag.from === stageId) return;
-      e.preventDefault();
-      colEl.classList.add("kb-over");
-    });
-    colEl.addEventListener("dragover", (e) => {
-      if (!drag || drag.from === stageId) return;
-      e.preventDefault();
-      if (e.dataTransfer) e.dataTransfer.dropEffect = "move";
-      colEl.classList.add("kb-over");
-    });
-    colEl.addEventListener("dragleave", (e) => {
-      if (e.relatedTarget && colEl.contains(e.relatedTarget)) return;
-      colEl.classList.remove("kb-over");
-    });
-    colEl.addEventListener("drop", (e) => {
-      e.preventDefault();
-      colEl.classList.remove("kb-over");
-      const d = drag;
-      drag = null;
-      if (!d || d.from === stageId) return;
-      // Optimistic: show the card in its new column until Python re-renders the board.
-      d.card.classList.remove("kb-dragging");
-      d.card.classList.add("kb-pending");
-      const empty = list.querySelector(".kb-empty");
-      if (empty) empty.remove();
-      list.insertBefore(d.card, list.querySelector(".kb-more"));
-      setTriggerValue("moved", { deal: d.deal, to: col.id });
-    });
+    if (kind !== "open") {
+      const zone = el("div", "kb-zone kb-" + kind, col.name);
+      zone.setAttribute("data-drop-stage-id", stageId);
+      zone.hidden = true;
+      dropTarget(zone, stageId, list, col);
+      dock.appendChild(zone);
+      zones.push({ zone, colEl });
+    }
 
     list.scrollTop = scroll.cols[stageId] || 0;
     board.appendChild(colEl);
@@ -318,17 +434,24 @@ export default function (component) {
       if (card.next_step) c.appendChild(el("div", "kb-next", card.next_step));
 
       c.addEventListener("dragstart", (e) => {
-        drag = { deal: card.id, from: stageId, card: c };
+        const version = Number.isInteger(card.version) ? card.version : null;
+        drag = { deal: card.id, version, from: stageId, card: c };
         c.classList.add("kb-dragging");
         if (e.dataTransfer) {
           e.dataTransfer.effectAllowed = "move";
           e.dataTransfer.setData("text/plain", String(card.id));
         }
+        // after the browser has taken the drag image: changing layout inside dragstart
+        // can cancel the drag
+        setTimeout(() => {
+          if (!drag) return;
+          updateDock();
+          wrap.classList.add("kb-drag-active");
+        }, 0);
       });
       c.addEventListener("dragend", () => {
         c.classList.remove("kb-dragging");
-        board.querySelectorAll(".kb-over").forEach((n) => n.classList.remove("kb-over"));
-        drag = null;
+        endDrag();
       });
       const open = () => setTriggerValue("opened", { deal: card.id });
       c.addEventListener("click", open);
@@ -339,7 +462,9 @@ export default function (component) {
     }
   }
 
-  parentElement.appendChild(board);
+  wrap.appendChild(board);
+  wrap.appendChild(dock);
+  parentElement.appendChild(wrap);
   board.scrollLeft = scroll.left;
 }
 """
@@ -367,6 +492,10 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _version(value: Any) -> int | None:
+    return None if value is None else _int(value, None)
+
+
 def _payload(columns: list[dict], height: int, rev: int) -> dict:
     out = []
     for col in columns:
@@ -392,20 +521,24 @@ def _payload(columns: list[dict], height: int, rev: int) -> dict:
                 "rotting": bool(card.get("rotting")),
                 "overdue": bool(card.get("overdue")),
                 "next_step": _text(card.get("next_step")),
+                "version": _version(card.get("version")),
             } for card in col.get("cards") or []],
         })
     return {"columns": out, "height": int(height), "rev": rev}
 
 
-def kanban_board(columns: list[dict], key: str, on_move: Callable[[int, int], Any] | None = None,
+def kanban_board(columns: list[dict], key: str,
+                 on_move: Callable[[int, int, int | None], Any] | None = None,
                  on_open: Callable[[int], Any] | None = None, height: int = 620) -> None:
     """Mounts the board. columns: [{"id": int, "name": str, "kind": "open"|"won"|"lost",
        "count": int, "total": float, "weighted": float, "currency": str, "probability": int,
        "cards": [{"id": int, "title": str, "customer": str, "amount": float, "currency": str,
                   "owner": str, "days_in_stage": int, "rotting": bool, "overdue": bool,
-                  "next_step": str}],
+                  "next_step": str, "version": int}],
        "more": int}]   # more = how many cards of this column are not shown
-    on_move(deal_id: int, to_stage_id: int) is called when a card is dropped on another column;
+    on_move(deal_id: int, to_stage_id: int, version: int | None) is called when a card is
+    dropped on another column; version is the card's "version" as drawn (None if it had none):
+    pass it on as the expected version, so a deal changed meanwhile is not overridden;
     on_open(deal_id: int) when a card is clicked. Returns nothing.
 
     Both callbacks run as Streamlit widget callbacks, i.e. before the script body of the
@@ -429,7 +562,7 @@ def kanban_board(columns: list[dict], key: str, on_move: Callable[[int, int], An
             return
         deal, to = _int(value.get("deal"), -1), _int(value.get("to"), -1)
         if deal >= 0 and to in stage_ids:
-            on_move(deal, to)
+            on_move(deal, to, _version(value.get("version")))
 
     def _opened() -> None:
         value = _event("opened")
