@@ -11,13 +11,14 @@ import gettext as _gettext
 import os
 import re
 from contextvars import ContextVar
+from copy import copy
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 import jdatetime
-from babel import numbers as babel_numbers
+from babel import Locale, numbers as babel_numbers
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "messages"
@@ -130,10 +131,11 @@ def money(value, currency: str | None, digits: int = 2) -> str:
         return ""
     if not currency:
         return number(value, digits)
-    text = babel_numbers.format_currency(Decimal(str(value)), currency, locale=_locale(),
-                                         format_type="standard",
-                                         currency_digits=digits == 2,
-                                         decimal_quantization=True, numbering_system="default")
+    locale = Locale.parse(_locale())
+    pattern = copy(locale.currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)  # the locale's pattern, with the decimals asked for
+    text = pattern.apply(Decimal(str(value)), locale, currency=currency, currency_digits=False,
+                         numbering_system="default")
     return persian_digits(text) if language() == "fa" else text
 
 

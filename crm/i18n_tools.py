@@ -2,6 +2,7 @@
 
     python -m crm.i18n_tools update    # extract msgids, merge them into every .po, compile .mo
     python -m crm.i18n_tools check     # list msgids without a translation (exit 1 if any)
+    python -m crm.i18n_tools compile fa  # only compile one language's .po into its .mo
 
 Msgids come from _(), gettext(), ngettext() and N_() in the code, and from the field specs:
 labels, help texts, sections and choice labels, so a field added to a spec is extracted
@@ -122,6 +123,9 @@ def missing(lang: str) -> list[str]:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["update"]:
         update()
+        return 0
+    if argv[:1] == ["compile"] and len(argv) == 2 and argv[1] in TRANSLATED:
+        compile_mo(load(argv[1]), argv[1])
         return 0
     if argv[:1] == ["check"]:
         bad = {lang: missing(lang) for lang in TRANSLATED}
