@@ -85,6 +85,7 @@ def load(lang: str) -> Catalog:
 def save(catalog: Catalog, lang: str) -> None:
     path = po_path(lang)
     path.parent.mkdir(parents=True, exist_ok=True)
+    catalog.fuzzy = False  # the header is ours, not a guess
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=100, omit_header=False, sort_output=True,
              ignore_obsolete=True, include_previous=False)
