@@ -77,5 +77,6 @@ def save(db: Database, user: User, values: dict) -> dict:
 
 def installed_base_rule_text(values: dict) -> str:
     """The installed-base rule in words, in the current language."""
-    return _(RULE_LABELS[values["installed_base_rule"]]).format(
+    rule = RULE_LABELS[values["installed_base_rule"]]
+    return _(rule).format(
         months=i18n.number(values["installed_base_months"]))

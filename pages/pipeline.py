@@ -1,14 +1,17 @@
 import streamlit as st
 
-from crm import auth, deals, pipelines, records
+from crm import auth, deals, i18n, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
+from crm.i18n import N_, gettext as _
 from crm.ui.guard import require_user
 from crm.ui.kanban import kanban_board
 from crm.ui.session import get_db
+from crm.ui.tables import date_range
 from crm.ui.text import md_escape
 
 PAGE = 20  # cards per column, and how many more "show more" adds
+LOST_LABEL = deals.DEALS.spec["lost_reason"].choice_label
 
 user = require_user("rep")
 db = get_db()
@@ -16,38 +19,40 @@ db = get_db()
 # One header row (title, the three numbers, New deal) and one filter row, so the board starts
 # high enough that a 1400 x 900 screen shows it with all its columns.
 head, m1, m2, m3, new = st.columns([2.2, 1, 1.5, 1.5, 1.3], vertical_alignment="bottom")
-head.title("Pipeline")
+head.title(_("Pipeline"))
 all_pipelines = pipelines.list_pipelines(db)
 if not all_pipelines:
-    st.info("No pipeline exists. An admin can create one under Settings › Pipelines & stages.")
+    st.info(_("No pipeline exists. An admin can create one under Settings › Pipelines & "
+              "stages."))
     st.stop()
 names = {p["id"]: p["name"] for p in all_pipelines}
 default = pipelines.default_pipeline_id(db)
 
 f1, f2, f3, f4 = st.columns([1.6, 2, 2.8, 1.3], vertical_alignment="bottom")
-pipeline_id = f1.selectbox("Pipeline", list(names), format_func=names.get,
+pipeline_id = f1.selectbox(_("Pipeline"), list(names), format_func=names.get,
                            index=list(names).index(default), key="board_pipeline")
-search = f2.text_input("Search", placeholder="Deal or customer", key="board_search")
+search = f2.text_input(_("Search"), placeholder=_("Deal or customer"), key="board_search")
 owners = auth.owner_choices(db)
-more_filters = f4.popover("Filters", icon=":material/filter_list:", width="stretch",
+more_filters = f4.popover(_("Filters"), icon=":material/filter_list:", width="stretch",
                           key="board_filters")
 if user.role == "rep":
     chosen_owners = [user.id]
-    more_filters.caption("Your deals")
+    more_filters.caption(_("Your deals"))
 else:
-    mine = more_filters.toggle("My deals", key="board_mine")
+    mine = more_filters.toggle(_("My deals"), key="board_mine")
     chosen_owners = [user.id] if mine else more_filters.multiselect(
-        "Owner", list(owners), format_func=owners.get, key="board_owners", placeholder="Anyone")
-period = more_filters.date_input("Expected close between", value=(), key="board_period",
-                                 format="YYYY-MM-DD")
-close_from = period[0] if period else None
-close_to = (period[1] if len(period) > 1 else period[0]) if period else None
+        _("Owner"), list(owners), format_func=owners.get, key="board_owners",
+        placeholder=_("Anyone"))
+with more_filters:
+    close_from, close_to = date_range(deals.DEALS.spec["expected_close_date"], "board_period")
+period = close_from or close_to
+ORDERS = {"amount": N_("Amount"), "close date": N_("Close date")}
 order = more_filters.segmented_control(
-    "Cards by", ["amount", "close date"], default="amount", key="board_order",
-    format_func=str.capitalize) or "amount"
-active = [name for name, on in [("owner", user.role != "rep" and chosen_owners),
-                                ("expected close", period), ("cards by close date",
-                                                             order != "amount")] if on]
+    _("Cards by"), list(ORDERS), default="amount", key="board_order",
+    format_func=lambda o: _(ORDERS[o])) or "amount"
+active = [name for name, on in [(_("owner"), user.role != "rep" and chosen_owners),
+                                (_("expected close"), period),
+                                (_("cards by close date"), order != "amount")] if on]
 currencies = deals.board_currencies(db, user, pipeline_id, owners=chosen_owners,
                                     search=search, close_from=close_from, close_to=close_to)
 currency = None
@@ -56,11 +61,13 @@ if currencies:
     if st.session_state.get("board_currency") not in currencies:
         st.session_state["board_currency"] = next(iter(currencies))
     currency = f3.segmented_control(
-        "Currency", list(currencies), key="board_currency",
-        format_func=lambda c: f"{md_escape(c)} ({currencies[c]:,})") or next(iter(currencies))
+        _("Currency"), list(currencies), key="board_currency",
+        format_func=lambda c: f"{md_escape(c)} ({i18n.number(currencies[c])})"
+    ) or next(iter(currencies))
 if active:
-    st.caption("Filtered by " + ", ".join(active) + " (under Filters).")
-if new.button("New deal", type="primary", icon=":material/add:", width="stretch"):
+    st.caption(_("Filtered by {filters} (under Filters).").format(filters=", ".join(active)))
+if new.button(i18n.entity_text(deals.DEALS, "New {label}"), type="primary",
+              icon=":material/add:", width="stretch"):
     st.switch_page("pages/deal.py", query_params={"id": "new", "stage_id": str(
         pipelines.stages_of(db, pipeline_id)[0]["id"])})
 
@@ -77,11 +84,13 @@ current = {card["id"]: card for col in columns for card in col["cards"]}
 st.session_state["board_seen_versions"] = {i: card["version"] for i, card in current.items()}
 open_cols = [c for c in columns if c["kind"] == "open"]
 shown_currency = md_escape(currency) if currency else "—"
-m1.metric("Open deals", f"{sum(c['count'] for c in open_cols):,}")
-m2.metric(f"Open pipeline ({shown_currency})", f"{sum(c['total'] for c in open_cols):,.0f}",
-          help="Sum of the amounts of the open deals in this currency")
-m3.metric(f"Weighted ({shown_currency})", f"{sum(c['weighted'] for c in open_cols):,.0f}",
-          help="Amount × probability, summed over the open deals in this currency")
+m1.metric(_("Open deals"), i18n.number(sum(c["count"] for c in open_cols)))
+m2.metric(_("Open pipeline ({currency})").format(currency=shown_currency),
+          i18n.number(sum(c["total"] for c in open_cols)),
+          help=_("Sum of the amounts of the open deals in this currency"))
+m3.metric(_("Weighted ({currency})").format(currency=shown_currency),
+          i18n.number(sum(c["weighted"] for c in open_cols)),
+          help=_("Amount × probability, summed over the open deals in this currency"))
 
 
 def remember_move(deal_id: int, to_stage: int, version: int | None) -> None:
@@ -93,8 +102,8 @@ def remember_open(deal_id: int) -> None:
 
 
 def moved_meanwhile(title) -> str:
-    return (f"**{md_escape(title)}** was changed or moved by someone else meanwhile, so it was "
-            "not moved; the board now shows where it is.")
+    return _("**{title}** was changed or moved by someone else meanwhile, so it was not moved; "
+             "the board now shows where it is.").format(title=md_escape(title))
 
 
 def move(deal_id: int, to_stage: int, version: int | None, reason=None,
@@ -108,27 +117,31 @@ def move(deal_id: int, to_stage: int, version: int | None, reason=None,
         st.session_state["board_notice"] = moved_meanwhile(exc.current.get("title"))
         st.rerun()
     except ValidationError as exc:
-        st.error(" ".join(exc.errors.values()))
+        st.error(md_escape(" ".join(exc.errors.values())))
         return False
     except (PermissionDenied, records.NotFound) as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return False
-    st.toast(f"Moved to {md_escape(stage_name[to_stage])}")
+    st.toast(_("Moved to {stage}").format(stage=md_escape(stage_name[to_stage])))
     return True
 
 
-@st.dialog("Why was this deal lost?")
 def lost_dialog(deal_id: int, to_stage: int, version: int | None) -> None:
-    reason = st.selectbox("Lost reason *", deals.LOST_REASONS, index=None,
-                          format_func=lambda r: r.replace("_", " ").capitalize(),
-                          key="lost_dialog_reason")
-    competitor = st.text_input("Lost to competitor (optional)", key="lost_dialog_competitor")
-    ok, cancel = st.columns(2)
-    if ok.button("Mark as lost", type="primary", disabled=reason is None, key="lost_dialog_ok"):
-        if move(deal_id, to_stage, version, reason, competitor):
+    @st.dialog(_("Why was this deal lost?"))
+    def ask() -> None:
+        reason = st.selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
+                              format_func=LOST_LABEL, key="lost_dialog_reason")
+        competitor = st.text_input(_("Lost to competitor (optional)"),
+                                   key="lost_dialog_competitor")
+        ok, cancel = st.columns(2)
+        if ok.button(_("Mark as lost"), type="primary", disabled=reason is None,
+                     key="lost_dialog_ok"):
+            if move(deal_id, to_stage, version, reason, competitor):
+                st.rerun()
+        if cancel.button(_("Cancel")):
             st.rerun()
-    if cancel.button("Cancel"):
-        st.rerun()
+
+    ask()
 
 
 notice = st.session_state.pop("board_notice", None)
@@ -151,34 +164,35 @@ if pending is not None:
 kanban_board(columns, key="board", on_move=remember_move, on_open=remember_open, height=600)
 more = sum(c["more"] for c in columns)
 if more:
-    if st.button(f"Show more cards ({more:,} not shown)", key="board_more"):
+    if st.button(_("Show more cards ({count} not shown)").format(count=i18n.number(more)),
+                 key="board_more"):
         st.session_state["board_per_stage"] = per_stage + PAGE
         st.rerun()
 
-with st.expander("Move a deal without dragging", icon=":material/keyboard:"):
+with st.expander(_("Move a deal without dragging"), icon=":material/keyboard:"):
     cards = {c["id"]: f"{c['title']} · {stage_name[col['id']]}" for col in columns
              for c in col["cards"]}
     k1, k2, k3, k4 = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
-    chosen = k1.selectbox("Deal", list(cards), format_func=cards.get, index=None,
-                          key="plain_deal", placeholder="Choose a deal")
-    target = k2.selectbox("Move to", list(stage_name), format_func=stage_name.get, index=None,
-                          key="plain_stage", placeholder="Choose a stage")
+    chosen = k1.selectbox(_("Deal"), list(cards), format_func=cards.get, index=None,
+                          key="plain_deal", placeholder=_("Choose a deal"))
+    target = k2.selectbox(_("Move to"), list(stage_name), format_func=stage_name.get,
+                          index=None, key="plain_stage", placeholder=_("Choose a stage"))
     reason = competitor = None
     if target is not None and stage_kind[target] == "lost":
-        reason = k3.selectbox("Lost reason *", deals.LOST_REASONS, index=None,
-                              format_func=lambda r: r.replace("_", " ").capitalize(),
-                              key="plain_reason")
-        competitor = st.text_input("Lost to competitor (optional)", key="plain_competitor")
-    if k4.button("Move", key="plain_move", disabled=chosen is None or target is None):
+        reason = k3.selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
+                              format_func=LOST_LABEL, key="plain_reason")
+        competitor = st.text_input(_("Lost to competitor (optional)"), key="plain_competitor")
+    if k4.button(_("Move"), key="plain_move", disabled=chosen is None or target is None):
         if move(chosen, target, seen.get(chosen), reason, competitor):
             for key in ("plain_deal", "plain_stage", "plain_reason", "plain_competitor"):
                 st.session_state.pop(key, None)
             st.rerun()
 others = {c: n for c, n in currencies.items() if c != currency}
 if others:
-    st.caption("Also on this board, in other currencies: " +
-               ", ".join(f"{n:,} in {md_escape(c)}" for c, n in others.items()) +
-               ". Pick a currency above.")
-st.caption(f"Won and lost columns show the last {deals.CLOSED_DAYS} days. Rotting: no activity "
-           "for longer than the stage allows. Click a card to open the deal, edit it and log "
-           "an activity.")
+    st.caption(_("Also on this board, in other currencies: {list}. Pick a currency above.").format(
+        list=", ".join(_("{count} in {currency}").format(count=i18n.number(n),
+                                                          currency=md_escape(c))
+                       for c, n in others.items())))
+st.caption(_("Won and lost columns show the last {days} days. Rotting: no activity for longer "
+             "than the stage allows. Click a card to open the deal, edit it and log an "
+             "activity.").format(days=i18n.number(deals.CLOSED_DAYS)))

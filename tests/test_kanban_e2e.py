@@ -77,9 +77,9 @@ def test_board_lives_in_the_page_dom_not_an_iframe(page):
 
 
 def test_headers_cards_and_badges(page, tmp_path):
-    expect_header(page, 1, "6 deals", "EUR 270,500", "weighted 54,100")
-    expect_header(page, 2, "1 deal", "EUR 250,000", "weighted 150,000")
-    expect_header(page, 3, "1 deal", "EUR 18,000", "weighted 18,000")
+    expect_header(page, 1, "6 deals", "€270,500", "weighted 54,100")
+    expect_header(page, 2, "1 deal", "€250,000", "weighted 150,000")
+    expect_header(page, 3, "1 deal", "€18,000", "weighted 18,000")
     expect(column(page, 1).locator(".kb-prob")).to_have_text("20%")
     expect(column(page, 1).locator(".kb-more")).to_have_text("+ 3 more")
     rotting = page.locator('[data-deal-id="201"]')
@@ -88,7 +88,7 @@ def test_headers_cards_and_badges(page, tmp_path):
     expect(rotting.locator(".kb-badge-overdue")).to_have_text("task overdue")
     expect(rotting.locator(".kb-next")).to_have_text("Send revised offer")
     expect(page.locator('[data-deal-id="101"] .kb-days')).to_have_text("3 d in stage")
-    expect(page.locator('[data-deal-id="101"] .kb-amount')).to_have_text("EUR 120,000")
+    expect(page.locator('[data-deal-id="101"] .kb-amount')).to_have_text("€120,000")
     expect(page.locator('[data-deal-id="301"] .kb-badge')).to_have_count(0)
     page.screenshot(path=str(tmp_path / "kanban.png"))
 
@@ -108,8 +108,8 @@ def test_drag_moves_the_card_once_and_updates_both_headers(page, tmp_path):
     page.screenshot(path=str(tmp_path / "before.png"))
     page.locator('[data-deal-id="101"]').drag_to(column(page, 2))
     expect(column(page, 2).locator('[data-deal-id="101"]')).to_be_visible(timeout=TIMEOUT)
-    expect_header(page, 1, "5 deals", "EUR 150,500", "weighted 30,100")
-    expect_header(page, 2, "2 deals", "EUR 370,000", "weighted 222,000")
+    expect_header(page, 1, "5 deals", "€150,500", "weighted 30,100")
+    expect_header(page, 2, "2 deals", "€370,000", "weighted 222,000")
     expect(page.get_by_text("Moves handled: 1")).to_be_visible(timeout=TIMEOUT)
     # the drop carries the version the card was drawn with
     expect(page.get_by_text("Version of the last moved card: 4")).to_be_visible()
@@ -118,19 +118,19 @@ def test_drag_moves_the_card_once_and_updates_both_headers(page, tmp_path):
     # Trigger values are one-shot: an unrelated rerun does not deliver the drop again.
     rerun(page)
     expect(page.get_by_text("Moves handled: 1")).to_be_visible()
-    expect_header(page, 2, "2 deals", "EUR 370,000", "weighted 222,000")
+    expect_header(page, 2, "2 deals", "€370,000", "weighted 222,000")
 
     # Dropping a card on its own column sends nothing.
     page.locator('[data-deal-id="102"]').drag_to(column(page, 1))
     rerun(page)
     expect(page.get_by_text("Moves handled: 1")).to_be_visible()
     expect(column(page, 1).locator('[data-deal-id="102"]')).to_be_visible()
-    expect_header(page, 1, "5 deals", "EUR 150,500", "weighted 30,100")
+    expect_header(page, 1, "5 deals", "€150,500", "weighted 30,100")
 
     # The XSS card can be moved too and still shows as text; nothing alerted.
     page.locator('[data-deal-id="102"]').drag_to(column(page, 3))
     expect(page.get_by_text("Moves handled: 2")).to_be_visible(timeout=TIMEOUT)
-    expect_header(page, 3, "2 deals", "EUR 48,000", "weighted 48,000")
+    expect_header(page, 3, "2 deals", "€48,000", "weighted 48,000")
     expect(column(page, 3).locator('[data-deal-id="102"] .kb-card-title')).to_have_text(XSS)
     assert page.dialogs == []
 

@@ -145,7 +145,9 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
     session state, so the browser never shows a blank required field while the first values
     travel (it used to, now and then, on a new record's form)."""
     key = widget_key(form_key, spec.name)
-    label, help_text = md_escape(_label(spec)), spec.shown_help
+    # labels come from the specs (code and admins), not from records; escaping them would put
+    # backslashes into what screen readers say
+    label, help_text = _label(spec), spec.shown_help
     t = spec.type
     start = initial[0]
     if t in ("date", "datetime") and _jalali():

@@ -26,6 +26,9 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from crm import i18n
+from crm.i18n import gettext as _, ngettext
+
 _CSS = r"""
 :host { display: block; }
 .kb-wrap {
@@ -232,8 +235,6 @@ _CSS = r"""
 """
 
 _JS = r"""
-const NUM0 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-const NUM2 = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const EDGE = 56;  // px: dragging this close to the board's left or right edge scrolls it
 
 function el(tag, cls, text) {
@@ -242,16 +243,13 @@ function el(tag, cls, text) {
   if (text !== undefined && text !== null && text !== "") node.textContent = String(text);
   return node;
 }
-function money(value, currency, fmt) {
-  const v = Number(value) || 0;
-  const n = (Number.isInteger(v) ? NUM0 : fmt).format(v);
-  return currency ? currency + " " + n : n;
-}
 
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   const columns = (data && Array.isArray(data.columns)) ? data.columns : [];
   const height = (data && Number(data.height)) || 620;
+  // every word and number arrives formatted in the user's language (Python, with Babel)
+  const text = (data && data.text) || {};
 
   // The function runs again whenever `data` changes (its cleanup is not called in
   // between), so rebuild from scratch and carry the scroll positions over.
@@ -272,7 +270,9 @@ export default function (component) {
   // never taller than the window, so a column's top and bottom can be seen together
   board.style.height = "min(" + height + "px, calc(100vh - 2rem))";
   board.setAttribute("role", "list");
-  board.setAttribute("aria-label", "Deals pipeline");
+  board.setAttribute("aria-label", text.board || "");
+  // right to left (Persian): the columns run from the right, as the rest of the page does
+  wrap.setAttribute("dir", data && data.dir === "rtl" ? "rtl" : "ltr");
   const dock = el("div", "kb-dock");
   dock.setAttribute("aria-hidden", "true");
 
@@ -367,14 +367,14 @@ export default function (component) {
     const name = el("span", "kb-name", col.name);
     name.setAttribute("title", String(col.name));
     titleRow.appendChild(name);
-    titleRow.appendChild(el("span", "kb-prob", (Number(col.probability) || 0) + "%"));
+    titleRow.appendChild(el("span", "kb-prob", col.probability_text));
     head.appendChild(titleRow);
 
     const count = Number(col.count) || 0;
     const stats = el("div", "kb-stats");
-    const countEl = el("span", "kb-count", count + (count === 1 ? " deal" : " deals"));
-    const totalEl = el("span", "kb-total", money(col.total, col.currency, NUM0));
-    const weightedEl = el("span", "kb-weighted", "weighted " + NUM0.format(Number(col.weighted) || 0));
+    const countEl = el("span", "kb-count", col.count_text);
+    const totalEl = el("span", "kb-total", col.total_text);
+    const weightedEl = el("span", "kb-weighted", col.weighted_text);
     countEl.setAttribute("data-value", String(count));
     totalEl.setAttribute("data-value", String(Number(col.total) || 0));
     weightedEl.setAttribute("data-value", String(Number(col.weighted) || 0));
@@ -386,9 +386,9 @@ export default function (component) {
     const list = el("div", "kb-cards");
     const cards = Array.isArray(col.cards) ? col.cards : [];
     for (const card of cards) list.appendChild(renderCard(card));
-    if (!cards.length) list.appendChild(el("div", "kb-empty", "No deals"));
+    if (!cards.length) list.appendChild(el("div", "kb-empty", text.empty));
     const more = Number(col.more) || 0;
-    if (more > 0) list.appendChild(el("div", "kb-more", "+ " + NUM0.format(more) + " more"));
+    if (more > 0) list.appendChild(el("div", "kb-more", col.more_text));
     colEl.appendChild(list);
     dropTarget(colEl, stageId, list, col);
 
@@ -419,17 +419,16 @@ export default function (component) {
       c.appendChild(el("div", "kb-card-title", title));
       const l1 = el("div", "kb-line");
       l1.appendChild(el("span", "kb-customer", card.customer));
-      l1.appendChild(el("span", "kb-amount", money(card.amount, card.currency, NUM2)));
+      l1.appendChild(el("span", "kb-amount", card.amount_text));
       c.appendChild(l1);
       const l2 = el("div", "kb-line");
       l2.appendChild(el("span", "kb-owner", card.owner));
-      const days = Number(card.days_in_stage) || 0;
-      l2.appendChild(el("span", "kb-days", days + " d in stage"));
+      l2.appendChild(el("span", "kb-days", card.days_text));
       c.appendChild(l2);
 
       const badges = el("div", "kb-badges");
-      if (card.rotting) badges.appendChild(el("span", "kb-badge kb-badge-rotting", "rotting"));
-      if (card.overdue) badges.appendChild(el("span", "kb-badge kb-badge-overdue", "task overdue"));
+      if (card.rotting) badges.appendChild(el("span", "kb-badge kb-badge-rotting", text.rotting));
+      if (card.overdue) badges.appendChild(el("span", "kb-badge kb-badge-overdue", text.overdue));
       c.appendChild(badges);
       if (card.next_step) c.appendChild(el("div", "kb-next", card.next_step));
 
@@ -496,11 +495,25 @@ def _version(value: Any) -> int | None:
     return None if value is None else _int(value, None)
 
 
+def _amount(card: dict) -> str:
+    value = _num(card.get("amount"))
+    return i18n.money(value, _text(card.get("currency")), 0 if value == int(value) else 2)
+
+
 def _payload(columns: list[dict], height: int, rev: int) -> dict:
     out = []
     for col in columns:
         kind = col.get("kind")
+        count, more = _int(col.get("count")), max(0, _int(col.get("more")))
+        currency = _text(col.get("currency"))
         out.append({
+            "count_text": ngettext("{count} deal", "{count} deals", count).format(
+                count=i18n.number(count)),
+            "total_text": i18n.money(_num(col.get("total")), currency, 0),
+            "weighted_text": _("weighted {amount}").format(
+                amount=i18n.number(_num(col.get("weighted")))),
+            "more_text": _("+ {count} more").format(count=i18n.number(more)),
+            "probability_text": i18n.percent(_int(col.get("probability")) / 100),
             "id": _int(col.get("id")),
             "name": _text(col.get("name")),
             "kind": kind if kind in ("open", "won", "lost") else "open",
@@ -522,9 +535,16 @@ def _payload(columns: list[dict], height: int, rev: int) -> dict:
                 "overdue": bool(card.get("overdue")),
                 "next_step": _text(card.get("next_step")),
                 "version": _version(card.get("version")),
+                "amount_text": _amount(card),
+                "days_text": ngettext("{days} d in stage", "{days} d in stage",
+                                      _int(card.get("days_in_stage"))).format(
+                    days=i18n.number(_int(card.get("days_in_stage")))),
             } for card in col.get("cards") or []],
         })
-    return {"columns": out, "height": int(height), "rev": rev}
+    return {"columns": out, "height": int(height), "rev": rev,
+            "dir": "rtl" if i18n.is_rtl() else "ltr",
+            "text": {"board": _("Deals pipeline"), "empty": _("No deals"),
+                     "rotting": _("rotting"), "overdue": _("task overdue")}}
 
 
 def kanban_board(columns: list[dict], key: str,

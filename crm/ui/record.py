@@ -191,7 +191,7 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
         name=md_escape(current.get("updated_by_name") or _("someone")),
         when=i18n.format_datetime(current["updated_at"])), icon=":material/sync_problem:")
     if conflict["changed"]:
-        show = pd.DataFrame([{_("Field"): _(c["label"]),
+        show = pd.DataFrame([{_("Field"): _field_label(c),
                               _("When you opened it"): _text(c["yours_was"]),
                               _("Saved by them"): _text(c["theirs"]),
                               _("Yours"): _text(c["yours"])}
@@ -230,6 +230,14 @@ def _delete_button(entity: records.Entity, user: User, row: dict, readonly: bool
                            i18n.entity_text(entity, "{Label} moved to the trash"))
 
 
+def _field_label(change: dict) -> str:
+    label = change["label"]  # an English field label: its msgid
+    return _(label)
+
+
+TIMELINE_COLUMNS = (N_("When"), N_("Who"), N_("What"), N_("Field"), N_("Before"), N_("After"))
+
+
 def _text(value) -> str:
     if value is None or value == "":
         return "—"
@@ -256,8 +264,8 @@ def timeline(entity: records.Entity, user: User, record_id: int) -> None:
     for line in lines:
         line["When"] = i18n.format_datetime(line["When"])
     st.dataframe(pd.DataFrame(lines), hide_index=True,
-                 column_config={name: st.column_config.TextColumn(_(name)) for name in
-                                ("When", "Who", "What", "Field", "Before", "After")})
+                 column_config={name: st.column_config.TextColumn(_(name))
+                                for name in TIMELINE_COLUMNS})
 
 
 def _shown(f, value, owners) -> str:

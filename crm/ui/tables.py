@@ -114,20 +114,21 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
                                     format_func=answers.get)
                 chosen = None if pick == "any" else pick == "yes"
             elif f.type in ("date", "datetime"):
-                chosen = _date_range(f, key)
+                chosen = date_range(f, key)
             else:
                 continue
-            if chosen not in (None, [], ()):
+            if chosen not in (None, [], (), (None, None)):
                 out[f.name] = chosen
     return out
 
 
-def _date_range(f: Field, key: str) -> tuple | None:
+def date_range(f: Field, key: str) -> tuple:
+    """(from, to) typed by the user in their calendar; (None, None) when empty."""
     label = _("{field} between").format(field=f.shown_label)
     if i18n.language() != "fa":
         picked = st.date_input(label, value=(), key=key, format="YYYY-MM-DD")
         if not picked:
-            return None
+            return None, None
         return picked[0], picked[1] if len(picked) > 1 else picked[0]
     # Persian: two boxes in the Jalali calendar (the date picker only knows the Gregorian one)
     example = i18n.format_date(date(2026, 1, 31))
@@ -138,9 +139,7 @@ def _date_range(f: Field, key: str) -> tuple | None:
         start, end = (i18n.parse_date(text) for text in typed)
     except ValueError as exc:
         st.error(md_escape(exc), icon=":material/error:")
-        return None
-    if start is None and end is None:
-        return None
+        return None, None
     return start, end
 
 
