@@ -28,6 +28,7 @@ DEFAULT = "en"
 BABEL_LOCALE = {"en": "en_US", "fa": "fa_IR", "lt": "lt_LT"}
 
 _current: ContextVar[str] = ContextVar("crm_language", default=DEFAULT)
+_toman: ContextVar[bool] = ContextVar("crm_irr_as_toman", default=False)
 
 
 def env_default() -> str:
@@ -44,6 +45,11 @@ def set_language(lang: str | None) -> str:
 
 def language() -> str:
     return _current.get()
+
+
+def set_toman(on: bool) -> None:
+    """Show Iranian rials as toman (1 toman = 10 rials), as people in Iran usually count."""
+    _toman.set(bool(on))
 
 
 def is_rtl(lang: str | None = None) -> bool:
@@ -131,6 +137,8 @@ def money(value, currency: str | None, digits: int = 2) -> str:
         return ""
     if not currency:
         return number(value, digits)
+    if currency == "IRR" and _toman.get():
+        return gettext("{amount} toman").format(amount=number(Decimal(str(value)) / 10, digits))
     locale = Locale.parse(_locale())
     pattern = copy(locale.currency_formats["standard"])
     pattern.frac_prec = (digits, digits)  # the locale's pattern, with the decimals asked for

@@ -16,6 +16,8 @@ FIELDS = [
     Field("language", "Language for people who have not chosen one", "choice", required=True,
           choices=tuple(LANGUAGES), choice_names=tuple(LANGUAGES.items()), default="en",
           section="Language", help="Each person can choose their own under My account"),
+    Field("irr_as_toman", "Show Iranian rial amounts in toman", "bool", default=False,
+          section="Language", help="1 toman = 10 rials; amounts are stored in rials"),
     Field("installed_base_rule", "Installed base: who counts", "choice", required=True,
           choices=INSTALLED_BASE_RULES, default="active_status", section="Customers",
           help="Among customers who ever bought: those marked active, those with a won deal "

@@ -3,7 +3,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from crm import auth, i18n
+from crm import auth, i18n, settings
 from crm.fields import ValidationError
 from crm.i18n import gettext as _
 from crm.ui import locale
@@ -33,7 +33,7 @@ LANGUAGE_CHOICES = [None, *i18n.LANGUAGES]
 def language_name(code: str | None) -> str:
     if code is None:
         return _("Install default ({name})").format(
-            name=i18n.LANGUAGES[locale.default_language(db)])
+            name=i18n.LANGUAGES[settings.get_all(db)["language"]])
     return i18n.LANGUAGES[code]
 
 

@@ -6,6 +6,7 @@ from crm.dashboard import home_numbers
 from crm.i18n import N_, gettext as _
 from crm.leads import LEADS
 from crm.ui.followup import log_toggle, task_list
+from crm.ui.charts import localize
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -48,7 +49,7 @@ with left:
                                textposition="auto", marker_color="#4C78A8"))
         fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10),
                           yaxis_title=_("Leads"))
-        st.plotly_chart(fig, config={"displayModeBar": False})
+        st.plotly_chart(localize(fig), config={"displayModeBar": False})
     else:
         st.info(_("No leads yet."))
 with right:

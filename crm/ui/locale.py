@@ -30,13 +30,11 @@ _RTL_CSS = """
 """
 
 
-def default_language(db) -> str:
-    return settings.get_all(db)["language"]
-
-
 def language_of(db, user: User | None) -> str:
+    chosen = settings.get_all(db)
+    i18n.set_toman(chosen["irr_as_toman"])
     return i18n.set_language(st.session_state.get(CHOSEN) or (user.language if user else None)
-                             or default_language(db))
+                             or chosen["language"])
 
 
 def apply(db, user: User | None) -> str:
