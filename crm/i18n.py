@@ -10,6 +10,7 @@ from __future__ import annotations
 import gettext as _gettext
 import os
 import re
+from contextlib import contextmanager
 from contextvars import ContextVar
 from copy import copy
 from datetime import date, datetime
@@ -45,6 +46,16 @@ def set_language(lang: str | None) -> str:
 
 def language() -> str:
     return _current.get()
+
+
+@contextmanager
+def using(lang: str):
+    """Runs a block in another language (e.g. naming data for a whole install)."""
+    token = _current.set(lang if lang in LANGUAGES else DEFAULT)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def set_toman(on: bool) -> None:

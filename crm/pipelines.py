@@ -7,17 +7,18 @@ from crm import audit, i18n
 from crm.auth import PermissionDenied, User
 from crm.db import Database, rows
 from crm.fields import Field, ValidationError, validate
-from crm.i18n import gettext as _, ngettext
+from crm.i18n import N_, gettext as _, ngettext
 
 KINDS = ("open", "won", "lost")
 FORECAST_CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
+DEFAULT_PIPELINE = N_("New business")  # made by migration 002, in English
 DEFAULT_STAGES = [  # name, probability, rotting days, kind, forecast category
-    ("Prospecting", 10, 14, "open", "pipeline"),
-    ("Qualification", 25, 14, "open", "pipeline"),
-    ("Proposal", 50, 10, "open", "best_case"),
-    ("Negotiation", 75, 7, "open", "commit"),
-    ("Won", 100, None, "won", "closed"),
-    ("Lost", 0, None, "lost", "omitted"),
+    (N_("Prospecting"), 10, 14, "open", "pipeline"),
+    (N_("Qualification"), 25, 14, "open", "pipeline"),
+    (N_("Proposal"), 50, 10, "open", "best_case"),
+    (N_("Negotiation"), 75, 7, "open", "commit"),
+    (N_("Won"), 100, None, "won", "closed"),
+    (N_("Lost"), 0, None, "lost", "omitted"),
 ]
 
 STAGE_FIELDS = [
@@ -97,10 +98,26 @@ def create_pipeline(db: Database, user: User, name: str) -> int:
             cur.execute(
                 "INSERT INTO stages (pipeline_id, name, position, probability, rotting_days,"
                 " kind, forecast_category, created_at) VALUES ($p, $n, $i, $pr, $r, $k, $c, $t)",
-                {"p": pid, "n": stage, "i": i, "pr": prob, "r": rot, "k": kind, "c": cat,
+                {"p": pid, "n": _(stage), "i": i, "pr": prob, "r": rot, "k": kind, "c": cat,
                  "t": datetime.now()})
         audit.record(cur, user, "pipelines", pid, "create", {"name": [None, name]})
     return pid
+
+
+def name_defaults_in(db: Database, lang: str) -> None:
+    """Names the default pipeline and its stages in the install's language (first run), as
+    long as they still carry the English names migration 002 gave them."""
+    with i18n.using(lang):
+        names = [(english, _(english)) for english in
+                 (DEFAULT_PIPELINE, *(s[0] for s in DEFAULT_STAGES))]
+    with db.transaction() as cur:
+        for english, local in names[:1]:
+            cur.execute("UPDATE pipelines SET name = $new WHERE name = $old AND is_default",
+                        {"new": local, "old": english})
+        for english, local in names[1:]:
+            cur.execute("UPDATE stages SET name = $new WHERE name = $old AND pipeline_id IN"
+                        " (SELECT id FROM pipelines WHERE is_default)",
+                        {"new": local, "old": english})
 
 
 def rename_pipeline(db: Database, user: User, pipeline_id: int, name: str) -> None:

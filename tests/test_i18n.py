@@ -150,3 +150,19 @@ def test_lists_sort_by_the_languages_alphabet(db, team):
 
     assert order("lt") == ["Aldona", "Ąžuolas", "Bronė", "Zita"]
     assert order("en") == ["Aldona", "Bronė", "Zita", "Ąžuolas"]  # byte order
+
+
+def test_the_default_pipeline_is_named_in_the_first_admins_language(db, team):
+    from crm import pipelines
+
+    pipelines.name_defaults_in(db, "lt")
+    with i18n.using("lt"):
+        won = i18n.gettext("Won")
+    names = [s["name"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))]
+    assert won in names and "Won" not in names
+    pipelines.name_defaults_in(db, "fa")  # renamed ones are the admin's: left alone
+    assert [s["name"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))] \
+        == names
+    i18n.set_language("fa")
+    created = pipelines.create_pipeline(db, team["admin"], "فروش")
+    assert pipelines.stages_of(db, created)[0]["name"] == i18n.gettext("Prospecting")

@@ -1,0 +1,165 @@
+"""Every page in Persian and Lithuanian: nothing untranslated from the catalog shows, and every
+msgid of the code has a translation."""
+import re
+
+import pytest
+from babel.messages.pofile import read_po
+
+from crm import activities, auth, customers, deals, i18n, i18n_tools, leads, pipelines
+from tests.conftest import PASSWORD
+from tests.test_pages import page
+
+LANGS = ("fa", "lt")
+# Latin words that stay as they are in every language
+KEEP = {"CRM", "CSV", "USD", "EUR", "IRR", "GBP", "AED", "CAD", "TRY", "ID", "Excel"}
+PEOPLE = {"fa": [("arash", "آرش مدیری", "admin"), ("mina", "مینا فروشی", "manager"),
+                 ("reza", "رضا رحیمی", "rep")],
+          "lt": [("arash", "Aušra Vadovė", "admin"), ("mina", "Mindaugas Vadybininkas",
+                                                         "manager"),
+                 ("reza", "Rūta Pardavėja", "rep")]}
+DATA = {"fa": {"lead": "کریمی", "company": "شرکت نمونه", "customer": "فروشگاه آفتاب",
+               "contact": "احمدی", "deal": "قرارداد پشتیبانی", "task": "تماس پیگیری"},
+        "lt": {"lead": "Kazlauskas", "company": "UAB Ąžuolas", "customer": "UAB Saulėtekis",
+               "contact": "Petraitė", "deal": "Priežiūros sutartis", "task": "Paskambinti"}}
+PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py",
+         "pages/customer.py", "pages/contact.py", "pages/deals.py", "pages/deal.py",
+         "pages/pipeline.py", "pages/activities.py", "pages/task.py", "pages/users.py",
+         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py"]
+
+
+def _catalog(lang):
+    with i18n_tools.po_path(lang).open("rb") as fh:
+        return read_po(fh, locale=lang)
+
+
+def _english_words(lang) -> set[str]:
+    """Words of the English msgids that the language's translations never use themselves."""
+    catalog = _catalog(lang)
+    english, translated = set(), set()
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        texts = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in ids:
+            english |= set(re.findall(r"\b[A-Za-z]{3,}\b", re.sub(r"\{\w+\}", "", text)))
+        for text in texts:
+            translated |= set(re.findall(r"\b[A-Za-z]{3,}\b", text or ""))
+    return english - translated - KEEP
+
+
+def _shown_strings(at) -> list[str]:
+    """Texts a page shows: bodies, labels, help texts, placeholders, options, tab labels."""
+    found = []
+
+    def walk(message):
+        if message.DESCRIPTOR.name in ("Html", "Text", "Code"):
+            return  # style sheets, and text shown as typed
+        for desc, value in message.ListFields():
+            repeated = not isinstance(value, (str, bytes)) and not hasattr(value, "ListFields") \
+                and hasattr(value, "__len__")
+            for item in value if repeated else [value]:
+                if desc.message_type is not None:
+                    walk(item)
+                elif isinstance(item, str) and desc.name in (
+                        "body", "label", "help", "placeholder", "options", "tab_labels",
+                        "display_value"):
+                    found.append(item)
+
+    stack = [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "proto", None) is not None:
+            walk(node.proto)
+        stack.extend(getattr(node, "children", {}).values())
+    return found
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_msgid_has_a_translation(lang):
+    assert i18n_tools.missing(lang) == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_translations_keep_their_placeholders(lang):
+    bad = []
+    for message in _catalog(lang):
+        if not message.id or not message.string:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        texts = message.string if isinstance(message.string, tuple) else (message.string,)
+        wanted = set(re.findall(r"\{\w+\}", ids[-1]))
+        bad += [(ids[0], t) for t in texts if set(re.findall(r"\{\w+\}", t)) != wanted
+                and not (len(ids) > 1 and set(re.findall(r"\{\w+\}", t)) <= wanted)]
+    assert bad == []
+
+
+def test_compiled_catalogs_match_their_po_files():
+    import gettext
+
+    for lang in LANGS:
+        compiled = gettext.GNUTranslations(i18n_tools.po_path(lang).with_suffix(".mo")
+                                           .open("rb"))
+        for message in _catalog(lang):
+            if message.id and isinstance(message.id, str) and message.string:
+                assert compiled.gettext(message.id) == message.string, (lang, message.id)
+
+
+@pytest.fixture(params=LANGS)
+def localized(request, db, monkeypatch):
+    lang = request.param
+    monkeypatch.setenv("CRM_DB", str(db.path))
+    monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
+    monkeypatch.setenv("CRM_LANGUAGE", lang)  # the install default: every page in it
+    admin = None
+    for username, name, role in PEOPLE[lang]:
+        auth.create_user(db, admin, username, name, None, PASSWORD, role)
+        admin = admin or auth.get_user(db, "arash")
+    pipelines.name_defaults_in(db, lang)  # as the first admin's screen does
+    mina = auth.get_user(db, "mina")
+    text = DATA[lang]
+    stage = pipelines.stages_of(db, pipelines.default_pipeline_id(db))[1]["id"]
+    ids = {"lead": leads.create_lead(db, mina, {"last_name": text["lead"],
+                                                "company": text["company"],
+                                                "status": "qualified", "source": "referral"}),
+           "customer": customers.create_customer(db, mina, {"name": text["customer"]})}
+    ids["contact"] = customers.add_contact(db, mina, ids["customer"],
+                                           {"last_name": text["contact"]})
+    ids["deal"] = deals.create_deal(db, mina, {"title": text["deal"], "amount": "1500",
+                                               "customer_id": ids["customer"],
+                                               "stage_id": stage})
+    activities.log_activity(db, mina, {"subject": text["task"], "deal_id": ids["deal"],
+                                       "kind": "call"})
+    ids["task"] = activities.create_task(db, mina, {"title": text["task"],
+                                                    "deal_id": ids["deal"]})
+    return lang, ids
+
+
+def test_every_page_shows_no_untranslated_english(localized):
+    lang, ids = localized
+    english = _english_words(lang)
+    params = {"pages/lead.py": ids["lead"], "pages/customer.py": ids["customer"],
+              "pages/contact.py": ids["contact"], "pages/deal.py": ids["deal"],
+              "pages/task.py": ids["task"]}
+    untranslated = {}
+    for path in PAGES:
+        extra = {"id": str(params[path])} if path in params else {}
+        at = page(path, user="arash", **extra)
+        assert not at.exception, (lang, path, at.exception)
+        words = {w for s in _shown_strings(at) for w in re.findall(r"\b[A-Za-z]{3,}\b", s)}
+        leaked = sorted(words & english)
+        if leaked:
+            untranslated[path] = leaked
+    assert untranslated == {}
+    i18n.set_language("en")
+
+
+def test_the_language_follows_the_user(localized, monkeypatch):
+    lang, _ = localized
+    monkeypatch.setenv("CRM_LANGUAGE", "en")
+    at = page("pages/home.py", user="arash")
+    assert "Open leads" in [m.label for m in at.metric]  # the install default: English
+    at.session_state["chosen_language"] = lang
+    at.run()
+    assert "Open leads" not in [m.label for m in at.metric]
+    assert [m.label for m in at.metric][0] == i18n_tools.load(lang)["Open leads"].string
