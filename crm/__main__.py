@@ -13,7 +13,7 @@ import os
 import sys
 from datetime import datetime
 
-from crm import auth, config
+from crm import auth, config, i18n
 from crm.fields import ValidationError
 
 EXIT_FAILURE = 1
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--demo", action="store_true", help="load demo data (and demo users)")
     init.add_argument("--size", choices=("small", "large"), default="small",
                       help="demo size: small (~300 leads) or large (1,000,000 leads)")
+    init.add_argument("--language", choices=tuple(i18n.LANGUAGES), default=None,
+                      help="language of the demo records: en (with a Persian share), fa or lt"
+                           " (default: $CRM_LANGUAGE or en)")
     init.set_defaults(run=cmd_init)
 
     users = commands.add_parser("users", help="add, list, lock or unlock users, set a password")
@@ -88,7 +91,7 @@ def cmd_init(args) -> int:
                     db.query("SELECT version FROM schema_migrations ORDER BY version")]
         print(f"{'Opened' if existed else 'Created'} {path} (schema {versions[-1]})")
         if args.demo:
-            _init_demo(db, args.size)
+            _init_demo(db, args.size, args.language or i18n.env_default())
         elif auth.count_users(db) == 0:
             print("No users yet: add the first admin with"
                   " `python -m crm users add NAME --role admin`")
@@ -97,7 +100,7 @@ def cmd_init(args) -> int:
     return 0
 
 
-def _init_demo(db, size: str) -> None:
+def _init_demo(db, size: str, language: str) -> None:
     from crm import demo
 
     if not db.scalar("SELECT count(*) FROM users WHERE role = 'admin'"):
@@ -129,11 +132,12 @@ def _init_demo(db, size: str) -> None:
         print("  (shown once; `python -m crm users passwd NAME` sets a new one)")
     sys.stdout.flush()
     result = demo.load_demo(db, size, progress=_progress if sys.stderr.isatty() else None,
-                            password=password)
+                            password=password, language=language)
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    print(f"Loaded {size} demo data: {result['leads']:,} leads, {result['customers']:,}"
-          f" customers, {result['contacts']:,} contacts in {result['seconds']:.1f} s")
+    print(f"Loaded {size} demo data in language {language}: {result['leads']:,} leads,"
+          f" {result['customers']:,} customers, {result['contacts']:,} contacts"
+          f" in {result['seconds']:.1f} s")
 
 
 def _progress(fraction: float, text: str) -> None:

@@ -1,6 +1,10 @@
-"""Realistic demo data in English and Persian (Faker en_US, fa_IR): leads, customers, contacts,
-and the sales pipeline on top of them (deals with exact stage history and line items,
-activities, tasks, converted leads linked to what they became).
+"""Realistic demo data in the user's language: leads, customers, contacts, and the sales
+pipeline on top of them (deals with exact stage history and line items, activities, tasks,
+converted leads linked to what they became).
+
+Each load mixes two Faker locales, per LANGUAGES: English (en_US) with a Persian (fa_IR) share;
+Persian with an English share (foreign customers); Lithuanian (lt_LT) with an English share.
+The language also picks the cities and countries, phone numbers and the deals' currencies.
 
 Faker makes a few thousand names, companies, streets and phone numbers once; numpy then samples
 rows from those pools, so a million leads take seconds instead of the minutes that one Faker call
@@ -19,6 +23,7 @@ import re
 import secrets
 import string
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterable
 
@@ -44,8 +49,6 @@ DEAL_MIX = {
     "small": {"renewals": 0.20, "won": 0.15, "lost": 0.12},
     "large": {"renewals": 0.04, "won": 0.068, "lost": 0.052},
 }
-PERSIAN_SHARE = 0.3  # rows made from the fa_IR locale; the rest are en_US
-HOME_COUNTRY = "United States"  # customers here are "domestic", the others "foreign"
 HISTORY_DAYS = 548  # records were created over the last 18 months
 
 DEMO_USERS = (  # username, name, email, role
@@ -77,16 +80,80 @@ US_CITIES = {"New York": 9, "Los Angeles": 8, "Chicago": 5, "Houston": 5, "Phoen
 IRAN_CITIES = {"تهران": 12, "مشهد": 4, "اصفهان": 4, "کرج": 3, "شیراز": 3, "تبریز": 3,
                "قم": 2, "اهواز": 2, "کرمانشاه": 1, "رشت": 2, "کرمان": 1, "یزد": 1, "ارومیه": 1,
                "همدان": 1}
-FOREIGN = {  # country -> cities, for en_US rows that are abroad
+LITHUANIA_CITIES = {"Vilnius": 12, "Kaunas": 6, "Klaipėda": 3, "Šiauliai": 2, "Panevėžys": 2,
+                    "Alytus": 1, "Marijampolė": 1, "Mažeikiai": 1, "Jonava": 1, "Utena": 1,
+                    "Kėdainiai": 1, "Telšiai": 1, "Tauragė": 1}
+FOREIGN = {  # country -> cities, for English rows that are abroad
     "Canada": ("Toronto", "Vancouver", "Montreal", "Calgary"),
     "United Kingdom": ("London", "Manchester", "Birmingham", "Leeds"),
     "Germany": ("Berlin", "Hamburg", "Munich", "Frankfurt"),
     "United Arab Emirates": ("Dubai", "Abu Dhabi", "Sharjah"),
     "Turkey": ("Istanbul", "Ankara", "Izmir"),
 }
-# Persian-speaking customers in the home country live mostly in these cities.
+# Persian-speaking customers in the United States live mostly in these cities.
 DIASPORA_CITIES = {"Los Angeles": 10, "San Jose": 3, "Houston": 2, "New York": 2, "Dallas": 1,
                    "Seattle": 1, "Boston": 1}
+
+
+def _abroad(share: float, countries: dict) -> tuple:
+    """Places for `share` of the rows, split evenly over the countries (country -> cities)."""
+    return tuple((share / len(countries), country, cities) for country, cities in countries.items())
+
+
+@dataclass(frozen=True)
+class Side:
+    """One of the two Faker locales of a demo load, and where its customers live."""
+    locale: str  # Faker locale
+    texts: str  # key of the text tables (TITLES, NOTES, ...): en, fa or lt
+    country: str  # its own country (as written in this load): its streets are from here
+    places: tuple  # (share, country, {city: weight} or (city, ...)); the shares add up to 1
+    phone: tuple | None = None  # (country code, digit groups): +98 901 914 1777; None: Faker's
+
+
+@dataclass(frozen=True)
+class DemoLanguage:
+    main: Side  # most rows
+    second: Side  # second_share of the rows
+    second_share: float
+    home_country: str  # customers here are "domestic", the others "foreign"
+    currency: str = "USD"  # the demo products' prices; deals in it may get line items
+    money_scale: int = 1  # lead values and credit limits: units of `currency` per dollar
+
+
+IRAN_PHONE, LITHUANIA_PHONE = ("+98", (3, 3)), ("+370", (3,))
+LANGUAGES = {
+    # English with a Persian share: half of those in Iran, half in the US diaspora
+    "en": DemoLanguage(
+        main=Side("en_US", "en", "United States",
+                  ((0.85, "United States", US_CITIES), *_abroad(0.15, FOREIGN))),
+        second=Side("fa_IR", "fa", "Iran", ((0.5, "Iran", IRAN_CITIES),
+                                             (0.5, "United States", DIASPORA_CITIES)),
+                    IRAN_PHONE),
+        second_share=0.3, home_country="United States"),
+    # Persian, mostly in Iran and paying in rials; English rows are foreign customers
+    "fa": DemoLanguage(
+        main=Side("fa_IR", "fa", "ایران", (
+            (0.9, "ایران", IRAN_CITIES),
+            (0.06, "امارات متحده عربی", {"دبی": 3, "ابوظبی": 1, "شارجه": 1}),
+            (0.04, "ترکیه", {"استانبول": 3, "آنکارا": 1, "ازمیر": 1})), IRAN_PHONE),
+        second=Side("en_US", "en", "United States", (
+            (0.15, "United States", US_CITIES),
+            *_abroad(0.85, {**FOREIGN, "United Arab Emirates": ("Dubai", "Dubai", "Abu Dhabi",
+                                                                 "Sharjah")}))),
+        second_share=0.15, home_country="ایران", currency="IRR", money_scale=100_000),
+    # Lithuanian, mostly in Lithuania and paying in euros; English rows are foreign customers
+    "lt": DemoLanguage(
+        main=Side("lt_LT", "lt", "Lietuva", (
+            (0.9, "Lietuva", LITHUANIA_CITIES),
+            *_abroad(0.1, {"Latvija": {"Ryga": 3, "Daugpilis": 1},
+                           "Lenkija": {"Varšuva": 2, "Krokuva": 1, "Balstogė": 1},
+                           "Vokietija": {"Berlynas": 2, "Hamburgas": 1, "Miunchenas": 1}})),
+            LITHUANIA_PHONE),
+        second=Side("en_US", "en", "United States",
+                    ((0.4, "United States", US_CITIES), *_abroad(0.6, FOREIGN))),
+        second_share=0.15, home_country="Lietuva", currency="EUR"),
+}
+HOME_COUNTRY = LANGUAGES["en"].home_country
 
 TITLES = {
     "en": ("CEO", "Owner", "Sales Manager", "Purchasing Manager", "Head of Procurement", "CFO",
@@ -95,6 +162,10 @@ TITLES = {
     "fa": ("مدیر عامل", "مدیر فروش", "کارشناس خرید", "مدیر بازرگانی", "مدیر فنی", "مدیر مالی",
            "کارشناس بازاریابی", "مدیر تدارکات", "مدیر فناوری اطلاعات", "مدیر پروژه",
            "مدیر داخلی", "حسابدار", "مدیر کارخانه"),
+    "lt": ("Generalinis direktorius", "Direktorius", "Savininkas", "Pardavimų vadovas",
+           "Pirkimų vadovas", "Finansų direktorius", "IT vadovas", "Operacijų vadovas",
+           "Rinkodaros vadovė", "Biuro administratorė", "Projektų vadovas", "Vyr. buhalterė",
+           "Pirkimų specialistas", "Technikos direktorius", "Klientų vadybininkė"),
 }
 NOTES = {
     "en": ("Met at the trade fair; wants a demo next month.", "Asked for a price list.",
@@ -107,6 +178,11 @@ NOTES = {
            "در حال مقایسه با دو رقیب است.", "ترجیح می‌دهد بعدازظهر تماس بگیریم.",
            "برای ۵۰ عدد پیش‌فاکتور می‌خواهد.", "از طرف یکی از مشتریان معرفی شده است.",
            "به قرارداد سالانه علاقه دارد."),
+    "lt": ("Susipažinome parodoje; kitą mėnesį nori demonstracijos.", "Paprašė kainoraščio.",
+           "Biudžetas patvirtintas kitam ketvirčiui.", "Susisiekti po švenčių.",
+           "Lygina mus su dviem konkurentais.", "Geriau skambinti po pietų.",
+           "Reikia pasiūlymo 50 vienetų.", "Rekomendavo esamas klientas.",
+           "Domisi metine sutartimi.", "Sprendimą priima finansų direktorius."),
 }
 PREFERENCES = {
     "en": ("Prefers email over phone", "Call after 2 pm", "Invoices in USD",
@@ -114,25 +190,84 @@ PREFERENCES = {
            "Wants quarterly business reviews", "Paper invoices by post"),
     "fa": ("تماس فقط در ساعات اداری", "ترجیح ارتباط از طریق ایمیل", "فاکتور رسمی لازم دارد",
            "علاقه‌مند به قراردادهای سالانه", "پیامک برای اطلاع‌رسانی"),
+    "lt": ("Pageidauja el. laiškų, o ne skambučių", "Skambinti po 14 val.", "Sąskaitos eurais",
+           "Domisi metinėmis sutartimis", "Pageidauja žinučių per WhatsApp",
+           "Nori susitikimų kas ketvirtį", "Popierinės sąskaitos paštu"),
 }
 CONSENT_PURPOSES = {
     "en": ("newsletter", "newsletter and sales calls", "order updates and invoices",
            "product offers by email", "event invitations"),
     "fa": ("خبرنامه", "خبرنامه و تماس فروش", "اطلاع‌رسانی سفارش و فاکتور",
            "پیشنهاد محصولات از طریق پیامک"),
+    "lt": ("naujienlaiškis", "naujienlaiškis ir pardavimų skambučiai",
+           "užsakymų informacija ir sąskaitos", "pasiūlymai el. paštu", "kvietimai į renginius"),
 }
 FREE_MAIL = {"en": ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com"),
-             "fa": ("gmail.com", "yahoo.com", "mailfa.com", "chmail.ir")}
-FA_COMPANY_FORMATS = ("گروه صنعتی {}", "بازرگانی {}", "شرکت {} و شرکا", "تولیدی {}", "{} تجارت")
+             "fa": ("gmail.com", "yahoo.com", "mailfa.com", "chmail.ir"),
+             "lt": ("gmail.com", "inbox.lt", "one.lt", "yahoo.com", "outlook.com")}
+
+# Where Faker's lists for a locale are short or English, the demo adds its own:
+# companies "<format with a family name>" (and for lt "<place> <trade>" ones), streets
+# "<street> <number>", professions, more family names, and web domains.
+COMPANY_FORMATS = {
+    "fa": ("گروه صنعتی {}", "بازرگانی {}", "شرکت {} و شرکا", "تولیدی {}", "{} تجارت"),
+    "lt": ("UAB „{} ir partneriai“", "{} ir Ko", "IĮ „{}“"),
+}
+COMPANY_PARTS = {"lt": (  # Faker's lt_LT companies are English: "<place> <trade>" ones instead
+    ("Baltijos", "Nemuno", "Vilniaus", "Kauno", "Klaipėdos", "Gintaro", "Šiaurės", "Rytų",
+     "Vakarų", "Lietuvos", "Aukštaitijos", "Žemaitijos", "Dzūkijos", "Neries", "Ąžuolo"),
+    ("prekyba", "statyba", "logistika", "technologijos", "sprendimai", "baldai", "maistas",
+     "energija", "transportas", "projektai", "sistemos", "konsultacijos", "mediena", "pieninė",
+     "spaustuvė"),
+    ("UAB „{}“", "UAB „{}“", "AB „{}“", "MB „{}“"),
+)}
+STREETS = {
+    "lt": ("Gedimino pr.", "Laisvės al.", "Savanorių pr.", "Konstitucijos pr.", "Ukmergės g.",
+           "Vilniaus g.", "Kauno g.", "Žalgirio g.", "Basanavičiaus g.", "Maironio g.",
+           "Vytauto g.", "Taikos pr.", "Pramonės g.", "Liepų g.", "Sodų g.", "Mokyklos g.",
+           "Ąžuolų g.", "Beržų g.", "Šviesos g.", "Naujoji g.", "Tilžės g.", "Kęstučio g.",
+           "Birutės g.", "Respublikos g."),
+}
+JOBS = {
+    "lt": ("Programuotojas", "Vadybininkė", "Inžinierius", "Teisininkė", "Architektas",
+           "Vairuotojas", "Ekonomistė", "Gydytoja", "Mokytoja", "Vaistininkė", "Elektrikas",
+           "Dizainerė", "Ūkininkas", "Statybininkas", "Slaugytoja", "Buhalterė", "Pardavėja",
+           "Kirpėja", "Mechanikas", "Studentas", "Pensininkas", "Verslininkas"),
+}
+EXTRA_LAST_NAMES = {
+    "lt": ("Vasiliauskas", "Balčiūnas", "Mockus", "Navickas", "Rimkus", "Šimkus", "Vaitkus",
+           "Žemaitis", "Baranauskas", "Lukošius", "Ramanauskas", "Adomaitis", "Jonaitis",
+           "Mažeika", "Vitkus", "Savickas", "Bernotas", "Mikalauskas", "Dambrauskas",
+           "Jasiūnas", "Valančius", "Kučinskas", "Barkauskas", "Šukys", "Pranckevičius"),
+}
+FAKER_TYPOS = {"Vsiliauskas": "Vasiliauskas"}
+TLDS = {"lt": ("lt", "lt", "lt", "com", "eu")}
+ROMANISED = {"fa"}  # no ASCII spelling of the names in Faker: e-mails from its user names
+
+
+def _feminine(surname: str) -> str:
+    """A married woman's form of a Lithuanian family name: Butkus -> Butkuvienė."""
+    for end, new in (("ius", "ienė"), ("us", "uvienė"), ("as", "ienė"), ("is", "ienė"),
+                     ("ys", "ienė"), ("a", "ienė"), ("ė", "ienė")):
+        if surname.endswith(end):
+            return surname[:-len(end)] + new
+    return surname
+
+
+# a woman's family name from a man's, where first names tell women (-a, -ė) from men
+WOMENS_FAMILY_NAMES = {"lt": _feminine}
 
 Progress = Callable[[float, str], None]
 
 
 def load_demo(db: Database, size: str = "small", progress: Progress | None = None,
               owners: Iterable | None = None, seed: int | None = None,
-              password: str | None = None) -> dict:
+              password: str | None = None, language: str = "en") -> dict:
     """Adds demo leads, customers, contacts, deals (with stage history and line items),
     activities and tasks; returns how many of each it made.
+
+    language: en, fa or lt (see LANGUAGES): the records' language, places, phones and
+    currencies.
 
     owners: user ids (or User objects) to own the records. Without them the active managers
     and reps own them; when there are none, the demo users maria (manager), reza, sam and
@@ -143,9 +278,12 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
     created unless it exists."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}")
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
+    lang = LANGUAGES[language]
     report = progress or (lambda fraction, text: None)
     started = datetime.now()
-    result: dict = {"size": size}
+    result: dict = {"size": size, "language": language}
 
     report(0.0, _("Preparing demo users"))
     actor = _admin_actor(db)
@@ -164,16 +302,16 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
 
     report(0.1, _("Making names, companies and addresses"))
     rng = np.random.default_rng(seed)
-    pools = _Pools(seed if seed is not None else int(rng.integers(2**31)))
+    pools = _Pools(seed if seed is not None else int(rng.integers(2**31)), lang)
     now = datetime.now().replace(microsecond=0)
     counts = SIZES[size]
 
     report(0.2, ngettext("Generating {count} lead", "Generating {count} leads", counts["leads"])
            .format(count=i18n.number(counts["leads"])))
-    leads = _leads_frame(rng, pools, counts["leads"], owner_ids, now)
+    leads = _leads_frame(rng, pools, lang, counts["leads"], owner_ids, now)
     report(0.35, ngettext("Generating {count} customer", "Generating {count} customers",
                           counts["customers"]).format(count=i18n.number(counts["customers"])))
-    customers = _customers_frame(rng, pools, counts["customers"], owner_ids, now)
+    customers = _customers_frame(rng, pools, lang, counts["customers"], owner_ids, now)
 
     with db.transaction() as cur:
         leads.insert(0, "id", _new_ids(cur, "leads", len(leads)))
@@ -181,13 +319,13 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         report(0.4, _("Adding contacts to companies"))
         contacts = _contacts_frame(rng, pools, customers[customers["kind"] == "company"], now)
         contacts.insert(0, "id", _new_ids(cur, "contacts", len(contacts)))
-        products, products_added = _demo_products(cur, now)
+        products, products_added = _demo_products(cur, now, lang)
 
         report(0.45, ngettext("Generating {count} deal with its history",
                               "Generating {count} deals with their history", counts["deals"])
                .format(count=i18n.number(counts["deals"])))
-        sales = _Sales(rng, cur, now, size, owner_ids, pipes, leads, customers, contacts,
-                       products)
+        sales = _Sales(rng, cur, now, size, lang, owner_ids, pipes, leads, customers,
+                       contacts, products)
         report(0.55, _("Generating activities and tasks"))
         sales.make_activities(counts["activities"])
         sales.make_tasks(counts["tasks"])
@@ -283,37 +421,66 @@ def _create_demo_users(db: Database, actor: auth.User, password: str | None = No
 # --- pools of Faker values --------------------------------------------------------------
 
 class _Pools:
-    """A few thousand Faker values per locale (en_US, fa_IR), made once per load.
+    """A few thousand Faker values for each of the load's two locales, made once per load.
 
     Phone numbers go through the phone spec first: some of Faker's en_US ones carry an
     extension ('x123') that the spec rightly refuses."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, language: DemoLanguage):
         lead_spec = spec_map(LEAD_FIELDS)
-        self.en = self._make(Faker("en_US"), seed, "en", lead_spec)
-        self.fa = self._make(Faker("fa_IR"), seed + 1, "fa", lead_spec)
+        self.sides = (self._make(language.main, seed, lead_spec),
+                      self._make(language.second, seed + 1, lead_spec))
+        main, second = self.sides
         # One category list per key over both locales, so rows are just integer codes.
         self.codes = {}
-        for key in self.en:
-            cats = pd.Index(_unique(list(self.en[key]) + list(self.fa[key])))
-            self.codes[key] = (cats, cats.get_indexer(self.en[key]),
-                               cats.get_indexer(self.fa[key]))
+        for key in main:
+            if key.startswith("_"):
+                continue
+            cats = pd.Index(_unique(list(main[key]) + list(second[key])))
+            self.codes[key] = (cats, cats.get_indexer(main[key]), cats.get_indexer(second[key]))
 
     @staticmethod
-    def _make(fake: Faker, seed: int, lang: str, spec) -> dict[str, np.ndarray]:
+    def _make(side: Side, seed: int, spec) -> dict[str, np.ndarray]:
+        fake, lang = Faker(side.locale), side.texts
         fake.seed_instance(seed)
 
         def many(method, n):
             return _unique(getattr(fake, method)() for _ in range(n))
 
-        first, last = many("first_name", 1500), many("last_name", 1500)
-        companies = many("company", 1500)
-        if lang == "fa":  # Faker's Persian list is short; add "<family name> Trading" kinds
-            companies = _unique(list(companies) + [
-                fmt.format(name) for name in last for fmt in FA_COMPANY_FORMATS])
-        phones = _valid(spec["phone"], (fake.phone_number() for _ in range(1500)))
-        if lang == "en":
-            domains = np.array([_domain(c, fake) for c in companies], dtype=object)
+        first = many("first_name", 1500)
+        last = _unique([FAKER_TYPOS.get(v, v) for v in many("last_name", 1500)]
+                       + list(EXTRA_LAST_NAMES.get(lang, ())))
+        if lang in COMPANY_PARTS:
+            places, trades, formats = COMPANY_PARTS[lang]
+            companies = [fmt.format(f"{place} {trade}") for place in places for trade in trades
+                         for fmt in formats]
+        else:
+            companies = list(many("company", 1500))
+        # Faker's Persian list is short: add "<family name> Trading" kinds
+        companies = _unique(companies + [fmt.format(name) for name in last
+                                         for fmt in COMPANY_FORMATS.get(lang, ())])
+        female = np.zeros(len(first), dtype=bool)
+        # positions of each family name's form for a man and for a woman
+        masculine = feminine = np.arange(len(last))
+        if lang in WOMENS_FAMILY_NAMES:
+            male = last
+            women = [WOMENS_FAMILY_NAMES[lang](v) for v in male]
+            last = _unique(list(male) + women)
+            female = np.array([v.endswith(("a", "ė")) for v in first], dtype=bool)
+            masculine, feminine = np.arange(len(last)), np.arange(len(last))
+            his, hers = last.searchsorted(male), last.searchsorted(women)
+            masculine[hers], feminine[his] = his, hers
+        raw_phones = (fake.phone_number() for _ in range(1500))
+        if side.phone:
+            raw_phones = (_phone(v, *side.phone) for v in raw_phones)
+        phones = _valid(spec["phone"], raw_phones)
+        streets = (many("street_address", 1500) if lang not in STREETS else _unique(
+            f"{fake.random_element(STREETS[lang])} {fake.random_int(1, 150)}"
+            + (f"-{fake.random_int(1, 60)}" if fake.random_int(0, 1) else "")
+            for _ in range(1500)))
+        tlds = TLDS.get(lang)
+        if lang not in ROMANISED:
+            domains = np.array([_domain(c, fake, tlds) for c in companies], dtype=object)
             first_slug = np.array([_slug(v) or "info" for v in first], dtype=object)
             last_slug = np.array([_slug(v) or "mail" for v in last], dtype=object)
         else:  # Persian names have no ASCII spelling in Faker; use its romanised user names
@@ -324,28 +491,60 @@ class _Pools:
                                  dtype=object)
         return {
             "first": first, "last": last, "first_slug": first_slug, "last_slug": last_slug,
-            "company": companies, "domain": domains, "phone": phones,
-            "street": many("street_address", 1500), "job": many("job", 600),
+            "company": companies, "domain": domains, "phone": phones, "street": streets,
+            "job": np.array(JOBS[lang], dtype=object) if lang in JOBS else many("job", 600),
             "title": np.array(TITLES[lang], dtype=object),
             "note": np.array(NOTES[lang], dtype=object),
             "preference": np.array(PREFERENCES[lang], dtype=object),
             "purpose": np.array(CONSENT_PURPOSES[lang], dtype=object),
             "free_mail": np.array(FREE_MAIL[lang], dtype=object),
+            "_female": female, "_masculine": masculine, "_feminine": feminine,
         }
 
-    def pick(self, rng, key: str, persian: np.ndarray, idx: np.ndarray | None = None,
+    def pick(self, rng, key: str, second: np.ndarray, idx: np.ndarray | None = None,
              mask: np.ndarray | None = None) -> pd.Categorical:
-        """Per row, a value from the fa pool where persian, else from en; missing where not mask.
+        """Per row, a value from the second locale's pool where second, else from the main
+        one; missing where not mask.
 
         A Categorical is integer codes plus the pool, so a million rows cost almost nothing
         to build and DuckDB reads them as an ENUM that casts to VARCHAR on insert."""
-        cats, en, fa = self.codes[key]
+        cats, main, other = self.codes[key]
         if idx is None:
-            idx = rng.integers(0, 1 << 30, len(persian))
-        codes = np.where(persian, fa[idx % len(fa)], en[idx % len(en)])
+            idx = rng.integers(0, 1 << 30, len(second))
+        codes = np.where(second, other[idx % len(other)], main[idx % len(main)])
         if mask is not None:
             codes = np.where(mask, codes, -1)
         return pd.Categorical.from_codes(codes, categories=cats)
+
+    def agree(self, second: np.ndarray, first_idx: np.ndarray, last_idx: np.ndarray
+              ) -> np.ndarray:
+        """last_idx with the family name's form that agrees with the first name (Lithuanian:
+        Jonas Kazlauskas, Rūta Kazlauskienė); unchanged for the other locales."""
+        out = last_idx
+        for rows, pool in ((~second, self.sides[0]), (second, self.sides[1])):
+            female = pool["_female"]
+            if not female.any():
+                continue
+            out = out.copy() if out is last_idx else out
+            at = last_idx[rows] % len(pool["last"])
+            out[rows] = np.where(female[first_idx[rows] % len(female)], pool["_feminine"][at],
+                                 pool["_masculine"][at])
+        return out
+
+
+def _phone(raw: str, code: str, groups: tuple) -> str:
+    """A Faker phone number in international form: '0901 914 1777' -> '+98 901 914 1777'."""
+    digits = "".join(str(unicodedata.digit(c)) for c in raw if c.isdigit())
+    if raw.lstrip(" (").startswith("+"):  # +98 ..., +(370) ...
+        digits = digits[len(code) - 1:]
+    else:  # a national number: 0 before the area code
+        digits = digits.lstrip("0")
+    parts, at = [code], 0
+    for size in groups:
+        parts.append(digits[at:at + size])
+        at += size
+    parts.append(digits[at:])
+    return " ".join(p for p in parts if p)
 
 
 def _unique(values) -> np.ndarray:
@@ -367,11 +566,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", ascii_text.lower())
 
 
-def _domain(company: str, fake: Faker) -> str:
-    words = [w for w in re.split(r"[^A-Za-z]+", company)
-             if w and w not in ("Inc", "LLC", "Ltd", "PLC", "Group")]
+def _domain(company: str, fake: Faker, tlds: tuple | None = None) -> str:
+    ascii_name = unicodedata.normalize("NFKD", company).encode("ascii", "ignore").decode()
+    words = [w for w in re.split(r"[^A-Za-z]+", ascii_name)
+             if w and w not in ("Inc", "LLC", "Ltd", "PLC", "Group", "UAB", "AB", "MB", "ir",
+                                "Ko")]
     base = "".join(_slug(w) for w in words[:2])
-    return f"{base}.{fake.tld()}" if base else fake.domain_name()
+    tld = fake.random_element(tlds) if tlds else fake.tld()
+    return f"{base}.{tld}" if base else fake.domain_name()
 
 
 # --- rows ---------------------------------------------------------------------------------
@@ -423,27 +625,27 @@ def _money(values: np.ndarray) -> pd.Series:
     return pd.Series(pd.array(values, dtype="Float64"))
 
 
-def _consent(rng, pools, persian, created, now, share: float) -> dict:
+def _consent(rng, pools, second, created, now, share: float) -> dict:
     """Consent for some; most of those with the day they gave it (never before the record)."""
-    n = len(persian)
+    n = len(second)
     consent = rng.random(n) < share
     dated = consent & (rng.random(n) < 0.9)
     dates = _dates_between(rng, created, now)
     return {
         "consent": consent,
         "consent_date": _date_column(np.where(dated, dates, np.datetime64("NaT", "D"))),
-        "consent_purpose": pools.pick(rng, "purpose", persian, mask=consent),
+        "consent_purpose": pools.pick(rng, "purpose", second, mask=consent),
     }
 
 
-def _personal_email(rng, pools, persian, first_idx, last_idx) -> np.ndarray:
+def _personal_email(rng, pools, second, first_idx, last_idx) -> np.ndarray:
     """first.last, first_last or firstlast, sometimes with a number, at a free mail domain."""
-    n = len(persian)
+    n = len(second)
     sep = np.array([".", "_", ""], dtype=object)[rng.integers(0, 3, n)]
     number = np.where(rng.random(n) < 0.4, rng.integers(1, 999, n).astype(str), "")
-    return (_obj(pools.pick(rng, "first_slug", persian, first_idx)) + sep
-            + _obj(pools.pick(rng, "last_slug", persian, last_idx)) + number.astype(object)
-            + "@" + _obj(pools.pick(rng, "free_mail", persian)))
+    return (_obj(pools.pick(rng, "first_slug", second, first_idx)) + sep
+            + _obj(pools.pick(rng, "last_slug", second, last_idx)) + number.astype(object)
+            + "@" + _obj(pools.pick(rng, "free_mail", second)))
 
 
 # The leads' email is put together by DuckDB from the parts (a million Python string joins
@@ -455,76 +657,77 @@ LEAD_EMAIL_SQL = (
 )
 
 
-def _leads_frame(rng, pools: _Pools, n: int, owner_ids: list[int], now: datetime):
-    persian = rng.random(n) < PERSIAN_SHARE
+def _leads_frame(rng, pools: _Pools, lang: DemoLanguage, n: int, owner_ids: list[int],
+                 now: datetime):
+    second = rng.random(n) < lang.second_share
     first_idx, last_idx, company_idx = (rng.integers(0, 1 << 30, n) for _ in range(3))
+    last_idx = pools.agree(second, first_idx, last_idx)
     has_company = rng.random(n) < 0.7
     has_email = rng.random(n) < 0.85
     created, updated = _timestamps(rng, n, now)
     owner = np.array(owner_ids, dtype=np.int64)[rng.integers(0, len(owner_ids), n)]
-    value = np.round(rng.lognormal(8.6, 1.1, n) / 50) * 50
+    value = np.round(rng.lognormal(8.6, 1.1, n) / 50) * 50 * lang.money_scale
     numbers = [""] + [str(i) for i in range(1, 1000)]
     return pd.DataFrame({
-        "first_name": pools.pick(rng, "first", persian, first_idx),
-        "last_name": pools.pick(rng, "last", persian, last_idx),
-        "company": pools.pick(rng, "company", persian, company_idx, mask=has_company),
-        "title": pools.pick(rng, "title", persian, mask=has_company & (rng.random(n) < 0.8)),
-        "phone": pools.pick(rng, "phone", persian, mask=rng.random(n) < 0.75),
+        "first_name": pools.pick(rng, "first", second, first_idx),
+        "last_name": pools.pick(rng, "last", second, last_idx),
+        "company": pools.pick(rng, "company", second, company_idx, mask=has_company),
+        "title": pools.pick(rng, "title", second, mask=has_company & (rng.random(n) < 0.8)),
+        "phone": pools.pick(rng, "phone", second, mask=rng.random(n) < 0.75),
         "source": _choice(rng, SOURCE_WEIGHTS, n, mask=rng.random(n) < 0.95),
         "status": _choice(rng, LEAD_STATUS_WEIGHTS, n),
         "owner_id": owner,
         "estimated_value": _money(np.where(rng.random(n) < 0.75, value, np.nan)),
-        "notes": pools.pick(rng, "note", persian, mask=rng.random(n) < 0.12),
-        **_consent(rng, pools, persian, created, now, 0.45),
+        "notes": pools.pick(rng, "note", second, mask=rng.random(n) < 0.12),
+        **_consent(rng, pools, second, created, now, 0.45),
         "created_at": created, "updated_at": updated,
         "created_by": owner, "updated_by": owner, "version": 1,
         # parts of the email (see LEAD_EMAIL_SQL); a missing first part makes it NULL
-        "_e_first": pools.pick(rng, "first_slug", persian, first_idx, mask=has_email),
-        "_e_last": pools.pick(rng, "last_slug", persian, last_idx),
+        "_e_first": pools.pick(rng, "first_slug", second, first_idx, mask=has_email),
+        "_e_last": pools.pick(rng, "last_slug", second, last_idx),
         "_e_sep": pd.Categorical.from_codes(rng.integers(0, 3, n), categories=[".", "_", ""]),
         "_e_number": pd.Categorical.from_codes(
             np.where(rng.random(n) < 0.4, rng.integers(1, 1000, n), 0), categories=numbers),
         "_e_business": has_company & (rng.random(n) < 0.6),
-        "_e_company_domain": pools.pick(rng, "domain", persian, company_idx),
-        "_e_free_domain": pools.pick(rng, "free_mail", persian),
-        "_persian": persian,
+        "_e_company_domain": pools.pick(rng, "domain", second, company_idx),
+        "_e_free_domain": pools.pick(rng, "free_mail", second),
+        "_second": second,
     })
 
 
-def _customers_frame(rng, pools: _Pools, n: int, owner_ids: list[int], now: datetime):
-    persian = rng.random(n) < PERSIAN_SHARE
+def _customers_frame(rng, pools: _Pools, lang: DemoLanguage, n: int, owner_ids: list[int],
+                     now: datetime):
+    second = rng.random(n) < lang.second_share
     company = rng.random(n) < 0.6
     individual = ~company
     first_idx, last_idx, company_idx = (rng.integers(0, 1 << 30, n) for _ in range(3))
+    last_idx = pools.agree(second, first_idx, last_idx)
     created, updated = _timestamps(rng, n, now)
     owner = np.array(owner_ids, dtype=np.int64)[rng.integers(0, len(owner_ids), n)]
 
-    person = (_obj(pools.pick(rng, "first", persian, first_idx)) + " "
-              + _obj(pools.pick(rng, "last", persian, last_idx)))
-    name = np.where(company, _obj(pools.pick(rng, "company", persian, company_idx)), person)
+    person = (_obj(pools.pick(rng, "first", second, first_idx)) + " "
+              + _obj(pools.pick(rng, "last", second, last_idx)))
+    name = np.where(company, _obj(pools.pick(rng, "company", second, company_idx)), person)
 
-    # en_US rows: mostly at home, some abroad; fa_IR rows: half in Iran, half in the diaspora.
-    abroad = np.where(persian, rng.random(n) < 0.5, rng.random(n) < 0.15)
-    foreign = list(FOREIGN)
-    fc = np.array(foreign, dtype=object)[rng.integers(0, len(foreign), n)]
-    foreign_city = np.array([FOREIGN[c][i % len(FOREIGN[c])]
-                             for c, i in zip(fc, rng.integers(0, 12, n))], dtype=object)
-    country = np.where(abroad, np.where(persian, "Iran", fc), HOME_COUNTRY).astype(object)
-    city = np.where(
-        abroad,
-        np.where(persian, _obj(_choice(rng, IRAN_CITIES, n)), foreign_city),
-        np.where(persian, _obj(_choice(rng, DIASPORA_CITIES, n)), _obj(_choice(rng, US_CITIES, n))),
-    ).astype(object)
-    street = _obj(pools.pick(rng, "street", abroad & persian))  # Persian streets only in Iran
+    # each locale's rows live where its side of the language says
+    country, city = _places(rng, lang.main, n)
+    second_country, second_city = _places(rng, lang.second, n)
+    country = np.where(second, second_country, country)
+    city = np.where(second, second_city, city)
+    # a street from the locale whose country it is; elsewhere an English one
+    street_second = np.where(country == lang.main.country, False,
+                             np.where(country == lang.second.country, True,
+                                      lang.second.texts == "en"))
+    street = _obj(pools.pick(rng, "street", street_second))
 
     mailbox = np.array(["info", "sales", "contact", "office"], dtype=object)[
         rng.integers(0, 4, n)]
-    email = np.where(company, mailbox + "@" + _obj(pools.pick(rng, "domain", persian, company_idx)),
-                     _personal_email(rng, pools, persian, first_idx, last_idx))
+    email = np.where(company, mailbox + "@" + _obj(pools.pick(rng, "domain", second, company_idx)),
+                     _personal_email(rng, pools, second, first_idx, last_idx))
     segment = np.where(company, _obj(_choice(rng, COMPANY_SEGMENTS, n)),
                        _obj(_choice(rng, INDIVIDUAL_SEGMENTS, n)))
     limit = np.where(company, rng.choice([5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5], n),
-                     rng.choice([500, 1e3, 2e3, 5e3, 1e4, 2e4], n))
+                     rng.choice([500, 1e3, 2e3, 5e3, 1e4, 2e4], n)) * lang.money_scale
 
     now_d = np.datetime64(now, "D")
     bought = rng.random(n) < 0.7
@@ -540,11 +743,12 @@ def _customers_frame(rng, pools: _Pools, n: int, owner_ids: list[int], now: date
     return pd.DataFrame({
         "name": name,
         "kind": np.where(company, "company", "individual").astype(object),
-        "residency": np.where(country == HOME_COUNTRY, "domestic", "foreign").astype(object),
+        "residency": np.where(country == lang.home_country, "domestic", "foreign"
+                              ).astype(object),
         "industry": _choice(rng, INDUSTRY_WEIGHTS, n, mask=company & (rng.random(n) < 0.95)),
         "email": _null_unless(rng.random(n) < 0.9, email),
-        "phone": pools.pick(rng, "phone", persian, mask=rng.random(n) < 0.9),
-        "mobile": pools.pick(rng, "phone", persian, mask=individual & (rng.random(n) < 0.8)),
+        "phone": pools.pick(rng, "phone", second, mask=rng.random(n) < 0.9),
+        "mobile": pools.pick(rng, "phone", second, mask=individual & (rng.random(n) < 0.8)),
         "address": _null_unless(rng.random(n) < 0.85, street),
         "city": city,
         "country": country,
@@ -553,21 +757,32 @@ def _customers_frame(rng, pools: _Pools, n: int, owner_ids: list[int], now: date
         "purchasing_power": _choice(rng, POWER_WEIGHTS, n, mask=rng.random(n) < 0.85),
         "birthday": _date_column(np.where(individual & (rng.random(n) < 0.8), now_d - age,
                                           np.datetime64("NaT", "D"))),
-        "profession": pools.pick(rng, "job", persian, mask=individual & (rng.random(n) < 0.7)),
-        "preferences": pools.pick(rng, "preference", persian, mask=rng.random(n) < 0.3),
-        **_consent(rng, pools, persian, created, now, 0.55),
+        "profession": pools.pick(rng, "job", second, mask=individual & (rng.random(n) < 0.7)),
+        "preferences": pools.pick(rng, "preference", second, mask=rng.random(n) < 0.3),
+        **_consent(rng, pools, second, created, now, 0.55),
         "owner_id": owner,
         "status": np.where(active, "active", "inactive").astype(object),
         "first_purchase_date": _date_column(np.where(bought, first_purchase,
                                                      np.datetime64("NaT", "D"))),
-        "notes": pools.pick(rng, "note", persian, mask=rng.random(n) < 0.15),
+        "notes": pools.pick(rng, "note", second, mask=rng.random(n) < 0.15),
         "created_at": created, "updated_at": updated,
         "created_by": owner, "updated_by": owner, "version": 1,
-        "_persian": persian,
+        "_second": second,
     })
 
 
-_PERSIAN_RE = re.compile(r"[\u0600-\u06FF]")
+def _places(rng, side: Side, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n (country, city) pairs drawn from the side's places."""
+    countries, cities, p = [], [], []
+    for share, country, towns in side.places:
+        weights = towns if isinstance(towns, dict) else dict.fromkeys(towns, 1)
+        total = sum(weights.values())
+        for town, weight in weights.items():
+            countries.append(country)
+            cities.append(town)
+            p.append(share * weight / total)
+    at = rng.choice(len(p), n, p=np.array(p) / sum(p))
+    return np.array(countries, dtype=object)[at], np.array(cities, dtype=object)[at]
 
 
 def _contacts_frame(rng, pools: _Pools, companies: pd.DataFrame, now: datetime):
@@ -577,16 +792,16 @@ def _contacts_frame(rng, pools: _Pools, companies: pd.DataFrame, now: datetime):
     customer_ids = np.repeat(companies["id"].to_numpy(np.int64), per)
     owner = np.repeat(companies["owner_id"].to_numpy(np.int64), per)
     parent_created = np.repeat(companies["created_at"].to_numpy("datetime64[s]"), per)
-    persian = np.repeat(np.array([bool(_PERSIAN_RE.search(s)) for s in companies["name"]],
-                                 dtype=bool), per)
+    second = np.repeat(companies["_second"].to_numpy(bool), per)
     domain = np.repeat(np.array([e.split("@", 1)[1] if isinstance(e, str) else ""
                                  for e in companies["email"]], dtype=object), per)
     primary = np.zeros(n, dtype=bool)
     primary[np.r_[0, np.cumsum(per)[:-1]].astype(np.int64)] = True
 
     first_idx, last_idx = rng.integers(0, 1 << 30, n), rng.integers(0, 1 << 30, n)
-    local = (_obj(pools.pick(rng, "first_slug", persian, first_idx)) + "."
-             + _obj(pools.pick(rng, "last_slug", persian, last_idx)))
+    last_idx = pools.agree(second, first_idx, last_idx)
+    local = (_obj(pools.pick(rng, "first_slug", second, first_idx)) + "."
+             + _obj(pools.pick(rng, "last_slug", second, last_idx)))
     has_mail = (domain != "") & (rng.random(n) < 0.9)
     # Contacts were added on or soon after their company.
     age = (np.datetime64(now, "s") - parent_created).astype(np.int64)
@@ -594,13 +809,13 @@ def _contacts_frame(rng, pools: _Pools, companies: pd.DataFrame, now: datetime):
         "timedelta64[s]")
     return pd.DataFrame({
         "customer_id": customer_ids,
-        "first_name": pools.pick(rng, "first", persian, first_idx),
-        "last_name": pools.pick(rng, "last", persian, last_idx),
-        "title": pools.pick(rng, "title", persian, mask=rng.random(n) < 0.9),
+        "first_name": pools.pick(rng, "first", second, first_idx),
+        "last_name": pools.pick(rng, "last", second, last_idx),
+        "title": pools.pick(rng, "title", second, mask=rng.random(n) < 0.9),
         "email": _null_unless(has_mail, local + "@" + domain),
-        "phone": pools.pick(rng, "phone", persian, mask=rng.random(n) < 0.8),
+        "phone": pools.pick(rng, "phone", second, mask=rng.random(n) < 0.8),
         "is_primary": primary,
-        **_consent(rng, pools, persian, created, now, 0.4),
+        **_consent(rng, pools, second, created, now, 0.4),
         "owner_id": owner,
         "created_at": created, "updated_at": created,
         "created_by": owner, "updated_by": owner, "version": 1,
@@ -615,23 +830,32 @@ OPEN, WON, LOST = 0, 1, 2
 FRESH, ACTIVE, ROTTING, CLOSED = 0, 1, 2, 3  # open deals: touched lately, or not (rotting)
 CONVERTED_LINK_SHARE = 0.3  # companies that came from a converted lead, linked both ways
 
-PRODUCTS = (  # name, code, unit price (USD), deal topic in English and Persian
-    ("ERP licence (per user)", "ERP-LIC", 1200, "ERP licences", "خرید لایسنس ERP"),
-    ("CRM cloud subscription (per user, annual)", "CRM-SUB", 480, "CRM cloud subscriptions",
-     "اشتراک ابری CRM"),
-    ("Implementation services (per day)", "SVC-DAY", 1100, "Implementation project",
-     "پروژه پیاده‌سازی"),
-    ("Training workshop", "TRN-WS", 2400, "Staff training", "آموزش کارکنان"),
-    ("Premium support (annual)", "SUP-PRM", 6000, "Annual support contract",
-     "قرارداد پشتیبانی سالانه"),
-    ("Data migration package", "MIG-PKG", 4500, "Data migration", "انتقال داده‌ها"),
-    ("Integration connector", "INT-CON", 2000, "System integration", "یکپارچه‌سازی سامانه‌ها"),
-    ("POS terminal", "HW-POS", 890, "POS terminals", "خرید پایانه فروش"),
-    ("Barcode scanner", "HW-SCN", 240, "Barcode scanners", "خرید بارکدخوان"),
-    ("Rack server", "HW-SRV", 7800, "Server upgrade", "ارتقای سرورها"),
-    ("Consulting (per hour)", "SVC-HR", 180, "Consulting hours", "ساعات مشاوره"),
-    ("Hosting (monthly)", "HST-MO", 350, "Hosting", "میزبانی سرور"),
+PRODUCTS = (  # name, code, unit price (USD), deal topic (en, fa, lt)
+    ("ERP licence (per user)", "ERP-LIC", 1200,
+     ("ERP licences", "خرید لایسنس ERP", "ERP licencijos")),
+    ("CRM cloud subscription (per user, annual)", "CRM-SUB", 480,
+     ("CRM cloud subscriptions", "اشتراک ابری CRM", "CRM debesijos prenumeratos")),
+    ("Implementation services (per day)", "SVC-DAY", 1100,
+     ("Implementation project", "پروژه پیاده‌سازی", "Diegimo projektas")),
+    ("Training workshop", "TRN-WS", 2400,
+     ("Staff training", "آموزش کارکنان", "Darbuotojų mokymai")),
+    ("Premium support (annual)", "SUP-PRM", 6000,
+     ("Annual support contract", "قرارداد پشتیبانی سالانه", "Metinė palaikymo sutartis")),
+    ("Data migration package", "MIG-PKG", 4500,
+     ("Data migration", "انتقال داده‌ها", "Duomenų perkėlimas")),
+    ("Integration connector", "INT-CON", 2000,
+     ("System integration", "یکپارچه‌سازی سامانه‌ها", "Sistemų integracija")),
+    ("POS terminal", "HW-POS", 890, ("POS terminals", "خرید پایانه فروش", "Kasos terminalai")),
+    ("Barcode scanner", "HW-SCN", 240,
+     ("Barcode scanners", "خرید بارکدخوان", "Brūkšninių kodų skaitytuvai")),
+    ("Rack server", "HW-SRV", 7800,
+     ("Server upgrade", "ارتقای سرورها", "Serverių atnaujinimas")),
+    ("Consulting (per hour)", "SVC-HR", 180,
+     ("Consulting hours", "ساعات مشاوره", "Konsultavimo valandos")),
+    ("Hosting (monthly)", "HST-MO", 350, ("Hosting", "میزبانی سرور", "Prieglobos paslaugos")),
 )
+PRODUCT_TOPIC_LANGS = ("en", "fa", "lt")
+TOPIC_FIRST = {"fa"}  # deal titles "<topic> — <customer>" in these languages
 DEAL_TOPICS = {
     "en": ("Hardware refresh", "Cloud migration", "Website redesign", "Security audit",
            "Fleet tracking", "Office network upgrade", "Warehouse system", "Pilot project",
@@ -641,12 +865,18 @@ DEAL_TOPICS = {
            "سامانه ردیابی ناوگان", "ارتقای شبکه اداری", "سامانه انبارداری", "پروژه آزمایشی",
            "قرارداد چارچوبی", "توسعه به شعبه‌های جدید", "داشبورد گزارش‌گیری",
            "راه‌اندازی فروشگاه اینترنتی"),
+    "lt": ("Įrangos atnaujinimas", "Perkėlimas į debesiją", "Svetainės pertvarkymas",
+           "Saugumo auditas", "Transporto stebėjimas", "Biuro tinklo atnaujinimas",
+           "Sandėlio sistema", "Bandomasis projektas", "Preliminarioji sutartis",
+           "Plėtra į naujus filialus", "Ataskaitų skydelis", "Internetinės parduotuvės atidarymas"),
 }
 RENEWAL_TOPICS = {
     "en": ("Annual support renewal", "Licence renewal", "Subscription renewal",
            "Maintenance contract renewal", "Hosting renewal"),
     "fa": ("تمدید قرارداد پشتیبانی سالانه", "تمدید لایسنس", "تمدید اشتراک",
            "تمدید قرارداد نگهداری", "تمدید میزبانی"),
+    "lt": ("Metinio palaikymo pratęsimas", "Licencijos pratęsimas", "Prenumeratos pratęsimas",
+           "Priežiūros sutarties pratęsimas", "Prieglobos pratęsimas"),
 }
 NEXT_STEPS = {
     "en": ("Send the proposal", "Schedule a demo", "Call the CFO about the budget",
@@ -656,6 +886,11 @@ NEXT_STEPS = {
     "fa": ("ارسال پیشنهاد قیمت", "هماهنگی جلسه دمو", "تماس با مدیر مالی درباره بودجه",
            "ارسال پیش‌نویس قرارداد", "توافق روی تاریخ تحویل", "پیگیری پیش‌فاکتور",
            "جلسه با تیم فناوری اطلاعات", "آماده‌سازی پیشنهاد تخفیف", "در انتظار سفارش خرید"),
+    "lt": ("Išsiųsti pasiūlymą", "Suplanuoti demonstraciją",
+           "Paskambinti finansų direktoriui dėl biudžeto", "Išsiųsti sutarties projektą",
+           "Suderinti pristatymo datą", "Priminti apie pasiūlymą", "Susitikti su IT komanda",
+           "Paruošti nuolaidos pasiūlymą", "Laukti pirkimo užsakymo",
+           "Suplanuoti vizitą pas klientą"),
 }
 DEAL_NOTES = {
     "en": ("Decision expected after the board meeting.", "Budget confirmed by finance.",
@@ -665,12 +900,18 @@ DEAL_NOTES = {
     "fa": ("تصمیم‌گیری بعد از جلسه هیئت مدیره.", "بودجه توسط واحد مالی تأیید شده است.",
            "نیاز به تأیید دفتر مرکزی دارد.", "قیمت مهم‌ترین دغدغه است.",
            "واحد حقوقی در حال بررسی قرارداد است.", "مناقصه برگزار می‌کنند؛ دو رقیب دیگر هم هستند."),
+    "lt": ("Sprendimas laukiamas po valdybos posėdžio.", "Biudžetą patvirtino finansų skyrius.",
+           "Reikia būstinės pritarimo.", "Svarbiausia – kaina.",
+           "Mus palaiko operacijų vadovas.", "Teisininkai peržiūri sutartį.",
+           "Vyksta konkursas; pakviesti dar du tiekėjai."),
 }
 COMPETITORS = {
     "en": ("Northwind Systems", "Contoso Software", "Globex Corp", "Initech", "Umbrella Solutions",
            "Stark Digital"),
     "fa": ("داده‌پردازان پارس", "نرم‌افزار سپهر", "همکاران فناوری", "راهکار نوین",
            "پردازش هوشمند آریا"),
+    "lt": ("Baltijos IT sprendimai", "Nemuno sistemos", "Vilniaus programinė įranga",
+           "Duomenų centras LT", "Gintaro technologijos"),
 }
 LOST_REASON_WEIGHTS = {"price": 0.22, "competitor": 0.20, "no_budget": 0.14, "no_decision": 0.14,
                        "timing": 0.10, "product_fit": 0.07, "went_silent": 0.10, "other": 0.03}
@@ -679,31 +920,49 @@ CURRENCY_BY_COUNTRY = {
     "Germany": (("EUR", 0.85),), "United Kingdom": (("GBP", 0.7),), "Canada": (("CAD", 0.6),),
     "United Arab Emirates": (("AED", 0.6),), "Turkey": (("TRY", 0.3), ("EUR", 0.6)),
     "Iran": (("IRR", 0.5), ("AED", 0.75), ("EUR", 0.85)),
+    "ایران": (("IRR", 0.92), ("AED", 0.96)), "امارات متحده عربی": (("AED", 0.7),),
+    "ترکیه": (("TRY", 0.3), ("EUR", 0.6)),
+    "Lietuva": (("EUR", 1.0),), "Latvija": (("EUR", 1.0),), "Lenkija": (("EUR", 0.8),),
+    "Vokietija": (("EUR", 1.0),),
 }
+# Deal amounts are drawn in dollars (1,000-500,000, to 100); a currency listed here has its own
+# units per dollar, rounding and range: rials, 500 million to 50 billion.
+AMOUNTS = {"IRR": (100_000, 1_000_000, 500_000_000, 50_000_000_000)}
 ACTIVITY_KIND_WEIGHTS = {"call": 0.34, "email": 0.30, "meeting": 0.12, "visit": 0.05,
                          "note": 0.11, "social_message": 0.04, "chat": 0.04}
 ACTIVITY_SUBJECTS = {
     "call": {"en": ("Discovery call", "Follow-up call", "Call about the proposal",
                     "Pricing questions", "Check-in call", "Call with the decision maker"),
              "fa": ("تماس اولیه", "تماس پیگیری", "تماس درباره پیشنهاد قیمت",
-                    "پرسش درباره قیمت‌ها", "تماس با مدیر خرید")},
+                    "پرسش درباره قیمت‌ها", "تماس با مدیر خرید"),
+             "lt": ("Pirminis skambutis", "Pakartotinis skambutis", "Skambutis dėl pasiūlymo",
+                    "Klausimai dėl kainų", "Skambutis sprendimų priėmėjui")},
     "email": {"en": ("Sent the proposal", "Sent the price list", "Reply about delivery times",
                      "Sent case studies", "Sent the contract draft"),
               "fa": ("ارسال پیشنهاد قیمت", "ارسال لیست قیمت", "پاسخ درباره زمان تحویل",
-                     "ارسال پیش‌نویس قرارداد")},
+                     "ارسال پیش‌نویس قرارداد"),
+              "lt": ("Išsiųstas pasiūlymas", "Išsiųstas kainoraštis",
+                     "Atsakymas dėl pristatymo terminų", "Išsiųstas sutarties projektas")},
     "meeting": {"en": ("Product demo", "Kick-off meeting", "Negotiation meeting",
                        "Quarterly business review", "Requirements workshop"),
                 "fa": ("جلسه معرفی محصول", "جلسه مذاکره", "جلسه بررسی نیازها",
-                       "جلسه شروع پروژه")},
+                       "جلسه شروع پروژه"),
+                "lt": ("Produkto demonstracija", "Projekto pradžios susitikimas",
+                       "Derybų susitikimas", "Poreikių aptarimas")},
     "visit": {"en": ("Site visit", "Visit at the customer's office", "Installation check"),
-              "fa": ("بازدید از محل مشتری", "بازدید از دفتر مشتری", "بررسی نصب")},
+              "fa": ("بازدید از محل مشتری", "بازدید از دفتر مشتری", "بررسی نصب"),
+              "lt": ("Vizitas objekte", "Vizitas kliento biure", "Įdiegimo patikra")},
     "note": {"en": ("Internal note", "Budget details", "Competitor situation",
                     "Decision process"),
-             "fa": ("یادداشت داخلی", "جزئیات بودجه", "وضعیت رقبا", "روند تصمیم‌گیری")},
+             "fa": ("یادداشت داخلی", "جزئیات بودجه", "وضعیت رقبا", "روند تصمیم‌گیری"),
+             "lt": ("Vidinė pastaba", "Biudžeto detalės", "Konkurentų padėtis",
+                    "Sprendimų priėmimo eiga")},
     "social_message": {"en": ("LinkedIn message", "Instagram message"),
-                       "fa": ("پیام در لینکدین", "پیام اینستاگرام", "پیام تلگرام")},
+                       "fa": ("پیام در لینکدین", "پیام اینستاگرام", "پیام تلگرام"),
+                       "lt": ("Žinutė per LinkedIn", "Žinutė per Facebook")},
     "chat": {"en": ("Website chat", "WhatsApp chat"),
-             "fa": ("گفتگوی آنلاین سایت", "گفتگو در واتساپ")},
+             "fa": ("گفتگوی آنلاین سایت", "گفتگو در واتساپ"),
+             "lt": ("Pokalbis svetainėje", "Pokalbis per WhatsApp")},
 }
 ACTIVITY_NOTES = {
     "en": ("Asked for references from the same industry.", "Wants the offer in two options.",
@@ -713,6 +972,10 @@ ACTIVITY_NOTES = {
     "fa": ("درخواست معرفی مشتریان هم‌صنف داشت.", "پیشنهاد را در دو گزینه می‌خواهد.",
            "نظر مثبت داشت؛ منتظر بودجه است.", "ترجیح می‌دهد بعد از تعطیلات صحبت کنیم.",
            "نگران زمان پیاده‌سازی است.", "تعداد کاربران را تأیید کرد."),
+    "lt": ("Paprašė tos pačios srities klientų rekomendacijų.",
+           "Nori pasiūlymo dviem variantais.", "Nusiteikęs teigiamai; laukia biudžeto.",
+           "Siūlo pasikalbėti po švenčių.", "Nerimauja dėl diegimo trukmės.",
+           "Patvirtino naudotojų skaičių."),
 }
 # per activity kind: outcome -> share (the rest: no outcome)
 ACTIVITY_OUTCOMES = {
@@ -734,12 +997,18 @@ TASK_TITLES = {
     "fa": ("ارسال پیشنهاد اصلاح‌شده", "تماس مجدد درباره قیمت", "آماده‌سازی قرارداد",
            "هماهنگی جلسه دمو", "پیگیری پیش‌فاکتور", "ارسال فاکتور", "تأیید تاریخ تحویل",
            "هماهنگی جلسه شروع پروژه"),
+    "lt": ("Išsiųsti pataisytą pasiūlymą", "Perskambinti dėl kainų", "Paruošti sutartį",
+           "Suplanuoti produkto demonstraciją", "Priminti apie pasiūlymą", "Išsiųsti sąskaitą",
+           "Patvirtinti pristatymo datą", "Suplanuoti projekto pradžios susitikimą",
+           "Paprašyti rekomendacijos", "Patikrinti, ar biudžetas patvirtintas"),
 }
 TASK_NOTES = {
     "en": ("Mention the volume discount.", "Copy the account manager.",
            "Use the new price list."),
     "fa": ("تخفیف حجمی را یادآوری کن.", "مدیر حساب را در جریان بگذار.",
            "از لیست قیمت جدید استفاده شود."),
+    "lt": ("Paminėti kiekio nuolaidą.", "Informuoti kliento vadybininką.",
+           "Naudoti naują kainoraštį."),
 }
 PRIORITY_WEIGHTS = {"low": 0.2, "normal": 0.6, "high": 0.2}
 
@@ -808,8 +1077,9 @@ def _demo_pipelines(db: Database, actor: auth.User) -> list[dict]:
     return out
 
 
-def _demo_products(cur, now: datetime) -> tuple[pd.DataFrame, int]:
-    """The demo products (added once, found by code later); returns them cheapest first."""
+def _demo_products(cur, now: datetime, lang: DemoLanguage) -> tuple[pd.DataFrame, int]:
+    """The demo products (added once, priced in the language's currency, found by code later);
+    returns those in the currency most of them have, cheapest first."""
     codes = [p[1] for p in PRODUCTS]
     names = {f"c{i}": c for i, c in enumerate(codes)}
     marks = ", ".join("$" + k for k in names)
@@ -821,43 +1091,55 @@ def _demo_products(cur, now: datetime) -> tuple[pd.DataFrame, int]:
         _bulk_insert(cur, "products", pd.DataFrame({
             "id": _new_ids(cur, "products", len(missing)),
             "name": [p[0] for p in missing], "code": [p[1] for p in missing],
-            "unit_price": _money(np.array([p[2] for p in missing], dtype=float)),
-            "currency": "USD", "active": True, "created_at": now}))
-    found = cur.execute("SELECT id, code, name, unit_price FROM products WHERE " + in_codes
-                        + " AND unit_price > 0 ORDER BY unit_price, id", names).fetchall()
-    topics = {p[1]: (p[3], p[4]) for p in PRODUCTS}
+            "unit_price": _money(np.array([p[2] * _per_dollar(lang.currency) for p in missing],
+                                          dtype=float)),
+            "currency": lang.currency, "active": True, "created_at": now}))
+    found = cur.execute("SELECT id, code, name, unit_price, currency FROM products WHERE "
+                        + in_codes + " AND unit_price > 0 ORDER BY unit_price, id",
+                        names).fetchall()
+    currencies = [r[4] for r in found]
+    currency = max(set(currencies), key=currencies.count) if found else lang.currency
+    topics = {p[1]: p[3] for p in PRODUCTS}
     seen: set = set()
     rows = []
-    for pid, code, name, price in found:
-        if code not in seen:  # an admin may have added the same code twice
+    for pid, code, name, price, cur_ in found:
+        if code not in seen and cur_ == currency:  # an admin may have added a code twice
             seen.add(code)
-            rows.append((pid, name, int(round(price * 100)), *topics[code]))
-    frame = pd.DataFrame(rows, columns=["id", "name", "cents", "topic_en", "topic_fa"])
+            rows.append((pid, name, int(round(price * 100)), currency, *topics[code]))
+    frame = pd.DataFrame(rows, columns=["id", "name", "cents", "currency",
+                                        *(f"topic_{k}" for k in PRODUCT_TOPIC_LANGS)])
     return frame, len(missing)
 
 
-def _texts(rng, texts: dict, persian: np.ndarray, mask: np.ndarray | None = None
-           ) -> pd.Categorical:
-    """Per row a text from texts['fa'] where persian, else from texts['en']."""
-    en, fa = list(texts["en"]), list(texts["fa"])
-    cats = pd.Index(_unique(en + fa))
-    en_codes, fa_codes = cats.get_indexer(en), cats.get_indexer(fa)
-    idx = rng.integers(0, 1 << 30, len(persian))
-    codes = np.where(persian, fa_codes[idx % len(fa)], en_codes[idx % len(en)])
+def _per_dollar(currency: str) -> int:
+    return AMOUNTS.get(currency, (1,))[0]
+
+
+def _texts(rng, texts: dict, langs: tuple[str, str], second: np.ndarray,
+           mask: np.ndarray | None = None) -> pd.Categorical:
+    """Per row a text from texts[langs[1]] where second, else from texts[langs[0]]."""
+    main, other = list(texts[langs[0]]), list(texts[langs[1]])
+    cats = pd.Index(_unique(main + other))
+    main_codes, other_codes = cats.get_indexer(main), cats.get_indexer(other)
+    idx = rng.integers(0, 1 << 30, len(second))
+    codes = np.where(second, other_codes[idx % len(other)], main_codes[idx % len(main)])
     if mask is not None:
         codes = np.where(mask, codes, -1)
     return pd.Categorical.from_codes(codes, categories=cats)
 
 
-def _texts_by_kind(rng, table: dict, kinds: np.ndarray, persian: np.ndarray) -> pd.Categorical:
-    """Like _texts, with a separate pair of lists per kind (kinds holds the keys of table)."""
-    cats = pd.Index(_unique(t for pair in table.values() for lang in pair.values() for t in lang))
+def _texts_by_kind(rng, table: dict, langs: tuple[str, str], kinds: np.ndarray,
+                   second: np.ndarray) -> pd.Categorical:
+    """Like _texts, with separate lists per kind (kinds holds the keys of table)."""
+    cats = pd.Index(_unique(t for by_lang in table.values() for lang in langs
+                            for t in by_lang[lang]))
     codes = np.full(len(kinds), -1, dtype=np.int64)
     idx = rng.integers(0, 1 << 30, len(kinds))
-    for kind, pair in table.items():
+    for kind, by_lang in table.items():
         rows = kinds == kind
-        en, fa = cats.get_indexer(list(pair["en"])), cats.get_indexer(list(pair["fa"]))
-        codes[rows] = np.where(persian[rows], fa[idx[rows] % len(fa)], en[idx[rows] % len(en)])
+        main, other = (cats.get_indexer(list(by_lang[lang])) for lang in langs)
+        codes[rows] = np.where(second[rows], other[idx[rows] % len(other)],
+                               main[idx[rows] % len(main)])
     return pd.Categorical.from_codes(codes, categories=cats)
 
 
@@ -897,18 +1179,20 @@ class _Sales:
     made from the (id-carrying) frames of leads, customers and contacts. Times are int64
     seconds since the epoch; row positions link the arrays, ids link the tables."""
 
-    def __init__(self, rng, cur, now: datetime, size: str, owner_ids: list[int],
-                 pipes: list[dict], leads: pd.DataFrame, customers: pd.DataFrame,
-                 contacts: pd.DataFrame, products: pd.DataFrame):
+    def __init__(self, rng, cur, now: datetime, size: str, lang: DemoLanguage,
+                 owner_ids: list[int], pipes: list[dict], leads: pd.DataFrame,
+                 customers: pd.DataFrame, contacts: pd.DataFrame, products: pd.DataFrame):
         self.rng, self.size, self.owner_ids, self.pipes = rng, size, owner_ids, pipes
+        self.langs = (lang.main.texts, lang.second.texts)  # keys of the text tables
         self._cur = cur  # ids come from the sequences, inside the caller's transaction
         self.now = int(np.datetime64(now, "s").astype(np.int64))
         self.leads, self.contacts, self.products = leads, contacts, products
+        self.item_currency = products["currency"].iloc[0] if len(products) else lang.currency
         # customers
         self.c_id = customers["id"].to_numpy(np.int64)
         self.c_owner = customers["owner_id"].to_numpy(np.int64)
         self.c_created = _seconds(customers["created_at"])
-        self.c_persian = customers["_persian"].to_numpy(bool)
+        self.c_second = customers["_second"].to_numpy(bool)
         self.c_country = customers["country"].to_numpy(object)
         self.c_name = customers["name"].to_numpy(object)
         self.c_bought = customers["first_purchase_date"].notna().to_numpy()
@@ -923,7 +1207,7 @@ class _Sales:
         self.l_owner = leads["owner_id"].to_numpy(np.int64).copy()
         self.l_created = _seconds(leads["created_at"])
         self.l_end = np.full(len(leads), self.now, dtype=np.int64)  # activities until then
-        self.l_persian = leads["_persian"].to_numpy(bool).copy()
+        self.l_second = leads["_second"].to_numpy(bool).copy()
         self.l_status = np.asarray(leads["status"], dtype=object)
         self._deals()
         self._link_converted_leads()
@@ -1068,7 +1352,7 @@ class _Sales:
     def _values(self):
         rng, n, now = self.rng, self.n, self.now
         cust, pipe, outcome = self.cust, self.pipe, self.outcome
-        persian = self.c_persian[cust]
+        second = self.c_second[cust]
         renewal = np.array([p["renewal"] for p in self.pipes])[pipe]
         is_open = outcome == OPEN
         # amount: log-normal, 1k-500k, rounded to 100
@@ -1083,25 +1367,29 @@ class _Sales:
             here = country == name
             for code, upto in reversed(options):
                 currency[here & (u < upto)] = code
-        # line items for ~30% of the deals (USD ones: the products are priced in USD)
-        usd = currency == "USD"
-        share = min(1.0, 0.3 / max(usd.mean(), 1e-9))
-        self.with_items = np.flatnonzero(usd & (rng.random(n) < share))
+        for code, (per_dollar, step, low, high) in AMOUNTS.items():
+            here = currency == code
+            cents[here] = np.clip(np.round(cents[here] / 100 * per_dollar / step) * step,
+                                  low, high).astype(np.int64) * 100
+        # line items for ~30% of the deals (those in the currency the products are priced in)
+        priced = currency == self.item_currency
+        share = min(1.0, 0.3 / max(priced.mean(), 1e-9))
+        self.with_items = np.flatnonzero(priced & (rng.random(n) < share))
         cents, first_product = self._line_items(cents)
         # titles: "<customer> — <topic>" (Persian: topic first), topic from the first product
-        topics = [*((p["topic_en"], p["topic_fa"]) for _, p in self.products.iterrows())]
+        topics = [{lang: p[f"topic_{lang}"] for lang in PRODUCT_TOPIC_LANGS}
+                  for _, p in self.products.iterrows()]
         n_prod = len(topics)
-        topics += list(zip(DEAL_TOPICS["en"], DEAL_TOPICS["fa"]))
+        topics += [dict(zip(DEAL_TOPICS, texts)) for texts in zip(*DEAL_TOPICS.values())]
         n_general = len(DEAL_TOPICS["en"])
-        topics += list(zip(RENEWAL_TOPICS["en"], RENEWAL_TOPICS["fa"]))
+        topics += [dict(zip(RENEWAL_TOPICS, texts)) for texts in zip(*RENEWAL_TOPICS.values())]
         topic = np.where(first_product >= 0, first_product,
                          n_prod + rng.integers(0, n_general, n))
         renewal_topic = n_prod + n_general + rng.integers(0, len(RENEWAL_TOPICS["en"]), n)
         topic = np.where(renewal, renewal_topic, topic)
-        en = np.array([t[0] for t in topics], dtype=object)[topic]
-        fa = np.array([t[1] for t in topics], dtype=object)[topic]
         name = self.c_name[cust]
-        title = np.where(persian, fa + " — " + name, name + " — " + en)
+        main, other = (self._titles(lang, topics, topic, name) for lang in self.langs)
+        title = np.where(second, other, main)
         # contact: mostly the primary one of a company
         count, start = self.k_count[cust], self.k_start[cust]
         r = rng.random(n)
@@ -1145,7 +1433,7 @@ class _Sales:
         expected_closed = self.entered // DAY + rng.integers(-25, 16, n)
         expected = np.where(is_open, expected_open, expected_closed)
         owner = self.c_owner[cust]
-        self.amount_cents, self.owner, self.persian = cents, owner, persian
+        self.amount_cents, self.owner, self.second = cents, owner, second
         self.override = probability
         self.deal_id = _ids_by_time(_new_ids(self._cur, "deals", n), self.created)
         self.deal = pd.DataFrame({
@@ -1164,9 +1452,10 @@ class _Sales:
             "source": source,
             "lost_reason": _null_unless(lost, reason),
             "lost_to_competitor": _null_unless(
-                rival_shown, _obj(_texts(rng, COMPETITORS, persian))),
-            "next_step": _texts(rng, NEXT_STEPS, persian, mask=is_open & (rng.random(n) < 0.85)),
-            "notes": _texts(rng, DEAL_NOTES, persian, mask=rng.random(n) < 0.15),
+                rival_shown, _obj(_texts(rng, COMPETITORS, self.langs, second))),
+            "next_step": _texts(rng, NEXT_STEPS, self.langs, second,
+                                mask=is_open & (rng.random(n) < 0.85)),
+            "notes": _texts(rng, DEAL_NOTES, self.langs, second, mask=rng.random(n) < 0.15),
             "closed_on": _day(self.entered, mask=~is_open),
             "stage_entered_at": _ts(self.entered),
             "lead_id": _ints(np.where(conv, self.l_id[np.maximum(self.deal_lead, 0)], -1)),
@@ -1175,6 +1464,11 @@ class _Sales:
             "created_by": owner, "updated_by": owner,
             "version": self.L + edited,
         })
+
+    @staticmethod
+    def _titles(lang: str, topics: list[dict], topic: np.ndarray, name: np.ndarray):
+        text = np.array([t[lang] for t in topics], dtype=object)[topic]
+        return text + " — " + name if lang in TOPIC_FIRST else name + " — " + text
 
     def _line_items(self, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """1-3 distinct products per chosen deal, quantities fitted to the deal's size; the
@@ -1187,7 +1481,7 @@ class _Sales:
             self.items = pd.DataFrame()
             return cents, first_product
         price = self.products["cents"].to_numpy(np.int64)  # cheapest first
-        target = np.minimum(cents[deals_], 420_000 * 100)
+        target = np.minimum(cents[deals_], 420_000 * 100 * _per_dollar(self.item_currency))
         k = rng.choice([1, 2, 3], m, p=[0.45, 0.35, 0.2])
         share = target / k
         allowed = price[None, :] <= share[:, None]
@@ -1272,7 +1566,7 @@ class _Sales:
         self.l_owner[lp] = owner
         self.l_created[lp] = created
         self.l_end[lp] = converted_at
-        self.l_persian[lp] = self.c_persian[cp]
+        self.l_second[lp] = self.c_second[cp]
 
     # --- activities and tasks -----------------------------------------------------------
 
@@ -1280,23 +1574,23 @@ class _Sales:
         """Owner, language, time window and link columns for rows about records idx."""
         none = np.full(len(idx), -1, dtype=np.int64)
         if kind == "deal":
-            return {"owner": self.owner[idx], "persian": self.persian[idx],
+            return {"owner": self.owner[idx], "second": self.second[idx],
                     "lo": self.created[idx], "hi": self.act_end[idx],
                     "deal_id": self.deal_id[idx], "customer_id": self.c_id[self.cust[idx]],
                     "contact_id": self.contact[idx], "lead_id": none}
         if kind == "customer":
-            return {"owner": self.c_owner[idx], "persian": self.c_persian[idx],
+            return {"owner": self.c_owner[idx], "second": self.c_second[idx],
                     "lo": self.c_created[idx], "hi": np.full(len(idx), self.now),
                     "deal_id": none, "customer_id": self.c_id[idx], "contact_id": none,
                     "lead_id": none}
         if kind == "contact":
             cust = self.k_cust[idx]
-            return {"owner": self.c_owner[cust], "persian": self.c_persian[cust],
+            return {"owner": self.c_owner[cust], "second": self.c_second[cust],
                     "lo": _seconds(self.contacts["created_at"])[idx],
                     "hi": np.full(len(idx), self.now), "deal_id": none,
                     "customer_id": self.c_id[cust], "contact_id": self.k_id[idx],
                     "lead_id": none}
-        return {"owner": self.l_owner[idx], "persian": self.l_persian[idx],
+        return {"owner": self.l_owner[idx], "second": self.l_second[idx],
                 "lo": self.l_created[idx], "hi": self.l_end[idx], "deal_id": none,
                 "customer_id": none, "contact_id": none, "lead_id": self.l_id[idx]}
 
@@ -1336,7 +1630,7 @@ class _Sales:
 
         kinds_list, p = _weights(ACTIVITY_KIND_WEIGHTS)
         kind = np.array(kinds_list, dtype=object)[rng.choice(len(kinds_list), n, p=p)]
-        persian = rows["persian"]
+        second = rows["second"]
         outcome = np.full(n, None, dtype=object)
         u = rng.random(n)
         for k_name, shares in ACTIVITY_OUTCOMES.items():
@@ -1356,12 +1650,12 @@ class _Sales:
         self.activities_frame = pd.DataFrame({
             "id": _ids_by_time(_new_ids(self._cur, "activities", n), created),
             "kind": kind,
-            "subject": _texts_by_kind(rng, ACTIVITY_SUBJECTS, kind, persian),
+            "subject": _texts_by_kind(rng, ACTIVITY_SUBJECTS, self.langs, kind, second),
             "occurred_at": _ts(when),
             "duration_minutes": _ints(minutes),
             "direction": _null_unless(two_way, direction),
             "outcome": outcome,
-            "notes": _texts(rng, ACTIVITY_NOTES, persian, mask=rng.random(n) < 0.35),
+            "notes": _texts(rng, ACTIVITY_NOTES, self.langs, second, mask=rng.random(n) < 0.35),
             "lead_id": _ints(rows["lead_id"]), "customer_id": _ints(rows["customer_id"]),
             "contact_id": _ints(rows["contact_id"]), "deal_id": _ints(rows["deal_id"]),
             "owner_id": rows["owner"],
@@ -1445,13 +1739,13 @@ class _Sales:
         owner = rows["owner"]
         self.tasks_frame = pd.DataFrame({
             "id": _ids_by_time(_new_ids(self._cur, "tasks", n), created),
-            "title": _texts(rng, TASK_TITLES, rows["persian"]),
+            "title": _texts(rng, TASK_TITLES, self.langs, rows["second"]),
             "due_at": _ts(due, mask=state != "undated"),
             "owner_id": owner,
             "status": np.where(done, "done", np.where(finished, "cancelled", "open")
                                ).astype(object),
             "priority": np.array(keys, dtype=object)[rng.choice(len(keys), n, p=p)],
-            "notes": _texts(rng, TASK_NOTES, rows["persian"], mask=rng.random(n) < 0.15),
+            "notes": _texts(rng, TASK_NOTES, self.langs, rows["second"], mask=rng.random(n) < 0.15),
             "lead_id": _ints(rows["lead_id"]), "customer_id": _ints(rows["customer_id"]),
             "contact_id": _ints(rows["contact_id"]), "deal_id": _ints(rows["deal_id"]),
             "completed_at": _ts(ended, mask=done),

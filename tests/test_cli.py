@@ -22,7 +22,7 @@ GOOD = "Secret12345"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     monkeypatch.setattr(auth, "BCRYPT_ROUNDS", 4)
-    for name in ("CRM_PASSWORD", "CRM_DEMO_PASSWORD", "CRM_DB"):
+    for name in ("CRM_PASSWORD", "CRM_DEMO_PASSWORD", "CRM_DB", "CRM_LANGUAGE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -112,6 +112,28 @@ def test_init_demo_takes_the_admin_password_from_crm_password(cli, db_file):
         assert auth.verify_login(db, "admin", GOOD)
     finally:
         db.close()
+
+
+def _cities(db_file) -> set:
+    db = Database(db_file)
+    try:
+        return {r["city"] for r in db.query("SELECT DISTINCT city FROM customers")}
+    finally:
+        db.close()
+
+
+def test_init_demo_speaks_the_chosen_language(cli, tmp_path, monkeypatch):
+    """--language, else CRM_LANGUAGE, else English (with its Persian share)."""
+    code, out, err = cli("--db", tmp_path / "lt.duckdb", "init", "--demo", "--language", "lt")
+    assert code == 0, err
+    assert "in language lt" in out and "Vilnius" in _cities(tmp_path / "lt.duckdb")
+    monkeypatch.setenv("CRM_LANGUAGE", "fa")
+    code, out, err = cli("--db", tmp_path / "fa.duckdb", "init", "--demo")
+    assert code == 0, err
+    assert "in language fa" in out and "تهران" in _cities(tmp_path / "fa.duckdb")
+    with pytest.raises(SystemExit) as exc:
+        cli("--db", tmp_path / "de.duckdb", "init", "--demo", "--language", "de")
+    assert exc.value.code == 2
 
 
 def test_users_add_reads_crm_password(cli, db_file):

@@ -1,6 +1,6 @@
-"""Demo data: every row passes the field specs, Persian text shows up, dates make sense, and the
-sales pipeline (deals, exact stage history, line items, activities, tasks, converted leads) is
-consistent."""
+"""Demo data: every row passes the field specs, in each demo language (English with a Persian
+share, Persian, Lithuanian) the records speak it, dates make sense, and the sales pipeline
+(deals, exact stage history, line items, activities, tasks, converted leads) is consistent."""
 import os
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # crm.auth reads it at import
@@ -16,6 +16,7 @@ from crm.db import Database
 from crm.fields import validate
 
 PERSIAN = re.compile(r"[\u0600-\u06FF]")
+LANGUAGES = tuple(demo.LANGUAGES)
 
 
 @pytest.fixture(autouse=True)
@@ -28,19 +29,21 @@ class Loaded(NamedTuple):
     result: dict
     steps: list
     at: datetime  # just after the load: 'now' for the tasks' overdue/today groups
+    language: str
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    """One small demo load shared by the read-only tests of this module."""
+@pytest.fixture(scope="module", params=LANGUAGES)
+def loaded(request, tmp_path_factory):
+    """One small demo load per language, shared by the read-only tests of this module."""
     saved = auth.BCRYPT_ROUNDS
     auth.BCRYPT_ROUNDS = 4
     old_env = os.environ.pop("CRM_DEMO_PASSWORD", None)
     steps = []
     db = Database(tmp_path_factory.mktemp("demo") / "crm.duckdb")
     try:
-        result = demo.load_demo(db, "small", progress=lambda f, t: steps.append((f, t)), seed=7)
-        yield Loaded(db, result, steps, datetime.now())
+        result = demo.load_demo(db, "small", progress=lambda f, t: steps.append((f, t)), seed=7,
+                                language=request.param)
+        yield Loaded(db, result, steps, datetime.now(), request.param)
     finally:
         db.close()
         auth.BCRYPT_ROUNDS = saved
@@ -74,6 +77,12 @@ def test_small_counts_and_result(loaded):
         "SELECT count(*) FROM leads WHERE converted_at IS NOT NULL") > 0
 
 
+def _languages(loaded) -> tuple[str, str]:
+    """The text languages of the load's two sides: most rows, then the share."""
+    lang = demo.LANGUAGES[loaded.language]
+    return lang.main.texts, lang.second.texts
+
+
 def test_every_lead_passes_the_specs(loaded):
     db = loaded.db
     _check_rows(leads.LEADS, db.query("SELECT * FROM leads"))
@@ -97,18 +106,69 @@ def test_weights_use_only_the_specs_choices():
     assert set(demo.COMPANY_SEGMENTS) | set(demo.INDIVIDUAL_SEGMENTS) <= set(customers.SEGMENTS)
 
 
-def test_persian_and_english_text_appear(loaded):
-    db = loaded.db
-    names = [r["last_name"] for r in db.query("SELECT last_name FROM leads")]
-    persian = sum(bool(PERSIAN.search(n)) for n in names)
-    assert 0.15 * len(names) < persian < 0.45 * len(names)  # about 30 %
+def _share(values, test) -> float:
+    values = list(values)
+    assert values
+    return sum(bool(test(v)) for v in values) / len(values)
+
+
+def _column(db, sql) -> list:
+    return [next(iter(r.values())) for r in db.query(sql)]
+
+
+def _english_with_a_persian_share(db):
+    names = _column(db, "SELECT last_name FROM leads")
+    assert 0.15 < _share(names, PERSIAN.search) < 0.45  # about 30 %
     assert any(n.isascii() for n in names)
-    customer_names = [r["name"] for r in db.query("SELECT name FROM customers")]
-    assert any(PERSIAN.search(n) for n in customer_names)
-    cities = [r["city"] for r in db.query("SELECT DISTINCT city FROM customers")]
-    assert any(PERSIAN.search(c) for c in cities)
-    companies = [r["company"] for r in db.query("SELECT company FROM leads WHERE company > ''")]
-    assert any(PERSIAN.search(c) for c in companies)
+    assert any(PERSIAN.search(n) for n in _column(db, "SELECT name FROM customers"))
+    assert any(PERSIAN.search(c) for c in _column(db, "SELECT DISTINCT city FROM customers"))
+    assert any(PERSIAN.search(c) for c in
+               _column(db, "SELECT company FROM leads WHERE company > ''"))
+    assert _share(_column(db, "SELECT currency FROM deals"), lambda c: c == "USD") > 0.5
+
+
+def _persian(db):
+    for sql in ("SELECT first_name || last_name FROM leads", "SELECT name FROM customers",
+                "SELECT first_name || last_name FROM contacts"):
+        names = _column(db, sql)
+        assert 0.7 < _share(names, PERSIAN.search) < 1  # an English share: foreign customers
+    cities = _column(db, "SELECT city FROM customers")
+    assert _share(cities, lambda c: c in demo.IRAN_CITIES) > 0.6
+    assert {"تهران", "مشهد", "اصفهان"} <= set(cities)
+    phones = _column(db, "SELECT phone FROM leads WHERE phone IS NOT NULL")
+    assert _share(phones, lambda p: re.fullmatch(r"\+98( \d+)+", p)) > 0.7
+    deals_ = db.query("SELECT currency, amount FROM deals")
+    assert _share(deals_, lambda d: d["currency"] == "IRR") > 0.5
+    assert {d["currency"] for d in deals_} >= {"IRR", "USD"}  # and foreign ones
+    rials = [d["amount"] for d in deals_ if d["currency"] == "IRR"]
+    assert all(500_000_000 <= a <= 50_000_000_000 for a in rials)
+    assert max(_column(db, "SELECT estimated_value FROM leads WHERE converted_at IS NULL"
+                           " AND estimated_value IS NOT NULL")) > 10_000_000  # rials too
+
+
+def _lithuanian(db):
+    cities = _column(db, "SELECT city FROM customers")
+    assert _share(cities, lambda c: c in demo.LITHUANIA_CITIES) > 0.6
+    assert {"Vilnius", "Kaunas"} <= set(cities)
+    deals_ = _column(db, "SELECT currency FROM deals")
+    assert _share(deals_, lambda c: c == "EUR") > 0.6
+    lithuanian = re.compile("[ąčęėįšųūžĄČĘĖĮŠŲŪŽ]")
+    names = _column(db, "SELECT first_name || ' ' || last_name FROM leads")
+    assert any(lithuanian.search(n) for n in names)
+    assert not any(PERSIAN.search(n) for n in names)
+    # family names agree with the first name: Rūta Kazlauskienė, Jonas Kazlauskas
+    women = db.query("SELECT first_name, last_name FROM contacts"
+                     " WHERE last_name LIKE '%ienė'")
+    assert women and all(w["first_name"].endswith(("a", "ė")) for w in women)
+    phones = _column(db, "SELECT phone FROM customers WHERE phone IS NOT NULL")
+    assert _share(phones, lambda p: re.fullmatch(r"\+370 \d{3} \d{5}", p)) > 0.7
+    assert _share(_column(db, "SELECT name FROM customers WHERE kind = 'company'"),
+                  re.compile(r"\b(UAB|AB|MB|IĮ)\b| ir Ko$").search) > 0.7
+
+
+def test_records_are_in_the_load_language(loaded):
+    {"en": _english_with_a_persian_share, "fa": _persian, "lt": _lithuanian}[loaded.language](
+        loaded.db)
 
 
 def test_no_future_dates_and_consent_dates_only_with_consent(loaded):
@@ -146,7 +206,7 @@ def test_customers_mix_kinds_residency_segments_and_purchases(loaded):
         " count(*) FILTER (WHERE consent AND consent_date IS NOT NULL"
         "                  AND consent_purpose IS NOT NULL) AS consented,"
         " count(*) FILTER (WHERE (residency = 'domestic') <> (country = $home)) AS mismatched"
-        " FROM customers", {"home": demo.HOME_COUNTRY})
+        " FROM customers", {"home": demo.LANGUAGES[loaded.language].home_country})
     assert row["kinds"] == 2 and row["residencies"] == 2 and row["statuses"] == 2
     assert row["segments"] >= 4
     assert 0.55 < row["bought"] < 0.85  # about 70 % have bought
@@ -232,14 +292,20 @@ def test_both_pipelines_hold_deals_in_a_realistic_spread(loaded):
         " count(*) FILTER (WHERE d.created_at < c.created_at) AS before_customer,"
         " count(*) FILTER (WHERE d.contact_id IS NOT NULL AND k.customer_id <> d.customer_id)"
         "  AS stray_contact,"
-        " count(*) FILTER (WHERE d.amount < 1000 OR d.amount > 500000) AS odd_amount,"
+        " count(*) FILTER (WHERE CASE WHEN d.currency = 'IRR'"
+        "   THEN d.amount NOT BETWEEN 500000000 AND 50000000000"
+        "   ELSE d.amount NOT BETWEEN 1000 AND 500000 END) AS odd_amount,"
         " count(DISTINCT d.currency) AS currencies FROM deals d"
         " JOIN customers c ON c.id = d.customer_id LEFT JOIN contacts k ON k.id = d.contact_id")
     assert row["overrides"] > 0 and row["currencies"] >= 2
     assert (row["foreign_owner"], row["before_customer"], row["stray_contact"],
             row["odd_amount"]) == (0, 0, 0, 0)
+    # titles in both languages of the load
     titles = [r["title"] for r in db.query("SELECT title FROM deals")]
-    assert any(PERSIAN.search(t) for t in titles) and any(not PERSIAN.search(t) for t in titles)
+    for lang in _languages(loaded):
+        topics = {t for table in (demo.DEAL_TOPICS, demo.RENEWAL_TOPICS) for t in table[lang]}
+        topics |= {p[3][demo.PRODUCT_TOPIC_LANGS.index(lang)] for p in demo.PRODUCTS}
+        assert any(any(topic in title for topic in topics) for title in titles), lang
 
 
 def test_stage_history_is_exact(loaded):
@@ -351,8 +417,9 @@ def test_activities_and_tasks_belong_with_their_records(loaded):
         " FROM activities a LEFT JOIN deals d ON d.id = a.deal_id"
         " LEFT JOIN stages s ON s.id = d.stage_id", {"now": loaded.at})
     assert bad == dict.fromkeys(bad, 0)
-    subjects = [r["subject"] for r in db.query("SELECT subject FROM activities")]
-    assert any(PERSIAN.search(s) for s in subjects) and any(s.isascii() for s in subjects)
+    subjects = {r["subject"] for r in db.query("SELECT subject FROM activities")}
+    for lang in _languages(loaded):  # in both languages of the load
+        assert subjects & {s for by_lang in demo.ACTIVITY_SUBJECTS.values() for s in by_lang[lang]}
     statuses = {r["status"]: r for r in db.query(
         "SELECT status, count(*) AS n, count(completed_at) AS completed FROM tasks GROUP BY 1")}
     assert set(statuses) == set(activities.TASK_STATUSES)
@@ -373,11 +440,18 @@ def test_line_items_add_up_to_the_deal_amount(loaded):
     db = loaded.db
     row = db.one(
         "SELECT count(*) AS deals, count(*) FILTER (WHERE i.total <> d.amount) AS wrong,"
-        " max(i.lines) AS most_lines, count(*) FILTER (WHERE d.currency <> 'USD') AS not_usd"
+        " max(i.lines) AS most_lines,"
+        " count(*) FILTER (WHERE d.currency <> $currency) AS other_currency"
         " FROM (SELECT deal_id, sum(quantity * unit_price) AS total, count(*) AS lines"
-        "       FROM deal_products GROUP BY deal_id) i JOIN deals d ON d.id = i.deal_id")
+        "       FROM deal_products GROUP BY deal_id) i JOIN deals d ON d.id = i.deal_id",
+        {"currency": demo.LANGUAGES[loaded.language].currency})
     share = row["deals"] / db.scalar("SELECT count(*) FROM deals")
-    assert 0.2 < share < 0.4 and row["wrong"] == 0 and row["not_usd"] == 0
+    assert 0.2 < share < 0.4 and row["wrong"] == 0 and row["other_currency"] == 0
+    # the products are priced in the language's currency (rials: about 100,000 per dollar)
+    [currency] = _column(db, "SELECT DISTINCT currency FROM products")
+    assert currency == demo.LANGUAGES[loaded.language].currency
+    cheapest = db.scalar("SELECT min(unit_price) FROM products")
+    assert cheapest == min(p[2] for p in demo.PRODUCTS) * (100_000 if currency == "IRR" else 1)
     assert row["most_lines"] >= 2
     products = db.query("SELECT name, code, unit_price FROM products")
     assert len(products) == len(demo.PRODUCTS) and all(p["unit_price"] > 0 for p in products)
@@ -468,14 +542,19 @@ def test_explicit_owners_and_password_from_env(tmp_path, monkeypatch):
         assert "demo_password" not in result  # the caller knows it already
         assert auth.verify_login(db, "maria", "DemoPass2026")
         sam = auth.get_user(db, "sam")
-        result = demo.load_demo(db, "small", owners=[sam], seed=3)
+        result = demo.load_demo(db, "small", owners=[sam], seed=3, language="lt")
         assert result["leads"] == 300 and "demo_users" not in result
         assert db.scalar("SELECT count(*) FROM leads WHERE owner_id = $id", {"id": sam.id}) >= 300
-        # a second load reuses the Renewals pipeline and the products
+        # a second load (in another language) reuses the Renewals pipeline and the products:
+        # their line items stay on deals in the products' currency (USD, from the first load)
         assert result["products"] == 0 and result["deals"] == 300 // 2
         assert [p["name"] for p in pipelines.list_pipelines(db)] == ["New business",
                                                                      demo.RENEWALS]
         assert db.scalar("SELECT count(*) FROM products") == len(demo.PRODUCTS)
+        assert db.scalar("SELECT count(*) FROM deal_products i JOIN deals d ON d.id = i.deal_id"
+                         " WHERE d.currency <> 'USD'") == 0
+        assert db.scalar("SELECT count(*) FROM deal_products i JOIN deals d ON d.id = i.deal_id"
+                         " WHERE d.id > (SELECT min(id) + 149 FROM deals)") > 0
         assert db.scalar("SELECT count(DISTINCT owner_id) FROM deals"
                          " WHERE id > (SELECT min(id) + 149 FROM deals)") == 1
         assert activities.my_tasks(db, sam)["overdue"]
@@ -490,11 +569,13 @@ def test_random_password_is_never_a_constant(monkeypatch):
     assert all(auth.password_problem(p) is None for p in passwords)
 
 
-def test_unknown_size_is_refused(tmp_path):
+def test_unknown_size_or_language_is_refused(tmp_path):
     db = Database(tmp_path / "crm.duckdb")
     try:
         with pytest.raises(ValueError, match="size"):
             demo.load_demo(db, "huge")
+        with pytest.raises(ValueError, match="language"):
+            demo.load_demo(db, "small", language="de")
         assert db.scalar("SELECT count(*) FROM users") == 0
     finally:
         db.close()

@@ -249,11 +249,12 @@ def _first_admin(db) -> None:
         st.rerun()
     st.session_state.pop("fa_errors", None)
     if demo:
-        from crm import demo as demo_data
+        from crm import demo as demo_data, i18n
 
         bar = st.progress(0.0, text=_("Loading demo data…"))
         result = demo_data.load_demo(db, "small",
-                                     progress=lambda f, text: bar.progress(min(f, 1.0), text=text))
+                                     progress=lambda f, text: bar.progress(min(f, 1.0), text=text),
+                                     language=i18n.language())
         bar.empty()
         if result.get("demo_password"):
             st.session_state["demo_password_notice"] = result["demo_password"]
