@@ -241,6 +241,9 @@ def _first_admin(db) -> None:
         if password != repeat:
             raise ValidationError({"repeat": _("The two passwords differ.")})
         auth.create_user(db, None, username, name, email, password, "admin")
+        from crm import i18n, pipelines
+
+        pipelines.name_defaults_in(db, i18n.language())  # the first admin's language
     except ValidationError as exc:
         st.session_state["fa_errors"] = exc.errors
         st.rerun()
