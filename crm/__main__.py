@@ -13,7 +13,7 @@ import os
 import sys
 from datetime import datetime
 
-from crm import auth, config, i18n
+from crm import auth, config, i18n, pipelines
 from crm.fields import ValidationError
 
 EXIT_FAILURE = 1
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--size", choices=("small", "large"), default="small",
                       help="demo size: small (~300 leads) or large (1,000,000 leads)")
     init.add_argument("--language", choices=tuple(i18n.LANGUAGES), default=None,
-                      help="language of the demo records: en (with a Persian share), fa or lt"
+                      help="language of a new install's default pipeline and of the demo"
+                           " records: en (with a Persian share), fa or lt"
                            " (default: $CRM_LANGUAGE or en)")
     init.set_defaults(run=cmd_init)
 
@@ -90,6 +91,8 @@ def cmd_init(args) -> int:
         versions = [r["version"] for r in
                     db.query("SELECT version FROM schema_migrations ORDER BY version")]
         print(f"{'Opened' if existed else 'Created'} {path} (schema {versions[-1]})")
+        if not existed or auth.count_users(db) == 0:  # a new install: its default pipeline
+            pipelines.name_defaults_in(db, args.language or i18n.env_default())
         if args.demo:
             _init_demo(db, args.size, args.language or i18n.env_default())
         elif auth.count_users(db) == 0:

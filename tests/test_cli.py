@@ -127,6 +127,11 @@ def test_init_demo_speaks_the_chosen_language(cli, tmp_path, monkeypatch):
     code, out, err = cli("--db", tmp_path / "lt.duckdb", "init", "--demo", "--language", "lt")
     assert code == 0, err
     assert "in language lt" in out and "Vilnius" in _cities(tmp_path / "lt.duckdb")
+    db = Database(tmp_path / "lt.duckdb")
+    try:  # a new install's default pipeline is named in its language too
+        assert "Laimėta" in {r["name"] for r in db.query("SELECT name FROM stages")}
+    finally:
+        db.close()
     monkeypatch.setenv("CRM_LANGUAGE", "fa")
     code, out, err = cli("--db", tmp_path / "fa.duckdb", "init", "--demo")
     assert code == 0, err
