@@ -469,9 +469,12 @@ def export_columns(entity: Entity) -> list[Field]:
     return [f for f in entity.all_fields if f.export]
 
 
-def export_csv(db: Database, user: User, entity: Entity, q: Query, batch: int = 10_000) -> bytes:
+def export_csv(db: Database, user: User, entity: Entity, q: Query, batch: int = 10_000,
+               translated_headers: bool = False) -> bytes:
     """Every row matching the list's search and filters, in the spec's export columns, as CSV.
 
+    Headers are the stable column names (what an import reads back), or with
+    translated_headers the field labels in the current language, for people to read.
     Streams in batches so only one batch of Python rows exists at a time."""
     import csv
     import io
@@ -484,7 +487,11 @@ def export_csv(db: Database, user: User, entity: Entity, q: Query, batch: int = 
     out = io.StringIO()
     writer = csv.writer(out)
     has_owner = any(f.name == "owner_id" for f in columns)
-    writer.writerow([f.name for f in columns] + (["owner_username"] if has_owner else []))
+    if translated_headers:
+        writer.writerow([f.shown_label for f in columns]
+                        + ([i18n.gettext("Owner (username)")] if has_owner else []))
+    else:
+        writer.writerow([f.name for f in columns] + (["owner_username"] if has_owner else []))
     owner_sql = ", u.username" if has_owner else ""
     owner_join = " LEFT JOIN users u ON u.id = t.owner_id" if has_owner else ""
     cur = db.cursor()

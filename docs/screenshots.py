@@ -1,6 +1,10 @@
-"""Takes the README screenshots from a running app: python docs/screenshots.py URL USER PASSWORD.
+"""Takes the README screenshots from a running app:
 
-Needs Chromium (/usr/bin/chromium) and the playwright package; start the app on demo data first."""
+    python docs/screenshots.py URL USER PASSWORD [PERSIAN_USER PERSIAN_PASSWORD]
+
+The Persian ones sign in as PERSIAN_USER after choosing فارسی on the sign-in page (which makes
+it that user's language). Needs Chromium (/usr/bin/chromium) and the playwright package; start
+the app on demo data first (e.g. `python -m crm init --demo --language fa`)."""
 import sys
 from pathlib import Path
 
@@ -37,12 +41,10 @@ def main(url: str, username: str, password: str) -> None:
         expect(page.get_by_text("Leads by status")).to_be_visible(timeout=30_000)
         page.wait_for_timeout(2000)
         page.screenshot(path=OUT / "home.png")
-        page.set_viewport_size({"width": 1800, "height": 1000})
         page.goto(url + "/pipeline")
         expect(page.locator("[data-deal-id]").first).to_be_visible(timeout=30_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=OUT / "pipeline.png")
-        page.set_viewport_size({"width": 1400, "height": 900})
         page.goto(url + "/deal?id=1")
         expect(page.get_by_role("tab", name="Stage history")).to_be_visible(timeout=30_000)
         page.get_by_role("tab", name="Stage history").click()
@@ -51,5 +53,30 @@ def main(url: str, username: str, password: str) -> None:
         browser.close()
 
 
+def persian(url: str, username: str, password: str) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url + "/")
+        page.get_by_role("combobox").first.click()
+        page.get_by_role("option", name="فارسی").click()
+        expect(page.locator(".stApp")).to_have_css("direction", "rtl", timeout=30_000)
+        page.get_by_role("textbox").nth(0).fill(username)
+        page.locator("input[type=password]").fill(password)
+        page.locator("[data-testid=stFormSubmitButton] button").click()
+        expect(page.locator(".st-key-sign_out button")).to_be_visible(timeout=30_000)
+        for path, name, ready in (("/home", "fa-home", ".js-plotly-plot"),
+                                  ("/leads", "fa-leads", "[data-testid=stDataFrame]"),
+                                  ("/lead?id=new", "fa-lead", "[data-testid=stForm]"),
+                                  ("/pipeline", "fa-pipeline", "[data-deal-id]")):
+            page.goto(url + path)
+            expect(page.locator(ready).first).to_be_visible(timeout=30_000)
+            page.wait_for_timeout(2000)
+            page.screenshot(path=OUT / f"{name}.png")
+        browser.close()
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:4])
+    if len(sys.argv) > 5:
+        persian(sys.argv[1], *sys.argv[4:6])

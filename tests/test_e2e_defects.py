@@ -151,4 +151,4 @@ def test_the_grid_offers_no_csv_download(server, page):
     grid.hover()
     time.sleep(0.5)
     assert page.get_by_role("button", name="Download as CSV").count() == 0
-    expect(page.get_by_role("button", name="Export CSV")).to_be_visible()
+    expect(page.get_by_role("button", name="Export")).to_be_visible()

@@ -166,3 +166,22 @@ def test_the_default_pipeline_is_named_in_the_first_admins_language(db, team):
     i18n.set_language("fa")
     created = pipelines.create_pipeline(db, team["admin"], "فروش")
     assert pipelines.stages_of(db, created)[0]["name"] == i18n.gettext("Prospecting")
+
+
+def test_export_headers_are_stable_names_or_labels_in_the_users_language(db, team):
+    import csv
+    import io
+
+    from crm import leads, records
+
+    leads.create_lead(db, team["admin"], {"last_name": "Kazlauskas"})
+
+    def header(**options):
+        data = records.export_csv(db, team["admin"], leads.LEADS, records.Query(), **options)
+        return next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+
+    i18n.set_language("lt")
+    assert "last_name" in header()  # what an import reads back, in any language
+    translated = header(translated_headers=True)
+    assert i18n.gettext("Last name") in translated and "last_name" not in translated
+    assert i18n.gettext("Last name") != "Last name"

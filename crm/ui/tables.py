@@ -55,11 +55,16 @@ def list_page(entity: records.Entity, user: User, record_page: str,
     query.page = st.session_state.get(f"{t}:page", 1)
 
     result = records.list_records(db, user, entity, query)
-    export.download_button(
-        _("Export CSV"), data=lambda: records.export_csv(db, user, entity, query),
-        file_name=f"{t}.csv", mime="text/csv", icon=":material/download:", width="stretch",
-        key=f"{t}:export", on_click="ignore",
-        help=_("All rows that match the search and filters, with every exported field"))
+    with export.popover(_("Export"), icon=":material/download:", width="stretch"):
+        named = st.radio(_("Column names"), ["stable", "translated"], key=f"{t}:export_names",
+                         format_func=lambda v: _("Stable names (to import again)")
+                         if v == "stable" else _("In my language (to read)"))
+        st.download_button(
+            _("Export CSV"), file_name=f"{t}.csv", mime="text/csv",
+            data=lambda: records.export_csv(db, user, entity, query,
+                                            translated_headers=named == "translated"),
+            icon=":material/download:", width="stretch", key=f"{t}:export", on_click="ignore",
+            help=_("All rows that match the search and filters, with every exported field"))
     shown_from = (result.page - 1) * result.page_size + 1 if result.total else 0
     shown_to = min(result.total, result.page * result.page_size)
     counted = (i18n.entity_ntext(entity, "{count} {label} in the trash",
@@ -77,7 +82,8 @@ def list_page(entity: records.Entity, user: User, record_page: str,
         event = st.dataframe(
             frame, hide_index=True, key=f"{t}:table", on_select="rerun", placeholder="—",
             selection_mode="single-row", column_config=_column_config(entity),
-            column_order=[c for c in frame.columns if c != "id"],
+            # right to left: the first column on the right, as the page reads
+            column_order=[c for c in frame.columns if c != "id"][::-1 if i18n.is_rtl() else 1],
         )
         picked = event.selection.rows if event else []
         if picked:
