@@ -158,6 +158,16 @@ def money(value, currency: str | None, digits: int = 2) -> str:
     return persian_digits(text) if language() == "fa" else text
 
 
+def compact(value) -> str:
+    """Big numbers short, for tiles: 43.1B · ۴۳٫۱ میلیارد · 43,1 mlrd."""
+    if value is None:
+        return ""
+    text = babel_numbers.format_compact_decimal(Decimal(str(value)), format_type="short",
+                                                locale=_locale(), fraction_digits=1,
+                                                numbering_system="default")
+    return persian_digits(text) if language() == "fa" else text
+
+
 def percent(value, digits: int = 0) -> str:
     """value is a fraction (0.25 -> 25 %)."""
     if value is None:

@@ -61,6 +61,7 @@ def persian(url: str, username: str, password: str) -> None:
         page.get_by_role("combobox").first.click()
         page.get_by_role("option", name="فارسی").click()
         expect(page.locator(".stApp")).to_have_css("direction", "rtl", timeout=30_000)
+        page.wait_for_timeout(1500)  # the rerun in Persian redraws the form: type after it
         page.get_by_role("textbox").nth(0).fill(username)
         page.locator("input[type=password]").fill(password)
         page.locator("[data-testid=stFormSubmitButton] button").click()

@@ -85,12 +85,16 @@ st.session_state["board_seen_versions"] = {i: card["version"] for i, card in cur
 open_cols = [c for c in columns if c["kind"] == "open"]
 shown_currency = md_escape(currency) if currency else "—"
 m1.metric(_("Open deals"), i18n.number(sum(c["count"] for c in open_cols)))
+open_total = sum(c["total"] for c in open_cols)
+weighted_total = sum(c["weighted"] for c in open_cols)
 m2.metric(_("Open pipeline ({currency})").format(currency=shown_currency),
-          i18n.number(sum(c["total"] for c in open_cols)),
-          help=_("Sum of the amounts of the open deals in this currency"))
+          i18n.compact(open_total),
+          help=_("Sum of the amounts of the open deals in this currency: {amount}").format(
+              amount=i18n.number(open_total)))
 m3.metric(_("Weighted ({currency})").format(currency=shown_currency),
-          i18n.number(sum(c["weighted"] for c in open_cols)),
-          help=_("Amount × probability, summed over the open deals in this currency"))
+          i18n.compact(weighted_total),
+          help=_("Amount × probability, summed over the open deals in this currency: "
+                 "{amount}").format(amount=i18n.number(weighted_total)))
 
 
 def remember_move(deal_id: int, to_stage: int, version: int | None) -> None:

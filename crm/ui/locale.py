@@ -17,7 +17,7 @@ _RTL_CSS = """
   src: url("./app/static/fonts/vazirmatn/Vazirmatn-Regular.woff2") format("woff2"); }
 @font-face { font-family: "Vazirmatn"; font-weight: 700; font-display: swap;
   src: url("./app/static/fonts/vazirmatn/Vazirmatn-Bold.woff2") format("woff2"); }
-.stApp, .stApp * :not(code):not(pre):not([class*="material"]):not([data-testid="stIconMaterial"]) {
+.stApp, .stApp *:not(code):not(pre):not([translate="no"]):not([data-testid*="Icon"]) {
   font-family: "Vazirmatn", "Source Sans Pro", sans-serif; }
 .stApp { direction: rtl; }
 .stApp [data-testid="stMarkdownContainer"], .stApp label, .stApp h1, .stApp h2, .stApp h3,

@@ -82,8 +82,9 @@ def list_page(entity: records.Entity, user: User, record_page: str,
         event = st.dataframe(
             frame, hide_index=True, key=f"{t}:table", on_select="rerun", placeholder="—",
             selection_mode="single-row", column_config=_column_config(entity),
-            # right to left: the first column on the right, as the page reads
-            column_order=[c for c in frame.columns if c != "id"][::-1 if i18n.is_rtl() else 1],
+            # left to right in Persian too: the grid cannot scroll from the right, and mirrored
+            # it would hide the name column behind the others
+            column_order=[c for c in frame.columns if c != "id"],
         )
         picked = event.selection.rows if event else []
         if picked:
