@@ -1,0 +1,256 @@
+"""The importer: reading messy files, mapping, coercion, references, dry run, one transaction,
+duplicates, undo."""
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
+
+from crm import customers, deals, importer, leads, pipelines, records
+from crm.importer import ImportFileError
+
+
+def read(text: str, encoding="utf-8", name="file.csv", **options):
+    return importer.read(text.encode(encoding), name, **options)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1256"])
+def test_persian_text_reads_in_every_common_encoding(encoding):
+    # Windows-1256 has the Arabic forms of yeh and kaf (as old Persian files do)
+    text = "نام,شهر\nعلی,تهران\nمریم,شیراز\n"
+    if encoding == "cp1256":
+        text = text.replace("ی", "ي")
+    source = read(text, encoding)
+    assert source.headers == ["نام", "شهر"] and source.rows[1] == text.splitlines()[2].split(",")
+    assert source.encoding == encoding  # detected, shown on the page, can be overridden
+
+
+def test_windows_1252_and_the_delimiters_are_detected():
+    source = read("Name;City;Notes\nJosé;Málaga;ça va\nZoë;Köln;x\n", "cp1252")
+    assert source.delimiter == ";" and source.rows[0] == ["José", "Málaga", "ça va"]
+    assert read("a\tb\n1\t2\n").delimiter == "\t"
+    assert read("a|b\n1|2\n").delimiter == "|"
+
+
+def test_quoted_newlines_and_ragged_rows():
+    source = read('name,notes\n"Smith","two\nlines"\nJones\nKim,x,extra\n')
+    assert source.rows[0] == ["Smith", "two\nlines"]
+    assert source.rows[1] == ["Jones", ""] and source.rows[2] == ["Kim", "x"]
+    assert source.ragged == [3, 4]  # rows as a spreadsheet numbers them (header = 1)
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "empty"), (b"name,email\n", "no data rows"), (b"\x00\x01\x02binary\x00" * 50, "binary"),
+    (b"\n\n  \n", "no rows"), (b"PK\x03\x04not really a workbook", "Excel")])
+def test_bad_files_get_a_clear_message(data, message):
+    with pytest.raises(ImportFileError, match=message):
+        importer.read(data, "bad.csv")
+
+
+# --- mapping and coercion --------------------------------------------------------------------
+
+def test_other_crms_headers_are_mapped():
+    proposed = importer.propose_mapping(leads.LEADS, ["First Name", "E-mail Address",
+                                                      "Company Name", "Lead Source", "Junk"])
+    assert proposed == {"First Name": "first_name", "E-mail Address": "email",
+                        "Company Name": "company", "Lead Source": "source", "Junk": None}
+    deal_map = importer.propose_mapping(deals.DEALS, ["Deal Stage", "Close Date", "close_value",
+                                                      "sales_agent", "account", "Deal Name"])
+    assert deal_map == {"Deal Stage": "stage_id", "Close Date": "expected_close_date",
+                        "close_value": "amount", "sales_agent": "owner_id",
+                        "account": "customer_id", "Deal Name": "title"}
+
+
+@pytest.mark.parametrize("text,value", [
+    ("1,234.56", "1234.56"), ("1.234,56", "1234.56"), ("1 234,56 €", "1234.56"),
+    ("$1,234", "1234"), ("۱٬۲۳۴٫۵", "1234.5"), ("12,5", "12.5"), ("(300)", "-300"),
+    ("IRR 1,500,000", "1500000")])
+def test_numbers_in_many_spellings(text, value):
+    assert importer.number(text) == Decimal(value)
+
+
+def test_a_columns_day_month_order_is_decided_from_the_whole_column():
+    spec = leads.LEADS.spec["consent_date"]
+    us = importer.coerce(spec, ["03/04/2025", "12/25/2025", ""])
+    assert us.values == [date(2025, 3, 4), date(2025, 12, 25), None] and "month/day" in us.note
+    eu = importer.coerce(spec, ["03/04/2025", "25/12/2025"])
+    assert eu.values == [date(2025, 4, 3), date(2025, 12, 25)] and "day/month" in eu.note
+    dotted = importer.coerce(spec, ["03.04.2025", "2025-05-06", "1404/01/01", "N/A", "soon"])
+    assert dotted.values[:4] == [date(2025, 4, 3), date(2025, 5, 6), date(2025, 3, 21), None]
+    assert 4 in dotted.errors
+
+
+def test_choices_and_booleans_in_common_spellings():
+    status, consent = leads.LEADS.spec["status"], leads.LEADS.spec["consent"]
+    assert importer.coerce(status, ["Qualified", "cold call", "NEW"]).errors == {
+        1: pytest.approx(importer.coerce(status, ["cold call"]).errors[0])}
+    assert importer.coerce(status, ["Qualified", "new"]).values == ["qualified", "new"]
+    column = importer.coerce(status, ["Qualifed"])
+    assert "Did you mean qualified" in column.errors[0]
+    assert importer.coerce(consent, ["yes", "No", "1", "x", ""]).values == [
+        True, False, True, True, None]
+
+
+# --- planning and running --------------------------------------------------------------------
+
+LEADS_CSV = ("First Name,Last Name,E-mail Address,Company,Status,Owner,Estimated value\n"
+             "Ada,Lovelace,ada@example.com,Analytical,qualified,Reza Rahimi,\"1,500.00\"\n"
+             "Alan,Turing,alan@example.com,Bletchley,New,,\n"
+             ",NoEmail,not-an-email,,new,,\n"
+             "Grace,Hopper,ADA@example.com,Navy,new,,\n")
+
+
+def test_dry_run_then_one_transaction(db, team):
+    source = read(LEADS_CSV)
+    mapping = importer.propose_mapping(leads.LEADS, source.headers)
+    plan = importer.plan(db, team["admin"], leads.LEADS, source, mapping, key="email")
+    assert plan.counts == {"create": 2, "update": 0, "skip": 0, "reject": 2}
+    by_line = {r.line: r for r in plan.rows}
+    assert "not-an-email" in str(by_line[4].errors)
+    assert "row 2" in str(by_line[5].errors)  # the same email twice in the file
+    assert db.scalar("SELECT count(*) FROM leads") == 0  # a dry run writes nothing
+    import_id = importer.execute(db, team["admin"], plan)
+    found = db.query("SELECT first_name, owner_id, estimated_value FROM leads ORDER BY id")
+    assert [(r["first_name"], r["owner_id"]) for r in found] == [
+        ("Ada", team["reza"].id), ("Alan", team["admin"].id)]
+    assert found[0]["estimated_value"] == Decimal("1500.00")
+    assert db.scalar("SELECT count(*) FROM audit_log WHERE import_id = $i AND entity = 'leads'",
+                     {"i": import_id}) == 2
+    assert "NoEmail" in importer.rejected_csv(plan).decode("utf-8-sig")
+
+
+def test_upsert_updates_by_key_and_undo_restores(db, team):
+    admin = team["admin"]
+    lead_id = leads.create_lead(db, admin, {"last_name": "Lovelace", "email": "ada@example.com",
+                                            "company": "Old"})
+    source = read("email,company,last_name\nADA@example.com,New Co,Lovelace\n"
+                  "bob@example.com,Bob Co,Builder\n")
+    plan = importer.plan(db, admin, leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers),
+                         mode="upsert", key="email")
+    assert plan.counts["update"] == 1 and plan.counts["create"] == 1
+    assert plan.rows[0].changes == {"company": ("Old", "New Co")}
+    import_id = importer.execute(db, admin, plan)
+    assert records.get(db, admin, leads.LEADS, lead_id)["company"] == "New Co"
+    result = importer.undo(db, admin, import_id)
+    assert result == {"undone": 2, "refused": []}
+    assert records.get(db, admin, leads.LEADS, lead_id)["company"] == "Old"
+    assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL") == 1
+    with pytest.raises(Exception, match="undone already"):
+        importer.undo(db, admin, import_id)
+
+
+def test_undo_leaves_records_changed_since_and_says_so(db, team):
+    admin = team["admin"]
+    source = read("last_name\nOne\nTwo\n")
+    import_id = importer.execute(db, admin, importer.plan(
+        db, admin, leads.LEADS, source, {"last_name": "last_name"}))
+    two = db.scalar("SELECT id FROM leads WHERE last_name = 'Two'")
+    leads.update_lead(db, admin, two, {"company": "edited"}, 1)
+    result = importer.undo(db, admin, import_id)
+    assert result["undone"] == 1 and result["refused"][0]["record_id"] == two
+    assert db.scalar("SELECT deleted_at IS NULL FROM leads WHERE id = $i", {"i": two})
+
+
+def test_deals_resolve_stage_owner_and_customer_by_name(db, team):
+    admin = team["admin"]
+    acme = customers.create_customer(db, admin, {"name": "Acme"})
+    source = read("Deal Name,Deal Stage,account,sales_agent,close_value,Close Date\n"
+                  "Big one,proposal,ACME,reza,\"12,000\",2026-03-31\n"
+                  "Typo,Propsal,Acme,reza,10,\n"
+                  "New stage,Pilot,Acme,nobody,5,\n")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    plan = importer.plan(db, admin, deals.DEALS, source, mapping)
+    assert plan.counts == {"create": 1, "update": 0, "skip": 0, "reject": 2}
+    assert "Did you mean proposal" in str(plan.rows[1].errors)
+    assert "nobody" in str(plan.rows[2].errors)
+    importer.execute(db, admin, plan)
+    deal = db.one("SELECT * FROM deals")
+    stage = {s["name"]: s["id"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+    assert (deal["customer_id"], deal["stage_id"], deal["owner_id"], deal["amount"]) == (
+        acme, stage["Proposal"], team["reza"].id, Decimal("12000.00"))
+    assert db.scalar("SELECT count(*) FROM deal_stage_history WHERE deal_id = $d",
+                     {"d": deal["id"]}) == 1
+    # --create-missing adds the stage the file names
+    source = read("title,stage\nPilot deal,Pilot\n")
+    plan = importer.plan(db, admin, deals.DEALS, source, {"title": "title", "stage": "stage_id"},
+                         create_missing=True)
+    importer.execute(db, admin, plan)
+    assert "Pilot" in [s["name"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))]
+
+
+def test_a_rep_imports_only_into_their_own_records(db, team):
+    source = read("last_name,owner\nMine,reza\nTheirs,sam\n")
+    plan = importer.plan(db, team["reza"], leads.LEADS, source,
+                         {"last_name": "last_name", "owner": "owner_id"})
+    assert [r.action for r in plan.rows] == ["create", "reject"]
+    with pytest.raises(Exception):
+        importer.plan(db, team["vic"], leads.LEADS, source, {"last_name": "last_name"})
+
+
+def test_a_failure_midway_writes_nothing(db, team, monkeypatch):
+    source = read("last_name\nOne\nTwo\nThree\n")
+    plan = importer.plan(db, team["admin"], leads.LEADS, source, {"last_name": "last_name"})
+    real, calls = importer._insert, []
+
+    def failing(cur, user, entity, values):
+        calls.append(values)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(cur, user, entity, values)
+
+    monkeypatch.setattr(importer, "_insert", failing)
+    with pytest.raises(RuntimeError):
+        importer.execute(db, team["admin"], plan)
+    assert db.scalar("SELECT count(*) FROM leads") == 0
+    assert db.scalar("SELECT count(*) FROM imports") == 0
+
+
+CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+               max_size=30)
+
+
+@given(st.lists(st.tuples(CELL, CELL), min_size=1, max_size=15))
+@hyp_settings(max_examples=40, deadline=None)
+def test_every_row_is_imported_exactly_or_reported(tmp_path_factory, rows):
+    """Messy cells (quotes, delimiters, newlines, any script): each row is either imported as
+    it was or reported with a reason, and undo brings the database back."""
+    import csv
+    import io
+
+    from crm import auth
+    from crm.db import Database
+    from tests.conftest import PASSWORD
+
+    db = Database(tmp_path_factory.mktemp("prop") / "crm.duckdb")
+    try:
+        auth.create_user(db, None, "admin", "Admin", None, PASSWORD, "admin")
+        admin = auth.get_user(db, "admin")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["last_name", "company"])
+        writer.writerows(rows)
+        if not any(cell.strip() for row in rows for cell in row):
+            with pytest.raises(ImportFileError):  # nothing but blank rows: said, not imported
+                importer.read(out.getvalue().encode("utf-8"), "p.csv", delimiter=",")
+            return
+        source = importer.read(out.getvalue().encode("utf-8"), "p.csv", delimiter=",")
+        plan = importer.plan(db, admin, leads.LEADS, source,
+                             {"last_name": "last_name", "company": "company"})
+        # blank rows are skipped as spreadsheets leave them; every other row is in the plan
+        assert len(plan.rows) == sum(1 for r in rows if any(c.strip() for c in r))
+        import_id = importer.execute(db, admin, plan)
+        stored = db.query("SELECT last_name, company FROM leads ORDER BY id")
+        created = [r for r in plan.rows if r.action == "create"]
+        assert len(stored) == len(created)
+        for row, record in zip(created, stored):
+            assert (record["last_name"], record["company"]) == (
+                row.values["last_name"], row.values["company"])
+        for row in plan.rows:
+            assert row.action == "create" or row.errors
+        importer.undo(db, admin, import_id)
+        assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL") == 0
+    finally:
+        db.close()
