@@ -1,4 +1,4 @@
-"""The command line: python -m crm init|users|bench ... (see DESIGN.md, "The command line").
+"""The command line: python -m crm init|users|export|backup|restore|bench ... (see DESIGN.md, "The command line").
 
 Every command takes --db PATH (default: CRM_DB or data/crm.duckdb), prints a short summary
 and, on an expected failure, exits non-zero with a one-line reason instead of a traceback.
@@ -75,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", parents=[common],
         help="measure page and query timings (options after 'bench' go to crm.bench)")
     bench.set_defaults(run=cmd_bench)
+
+    export = commands.add_parser(
+        "export", parents=[common],
+        help="write every live record of an entity to a CSV, Excel or Parquet file")
+    export.add_argument("entity", choices=EXPORT_ENTITIES)
+    export.add_argument("file")
+    export.add_argument("--format", choices=("csv", "xlsx", "parquet"), default=None,
+                        help="file format (default: from the file's extension)")
+    export.set_defaults(run=cmd_export)
+
+    backup = commands.add_parser(
+        "backup", parents=[common],
+        help="write every table to Parquet files with a manifest in DIR (created if missing)")
+    backup.add_argument("dir")
+    backup.set_defaults(run=cmd_backup)
+    restore = commands.add_parser(
+        "restore", parents=[common],
+        help="restore a backup (DIR, or its zip) into a new, empty database")
+    restore.add_argument("dir")
+    restore.set_defaults(run=cmd_restore)
 
     # Later commands (DESIGN.md): import, export, backup, restore, snapshot, run-rules.
     # Each gets commands.add_parser(...) here with set_defaults(run=...).
@@ -239,6 +259,75 @@ def cmd_bench(args) -> int:
             raise
         raise CommandError("bench is not available yet", EXIT_UNAVAILABLE) from None
     return bench.main(args) or 0
+
+
+EXPORT_ENTITIES = ("leads", "customers", "contacts", "deals", "activities", "tasks")
+
+
+def _export_entity(name: str):
+    from crm import activities, customers, deals, leads
+
+    return {"leads": leads.LEADS, "customers": customers.CUSTOMERS,
+            "contacts": customers.CONTACTS, "deals": deals.DEALS,
+            "activities": activities.ACTIVITIES, "tasks": activities.TASKS}[name]
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from crm import records
+
+    path = Path(args.file)
+    fmt = args.format or {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}.get(
+        path.suffix.lower())
+    if fmt is None:
+        raise CommandError(f"Cannot tell the format from {path.name!r}: name the file .csv,"
+                           f" .xlsx or .parquet, or pass --format")
+    if not path.parent.is_dir():
+        raise CommandError(f"{path.parent} does not exist")
+    db = _open(args)
+    try:  # everything: the system user sees every live record
+        count = records.export_to(db, auth.SYSTEM, _export_entity(args.entity),
+                                  records.Query(), path, fmt)
+    except ValueError as exc:
+        raise CommandError(_one_line(exc)) from None
+    finally:
+        db.close()
+    print(f"Exported {count:,} {args.entity} to {path} ({fmt})")
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from crm import backup
+
+    db = _open(args)
+    try:
+        manifest = backup.backup(db, args.dir)
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        db.close()
+    rows = sum(t["rows"] for t in manifest["tables"].values())
+    print(f"Backed up {len(manifest['tables'])} tables ({rows:,} rows, schema"
+          f" {manifest['schema_version']}) to {args.dir}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from crm import backup
+
+    db = _open(args)
+    try:
+        manifest = backup.restore(db, args.dir)
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        db.close()
+    rows = sum(t["rows"] for t in manifest["tables"].values())
+    print(f"Restored {len(manifest['tables'])} tables ({rows:,} rows) from {args.dir}"
+          f" (made {manifest.get('created_at')}, schema {manifest['schema_version']})"
+          f" into {db.path}")
+    return 0
 
 
 # --- plumbing ------------------------------------------------------------------------------

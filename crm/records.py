@@ -469,50 +469,200 @@ def export_columns(entity: Entity) -> list[Field]:
     return [f for f in entity.all_fields if f.export]
 
 
+EXPORT_FORMATS = {  # format -> (file extension, mime type)
+    "csv": ("csv", "text/csv"),
+    "xlsx": ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "parquet": ("parquet", "application/vnd.apache.parquet"),
+}
+XLSX_MAX_ROWS = 1_048_575  # an Excel sheet holds 1,048,576 rows, one of them the header
+XLSX_MAX_CELL = 32_767  # characters Excel keeps in one cell
+
+
 def export_csv(db: Database, user: User, entity: Entity, q: Query, batch: int = 10_000,
                translated_headers: bool = False) -> bytes:
-    """Every row matching the list's search and filters, in the spec's export columns, as CSV.
+    """Every row matching the list's search and filters, in the spec's export columns, as CSV
+    (export() with fmt="csv")."""
+    return export(db, user, entity, q, "csv", translated_headers, batch)
+
+
+def export(db: Database, user: User, entity: Entity, q: Query, fmt: str = "csv",
+           translated_headers: bool = False, batch: int = 10_000) -> bytes:
+    """Every row matching the list's search and filters, in the spec's export columns plus the
+    owner's username, as CSV, Excel (xlsx) or Parquet bytes (for a download button).
 
     Headers are the stable column names (what an import reads back), or with
-    translated_headers the field labels in the current language, for people to read.
-    Streams in batches so only one batch of Python rows exists at a time."""
-    import csv
+    translated_headers the field labels in the current language, for people to read. Text that
+    a spreadsheet would run as a formula is neutralised in CSV and Excel."""
     import io
+    import tempfile
+    from pathlib import Path
 
+    if fmt == "parquet":  # DuckDB writes the file; read it back once
+        with tempfile.TemporaryDirectory(prefix="crm-export-") as tmp:
+            path = Path(tmp) / "export.parquet"
+            export_to(db, user, entity, q, path, fmt, translated_headers, batch)
+            return path.read_bytes()
+    out = io.BytesIO()
+    _write_export(db, user, entity, q, out, fmt, translated_headers, batch)
+    return out.getvalue()
+
+
+def export_to(db: Database, user: User, entity: Entity, q: Query, path, fmt: str = "csv",
+              translated_headers: bool = False, batch: int = 10_000) -> int:
+    """export() into a file; returns the number of rows. The file appears only when complete
+    (written beside it under a temporary name, then renamed)."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    part = path.with_name(path.name + ".part")
+    try:
+        if fmt == "parquet":
+            count = _copy_parquet(db, user, entity, q, part, translated_headers)
+        else:
+            with open(part, "wb") as out:
+                count = _write_export(db, user, entity, q, out, fmt, translated_headers, batch)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return count
+
+
+def _export_select(user: User, entity: Entity, q: Query, translated_headers: bool
+                   ) -> tuple[str, dict, list[str]]:
+    """The export query over the list's WHERE and ORDER BY, its parameters and the headers."""
     require(user, "view")
     where, params = _where(entity, user, q)
     columns = export_columns(entity)
-    select = ", ".join(f"t.{f.name}" for f in columns)
-    sort = q.sort if q.sort in entity.spec else entity.default_sort[0]
-    out = io.StringIO()
-    writer = csv.writer(out)
     has_owner = any(f.name == "owner_id" for f in columns)
     if translated_headers:
-        writer.writerow([f.shown_label for f in columns]
-                        + ([i18n.gettext("Owner (username)")] if has_owner else []))
+        headers = [f.shown_label for f in columns] + (
+            [i18n.gettext("Owner (username)")] if has_owner else [])
     else:
-        writer.writerow([f.name for f in columns] + (["owner_username"] if has_owner else []))
-    owner_sql = ", u.username" if has_owner else ""
+        headers = [f.name for f in columns] + (["owner_username"] if has_owner else [])
+    select = ", ".join(f"t.{f.name}" for f in columns) + (", u.username" if has_owner else "")
     owner_join = " LEFT JOIN users u ON u.id = t.owner_id" if has_owner else ""
+    sort = q.sort if q.sort in entity.spec else entity.default_sort[0]
+    sql = (f"SELECT {select} FROM {entity.table} t{owner_join} WHERE {where}"
+           f" ORDER BY {_order('t', sort, q.descending, collate=_collation(entity, sort, q))}")
+    return sql, params, headers
+
+
+def _write_export(db: Database, user: User, entity: Entity, q: Query, out, fmt: str,
+                  translated_headers: bool, batch: int) -> int:
+    """Streams the rows into a binary file in batches: only one batch of Python rows exists at
+    a time (the xlsx writer keeps its rows in a temporary file until it saves)."""
+    if fmt not in ("csv", "xlsx"):
+        raise ValueError(f"unknown export format {fmt!r} (csv, xlsx or parquet)")
+    sql, params, headers = _export_select(user, entity, q, translated_headers)
     cur = db.cursor()
     try:
-        cur.execute(
-            f"SELECT {select}{owner_sql} FROM {entity.table} t{owner_join} WHERE {where}"
-            f" ORDER BY {_order('t', sort, q.descending, collate=_collation(entity, sort, q))}",
-            params)
-        while True:
-            chunk = cur.fetchmany(batch)
-            if not chunk:
-                break
-            writer.writerows([_csv_safe(v) for v in row] for row in chunk)
+        cur.execute(sql, params)
+        chunks = iter(lambda: cur.fetchmany(batch), [])
+        if fmt == "csv":
+            return _write_csv(out, headers, chunks)
+        return _write_xlsx(out, headers, chunks, _(entity.plural))
     finally:
         cur.close()
-    return out.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Persian text right
+
+
+def _write_csv(out, headers: list[str], chunks) -> int:
+    import csv
+    import io
+
+    text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="")  # the BOM: Excel reads
+    try:                                                             # Persian text right
+        writer = csv.writer(text)
+        writer.writerow(headers)
+        count = 0
+        for chunk in chunks:
+            writer.writerows([_csv_safe(v) for v in row] for row in chunk)
+            count += len(chunk)
+        text.flush()
+        return count
+    finally:
+        text.detach()  # leave the caller's stream open
+
+
+def _write_xlsx(out, headers: list[str], chunks, title: str) -> int:
+    """One sheet in openpyxl's write-only mode (rows go to a temporary file, not memory)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_sheet_title(title))
+    sheet.append(headers)
+    count = 0
+    for chunk in chunks:
+        count += len(chunk)
+        if count > XLSX_MAX_ROWS:
+            raise ValueError(_("Excel holds at most {count} rows; export to CSV or Parquet"
+                               " instead").format(count=i18n.number(XLSX_MAX_ROWS)))
+        for row in chunk:
+            sheet.append([_xlsx_cell(sheet, v) for v in row])
+    book.save(out)
+    return count
+
+
+def _sheet_title(title: str) -> str:
+    for bad in "[]:*?/\\":
+        title = title.replace(bad, " ")
+    return title.strip()[:31] or "Export"
+
+
+def _xlsx_cell(sheet, value):
+    """A value openpyxl can write. Text that looks like a formula becomes a text cell with
+    Excel's quote prefix (what typing a leading ' does): it shows as typed and never runs,
+    even when edited. Characters XML cannot hold are dropped; text is cut to Excel's limit."""
+    from datetime import time
+    from decimal import Decimal
+
+    if value is None or isinstance(value, (bool, int, float, Decimal, date, time)):
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.replace(tzinfo=None)  # Excel has no time zones
+        return value
+    if not isinstance(value, str):
+        value = str(value)
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)[:XLSX_MAX_CELL]
+    if value[:1] in _FORMULA_STARTS:
+        cell = WriteOnlyCell(sheet, value)
+        cell.data_type = "s"  # openpyxl would store "=..." as a formula
+        cell.quotePrefix = True
+        return cell
+    return value
+
+
+def _copy_parquet(db: Database, user: User, entity: Entity, q: Query, path,
+                  translated_headers: bool) -> int:
+    """Fast path (DuckDB only): COPY writes the export query's rows to a Parquet file without
+    passing them through Python. Parquet keeps types (numbers, dates), so nothing is
+    neutralised: no spreadsheet runs its cells as formulas."""
+    sql, params, headers = _export_select(user, entity, q, translated_headers)
+    names, seen = [], set()
+    for h in headers:  # Parquet needs distinct column names
+        name, n = h, 2
+        while name.lower() in seen:
+            name, n = f"{h} ({n})", n + 1
+        seen.add(name.lower())
+        names.append('"' + name.replace('"', '""') + '"')
+    cur = db.cursor()
+    try:
+        row = cur.execute(
+            f"COPY (SELECT * FROM ({sql}) AS e ({', '.join(names)})) TO $export_file"
+            f" (FORMAT parquet)", {**params, "export_file": str(path)}).fetchone()
+    finally:
+        cur.close()
+    return int(row[0]) if row else 0
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_safe(value):
     """Neutralises spreadsheet formulas in user text (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS:
         return "'" + value
     return value
 

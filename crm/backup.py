@@ -1,0 +1,308 @@
+"""Full backup and exact restore: every table as a Parquet file plus manifest.json.
+
+A fast path in DuckDB's own dialect (COPY ... TO ... (FORMAT parquet), read_parquet, setval),
+as DESIGN.md allows for bulk work. The manifest holds the schema version (the latest applied
+migration), the app's name, when the backup was made, each table's row count and the SHA-256
+of its file, and each sequence's next value.
+
+- calendar_days is left out: migration 005_calendar rebuilds the same rows in every database.
+- restore() goes into a database without data: a new file with only its migrations applied
+  (their seed rows: the default pipeline and its stages, settings, are replaced by the backup's).
+  It checks every file before writing, inserts parents before children (foreign keys), sets
+  the sequences so new ids continue after the restored ones, all in one transaction.
+- A backup from a newer schema than this code knows, a missing or damaged file or manifest is
+  refused with a clear message; a backup from an older schema is restored by column name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+from crm.db import MIGRATIONS, Database
+
+APP = "crm"
+FORMAT = 1  # of the backup folder itself
+MANIFEST = "manifest.json"
+SKIPPED = {"calendar_days": "rebuilt by migration 005_calendar"}
+# tables that migrations fill; a database to restore into may hold their rows (replaced)
+SEEDED = {"schema_migrations", "pipelines", "stages", "settings"}
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class BackupError(Exception):
+    """A backup that cannot be made or restored; the message says why, in one line."""
+
+
+# --- backup --------------------------------------------------------------------------------
+
+def backup(db: Database, directory) -> dict:
+    """Writes every table to <directory>/<table>.parquet and then manifest.json (a folder
+    without a manifest is an unfinished backup). Returns the manifest. The directory is
+    created if missing and must be empty. All tables are read in one transaction, so they are
+    consistent with each other while the app keeps working."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BackupError(f"{directory} is a file, not a directory")
+    if directory.exists() and any(directory.iterdir()):
+        raise BackupError(f"{directory} is not empty; back up into a new or empty directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    cur = db.cursor()
+    try:
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            tables = {}
+            for table in _tables(cur):
+                if table in SKIPPED:
+                    continue
+                file = directory / f"{table}.parquet"
+                count = cur.execute(f"COPY (SELECT * FROM {table}) TO $file (FORMAT parquet)",
+                                    {"file": str(file)}).fetchone()[0]
+                tables[table] = {"file": file.name, "rows": int(count), "sha256": _sha256(file)}
+            sequences = {name: nxt for name, nxt in _sequences(cur).items()}
+            version = cur.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        finally:
+            cur.execute("COMMIT")
+    finally:
+        cur.close()
+    manifest = {
+        "app": APP, "format": FORMAT, "schema_version": version,
+        "created_at": datetime.now().isoformat(timespec="seconds"),
+        "tables": tables, "sequences": sequences, "skipped": SKIPPED,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
+    return manifest
+
+
+def backup_zip(db: Database) -> bytes:
+    """The backup as one zip file (manifest.json and the Parquet files at its top level), for
+    a download button; built in a temporary directory."""
+    import io
+
+    with tempfile.TemporaryDirectory(prefix="crm-backup-") as tmp:
+        folder = Path(tmp) / "backup"
+        backup(db, folder)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(folder.iterdir()):
+                archive.write(file, file.name)
+        return out.getvalue()
+
+
+def zip_name(when: datetime | None = None) -> str:
+    return f"crm-backup-{(when or datetime.now()):%Y%m%d-%H%M%S}.zip"
+
+
+# --- restore -------------------------------------------------------------------------------
+
+def restore(db: Database, source) -> dict:
+    """Restores a backup folder (or a zip made by backup_zip) into a database without data.
+    Returns the manifest. Nothing is written unless every check passes; the writes are one
+    transaction."""
+    source = Path(source)
+    if source.is_file() and zipfile.is_zipfile(source):
+        with tempfile.TemporaryDirectory(prefix="crm-restore-") as tmp:
+            _unzip(source, Path(tmp))
+            return restore(db, Path(tmp))
+    if not source.is_dir():
+        raise BackupError(f"{source} does not exist or is not a backup directory")
+    manifest = read_manifest(source)
+    cur = db.cursor()
+    try:
+        target_tables = _tables(cur)
+        order = _parents_first(cur, target_tables)
+        _check_target(cur, target_tables)
+        _check_tables(cur, source, manifest, target_tables)
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            for table in order:
+                if table in manifest["tables"]:
+                    _restore_table(cur, table, source / f"{table}.parquet",
+                                   manifest["tables"][table]["rows"])
+            _set_sequences(cur, manifest.get("sequences") or {})
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+    finally:
+        cur.close()
+    return manifest
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest, checked: ours, not newer than this code, every file present and intact."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise BackupError(f"{directory} has no {MANIFEST}: not a backup, or an unfinished one")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupError(f"{MANIFEST} is damaged ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("app") != APP \
+            or not isinstance(manifest.get("tables"), dict):
+        raise BackupError(f"{MANIFEST} is not a CRM backup manifest")
+    if int(manifest.get("format", 0)) > FORMAT:
+        raise BackupError("This backup was made by a newer version of the CRM (backup format"
+                          f" {manifest.get('format')}); upgrade first")
+    version, known = str(manifest.get("schema_version") or ""), known_versions()
+    if version not in known:
+        if known and version > known[-1]:
+            raise BackupError(f"This backup was made by a newer version of the CRM (schema"
+                              f" {version}, this one knows up to {known[-1]}); upgrade first")
+        raise BackupError(f"This backup has an unknown schema version {version!r}")
+    for table, entry in manifest["tables"].items():
+        if not _NAME.match(str(table)) or not isinstance(entry, dict):
+            raise BackupError(f"{MANIFEST} is damaged (table entry {table!r})")
+        file = directory / f"{table}.parquet"
+        if not file.is_file():
+            raise BackupError(f"The backup is incomplete: {file.name} is missing")
+        if _sha256(file) != entry.get("sha256"):
+            raise BackupError(f"The backup is damaged: {file.name} does not match its checksum")
+    return manifest
+
+
+def known_versions() -> list[str]:
+    """The schema versions (migration names) this code knows, in order."""
+    return sorted(f.stem for f in [*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")])
+
+
+def _check_target(cur, target_tables: list[str]) -> None:
+    """A database to restore into has no users and no rows beyond what migrations seed."""
+    full = [(t, n) for t in target_tables if t not in SEEDED and t not in SKIPPED
+            and (n := cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])]
+    if full:
+        shown = ", ".join(f"{n:,} {t}" for t, n in full[:4])
+        raise BackupError(f"The database is not empty ({shown}); restore into a new database"
+                          f" file (--db PATH of a file that does not exist yet)")
+
+
+def _check_tables(cur, source: Path, manifest: dict, target_tables: list[str]) -> None:
+    for table in manifest["tables"]:
+        if table not in target_tables:
+            raise BackupError(f"The backup has a table {table!r} that this database lacks;"
+                              f" it was made by another version of the CRM")
+        columns = _columns(cur, table)
+        missing = [c for c in _top_columns(cur, source / f"{table}.parquet") if c not in columns]
+        if missing:
+            raise BackupError(f"The backup's {table} has columns this database lacks"
+                              f" ({', '.join(missing)}); it was made by another version")
+
+
+def _top_columns(cur, file: Path) -> list[str]:
+    return [d[0] for d in cur.execute("SELECT * FROM read_parquet($file) LIMIT 0",
+                                      {"file": str(file)}).description]
+
+
+def _restore_table(cur, table: str, file: Path, rows: int) -> None:
+    cols = ", ".join(f'"{c}"' for c in _top_columns(cur, file))
+    existing = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if existing:  # seeded by migrations: the backup's rows replace them (same keys)
+        key = _primary_key(cur, table)
+        cur.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols}"
+                    f" FROM read_parquet($file)", {"file": str(file)})
+        if key:
+            keys = ", ".join(key)
+            cur.execute(f"DELETE FROM {table} WHERE ({keys}) NOT IN"
+                        f" (SELECT ({keys}) FROM read_parquet($file))", {"file": str(file)})
+    else:
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet($file)",
+                    {"file": str(file)})
+    count = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if count != rows:
+        raise BackupError(f"The backup is damaged: {table} has {count:,} rows, the manifest"
+                          f" says {rows:,}")
+
+
+def _set_sequences(cur, sequences: dict) -> None:
+    current = _sequences(cur)
+    for name, nxt in sequences.items():
+        if not _NAME.match(str(name)) or name not in current:
+            raise BackupError(f"The backup has a sequence {name!r} that this database lacks")
+        if nxt is None:  # never used in the backed-up database
+            continue
+        if current[name] is None or current[name] != int(nxt):
+            cur.execute("SELECT setval($name, $value)", {"name": name, "value": int(nxt) - 1})
+
+
+# --- catalog helpers -----------------------------------------------------------------------
+
+def _tables(cur) -> list[str]:
+    found = [r[0] for r in cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        " AND database_name = current_database() AND NOT temporary ORDER BY table_name"
+    ).fetchall()]
+    for table in found:
+        if not _NAME.match(table):
+            raise BackupError(f"Unexpected table name {table!r}")
+    return found
+
+
+def _columns(cur, table: str) -> list[str]:
+    return [r[0] for r in cur.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main'"
+        " AND database_name = current_database() AND table_name = $t ORDER BY column_index",
+        {"t": table}).fetchall()]
+
+
+def _primary_key(cur, table: str) -> list[str]:
+    row = cur.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE schema_name = 'main'"
+        " AND database_name = current_database() AND table_name = $t"
+        " AND constraint_type = 'PRIMARY KEY'", {"t": table}).fetchone()
+    return list(row[0]) if row else []
+
+
+def _parents_first(cur, tables: list[str]) -> list[str]:
+    """The tables ordered so each comes after every table its foreign keys reference."""
+    refs: dict[str, set[str]] = {t: set() for t in tables}
+    for table, parent in cur.execute(
+            "SELECT table_name, referenced_table FROM duckdb_constraints()"
+            " WHERE schema_name = 'main' AND database_name = current_database()"
+            " AND constraint_type = 'FOREIGN KEY'").fetchall():
+        if table in refs and parent != table:
+            refs[table].add(parent)
+    ordered: list[str] = []
+    while refs:
+        ready = sorted(t for t, parents in refs.items() if not parents - set(ordered))
+        if not ready:
+            raise BackupError(f"Foreign keys form a cycle among {', '.join(sorted(refs))}")
+        ordered += ready
+        for t in ready:
+            del refs[t]
+    return ordered
+
+
+def _sequences(cur) -> dict[str, int | None]:
+    """Each sequence's next value (None: never used yet)."""
+    out = {}
+    for name, last, step in cur.execute(
+            "SELECT sequence_name, last_value, increment_by FROM duckdb_sequences()"
+            " WHERE schema_name = 'main' AND database_name = current_database()"
+            " ORDER BY sequence_name").fetchall():
+        out[name] = None if last is None else int(last) + int(step)
+    return out
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unzip(archive: Path, into: Path) -> None:
+    """Extracts only plain file names (no folders, no ../ tricks)."""
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            name = Path(info.filename).name
+            if info.is_dir() or name != info.filename or not name:
+                continue
+            with z.open(info) as src, open(into / name, "wb") as dst:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    dst.write(block)
