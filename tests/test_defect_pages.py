@@ -4,20 +4,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from crm import activities, auth, customers, deals, leads, pipelines
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, element_strings
 from tests.test_pages import ROOT, TIMEOUT, errors, page
 
 HOSTILE = ("![t](http://evil.invalid/x.png) [Reset password](http://evil.invalid/phish) "
            "**bold** :red[alarm] <b>x</b> `code`")
 # what must never reach a markdown-rendered string unescaped
 MARKUP = ("![t](", "[Reset password](", "**bold**", ":red[", "`code`")
-
-
-@pytest.fixture
-def app_env(db, team, monkeypatch):
-    monkeypatch.setenv("CRM_DB", str(db.path))
-    monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
-    return db
 
 
 @pytest.fixture
@@ -145,33 +138,10 @@ def test_a_new_sign_in_after_signing_out_works(app_env):
 
 # --- 6: user text never renders as markdown ---------------------------------------------------
 
-def _markdown_strings(at: AppTest) -> list[str]:
+def _markdown_strings(at: AppTest) -> list[tuple[str, str]]:
     """Every string of the page that Streamlit renders as markdown: bodies, labels, helps,
     radio options, tab labels."""
-    found = []
-
-    def walk(message):
-        for desc, value in message.ListFields():
-            repeated = not isinstance(value, (str, bytes)) and not hasattr(value, "ListFields") \
-                and hasattr(value, "__len__")
-            many = value if repeated else [value]
-            if desc.message_type is not None:
-                for item in many:
-                    walk(item)
-            elif message.DESCRIPTOR.name in ("Text", "Code"):
-                continue  # shown as typed, never as markdown
-            elif desc.name in ("body", "label", "help", "tab_labels") or (
-                    desc.name == "options" and message.DESCRIPTOR.name == "Radio"):
-                found.extend((v, message.DESCRIPTOR.name + "." + desc.name)
-                             for v in many if isinstance(v, str))
-
-    stack = [at._tree]
-    while stack:
-        node = stack.pop()
-        if getattr(node, "proto", None) is not None:
-            walk(node.proto)
-        stack.extend(getattr(node, "children", {}).values())
-    return found
+    return element_strings(at, ("body", "label", "help", "tab_labels"), radio_options=True)
 
 
 def test_no_page_renders_user_text_as_markdown(app_env, team, stage):

@@ -6,7 +6,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from crm import activities, auth, customers, deals, i18n, i18n_tools, leads, pipelines
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, element_strings
 from tests.test_pages import page
 
 LANGS = ("fa", "lt")
@@ -50,29 +50,9 @@ def _english_words(lang) -> set[str]:
 
 def _shown_strings(at) -> list[str]:
     """Texts a page shows: bodies, labels, help texts, placeholders, options, tab labels."""
-    found = []
-
-    def walk(message):
-        if message.DESCRIPTOR.name in ("Html", "Text", "Code"):
-            return  # style sheets, and text shown as typed
-        for desc, value in message.ListFields():
-            repeated = not isinstance(value, (str, bytes)) and not hasattr(value, "ListFields") \
-                and hasattr(value, "__len__")
-            for item in value if repeated else [value]:
-                if desc.message_type is not None:
-                    walk(item)
-                elif isinstance(item, str) and desc.name in (
-                        "body", "label", "help", "placeholder", "options", "tab_labels",
-                        "display_value"):
-                    found.append(item)
-
-    stack = [at._tree]
-    while stack:
-        node = stack.pop()
-        if getattr(node, "proto", None) is not None:
-            walk(node.proto)
-        stack.extend(getattr(node, "children", {}).values())
-    return found
+    return [text for text, _ in element_strings(
+        at, ("body", "label", "help", "placeholder", "options", "tab_labels", "display_value"),
+        skip=("Html", "Text", "Code"))]
 
 
 @pytest.mark.parametrize("lang", LANGS)

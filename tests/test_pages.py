@@ -12,13 +12,6 @@ TIMEOUT = 30
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def app_env(db, team, monkeypatch):
-    monkeypatch.setenv("CRM_DB", str(db.path))
-    monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
-    return db
-
-
 def page(path, user=None, **params):
     """Runs a page the way the server does: through app.py when signed in, and on its own
     when not (a fresh server serves /<page> without running app.py)."""

@@ -8,13 +8,6 @@ from tests.test_pages import errors, page, texts
 
 
 @pytest.fixture
-def app_env(db, team, monkeypatch):
-    monkeypatch.setenv("CRM_DB", str(db.path))
-    monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
-    return db
-
-
-@pytest.fixture
 def stage(db):
     return {s["name"]: s["id"] for s in
             pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
