@@ -1,4 +1,4 @@
-"""The command line: python -m crm init|users|export|backup|restore|bench ... (see DESIGN.md, "The command line").
+"""The command line: python -m crm init|users|export|backup|restore|bench ... (DESIGN.md).
 
 Every command takes --db PATH (default: CRM_DB or data/crm.duckdb), prints a short summary
 and, on an expected failure, exits non-zero with a one-line reason instead of a traceback.
@@ -96,7 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("dir")
     restore.set_defaults(run=cmd_restore)
 
-    # Later commands (DESIGN.md): import, export, backup, restore, snapshot, run-rules.
+    imp = commands.add_parser(
+        "import", parents=[common],
+        help="bring rows of a CSV, TSV or Excel file into an entity (dry run with --dry-run)")
+    imp.add_argument("entity", choices=IMPORT_ENTITIES)
+    imp.add_argument("file")
+    imp.add_argument("--mode", choices=("create", "upsert", "update"), default="create",
+                     help="create new records (default), or also update / only update those"
+                          " matching --key")
+    imp.add_argument("--key", help="the field that identifies a record (e.g. email)")
+    imp.add_argument("--map", action="append", default=[], metavar="'Column=field'",
+                     help="map a file column to a field (repeatable; 'Column=' ignores it)")
+    imp.add_argument("--mapping", metavar="FILE",
+                     help="a JSON file {column: field} (a saved mapping)")
+    imp.add_argument("--create-missing", action="store_true",
+                     help="add stages the file names that the pipeline lacks")
+    imp.add_argument("--dry-run", action="store_true", help="say what would happen; write nothing")
+    imp.add_argument("--user", help="import as this user (owner of new records, audit);"
+                                    " default: the system")
+    imp.add_argument("--encoding", help="the file's encoding (default: detected)")
+    imp.add_argument("--delimiter", help="the CSV delimiter (default: detected)")
+    imp.add_argument("--sheet", help="the Excel sheet (default: the first)")
+    imp.set_defaults(run=cmd_import)
+
+    # Later commands (DESIGN.md): snapshot, run-rules.
     # Each gets commands.add_parser(...) here with set_defaults(run=...).
     return parser
 
@@ -294,6 +317,71 @@ def cmd_export(args) -> int:
     finally:
         db.close()
     print(f"Exported {count:,} {args.entity} to {path} ({fmt})")
+    return 0
+
+
+IMPORT_ENTITIES = ("leads", "customers", "contacts", "deals")
+
+
+def cmd_import(args) -> int:
+    import json
+    from pathlib import Path
+
+    from crm import importer
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path} does not exist")
+    entity = _export_entity(args.entity)
+    db = _open(args)
+    try:
+        user = auth.SYSTEM
+        if args.user:
+            user = auth.get_user(db, args.user)
+            if user is None:
+                raise CommandError(f"No active user named {args.user!r}")
+        source = importer.read(path.read_bytes(), path.name, encoding=args.encoding,
+                               delimiter={"tab": "\t"}.get(args.delimiter, args.delimiter),
+                               sheet=args.sheet)
+        mapping = importer.propose_mapping(entity, source.headers)
+        if args.mapping:
+            mapping.update(json.loads(Path(args.mapping).read_text(encoding="utf-8")))
+        for pair in args.map:
+            column, _sep, name = pair.partition("=")
+            if column not in source.headers:
+                raise CommandError(f"--map {pair!r}: the file has no column {column!r}")
+            mapping[column] = name.strip() or None
+        plan = importer.plan(db, user, entity, source, mapping, args.mode, args.key,
+                             create_missing=args.create_missing)
+        mapped = ", ".join(f"{c} -> {f}" for c, f in mapping.items() if f) or "nothing"
+        print(f"Read {len(source.rows):,} rows from {path.name}"
+              + (f" ({source.encoding}, delimiter {source.delimiter!r})" if source.encoding
+                 else "") + f"; columns: {mapped}")
+        for note in plan.notes:
+            print(f"Note: {note}")
+        counts = plan.counts
+        print(f"{'Would' if args.dry_run else 'Will'}: create {counts['create']:,}, update"
+              f" {counts['update']:,}, skip {counts['skip']:,}, reject {counts['reject']:,}")
+        for row in [r for r in plan.rows if r.action == "reject"][:20]:
+            print(f"  row {row.line}: " + "; ".join(f"{k}: {v}" for k, v in row.errors.items()))
+        if counts["reject"] > 20:
+            print(f"  … and {counts['reject'] - 20:,} more rejected rows")
+        if args.dry_run:
+            return 0
+        if counts["create"] + counts["update"] == 0:
+            if counts["reject"]:
+                raise CommandError("Nothing to import: every row was skipped or rejected")
+            print("Nothing new to import: every row is there already")
+            return 0
+        import_id = importer.execute(db, user, plan)
+        print(f"Imported as import #{import_id}: {counts['create']:,} created,"
+              f" {counts['update']:,} updated (undo it on the Import page)")
+    except importer.ImportFileError as exc:
+        raise CommandError(_one_line(exc)) from None
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise CommandError(_one_line(exc)) from None
+    finally:
+        db.close()
     return 0
 
 

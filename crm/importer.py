@@ -482,8 +482,11 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     if unknown:
         raise ImportFileError(_("These are not fields of {entity}: {fields}").format(
             entity=_(entity.plural), fields=", ".join(unknown)))
-    if mode != "create" and (not key or key not in specs or key not in mapping.values()):
+    if mode != "create" and not key:
         raise ImportFileError(_("Updating needs a key column mapped to a field (e.g. email)."))
+    if key and (key not in specs or key not in mapping.values()):
+        raise ImportFileError(_("The key {field} needs a column of the file mapped to it.")
+                              .format(field=specs[key].shown_label if key in specs else key))
     columns, notes, created = {}, [], {}
     for index, header in enumerate(source.headers):
         name = mapping.get(header)

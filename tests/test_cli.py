@@ -373,3 +373,36 @@ def test_python_dash_m_crm_end_to_end(tmp_path):
     assert dup.stderr.strip() == "error: Username 'root' is taken"
     listed = run("users", "list")
     assert listed.returncode == 0 and "root" in listed.stdout
+
+
+def test_import_dry_run_then_import_then_nothing_new(cli, tmp_path):
+    db_file = tmp_path / "crm.duckdb"
+    data = tmp_path / "leads.csv"
+    data.write_text("First Name,Surname,E-mail Address,Junk\n"
+                    "Ada,Lovelace,ada@example.com,x\n"
+                    "Shirin,تهرانی,shirin@example.ir,y\n"
+                    ",NoMail,not-an-email,z\n", encoding="utf-8")
+    code, out, err = cli("--db", db_file, "import", "leads", data, "--key", "email", "--dry-run")
+    assert code == 0, err
+    assert "Would: create 2, update 0, skip 0, reject 1" in out and "row 4" in out
+    code, out, err = cli("--db", db_file, "import", "leads", data, "--key", "email",
+                         "--map", "Surname=last_name")
+    assert code == 0, err and "import #1" in out
+    db = Database(db_file)
+    try:
+        assert [r["last_name"] for r in db.query("SELECT last_name FROM leads ORDER BY id")] == [
+            "Lovelace", "تهرانی"]
+    finally:
+        db.close()
+    code, out, err = cli("--db", db_file, "import", "leads", data, "--key", "email",
+                         "--map", "E-mail Address=", "--dry-run")
+    _one_line_failure(code, err, "key")  # the key's column was unmapped
+
+
+def test_import_failures_are_one_line(cli, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    code, out, err = cli("--db", tmp_path / "crm.duckdb", "import", "leads", empty)
+    _one_line_failure(code, err, "empty")
+    code, out, err = cli("--db", tmp_path / "crm.duckdb", "import", "leads", tmp_path / "no.csv")
+    _one_line_failure(code, err, "does not exist")
