@@ -592,15 +592,28 @@ def _write_xlsx(out, headers: list[str], chunks, title: str) -> int:
     sheet = book.create_sheet(_sheet_title(title))
     sheet.append(headers)
     count = 0
-    for chunk in chunks:
-        count += len(chunk)
-        if count > XLSX_MAX_ROWS:
-            raise ValueError(_("Excel holds at most {count} rows; export to CSV or Parquet"
-                               " instead").format(count=i18n.number(XLSX_MAX_ROWS)))
-        for row in chunk:
-            sheet.append([_xlsx_cell(sheet, v) for v in row])
+    try:
+        for chunk in chunks:
+            count += len(chunk)
+            if count > XLSX_MAX_ROWS:
+                raise ValueError(_("Excel holds at most {count} rows; export to CSV or Parquet"
+                                   " instead").format(count=i18n.number(XLSX_MAX_ROWS)))
+            for row in chunk:
+                sheet.append([_xlsx_cell(sheet, v) for v in row])
+    except BaseException:
+        _discard(sheet)
+        raise
     book.save(out)
     return count
+
+
+def _discard(sheet) -> None:
+    """Closes an unfinished write-only sheet and removes its temporary file."""
+    try:
+        sheet.close()
+        sheet._writer.cleanup()
+    except Exception:  # noqa: BLE001 - best effort; the export error is what matters
+        pass
 
 
 def _sheet_title(title: str) -> str:

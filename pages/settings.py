@@ -1,6 +1,6 @@
 import streamlit as st
 
-from crm import settings
+from crm import backup, settings
 from crm.i18n import gettext as _
 from crm.ui.forms import clear_form, submit_form
 from crm.ui.guard import require_user
@@ -21,3 +21,12 @@ if saved is not None:
     st.rerun()
 st.info(_("Installed base now counts: {rule}.").format(
     rule=settings.installed_base_rule_text(current)), icon=":material/info:")
+
+st.divider()
+st.subheader(_("Backup"))
+st.caption(_("Every table as Parquet files with a manifest (schema version, row counts, "
+             "checksums), in one zip. Restore it into a new database with "
+             "`python -m crm --db NEW.duckdb restore BACKUP.zip`."))
+st.download_button(_("Download a backup (zip)"), data=lambda: backup.backup_zip(db),
+                   file_name=backup.zip_name(), mime="application/zip", on_click="ignore",
+                   icon=":material/backup:", key="settings:backup")

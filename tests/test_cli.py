@@ -406,3 +406,117 @@ def test_import_failures_are_one_line(cli, tmp_path):
     _one_line_failure(code, err, "empty")
     code, out, err = cli("--db", tmp_path / "crm.duckdb", "import", "leads", tmp_path / "no.csv")
     _one_line_failure(code, err, "does not exist")
+
+
+# --- export, backup, restore ---------------------------------------------------------------
+
+@pytest.fixture
+def demo_file(tmp_path_factory):
+    """A database with the small demo (made once per test that asks)."""
+    from crm import demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    db = Database(path)
+    try:
+        demo.load_demo(db, "small", password=GOOD)
+    finally:
+        db.close()
+    return path
+
+
+def _count(db_file, sql) -> int:
+    db = Database(db_file)
+    try:
+        return db.scalar(sql)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("name,fmt", [("leads.csv", "csv"), ("leads.xlsx", "xlsx"),
+                                      ("leads.parquet", "parquet"), ("leads.dat", "parquet")])
+def test_export_writes_every_live_record(cli, demo_file, tmp_path, name, fmt):
+    target = tmp_path / name
+    extra = ["--format", fmt] if name.endswith(".dat") else []
+    code, out, err = cli("--db", demo_file, "export", "leads", target, *extra)
+    assert code == 0 and err == "", err
+    live = _count(demo_file, "SELECT count(*) FROM leads WHERE deleted_at IS NULL")
+    assert out.strip() == f"Exported {live:,} leads to {target} ({fmt})"
+    import duckdb
+    con = duckdb.connect()
+    try:
+        if fmt == "parquet":
+            got = con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(target)})
+            assert got.fetchone()[0] == live
+        elif fmt == "csv":
+            assert target.read_bytes().startswith(b"\xef\xbb\xbfid,")
+    finally:
+        con.close()
+    if fmt == "xlsx":
+        import openpyxl
+        sheet = openpyxl.load_workbook(target, read_only=True).active
+        assert sum(1 for _ in sheet.iter_rows()) == live + 1
+
+
+@pytest.mark.parametrize("entity", ["customers", "contacts", "deals", "activities", "tasks"])
+def test_export_knows_every_entity(cli, demo_file, tmp_path, entity):
+    code, out, err = cli("--db", demo_file, "export", entity, tmp_path / f"{entity}.parquet")
+    assert code == 0, err
+    live = _count(demo_file, f"SELECT count(*) FROM {entity} WHERE deleted_at IS NULL")
+    assert f"Exported {live:,} {entity}" in out
+
+
+def test_export_failures_are_one_line(cli, db_file, tmp_path):
+    code, _, err = cli("--db", db_file, "export", "leads", tmp_path / "leads.txt")
+    _one_line_failure(code, err, "--format")
+    code, _, err = cli("--db", db_file, "export", "leads", tmp_path / "no" / "leads.csv")
+    _one_line_failure(code, err, "does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_backup_and_restore_round_trip(cli, demo_file, tmp_path):
+    folder = tmp_path / "backups" / "monday"
+    code, out, err = cli("--db", demo_file, "backup", folder)
+    assert code == 0 and err == "", err
+    assert out.startswith("Backed up ") and str(folder) in out
+    assert (folder / "manifest.json").exists() and (folder / "leads.parquet").exists()
+    target = tmp_path / "restored.duckdb"
+    code, out, err = cli("--db", target, "restore", folder)
+    assert code == 0 and err == "", err
+    assert out.startswith("Restored ") and str(target) in out
+    for table in ("leads", "deals", "users", "audit_log"):
+        sql = f"SELECT count(*), max(id) FROM {table}"
+        db = Database(target)
+        try:
+            restored = db.query(sql)
+        finally:
+            db.close()
+        db = Database(demo_file)
+        try:
+            assert db.query(sql) == restored
+        finally:
+            db.close()
+    # a second restore into the same (now full) database is refused
+    code, _, err = cli("--db", target, "restore", folder)
+    _one_line_failure(code, err, "not empty")
+    # and a backup into a folder that holds one already
+    code, _, err = cli("--db", demo_file, "backup", folder)
+    _one_line_failure(code, err, "not empty")
+
+
+def test_restore_refusals_are_one_line(cli, demo_file, tmp_path):
+    import json
+
+    folder = tmp_path / "bk"
+    assert cli("--db", demo_file, "backup", folder)[0] == 0
+    code, _, err = cli("--db", tmp_path / "a.duckdb", "restore", tmp_path / "missing")
+    _one_line_failure(code, err, "does not exist")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["schema_version"] = "999_later"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = cli("--db", tmp_path / "b.duckdb", "restore", folder)
+    _one_line_failure(code, err, "newer version of the CRM", "upgrade first")
+    (folder / "leads.parquet").write_bytes(b"broken")
+    manifest["schema_version"] = _count(demo_file, "SELECT max(version) FROM schema_migrations")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = cli("--db", tmp_path / "c.duckdb", "restore", folder)
+    _one_line_failure(code, err, "damaged", "leads.parquet")

@@ -56,13 +56,23 @@ def list_page(entity: records.Entity, user: User, record_page: str,
 
     result = records.list_records(db, user, entity, query)
     with export.popover(_("Export"), icon=":material/download:", width="stretch"):
+        formats = {"csv": _("CSV"), "xlsx": _("Excel (xlsx)"), "parquet": _("Parquet")}
+        fmt = st.radio(_("Format"), list(formats), key=f"{t}:export_format",
+                       format_func=formats.get, horizontal=True,
+                       help=_("CSV opens anywhere and imports again; Excel opens in"
+                              " spreadsheets; Parquet keeps numbers and dates typed for data"
+                              " tools"))
+        buttons = {"csv": _("Download CSV"), "xlsx": _("Download Excel"),
+                   "parquet": _("Download Parquet")}
         named = st.radio(_("Column names"), ["stable", "translated"], key=f"{t}:export_names",
                          format_func=lambda v: _("Stable names (to import again)")
                          if v == "stable" else _("In my language (to read)"))
+        extension, mime = records.EXPORT_FORMATS[fmt]
         st.download_button(
-            _("Export CSV"), file_name=f"{t}.csv", mime="text/csv",
-            data=lambda: records.export_csv(db, user, entity, query,
-                                            translated_headers=named == "translated"),
+            buttons[fmt],
+            file_name=f"{t}.{extension}", mime=mime,
+            data=lambda: records.export(db, user, entity, query, fmt,
+                                        translated_headers=named == "translated"),
             icon=":material/download:", width="stretch", key=f"{t}:export", on_click="ignore",
             help=_("All rows that match the search and filters, with every exported field"))
     shown_from = (result.page - 1) * result.page_size + 1 if result.total else 0
