@@ -4,8 +4,10 @@ Every write validates, checks permission, writes and records the audit entry in 
 Column names come only from field specs (validated identifiers); values are always parameters."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Callable
 
 from crm import audit, i18n, search
@@ -551,7 +553,7 @@ def _export_select(user: User, entity: Entity, q: Query, translated_headers: boo
 def _write_export(db: Database, user: User, entity: Entity, q: Query, out, fmt: str,
                   translated_headers: bool, batch: int) -> int:
     """Streams the rows into a binary file in batches: only one batch of Python rows exists at
-    a time (the xlsx writer keeps its rows in a temporary file until it saves)."""
+    a time (the xlsx writer keeps its rows in a temporary file)."""
     if fmt not in ("csv", "xlsx"):
         raise ValueError(f"unknown export format {fmt!r} (csv, xlsx or parquet)")
     sql, params, headers = _export_select(user, entity, q, translated_headers)
@@ -585,66 +587,63 @@ def _write_csv(out, headers: list[str], chunks) -> int:
 
 
 def _write_xlsx(out, headers: list[str], chunks, title: str) -> int:
-    """One sheet in openpyxl's write-only mode (rows go to a temporary file, not memory)."""
-    from openpyxl import Workbook
+    """One sheet, written by XlsxWriter in constant-memory mode: each row goes to a temporary
+    file as it is written, so no more than a batch of rows is ever held in memory."""
+    import xlsxwriter
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(_sheet_title(title))
-    sheet.append(headers)
+    book = xlsxwriter.Workbook(out, {
+        "constant_memory": True, "remove_timezone": True,  # Excel has no time zones
+        # text is text: never turned into formulas, numbers or links
+        "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False})
+    sheet = book.add_worksheet(_sheet_title(title))
+    formats = {"date": book.add_format({"num_format": "yyyy-mm-dd"}),
+               "datetime": book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+               "quoted": book.add_format({"quote_prefix": True})}
+    for col, header in enumerate(headers):
+        _xlsx_write(sheet, 0, col, header, formats)
     count = 0
-    try:
-        for chunk in chunks:
-            count += len(chunk)
-            if count > XLSX_MAX_ROWS:
-                raise ValueError(_("Excel holds at most {count} rows; export to CSV or Parquet"
-                                   " instead").format(count=i18n.number(XLSX_MAX_ROWS)))
-            for row in chunk:
-                sheet.append([_xlsx_cell(sheet, v) for v in row])
-    except BaseException:
-        _discard(sheet)
-        raise
-    book.save(out)
+    for chunk in chunks:
+        if count + len(chunk) > XLSX_MAX_ROWS:
+            raise ValueError(_("Excel holds at most {count} rows; export to CSV or Parquet"
+                               " instead").format(count=i18n.number(XLSX_MAX_ROWS)))
+        for row in chunk:
+            count += 1
+            for col, value in enumerate(row):
+                _xlsx_write(sheet, count, col, value, formats)
+    book.close()
     return count
-
-
-def _discard(sheet) -> None:
-    """Closes an unfinished write-only sheet and removes its temporary file."""
-    try:
-        sheet.close()
-        sheet._writer.cleanup()
-    except Exception:  # noqa: BLE001 - best effort; the export error is what matters
-        pass
 
 
 def _sheet_title(title: str) -> str:
     for bad in "[]:*?/\\":
         title = title.replace(bad, " ")
-    return title.strip()[:31] or "Export"
+    return title.strip().strip("'")[:31] or "Export"
 
 
-def _xlsx_cell(sheet, value):
-    """A value openpyxl can write. Text that looks like a formula becomes a text cell with
-    Excel's quote prefix (what typing a leading ' does): it shows as typed and never runs,
-    even when edited. Characters XML cannot hold are dropped; text is cut to Excel's limit."""
-    from datetime import time
-    from decimal import Decimal
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
-    if value is None or isinstance(value, (bool, int, float, Decimal, date, time)):
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value.replace(tzinfo=None)  # Excel has no time zones
-        return value
-    if not isinstance(value, str):
-        value = str(value)
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    value = ILLEGAL_CHARACTERS_RE.sub("", value)[:XLSX_MAX_CELL]
-    if value[:1] in _FORMULA_STARTS:
-        cell = WriteOnlyCell(sheet, value)
-        cell.data_type = "s"  # openpyxl would store "=..." as a formula
-        cell.quotePrefix = True
-        return cell
-    return value
+def _xlsx_write(sheet, row: int, col: int, value, formats: dict) -> None:
+    """One cell by its type. Text that looks like a formula is written as text with Excel's
+    quote prefix (what typing a leading ' does): it shows as stored and never runs, even when
+    edited. Characters XML cannot hold are dropped; text is cut to Excel's cell limit."""
+    if value is None:
+        return
+    if isinstance(value, bool):
+        sheet.write_boolean(row, col, value)
+    elif isinstance(value, (int, float, Decimal)):
+        sheet.write_number(row, col, float(value))
+    elif isinstance(value, datetime):
+        sheet.write_datetime(row, col, value, formats["datetime"])
+    elif isinstance(value, date):
+        sheet.write_datetime(row, col, value, formats["date"])
+    else:
+        text = _XML_ILLEGAL.sub("", value if isinstance(value, str) else str(value))
+        text = text[:XLSX_MAX_CELL]
+        if text[:1] in _FORMULA_STARTS:
+            sheet.write_string(row, col, text, formats["quoted"])
+        else:
+            sheet.write_string(row, col, text)
 
 
 def _copy_parquet(db: Database, user: User, entity: Entity, q: Query, path,

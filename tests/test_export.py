@@ -94,7 +94,9 @@ def test_formulas_are_text_cells_in_xlsx_read_back(db, team, people):
     rows = _xlsx(data)
     cells = {r["last_name"].value: r["last_name"] for r in rows}
     for text in HOSTILE:
-        cell = cells[text.replace("\r", "\n")]  # XML reads CR as LF; kept as text
+        # the exact text, kept as text: never a formula (a CR is stored the OOXML way,
+        # _x000D_, which Excel reads back as a CR and openpyxl leaves as it is)
+        cell = cells[text.replace("\r", "_x000D_")]
         assert cell.data_type == "s", text
         assert cell.quotePrefix, text
     assert cells["Plain"].data_type == "s" and not cells["Plain"].quotePrefix
