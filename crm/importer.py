@@ -11,18 +11,26 @@ import csv
 import difflib
 import io
 import json
+import os
 import re
+import tempfile
+import time
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+import duckdb
+
 from crm import audit, i18n, records
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
-from crm.fields import Field, ValidationError, validate
+from crm.fields import Field, ValidationError, convert, validate
 from crm.i18n import N_, gettext as _
 
 MAX_BYTES = 200 * 1024 * 1024
+FAST_ROWS = 100_000  # CSV files with more lines go through the set-based fast path
 MODES = ("create", "upsert", "update")
 MISSING = {"", "null", "none", "n/a", "na", "-", "—", "nan", "#n/a"}
 TRUE = {"1", "true", "yes", "y", "t", "x", "✓", "ja", "taip", "bale", "بله", "آری", "si", "oui"}
@@ -43,15 +51,22 @@ class Source:
     encoding: str | None = None  # None for Excel
     delimiter: str | None = None
     ragged: list[int] = field(default_factory=list)  # rows (header = 1) of another width
+    # a big CSV kept as a UTF-8 file for DuckDB's own reader (the fast path); its rows are
+    # parsed in Python only if the row path needs them
+    path: str | None = None
 
     def column(self, index: int) -> list[str]:
         return [row[index] for row in self.rows]
 
 
 def read(data: bytes, filename: str, encoding: str | None = None,
-         delimiter: str | None = None, sheet: str | None = None) -> Source:
+         delimiter: str | None = None, sheet: str | None = None,
+         fast: bool | None = None) -> Source:
     """A table from CSV/TSV bytes (encoding and delimiter detected unless given) or an xlsx
-    workbook (its first sheet unless one is named)."""
+    workbook (its first sheet unless one is named).
+
+    A CSV of more than FAST_ROWS lines (or any CSV with fast=True) is kept as a file for the
+    set-based fast path; its rows are parsed in Python only when the row path needs them."""
     if not data:
         raise ImportFileError(_("The file is empty."))
     if len(data) > MAX_BYTES:
@@ -64,6 +79,8 @@ def read(data: bytes, filename: str, encoding: str | None = None,
         raise ImportFileError(_("This does not look like a text (CSV) file: it holds binary "
                                 "data."))
     sep = delimiter or _delimiter(text)
+    if fast or (fast is None and text.count("\n") > FAST_ROWS):
+        return _file_source(data, text, filename, found_encoding, sep)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     try:
         table = [row for row in reader if any(cell.strip() for cell in row)]
@@ -90,6 +107,77 @@ def _source(filename: str, table: list[list], encoding, delimiter) -> Source:
     if not rows:
         raise ImportFileError(_("The file has a header row but no data rows."))
     return Source(filename, headers, rows, encoding, delimiter, ragged)
+
+
+class _FileRows:
+    """The data rows of a file-backed Source, parsed by Python's csv module only when asked
+    for (the row path, or a look at single rows); its length may be told by the staging."""
+
+    def __init__(self, source_path: str, delimiter: str, width: int):
+        self._path, self._delimiter, self._width = source_path, delimiter, width
+        self._rows: list | None = None
+        self.ragged: list[int] = []
+        self.known_len: int | None = None
+
+    def _parsed(self) -> list:
+        if self._rows is None:
+            with open(self._path, encoding="utf-8", newline="") as handle:
+                table = [row for row in csv.reader(handle, delimiter=self._delimiter)
+                         if any(cell.strip() for cell in row)]
+            rows = []
+            for line, row in enumerate(table[1:], start=2):
+                if len(row) != self._width:
+                    self.ragged.append(line)
+                    row = (row + [""] * self._width)[:self._width]
+                rows.append(row)
+            self._rows = rows
+        return self._rows
+
+    def __len__(self) -> int:
+        if self._rows is None and self.known_len is not None:
+            return self.known_len
+        return len(self._parsed())
+
+    def __getitem__(self, index):
+        return self._parsed()[index]
+
+    def __iter__(self):
+        return iter(self._parsed())
+
+
+def _file_source(data: bytes, text: str, filename: str, encoding: str, sep: str) -> Source:
+    """A Source over a UTF-8 copy of the file, for DuckDB's CSV reader; the header is read
+    here, the rows later (by DuckDB, or by Python if the row path needs them)."""
+    try:
+        header = next(csv.reader(io.StringIO(text[:1_000_000], newline=""), delimiter=sep),
+                      None)
+    except csv.Error as exc:
+        raise ImportFileError(_("The file cannot be read as CSV: {reason}").format(
+            reason=exc)) from None
+    if not header or not any(str(h).strip() for h in header):
+        return _source(filename, list(csv.reader(io.StringIO(text, newline=""),
+                                                 delimiter=sep)), encoding, sep)
+    handle, path = tempfile.mkstemp(prefix="crm-import-", suffix=".csv")
+    with os.fdopen(handle, "wb") as out:
+        if encoding == "utf-8":
+            out.write(data)
+        else:  # re-encoded (and without a byte order mark) for DuckDB's reader
+            for start in range(0, len(text), 4_000_000):
+                out.write(text[start:start + 4_000_000].encode("utf-8"))
+    headers = [str(h or "").strip() for h in header]
+    headers = [h or _("Column {n}").format(n=i + 1) for i, h in enumerate(headers)]
+    rows = _FileRows(path, sep, len(headers))
+    source = Source(filename, headers, rows, encoding, sep, ragged=[], path=path)
+    rows.ragged = source.ragged  # filled in if the rows are ever parsed in Python
+    weakref.finalize(source, _unlink, path)
+    return source
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _decode(data: bytes, encoding: str | None) -> tuple[str, str]:
@@ -448,6 +536,7 @@ class Row:
     errors: dict = field(default_factory=dict)  # field or column -> message
     changes: dict = field(default_factory=dict)  # field -> (old, new), for updates
     version: int | None = None
+    cells: list | None = None  # the row as it was in the file (fast path: the file is not parsed)
 
 
 @dataclass
@@ -461,9 +550,14 @@ class Plan:
     notes: list[str]
     new_stages: set = field(default_factory=set)
     pipeline_id: int | None = None
+    # fast path: the staging table holding the rows to create, and counts of rows kept
+    # only there (self.rows then holds the rejected rows and those the row path writes)
+    staged: str | None = None
+    staged_counts: dict = field(default_factory=dict)
 
     def count(self, action: str) -> int:
-        return sum(1 for r in self.rows if r.action == action)
+        return (sum(1 for r in self.rows if r.action == action)
+                + self.staged_counts.get(action, 0))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -472,8 +566,11 @@ class Plan:
 
 def plan(db: Database, user: User, entity: records.Entity, source: Source, mapping: dict,
          mode: str = "create", key: str | None = None, create_missing: bool = False,
-         pipeline_id: int | None = None) -> Plan:
-    """What the import would do, row by row; nothing is written."""
+         pipeline_id: int | None = None, fast: bool | None = None) -> Plan:
+    """What the import would do, row by row; nothing is written.
+
+    A big CSV (read into a file-backed Source) is planned set-based in SQL (_fast_plan) when
+    the mapping allows it, unless fast=False; otherwise row by row, with a note why."""
     require(user, "create")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -487,7 +584,16 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     if key and (key not in specs or key not in mapping.values()):
         raise ImportFileError(_("The key {field} needs a column of the file mapped to it.")
                               .format(field=specs[key].shown_label if key in specs else key))
-    columns, notes, created = {}, [], {}
+    notes = []
+    if source.path and fast is not False:
+        why = _fast_refusal(entity, mapping, mode, key)
+        if why is None:
+            found = _fast_plan(db, user, entity, source, mapping, key)
+            if isinstance(found, Plan):
+                return found
+            why = found
+        notes.append(_("Read row by row (slower): {reason}").format(reason=why))
+    columns, created = {}, {}
     for index, header in enumerate(source.headers):
         name = mapping.get(header)
         if not name:
@@ -596,8 +702,9 @@ def _check(user: User, entity: records.Entity, row: Row, specs: dict,
 def execute(db: Database, user: User, import_plan: Plan) -> int:
     """Writes the plan's create and update rows in one transaction (all or none); returns the
     import's id. Refusals found only now (a permission, a changed record) reject the whole
-    import with the row's line."""
+    import with the row's line. A fast plan's staged rows go in by INSERT ... SELECT."""
     p = import_plan
+    require(user, "create")
     rejected = [{"line": r.line, "errors": r.errors} for r in p.rows if r.action == "reject"]
     with db.transaction() as cur:
         first_audit = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
@@ -611,6 +718,8 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
              "rej": json.dumps(rejected, ensure_ascii=False, default=str),
              "t": datetime.now(), "by": user.id or None}).fetchone()[0]
         stage_ids = _add_stages(cur, user, p) if p.new_stages else {}
+        if p.staged:
+            _fast_write(cur, user, p, import_id)
         for row in p.rows:
             if row.action not in ("create", "update"):
                 continue
@@ -643,10 +752,14 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                  "b": None if before is None else audit._payload(
                      {k: (v, None) for k, v in before.items()}),
                  "v": version})
-        cur.execute("UPDATE audit_log SET import_id = $i WHERE id > $first",
-                    {"i": import_id, "first": first_audit})
+        cur.execute("UPDATE audit_log SET import_id = $i WHERE id > $first"
+                    " AND import_id IS NULL", {"i": import_id, "first": first_audit})
         audit.record(cur, user, "imports", import_id, "import",
                      {"rows": [None, p.count("create") + p.count("update")]})
+        if os.environ.get("CRM_IMPORT_TEST_PAUSE"):  # tests: a kill -9 before the commit
+            print("import: writing", flush=True)
+            time.sleep(float(os.environ["CRM_IMPORT_TEST_PAUSE"]))
+    discard(db, p)
     return import_id
 
 
@@ -749,6 +862,428 @@ def rejected_csv(import_plan: Plan) -> bytes:
     writer.writerow([_("row"), _("problem"), *import_plan.source.headers])
     for row in import_plan.rows:
         if row.action == "reject":
+            cells = row.cells if row.cells is not None else import_plan.source.rows[row.line - 2]
             writer.writerow([row.line, "; ".join(f"{k}: {v}" for k, v in row.errors.items()),
-                             *[records._csv_safe(c) for c in import_plan.source.rows[row.line - 2]]])
+                             *[records._csv_safe(c) for c in cells]])
     return out.getvalue().encode("utf-8-sig")
+
+
+# --- the fast path: big CSV files set-based in SQL (DuckDB-only) -----------------------------
+#
+# DuckDB's own CSV reader puts the file into a staging table of an in-memory database attached
+# to the connection; each mapped column is converted in SQL (text, email, phone, numbers) or,
+# for columns of few distinct values (choices, booleans, dates, owners), by the row path's own
+# Python functions over the distinct values, joined back. The checks of the row path become one
+# `bad` flag per row; only rejected rows come back to Python, where the row path's functions
+# word their reasons. execute() then writes the records, import_records and audit_log rows with
+# one INSERT ... SELECT each, in the import's one transaction.
+
+_STAGE = "crm_import_stage"
+_SQL_TYPES = {"text", "longtext", "email", "phone", "money", "number", "integer"}
+_PY_TYPES = {"choice", "bool", "date", "datetime", "user"}  # converted per distinct value
+_KEY_TYPES = {"text", "longtext", "email", "phone"}
+_WS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())  # what str.strip() removes
+_NOT_SPACE = "@<>" + "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
+_EMAIL_SQL = f"[^{_NOT_SPACE}]+@[^{_NOT_SPACE}]+\\.[^{_NOT_SPACE}]{{2,}}"  # fields.EMAIL_RE
+_PHONE_SQL = r"\+?[0-9 ()./-]{5,30}"  # fields.PHONE_RE
+_DIGITS_FROM, _DIGITS_TO = "۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789"
+_SQL_CAST = {"choice": "VARCHAR", "bool": "BOOLEAN", "date": "DATE", "datetime": "TIMESTAMP",
+             "user": "BIGINT"}
+
+
+def _sql_check(entity: records.Entity):
+    """(dates that cannot be in the future, whether a consent date needs consent) for the
+    entity's own check, when it is one of those written here in SQL too; None otherwise."""
+    from crm import leads
+
+    if entity.check is None:
+        return (), False
+    if entity.check is leads._check:
+        return ("consent_date",), True
+    return None
+
+
+def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
+                  key: str | None) -> str | None:
+    """Why this import cannot go the set-based way (None when it can)."""
+    specs = {f.name: f for f in importable(entity)}
+    if mode != "create":
+        return _("only new records are created set-based, not updates")
+    if entity.creator or entity.parent or entity.table in ("deals", "activities") \
+            or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
+        return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    for name in {v for v in mapping.values() if v}:
+        spec = specs[name]
+        if spec.type not in _SQL_TYPES | _PY_TYPES or (spec.type == "user"
+                                                        and name != "owner_id"):
+            return _("{field} names other records").format(field=spec.shown_label)
+    if key and specs[key].type not in _KEY_TYPES:
+        return _("{field} names other records").format(field=specs[key].shown_label)
+    return None
+
+
+def _attach(cur) -> None:
+    if not cur.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = $n",
+                       {"n": _STAGE}).fetchall():
+        try:
+            cur.execute(f"ATTACH ':memory:' AS {_STAGE}")
+        except duckdb.Error:  # attached meanwhile by another thread
+            pass
+
+
+def _lit(value) -> str:
+    """A SQL string literal (for values this module makes, never for file content)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
+    """The row path's conversion of each distinct text of a column: (note, {text: (coerced
+    value, coerce error)}, [(text, clean value as text, coerce error?, validation error?)])."""
+    if spec.type in ("date", "datetime"):
+        column = _dates(spec, texts)
+    elif spec.type == "user":
+        column = resolve(db, user, spec, texts)
+    else:
+        column = coerce(spec, texts)
+    found, table = {}, []
+    for i, text in enumerate(texts):
+        if i in column.errors:
+            found[text] = (None, column.errors[i])
+            table.append((text, None, True, False))
+            continue
+        value = column.values[i]
+        found[text] = (value, None)
+        try:
+            clean, bad = convert(spec, value), False
+        except ValueError:
+            clean, bad = None, True
+        if isinstance(clean, datetime):
+            clean = clean.isoformat(sep=" ")
+        elif isinstance(clean, (date, bool, int)):
+            clean = str(clean).lower() if isinstance(clean, bool) else str(clean)
+        table.append((text, clean, False, bad))
+    return column.note, found, table
+
+
+def _sql_value(spec: Field, c: str) -> tuple[str, str, str]:
+    """(clean value, coerce error, validation error) SQL expressions over the raw text c."""
+    ws = _lit(_WS)
+    t = f"trim({c}, {ws})"
+    missing = f"({c} IS NULL OR lower({t}) IN ({', '.join(_lit(m) for m in sorted(MISSING))}))"
+    text = f"CASE WHEN {missing} THEN NULL ELSE {t} END"
+    too_long = f"coalesce(length({text}) > {int(spec.max_length or 10**9)}, false)"
+    if spec.type in ("text", "longtext"):
+        return text, "false", too_long
+    if spec.type == "email":
+        return (f"lower({text})", "false",
+                f"({too_long} OR coalesce(NOT regexp_full_match(lower({text}),"
+                f" {_lit(_EMAIL_SQL)}), false))")
+    if spec.type == "phone":
+        phone = f"translate({text}, {_lit(_DIGITS_FROM)}, {_lit(_DIGITS_TO)})"
+        return (phone, "false", f"({too_long} OR coalesce(NOT regexp_full_match({phone},"
+                                f" {_lit(_PHONE_SQL)}), false))")
+    # numbers: importer.number() (1,234.56 · 1.234,56 · 1 234,56 € · ۱٬۲۳۴٫۵ · (300))
+    a = f"translate({text}, {_lit(_DIGITS_FROM + '٫٬')}, {_lit(_DIGITS_TO + '.,')})"
+    b = f"regexp_replace({a}, '[^0-9.,+\\-]', '', 'g')"
+    decimal_comma = (f"CASE WHEN contains({b}, ',') AND contains({b}, '.') THEN"
+                     f" instr(reverse({b}), ',') < instr(reverse({b}), '.')"
+                     f" WHEN contains({b}, ',') THEN"
+                     f" NOT regexp_full_match({b}, '[+-]?[0-9]{{1,3}}(,[0-9]{{3}})+')"
+                     " ELSE false END")
+    cleaned = (f"CASE WHEN {decimal_comma} THEN replace(replace({b}, '.', ''), ',', '.')"
+               f" ELSE replace({b}, ',', '') END")
+    syntax = f"regexp_full_match({cleaned}, '[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)')"
+    sign = f"CASE WHEN {a} LIKE '(%)' THEN -1 ELSE 1 END"
+    raw_number = f"CASE WHEN {syntax} THEN {sign} * TRY_CAST({cleaned} AS DECIMAL(38, 10)) END"
+    cerr = f"({text} IS NOT NULL AND NOT coalesce({syntax}, false))"
+    checks = [f"{raw_number} IS NULL"]
+    if spec.min_value is not None:
+        checks.append(f"{raw_number} < {Decimal(str(spec.min_value))}")
+    if spec.max_value is not None:
+        checks.append(f"{raw_number} > {Decimal(str(spec.max_value))}")
+    if spec.type == "integer":
+        checks.append(f"{raw_number} <> trunc({raw_number})")
+        value = f"CAST({raw_number} AS BIGINT)"
+    elif spec.type == "money":
+        value = f"round_even({raw_number}, 2)"
+    else:
+        value = raw_number
+    verr = f"({text} IS NOT NULL AND NOT {cerr} AND ({' OR '.join(checks)}))"
+    return value, cerr, verr
+
+
+def _json_sql(spec: Field, v: str) -> str:
+    """The value's JSON as audit._payload writes it (json.dumps of audit._plain)."""
+    if spec.type in ("money", "number"):
+        return f"CAST(CAST({v} AS DOUBLE) AS VARCHAR)"
+    if spec.type in ("integer", "user"):
+        return f"CAST({v} AS VARCHAR)"
+    if spec.type == "bool":
+        return "'true'"
+    if spec.type == "date":
+        return f"'\"' || CAST({v} AS VARCHAR) || '\"'"
+    if spec.type == "datetime":
+        return f"'\"' || strftime({v}, '%Y-%m-%dT%H:%M:%S') || '\"'"
+    return f"CAST(to_json({v}) AS VARCHAR)"
+
+
+def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
+               mapping: dict, key: str | None):
+    """The plan of a big CSV, set-based; a reason (str) when DuckDB cannot read the file as
+    a plain CSV and the row path must."""
+    import duckdb  # noqa: F401 - the fast path is DuckDB-only by design
+
+    specs = {f.name: f for f in importable(entity)}
+    name = f"{_STAGE}.i{uuid.uuid4().hex[:16]}"
+    raw = name + "_raw"
+    cur = db.cursor()
+    try:
+        _attach(cur)
+        width = len(source.headers)
+        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+        try:
+            cur.execute(
+                f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
+                f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
+                " escape = '\"', strict_mode = true, null_padding = false)",
+                {"path": source.path, "sep": source.delimiter})
+        except duckdb.Error as exc:
+            cur.execute(f"DROP TABLE IF EXISTS {raw}")
+            return _("DuckDB's CSV reader found rows it cannot read as plain CSV ({reason})"
+                     ).format(reason=str(exc).splitlines()[0][:200])
+        ws = _lit(_WS)
+        blank = " AND ".join(f"coalesce(trim(c{i}, {ws}), '') = ''" for i in range(width))
+        total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
+                                    f" FROM {raw}").fetchone()
+        if total == blanks:
+            raise ImportFileError(_("The file has a header row but no data rows."))
+        cells = ", ".join(f"c{i}" for i in range(width))
+        src = (f"SELECT rowid + 2 AS line, {cells} FROM {raw}" if not blanks else
+               f"SELECT row_number() OVER (ORDER BY rowid) + 1 AS line, {cells} FROM {raw}"
+               f" WHERE NOT ({blank})")
+        if isinstance(source.rows, _FileRows):
+            source.rows.known_len = total - blanks
+
+        notes, converters, joins, selects, flags, clean = [], {}, [], [], [], {}
+        for index, header in enumerate(source.headers):
+            field_name = mapping.get(header)
+            if not field_name:
+                continue
+            spec, c = specs[field_name], f"r.c{index}"
+            if spec.type in _PY_TYPES:
+                texts = [r[0] for r in cur.execute(
+                    f"SELECT DISTINCT c{index} FROM {raw} WHERE c{index} IS NOT NULL"
+                ).fetchall()]
+                note, found, table = _distinct_map(db, user, spec, texts)
+                if note:
+                    notes.append(note)
+                converters[field_name] = (header, index, found)
+                m = f"{name}_m{index}"
+                cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN,"
+                            " verr BOOLEAN)")
+                if table:
+                    cur.execute(f"INSERT INTO {m} SELECT unnest($t), unnest($v), unnest($c),"
+                                " unnest($e)", {"t": [r[0] for r in table],
+                                                "v": [r[1] for r in table],
+                                                "c": [r[2] for r in table],
+                                                "e": [r[3] for r in table]})
+                joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = {c}")
+                value = f"CAST(m{index}.val AS {_SQL_CAST[spec.type]})"
+                if spec.type == "bool":
+                    value = f"coalesce({value}, false)"
+                cerr, verr = f"coalesce(m{index}.cerr, false)", f"coalesce(m{index}.verr, false)"
+            else:
+                converters[field_name] = (header, index, None)
+                value, cerr, verr = _sql_value(spec, c)
+            selects.append(f"{value} AS f_{field_name}")
+            flags.append(f"({cerr}) AS ce_{field_name}")
+            flags.append(f"({verr}) AS ve_{field_name}")
+            clean[field_name] = f"f_{field_name}"
+        if key:
+            header, index, _found = converters[key]
+            text, _c, _v = _sql_value(Field("k", "k"), f"r.c{index}")
+            selects.append(f"lower({text}) AS k")
+        # the row path's checks, as one flag per row
+        bad = [f"ce_{n} OR ve_{n}" for n in clean]
+        constants = {}
+        for spec in entity.editable:
+            if spec.name not in clean:
+                constants[spec.name] = convert(spec, spec.default)
+                if constants[spec.name] is None and spec.required:
+                    bad.append("true")
+        for n in clean:
+            if specs[n].required:
+                bad.append(f"f_{n} IS NULL")
+        params = {"today": date.today()}
+        if "owner_id" in clean and not user.sees_all:
+            bad.append("coalesce(f_owner_id <> $me, false)")
+            params["me"] = user.id
+        future, consent = _sql_check(entity)
+
+        def value_of(field_name: str) -> str:
+            if field_name in clean:
+                return clean[field_name]
+            params[f"k_{field_name}"] = constants[field_name]
+            return f"$k_{field_name}"
+
+        for n in future:
+            bad.append(f"coalesce({value_of(n)} > $today, false)")
+        if consent:
+            bad.append(f"({value_of('consent_date')} IS NOT NULL AND NOT"
+                       f" coalesce({value_of('consent')}, false))")
+        typed = (f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({src}) r"
+                 + "".join(joins))
+        checked = f"SELECT *, ({' OR '.join(bad) or 'false'}) AS bad FROM ({typed})"
+        if key:
+            where, visible = records.visible(entity, user)
+            params.update(visible)
+            action = (f"WITH s AS MATERIALIZED ({checked}),"
+                      " d AS (SELECT k, min(line) AS first FROM s WHERE k IS NOT NULL"
+                      " GROUP BY k HAVING count(*) > 1),"
+                      f" e AS (SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k"
+                      f" FROM {entity.table} t WHERE {where})"
+                      " SELECT s.*, CASE WHEN s.line > d.first THEN d.first END AS dup_of,"
+                      " CASE WHEN s.line > d.first THEN 'reject' WHEN e.k IS NOT NULL"
+                      " THEN 'skip' WHEN s.bad THEN 'reject' ELSE 'create' END AS action"
+                      " FROM s LEFT JOIN d ON d.k = s.k LEFT JOIN e ON e.k = s.k")
+        else:
+            action = (f"SELECT *, NULL AS dup_of, CASE WHEN bad THEN 'reject' ELSE 'create'"
+                      f" END AS action FROM ({checked})")
+        sql = (f"CREATE TABLE {name} AS SELECT *, CASE WHEN action = 'create' THEN"
+               " row_number() OVER (PARTITION BY action = 'create' ORDER BY line) END"
+               f" AS seq FROM ({action})")
+        cur.execute(sql, _used(params, sql))
+        counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
+                      .fetchall())
+        rejected = cur.execute(
+            f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
+            f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
+            " ORDER BY s.line").fetchall()
+        for m in range(width):
+            cur.execute(f"DROP TABLE IF EXISTS {name}_m{m}")
+        cur.execute(f"DROP TABLE {raw}")
+    except BaseException:
+        for table in [raw, name] + [f"{name}_m{m}" for m in range(len(source.headers))]:
+            try:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            except Exception:  # noqa: BLE001 - cleaning up after the real error
+                pass
+        raise
+    finally:
+        cur.close()
+    rows = [_fast_row(user, entity, specs, converters, key, line, dup_of, list(texts))
+            for line, dup_of, *texts in rejected]
+    if rejected:
+        # rows SQL rejected but the row path would take: written row by row in execute()
+        rescued = sum(1 for r in rows if r.action == "create")
+        counts["reject"] = counts.get("reject", 0) - len(rejected) + (len(rows) - rescued)
+    result = Plan(entity, source, mapping, "create", key, rows, notes, staged=name,
+                  staged_counts={"create": counts.get("create", 0),
+                                 "skip": counts.get("skip", 0)})
+    result._constants = constants  # the values of unmapped fields, for execute
+    weakref.finalize(result, _drop_quietly, db, name)
+    return result
+
+
+def _fast_row(user: User, entity: records.Entity, specs: dict, converters: dict,
+              key: str | None, line: int, dup_of: int | None, cells: list) -> Row:
+    """A rejected row worded as the row path words it, from the file's cells."""
+    cells = ["" if c is None else c for c in cells]
+    values, errors = {}, {}
+    for field_name, (header, index, found) in converters.items():
+        text = cells[index]
+        if _missing(text):
+            value, error = None, None
+        elif found is not None:
+            value, error = found.get(text, (None, None))
+        else:
+            column = coerce(specs[field_name], [text])
+            value, error = column.values[0], column.errors.get(0)
+        values[field_name] = value
+        if error:
+            errors[header] = error
+    row = Row(line=line, action="create", values=values, errors=errors, cells=cells)
+    if dup_of is not None:
+        row.action, row.errors = "reject", {**errors, key: _(
+            "the same {field} as row {line}").format(field=specs[key].shown_label, line=dup_of)}
+        return row
+    if not errors:
+        _check(user, entity, row, specs, None)
+    if row.errors:
+        row.action = "reject"
+    return row
+
+
+def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
+    """The staged rows to create, with their import_records and audit_log rows: one
+    INSERT ... SELECT each; ids drawn from the table's sequence in the file's order."""
+    n = p.staged_counts.get("create", 0)
+    if not n:
+        return
+    entity, table = p.entity, p.entity.table
+    specs = {f.name: f for f in importable(entity)}
+    constants = getattr(p, "_constants", {})
+    first = cur.execute(f"SELECT nextval('{table}_id_seq')").fetchone()[0]
+    if n > 1:
+        cur.execute(f"SELECT max(nextval('{table}_id_seq')) FROM range({n - 1})")
+    now = datetime.now()
+    params = {"first": first - 1, "now": now, "by": user.id or None}
+    cols, values, pieces = ["id"], ["$first + seq"], []
+    for spec in entity.editable:
+        if spec.name in constants:
+            params[f"k_{spec.name}"] = constants[spec.name]
+            value = f"$k_{spec.name}"
+            if spec.name == "owner_id" and constants[spec.name] is None:
+                value = "$by"
+        else:
+            value = f"f_{spec.name}"
+            if spec.name == "owner_id":
+                value = f"coalesce(f_owner_id, $by)"
+        cols.append(spec.name)
+        values.append(value)
+        if spec.name in constants and spec.name != "owner_id":
+            if constants[spec.name] not in (None, False):
+                pieces.append(_lit(f'"{spec.name}": ' + json.dumps(
+                    [None, audit._plain(constants[spec.name])], ensure_ascii=False)))
+        else:
+            empty = f"{value} IS NULL" + (f" OR NOT {value}" if spec.type == "bool" else "")
+            pieces.append(f"CASE WHEN {empty} THEN NULL ELSE '\"{spec.name}\": [null, ' ||"
+                          f" {_json_sql(spec, value)} || ']' END")
+    cols += ["created_at", "updated_at", "created_by", "updated_by"]
+    values += ["$now", "$now", "$by", "$by"]
+    cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
+                f" FROM {p.staged} WHERE action = 'create'", _used(params, ", ".join(values)))
+    cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
+                " version_after) SELECT $i, line, $first + seq, 'create', NULL, 1"
+                f" FROM {p.staged} WHERE action = 'create'", {"i": import_id, "first": first - 1})
+    payload = (f"nullif('{{' || concat_ws(', ', {', '.join(pieces)}) || '}}', '{{}}')"
+               if pieces else "NULL")
+    cur.execute("INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id,"
+                f" action, changes, import_id) SELECT $now, $by, $uname, $table, $first + seq,"
+                f" 'create', {payload}, $i FROM {p.staged} WHERE action = 'create'",
+                _used({**params, "uname": user.username, "table": table, "i": import_id},
+                      payload + " $now $by $uname $table $first $i"))
+
+
+def _used(params: dict, sql: str) -> dict:
+    """The parameters the SQL names (DuckDB refuses extra ones)."""
+    named = set(re.findall(r"\$(\w+)", sql))
+    return {k: v for k, v in params.items() if k in named}
+
+
+def _drop_quietly(db: Database, name: str) -> None:
+    try:
+        cur = db.cursor()
+        try:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+        finally:
+            cur.close()
+    except Exception:  # noqa: BLE001 - the connection may be closed already
+        pass
+
+
+def discard(db: Database, import_plan: Plan) -> None:
+    """Frees a fast plan's staging table (after execute, or when the plan is abandoned)."""
+    if import_plan.staged:
+        _drop_quietly(db, import_plan.staged)
+        import_plan.staged = None

@@ -1,0 +1,202 @@
+"""The importer's set-based fast path (big CSV files through DuckDB's reader and SQL): the
+same results as the row path, and a kill -9 in the middle of a big import leaves the database
+as it was."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from crm import auth, importer, leads
+from crm.db import Database
+
+PASSWORD = "correct horse 42"
+ROOT = Path(__file__).resolve().parent.parent
+
+HEADER = ("First Name,Last Name,E-mail Address,Phone,Company,Status,Lead Source,Owner,"
+          "Estimated value,Consent given,Consent date,Notes,Junk")
+FUTURE = (date.today() + timedelta(days=30)).strftime("%d.%m.%Y")
+MESSY = [
+    'Ada,Lovelace,ada@example.com,+44 20 7946 0000,Analytical,qualified,Website,Reza Rahimi,'
+    '"1,500.00",yes,03.04.2025,first,x',
+    'Alan,Turing,ALAN@Example.com, 555-0100 ,Bletchley,New,cold call,maria,"1.234,56",no,,,',
+    ',NoEmail,not-an-email,,,new,,,,,,,',
+    'Grace,Hopper,ada@example.com,,Navy,new,,,,,,,',  # the same email as row 2
+    'علی,رحیمی,ali@example.ir,۰۹۱۲ ۳۴۵ ۶۷۸۹,شرکت پارس,new,Referral,ada@example.com,'
+    '"۱٬۲۳۴٫۵",بله,1404/01/01,یادداشت,',
+    'مریم,احمدی,maryam@example.ir,+98 21 1234,پارس,Contacted,Event,Vic Viewer,12 500 €,'
+    'x,25.12.2025,,',
+    'Bad,Number,bad1@example.com,,,new,,,12abc,,,,',
+    'Neg,Value,neg@example.com,,,new,,,(300),,,,',
+    'Big,Value,big@example.com,,,new,,,"2,000,000,000,000",,,,',
+    'Bad,Choice,choice@example.com,,,Qualifed,Websit,,,,,,',
+    'Bad,Owner,owner@example.com,,,new,,Nobody Known,,,,,',
+    'Bad,Date,date@example.com,,,new,,,,yes,31.02.2025,,',
+    'Future,Consent,future@example.com,,,new,,,,yes,' + FUTURE + ',,',
+    'No,Consent,noconsent@example.com,,,new,,,,no,01.01.2025,,',
+    'Long,' + 'L' * 201 + ',long@example.com,,,new,,,,,,,',
+    'Bad,Phone,phone@example.com,call me,,new,,,,,,,',
+    ',,,,,,,,,,,,',  # blank: left out, not counted
+    'Missing,Status,status@example.com,,,,,,,,,,',
+    'Null,Words,nullwords@example.com,N/A,null,new,-,none,n/a,,,,',
+    'Quote,"Smith, ""Jr""",quote@example.com,,"=cmd()",new,,,"1,234",,,"two\nlines",',
+    'Amount,Comma,comma@example.com,,,new,,,"12,5",,,,',
+    'Sam,Own,sam@example.com,,,new,,sam,7,,,,',
+    'Dup,Again,Alan@example.com,,,new,,,,,,,',  # the same email as row 3, other case
+    'Trail,Space,  space@example.com  ,,,NEW ,,,  42 ,,,,',
+]
+
+
+def make_db(path: Path) -> tuple[Database, dict]:
+    db = Database(path)
+    auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
+    admin = auth.get_user(db, "admin")
+    for username, name, role in [("maria", "Maria Manager", "manager"),
+                                 ("reza", "Reza Rahimi", "rep"), ("sam", "Sam Seller", "rep"),
+                                 ("vic", "Vic Viewer", "viewer")]:
+        auth.create_user(db, admin, username, name, None, PASSWORD, role)
+    return db, {u: auth.get_user(db, u) for u in ("admin", "maria", "reza", "sam", "vic")}
+
+
+def outcome(db: Database, user, text: str, fast: bool, key="email", existing=()):
+    """Everything an import leaves behind, in a form that does not depend on ids or times."""
+    for values in existing:
+        leads.create_lead(db, user, values)
+    source = importer.read(text.encode("utf-8"), "messy.csv", fast=fast)
+    assert (source.path is not None) == fast
+    mapping = importer.propose_mapping(leads.LEADS, source.headers)
+    plan = importer.plan(db, user, leads.LEADS, source, mapping, key=key)
+    assert (plan.staged is not None) == fast
+    rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+    report = importer.rejected_csv(plan)
+    counts = plan.counts
+    import_id = importer.execute(db, user, plan) if counts["create"] else None
+    stored = db.query(
+        "SELECT r.line, r.action, r.version_after, l.first_name, l.last_name, l.company,"
+        " l.title, l.email, l.phone, l.source, l.status, l.owner_id, l.estimated_value,"
+        " l.notes, l.consent, l.consent_date, l.consent_purpose, l.created_by, l.updated_by,"
+        " l.version, l.deleted_at, a.changes, a.user_id, a.username, a.action AS audit_action"
+        " FROM import_records r JOIN leads l ON l.id = r.record_id"
+        " JOIN audit_log a ON a.entity = 'leads' AND a.record_id = l.id"
+        " WHERE r.import_id = $i ORDER BY r.line", {"i": import_id})
+    ids = [r["id"] for r in db.query("SELECT l.id FROM import_records r JOIN leads l"
+                                     " ON l.id = r.record_id WHERE r.import_id = $i"
+                                     " ORDER BY r.line", {"i": import_id})]
+    imports = db.query("SELECT entity, filename, mode, key_field, mapping, created_count,"
+                       " updated_count, skipped_count, rejected_count, rejected FROM imports")
+    return {"counts": counts, "rejected": rejected, "report": report, "stored": stored,
+            "ids": ids, "notes": plan.notes, "imports": imports,
+            "audit": db.scalar("SELECT count(*) FROM audit_log WHERE import_id = $i",
+                               {"i": import_id})}
+
+
+@pytest.fixture
+def two_dbs(tmp_path):
+    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
+    yield made
+    for db, _team in made:
+        db.close()
+
+
+def compare(two_dbs, text, user="admin", **options):
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = outcome(slow_db, slow_team[user], text, False, **options)
+    fast = outcome(fast_db, fast_team[user], text, True, **options)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    return fast
+
+
+def test_the_fast_path_gives_the_row_paths_results_on_a_messy_file(two_dbs):
+    found = compare(two_dbs, HEADER + "\n" + "\n".join(MESSY) + "\n")
+    assert found["counts"]["create"] >= 8 and found["counts"]["reject"] >= 12
+    assert any("day/month" in n for n in found["notes"])
+    lines = {r["line"]: r for r in found["stored"]}
+    assert lines[6]["first_name"] == "علی" and lines[6]["phone"] == "0912 345 6789"
+
+
+def test_without_a_key_and_against_records_already_there(two_dbs):
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    compare(two_dbs, text, key=None)
+
+
+def test_records_already_there_are_skipped_alike(tmp_path):
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    made = [make_db(tmp_path / "a.duckdb"), make_db(tmp_path / "b.duckdb")]
+    try:
+        existing = [{"last_name": "There", "email": "ada@example.com"},
+                    {"last_name": "There too", "email": "SAM@example.com"}]
+        found = compare(made, text, existing=existing)
+        assert found["counts"]["skip"] == 2
+    finally:
+        for db, _team in made:
+            db.close()
+
+
+def test_a_rep_imports_only_their_own_records_and_a_viewer_nothing(two_dbs):
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    found = compare(two_dbs, text, user="reza")
+    assert {r["owner_id"] for r in found["stored"]} == {two_dbs[1][1]["reza"].id}
+    db, team = two_dbs[1]
+    source = importer.read(text.encode(), "messy.csv", fast=True)
+    with pytest.raises(auth.PermissionDenied):
+        importer.plan(db, team["vic"], leads.LEADS, source,
+                      importer.propose_mapping(leads.LEADS, source.headers))
+
+
+def test_other_dialects_and_encodings(two_dbs):
+    rows = ["Nom;Last Name;Email;Estimated value", "José;Málaga;jose@example.es;1.234,5",
+            "Zoë;Köln;zoe@example.de;\"2 000,00\"", ";;;", "Çà;Ölmez;bad@;7"]
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    data = ("\n".join(rows) + "\n").encode("cp1252")
+    results = []
+    for db, team, fast in ((slow_db, slow_team, False), (fast_db, fast_team, True)):
+        source = importer.read(data, "eu.csv", fast=fast)
+        assert source.delimiter == ";" and source.encoding != "utf-8"
+        plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers))
+        results.append((plan.counts, [(r.line, r.errors) for r in plan.rows
+                                      if r.action == "reject"]))
+        importer.execute(db, team["admin"], plan)
+        results.append(db.query("SELECT last_name, email, estimated_value FROM leads"
+                                " ORDER BY id"))
+    assert results[:2] == results[2:]
+
+
+def test_files_the_fast_reader_cannot_take_go_row_by_row(two_dbs):
+    db, team = two_dbs[1]
+    text = "Last Name,Email\nSmith,a@example.com\nJones\nKim,k@example.com,extra\n"
+    source = importer.read(text.encode(), "ragged.csv", fast=True)
+    plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers))
+    assert plan.staged is None and plan.counts["create"] == 3
+    assert any("row by row" in n for n in plan.notes) and source.ragged == [3, 4]
+    # references to other records are resolved row by row, with a note
+    from crm import deals
+    source = importer.read(b"Deal Name,Amount\nBig,100\n", "deals.csv", fast=True)
+    plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers))
+    assert plan.staged is None and any("row by row" in n for n in plan.notes)
+
+
+def test_big_files_go_the_fast_way_by_themselves(tmp_path):
+    lines = [f"Lead{i},lead{i}@example.com,{i % 1000}" for i in range(importer.FAST_ROWS + 5)]
+    data = ("Last Name,Email,Estimated value\n" + "\n".join(lines) + "\n").encode()
+    db, team = make_db(tmp_path / "big.duckdb")
+    try:
+        source = importer.read(data, "big.csv")
+        assert source.path is not None
+        plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers), key="email")
+        assert plan.staged and plan.counts["create"] == importer.FAST_ROWS + 5
+        assert len(source.rows) == importer.FAST_ROWS + 5
+        import_id = importer.execute(db, team["admin"], plan)
+        assert db.scalar("SELECT count(*) FROM leads") == importer.FAST_ROWS + 5
+        assert db.scalar("SELECT count(*) FROM audit_log WHERE import_id = $i",
+                         {"i": import_id}) == importer.FAST_ROWS + 5
+    finally:
+        db.close()
