@@ -965,51 +965,63 @@ def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
     return column.note, found, table
 
 
-def _sql_value(spec: Field, c: str) -> tuple[str, str, str]:
-    """(clean value, coerce error, validation error) SQL expressions over the raw text c."""
-    ws = _lit(_WS)
-    t = f"trim({c}, {ws})"
-    missing = f"({c} IS NULL OR lower({t}) IN ({', '.join(_lit(m) for m in sorted(MISSING))}))"
-    text = f"CASE WHEN {missing} THEN NULL ELSE {t} END"
-    too_long = f"coalesce(length({text}) > {int(spec.max_length or 10**9)}, false)"
+def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]], str,
+                                                   str, str]:
+    """The row path's coercion and validation of raw text column c in SQL, as layers of
+    named expressions (each layer reads the names of the ones before; names start with p),
+    and the names of the clean value, the coercion error and the validation error."""
+    layers = [[(f"{p}_t", f"trim({c}, {_lit(_WS)})")],
+              [(f"{p}_x", f"CASE WHEN {c} IS NULL OR lower({p}_t) IN"
+                          f" ({', '.join(_lit(m) for m in sorted(MISSING))}) THEN NULL"
+                          f" ELSE {p}_t END")]]
+    x = f"{p}_x"
+    too_long = f"coalesce(length({x}) > {int(spec.max_length or 10**9)}, false)"
     if spec.type in ("text", "longtext"):
-        return text, "false", too_long
-    if spec.type == "email":
-        return (f"lower({text})", "false",
-                f"({too_long} OR coalesce(NOT regexp_full_match(lower({text}),"
-                f" {_lit(_EMAIL_SQL)}), false))")
-    if spec.type == "phone":
-        phone = f"translate({text}, {_lit(_DIGITS_FROM)}, {_lit(_DIGITS_TO)})"
-        return (phone, "false", f"({too_long} OR coalesce(NOT regexp_full_match({phone},"
-                                f" {_lit(_PHONE_SQL)}), false))")
-    # numbers: importer.number() (1,234.56 · 1.234,56 · 1 234,56 € · ۱٬۲۳۴٫۵ · (300))
-    a = f"translate({text}, {_lit(_DIGITS_FROM + '٫٬')}, {_lit(_DIGITS_TO + '.,')})"
-    b = f"regexp_replace({a}, '[^0-9.,+\\-]', '', 'g')"
-    decimal_comma = (f"CASE WHEN contains({b}, ',') AND contains({b}, '.') THEN"
-                     f" instr(reverse({b}), ',') < instr(reverse({b}), '.')"
-                     f" WHEN contains({b}, ',') THEN"
-                     f" NOT regexp_full_match({b}, '[+-]?[0-9]{{1,3}}(,[0-9]{{3}})+')"
-                     " ELSE false END")
-    cleaned = (f"CASE WHEN {decimal_comma} THEN replace(replace({b}, '.', ''), ',', '.')"
-               f" ELSE replace({b}, ',', '') END")
-    syntax = f"regexp_full_match({cleaned}, '[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)')"
-    sign = f"CASE WHEN {a} LIKE '(%)' THEN -1 ELSE 1 END"
-    raw_number = f"CASE WHEN {syntax} THEN {sign} * TRY_CAST({cleaned} AS DECIMAL(38, 10)) END"
-    cerr = f"({text} IS NOT NULL AND NOT coalesce({syntax}, false))"
-    checks = [f"{raw_number} IS NULL"]
-    if spec.min_value is not None:
-        checks.append(f"{raw_number} < {Decimal(str(spec.min_value))}")
-    if spec.max_value is not None:
-        checks.append(f"{raw_number} > {Decimal(str(spec.max_value))}")
-    if spec.type == "integer":
-        checks.append(f"{raw_number} <> trunc({raw_number})")
-        value = f"CAST({raw_number} AS BIGINT)"
-    elif spec.type == "money":
-        value = f"round_even({raw_number}, 2)"
-    else:
-        value = raw_number
-    verr = f"({text} IS NOT NULL AND NOT {cerr} AND ({' OR '.join(checks)}))"
-    return value, cerr, verr
+        layers.append([(f"{p}_v", x), (f"{p}_ce", "false"), (f"{p}_ve", too_long)])
+    elif spec.type == "email":
+        layers.append([(f"{p}_v", f"lower({x})")])
+        layers.append([(f"{p}_ce", "false"), (f"{p}_ve", f"({too_long} OR coalesce(NOT"
+                                              f" regexp_full_match({p}_v, {_lit(_EMAIL_SQL)}),"
+                                              " false))")])
+    elif spec.type == "phone":
+        layers.append([(f"{p}_v", f"translate({x}, {_lit(_DIGITS_FROM)}, {_lit(_DIGITS_TO)})")])
+        layers.append([(f"{p}_ce", "false"), (f"{p}_ve", f"({too_long} OR coalesce(NOT"
+                                              f" regexp_full_match({p}_v, {_lit(_PHONE_SQL)}),"
+                                              " false))")])
+    else:  # numbers: importer.number() (1,234.56 · 1.234,56 · 1 234,56 € · ۱٬۲۳۴٫۵ · (300))
+        a, b = f"{p}_a", f"{p}_b"
+        layers.append([(a, f"translate({x}, {_lit(_DIGITS_FROM + '٫٬')},"
+                           f" {_lit(_DIGITS_TO + '.,')})")])
+        layers.append([(b, f"regexp_replace({a}, '[^0-9.,+\\-]', '', 'g')"),
+                       (f"{p}_neg", f"{a} LIKE '(%)'")])
+        comma = (f"CASE WHEN contains({b}, ',') AND contains({b}, '.') THEN"
+                 f" instr(reverse({b}), ',') < instr(reverse({b}), '.')"
+                 f" WHEN contains({b}, ',') THEN"
+                 f" NOT regexp_full_match({b}, '[+-]?[0-9]{{1,3}}(,[0-9]{{3}})+')"
+                 " ELSE false END")
+        layers.append([(f"{p}_cl", f"CASE WHEN {comma} THEN replace(replace({b}, '.', ''),"
+                                   f" ',', '.') ELSE replace({b}, ',', '') END")])
+        layers.append([(f"{p}_ok", f"coalesce(regexp_full_match({p}_cl,"
+                                   f" '[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)'), false)")])
+        layers.append([(f"{p}_n", f"CASE WHEN {p}_ok THEN (CASE WHEN {p}_neg THEN -1 ELSE 1"
+                                  f" END) * TRY_CAST({p}_cl AS DECIMAL(38, 10)) END")])
+        n = f"{p}_n"
+        checks = [f"{n} IS NULL"]
+        if spec.min_value is not None:
+            checks.append(f"{n} < {Decimal(str(spec.min_value))}")
+        if spec.max_value is not None:
+            checks.append(f"{n} > {Decimal(str(spec.max_value))}")
+        if spec.type == "integer":
+            checks.append(f"{n} <> trunc({n})")
+            value = f"CAST({n} AS BIGINT)"
+        elif spec.type == "money":
+            value = f"round_even({n}, 2)"
+        else:
+            value = n
+        layers.append([(f"{p}_v", f"CASE WHEN {p}_ok THEN {value} END"),
+                       (f"{p}_ce", f"({x} IS NOT NULL AND NOT {p}_ok)"),
+                       (f"{p}_ve", f"({x} IS NOT NULL AND {p}_ok AND ({' OR '.join(checks)}))")])
+    return layers, f"{p}_v", f"{p}_ce", f"{p}_ve"
 
 
 def _json_sql(spec: Field, v: str) -> str:
@@ -1065,6 +1077,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             source.rows.known_len = total - blanks
 
         notes, converters, joins, selects, flags, clean = [], {}, [], [], [], {}
+        layers: list[list[tuple[str, str]]] = []
+        picked: list[str] = []  # columns converted by distinct value, from their joins
         for index, header in enumerate(source.headers):
             field_name = mapping.get(header)
             if not field_name:
@@ -1091,18 +1105,23 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                 value = f"CAST(m{index}.val AS {_SQL_CAST[spec.type]})"
                 if spec.type == "bool":
                     value = f"coalesce({value}, false)"
-                cerr, verr = f"coalesce(m{index}.cerr, false)", f"coalesce(m{index}.verr, false)"
+                picked.append(f"{value} AS q{index}_v, coalesce(m{index}.cerr, false) AS"
+                              f" q{index}_ce, coalesce(m{index}.verr, false) AS q{index}_ve")
+                value, cerr, verr = f"q{index}_v", f"q{index}_ce", f"q{index}_ve"
             else:
                 converters[field_name] = (header, index, None)
-                value, cerr, verr = _sql_value(spec, c)
+                column_layers, value, cerr, verr = _sql_value(spec, c, f"q{index}")
+                for depth, named in enumerate(column_layers):
+                    while len(layers) <= depth:
+                        layers.append([])
+                    layers[depth].extend(named)
             selects.append(f"{value} AS f_{field_name}")
             flags.append(f"({cerr}) AS ce_{field_name}")
             flags.append(f"({verr}) AS ve_{field_name}")
             clean[field_name] = f"f_{field_name}"
         if key:
             header, index, _found = converters[key]
-            text, _c, _v = _sql_value(Field("k", "k"), f"r.c{index}")
-            selects.append(f"lower({text}) AS k")
+            selects.append(f"lower(q{index}_x) AS k")  # the key's text, as _key_text has it
         # the row path's checks, as one flag per row
         bad = [f"ce_{n} OR ve_{n}" for n in clean]
         constants = {}
@@ -1131,8 +1150,11 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if consent:
             bad.append(f"({value_of('consent_date')} IS NOT NULL AND NOT"
                        f" coalesce({value_of('consent')}, false))")
-        typed = (f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({src}) r"
-                 + "".join(joins))
+        inner = (f"SELECT {', '.join(['r.*'] + picked)} FROM ({src}) r" + "".join(joins))
+        for named in layers:  # one projection per layer: no expression is computed twice
+            inner = (f"SELECT *, {', '.join(f'{e} AS {a}' for a, e in named)}"
+                     f" FROM ({inner}) r")
+        typed = f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({inner}) r"
         checked = f"SELECT *, ({' OR '.join(bad) or 'false'}) AS bad FROM ({typed})"
         if key:
             where, visible = records.visible(entity, user)
