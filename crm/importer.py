@@ -931,6 +931,15 @@ def _attach(cur) -> None:
             pass
 
 
+_SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
+
+
+def _strip_sql(c: str) -> str:
+    """str.strip() in SQL (trim with a set of characters is slow: only where needed)."""
+    return (f"CASE WHEN regexp_matches({c}, '^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$')"
+            f" THEN trim({c}, {_lit(_WS)}) ELSE {c} END")
+
+
 def _lit(value) -> str:
     """A SQL string literal (for values this module makes, never for file content)."""
     return "'" + str(value).replace("'", "''") + "'"
@@ -970,7 +979,7 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     """The row path's coercion and validation of raw text column c in SQL, as layers of
     named expressions (each layer reads the names of the ones before; names start with p),
     and the names of the clean value, the coercion error and the validation error."""
-    layers = [[(f"{p}_t", f"trim({c}, {_lit(_WS)})")],
+    layers = [[(f"{p}_t", _strip_sql(c))],
               [(f"{p}_x", f"CASE WHEN {c} IS NULL OR lower({p}_t) IN"
                           f" ({', '.join(_lit(m) for m in sorted(MISSING))}) THEN NULL"
                           f" ELSE {p}_t END")]]
@@ -1063,8 +1072,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             cur.execute(f"DROP TABLE IF EXISTS {raw}")
             return _("DuckDB's CSV reader found rows it cannot read as plain CSV ({reason})"
                      ).format(reason=str(exc).splitlines()[0][:200])
-        ws = _lit(_WS)
-        blank = " AND ".join(f"coalesce(trim(c{i}, {ws}), '') = ''" for i in range(width))
+        blank = (f"NOT coalesce(regexp_matches(concat_ws('', {', '.join(f'c{i}' for i in range(width))}),"
+                 f" '[^{_SPACE_CLASS}]'), false)")
         total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
                                     f" FROM {raw}").fetchone()
         if total == blanks:
