@@ -1165,28 +1165,46 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                      f" FROM ({inner}) r")
         typed = f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({inner}) r"
         checked = f"SELECT *, ({' OR '.join(bad) or 'false'}) AS bad FROM ({typed})"
+        # the checked rows first; duplicates, records already there and the ids' order only
+        # when there are any (a clean file into an empty table needs none of it)
+        checked_sql = f"CREATE TABLE {name}_c AS {checked}"
+        cur.execute(checked_sql, _used(params, checked_sql))
+        n_bad, n_rows = cur.execute(f"SELECT count(*) FILTER (WHERE bad), count(*)"
+                                    f" FROM {name}_c").fetchone()
+        dups = existing = False
         if key:
+            cur.execute(f"CREATE TABLE {name}_d AS SELECT k, min(line) AS first FROM {name}_c"
+                        " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
+            dups = bool(cur.execute(f"SELECT count(*) FROM {name}_d").fetchone()[0])
             where, visible = records.visible(entity, user)
-            params.update(visible)
-            action = (f"WITH s AS MATERIALIZED ({checked}),"
-                      " d AS (SELECT k, min(line) AS first FROM s WHERE k IS NOT NULL"
-                      " GROUP BY k HAVING count(*) > 1),"
-                      f" e AS (SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k"
-                      f" FROM {entity.table} t WHERE {where})"
-                      " SELECT s.*, CASE WHEN s.line > d.first THEN d.first END AS dup_of,"
-                      " CASE WHEN s.line > d.first THEN 'reject' WHEN e.k IS NOT NULL"
-                      " THEN 'skip' WHEN s.bad THEN 'reject' ELSE 'create' END AS action"
-                      " FROM s LEFT JOIN d ON d.k = s.k LEFT JOIN e ON e.k = s.k")
+            existing = bool(cur.execute(f"SELECT count(*) FROM {entity.table} t WHERE {where}"
+                                        f" AND t.{key} IS NOT NULL", visible).fetchone()[0])
+        if not (n_bad or dups or existing):
+            cur.execute(f"ALTER TABLE {name}_c RENAME TO {name.split('.')[1]}")
+            counts, write = {"create": n_rows}, ("true", "line - 1")
         else:
-            action = (f"SELECT *, NULL AS dup_of, CASE WHEN bad THEN 'reject' ELSE 'create'"
-                      f" END AS action FROM ({checked})")
-        sql = (f"CREATE TABLE {name} AS SELECT *, CASE WHEN action = 'create' THEN"
-               " row_number() OVER (PARTITION BY action = 'create' ORDER BY line) END"
-               f" AS seq FROM ({action})")
-        cur.execute(sql, _used(params, sql))
-        counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
-                      .fetchall())
-        rejected = cur.execute(
+            action = "CASE WHEN s.bad THEN 'reject' ELSE 'create' END"
+            joins_sql, dup_of = "", "NULL"
+            if existing:
+                params.update(visible)
+                joins_sql += (f" LEFT JOIN (SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k"
+                              f" FROM {entity.table} t WHERE {where}) e ON e.k = s.k")
+                action = f"CASE WHEN e.k IS NOT NULL THEN 'skip' ELSE {action} END"
+            if dups:
+                joins_sql += f" LEFT JOIN {name}_d d ON d.k = s.k"
+                action = f"CASE WHEN s.line > d.first THEN 'reject' ELSE {action} END"
+                dup_of = "CASE WHEN s.line > d.first THEN d.first END"
+            sql = (f"CREATE TABLE {name} AS SELECT *, CASE WHEN action = 'create' THEN"
+                   " row_number() OVER (PARTITION BY action = 'create' ORDER BY line) END"
+                   f" AS seq FROM (SELECT s.*, {dup_of} AS dup_of, {action} AS action"
+                   f" FROM {name}_c s{joins_sql})")
+            cur.execute(sql, _used(params, sql))
+            counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
+                          .fetchall())
+            write = ("action = 'create'", "seq")
+        cur.execute(f"DROP TABLE IF EXISTS {name}_c")
+        cur.execute(f"DROP TABLE IF EXISTS {name}_d")
+        rejected = [] if not counts.get("reject") else cur.execute(
             f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
             f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
             " ORDER BY s.line").fetchall()
@@ -1194,7 +1212,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             cur.execute(f"DROP TABLE IF EXISTS {name}_m{m}")
         cur.execute(f"DROP TABLE {raw}")
     except BaseException:
-        for table in [raw, name] + [f"{name}_m{m}" for m in range(len(source.headers))]:
+        for table in [raw, name, name + "_c", name + "_d"] + [
+                f"{name}_m{m}" for m in range(len(source.headers))]:
             try:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
             except Exception:  # noqa: BLE001 - cleaning up after the real error
@@ -1212,6 +1231,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                   staged_counts={"create": counts.get("create", 0),
                                  "skip": counts.get("skip", 0)})
     result._constants = constants  # the values of unmapped fields, for execute
+    result._write = write  # which staged rows to write, and their order (1, 2, ...)
     weakref.finalize(result, _drop_quietly, db, name)
     return result
 
@@ -1254,12 +1274,13 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     entity, table = p.entity, p.entity.table
     specs = {f.name: f for f in importable(entity)}
     constants = getattr(p, "_constants", {})
+    where, seq = getattr(p, "_write", ("action = 'create'", "seq"))
     first = cur.execute(f"SELECT nextval('{table}_id_seq')").fetchone()[0]
     if n > 1:
         cur.execute(f"SELECT max(nextval('{table}_id_seq')) FROM range({n - 1})")
     now = datetime.now()
     params = {"first": first - 1, "now": now, "by": user.id or None}
-    cols, values, pieces = ["id"], ["$first + seq"], []
+    cols, values, pieces = ["id"], [f"$first + {seq}"], []
     for spec in entity.editable:
         if spec.name in constants:
             params[f"k_{spec.name}"] = constants[spec.name]
@@ -1283,15 +1304,15 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     cols += ["created_at", "updated_at", "created_by", "updated_by"]
     values += ["$now", "$now", "$by", "$by"]
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
-                f" FROM {p.staged} WHERE action = 'create'", _used(params, ", ".join(values)))
+                f" FROM {p.staged} WHERE {where}", _used(params, ", ".join(values)))
     cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
-                " version_after) SELECT $i, line, $first + seq, 'create', NULL, 1"
-                f" FROM {p.staged} WHERE action = 'create'", {"i": import_id, "first": first - 1})
+                f" version_after) SELECT $i, line, $first + {seq}, 'create', NULL, 1"
+                f" FROM {p.staged} WHERE {where}", {"i": import_id, "first": first - 1})
     payload = (f"nullif('{{' || concat_ws(', ', {', '.join(pieces)}) || '}}', '{{}}')"
                if pieces else "NULL")
     cur.execute("INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id,"
-                f" action, changes, import_id) SELECT $now, $by, $uname, $table, $first + seq,"
-                f" 'create', {payload}, $i FROM {p.staged} WHERE action = 'create'",
+                f" action, changes, import_id) SELECT $now, $by, $uname, $table, $first + {seq},"
+                f" 'create', {payload}, $i FROM {p.staged} WHERE {where}",
                 _used({**params, "uname": user.username, "table": table, "i": import_id},
                       payload + " $now $by $uname $table $first $i"))
 
