@@ -200,3 +200,52 @@ def test_big_files_go_the_fast_way_by_themselves(tmp_path):
                          {"i": import_id}) == importer.FAST_ROWS + 5
     finally:
         db.close()
+
+
+def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tmp_path):
+    from crm import bench
+
+    path = tmp_path / "crm.duckdb"
+    db, team = make_db(path)
+    leads.create_lead(db, team["admin"], {"last_name": "Before", "email": "before@example.com"})
+    before = {t: db.scalar(f"SELECT count(*) FROM {t}")
+              for t in ("leads", "imports", "import_records", "audit_log")}
+    db.close()
+    big = tmp_path / "big.csv"
+    bench.write_leads_csv(big, 300_000)
+    env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-m", "crm", "import", "leads", str(big),
+                              "--db", str(path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in child.stdout:  # the rows are written; the commit has not happened
+            seen.append(line)
+            if "import: writing" in line or time.monotonic() > deadline:
+                break
+        assert "import: writing" in "".join(seen), "".join(seen)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    db = Database(path)
+    try:
+        after = {t: db.scalar(f"SELECT count(*) FROM {t}") for t in before}
+        assert after == before
+        assert db.scalar("SELECT last_name FROM leads") == "Before"
+        # and the database works: the same import, to the end, without the pause
+    finally:
+        db.close()
+    env.pop("CRM_IMPORT_TEST_PAUSE")
+    done = subprocess.run([sys.executable, "-m", "crm", "import", "leads", str(big),
+                           "--db", str(path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    db = Database(path)
+    try:
+        assert db.scalar("SELECT count(*) FROM leads") == 300_001
+    finally:
+        db.close()
