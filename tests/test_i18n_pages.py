@@ -24,7 +24,7 @@ DATA = {"fa": {"lead": "کریمی", "company": "شرکت نمونه", "customer
 PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py",
          "pages/customer.py", "pages/contact.py", "pages/deals.py", "pages/deal.py",
          "pages/pipeline.py", "pages/activities.py", "pages/task.py", "pages/users.py",
-         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py"]
+         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py"]
 
 
 def _catalog(lang):
