@@ -203,8 +203,6 @@ def test_big_files_go_the_fast_way_by_themselves(tmp_path):
 
 
 def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tmp_path):
-    from crm import bench
-
     path = tmp_path / "crm.duckdb"
     db, team = make_db(path)
     leads.create_lead(db, team["admin"], {"last_name": "Before", "email": "before@example.com"})
@@ -212,8 +210,12 @@ def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tm
               for t in ("leads", "imports", "import_records", "audit_log")}
     db.close()
     big = tmp_path / "big.csv"
-    bench.write_leads_csv(big, 300_000)
     env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT)}
+    # the bench's file, written in a child process (importing crm.bench here would shadow
+    # the fake bench module of tests/test_cli.py)
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from crm"
+                    " import bench; bench.write_leads_csv(Path(sys.argv[1]), 300_000)",
+                    str(big)], cwd=ROOT, env=env, check=True, timeout=120)
     child = subprocess.Popen([sys.executable, "-m", "crm", "import", "leads", str(big),
                               "--db", str(path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
