@@ -5,7 +5,7 @@ from crm import auth
 from crm.ui import navigation
 from crm.ui.text import md_escape
 from tests.conftest import PASSWORD
-from tests.test_pages import app_env, errors, page, texts  # noqa: F401 - app_env is a fixture
+from tests.test_pages import errors, page, texts
 
 ADD = "FormSubmitter:add_user-Add user"
 EDIT = "FormSubmitter:edit_user-Save changes"
