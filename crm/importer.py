@@ -252,7 +252,10 @@ def sheets(data: bytes) -> list[str]:
         return []
     from openpyxl import load_workbook
 
-    return load_workbook(io.BytesIO(data), read_only=True).sheetnames
+    try:
+        return load_workbook(io.BytesIO(data), read_only=True).sheetnames
+    except Exception:
+        raise ImportFileError(_("This file cannot be opened as an Excel workbook.")) from None
 
 
 # --- mapping ---------------------------------------------------------------------------------
@@ -266,7 +269,10 @@ SYNONYMS = {
     "mobile": ("mobile phone", "cell", "cell phone", "mobile number"),
     "company": ("company name", "organization", "organisation", "organization name",
                 "account name", "employer"),
+    "kind": ("type", "customer type", "account type"),
+    "first_purchase_date": ("customer since", "first purchase", "first order"),
     "title": ("job title", "position", "role", "deal name", "opportunity name", "deal title",
+              "opportunity id", "opportunity_id",
               "opportunity"),
     "name": ("account name", "company name", "customer name", "organization", "customer"),
     "source": ("lead source", "origin", "channel"),
@@ -395,7 +401,7 @@ def choice(spec: Field, text: str) -> str:
     hint = ""
     if close:
         hint = " " + _("Did you mean {suggestion}?").format(suggestion=close[0])
-    raise ValueError(_("{label}: {value} is not one of the choices").format(
+    raise ValueError(_("{label}: {value} is not one of the choices.").format(
         label=spec.shown_label, value=repr(text)) + hint)
 
 
@@ -513,8 +519,8 @@ def resolve(db: Database, user: User, spec: Field, texts: list[str],
                 created.setdefault("stages", set()).add(str(text).strip())
         else:
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
-            message = _("{label}: no {value} here").format(label=spec.shown_label,
-                                                          value=repr(str(text).strip()))
+            message = _("{label}: no {value} here.").format(label=spec.shown_label,
+                                                           value=repr(str(text).strip()))
             if close:
                 message += " " + _("Did you mean {suggestion}?").format(suggestion=close[0])
             column.errors[i] = message
@@ -574,6 +580,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     require(user, "create")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
+    if create_missing and user.role != "admin":  # as on the Pipelines & stages page
+        raise ImportFileError(_("Only an admin can add stages."))
     specs = {f.name: f for f in importable(entity)}
     unknown = [v for v in mapping.values() if v and v not in specs]
     if unknown:
@@ -612,6 +620,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             count=len(source.ragged), lines=", ".join(map(str, source.ragged[:20]))))
     existing = _existing(db, user, entity, key, [c for n, (h, c) in columns.items()
                                                  if n == key]) if mode != "create" or key else {}
+    lost_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind = 'lost'")} \
+        if entity.table == "deals" else set()
     rows, seen = [], {}
     for i in range(len(source.rows)):
         values = {name: column.values[i] for name, (header, column) in columns.items()}
@@ -636,8 +646,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             row.errors = {**errors, key or "": _("no record with this {field}").format(
                 field=specs[key].shown_label)}
         if row.action != "reject" and not errors and row.action != "skip":
-            _check(user, entity, row, specs, match)
-        if errors and row.action != "skip":
+            _check(user, entity, row, specs, match, lost_stages)
+        if row.errors and row.action != "skip":
             row.action = "reject"
         rows.append(row)
     return Plan(entity, source, mapping, mode, key, rows, notes,
@@ -672,9 +682,13 @@ def _existing(db: Database, user: User, entity: records.Entity, key: str | None,
 
 
 def _check(user: User, entity: records.Entity, row: Row, specs: dict,
-           current: dict | None) -> None:
+           current: dict | None, lost_stages: set = frozenset()) -> None:
     """Validation as the form does it: a new row whole, an update on the fields it brings."""
-    values = {k: v for k, v in row.values.items() if not isinstance(v, tuple)}
+    # a stage the import will add (create_missing) stands in as id 0 until it exists
+    values = {k: (0 if isinstance(v, tuple) else v) for k, v in row.values.items()}
+    if values.get("stage_id") in lost_stages and not values.get("lost_reason"):
+        row.errors[specs["stage_id"].shown_label] = _("A lost deal needs a lost reason")
+        return
     owner = values.get("owner_id")
     if owner is not None and not user.sees_all and owner != user.id:
         row.errors[specs["owner_id"].shown_label] = _("Reps can only assign records to "

@@ -212,9 +212,6 @@ def test_reps_do_not_get_to_create_stages(app_env, team):
     assert not [c for c in at.checkbox if c.key == "imp_create_missing"]
 
 
-@pytest.mark.xfail(reason="crm/importer.py: a row naming a stage that --create-missing adds is "
-                          "rejected as 'Stage is required' (_check drops the new-stage value "
-                          "before validating)", strict=False)
 def test_a_row_naming_a_new_stage_is_imported(app_env, team):
     at = page(PAGE, user="admin")
     at.selectbox(key="imp_entity").set_value("deals").run()

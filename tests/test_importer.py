@@ -178,7 +178,16 @@ def test_deals_resolve_stage_owner_and_customer_by_name(db, team):
     plan = importer.plan(db, admin, deals.DEALS, source, {"title": "title", "stage": "stage_id"},
                          create_missing=True)
     importer.execute(db, admin, plan)
-    assert "Pilot" in [s["name"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))]
+    stages = {s["name"]: s["id"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+    assert db.scalar("SELECT stage_id FROM deals WHERE title = 'Pilot deal'") == stages["Pilot"]
+    with pytest.raises(ImportFileError, match="admin"):  # adding stages is an admin's job
+        importer.plan(db, team["maria"], deals.DEALS, source,
+                      {"title": "title", "stage": "stage_id"}, create_missing=True)
+    # a lost deal needs its reason, as on the board
+    source = read("title,stage,lost reason\nGone,Lost,\nGone too,Lost,Price\n")
+    plan = importer.plan(db, admin, deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers))
+    assert [r.action for r in plan.rows] == ["reject", "create"]
 
 
 def test_a_rep_imports_only_into_their_own_records(db, team):
