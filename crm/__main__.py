@@ -376,9 +376,7 @@ def cmd_import(args) -> int:
         import_id = importer.execute(db, user, plan)
         print(f"Imported as import #{import_id}: {counts['create']:,} created,"
               f" {counts['update']:,} updated (undo it on the Import page)")
-    except importer.ImportFileError as exc:
-        raise CommandError(_one_line(exc)) from None
-    except (ValueError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # ImportFileError, a bad --mapping file (JSONDecodeError)
         raise CommandError(_one_line(exc)) from None
     finally:
         db.close()

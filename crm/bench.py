@@ -70,6 +70,13 @@ def main(args) -> int:
         measure("leads: search + filter + sort",
                 lambda: records.list_records(db, admin, leads.LEADS, searched),
                 bare.searched_page, 200)
+        # Persian letters make the search compare normal forms (translate() on each column);
+        # the bare SQL is the plain ILIKE the list ran before normalisation existed
+        persian = records.Query(search="علی", filters={"status": ["new", "contacted"]},
+                                sort="estimated_value")
+        measure("leads: Persian search (normalised letters)",
+                lambda: records.list_records(db, admin, leads.LEADS, persian),
+                bare.persian_page, 200)
         last = records.Query(page=10**9)
         measure("leads: last page (deep OFFSET)",
                 lambda: records.list_records(db, admin, leads.LEADS, last), bare.last_page, 1000)
@@ -258,6 +265,12 @@ class _Bare:
         self._rows(f"SELECT {self.LIST} FROM leads t WHERE {self.SEARCH}"
                    " ORDER BY t.estimated_value DESC NULLS LAST, t.id DESC LIMIT 50",
                    {"q": "%smith%"})
+
+    def persian_page(self):
+        self._rows(f"SELECT count(*) FROM leads t WHERE {self.SEARCH}", {"q": "%علی%"})
+        self._rows(f"SELECT {self.LIST} FROM leads t WHERE {self.SEARCH}"
+                   " ORDER BY t.estimated_value DESC NULLS LAST, t.id DESC LIMIT 50",
+                   {"q": "%علی%"})
 
     def last_page(self):
         [(total,)] = self._rows("SELECT count(*) FROM leads t WHERE t.deleted_at IS NULL")
