@@ -185,3 +185,17 @@ def test_export_headers_are_stable_names_or_labels_in_the_users_language(db, tea
     translated = header(translated_headers=True)
     assert i18n.gettext("Last name") in translated and "last_name" not in translated
     assert i18n.gettext("Last name") != "Last name"
+
+
+def test_charts_mirror_and_speak_persian():
+    import plotly.graph_objects as go
+
+    from crm.ui.charts import localize
+
+    i18n.set_language("fa")
+    fig = localize(go.Figure(go.Bar(x=["a", "b"], y=[12, 84])))
+    assert fig.layout.xaxis.autorange == "reversed" and fig.layout.yaxis.side == "right"
+    assert list(fig.layout.yaxis.ticktext) == ["۰", "۲۰", "۴۰", "۶۰", "۸۰", "۱۰۰"]
+    i18n.set_language("en")
+    plain = localize(go.Figure(go.Bar(x=["a"], y=[3])))
+    assert plain.layout.xaxis.autorange is None and plain.layout.yaxis.ticktext is None
