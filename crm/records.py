@@ -127,11 +127,12 @@ def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
     text = (q.search or "").strip()
     if text:
         cols = [f"t.{f.name}" for f in entity.fields if f.searchable]
-        if search.needs_normalising(text):  # Persian letters or digits: compare normal forms
-            params.update(search.params())
-            cols = [search.column(c) for c in cols]
-        params["q"] = search.like_pattern(text)
-        clauses.append("(" + " OR ".join(f"{c} ILIKE $q ESCAPE '\\'" for c in cols) + ")")
+        if search.needs_normalising(text):  # Persian letters or digits: every form matches
+            params["q_re"] = search.regex(text)
+            clauses.append("(" + " OR ".join(search.regex_clause(c) for c in cols) + ")")
+        else:
+            params["q"] = search.like_pattern(text)
+            clauses.append("(" + " OR ".join(f"{c} ILIKE $q ESCAPE '\\'" for c in cols) + ")")
     spec = entity.spec
     for name, wanted in (q.filters or {}).items():
         f = spec.get(name)

@@ -2,9 +2,14 @@
 
 Persian text typed on an Arabic keyboard (or imported from older systems) holds ي and ك where
 a Persian keyboard gives ی and ک; digits come in three scripts; the zero-width non-joiner and
-the tatweel change the bytes, not the word. Search and duplicate checks compare both sides in
-one normal form. translate() is standard SQL in PostgreSQL and DuckDB alike."""
+the tatweel change the bytes, not the word. Duplicate checks compare both sides in one normal
+form (translate(), standard SQL). List searches instead match a regular expression that
+accepts every form of each letter: translate() over four columns of a million rows costs
+~20x a plain ILIKE, a regular expression about 1.2x (DuckDB's regexp_matches; PostgreSQL
+would use ~*)."""
 from __future__ import annotations
+
+import re
 
 _PAIRS = {"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ۀ": "ه", "أ": "ا", "إ": "ا",
           **{a: str(i) for i, a in enumerate("٠١٢٣٤٥٦٧٨٩")},
@@ -32,6 +37,28 @@ def column(expr: str) -> str:
 
 def params() -> dict:
     return {"norm_from": FROM, "norm_to": TO}
+
+
+_FORMS: dict[str, set[str]] = {}
+for _variant, _normal in _PAIRS.items():
+    _FORMS.setdefault(_normal, {_normal}).add(_variant)
+_GAP = "[\u200c\u0640]*"  # what may sit between two letters without changing the word
+
+
+def regex(query: str) -> str:
+    """A case-insensitive regular expression finding query as a substring, whatever form of
+    its letters and digits the text uses, with zero-width non-joiners or tatweels anywhere."""
+    text = normalise(query.strip())
+    parts = []
+    for char in text:
+        forms = _FORMS.get(char)
+        parts.append("[" + "".join(sorted(forms)) + "]" if forms else re.escape(char))
+    return "(?i)" + _GAP.join(parts)
+
+
+def regex_clause(column: str, param: str = "q_re") -> str:
+    """SQL: column matches the parameter made by regex() (DuckDB fast path)."""
+    return f"regexp_matches({column}, ${param})"
 
 
 def like_pattern(query: str) -> str:

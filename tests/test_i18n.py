@@ -199,3 +199,18 @@ def test_charts_mirror_and_speak_persian():
     i18n.set_language("en")
     plain = localize(go.Figure(go.Bar(x=["a"], y=[3])))
     assert plain.layout.xaxis.autorange is None and plain.layout.yaxis.ticktext is None
+
+
+def test_search_regex_accepts_every_form_and_nothing_else():
+    import duckdb
+
+    con = duckdb.connect()
+
+    def found(text, query):
+        return con.execute("SELECT regexp_matches($t, $r)",
+                           {"t": text, "r": search.regex(query)}).fetchone()[0]
+
+    assert found("علي كريمي", "علی کریمی") and found("على", "علي")
+    assert found("می\u200cخواهم", "میخواهم") and found("شرکت ۲۰۰۰", "2000")
+    assert found("Smith (UK)", "smith (uk") and found("50% off", "50%")
+    assert not found("a.b", "a*b") and not found("عمر", "علی")
