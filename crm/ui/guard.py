@@ -207,8 +207,10 @@ def _sign_out(authenticator: stauth.Authenticate, user: User) -> None:
 
 
 def _first_admin(db) -> None:
-    st.title(_("Welcome to the CRM"))
-    locale.picker("first_admin_language")
+    title, language = st.columns([4, 1.2], vertical_alignment="bottom")
+    title.title(_("Welcome to the CRM"))
+    with language:
+        locale.picker("first_admin_language")
     st.write(_("No one has an account yet. Create the first admin; you can add your team "
                "later."))
     errors = st.session_state.get("fa_errors", {})
