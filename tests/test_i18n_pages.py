@@ -27,6 +27,12 @@ PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py
          "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py"]
 
 
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    yield
+    i18n.set_language("en")
+
+
 def _catalog(lang):
     with i18n_tools.po_path(lang).open("rb") as fh:
         return read_po(fh, locale=lang)
@@ -143,3 +149,28 @@ def test_the_language_follows_the_user(localized, monkeypatch):
     at.run()
     assert "Open leads" not in [m.label for m in at.metric]
     assert [m.label for m in at.metric][0] == i18n_tools.load(lang)["Open leads"].string
+
+
+def test_persian_forms_take_jalali_dates_and_persian_digits(app_env, team):
+    from decimal import Decimal
+    from datetime import date
+
+    i18n.set_language("fa")  # AppTest formats choices in this thread too
+    at = page("pages/lead.py", user="admin", state={"chosen_language": "fa"}, id="new")
+    at.text_input(key="leads:new:last_name").input("کریمی")
+    at.text_input(key="leads:new:estimated_value:jalali").input("۱٬۵۰۰٫۵۰")
+    at.checkbox(key="leads:new:consent").check()
+    at.text_input(key="leads:new:consent_date:jalali").input("۱۴۰۴/۰۱/۰۱")
+    at.button(key="FormSubmitter:leads:new-" + i18n_tools.load("fa")["Create lead"].string
+              ).click().run()
+    assert not at.error, [e.value for e in at.error]
+    lead = app_env.one("SELECT estimated_value, consent_date FROM leads")
+    assert lead == {"estimated_value": Decimal("1500.50"), "consent_date": date(2025, 3, 21)}
+    # a number that is no number is said next to the field, and what was typed stays
+    at = page("pages/lead.py", user="admin", state={"chosen_language": "fa"}, id="new")
+    at.text_input(key="leads:new:last_name").input("دوم")
+    at.text_input(key="leads:new:estimated_value:jalali").input("زیاد")
+    at.button(key="FormSubmitter:leads:new-" + i18n_tools.load("fa")["Create lead"].string
+              ).click().run()
+    assert at.error and at.text_input(key="leads:new:estimated_value:jalali").value == "زیاد"
+    assert app_env.scalar("SELECT count(*) FROM leads") == 1

@@ -12,10 +12,12 @@ TIMEOUT = 30
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def page(path, user=None, **params):
+def page(path, user=None, state=None, **params):
     """Runs a page the way the server does: through app.py when signed in, and on its own
     when not (a fresh server serves /<page> without running app.py)."""
     at = AppTest.from_file(str(ROOT / ("app.py" if user else path)), default_timeout=TIMEOUT)
+    for k, v in (state or {}).items():  # e.g. the language picked on the sign-in page
+        at.session_state[k] = v
     if user:
         at.session_state["authentication_status"] = True
         at.session_state["username"] = user

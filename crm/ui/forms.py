@@ -32,13 +32,20 @@ def _jalali() -> bool:
     return i18n.language() == "fa"
 
 
+NUMERIC = ("money", "number", "integer")
+
+
 def _keys(form_key: str, spec: Field, jalali: bool | None = None) -> list[str]:
+    """Persian screens use other widgets for dates (Jalali) and numbers (Persian digits),
+    so those get other keys: switching language mid-form cannot mix their values."""
     key = widget_key(form_key, spec.name)
     jalali = _jalali() if jalali is None else jalali
-    day = key + (":jalali" if jalali else ":date")  # another widget, so another key
+    day = key + (":jalali" if jalali else ":date")
     if spec.type == "datetime":
         return [day, key + ":time"]
-    return [key + ":jalali"] if spec.type == "date" and jalali else [key]
+    if jalali and spec.type in ("date", *NUMERIC):
+        return [key + ":jalali"]
+    return [key]
 
 
 def _widget_values(spec: Field, value) -> list:
@@ -49,6 +56,11 @@ def _widget_values(spec: Field, value) -> list:
         return [day, value.time().replace(second=0, microsecond=0)]
     if spec.type == "date" and _jalali():
         return [i18n.format_date(value) if value else ""]
+    if spec.type in NUMERIC and _jalali():
+        if value is None:
+            return [""]
+        return [i18n.number(value, 2) if spec.type == "money"
+                else i18n.persian_digits(str(value))]
     if value is None:
         if spec.type == "bool":
             return [False]
@@ -127,6 +139,10 @@ def _value(spec: Field, parts: list):
     value = parts[0]
     if spec.type in ("date", "datetime") and isinstance(value, str):
         value = i18n.parse_date(value)
+    if spec.type in NUMERIC and isinstance(value, str):  # typed with Persian digits
+        from crm.importer import number
+
+        value = number(value, spec) if value.strip() else None
     if spec.type == "datetime":
         return None if value is None else datetime.combine(value, parts[1] or time(9, 0))
     if spec.type in ("money", "number") and value is not None:
@@ -152,6 +168,11 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
     start = initial[0]
     if t in ("date", "datetime") and _jalali():
         _jalali_input(form_key, spec, label, help_text, disabled, initial)
+        return
+    if t in NUMERIC and _jalali():  # the browser's number box takes Latin digits only
+        st.text_input(label, value=start, key=key + ":jalali", help=help_text,
+                      disabled=disabled, placeholder=i18n.number(1234.5 if t == "money" else 12,
+                                                                 2 if t == "money" else 0))
         return
     if t in ("text", "email", "phone"):
         st.text_input(label, value=start, key=key, help=help_text, disabled=disabled,
