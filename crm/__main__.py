@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--key", help="the field that identifies a record (e.g. email)")
     imp.add_argument("--map", action="append", default=[], metavar="'Column=field'",
                      help="map a file column to a field (repeatable; 'Column=' ignores it)")
-    imp.add_argument("--mapping", metavar="FILE",
-                     help="a JSON file {column: field} (a saved mapping)")
+    imp.add_argument("--mapping", metavar="FILE|NAME",
+                     help="a JSON file {column: field}, or the name of a mapping saved on"
+                          " the Import page")
     imp.add_argument("--create-missing", action="store_true",
                      help="add stages the file names that the pipeline lacks")
     imp.add_argument("--dry-run", action="store_true", help="say what would happen; write nothing")
@@ -323,8 +324,30 @@ def cmd_export(args) -> int:
 IMPORT_ENTITIES = ("leads", "customers", "contacts", "deals")
 
 
-def cmd_import(args) -> int:
+def _import_mapping(db, user, entity, given: str) -> dict:
+    """--mapping: a JSON file {column: field}, or the name of a mapping saved on the Import
+    page (or with importer.save_mapping)."""
     import json
+    from pathlib import Path
+
+    from crm import importer
+
+    path = Path(given)
+    if path.is_file():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(found, dict):
+            raise CommandError(f"--mapping {given}: the file must hold a JSON object"
+                               " {column: field}")
+        return found
+    saved = importer.find_mapping(db, user, entity, given)
+    if saved is None:
+        names = ", ".join(m["name"] for m in importer.mappings(db, user, entity)) or "none"
+        raise CommandError(f"--mapping {given!r}: no such file, and no saved mapping of"
+                           f" {entity.table} by that name (saved: {names})")
+    return saved["mapping"]
+
+
+def cmd_import(args) -> int:
     from pathlib import Path
 
     from crm import importer
@@ -345,7 +368,7 @@ def cmd_import(args) -> int:
                                sheet=args.sheet)
         mapping = importer.propose_mapping(entity, source.headers)
         if args.mapping:
-            mapping.update(json.loads(Path(args.mapping).read_text(encoding="utf-8")))
+            mapping.update(_import_mapping(db, user, entity, args.mapping))
         for pair in args.map:
             column, _sep, name = pair.partition("=")
             if column not in source.headers:

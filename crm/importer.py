@@ -35,6 +35,7 @@ MODES = ("create", "upsert", "update")
 MISSING = {"", "null", "none", "n/a", "na", "-", "—", "nan", "#n/a"}
 TRUE = {"1", "true", "yes", "y", "t", "x", "✓", "ja", "taip", "bale", "بله", "آری", "si", "oui"}
 FALSE = {"0", "false", "no", "n", "f", "ne", "nein", "non", "خیر", "نه"}
+PSEUDO: dict[str, dict[str, Field]] = {}  # the importer's own mapping targets, by table
 
 
 class ImportFileError(ValueError):
@@ -809,6 +810,84 @@ def _add_stages(cur, user: User, p: Plan) -> dict[str, int]:
         ).fetchone()[0]
         audit.record(cur, user, "stages", made[name], "create", {"name": [None, name]})
     return made
+
+
+# --- saved mappings --------------------------------------------------------------------------
+
+def _entity_of(entity) -> records.Entity:
+    """An entity given as itself or by its table name."""
+    if isinstance(entity, records.Entity):
+        return entity
+    found = {e.table: e for e in entities()}.get(entity)
+    if found is None:
+        raise ValueError(f"no importable entity {entity!r}")
+    return found
+
+
+def entities() -> list[records.Entity]:
+    """What can be imported."""
+    from crm import activities, customers, deals, leads
+
+    return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
+            activities.ACTIVITIES, activities.TASKS]
+
+
+def targets(entity: records.Entity) -> list[str]:
+    """The names a column can be mapped to: the importable fields and the importer's own
+    pseudo-fields of the entity."""
+    return [f.name for f in importable(entity)] + list(PSEUDO.get(entity.table, {}))
+
+
+def save_mapping(db: Database, user: User, entity, name: str, mapping: dict) -> int:
+    """Stores a column mapping {column: field or None} under a name for the entity; a mapping
+    of the same name (any case) is replaced. Returns its id."""
+    require(user, "create")
+    entity = _entity_of(entity)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": _("Give the mapping a name.")})
+    known = set(targets(entity))
+    unknown = sorted({str(v) for v in mapping.values() if v and v not in known})
+    if unknown:
+        raise ValidationError({"mapping": _("These are not fields of {entity}: {fields}").format(
+            entity=_(entity.plural), fields=", ".join(unknown))})
+    text = json.dumps({str(k): (v or None) for k, v in mapping.items()}, ensure_ascii=False)
+    with db.transaction() as cur:
+        found = cur.execute("SELECT id, created_by, mapping FROM import_mappings WHERE"
+                            " entity = $e AND lower(name) = lower($n) ORDER BY id LIMIT 1",
+                            {"e": entity.table, "n": name}).fetchone()
+        if found is None:
+            mapping_id = cur.execute(
+                "INSERT INTO import_mappings (entity, name, mapping, created_at, created_by)"
+                " VALUES ($e, $n, $m, $t, $by) RETURNING id",
+                {"e": entity.table, "n": name, "m": text, "t": datetime.now(),
+                 "by": user.id or None}).fetchone()[0]
+            audit.record(cur, user, "import_mappings", mapping_id, "create",
+                         {"name": [None, name], "mapping": [None, text]})
+            return mapping_id
+        mapping_id, owner, old = found
+        require(user, "edit", {"owner_id": owner})
+        cur.execute("UPDATE import_mappings SET name = $n, mapping = $m WHERE id = $id",
+                    {"n": name, "m": text, "id": mapping_id})
+        audit.record(cur, user, "import_mappings", mapping_id, "update",
+                     {"mapping": [old, text]})
+        return mapping_id
+
+
+def mappings(db: Database, user: User, entity) -> list[dict]:
+    """The saved mappings of the entity, by name: [{id, name, mapping}]."""
+    require(user, "view")
+    entity = _entity_of(entity)
+    rows = db.query("SELECT id, name, mapping FROM import_mappings WHERE entity = $e"
+                    " ORDER BY lower(name), id", {"e": entity.table})
+    return [{"id": r["id"], "name": r["name"], "mapping": json.loads(r["mapping"])}
+            for r in rows]
+
+
+def find_mapping(db: Database, user: User, entity, name: str) -> dict | None:
+    """The saved mapping of that name (any case), or None."""
+    wanted = (name or "").strip().lower()
+    return next((m for m in mappings(db, user, entity) if m["name"].lower() == wanted), None)
 
 
 # --- history and undo ------------------------------------------------------------------------

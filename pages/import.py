@@ -157,8 +157,8 @@ def apply_mapping(saved: dict, keys: list[tuple[str, str]], pick: str) -> None:
 
 
 def saved_mappings(table: str) -> dict[str, dict]:
-    """Mappings to reuse: the ones saved in this session, then those of earlier imports."""
-    found = dict(st.session_state.get("imp_saved", {}).get(table, {}))
+    """Mappings to reuse: the saved ones, by name, then those of earlier imports."""
+    found = {m["name"]: m["mapping"] for m in importer.mappings(db, user, table)}
     for item in importer.history(db, user, limit=20):
         if item["entity"] == table and item["mapping"]:
             name = _("Import #{id}: {file}").format(id=i18n.number(item["id"]),
@@ -260,12 +260,15 @@ def wizard() -> None:
     with st.popover(_("Save mapping"), icon=":material/bookmark_add:"):
         name = st.text_input(_("Name of the mapping"), key="imp_map_name")
         if st.button(_("Save"), key="imp_map_save"):
-            if not name.strip():
-                st.warning(_("Give the mapping a name."))
+            try:
+                importer.save_mapping(db, user, entity, name, mapping)
+            except ValidationError as exc:
+                st.warning(md_escape(" ".join(exc.errors.values())))
+            except PermissionDenied as exc:
+                st.warning(md_escape(str(exc)))
             else:
-                st.session_state.setdefault("imp_saved", {}).setdefault(table, {})[
-                    name.strip()] = dict(mapping)
-                st.toast(_("Mapping saved for this session"), icon=":material/check:")
+                st.toast(_("Mapping {name} saved").format(name=md_escape(name.strip())),
+                         icon=":material/check:")
 
     # 3. how
     st.subheader(_("3. How"))

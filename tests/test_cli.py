@@ -520,3 +520,30 @@ def test_restore_refusals_are_one_line(cli, demo_file, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     code, _, err = cli("--db", tmp_path / "c.duckdb", "restore", folder)
     _one_line_failure(code, err, "damaged", "leads.parquet")
+
+
+def test_import_mapping_by_file_or_by_saved_name(cli, tmp_path):
+    import json
+
+    from crm import importer
+
+    db_file = tmp_path / "crm.duckdb"
+    data = tmp_path / "leads.csv"
+    data.write_text("Pavardė,Įmonė\nJonaitis,UAB Rytas\n", encoding="utf-8")
+    db = Database(db_file)
+    try:
+        importer.save_mapping(db, auth.SYSTEM, "leads", "Lithuanian export",
+                              {"Pavardė": "last_name", "Įmonė": "company"})
+    finally:
+        db.close()
+    code, out, err = cli("--db", db_file, "import", "leads", data, "--mapping",
+                         "lithuanian EXPORT", "--dry-run")
+    assert code == 0, err
+    assert "Pavardė -> last_name, Įmonė -> company" in out and "Would: create 1" in out
+    saved = tmp_path / "map.json"
+    saved.write_text(json.dumps({"Pavardė": "last_name"}), encoding="utf-8")
+    code, out, err = cli("--db", db_file, "import", "leads", data, "--mapping", saved)
+    assert code == 0, err and "import #1" in out
+    code, out, err = cli("--db", db_file, "import", "leads", data, "--mapping", "Nope",
+                         "--dry-run")
+    _one_line_failure(code, err, "no saved mapping", "Lithuanian export")

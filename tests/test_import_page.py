@@ -179,6 +179,18 @@ def test_a_saved_mapping_fills_the_pickers(app_env, team):
     picker.set_value("my export").run()
     assert [s.value for s in at.selectbox if s.label.startswith("Field for")] == [
         "last_name", "company"]
+    # stored in the database: another session (and the command line) finds it by name
+    assert importer.mappings(app_env, team["admin"], "leads") == [
+        {"id": 1, "name": "my export", "mapping": {"Pavardė": "last_name", "Įmonė": "company"}}]
+    later = page(PAGE, user="maria")
+    upload(later, "Pavardė,Įmonė\nTrys,C\n".encode(), name="third.csv")
+    picker = [s for s in later.selectbox if s.key.startswith("imp_saved_pick:leads")][0]
+    assert "my export" in picker.options
+    # saving without a name says so and stores nothing
+    later.text_input(key="imp_map_name").input("  ")
+    later.button(key="imp_map_save").click().run()
+    assert not later.exception and any("name" in w.value for w in later.warning)
+    assert len(importer.mappings(app_env, team["admin"], "leads")) == 1
 
 
 def test_deals_import_into_a_pipeline_and_contacts_by_customer_name(app_env, team):

@@ -263,3 +263,37 @@ def test_every_row_is_imported_exactly_or_reported(tmp_path_factory, rows):
         assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL") == 0
     finally:
         db.close()
+
+
+# --- saved mappings --------------------------------------------------------------------------
+
+def test_saved_mappings_persist_replace_by_name_and_are_checked(db, team):
+    from crm.fields import ValidationError
+
+    admin, reza = team["admin"], team["reza"]
+    first = importer.save_mapping(db, admin, leads.LEADS, "HubSpot export",
+                                  {"Surname": "last_name", "Junk": None})
+    other = importer.save_mapping(db, reza, "leads", "Mine", {"Surname": "last_name"})
+    importer.save_mapping(db, admin, "customers", "hubspot export", {"Firm": "name"})
+    assert importer.mappings(db, team["maria"], leads.LEADS) == [
+        {"id": first, "name": "HubSpot export",
+         "mapping": {"Surname": "last_name", "Junk": None}},
+        {"id": other, "name": "Mine", "mapping": {"Surname": "last_name"}}]
+    # the same name in another case replaces it, keeping its id
+    again = importer.save_mapping(db, admin, "leads", " hubspot EXPORT ",
+                                  {"Surname": "last_name", "Firm": "company"})
+    assert again == first
+    assert importer.find_mapping(db, admin, "leads", "HUBSPOT export")["mapping"] == {
+        "Surname": "last_name", "Firm": "company"}
+    assert db.scalar("SELECT count(*) FROM import_mappings WHERE entity = 'leads'") == 2
+    assert [r["action"] for r in db.query(
+        "SELECT action FROM audit_log WHERE entity = 'import_mappings' AND record_id = $i"
+        " ORDER BY id", {"i": first})] == ["create", "update"]
+    with pytest.raises(ValidationError, match="name"):
+        importer.save_mapping(db, admin, "leads", "  ", {"Surname": "last_name"})
+    with pytest.raises(ValidationError, match="shoe_size"):
+        importer.save_mapping(db, admin, "leads", "Bad", {"Shoe": "shoe_size"})
+    with pytest.raises(records.PermissionDenied):  # a rep replaces only their own
+        importer.save_mapping(db, reza, "leads", "HubSpot export", {})
+    with pytest.raises(records.PermissionDenied):
+        importer.save_mapping(db, team["vic"], "leads", "Viewer's", {})
