@@ -321,7 +321,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-IMPORT_ENTITIES = ("leads", "customers", "contacts", "deals")
+IMPORT_ENTITIES = ("leads", "customers", "contacts", "deals", "activities", "tasks")
 
 
 def _import_mapping(db, user, entity, given: str) -> dict:

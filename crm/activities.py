@@ -101,9 +101,14 @@ def insert_activity(cur, user: User, values: dict) -> int:
 
 def create_task(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
-        clean = validate(TASK_FIELDS, values)
-        _check_links(cur, user, clean)
-        return records.insert(cur, user, TASKS, values)
+        return insert_task(cur, user, values)
+
+
+def insert_task(cur, user: User, values: dict) -> int:
+    """create_task inside a transaction of the caller's (the importer's)."""
+    clean = validate(TASK_FIELDS, values)
+    _check_links(cur, user, clean)
+    return records.insert(cur, user, TASKS, values)
 
 
 def update_task(db: Database, user: User, task_id: int, values: dict, expected_version: int,

@@ -288,6 +288,12 @@ SYNONYMS = {
     "estimated_value": ("estimated value", "value", "potential value", "lead value"),
     "city": ("town",), "country": ("nation",),
     "notes": ("note", "description", "comments", "comment", "remarks"),
+    "occurred_at": ("date", "activity date", "occurred at", "occurred_at", "date time"),
+    "due_at": ("due date", "due", "deadline", "due_date"),
+    "lead_id": ("lead", "lead name"),
+    "contact_id": ("contact", "contact name", "contact person"),
+    "deal_id": ("deal",),
+    "subject": ("activity", "summary"),
 }
 
 
@@ -682,6 +688,10 @@ def _existing(db: Database, user: User, entity: records.Entity, key: str | None,
     return found
 
 
+_LINK_NAMES = ("lead_id", "customer_id", "contact_id", "deal_id")  # activities.LINKS
+_LINKED = {"activities": _LINK_NAMES, "tasks": _LINK_NAMES}  # need at least one of these
+
+
 def _check(user: User, entity: records.Entity, row: Row, specs: dict,
            current: dict | None, lost_stages: set = frozenset()) -> None:
     """Validation as the form does it: a new row whole, an update on the fields it brings."""
@@ -689,6 +699,10 @@ def _check(user: User, entity: records.Entity, row: Row, specs: dict,
     values = {k: (0 if isinstance(v, tuple) else v) for k, v in row.values.items()}
     if values.get("stage_id") in lost_stages and not values.get("lost_reason"):
         row.errors[specs["stage_id"].shown_label] = _("A lost deal needs a lost reason")
+        return
+    if entity.table in _LINKED and row.action == "create" and not any(
+            values.get(k) is not None for k in _LINKED[entity.table]):
+        row.errors[_("Link")] = _("Link it to a lead, customer, contact or deal")
         return
     owner = values.get("owner_id")
     if owner is not None and not user.sees_all and owner != user.id:
@@ -784,10 +798,12 @@ def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
         from crm import deals
 
         return deals.insert_deal(cur, user, values)
-    if entity.table == "activities":
+    if entity.table in ("activities", "tasks"):
         from crm import activities
 
-        return activities.insert_activity(cur, user, values)
+        insert = (activities.insert_activity if entity.table == "activities"
+                  else activities.insert_task)
+        return insert(cur, user, values)
     return records.insert(cur, user, entity, values)
 
 
@@ -907,10 +923,7 @@ def history(db: Database, user: User, limit: int = 100) -> list[dict]:
 def undo(db: Database, user: User, import_id: int) -> dict:
     """Created records go to the trash, updated ones get their old values back; a record
     changed since the import is left as it is and reported. Returns {undone, refused}."""
-    from crm import customers, deals, leads
-
-    entities = {e.table: e for e in (leads.LEADS, customers.CUSTOMERS, customers.CONTACTS,
-                                     deals.DEALS)}
+    by_table = {e.table: e for e in entities()}
     with db.transaction() as cur:
         found = cur.execute("SELECT entity, created_by, undone_at FROM imports WHERE id = $i",
                             {"i": import_id}).fetchone()
@@ -920,7 +933,7 @@ def undo(db: Database, user: User, import_id: int) -> dict:
         require(user, "edit", {"owner_id": owner})
         if undone_at is not None:
             raise ValidationError({"import": _("This import was undone already.")})
-        entity = entities[table]
+        entity = by_table[table]
         done, refused = 0, []
         items = cur.execute("SELECT record_id, line, action, before, version_after FROM"
                             " import_records WHERE import_id = $i ORDER BY id DESC",

@@ -12,12 +12,9 @@ import streamlit as st
 
 from crm import auth, i18n, importer, pipelines, records
 from crm.auth import PermissionDenied
-from crm.customers import CONTACTS, CUSTOMERS
-from crm.deals import DEALS
 from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _, ngettext
 from crm.importer import ImportFileError
-from crm.leads import LEADS
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -25,7 +22,7 @@ from crm.ui.text import md_escape
 user = require_user("rep")
 db = get_db()
 
-ENTITIES = {e.table: e for e in (LEADS, CUSTOMERS, CONTACTS, DEALS)}
+ENTITIES = {e.table: e for e in importer.entities()}
 ENCODINGS = {None: N_("Detect automatically"), "utf-8": "UTF-8",
              "utf-8-sig": N_("UTF-8 with BOM"), "utf-16": "UTF-16",
              "cp1256": N_("Windows-1256 (Persian, Arabic)"),

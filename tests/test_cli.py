@@ -547,3 +547,26 @@ def test_import_mapping_by_file_or_by_saved_name(cli, tmp_path):
     code, out, err = cli("--db", db_file, "import", "leads", data, "--mapping", "Nope",
                          "--dry-run")
     _one_line_failure(code, err, "no saved mapping", "Lithuanian export")
+
+
+def test_import_tasks_and_activities_linked_by_name(cli, tmp_path):
+    from crm import customers
+
+    db_file = tmp_path / "crm.duckdb"
+    db = Database(db_file)
+    try:
+        customers.create_customer(db, auth.SYSTEM, {"name": "Acme"})
+    finally:
+        db.close()
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_text("Task,Due date,Customer\nSend the offer,2026-06-01,acme\n", encoding="utf-8")
+    code, out, err = cli("--db", db_file, "import", "tasks", tasks)
+    assert code == 0, err
+    assert "create 1" in out and "import #1" in out
+    calls = tmp_path / "calls.csv"
+    calls.write_text("Type,Subject,Date,Customer\ncall,Hello,2025-01-02,Nobody\n",
+                     encoding="utf-8")
+    code, out, err = cli("--db", db_file, "import", "activities", calls)
+    _one_line_failure(code, err, "Nothing to import")
+    assert "Nobody" in out
+    assert _count(db_file, "SELECT count(*) FROM tasks WHERE customer_id IS NOT NULL") == 1

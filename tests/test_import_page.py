@@ -270,3 +270,27 @@ def test_a_big_file_goes_through_the_page(app_env, team):
     at.button(key="imp_execute").click().run()
     assert not errors(at)
     assert app_env.scalar("SELECT count(*) FROM leads") == fast_rows + 9
+
+
+def test_activities_and_tasks_are_importable_on_the_page(app_env, team):
+    acme = customers.create_customer(app_env, team["admin"], {"name": "Acme"})
+    at = page(PAGE, user="admin")
+    at.selectbox(key="imp_entity").set_value("tasks").run()
+    upload(at, b"Task,Due date,Customer\nSend the offer,2026-06-01,ACME\nNo link,2026-06-01,\n",
+           name="tasks.csv")
+    at.button(key="imp_dry_run").click().run()
+    assert not at.exception and not errors(at)
+    assert {m.label: m.value for m in at.metric}["Rejected"] == "1"
+    assert "Link it to" in at.dataframe[0].value["Problem"][0]
+    at.button(key="imp_execute").click().run()
+    assert not errors(at)
+    assert app_env.scalar("SELECT customer_id FROM tasks WHERE title = 'Send the offer'") == acme
+    assert "Tasks" in list(at.dataframe[-1].value["what"])
+    at.selectbox(key="imp_entity").set_value("activities").run()
+    upload(at, b"Type,Subject,Date,Customer\nCall,Follow-up,2025-01-02 09:00,Acme\n",
+           name="calls.csv")
+    at.button(key="imp_dry_run").click().run()
+    at.button(key="imp_execute").click().run()
+    assert not errors(at)
+    assert app_env.scalar("SELECT kind FROM activities WHERE customer_id = $c", {"c": acme}) == (
+        "call")

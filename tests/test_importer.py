@@ -297,3 +297,72 @@ def test_saved_mappings_persist_replace_by_name_and_are_checked(db, team):
         importer.save_mapping(db, reza, "leads", "HubSpot export", {})
     with pytest.raises(records.PermissionDenied):
         importer.save_mapping(db, team["vic"], "leads", "Viewer's", {})
+
+
+# --- activities and tasks --------------------------------------------------------------------
+
+def test_activities_link_to_records_by_name_and_touch_their_deal(db, team):
+    from crm import activities
+
+    admin = team["admin"]
+    acme = customers.create_customer(db, admin, {"name": "Acme"})
+    stage = pipelines.stages_of(db, pipelines.default_pipeline_id(db))[0]["id"]
+    deal = deals.create_deal(db, admin, {"title": "Big one", "customer_id": acme,
+                                         "stage_id": stage})
+    source = read("Type,Subject,Date,Deal,Customer,Duration (minutes)\n"
+                  "call,Intro call,2025-03-04 10:30,big ONE,,15\n"
+                  "Meeting,Demo,04.03.2025,,acme,60\n"
+                  "call,Lost soul,2025-03-05,,,\n"
+                  "call,Who?,2025-03-05,Small one,,\n")
+    mapping = importer.propose_mapping(activities.ACTIVITIES, source.headers)
+    assert mapping == {"Type": "kind", "Subject": "subject", "Date": "occurred_at",
+                       "Deal": "deal_id", "Customer": "customer_id",
+                       "Duration (minutes)": "duration_minutes"}
+    plan = importer.plan(db, admin, activities.ACTIVITIES, source, mapping)
+    assert [r.action for r in plan.rows] == ["create", "create", "reject", "reject"]
+    assert "Link it to" in str(plan.rows[2].errors)
+    assert "Small one" in str(plan.rows[3].errors)
+    import_id = importer.execute(db, admin, plan)
+    found = db.query("SELECT kind, subject, deal_id, customer_id, duration_minutes"
+                     " FROM activities ORDER BY id")
+    assert [(r["kind"], r["subject"], r["deal_id"], r["customer_id"], r["duration_minutes"])
+            for r in found] == [("call", "Intro call", deal, None, 15),
+                                ("meeting", "Demo", None, acme, 60)]
+    # as the form does it: the deal was touched by the call
+    assert str(db.scalar("SELECT last_activity_at FROM deals WHERE id = $d", {"d": deal})
+               ) == "2025-03-04 10:30:00"
+    assert db.scalar("SELECT count(*) FROM audit_log WHERE entity = 'activities'"
+                     " AND import_id = $i", {"i": import_id}) == 2
+    assert importer.undo(db, admin, import_id)["undone"] == 2
+    assert db.scalar("SELECT count(*) FROM activities WHERE deleted_at IS NULL") == 0
+
+
+def test_tasks_go_in_as_create_task_does_and_reps_link_only_what_they_see(db, team):
+    from crm import activities
+
+    reza, sam = team["reza"], team["sam"]
+    own = leads.create_lead(db, reza, {"first_name": "Ali", "last_name": "Karimi"})
+    leads.create_lead(db, sam, {"first_name": "Other", "last_name": "Person"})
+    source = read("Task,Due date,Lead,Priority,Assignee\n"
+                  "Call back,2026-05-01 14:00,ali karimi,high,reza\n"
+                  "Not mine,2026-05-01,Other Person,,\n"
+                  "For Sam,2026-05-02,Ali Karimi,,sam\n")
+    mapping = importer.propose_mapping(activities.TASKS, source.headers)
+    assert mapping == {"Task": "title", "Due date": "due_at", "Lead": "lead_id",
+                       "Priority": "priority", "Assignee": "owner_id"}
+    plan = importer.plan(db, reza, activities.TASKS, source, mapping)
+    assert [r.action for r in plan.rows] == ["create", "reject", "reject"]
+    assert "Other Person" in str(plan.rows[1].errors)  # sam's lead is not reza's to see
+    assert "themselves" in str(plan.rows[2].errors)
+    importer.execute(db, reza, plan)
+    task = db.one("SELECT * FROM tasks")
+    assert (task["title"], task["lead_id"], task["priority"], task["status"], task["owner_id"],
+            str(task["due_at"])) == ("Call back", own, "high", "open", reza.id,
+                                     "2026-05-01 14:00:00")
+    # the same checks as create_task, inside the caller's transaction
+    from crm.fields import ValidationError
+
+    with pytest.raises(ValidationError, match="Link it"):
+        with db.transaction() as cur:
+            activities.insert_task(cur, reza, {"title": "Nowhere"})
+    assert db.scalar("SELECT count(*) FROM tasks") == 1
