@@ -18,7 +18,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time as dt_time
 from decimal import Decimal, InvalidOperation
 
 import duckdb
@@ -35,7 +35,12 @@ MODES = ("create", "upsert", "update")
 MISSING = {"", "null", "none", "n/a", "na", "-", "—", "nan", "#n/a"}
 TRUE = {"1", "true", "yes", "y", "t", "x", "✓", "ja", "taip", "bale", "بله", "آری", "si", "oui"}
 FALSE = {"0", "false", "no", "n", "f", "ne", "nein", "non", "خیر", "نه"}
-PSEUDO: dict[str, dict[str, Field]] = {}  # the importer's own mapping targets, by table
+# the importer's own mapping targets, by table: values used when a record is created, not
+# fields of its form (a deal's engage date and close date: its history starts then)
+PSEUDO: dict[str, dict[str, Field]] = {"deals": {
+    "created_at": Field("created_at", N_("Engaged on (deal created)"), "date"),
+    "closed_on": Field("closed_on", N_("Closed on"), "date"),
+}}
 
 
 class ImportFileError(ValueError):
@@ -294,6 +299,10 @@ SYNONYMS = {
     "contact_id": ("contact", "contact name", "contact person"),
     "deal_id": ("deal",),
     "subject": ("activity", "summary"),
+    "created_at": ("engage date", "engage_date", "created date", "create date", "created",
+                   "engaged", "engaged on", "created on", "date created", "created_at"),
+    "closed_on": ("closed on", "closed_on", "closed date", "date closed", "won date",
+                  "lost date"),
 }
 
 
@@ -305,10 +314,15 @@ def importable(entity: records.Entity) -> list[Field]:
     return [f for f in entity.fields if f.editable]
 
 
+def mapping_fields(entity: records.Entity) -> list[Field]:
+    """What a column can be mapped to: the importable fields, then the importer's own."""
+    return importable(entity) + list(PSEUDO.get(entity.table, {}).values())
+
+
 def propose_mapping(entity: records.Entity, headers: list[str]) -> dict[str, str | None]:
     """{column: field name or None}: by field name, English or translated label, then
     synonyms of other CRMs' exports; each field is used once."""
-    specs = importable(entity)
+    specs = mapping_fields(entity)
     names = {}
     for f in specs:
         for label in (f.name, f.label, f.shown_label, *SYNONYMS.get(f.name, ())):
@@ -550,6 +564,7 @@ class Row:
     changes: dict = field(default_factory=dict)  # field -> (old, new), for updates
     version: int | None = None
     cells: list | None = None  # the row as it was in the file (fast path: the file is not parsed)
+    extra: dict = field(default_factory=dict)  # values of the importer's own targets (PSEUDO)
 
 
 @dataclass
@@ -590,7 +605,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     if create_missing and user.role != "admin":  # as on the Pipelines & stages page
         raise ImportFileError(_("Only an admin can add stages."))
     specs = {f.name: f for f in importable(entity)}
-    unknown = [v for v in mapping.values() if v and v not in specs]
+    pseudo = PSEUDO.get(entity.table, {})
+    unknown = [v for v in mapping.values() if v and v not in specs and v not in pseudo]
     if unknown:
         raise ImportFileError(_("These are not fields of {entity}: {fields}").format(
             entity=_(entity.plural), fields=", ".join(unknown)))
@@ -613,7 +629,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         name = mapping.get(header)
         if not name:
             continue
-        spec, texts = specs[name], source.column(index)
+        spec, texts = (specs.get(name) or pseudo[name]), source.column(index)
         if spec.type in ("user", "ref"):
             column = resolve(db, user, spec, texts, pipeline_id, create_missing, created)
         else:
@@ -629,12 +645,17 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
                                                  if n == key]) if mode != "create" or key else {}
     lost_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind = 'lost'")} \
         if entity.table == "deals" else set()
+    closed_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")} \
+        if entity.table == "deals" else set()
     rows, seen = [], {}
     for i in range(len(source.rows)):
-        values = {name: column.values[i] for name, (header, column) in columns.items()}
+        values = {name: column.values[i] for name, (header, column) in columns.items()
+                  if name not in pseudo}
+        extra = {name: column.values[i] for name, (header, column) in columns.items()
+                 if name in pseudo and column.values[i] is not None}
         errors = {header: column.errors[i] for name, (header, column) in columns.items()
                   if i in column.errors}
-        row = Row(line=i + 2, action="create", values=values, errors=errors)
+        row = Row(line=i + 2, action="create", values=values, errors=errors, extra=extra)
         key_value = _key_text(values.get(key)) if key else None
         if key and key_value:
             if key_value in seen:
@@ -653,7 +674,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             row.errors = {**errors, key or "": _("no record with this {field}").format(
                 field=specs[key].shown_label)}
         if row.action != "reject" and not errors and row.action != "skip":
-            _check(user, entity, row, specs, match, lost_stages)
+            _check(user, entity, row, specs, match, lost_stages, closed_stages)
         if row.errors and row.action != "skip":
             row.action = "reject"
         rows.append(row)
@@ -693,10 +714,17 @@ _LINKED = {"activities": _LINK_NAMES, "tasks": _LINK_NAMES}  # need at least one
 
 
 def _check(user: User, entity: records.Entity, row: Row, specs: dict,
-           current: dict | None, lost_stages: set = frozenset()) -> None:
+           current: dict | None, lost_stages: set = frozenset(),
+           closed_stages: set = frozenset()) -> None:
     """Validation as the form does it: a new row whole, an update on the fields it brings."""
     # a stage the import will add (create_missing) stands in as id 0 until it exists
     values = {k: (0 if isinstance(v, tuple) else v) for k, v in row.values.items()}
+    engaged, closed = _day(row.extra.get("created_at")), _day(row.extra.get("closed_on"))
+    if closed is None and values.get("stage_id") in closed_stages:  # as _deal_dates takes it
+        closed = _day(values.get("expected_close_date"))
+    if engaged and closed and closed < engaged:
+        row.errors[_("Closed on")] = _("The close date is before the engage date")
+        return
     if values.get("stage_id") in lost_stages and not values.get("lost_reason"):
         row.errors[specs["stage_id"].shown_label] = _("A lost deal needs a lost reason")
         return
@@ -757,6 +785,8 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             try:
                 if row.action == "create":
                     record_id = _insert(cur, user, p.entity, values)
+                    if p.entity.table == "deals":
+                        _deal_dates(cur, record_id, values, row.extra)
                     before = None
                 else:
                     changed = {k: values[k] for k in row.changes}
@@ -807,6 +837,30 @@ def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
     return records.insert(cur, user, entity, values)
 
 
+def _day(value) -> date | None:
+    if value is None:
+        return None
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _deal_dates(cur, deal_id: int, values: dict, extra: dict) -> None:
+    """An imported deal's own dates: created (and its first stage history row, and its time in
+    the stage) on the engage date; a won or lost deal closed on the close date (the closed-on
+    column, else the expected close date) instead of today."""
+    engaged = extra.get("created_at")
+    kind = cur.execute("SELECT s.kind FROM deals d JOIN stages s ON s.id = d.stage_id"
+                       " WHERE d.id = $id", {"id": deal_id}).fetchone()[0]
+    closed = _day(extra.get("closed_on") or values.get("expected_close_date"))
+    if engaged is not None:
+        moment = engaged if isinstance(engaged, datetime) else datetime.combine(engaged, dt_time())
+        cur.execute("UPDATE deals SET created_at = $t, stage_entered_at = $t WHERE id = $id",
+                    {"t": moment, "id": deal_id})
+        cur.execute("UPDATE deal_stage_history SET changed_at = $t WHERE deal_id = $id",
+                    {"t": moment, "id": deal_id})
+    if kind != "open" and closed is not None:
+        cur.execute("UPDATE deals SET closed_on = $d WHERE id = $id", {"d": closed, "id": deal_id})
+
+
 def _add_stages(cur, user: User, p: Plan) -> dict[str, int]:
     """Stages the file names that the pipeline lacks (--create-missing): open stages before
     the closing ones, at 50 %."""
@@ -851,7 +905,7 @@ def entities() -> list[records.Entity]:
 def targets(entity: records.Entity) -> list[str]:
     """The names a column can be mapped to: the importable fields and the importer's own
     pseudo-fields of the entity."""
-    return [f.name for f in importable(entity)] + list(PSEUDO.get(entity.table, {}))
+    return [f.name for f in mapping_fields(entity)]
 
 
 def save_mapping(db: Database, user: User, entity, name: str, mapping: dict) -> int:
@@ -1017,6 +1071,8 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
         return _("only new records are created set-based, not updates")
     if entity.creator or entity.parent or entity.table in ("deals", "activities") \
             or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
+        return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    if any(v in PSEUDO.get(entity.table, {}) for v in mapping.values()):
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     for name in {v for v in mapping.values() if v}:
         spec = specs[name]

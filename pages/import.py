@@ -226,6 +226,7 @@ def wizard() -> None:
     st.subheader(_("2. Columns"))
     fields = importer.importable(entity)
     by_name = {f.name: f for f in fields}
+    targets = {f.name: f for f in importer.mapping_fields(entity)}  # with the importer's own
     proposed = importer.propose_mapping(entity, source.headers)
     keys = [(h, f"imp_map:{table}:{data_sig}:{i}:{h}") for i, h in enumerate(source.headers)]
     saved = saved_mappings(table)
@@ -238,7 +239,7 @@ def wizard() -> None:
     for col, text in zip(head, (_("Column in the file"), _("Example"), _("Field"))):
         col.caption(text)
     mapping = {}
-    choices = [None, *by_name]
+    choices = [None, *targets]
     for i, (header, sample) in enumerate(zip(source.headers, samples(source))):
         c = st.columns([2, 2, 3], vertical_alignment="center")
         c[0].markdown(md_escape(header))
@@ -249,7 +250,7 @@ def wizard() -> None:
         mapping[header] = c[2].selectbox(
             _("Field for {column}").format(column=md_escape(header)), choices, key=key,
             label_visibility="collapsed",
-            format_func=lambda n: _("Ignore") if n is None else by_name[n].shown_label)
+            format_func=lambda n: _("Ignore") if n is None else targets[n].shown_label)
     used = [n for n in mapping.values() if n]
     if len(used) != len(set(used)):
         st.warning(_("Two columns go to the same field; only the last one is kept."),

@@ -366,3 +366,29 @@ def test_tasks_go_in_as_create_task_does_and_reps_link_only_what_they_see(db, te
         with db.transaction() as cur:
             activities.insert_task(cur, reza, {"title": "Nowhere"})
     assert db.scalar("SELECT count(*) FROM tasks") == 1
+
+
+# --- deals with their own dates --------------------------------------------------------------
+
+def test_a_won_deal_keeps_its_engage_and_close_dates(db, team):
+    admin = team["admin"]
+    source = read("opportunity_id,deal_stage,engage_date,close_date,close_value\n"
+                  "Won one,Won,2016-10-20,2017-03-01,1054\n"
+                  "Open one,Proposal,20.10.2016,,5\n"
+                  "Backwards,Won,2017-03-01,2016-10-20,1\n")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    assert mapping["engage_date"] == "created_at" and mapping["close_date"] == (
+        "expected_close_date")
+    plan = importer.plan(db, admin, deals.DEALS, source, mapping)
+    assert [r.action for r in plan.rows] == ["create", "create", "reject"]
+    assert "before the engage date" in str(plan.rows[2].errors)
+    importer.execute(db, admin, plan)
+    won = db.one("SELECT * FROM deals WHERE title = 'Won one'")
+    history = db.query("SELECT changed_at FROM deal_stage_history WHERE deal_id = $d",
+                       {"d": won["id"]})
+    assert [str(h["changed_at"]) for h in history] == ["2016-10-20 00:00:00"]
+    assert str(won["created_at"]) == "2016-10-20 00:00:00"
+    assert won["closed_on"] == date(2017, 3, 1)
+    still_open = db.one("SELECT * FROM deals WHERE title = 'Open one'")
+    assert still_open["closed_on"] is None and str(still_open["created_at"]).startswith(
+        "2016-10-20")
