@@ -33,7 +33,7 @@ from faker import Faker
 
 from crm import audit, auth, i18n, pipelines
 from crm.db import Database
-from crm.i18n import gettext as _, ngettext
+from crm.i18n import N_, gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
 
@@ -295,7 +295,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         raise LookupError(
             _("No active user can own the demo records; add a rep or manager first"))
     report(0.05, _("Preparing the pipelines"))
-    pipes = _demo_pipelines(db, actor)
+    with i18n.using(language):  # Renewals and its stages named in the load's language
+        pipes = _demo_pipelines(db, actor)
     if not pipes:
         raise LookupError(
             _("No pipeline has an open stage for the demo deals; add a stage first"))
@@ -824,7 +825,7 @@ def _contacts_frame(rng, pools: _Pools, companies: pd.DataFrame, now: datetime):
 
 # --- the sales pipeline: deals, stage history, line items, activities, tasks ---------------
 
-RENEWALS = "Renewals"
+RENEWALS = N_("Renewals")
 DAY = 86_400
 OPEN, WON, LOST = 0, 1, 2
 FRESH, ACTIVE, ROTTING, CLOSED = 0, 1, 2, 3  # open deals: touched lately, or not (rotting)
@@ -1054,14 +1055,16 @@ def _update_from(cur, table: str, frame: pd.DataFrame, columns: Iterable[str]):
 
 def _demo_pipelines(db: Database, actor: auth.User) -> list[dict]:
     """The default pipeline, then Renewals (made here unless it exists), with their stages."""
+    names = {RENEWALS.lower(), _(RENEWALS).lower()}
+
     def renewals_id():
         return next((p["id"] for p in pipelines.list_pipelines(db)
-                     if p["name"].strip().lower() == RENEWALS.lower()), None)
+                     if p["name"].strip().lower() in names), None)
 
     renewal = renewals_id()
     if renewal is None:
         try:
-            renewal = pipelines.create_pipeline(db, actor, RENEWALS)
+            renewal = pipelines.create_pipeline(db, actor, _(RENEWALS))
         except ValidationError:  # made meanwhile by someone else
             renewal = renewals_id()
     out = []

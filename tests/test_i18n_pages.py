@@ -174,3 +174,23 @@ def test_persian_forms_take_jalali_dates_and_persian_digits(app_env, team):
               ).click().run()
     assert at.error and at.text_input(key="leads:new:estimated_value:jalali").value == "زیاد"
     assert app_env.scalar("SELECT count(*) FROM leads") == 1
+
+
+def test_persian_lists_run_right_to_left_and_fit_the_page(app_env, team):
+    import json
+
+    from crm import leads as lead_records
+
+    lead_records.create_lead(app_env, team["admin"], {"last_name": "کریمی",
+                                                      "estimated_value": "1500"})
+    i18n.set_language("fa")
+    at = page("pages/leads.py", user="admin", state={"chosen_language": "fa"})
+    grid = at.dataframe[0].proto
+    order = list(grid.column_order)
+    assert order[0] == "owner_name" and order[-1] == "created_at"  # first column on the right
+    config = json.loads(grid.columns)
+    widths = [config[name].get("width") for name in order]
+    assert all(widths) and sum(widths) <= 1000  # sized to fit the page, not their content
+    assert "۱٬۵۰۰" in at.dataframe[0].value.to_string()
+    english = page("pages/leads.py", user="admin")
+    assert list(english.dataframe[0].proto.column_order)[0] == "created_at"

@@ -92,9 +92,7 @@ def list_page(entity: records.Entity, user: User, record_page: str,
         event = st.dataframe(
             frame, hide_index=True, key=f"{t}:table", on_select="rerun", placeholder="—",
             selection_mode="single-row", column_config=_column_config(entity),
-            # left to right in Persian too: the grid cannot scroll from the right, and mirrored
-            # it would hide the name column behind the others
-            column_order=[c for c in frame.columns if c != "id"],
+            column_order=_column_order(frame),
         )
         picked = event.selection.rows if event else []
         if picked:
@@ -173,8 +171,9 @@ def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
             frame[f.name] = [f.choice_label(v) if isinstance(v, str) else None
                              for v in frame[f.name]]
         elif f.type in ("money", "number", "integer"):
-            digits = 2 if f.type == "money" else 0
-            frame[f.name] = [None if v is None or v != v else i18n.number(v, digits)
+            # whole amounts without ".00": a list reads faster, and rial amounts stay short
+            frame[f.name] = [None if v is None or v != v else
+                             i18n.number(v, 0 if float(v).is_integer() else 2)
                              for v in frame[f.name]]
         elif f.type == "date":
             frame[f.name] = [i18n.format_date(v) if v is not None and v == v else None
@@ -186,11 +185,32 @@ def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
     return frame[cols + ["owner_name"]]
 
 
+# Right to left, the grid is mirrored: first column on the right. The grid always opens
+# scrolled to the left, so its columns are sized to fit the page rather than their content;
+# otherwise the first columns would sit off-screen on the right.
+RTL_WIDTHS = {"datetime": 105, "date": 85, "money": 95, "number": 70, "integer": 70,
+              "choice": 85, "bool": 50, "email": 130, "user": 90, "ref": 110}
+
+
+def _column_order(frame: pd.DataFrame) -> list[str]:
+    shown = [c for c in frame.columns if c != "id"]
+    return shown[::-1] if i18n.is_rtl() else shown
+
+
 def _column_config(entity: records.Entity) -> dict:
-    config: dict = {"owner_name": st.column_config.TextColumn(_("Owner"))}
+    rtl = i18n.is_rtl()
+
+    def width(kind: str):
+        return RTL_WIDTHS.get(kind, 100) if rtl else None
+
+    config: dict = {"owner_name": st.column_config.TextColumn(_("Owner"), width=width("user"),
+                                                              alignment="right" if rtl else None)}
     for f in entity.all_fields:
-        config[f.name] = (st.column_config.CheckboxColumn(f.shown_label) if f.type == "bool"
-                          else st.column_config.TextColumn(f.shown_label))
+        if f.type == "bool":
+            config[f.name] = st.column_config.CheckboxColumn(f.shown_label, width=width("bool"))
+        else:
+            config[f.name] = st.column_config.TextColumn(
+                f.shown_label, width=width(f.type), alignment="right" if rtl else None)
     return config
 
 
