@@ -10,6 +10,7 @@ from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
 from crm.ui.session import get_db
+from crm.ui.tables import grid
 from crm.ui.text import md_escape
 
 user = require_user("rep")
@@ -91,7 +92,7 @@ def stage_history(deal: dict) -> None:
     headers = {"entered": _("Entered"), "from": _("From"), "to": _("To"),
                "days": _("Days in stage"), "by": _("By"), "probability": _("Probability"),
                "amount": _("Amount")}
-    st.dataframe(frame, hide_index=True, placeholder="—",
+    grid(frame, hide_index=True, placeholder="—",
                  column_config={name: st.column_config.TextColumn(header)
                                 for name, header in headers.items()})
 

@@ -17,6 +17,7 @@ from crm.i18n import N_, gettext as _, ngettext
 from crm.importer import ImportFileError
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
+from crm.ui.tables import grid
 from crm.ui.text import md_escape
 
 user = require_user("rep")
@@ -367,7 +368,7 @@ def show_plan(entity, plan, key_field) -> None:
         frame = pd.DataFrame(
             [[i18n.number(r.line), problem_text(entity, r), *cells(plan, r)]
              for r in rejected[:SHOWN_ROWS]], columns=headers)
-        st.dataframe(frame, hide_index=True)
+        grid(frame, hide_index=True)
         if len(rejected) > SHOWN_ROWS:
             st.caption(_("The first {shown} of {count} rejected rows; the download has them "
                          "all.").format(shown=i18n.number(SHOWN_ROWS),
@@ -391,7 +392,7 @@ def show_plan(entity, plan, key_field) -> None:
                               specs[name].shown_label, shown_value(specs[name], old),
                               shown_value(specs[name], new)])
         key_label = specs[key_field].shown_label if key_field in specs else _("Key")
-        st.dataframe(pd.DataFrame(lines, columns=unique(
+        grid(pd.DataFrame(lines, columns=unique(
             [_("Row"), key_label, _("Field"), _("Before"), _("After")])), hide_index=True)
 
 
@@ -414,7 +415,7 @@ def history() -> None:
               "file": _("File"), "created": _("Records created"),
               "updated": _("Records updated"), "skipped": _("Rows skipped"),
               "rejected": _("Rows rejected"), "undone": _("Undone")}
-    st.dataframe(frame, hide_index=True, column_config={
+    grid(frame, hide_index=True, column_config={
         k: st.column_config.TextColumn(v) for k, v in titles.items()})
     undoable = [i for i in items if i["undone_at"] is None
                 and i["created_count"] + i["updated_count"] > 0][:10]

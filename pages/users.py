@@ -9,6 +9,7 @@ from crm.fields import ValidationError
 from crm.i18n import gettext as _
 from crm.ui.guard import ROLE_LABEL, require_user
 from crm.ui.session import get_db
+from crm.ui.tables import grid
 from crm.ui.text import md_escape
 
 user = require_user("admin")
@@ -76,7 +77,7 @@ if not shown.empty:
                               ("created_at", i18n.format_date)):
         shown[column] = [formatter(v) if v is not None and v == v else None
                          for v in shown[column]]
-st.dataframe(shown, hide_index=True, placeholder="—",
+grid(shown, hide_index=True, placeholder="—",
              column_config={"id": None, "username": _("Username"), "name": _("Name"),
                             "email": _("Email"), "role": _("Role"),
                             "active": st.column_config.CheckboxColumn(_("Active")),

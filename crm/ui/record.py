@@ -13,6 +13,7 @@ from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
 from crm.ui.forms import clear_form, edited, spec_form, submit_form
 from crm.ui.session import get_db
+from crm.ui.tables import grid
 from crm.ui.text import md_escape
 from crm import i18n
 from crm.i18n import N_, gettext as _
@@ -196,7 +197,7 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
                               _("Saved by them"): _text(c["theirs"]),
                               _("Yours"): _text(c["yours"])}
                              for c in conflict["changed"]])
-        st.dataframe(show, hide_index=True)
+        grid(show, hide_index=True)
     keep, theirs = st.columns(2)
     if keep.button(_("Save my values over theirs"), key=f"{form_key}:overwrite",
                    type="primary"):
@@ -263,7 +264,7 @@ def timeline(entity: records.Entity, user: User, record_id: int) -> None:
                           "Before": _shown(f, old, owners), "After": _shown(f, new, owners)})
     for line in lines:
         line["When"] = i18n.format_datetime(line["When"])
-    st.dataframe(pd.DataFrame(lines), hide_index=True,
+    grid(pd.DataFrame(lines), hide_index=True,
                  column_config={name: st.column_config.TextColumn(_(name))
                                 for name in TIMELINE_COLUMNS})
 

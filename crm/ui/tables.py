@@ -197,6 +197,14 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     return shown[::-1] if i18n.is_rtl() else shown
 
 
+def grid(frame: pd.DataFrame, **options):
+    """st.dataframe in the reading direction: right to left, the first column is on the
+    right. For small tables (history, users, import reports) that fit the page."""
+    columns = list(options.pop("column_order", None) or frame.columns)
+    return st.dataframe(frame, column_order=columns[::-1] if i18n.is_rtl() else columns,
+                        **options)
+
+
 def _column_config(entity: records.Entity) -> dict:
     rtl = i18n.is_rtl()
 
