@@ -75,3 +75,29 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def crm_server(db_file: Path, deals: list[tuple] = (), leads: list[dict] = (), env=None):
+    """A server on a new database holding the admin 'admin' (password PASSWORD), the given
+    leads and deals [(title, amount, stage name)] in the default pipeline; yields its URL."""
+    from crm import auth, pipelines
+    from crm import deals as deal_records
+    from crm import leads as lead_records
+    from crm.db import Database
+    from tests.conftest import PASSWORD
+
+    db = Database(db_file)
+    auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
+    admin = auth.get_user(db, "admin")
+    for values in leads:
+        lead_records.create_lead(db, admin, values)
+    stages = {s["name"]: s["id"] for s in
+              pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+    for title, amount, stage in deals:
+        deal_records.create_deal(db, admin, {"title": title, "amount": amount,
+                                             "stage_id": stages[stage]})
+    db.close()  # the server process needs the file lock
+    with streamlit_server("app.py", {"CRM_DB": str(db_file),
+                                     "CRM_COOKIE_KEY": "e2e-" + "k" * 40, **(env or {})}) as url:
+        yield url

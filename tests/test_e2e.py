@@ -3,9 +3,7 @@
 Skips when Chromium is missing, unless CRM_E2E=1 (CI), where a missing browser is a failure."""
 import pytest
 
-from crm import auth, deals, leads, pipelines
-from crm.db import Database
-from tests.browser import chromium, require_chromium, streamlit_server
+from tests.browser import chromium, crm_server, require_chromium
 from tests.conftest import PASSWORD
 
 require_chromium()
@@ -15,21 +13,11 @@ from playwright.sync_api import expect  # noqa: E402
 
 @pytest.fixture
 def server(tmp_path):
-    db_file = tmp_path / "crm.duckdb"
-    db = Database(db_file)
-    auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
-    admin = auth.get_user(db, "admin")
-    leads.create_lead(db, admin, {"last_name": "Preexisting", "company": "Hiddenco"})
-    stages = {s["name"]: s["id"] for s in
-              pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
-    for title, amount, stage in [("Alpha deal", "1000", "Prospecting"),
-                                 ("Beta deal", "3000", "Prospecting"),
-                                 ("<img src=x onerror=alert(1)>", "500", "Qualification")]:
-        deals.create_deal(db, admin, {"title": title, "amount": amount,
-                                      "stage_id": stages[stage]})
-    db.close()  # the server process needs the file lock
-    with streamlit_server("app.py", {"CRM_DB": str(db_file),
-                                     "CRM_COOKIE_KEY": "e2e-" + "k" * 40}) as url:
+    with crm_server(tmp_path / "crm.duckdb",
+                    leads=[{"last_name": "Preexisting", "company": "Hiddenco"}],
+                    deals=[("Alpha deal", "1000", "Prospecting"),
+                           ("Beta deal", "3000", "Prospecting"),
+                           ("<img src=x onerror=alert(1)>", "500", "Qualification")]) as url:
         yield url
 
 

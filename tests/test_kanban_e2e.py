@@ -9,9 +9,7 @@ import re
 
 import pytest
 
-from crm import auth, deals, pipelines
-from crm.db import Database
-from tests.browser import chromium, require_chromium, streamlit_server
+from tests.browser import chromium, crm_server, require_chromium, streamlit_server
 from tests.conftest import PASSWORD
 
 require_chromium()
@@ -236,20 +234,9 @@ def test_the_board_scrolls_by_itself_near_its_edge_while_dragging(wide_board):
 
 @pytest.fixture
 def app(tmp_path):
-    db_file = tmp_path / "crm.duckdb"
-    db = Database(db_file)
-    auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
-    admin = auth.get_user(db, "admin")
-    stages = {s["name"]: s["id"] for s in
-              pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
-    for title, amount, stage in [("Alpha deal", "1000", "Prospecting"),
-                                 ("Beta *deal*", "3000", "Prospecting"),
-                                 ("Gamma deal", "500", "Qualification")]:
-        deals.create_deal(db, admin, {"title": title, "amount": amount,
-                                      "stage_id": stages[stage]})
-    db.close()  # the server process needs the file lock
-    with streamlit_server("app.py", {"CRM_DB": str(db_file),
-                                     "CRM_COOKIE_KEY": "e2e-" + "k" * 40}) as url:
+    with crm_server(tmp_path / "crm.duckdb", deals=[
+            ("Alpha deal", "1000", "Prospecting"), ("Beta *deal*", "3000", "Prospecting"),
+            ("Gamma deal", "500", "Qualification")]) as url:
         yield url
 
 
