@@ -101,3 +101,9 @@ def crm_server(db_file: Path, deals: list[tuple] = (), leads: list[dict] = (), e
     with streamlit_server("app.py", {"CRM_DB": str(db_file),
                                      "CRM_COOKIE_KEY": "e2e-" + "k" * 40, **(env or {})}) as url:
         yield url
+
+
+def wait_for_session_cookie(page) -> None:
+    """After signing in: the cookie is written by a component once the browser has loaded
+    it; a test that opens another address before that would find itself signed out."""
+    page.wait_for_function("document.cookie.includes('crm_session=')", timeout=30_000)

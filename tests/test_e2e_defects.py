@@ -10,7 +10,7 @@ import pytest
 
 from crm import activities, auth, customers, deals, leads, pipelines
 from crm.db import Database
-from tests.browser import chromium, require_chromium, streamlit_server
+from tests.browser import chromium, require_chromium, streamlit_server, wait_for_session_cookie
 from tests.conftest import PASSWORD
 
 require_chromium()
@@ -64,6 +64,7 @@ def sign_in(page, url, path="/"):
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=30_000)
+    wait_for_session_cookie(page)
 
 
 def settled(page, seconds=1.5):

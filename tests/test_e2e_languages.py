@@ -6,7 +6,7 @@ import pytest
 
 from crm import auth, customers, deals, i18n, leads, pipelines
 from crm.db import Database
-from tests.browser import chromium, require_chromium, streamlit_server
+from tests.browser import chromium, require_chromium, streamlit_server, wait_for_session_cookie
 from tests.conftest import PASSWORD
 
 require_chromium()
@@ -57,7 +57,7 @@ def sign_in(page, url, username):
     page.locator("input[type=password]").fill(PASSWORD)
     page.locator("[data-testid=stFormSubmitButton] button").click()
     expect(page.locator(".st-key-sign_out button")).to_be_visible(timeout=30_000)
-    settle(page)  # the sign-in cookie is written by this run
+    wait_for_session_cookie(page)
 
 
 def settle(page):
