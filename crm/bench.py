@@ -203,7 +203,7 @@ def import_bench(runs: int, rows: int = IMPORT_ROWS) -> bool:
             db.close()
             con = duckdb.connect(str(Path(tmp) / f"bare{run}.duckdb"))
             start = time.perf_counter()
-            con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{csv_path}')")
+            con.execute("CREATE TABLE t AS SELECT * FROM read_csv($path)", {"path": str(csv_path)})
             bare.append(time.perf_counter() - start)
             con.close()
         ours_s, bare_s = statistics.median(ours), statistics.median(bare)

@@ -1096,15 +1096,18 @@ def _attach(cur) -> None:
 _SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
 
 
+# The values the fast path's SQL compares with, passed as parameters ($c_...).
+_CONSTANTS = {
+    "c_ws": _WS, "c_ws_edge": f"^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$",
+    "c_missing": sorted(MISSING), "c_email": _EMAIL_SQL, "c_phone": _PHONE_SQL,
+    "c_digits": _DIGITS_FROM, "c_latin": _DIGITS_TO,
+    "c_num_from": _DIGITS_FROM + "٫٬", "c_num_to": _DIGITS_TO + ".,",
+}
+
+
 def _strip_sql(c: str) -> str:
     """str.strip() in SQL (trim with a set of characters is slow: only where needed)."""
-    return (f"CASE WHEN regexp_matches({c}, '^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$')"
-            f" THEN trim({c}, {_lit(_WS)}) ELSE {c} END")
-
-
-def _lit(value) -> str:
-    """A SQL string literal (for values this module makes, never for file content)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    return f"CASE WHEN regexp_matches({c}, $c_ws_edge) THEN trim({c}, $c_ws) ELSE {c} END"
 
 
 def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
@@ -1142,9 +1145,8 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     named expressions (each layer reads the names of the ones before; names start with p),
     and the names of the clean value, the coercion error and the validation error."""
     layers = [[(f"{p}_t", _strip_sql(c))],
-              [(f"{p}_x", f"CASE WHEN {c} IS NULL OR lower({p}_t) IN"
-                          f" ({', '.join(_lit(m) for m in sorted(MISSING))}) THEN NULL"
-                          f" ELSE {p}_t END")]]
+              [(f"{p}_x", f"CASE WHEN {c} IS NULL OR list_contains($c_missing, lower({p}_t))"
+                          f" THEN NULL ELSE {p}_t END")]]
     x = f"{p}_x"
     too_long = f"coalesce(length({x}) > {int(spec.max_length or 10**9)}, false)"
     if spec.type in ("text", "longtext"):
@@ -1152,17 +1154,16 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     elif spec.type == "email":
         layers.append([(f"{p}_v", f"lower({x})")])
         layers.append([(f"{p}_ce", "false"), (f"{p}_ve", f"({too_long} OR coalesce(NOT"
-                                              f" regexp_full_match({p}_v, {_lit(_EMAIL_SQL)}),"
+                                              f" regexp_full_match({p}_v, $c_email),"
                                               " false))")])
     elif spec.type == "phone":
-        layers.append([(f"{p}_v", f"translate({x}, {_lit(_DIGITS_FROM)}, {_lit(_DIGITS_TO)})")])
+        layers.append([(f"{p}_v", f"translate({x}, $c_digits, $c_latin)")])
         layers.append([(f"{p}_ce", "false"), (f"{p}_ve", f"({too_long} OR coalesce(NOT"
-                                              f" regexp_full_match({p}_v, {_lit(_PHONE_SQL)}),"
+                                              f" regexp_full_match({p}_v, $c_phone),"
                                               " false))")])
     else:  # numbers: importer.number() (1,234.56 · 1.234,56 · 1 234,56 € · ۱٬۲۳۴٫۵ · (300))
         a, b = f"{p}_a", f"{p}_b"
-        layers.append([(a, f"translate({x}, {_lit(_DIGITS_FROM + '٫٬')},"
-                           f" {_lit(_DIGITS_TO + '.,')})")])
+        layers.append([(a, f"translate({x}, $c_num_from, $c_num_to)")])
         layers.append([(b, f"regexp_replace({a}, '[^0-9.,+\\-]', '', 'g')"),
                        (f"{p}_neg", f"{a} LIKE '(%)'")])
         comma = (f"CASE WHEN contains({b}, ',') AND contains({b}, '.') THEN"
@@ -1304,7 +1305,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         for n in clean:
             if specs[n].required:
                 bad.append(f"f_{n} IS NULL")
-        params = {"today": date.today()}
+        params = {"today": date.today(), **_CONSTANTS}
         if "owner_id" in clean and not user.sees_all:
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
@@ -1434,7 +1435,6 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     if not n:
         return
     entity, table = p.entity, p.entity.table
-    specs = {f.name: f for f in importable(entity)}
     constants = getattr(p, "_constants", {})
     where, seq = getattr(p, "_write", ("action = 'create'", "seq"))
     first = cur.execute(f"SELECT nextval('{table}_id_seq')").fetchone()[0]
@@ -1452,13 +1452,14 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
         else:
             value = f"f_{spec.name}"
             if spec.name == "owner_id":
-                value = f"coalesce(f_owner_id, $by)"
+                value = "coalesce(f_owner_id, $by)"
         cols.append(spec.name)
         values.append(value)
         if spec.name in constants and spec.name != "owner_id":
             if constants[spec.name] not in (None, False):
-                pieces.append(_lit(f'"{spec.name}": ' + json.dumps(
-                    [None, audit._plain(constants[spec.name])], ensure_ascii=False)))
+                params[f"kj_{spec.name}"] = f'"{spec.name}": ' + json.dumps(
+                    [None, audit._plain(constants[spec.name])], ensure_ascii=False)
+                pieces.append(f"$kj_{spec.name}")
         else:
             empty = f"{value} IS NULL" + (f" OR NOT {value}" if spec.type == "bool" else "")
             pieces.append(f"CASE WHEN {empty} THEN NULL ELSE '\"{spec.name}\": [null, ' ||"

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from crm import activities, auth, customers, deals, leads, pipelines
 from tests.conftest import PASSWORD, element_strings
-from tests.test_pages import ROOT, TIMEOUT, errors, page
+from tests.test_pages import errors, page
 
 HOSTILE = ("![t](http://evil.invalid/x.png) [Reset password](http://evil.invalid/phish) "
            "**bold** :red[alarm] <b>x</b> `code`")
