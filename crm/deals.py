@@ -240,6 +240,21 @@ def add_line_item(db: Database, user: User, deal_id: int, values: dict) -> int:
     return item_id
 
 
+def insert_lines(cur, user: User, deal_id: int, lines: list[dict]) -> None:
+    """Product lines of a deal being created (an import): the deal's amount was set from
+    them or from the file already, so it stays as it is."""
+    _editable_deal(cur, user, deal_id)
+    now, added = datetime.now(), []
+    for line in lines:
+        clean = validate(LINE_FIELDS, line)
+        cur.execute(
+            "INSERT INTO deal_products (deal_id, product_id, description, quantity, unit_price,"
+            " created_at, created_by) VALUES ($d, $product_id, $description, $quantity,"
+            " $unit_price, $t, $by)", {"d": deal_id, "t": now, "by": user.id or None, **clean})
+        added.append(f"{clean['description']} × {clean['quantity']:g}")
+    audit.record(cur, user, "deals", deal_id, "update", {"line_added": [None, "; ".join(added)]})
+
+
 def remove_line_item(db: Database, user: User, item_id: int) -> None:
     with db.transaction() as cur:
         found = cur.execute("SELECT deal_id, description FROM deal_products WHERE id = $id",
@@ -277,7 +292,7 @@ def product_choices(db: Database) -> dict[int, str]:
     return {r["id"]: f"{r['name']}" + (f" · {r['unit_price']:,.2f} {r['currency']}"
                                        if r["unit_price"] is not None else "")
             for r in db.query("SELECT id, name, unit_price, currency FROM products"
-                              " WHERE active ORDER BY name")}
+                              " WHERE active AND deleted_at IS NULL ORDER BY name")}
 
 
 # --- reads ---------------------------------------------------------------------------------

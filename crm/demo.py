@@ -1096,7 +1096,8 @@ def _demo_products(cur, now: datetime, lang: DemoLanguage) -> tuple[pd.DataFrame
             "name": [p[0] for p in missing], "code": [p[1] for p in missing],
             "unit_price": _money(np.array([p[2] * _per_dollar(lang.currency) for p in missing],
                                           dtype=float)),
-            "currency": lang.currency, "active": True, "created_at": now}))
+            "currency": lang.currency, "active": True, "created_at": now, "updated_at": now,
+            "version": 1}))
     found = cur.execute("SELECT id, code, name, unit_price, currency FROM products WHERE "
                         + in_codes + " AND unit_price > 0 ORDER BY unit_price, id",
                         names).fetchall()

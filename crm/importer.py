@@ -40,6 +40,10 @@ FALSE = {"0", "false", "no", "n", "f", "ne", "nein", "non", "خیر", "نه"}
 PSEUDO: dict[str, dict[str, Field]] = {"deals": {
     "created_at": Field("created_at", N_("Engaged on (deal created)"), "date"),
     "closed_on": Field("closed_on", N_("Closed on"), "date"),
+    "product_lines": Field(
+        "product_lines", N_("Product lines"), "longtext",
+        help=N_("Products by name or code, separated by “;”, each with an optional quantity: "
+                "“GTX Pro x 2; SKU-7”. A new deal without an amount is priced from them.")),
 }}
 
 
@@ -303,7 +307,15 @@ SYNONYMS = {
                    "engaged", "engaged on", "created on", "date created", "created_at"),
     "closed_on": ("closed on", "closed_on", "closed date", "date closed", "won date",
                   "lost date"),
+    "product_lines": ("product", "products", "line items", "items", "product lines"),
 }
+# synonyms that hold for one entity only (a "product" column names a customer nowhere)
+ENTITY_SYNONYMS = {"products": {
+    "name": ("product", "product name", "item", "item name", "article"),
+    "code": ("sku", "product code", "item code", "article number", "part number", "product id"),
+    "unit_price": ("price", "list price", "sales price", "sales_price", "unit price"),
+    "category": ("series", "product family", "family", "product line", "group"),
+}}
 
 
 def _norm(text: str) -> str:
@@ -323,9 +335,13 @@ def propose_mapping(entity: records.Entity, headers: list[str]) -> dict[str, str
     """{column: field name or None}: by field name, English or translated label, then
     synonyms of other CRMs' exports; each field is used once."""
     specs = mapping_fields(entity)
+    own = ENTITY_SYNONYMS.get(entity.table, {})
     names = {}
+    for f in specs:  # the entity's own synonyms win over the general ones
+        for label in (f.name, f.label, f.shown_label, *own.get(f.name, ())):
+            names.setdefault(_norm(label), f.name)
     for f in specs:
-        for label in (f.name, f.label, f.shown_label, *SYNONYMS.get(f.name, ())):
+        for label in SYNONYMS.get(f.name, ()):
             names.setdefault(_norm(label), f.name)
     out, used = {}, set()
     for header in headers:
@@ -548,6 +564,57 @@ def resolve(db: Database, user: User, spec: Field, texts: list[str],
     return column
 
 
+_LINE = re.compile(r"^(?:(?P<before>\d+(?:[.,]\d+)?)\s*[x×*]\s+(?P<name1>.+)"
+                   r"|(?P<name2>.+?)\s*(?:[x×*:]\s*(?P<after>\d+(?:[.,]\d+)?)"
+                   r"|\((?P<paren>\d+(?:[.,]\d+)?)\)))$|^(?P<name3>.+)$", re.IGNORECASE)
+
+
+def product_lines(db: Database, spec: Field, texts: list[str]) -> Column:
+    """Cells like "GTX Pro x 2; SKU-7" to deal lines, products found by name or code."""
+    known: dict[str, dict] = {}
+    for r in db.query("SELECT id, name, code, unit_price FROM products WHERE deleted_at IS NULL"
+                      " ORDER BY active DESC, id"):
+        for k in (r["code"], r["name"]):
+            if k:
+                known.setdefault(str(k).strip().lower(), r)
+    column = Column(spec, [None] * len(texts))
+    for i, text in enumerate(texts):
+        if _missing(text):
+            continue
+        lines, problems = [], []
+        for part in re.split(r"[;|\n]", str(text)):
+            part = part.strip()
+            if not part:
+                continue
+            m = _LINE.match(part)
+            name = (m.group("name1") or m.group("name2") or m.group("name3")).strip()
+            amount = m.group("before") or m.group("after") or m.group("paren") or "1"
+            quantity = Decimal(amount.replace(",", "."))
+            product = known.get(name.lower())
+            if product is None:
+                message = _("no product {value}.").format(value=repr(name))
+                close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.75)
+                if close:
+                    message += " " + _("Did you mean {suggestion}?").format(
+                        suggestion=known[close[0]]["name"])
+                problems.append(message)
+            elif product["unit_price"] is None:
+                problems.append(_("{product} has no unit price yet.").format(
+                    product=repr(product["name"])))
+            elif quantity <= 0:
+                problems.append(_("{product}: the quantity must be above zero.").format(
+                    product=repr(product["name"])))
+            else:
+                lines.append({"product_id": product["id"], "description": product["name"],
+                              "quantity": quantity, "unit_price": product["unit_price"]})
+        if problems:
+            column.errors[i] = _("{label}: {reason}").format(label=spec.shown_label,
+                                                            reason=" ".join(problems))
+        else:
+            column.values[i] = lines or None
+    return column
+
+
 # --- planning (the dry run) ------------------------------------------------------------------
 
 ACTIONS = {"create": N_("create"), "update": N_("update"), "skip": N_("skip"),
@@ -604,6 +671,9 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         raise ValueError(f"mode must be one of {MODES}")
     if create_missing and user.role != "admin":  # as on the Pipelines & stages page
         raise ImportFileError(_("Only an admin can add stages."))
+    if not records.may_write(user, entity):
+        raise ImportFileError(_("Only managers and admins can change the catalog of {plural}")
+                              .format(plural=_(entity.plural)))
     specs = {f.name: f for f in importable(entity)}
     pseudo = PSEUDO.get(entity.table, {})
     unknown = [v for v in mapping.values() if v and v not in specs and v not in pseudo]
@@ -630,7 +700,12 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         if not name:
             continue
         spec, texts = (specs.get(name) or pseudo[name]), source.column(index)
-        if spec.type in ("user", "ref"):
+        if name == "product_lines":
+            column = product_lines(db, spec, texts)
+            if mode != "create":
+                notes.append(_("Product lines are added to new deals only; deals that exist "
+                               "keep theirs."))
+        elif spec.type in ("user", "ref"):
             column = resolve(db, user, spec, texts, pipeline_id, create_missing, created)
         else:
             column = coerce(spec, texts)
@@ -673,13 +748,55 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             row.action = "reject"
             row.errors = {**errors, key or "": _("no record with this {field}").format(
                 field=specs[key].shown_label)}
+        lines = extra.get("product_lines")
+        if lines and row.action == "create" and values.get("amount") is None:
+            values["amount"] = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(
+                Decimal("0.01"))
         if row.action != "reject" and not errors and row.action != "skip":
             _check(user, entity, row, specs, match, lost_stages, closed_stages)
         if row.errors and row.action != "skip":
             row.action = "reject"
         rows.append(row)
+    _check_unique(db, entity, rows, specs)
     return Plan(entity, source, mapping, mode, key, rows, notes,
                 new_stages=created.get("stages", set()), pipeline_id=pipeline_id)
+
+
+def _check_unique(db: Database, entity: records.Entity, rows: list, specs: dict) -> None:
+    """Rejects rows whose unique field (a product's code) repeats an earlier row's or belongs
+    to another live record."""
+    for name in entity.unique:
+        wanted = {_key_text(r.values.get(name)) for r in rows if r.action in ("create", "update")}
+        wanted.discard(None)
+        if not wanted:
+            continue
+        taken = {}
+        for chunk in _chunks(sorted(wanted), 1000):
+            names = {f"k{i}": v for i, v in enumerate(chunk)}
+            for r in db.query(f"SELECT id, lower({name}) AS v FROM {entity.table}"
+                              f" WHERE deleted_at IS NULL AND lower({name}) IN"
+                              f" ({', '.join('$' + n for n in names)})", names):
+                taken.setdefault(r["v"], r["id"])
+        seen = {}
+        for row in rows:
+            value = _key_text(row.values.get(name))
+            if row.action not in ("create", "update") or value is None:
+                continue
+            label = specs[name].shown_label
+            if value in seen:
+                row.errors[label] = _("the same {field} as row {line}").format(
+                    field=label, line=seen[value])
+            elif value in taken and taken[value] != row.record_id:
+                row.errors[label] = _("{entity} #{id} already has this {field}").format(
+                    entity=_(entity.label), id=taken[value], field=label)
+            seen.setdefault(value, row.line)
+            if row.errors:
+                row.action = "reject"
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _key_text(value) -> str | None:
@@ -787,6 +904,10 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                     record_id = _insert(cur, user, p.entity, values)
                     if p.entity.table == "deals":
                         _deal_dates(cur, record_id, values, row.extra)
+                        if row.extra.get("product_lines"):
+                            from crm import deals
+
+                            deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
                     before = None
                 else:
                     changed = {k: values[k] for k in row.changes}
@@ -896,10 +1017,10 @@ def _entity_of(entity) -> records.Entity:
 
 def entities() -> list[records.Entity]:
     """What can be imported."""
-    from crm import activities, customers, deals, leads
+    from crm import activities, customers, deals, leads, products
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-            activities.ACTIVITIES, activities.TASKS]
+            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS]
 
 
 def targets(entity: records.Entity) -> list[str]:
@@ -1069,7 +1190,8 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     specs = {f.name: f for f in importable(entity)}
     if mode != "create":
         return _("only new records are created set-based, not updates")
-    if entity.creator or entity.parent or entity.table in ("deals", "activities") \
+    if entity.creator or entity.parent or entity.shared or entity.unique \
+            or entity.table in ("deals", "activities") \
             or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if any(v in PSEUDO.get(entity.table, {}) for v in mapping.values()):

@@ -31,6 +31,10 @@ class Entity:
     # the entity's own create/update commands when they do more than the generic ones
     creator: Callable | None = None
     updater: Callable | None = None
+    # a catalog everyone reads and only managers and admins change (products)
+    shared: bool = False
+    # fields no two live records may share, compared without case (a product's code)
+    unique: tuple[str, ...] = ()
 
     def create(self, db, user, values: dict) -> int:
         if self.creator:
@@ -55,11 +59,15 @@ class Entity:
     def editable(self) -> list[Field]:
         return [f for f in self.fields if f.editable]
 
+    @property
+    def owned(self) -> bool:
+        return any(f.name == "owner_id" for f in self.fields)
+
 
 _PERSON = "trim(coalesce({a}.first_name, '') || ' ' || {a}.last_name)"
 REF_LABELS = {  # how a record of each table is named in lists and pickers
     "customers": "{a}.name", "stages": "{a}.name", "deals": "{a}.title", "users": "{a}.name",
-    "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name",
+    "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name", "products": "{a}.name",
 }
 
 
@@ -116,7 +124,8 @@ COLLATIONS = {"lt": "lt", "fa": "fa"}
 def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
     clauses = ["t.deleted_at IS NOT NULL" if q.trash else "t.deleted_at IS NULL"]
     params: dict = {}
-    if user.role == "rep":  # viewers get all-team aggregates; record access is checked by require
+    # viewers get all-team aggregates; record access is checked by require
+    if user.role == "rep" and not entity.shared:
         clauses.append("t.owner_id = $me")
         params["me"] = user.id
     for i, (name, value) in enumerate((q.fixed or {}).items()):
@@ -230,11 +239,12 @@ def _list_select(entity: Entity) -> str:
     for f in entity.all_fields:
         if f.in_list and f.type == "ref":  # show the referenced record's name, not its id
             cols.append(f"{REF_LABELS[f.ref].format(a='r_' + f.name)} AS {f.name}__label")
-    return f"SELECT {', '.join(cols)}, u.name AS owner_name"
+    owner = "u.name" if entity.owned else "CAST(NULL AS VARCHAR)"
+    return f"SELECT {', '.join(cols)}, {owner} AS owner_name"
 
 
 def _list_joins(entity: Entity) -> str:
-    joins = " LEFT JOIN users u ON u.id = t.owner_id"
+    joins = " LEFT JOIN users u ON u.id = t.owner_id" if entity.owned else ""
     for f in entity.all_fields:
         if f.in_list and f.type == "ref":
             joins += f" LEFT JOIN {f.ref} r_{f.name} ON r_{f.name}.id = t.{f.name}"
@@ -246,8 +256,30 @@ def get(db: Database, user: User, entity: Entity, record_id: int) -> dict:
     if row is None:
         raise NotFound(_("{entity} #{id} does not exist").format(entity=_(entity.label),
                                                                  id=record_id))
-    require(user, "view", row)
+    require(user, "view", None if entity.shared else row)
     return row
+
+
+def require_write(user: User, entity: Entity, action: str, row: dict | None = None) -> None:
+    """require() for a write; a shared catalog is changed by managers and admins only."""
+    if entity.shared and user is not None and user.role == "rep":
+        raise PermissionDenied(_("Only managers and admins can change the catalog of {plural}")
+                               .format(plural=_(entity.plural)))
+    require(user, action, row)
+
+
+def _check_unique(cur, entity: Entity, clean: dict, record_id: int | None = None) -> None:
+    for name in entity.unique:
+        value = clean.get(name)
+        if value in (None, ""):
+            continue
+        taken = cur.execute(
+            f"SELECT id FROM {entity.table} WHERE lower({name}) = lower($v)"
+            f" AND deleted_at IS NULL AND id <> $id LIMIT 1",
+            {"v": str(value), "id": record_id or 0}).fetchone()
+        if taken:
+            raise ValidationError({name: _("{entity} #{id} already has this {field}").format(
+                entity=_(entity.label), id=taken[0], field=entity.spec[name].shown_label)})
 
 
 def visible(entity: Entity, user: User) -> tuple[str, dict]:
@@ -320,9 +352,10 @@ def insert(cur, user: User, entity: Entity, values: dict, derived: dict | None =
 
     derived: columns the calling command computed itself (not user input), e.g. a deal's
     pipeline from its stage."""
-    require(user, "create")
+    require_write(user, entity, "create")
     clean = validate(entity.fields, values)
     _check(entity, clean)
+    _check_unique(cur, entity, clean)
     if any(f.name == "owner_id" for f in entity.fields):
         clean.setdefault("owner_id", None)
     now = datetime.now()
@@ -377,7 +410,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
     if current is None or current["deleted_at"] is not None:
         raise NotFound(_("{entity} #{id} does not exist or is in the trash").format(
             entity=_(entity.label), id=record_id))
-    require(user, "edit", current)
+    require_write(user, entity, "edit", current)
     if expected_version is None:
         expected_version = current["version"]
     if current["version"] != expected_version:
@@ -385,6 +418,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
                             _conflicts(entity, base or {}, current, clean))
     merged = {**{f.name: current[f.name] for f in entity.editable}, **clean}
     _check(entity, merged)
+    _check_unique(cur, entity, clean, record_id)
     if "owner_id" in clean and clean["owner_id"] != current["owner_id"]:
         _owner_rules(user, clean, cur)
     changes = {k: (current[k], v) for k, v in clean.items() if _differs(current[k], v)}
@@ -442,7 +476,7 @@ def _set_deleted(db: Database, user: User, entity: Entity, record_id: int, delet
         if current is None:
             raise NotFound(_("{entity} #{id} does not exist").format(
                 entity=_(entity.label), id=record_id))
-        require(user, "delete", current)
+        require_write(user, entity, "delete", current)
         if (current["deleted_at"] is not None) == deleted:
             return
         now = datetime.now()
@@ -693,6 +727,14 @@ def ref_label(db: Database, user: User, table: str, record_id: int) -> str:
     if row is None or (table in OWNED and not may_view(user, row)):
         return f"#{record_id}"
     return row["label"] or f"#{record_id}"
+
+
+def may_write(user: User, entity: Entity, row: dict | None = None) -> bool:
+    try:
+        require_write(user, entity, "edit" if row else "create", row)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def may_view(user: User, row: dict) -> bool:

@@ -6,6 +6,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from crm import activities, auth, customers, deals, i18n, i18n_tools, leads, pipelines
+from crm.products import PRODUCTS
 from tests.conftest import PASSWORD, element_strings
 from tests.test_pages import page
 
@@ -18,13 +19,16 @@ PEOPLE = {"fa": [("arash", "آرش مدیری", "admin"), ("mina", "مینا ف�
                                                          "manager"),
                  ("reza", "Rūta Pardavėja", "rep")]}
 DATA = {"fa": {"lead": "کریمی", "company": "شرکت نمونه", "customer": "فروشگاه آفتاب",
-               "contact": "احمدی", "deal": "قرارداد پشتیبانی", "task": "تماس پیگیری"},
+               "contact": "احمدی", "deal": "قرارداد پشتیبانی", "task": "تماس پیگیری",
+               "product": "پشتیبانی سالانه"},
         "lt": {"lead": "Kazlauskas", "company": "UAB Ąžuolas", "customer": "UAB Saulėtekis",
-               "contact": "Petraitė", "deal": "Priežiūros sutartis", "task": "Paskambinti"}}
+               "contact": "Petraitė", "deal": "Priežiūros sutartis", "task": "Paskambinti",
+               "product": "Metinė priežiūra"}}
 PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py",
          "pages/customer.py", "pages/contact.py", "pages/deals.py", "pages/deal.py",
          "pages/pipeline.py", "pages/activities.py", "pages/task.py", "pages/users.py",
-         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py"]
+         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py",
+         "pages/products.py", "pages/product.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -118,6 +122,8 @@ def localized(request, db, monkeypatch):
                                        "kind": "call"})
     ids["task"] = activities.create_task(db, mina, {"title": text["task"],
                                                     "deal_id": ids["deal"]})
+    ids["product"] = PRODUCTS.create(db, mina, {"name": text["product"], "code": "P-1",
+                                                "unit_price": "1200", "currency": "EUR"})
     return lang, ids
 
 
@@ -126,7 +132,7 @@ def test_every_page_shows_no_untranslated_english(localized):
     english = _english_words(lang)
     params = {"pages/lead.py": ids["lead"], "pages/customer.py": ids["customer"],
               "pages/contact.py": ids["contact"], "pages/deal.py": ids["deal"],
-              "pages/task.py": ids["task"]}
+              "pages/task.py": ids["task"], "pages/product.py": ids["product"]}
     untranslated = {}
     for path in PAGES:
         extra = {"id": str(params[path])} if path in params else {}

@@ -85,8 +85,8 @@ def test_sign_in_then_role_navigation(app_env):
     assert at.session_state["authentication_status"] is True
     assert "Hello, Reza" in texts(at)
     links = [p.proto.label for p in at.sidebar.get("page_link")]
-    assert links == ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks",
-                     "Import", "My account"]  # a rep has no Settings
+    assert links == ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products",
+                     "Activities & tasks", "Import", "My account"]  # a rep has no Settings
 
 
 def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
@@ -104,12 +104,12 @@ def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
 
 
 @pytest.mark.parametrize("role,expected", [
-    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks", "Import",
-               "Users", "Pipelines & stages", "General", "My account"]),
-    ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks",
-                 "Import", "My account"]),
-    ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Activities & tasks",
-             "Import", "My account"]),
+    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Activities & tasks",
+               "Import", "Users", "Pipelines & stages", "General", "My account"]),
+    ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products",
+                 "Activities & tasks", "Import", "My account"]),
+    ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products",
+             "Activities & tasks", "Import", "My account"]),
     ("viewer", ["Home", "My account"]),
 ])
 def test_menu_per_role(role, expected):

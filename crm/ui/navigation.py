@@ -18,6 +18,8 @@ PAGES = [
     (N_("Sales"), "pages/pipeline.py", N_("Pipeline"), ":material/view_kanban:", "rep", True),
     (N_("Sales"), "pages/deals.py", N_("Deals"), ":material/handshake:", "rep", True),
     (N_("Sales"), "pages/deal.py", N_("Deal"), ":material/handshake:", "rep", False),
+    (N_("Sales"), "pages/products.py", N_("Products"), ":material/inventory_2:", "rep", True),
+    (N_("Sales"), "pages/product.py", N_("Product"), ":material/inventory_2:", "rep", False),
     (N_("Sales"), "pages/activities.py", N_("Activities & tasks"), ":material/task_alt:", "rep", True),
     (N_("Sales"), "pages/activity.py", N_("Activity"), ":material/event_note:", "rep", False),
     (N_("Sales"), "pages/task.py", N_("Task"), ":material/task:", "rep", False),

@@ -58,6 +58,10 @@ def record_page(entity: records.Entity, user: User, list_page: str,
                  icon=":material/arrow_back:")
     rid = record_id_param()
     if rid == "new":
+        if not records.may_write(user, entity):
+            st.error(_("Only managers and admins can change the catalog of {plural}").format(
+                plural=_(entity.plural)))
+            return
         _create(entity, user, field_choices(entity, None, choices), new_values or {})
         return
     db = get_db()
@@ -154,7 +158,7 @@ def _edit(entity: records.Entity, user: User, row: dict, choices: dict) -> None:
                   "will show what changed.").format(
             name=md_escape(row.get("updated_by_name") or _("Someone"))))
     errors = st.session_state.get(f"{form_key}:errors")
-    readonly = row["deleted_at"] is not None
+    readonly = row["deleted_at"] is not None or not records.may_write(user, entity, row)
     values = spec_form(form_key, entity.fields, base, choices, errors,
                        submit_label=_("Save changes"), disabled=readonly, editing=True)
     _delete_button(entity, user, row, readonly)

@@ -182,7 +182,7 @@ def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
             frame[f.name] = [i18n.format_datetime(v) if v is not None and v == v else None
                              for v in frame[f.name]]
     cols = [f.name for f in entity.all_fields if f.in_list and f.name in frame]
-    return frame[cols + ["owner_name"]]
+    return frame[cols + (["owner_name"] if entity.owned else [])]
 
 
 # Right to left, the grid is mirrored: first column on the right. The grid always opens

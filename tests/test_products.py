@@ -1,0 +1,127 @@
+"""Products: a catalog everyone reads and managers change; imported like any record, and named
+by deal imports as product lines."""
+from decimal import Decimal
+
+import pytest
+
+from crm import deals, importer, records
+from crm.auth import PermissionDenied
+from crm.fields import ValidationError
+from crm.products import PRODUCTS
+
+
+def read(text: str):
+    return importer.read(text.encode("utf-8"), "file.csv")
+
+
+def test_managers_change_the_catalog_and_reps_only_read_it(db, team):
+    pid = PRODUCTS.create(db, team["maria"], {"name": "GTX Pro", "code": "GTX-P",
+                                              "unit_price": "4821", "currency": "USD"})
+    assert records.get(db, team["reza"], PRODUCTS, pid)["name"] == "GTX Pro"
+    page = records.list_records(db, team["reza"], PRODUCTS, records.Query())
+    assert [r["name"] for r in page.rows] == ["GTX Pro"]  # not filtered to the rep's own
+    with pytest.raises(PermissionDenied, match="managers and admins"):
+        PRODUCTS.create(db, team["reza"], {"name": "Mine", "currency": "USD"})
+    with pytest.raises(PermissionDenied, match="managers and admins"):
+        PRODUCTS.update(db, team["reza"], pid, {"unit_price": "1"}, 1)
+    with pytest.raises(PermissionDenied, match="managers and admins"):
+        records.delete(db, team["reza"], PRODUCTS, pid)
+    assert not records.may_write(team["reza"], PRODUCTS)
+    assert records.may_write(team["maria"], PRODUCTS)
+    saved = PRODUCTS.update(db, team["admin"], pid, {"unit_price": "5000"}, 1)
+    assert saved["unit_price"] == Decimal("5000.00") and saved["version"] == 2
+
+
+def test_a_code_belongs_to_one_live_product(db, team):
+    admin = team["admin"]
+    first = PRODUCTS.create(db, admin, {"name": "One", "code": "SKU-1", "currency": "USD"})
+    with pytest.raises(ValidationError, match="already has this Code"):
+        PRODUCTS.create(db, admin, {"name": "Two", "code": "sku-1", "currency": "USD"})
+    second = PRODUCTS.create(db, admin, {"name": "Two", "code": "SKU-2", "currency": "USD"})
+    with pytest.raises(ValidationError, match=f"#{first}"):
+        PRODUCTS.update(db, admin, second, {"code": "SKU-1"}, 1)
+    records.delete(db, admin, PRODUCTS, first)  # a trashed product frees its code
+    PRODUCTS.update(db, admin, second, {"code": "SKU-1"}, 1)
+
+
+def test_products_import_from_another_crms_export(db, team):
+    admin = team["admin"]
+    PRODUCTS.create(db, admin, {"name": "Old", "code": "MG-1", "currency": "USD"})
+    source = read("product,series,sales_price,sku\nGTX Pro,GTX,\"4,821\",GT-2\n"
+                  "MG Special,MG,55,mg-1\nGTX Basic,GTX,550,GT-2\n")
+    mapping = importer.propose_mapping(PRODUCTS, source.headers)
+    assert mapping == {"product": "name", "series": "category", "sales_price": "unit_price",
+                       "sku": "code"}
+    plan = importer.plan(db, admin, PRODUCTS, source, mapping)
+    assert [r.action for r in plan.rows] == ["create", "reject", "reject"]
+    assert "already has this Code" in str(plan.rows[1].errors)
+    assert "row 2" in str(plan.rows[2].errors)
+    importer.execute(db, admin, plan)
+    assert db.one("SELECT name, category, unit_price FROM products WHERE code = 'GT-2'") == {
+        "name": "GTX Pro", "category": "GTX", "unit_price": Decimal("4821.00")}
+    with pytest.raises(importer.ImportFileError, match="managers and admins"):
+        importer.plan(db, team["reza"], PRODUCTS, source, mapping)
+
+
+def test_deals_import_product_lines_by_name_or_code_with_near_misses(db, team):
+    admin = team["admin"]
+    gtx = PRODUCTS.create(db, admin, {"name": "GTX Pro", "code": "GT-2", "unit_price": "100",
+                                      "currency": "USD"})
+    PRODUCTS.create(db, admin, {"name": "Support", "code": "SUP", "unit_price": "20.5",
+                                "currency": "USD"})
+    PRODUCTS.create(db, admin, {"name": "Unpriced", "currency": "USD"})
+    source = read("title,stage,product,amount\n"
+                  "Lines priced,Negotiation,GTX Pro x 2; sup,\n"
+                  "Own amount,Negotiation,2 x gt-2,999\n"
+                  "Typo,Negotiation,GTXPro,\n"
+                  "No price,Negotiation,Unpriced,\n"
+                  "No lines,Negotiation,,10\n")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    assert mapping["product"] == "product_lines"
+    plan = importer.plan(db, admin, deals.DEALS, source, mapping)
+    assert [r.action for r in plan.rows] == ["create", "create", "reject", "reject", "create"]
+    assert "Did you mean GTX Pro?" in str(plan.rows[2].errors)
+    assert "no unit price" in str(plan.rows[3].errors)
+    importer.execute(db, admin, plan)
+    found = {r["title"]: r for r in db.query("SELECT id, title, amount FROM deals")}
+    assert found["Lines priced"]["amount"] == Decimal("220.50")  # 2 x 100 + 20.5
+    assert found["Own amount"]["amount"] == Decimal("999.00")  # the file's amount stands
+    lines = deals.line_items(db, admin, found["Lines priced"]["id"])
+    assert [(x["product_id"], x["description"], x["quantity"]) for x in lines] == [
+        (gtx, "GTX Pro", Decimal("2.000")), (lines[1]["product_id"], "Support", Decimal("1.000"))]
+    assert deals.line_items(db, admin, found["No lines"]["id"]) == []
+    history = db.scalar("SELECT amount FROM deal_stage_history WHERE deal_id = $d",
+                        {"d": found["Lines priced"]["id"]})
+    assert history == Decimal("220.50")  # the first stage row carries the priced amount
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+def test_a_manager_adds_a_product_from_the_form_and_a_rep_only_reads_it(app_env, team):
+    from tests.test_pages import page
+
+    at = page("pages/product.py", user="maria", id="new")
+    at.text_input(key="products:new:name").input("GTX Pro")
+    at.text_input(key="products:new:code").input("GT-2")
+    at.number_input(key="products:new:unit_price").set_value(4821.0)
+    at.button(key="FormSubmitter:products:new-Create product").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    pid = app_env.scalar("SELECT id FROM products WHERE code = 'GT-2'")
+    assert app_env.scalar("SELECT unit_price FROM products WHERE id = $i", {"i": pid}) == 4821
+    # a second product with the same code is refused next to the field, the typing kept
+    at = page("pages/product.py", user="maria", id="new")
+    at.text_input(key="products:new:name").input("Copy")
+    at.text_input(key="products:new:code").input("gt-2")
+    at.button(key="FormSubmitter:products:new-Create product").click().run()
+    assert any("already has this Code" in str(e.value) for e in at.error)
+    assert at.text_input(key="products:new:name").value == "Copy"
+    # a rep sees the list without "New product" and the record without a way to save
+    listed = page("pages/products.py", user="reza")
+    assert not listed.exception
+    assert "GTX Pro" in listed.dataframe[0].value.to_string()
+    assert "products:new" not in [b.key for b in listed.button]
+    record = page("pages/product.py", user="reza", id=str(pid))
+    assert not record.exception
+    assert record.text_input(key=f"products:{pid}:v1:name").disabled
+    refused = page("pages/product.py", user="reza", id="new")
+    assert any("managers and admins" in str(e.value) for e in refused.error)
