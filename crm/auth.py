@@ -96,8 +96,9 @@ def set_language(db: Database, user: User, language: str | None) -> None:
 
 def list_users(db: Database) -> list[dict]:
     return db.query(
-        "SELECT id, username, name, email, role, active, locked_until, last_login_at, created_at"
-        " FROM users ORDER BY username"
+        "SELECT id, username, name, email, role, active, locked_until, last_login_at, created_at,"
+        " password_hash <> '' AS has_password FROM users WHERE deleted_at IS NULL"
+        " ORDER BY username"
     )
 
 
@@ -149,10 +150,10 @@ def create_user(
             raise ValidationError({"username": _("Username {name} is taken").format(
                 name=repr(username))})
         new_id = cur.execute(
-            "INSERT INTO users (username, name, email, password_hash, role, created_at)"
-            " VALUES ($u, $n, $e, $h, $r, $t) RETURNING id",
+            "INSERT INTO users (username, name, email, password_hash, role, created_at,"
+            " updated_at, created_by) VALUES ($u, $n, $e, $h, $r, $t, $t, $by) RETURNING id",
             {"u": username, "n": name.strip(), "e": (email or "").strip().lower() or None,
-             "h": password_hash, "r": role, "t": _now()},
+             "h": password_hash, "r": role, "t": _now(), "by": actor.id if actor else None},
         ).fetchone()[0]
         audit.record(cur, actor or SYSTEM, "users", new_id, "create",
                      {"username": [None, username], "role": [None, role]})
@@ -173,8 +174,9 @@ def set_active(db: Database, actor: User, username: str, active: bool) -> None:
         if not active:
             _keep_an_admin(cur, actor, row[0], row[1], row[2], "admin", False)
         cur.execute(
-            "UPDATE users SET active = $a, failed_attempts = 0, locked_until = NULL WHERE id = $id",
-            {"a": active, "id": row[0]},
+            "UPDATE users SET active = $a, failed_attempts = 0, locked_until = NULL,"
+            " version = version + 1, updated_at = $t, updated_by = $by WHERE id = $id",
+            {"a": active, "id": row[0], "t": datetime.now(), "by": actor.id or None},
         )
         audit.record(cur, actor, "users", row[0], "unlock" if active else "lock",
                      {"active": [row[2], active]})
@@ -227,8 +229,11 @@ def update_user(db: Database, actor: User, user_id: int, *, name: str | None = N
             params["revoked"] = datetime.now()
         if "active" in changes and new["active"]:
             assignments += ["failed_attempts = 0", "locked_until = NULL"]
+        # the version tells an import's undo that the user changed since
+        assignments += ["version = version + 1", "updated_at = $now", "updated_by = $by"]
         set_sql = ", ".join(assignments)
-        cur.execute(f"UPDATE users SET {set_sql} WHERE id = $id", {**params, "id": user_id})
+        cur.execute(f"UPDATE users SET {set_sql} WHERE id = $id",
+                    {**params, "id": user_id, "now": datetime.now(), "by": actor.id or None})
         audit.record(cur, actor, "users", user_id, "update", changes)
     return changes
 
@@ -290,7 +295,7 @@ def change_own_password(db: Database, user: User, current_password: str,
 def _set_password(cur, user_id: int, password_hash: str) -> None:
     cur.execute(
         "UPDATE users SET password_hash = $h, failed_attempts = 0, locked_until = NULL,"
-        " sessions_revoked_at = $t WHERE id = $id",
+        " sessions_revoked_at = $t, version = version + 1, updated_at = $t WHERE id = $id",
         {"h": password_hash, "t": datetime.now(), "id": user_id},
     )
 
@@ -330,6 +335,8 @@ def _check_password(db: Database, username: str, password: str, now: datetime,
         if not row:
             return False
         _refuse_if_locked(row, now)
+        if not row["password_hash"]:  # imported without a password: an admin sets one
+            return False
         ok = bcrypt.checkpw((password or "").encode(), row["password_hash"].encode())
         with db.transaction() as cur:
             res = cur.execute(sql, {"u": username})
@@ -393,7 +400,8 @@ def cookie_still_valid(db: Database, username: str, issued_at: datetime) -> bool
 
 def credentials(db: Database) -> dict:
     """The dict streamlit-authenticator expects, built from the users table (never a YAML file)."""
-    rows = db.query("SELECT username, name, email, password_hash, role FROM users WHERE active")
+    rows = db.query("SELECT username, name, email, password_hash, role FROM users"
+                    " WHERE active AND password_hash <> ''")
     return {"usernames": {
         r["username"]: {"name": r["name"], "email": r["email"], "password": r["password_hash"],
                         "roles": [r["role"]]}

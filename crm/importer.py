@@ -315,6 +315,10 @@ ENTITY_SYNONYMS = {"products": {
     "code": ("sku", "product code", "item code", "article number", "part number", "product id"),
     "unit_price": ("price", "list price", "sales price", "sales_price", "unit price"),
     "category": ("series", "product family", "family", "product line", "group"),
+}, "users": {
+    "username": ("user name", "login", "user id", "userid", "account"),
+    "name": ("full name", "display name", "user", "employee", "person"),
+    "role": ("user role", "access", "profile", "permission"),
 }}
 
 
@@ -671,9 +675,12 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         raise ValueError(f"mode must be one of {MODES}")
     if create_missing and user.role != "admin":  # as on the Pipelines & stages page
         raise ImportFileError(_("Only an admin can add stages."))
-    if not records.may_write(user, entity):
-        raise ImportFileError(_("Only managers and admins can change the catalog of {plural}")
-                              .format(plural=_(entity.plural)))
+    try:
+        records.require_write(user, entity, "create")
+    except PermissionDenied as exc:
+        raise ImportFileError(str(exc)) from None
+    if entity.table == "users" and mode != "create":
+        raise ImportFileError(_("An import only adds users; change users on the Users page."))
     specs = {f.name: f for f in importable(entity)}
     pseudo = PSEUDO.get(entity.table, {})
     unknown = [v for v in mapping.values() if v and v not in specs and v not in pseudo]
@@ -955,6 +962,10 @@ def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
         insert = (activities.insert_activity if entity.table == "activities"
                   else activities.insert_task)
         return insert(cur, user, values)
+    if entity.table == "users":
+        from crm import team
+
+        return team.insert_user(cur, user, values)
     return records.insert(cur, user, entity, values)
 
 
@@ -1017,10 +1028,10 @@ def _entity_of(entity) -> records.Entity:
 
 def entities() -> list[records.Entity]:
     """What can be imported."""
-    from crm import activities, customers, deals, leads, products
+    from crm import activities, customers, deals, leads, products, team
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS]
+            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS, team.USERS]
 
 
 def targets(entity: records.Entity) -> list[str]:
@@ -1122,7 +1133,9 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                 continue
             if action == "create":
                 cur.execute(f"UPDATE {table} SET deleted_at = $t, deleted_by = $by,"
-                            " version = version + 1 WHERE id = $id",
+                            " version = version + 1"
+                            + (", active = FALSE" if table == "users" else "")  # no sign-in
+                            + " WHERE id = $id",
                             {"t": datetime.now(), "by": user.id or None, "id": record_id})
                 audit.record(cur, user, table, record_id, "delete",
                              {"import_undone": [None, import_id]})

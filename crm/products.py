@@ -20,5 +20,5 @@ FIELDS = [
 
 PRODUCTS = records.Entity(
     table="products", label="Product", plural="Products", fields=FIELDS, title_sql="t.name",
-    default_sort=("name", "asc"), shared=True, unique=("code",),
+    default_sort=("name", "asc"), shared=True, write_role="manager", unique=("code",),
 )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Callable
 
 from crm import audit, i18n, search
-from crm.auth import PermissionDenied, User, require
+from crm.auth import RANK, PermissionDenied, User, require
 from crm.db import Database, rows
 from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
 from crm.i18n import gettext as _
@@ -31,8 +31,9 @@ class Entity:
     # the entity's own create/update commands when they do more than the generic ones
     creator: Callable | None = None
     updater: Callable | None = None
-    # a catalog everyone reads and only managers and admins change (products)
+    # read by every role that reads records, not only the owner's (products, users)
     shared: bool = False
+    write_role: str = "rep"  # the least role that creates and changes these records
     # fields no two live records may share, compared without case (a product's code)
     unique: tuple[str, ...] = ()
 
@@ -261,8 +262,11 @@ def get(db: Database, user: User, entity: Entity, record_id: int) -> dict:
 
 
 def require_write(user: User, entity: Entity, action: str, row: dict | None = None) -> None:
-    """require() for a write; a shared catalog is changed by managers and admins only."""
-    if entity.shared and user is not None and user.role == "rep":
+    """require() for a write, and the entity's least role (products: managers; users: admins)."""
+    if user is not None and user.role != "viewer" and RANK[user.role] < RANK[entity.write_role]:
+        if entity.write_role == "admin":
+            raise PermissionDenied(_("Only an admin can change {plural}").format(
+                plural=_(entity.plural)))
         raise PermissionDenied(_("Only managers and admins can change the catalog of {plural}")
                                .format(plural=_(entity.plural)))
     require(user, action, row)

@@ -177,7 +177,8 @@ def wizard() -> None:
     # 1. what and which file
     st.subheader(_("1. File"))
     left, right = st.columns([1, 2])
-    table = left.selectbox(_("Import into"), list(ENTITIES), key="imp_entity",
+    writable = [t for t, e in ENTITIES.items() if records.may_write(user, e)]
+    table = left.selectbox(_("Import into"), writable, key="imp_entity",
                            format_func=lambda t: _(ENTITIES[t].plural))
     entity = ENTITIES[table]
     upload = right.file_uploader(_("CSV, TSV or Excel file"),

@@ -81,6 +81,10 @@ grid(shown, hide_index=True, placeholder="—",
              column_config={"id": None, "username": _("Username"), "name": _("Name"),
                             "email": _("Email"), "role": _("Role"),
                             "active": st.column_config.CheckboxColumn(_("Active")),
+                            "has_password": st.column_config.CheckboxColumn(
+                                _("Password set"),
+                                help=_("Users imported from a file sign in once an admin "
+                                       "sets their password under “Reset a password”")),
                             "locked_until": _("Locked until"),
                             "last_login_at": _("Last sign-in"),
                             "created_at": _("Created")})

@@ -125,3 +125,54 @@ def test_a_manager_adds_a_product_from_the_form_and_a_rep_only_reads_it(app_env,
     assert record.text_input(key=f"products:{pid}:v1:name").disabled
     refused = page("pages/product.py", user="reza", id="new")
     assert any("managers and admins" in str(e.value) for e in refused.error)
+
+
+# --- users ------------------------------------------------------------------------------------
+
+def test_users_import_without_passwords_and_undo_takes_them_away(db, team):
+    from crm import auth
+    from crm.team import USERS
+
+    source = read("Username,Full name,E-mail,Role\nnima,Nima Navid,Nima@Example.com,manager\n"
+                  "Bad Name,Bad,bad@example.com,rep\nreza,Dup,reza@example.com,rep\n"
+                  "lina,Lina,,boss\n")
+    mapping = importer.propose_mapping(USERS, source.headers)
+    assert mapping == {"Username": "username", "Full name": "name", "E-mail": "email",
+                       "Role": "role"}
+    plan = importer.plan(db, team["admin"], USERS, source, mapping, key="username")
+    assert [r.action for r in plan.rows] == ["create", "reject", "skip", "reject"]
+    assert "lowercase" in str(plan.rows[1].errors)
+    import_id = importer.execute(db, team["admin"], plan)
+    nima = db.one("SELECT id, email, role, active, password_hash FROM users"
+                  " WHERE username = 'nima'")
+    assert (nima["email"], nima["role"], nima["active"], nima["password_hash"]) == (
+        "nima@example.com", "manager", True, "")
+    assert not auth.verify_login(db, "nima", "")  # no password, no sign-in
+    assert "nima" not in auth.credentials(db)["usernames"]
+    assert next(p for p in auth.list_users(db) if p["username"] == "nima")["has_password"] is False
+    auth.reset_password(db, team["admin"], "nima", "correct horse 43")
+    assert auth.verify_login(db, "nima", "correct horse 43")
+    for someone in ("maria", "reza"):  # only admins bring people in
+        with pytest.raises(importer.ImportFileError, match="admin"):
+            importer.plan(db, team[someone], USERS, source, mapping, key="username")
+    with pytest.raises(importer.ImportFileError, match="Users page"):
+        importer.plan(db, team["admin"], USERS, source, mapping, mode="upsert", key="username")
+    assert importer.undo(db, team["admin"], import_id)["undone"] == 0  # nima changed since
+    again = importer.execute(db, team["admin"], importer.plan(
+        db, team["admin"], USERS, read("username,name\nomid,Omid\n"), {"username": "username",
+                                                                       "name": "name"}))
+    assert importer.undo(db, team["admin"], again) == {"undone": 1, "refused": []}
+    assert db.one("SELECT active, deleted_at IS NOT NULL AS gone FROM users"
+                  " WHERE username = 'omid'") == {"active": False, "gone": True}
+    assert "omid" not in [p["username"] for p in auth.list_users(db)]
+    assert "omid" not in auth.owner_choices(db).values()
+
+
+def test_the_import_page_offers_what_the_user_may_write(app_env, team):
+    from tests.test_pages import page
+
+    options = {who: page("pages/import.py", user=who).selectbox(key="imp_entity").options
+               for who in ("admin", "maria", "reza")}
+    assert {"Products", "Users"} <= set(options["admin"])
+    assert "Products" in options["maria"] and "Users" not in options["maria"]
+    assert not {"Products", "Users"} & set(options["reza"]) and "Leads" in options["reza"]
