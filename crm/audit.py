@@ -31,6 +31,24 @@ def record(cur, user, entity: str, record_id: int | None, action: str, changes: 
     )
 
 
+def record_each(cur, user, entity: str, record_ids: list[int], action: str,
+                changes: list[dict | None]):
+    """One audit entry per record, each with its own changes, in one statement (imports)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"record_id": record_ids, "changes": [_payload(c) for c in changes]})
+    cur.register("crm_audit_each", frame)
+    try:
+        cur.execute(
+            "INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id, action,"
+            " changes) SELECT $at, $uid, $uname, $entity, record_id, $action, changes"
+            " FROM crm_audit_each",
+            {"at": datetime.now(), "uid": user.id or None, "uname": user.username,
+             "entity": entity, "action": action})
+    finally:
+        cur.unregister("crm_audit_each")
+
+
 def record_many(cur, user, entity: str, ids_sql: str, params: dict, action: str,
                 changes: dict | None = None):
     """One audit entry per id that ids_sql selects, all with the same changes (bulk moves)."""

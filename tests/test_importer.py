@@ -202,18 +202,35 @@ def test_a_rep_imports_only_into_their_own_records(db, team):
 def test_a_failure_midway_writes_nothing(db, team, monkeypatch):
     source = read("last_name\nOne\nTwo\nThree\n")
     plan = importer.plan(db, team["admin"], leads.LEADS, source, {"last_name": "last_name"})
+
+    def failing(cur, *args):  # after the leads are in, before their audit entries
+        assert cur.execute("SELECT count(*) FROM leads").fetchall()[0][0] == 3
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(importer.records.audit, "record_each", failing)
+    with pytest.raises(RuntimeError):
+        importer.execute(db, team["admin"], plan)
+    assert db.scalar("SELECT count(*) FROM leads") == 0
+    assert db.scalar("SELECT count(*) FROM imports") == 0
+    monkeypatch.undo()
+    # the row path (deals: one command per record) too, failing at the third record
+    stage = pipelines.stages_of(db, pipelines.default_pipeline_id(db))[0]["name"]
+    source = read(f"title,stage\nA,{stage}\nB,{stage}\nC,{stage}\n")
+    plan = importer.plan(db, team["admin"], deals.DEALS, source, {"title": "title",
+                                                                  "stage": "stage_id"})
     real, calls = importer._insert, []
 
-    def failing(cur, user, entity, values):
+    def failing_third(cur, user, entity, values):
         calls.append(values)
         if len(calls) == 3:
             raise RuntimeError("disk full")
         return real(cur, user, entity, values)
 
-    monkeypatch.setattr(importer, "_insert", failing)
+    monkeypatch.setattr(importer, "_insert", failing_third)
     with pytest.raises(RuntimeError):
         importer.execute(db, team["admin"], plan)
-    assert db.scalar("SELECT count(*) FROM leads") == 0
+    assert len(calls) == 3
+    assert db.scalar("SELECT count(*) FROM deals") == 0
     assert db.scalar("SELECT count(*) FROM imports") == 0
 
 
@@ -392,3 +409,34 @@ def test_a_won_deal_keeps_its_engage_and_close_dates(db, team):
     still_open = db.one("SELECT * FROM deals WHERE title = 'Open one'")
     assert still_open["closed_on"] is None and str(still_open["created_at"]).startswith(
         "2016-10-20")
+
+
+def test_batched_creates_match_the_one_by_one_command(db, team):
+    """An import's creates go in through records.insert_many: rows and audit entries exactly as
+    records.insert writes them, the same refusals."""
+    values = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+              "estimated_value": Decimal("1234.50"), "consent": True,
+              "consent_date": date(2024, 2, 29), "source": "referral", "owner_id": team["reza"].id}
+    with db.transaction() as cur:
+        one = records.insert(cur, team["admin"], leads.LEADS, values)
+    with db.transaction() as cur:
+        two, three = records.insert_many(cur, team["admin"], leads.LEADS,
+                                         [values, {"last_name": "Mine"}])
+    skip = {"id", "created_at", "updated_at"}
+    rows = {r["id"]: {k: v for k, v in r.items() if k not in skip}
+            for r in db.query("SELECT * FROM leads")}
+    assert rows[one] == rows[two]
+    assert rows[three]["owner_id"] == team["admin"].id and rows[three]["status"] == "new"
+    audits = {r["record_id"]: r["changes"] for r in db.query(
+        "SELECT record_id, changes FROM audit_log WHERE entity = 'leads'")}
+    assert audits[one] == audits[two]
+    # the refusals: a rep assigning someone else, a contact under another rep's customer
+    with pytest.raises(records.RowError) as refused, db.transaction() as cur:
+        records.insert_many(cur, team["reza"], leads.LEADS,
+                            [{"last_name": "Ok"}, {"last_name": "No", "owner_id": team["sam"].id}])
+    assert refused.value.index == 1
+    theirs = customers.create_customer(db, team["sam"], {"name": "Sam's"})
+    with pytest.raises(records.RowError, match="own records"), db.transaction() as cur:
+        records.insert_many(cur, team["reza"], customers.CONTACTS,
+                            [{"last_name": "X", "customer_id": theirs}])
+    assert db.scalar("SELECT count(*) FROM leads") == 3
