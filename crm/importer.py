@@ -905,8 +905,9 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
         batched = _batchable(p.entity)
         if batched:
             _create_many(cur, user, p, import_id)
+            _update_many(cur, user, p, import_id)
         for row in p.rows:
-            if row.action not in ("create", "update") or (batched and row.action == "create"):
+            if row.action not in ("create", "update") or batched:
                 continue
             values = {k: (stage_ids[v[1]] if isinstance(v, tuple) else v)
                       for k, v in row.values.items()}
@@ -982,6 +983,40 @@ def _create_many(cur, user: User, p: Plan, import_id: int) -> None:
                     " FROM crm_import_created", {"i": import_id})
     finally:
         cur.unregister("crm_import_created")
+
+
+def _update_many(cur, user: User, p: Plan, import_id: int) -> None:
+    """The plan's updates in one records.update_many, with what each field was before (for
+    undo) in import_records."""
+    rows = [r for r in p.rows if r.action == "update"]
+    if not rows:
+        return
+    try:
+        done = records.update_many(cur, user, p.entity, [
+            (r.record_id, {k: r.values[k] for k in r.changes}, r.version) for r in rows])
+    except records.RowError as exc:
+        error, line = exc.error, rows[exc.index].line
+        if isinstance(error, (records.ConflictError, records.NotFound)):
+            raise ImportFileError(_("Row {line}: the record changed since the dry run; "
+                                    "run it again.").format(line=line)) from None
+        if isinstance(error, ValidationError):
+            reason = "; ".join(error.errors.values())
+        else:
+            reason = str(error)
+        raise ImportFileError(_("Row {line}: {reason}").format(line=line, reason=reason)
+                              ) from None
+    frame = pd.DataFrame({
+        "line": [r.line for r in rows], "record_id": [r.record_id for r in rows],
+        "before": [audit._payload({k: (old, None) for k, (old, _new) in changes.items()})
+                   for changes in done],
+        "version_after": [r.version + (1 if changes else 0) for r, changes in zip(rows, done)]})
+    cur.register("crm_import_updated", frame)
+    try:
+        cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
+                    " version_after) SELECT $i, line, record_id, 'update', before,"
+                    " version_after FROM crm_import_updated", {"i": import_id})
+    finally:
+        cur.unregister("crm_import_updated")
 
 
 def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:

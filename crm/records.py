@@ -436,6 +436,93 @@ def insert_many(cur, user: User, entity: Entity, values_list: list[dict]) -> lis
     return ids
 
 
+def update_many(cur, user: User, entity: Entity, items: list[tuple[int, dict, int]]
+                ) -> list[dict]:
+    """update_in() of many records at once, each (record_id, values, expected version), with
+    the same checks; one UPDATE for all. Returns each record's changes {field: (old, new)}
+    (empty when nothing differed). Raises RowError naming the first record refused."""
+    if not items:
+        return []
+    ids = [int(record_id) for record_id, _v, _e in items]
+    current = {r["id"]: r for r in rows(cur, f"SELECT t.* FROM {entity.table} t"
+                                              f" WHERE list_contains($ids, t.id)", {"ids": ids})}
+    out, owners = [], {}
+    for i, (record_id, values, expected) in enumerate(items):
+        try:
+            clean = validate(entity.fields, values, partial=True)
+            for f in entity.fields:
+                if f.create_only or f.name == entity.parent:
+                    clean.pop(f.name, None)
+            row = current.get(int(record_id))
+            if row is None or row["deleted_at"] is not None:
+                raise NotFound(_("{entity} #{id} does not exist or is in the trash").format(
+                    entity=_(entity.label), id=record_id))
+            require_write(user, entity, "edit", row)
+            if row["version"] != expected:
+                raise ConflictError(row, [])
+            _check(entity, {**{f.name: row[f.name] for f in entity.editable}, **clean})
+            if "owner_id" in clean and clean["owner_id"] != row["owner_id"]:
+                if clean["owner_id"] is None:
+                    clean["owner_id"] = user.id or None
+                if not user.sees_all and clean["owner_id"] != user.id:
+                    raise PermissionDenied(_("Reps can only assign records to themselves"))
+                if clean["owner_id"] is not None:
+                    owners[i] = clean["owner_id"]
+        except (ValidationError, PermissionDenied, NotFound, ConflictError) as exc:
+            raise RowError(i, exc) from None
+        out.append({k: (row[k], v) for k, v in clean.items() if _differs(row[k], v)})
+    if owners:
+        active = {r[0] for r in cur.execute("SELECT id FROM users WHERE active AND"
+                                            " list_contains($ids, id)",
+                                            {"ids": sorted(set(owners.values()))}).fetchall()}
+        for i, owner in owners.items():
+            if owner not in active:
+                raise RowError(i, ValidationError({"owner_id": _("Owner must be an active "
+                                                                 "user")}))
+    for name in entity.unique:
+        for i, changes in enumerate(out):
+            if name in changes:
+                try:
+                    _check_unique(cur, entity, {name: changes[name][1]}, ids[i])
+                except ValidationError as exc:
+                    raise RowError(i, exc) from None
+    _write_updates(cur, user, entity, ids, [e for _r, _v, e in items], out)
+    return out
+
+
+def _write_updates(cur, user: User, entity: Entity, ids: list[int], versions: list[int],
+                   changes: list[dict]) -> None:
+    """One UPDATE ... FROM a frame of the changed values (typed back by the columns' own
+    types), version-checked; then the audit entries."""
+    changed = [i for i, c in enumerate(changes) if c]
+    if not changed:
+        return
+    columns = sorted({k for i in changed for k in changes[i]})
+    types = dict(cur.execute("SELECT column_name, data_type FROM information_schema.columns"
+                             " WHERE table_name = $t", {"t": entity.table}).fetchall())
+    frame = pd.DataFrame({
+        "id": [ids[i] for i in changed], "version": [versions[i] for i in changed],
+        **{f"v_{c}": [_as_text(changes[i][c][1]) if c in changes[i] else None
+                      for i in changed] for c in columns},
+        **{f"ch_{c}": [c in changes[i] for i in changed] for c in columns}}).astype(
+        {f"v_{c}": object for c in columns})
+    assigns = ", ".join(f"{c} = CASE WHEN u.ch_{c} THEN CAST(u.v_{c} AS {types[c]})"
+                        f" ELSE {entity.table}.{c} END" for c in columns)
+    cur.register("crm_update_many", frame)
+    try:
+        updated = cur.execute(
+            f"UPDATE {entity.table} SET {assigns}, version = {entity.table}.version + 1,"
+            f" updated_at = $now, updated_by = $by FROM crm_update_many u"
+            f" WHERE {entity.table}.id = u.id AND {entity.table}.version = u.version",
+            {"now": datetime.now(), "by": user.id or None}).fetchall()[0][0]
+    finally:
+        cur.unregister("crm_update_many")
+    if updated != len(changed):  # someone saved meanwhile: the caller's transaction rolls back
+        raise RowError(changed[0], ConflictError({}, []))
+    audit.record_each(cur, user, entity.table, [ids[i] for i in changed], "update",
+                      [changes[i] for i in changed])
+
+
 def _as_text(value):
     """A clean value as text that DuckDB casts back to the column's type on INSERT (object
     columns of Decimals or dates would be typed from a sample of their rows)."""

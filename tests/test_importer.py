@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from crm import customers, deals, importer, leads, pipelines, records
+from crm.fields import ValidationError
 from crm.importer import ImportFileError
 
 
@@ -440,3 +441,43 @@ def test_batched_creates_match_the_one_by_one_command(db, team):
         records.insert_many(cur, team["reza"], customers.CONTACTS,
                             [{"last_name": "X", "customer_id": theirs}])
     assert db.scalar("SELECT count(*) FROM leads") == 3
+
+
+def test_batched_updates_match_the_one_by_one_command(db, team):
+    admin = team["admin"]
+    base = {"last_name": "Lovelace", "email": "ada@example.com", "company": "Old",
+            "estimated_value": "10"}
+    one = leads.create_lead(db, admin, base)
+    two = leads.create_lead(db, admin, {**base, "email": "ada2@example.com"})
+    change = {"company": "New", "estimated_value": Decimal("12.50"), "consent": True,
+              "owner_id": team["reza"].id}
+    records.update(db, admin, leads.LEADS, one, change, 1)
+    with db.transaction() as cur:
+        done = records.update_many(cur, admin, leads.LEADS, [(two, change, 1)])
+    assert done == [{"company": ("Old", "New"), "estimated_value": (Decimal("10.00"),
+                                                                   Decimal("12.50")),
+                     "consent": (False, True), "owner_id": (admin.id, team["reza"].id)}]
+    skip = {"id", "email", "created_at", "updated_at"}
+    got = {r["id"]: {k: v for k, v in r.items() if k not in skip}
+           for r in db.query("SELECT * FROM leads")}
+    assert got[one] == got[two] and got[two]["version"] == 2
+    audits = {r["record_id"]: r["changes"] for r in db.query(
+        "SELECT record_id, changes FROM audit_log WHERE entity = 'leads' AND action = 'update'")}
+    assert audits[one] == audits[two]
+    # a stale version, a rep's record of someone else, a rule broken by the merged values
+    for items, reason in (([(two, {"company": "X"}, 1)], records.ConflictError),
+                          ([(one, {"consent": False, "consent_date": date(2024, 1, 1)}, 2)],
+                           ValidationError)):
+        with pytest.raises(records.RowError) as refused, db.transaction() as cur:
+            records.update_many(cur, admin, leads.LEADS, items)
+        assert isinstance(refused.value.error, reason)
+    with pytest.raises(records.RowError, match="own records"), db.transaction() as cur:
+        records.update_many(cur, team["sam"], leads.LEADS, [(two, {"company": "X"}, 2)])
+    # an import planned before someone saved is refused whole, with the row
+    source = read("email,company\nada2@example.com,Newer\n")
+    plan = importer.plan(db, admin, leads.LEADS, source, {"email": "email", "company": "company"},
+                         mode="update", key="email")
+    records.update(db, admin, leads.LEADS, two, {"title": "CEO"}, 2)
+    with pytest.raises(ImportFileError, match="Row 2: the record changed since the dry run"):
+        importer.execute(db, admin, plan)
+    assert db.scalar("SELECT company FROM leads WHERE id = $i", {"i": two}) == "New"
