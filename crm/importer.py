@@ -969,20 +969,32 @@ def _create_many(cur, user: User, p: Plan, import_id: int) -> None:
     try:
         ids = records.insert_many(cur, user, p.entity, [r.values for r in rows])
     except records.RowError as exc:
-        reason = ("; ".join(exc.error.errors.values()) if isinstance(exc.error, ValidationError)
-                  else str(exc.error))
-        raise ImportFileError(_("Row {line}: {reason}").format(
-            line=rows[exc.index].line, reason=reason)) from None
+        raise _row_refused(exc, rows) from None
     except PermissionDenied as exc:
         raise ImportFileError(str(exc)) from None
-    frame = pd.DataFrame({"line": [r.line for r in rows], "record_id": ids})
-    cur.register("crm_import_created", frame)
+    _record_rows(cur, import_id, "create", pd.DataFrame({
+        "line": [r.line for r in rows], "record_id": ids, "before": None, "version_after": 1}))
+
+
+def _row_refused(exc: records.RowError, rows: list) -> ImportFileError:
+    error, line = exc.error, rows[exc.index].line
+    if isinstance(error, (records.ConflictError, records.NotFound)):
+        return ImportFileError(_("Row {line}: the record changed since the dry run; run it "
+                                 "again.").format(line=line))
+    reason = ("; ".join(error.errors.values()) if isinstance(error, ValidationError)
+              else str(error))
+    return ImportFileError(_("Row {line}: {reason}").format(line=line, reason=reason))
+
+
+def _record_rows(cur, import_id: int, action: str, frame: pd.DataFrame) -> None:
+    """import_records rows (line, record_id, before, version_after) from a frame, at once."""
+    cur.register("crm_import_rows", frame.astype({"before": object}))
     try:
         cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
-                    " version_after) SELECT $i, line, record_id, 'create', NULL, 1"
-                    " FROM crm_import_created", {"i": import_id})
+                    " version_after) SELECT $i, line, record_id, $a, before, version_after"
+                    " FROM crm_import_rows", {"i": import_id, "a": action})
     finally:
-        cur.unregister("crm_import_created")
+        cur.unregister("crm_import_rows")
 
 
 def _update_many(cur, user: User, p: Plan, import_id: int) -> None:
@@ -995,28 +1007,12 @@ def _update_many(cur, user: User, p: Plan, import_id: int) -> None:
         done = records.update_many(cur, user, p.entity, [
             (r.record_id, {k: r.values[k] for k in r.changes}, r.version) for r in rows])
     except records.RowError as exc:
-        error, line = exc.error, rows[exc.index].line
-        if isinstance(error, (records.ConflictError, records.NotFound)):
-            raise ImportFileError(_("Row {line}: the record changed since the dry run; "
-                                    "run it again.").format(line=line)) from None
-        if isinstance(error, ValidationError):
-            reason = "; ".join(error.errors.values())
-        else:
-            reason = str(error)
-        raise ImportFileError(_("Row {line}: {reason}").format(line=line, reason=reason)
-                              ) from None
-    frame = pd.DataFrame({
+        raise _row_refused(exc, rows) from None
+    _record_rows(cur, import_id, "update", pd.DataFrame({
         "line": [r.line for r in rows], "record_id": [r.record_id for r in rows],
         "before": [audit._payload({k: (old, None) for k, (old, _new) in changes.items()})
                    for changes in done],
-        "version_after": [r.version + (1 if changes else 0) for r, changes in zip(rows, done)]})
-    cur.register("crm_import_updated", frame)
-    try:
-        cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
-                    " version_after) SELECT $i, line, record_id, 'update', before,"
-                    " version_after FROM crm_import_updated", {"i": import_id})
-    finally:
-        cur.unregister("crm_import_updated")
+        "version_after": [r.version + (1 if changes else 0) for r, changes in zip(rows, done)]}))
 
 
 def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
