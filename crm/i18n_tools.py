@@ -28,12 +28,13 @@ TRANSLATED = [lang for lang in LANGUAGES if lang != "en"]
 
 def spec_messages() -> list[str]:
     """Every text the field specs and entities show."""
-    from crm import activities, customers, deals, leads, pipelines, settings
+    from crm import activities, customers, deals, leads, pipelines, service, settings
     from crm.fields import META_FIELDS
 
     specs = [*META_FIELDS, *leads.FIELDS, *customers.FIELDS, *customers.CONTACT_FIELDS,
              *deals.FIELDS, *deals.LINE_FIELDS, *activities.ACTIVITY_FIELDS,
-             *activities.TASK_FIELDS, *pipelines.STAGE_FIELDS, *settings.FIELDS]
+             *activities.TASK_FIELDS, *pipelines.STAGE_FIELDS, *settings.FIELDS,
+             *service.SURVEY_FIELDS, *service.COMPLAINT_FIELDS]
     found = []
     for f in specs:
         found += [f.label, f.help, f.section]
@@ -45,10 +46,10 @@ def spec_messages() -> list[str]:
 
 
 def entities() -> list:
-    from crm import activities, customers, deals, leads
+    from crm import activities, customers, deals, leads, service
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-            activities.ACTIVITIES, activities.TASKS]
+            activities.ACTIVITIES, activities.TASKS, service.SURVEYS, service.COMPLAINTS]
 
 
 def template() -> Catalog:

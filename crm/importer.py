@@ -502,10 +502,11 @@ def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
                            " AND deleted_at IS NULL", {"p": pid})
     if spec.ref in records.REF_LABELS:
         table = spec.ref
-        from crm import customers, deals, leads
+        from crm import customers, deals, leads, service
 
         entity = {"customers": customers.CUSTOMERS, "contacts": customers.CONTACTS,
-                  "deals": deals.DEALS, "leads": leads.LEADS}.get(table)
+                  "deals": deals.DEALS, "leads": leads.LEADS,
+                  "complaints": service.COMPLAINTS}.get(table)
         if entity is None:
             return _lookup(db, f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
                                f" FROM {table} t")
@@ -709,7 +710,8 @@ def _existing(db: Database, user: User, entity: records.Entity, key: str | None,
     return found
 
 
-_LINK_NAMES = ("lead_id", "customer_id", "contact_id", "deal_id")  # activities.LINKS
+_LINK_NAMES = ("lead_id", "customer_id", "contact_id", "deal_id",
+               "complaint_id")  # activities.LINKS
 _LINKED = {"activities": _LINK_NAMES, "tasks": _LINK_NAMES}  # need at least one of these
 
 
@@ -834,6 +836,10 @@ def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
         insert = (activities.insert_activity if entity.table == "activities"
                   else activities.insert_task)
         return insert(cur, user, values)
+    from crm import service  # surveys and complaints check their customer, contact, deal
+
+    if entity.table in service.INSERTERS:
+        return service.INSERTERS[entity.table](cur, user, values)
     return records.insert(cur, user, entity, values)
 
 
@@ -896,10 +902,10 @@ def _entity_of(entity) -> records.Entity:
 
 def entities() -> list[records.Entity]:
     """What can be imported."""
-    from crm import activities, customers, deals, leads
+    from crm import activities, customers, deals, leads, service
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-            activities.ACTIVITIES, activities.TASKS]
+            activities.ACTIVITIES, activities.TASKS, service.SURVEYS, service.COMPLAINTS]
 
 
 def targets(entity: records.Entity) -> list[str]:

@@ -60,6 +60,8 @@ _PERSON = "trim(coalesce({a}.first_name, '') || ' ' || {a}.last_name)"
 REF_LABELS = {  # how a record of each table is named in lists and pickers
     "customers": "{a}.name", "stages": "{a}.name", "deals": "{a}.title", "users": "{a}.name",
     "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name",
+    "products": "{a}.name",
+    "complaints": "{a}.subject",
 }
 
 
@@ -680,7 +682,8 @@ def _csv_safe(value):
     return value
 
 
-OWNED = {"leads", "customers", "contacts", "deals", "activities", "tasks"}
+OWNED = {"leads", "customers", "contacts", "deals", "activities", "tasks", "surveys",
+         "complaints"}
 
 
 def ref_label(db: Database, user: User, table: str, record_id: int) -> str:
