@@ -305,6 +305,19 @@ SYNONYMS = {
                   "lost date"),
 }
 
+# issue 10, customer service: surveys and complaints
+SYNONYMS.update({
+    "answered_on": ("date", "answered", "answer date", "survey date", "response date",
+                    "responded on", "submitted", "submitted at"),
+    "csat": ("csat", "csat score", "satisfaction", "satisfaction score"),
+    "nps": ("nps", "nps score", "recommend", "likelihood to recommend", "net promoter score"),
+    "opened_on": ("opened", "date opened", "opened date", "reported", "reported on", "date"),
+    "resolved_on": ("resolved", "date resolved", "resolved date", "closed", "closed date"),
+    "severity": ("priority", "impact"),
+    "category": ("type", "complaint type", "issue type"),
+    "product_id": ("product", "product name", "item"),
+})
+
 
 def _norm(text: str) -> str:
     return re.sub(r"[^0-9a-z\u0600-\u06ff\u0100-\u017f]+", " ", str(text).lower()).strip()
