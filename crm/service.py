@@ -39,8 +39,7 @@ SURVEY_FIELDS = [
     Field("deal_id", "Deal", "ref", ref="deals", section="About"),
     Field("product_id", "Product", "ref", ref="products", in_list=True, filter=True,
           section="About"),
-    Field("owner_id", "Owner", "user", filter=True, section="About",
-          help="Empty: the customer's owner"),
+    Field("owner_id", "Owner", "user", filter=True, section="About"),
 ]
 
 COMPLAINT_FIELDS = [
@@ -61,8 +60,7 @@ COMPLAINT_FIELDS = [
           section="Handling"),
     Field("resolved_on", "Resolved on", "date", in_list=True, section="Handling",
           help="Set to today when the status becomes resolved or rejected and it is empty"),
-    Field("owner_id", "Owner", "user", filter=True, section="Handling",
-          help="Empty: the customer's owner"),
+    Field("owner_id", "Owner", "user", filter=True, section="Handling"),
     Field("resolution", "Resolution", "longtext", section="Handling"),
 ]
 
@@ -254,3 +252,16 @@ def create_follow_up(db: Database, user: User, customer_id: int, reasons: list[s
         "priority": "high",
         "due_at": due or datetime.combine(date.today() + timedelta(days=1), time(9, 0)),
         "notes": "; ".join(reasons) or None})
+
+
+def deal_choices(db: Database, user: User, customer_id: int | None = None,
+                 limit: int = 2000) -> dict[int, str]:
+    """{id: title} of the live deals the user may see (of one customer when given)."""
+    from crm.deals import DEALS
+
+    where, params = records.visible(DEALS, user)
+    params.update(c=customer_id, n=limit)
+    return {r["id"]: r["title"] for r in db.query(
+        f"SELECT t.id, t.title FROM deals t WHERE {where}"
+        f" AND ($c IS NULL OR t.customer_id = $c) ORDER BY t.updated_at DESC, t.id DESC"
+        f" LIMIT $n", params)}

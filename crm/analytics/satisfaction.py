@@ -372,7 +372,7 @@ def customer_summary(db: Database, user: User, customer_id: int,
 
 
 def page_numbers(db: Database, user: User, f: Filters | None = None,
-                 today: date | None = None, lang: str | None = None) -> dict:
+                 today: date | None = None, lang: str | None = None, limit: int = 20) -> dict:
     """Everything the satisfaction page shows (the bench times this against bare SQL)."""
     return {
         "nps": nps_summary(db, user, f),
@@ -382,7 +382,7 @@ def page_numbers(db: Database, user: User, f: Filters | None = None,
         "complaints": {d: complaints_by(db, user, d, f) for d in COMPLAINT_DIMENSIONS},
         "age": open_by_age(db, user, f, today),
         "resolution": resolution_times(db, user, f),
-        "at_risk": at_risk(db, user, f, today),
+        "at_risk": at_risk(db, user, f, today, limit),
     }
 
 

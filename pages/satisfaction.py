@@ -1,0 +1,58 @@
+import streamlit as st
+
+from crm.analytics import satisfaction as sat
+from crm.i18n import gettext as _
+from crm.ui import satisfaction as ui
+from crm.ui.guard import require_user
+from crm.ui.session import get_db
+
+user = require_user("viewer")
+db = get_db()
+
+st.title(_("Customer satisfaction"))
+st.caption(_("Your customers") if user.role == "rep" else _("The whole team's customers"))
+chosen = ui.filters(user)
+numbers = sat.page_numbers(db, user, chosen, limit=20)
+ui.headline(numbers)
+
+st.subheader(_("NPS over time"))
+if numbers["trend"]:
+    st.plotly_chart(ui.nps_trend_chart(numbers["trend"]), config={"displayModeBar": False},
+                    key="sat:nps_trend")
+    st.caption(_("Promoters (9–10) minus detractors (0–6), in %, per month; the number above "
+                 "each point is how many answered."))
+else:
+    st.info(_("No NPS answers match the filters."))
+
+left, right = st.columns([1, 2])
+with left:
+    st.subheader(_("CSAT distribution"))
+    if numbers["csat"]["answers"]:
+        st.plotly_chart(ui.csat_chart(numbers["csat"]), config={"displayModeBar": False},
+                        key="sat:csat")
+    else:
+        st.info(_("No CSAT answers match the filters."))
+with right:
+    st.subheader(_("NPS and CSAT by segment, product and owner"))
+    ui.dimension_tabs(numbers["by"])
+
+st.subheader(_("Complaints"))
+by_category, by_product, by_age = st.columns(3)
+for col, title, rows, dimension in ((by_category, _("By category"),
+                                     numbers["complaints"]["category"], "category"),
+                                    (by_product, _("By product"),
+                                     numbers["complaints"]["product"], "product")):
+    with col:
+        st.markdown(f"**{title}**")
+        if rows:
+            st.plotly_chart(ui.complaints_chart(dimension, rows),
+                            config={"displayModeBar": False}, key=f"sat:complaints:{dimension}")
+        else:
+            st.caption(_("No complaints match the filters."))
+with by_age:
+    st.markdown(f"**{_('Open complaints by age')}**")
+    st.plotly_chart(ui.age_chart(numbers["age"]), config={"displayModeBar": False},
+                    key="sat:age")
+
+st.subheader(_("Customers at risk"))
+ui.at_risk_list(user, numbers["at_risk"])
