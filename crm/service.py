@@ -97,20 +97,25 @@ def _references(cur, user: User, clean: dict) -> dict:
 
     customer = records.fetch(cur, CUSTOMERS, clean["customer_id"])
     if customer is None or customer["deleted_at"] is not None:
-        raise ValidationError({"customer_id": _(_MISSING["customer_id"])})
+        raise _missing("customer_id")
     require(user, "view", customer)
     for name, entity in (("contact_id", CONTACTS), ("deal_id", DEALS)):
         if clean.get(name) is None:
             continue
         row = records.fetch(cur, entity, clean[name])
         if row is None or row["deleted_at"] is not None:
-            raise ValidationError({name: _(_MISSING[name])})
+            raise _missing(name)
         if row["customer_id"] != clean["customer_id"]:
             raise ValidationError({name: _("It belongs to another customer")})
     if clean.get("product_id") is not None and cur.execute(
             "SELECT 1 FROM products WHERE id = $id", {"id": clean["product_id"]}).fetchone() is None:
-        raise ValidationError({"product_id": _(_MISSING["product_id"])})
+        raise _missing("product_id")
     return customer
+
+
+def _missing(name: str) -> ValidationError:
+    message = _MISSING[name]
+    return ValidationError({name: _(message)})
 
 
 def _default_owner(user: User, values: dict, customer: dict) -> dict:

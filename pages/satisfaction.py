@@ -50,7 +50,7 @@ for col, title, rows, dimension in ((by_category, _("By category"),
         else:
             st.caption(_("No complaints match the filters."))
 with by_age:
-    st.markdown(f"**{_('Open complaints by age')}**")
+    st.markdown("**{}**".format(_("Open complaints by age")))
     st.plotly_chart(ui.age_chart(numbers["age"]), config={"displayModeBar": False},
                     key="sat:age")
 

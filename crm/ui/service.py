@@ -88,7 +88,7 @@ def service_tab(user: User, customer: dict) -> None:
     db = get_db()
     status = service.COMPLAINTS.spec["status"]
     severity = service.COMPLAINTS.spec["severity"]
-    st.markdown(f"**{_('Complaints')}**")
+    st.markdown("**{}**".format(_("Complaints")))
     found = service.complaints_of(db, user, customer["id"])
     for c in found:
         st.page_link("pages/complaint.py", query_params={"id": c["id"]},
@@ -98,7 +98,7 @@ def service_tab(user: User, customer: dict) -> None:
                                                  i18n.format_date(c["opened_on"])))))
     if not found:
         st.caption(_("No complaints."))
-    st.markdown(f"**{_('Survey answers')}**")
+    st.markdown("**{}**".format(_("Survey answers")))
     answers = service.surveys_of(db, user, customer["id"])
     channel = service.SURVEYS.spec["channel"]
     for a in answers:
