@@ -116,7 +116,8 @@ class _World:
         self.quality = rng.normal(0, 0.35, len(products))
         self.bad = int(rng.integers(len(products))) if len(products) else -1  # bad batch
         owners = pd.unique(self.owner[~pd.isna(self.owner)])
-        self.service = dict(zip(owners, rng.normal(0, 0.25, len(owners))))
+        effect = dict(zip(owners, rng.normal(0, 0.25, len(owners))))
+        self.owner_service = np.array([0.0 if pd.isna(o) else effect[o] for o in self.owner])
         self.today = np.datetime64(now.date())
 
     def _customers(self, n: int, weight: np.ndarray | None = None) -> np.ndarray:
@@ -169,9 +170,7 @@ class _World:
                                                          np.where(in_progress, "in_progress",
                                                                   "open")))
         resolved = opened + took.astype("timedelta64[D]")
-        subjects = SUBJECTS[lang]
-        subject = np.array([subjects[c][i % len(subjects[c])]
-                            for c, i in zip(category, rng.integers(0, 99, n))], dtype=object)
+        subject = _texts_by(rng, SUBJECTS[lang], category)
         resolution = np.array(RESOLUTIONS[lang], dtype=object)[rng.integers(0, 4, n)]
         return pd.DataFrame({
             "subject": subject, "customer_id": self.customer[who],
@@ -202,8 +201,7 @@ class _World:
             deal[after] = pick["id"].to_numpy()
         product = self._products(n, 0.7)
         day = self.today - days_ago.astype("timedelta64[D]")
-        service = np.array([self.service.get(o, 0.0) if not pd.isna(o) else 0.0
-                            for o in self.owner[who]])
+        service = self.owner_service[who]
         z = (0.9 * self.mood[who] + service + 0.35 * (1 - days_ago / DAYS)
              + np.where(product >= 0, self.quality[np.maximum(product, 0)], 0)
              - 1.6 * self._bad_batch(product, days_ago) + rng.normal(0, 0.8, n))
@@ -215,9 +213,7 @@ class _World:
         csat_col = pd.array(csat, dtype="Int64")
         csat_col[(kind >= 0.70) & (kind < 0.85)] = pd.NA
         mood = np.where(z < -0.6, 0, np.where(z < 0.6, 1, 2))
-        comments = COMMENTS[lang]
-        comment = np.array([comments[m][i % len(comments[m])]
-                            for m, i in zip(mood, rng.integers(0, 99, n))], dtype=object)
+        comment = _texts_by(rng, dict(enumerate(COMMENTS[lang])), mood)
         comment[rng.random(n) > 0.25] = None
         return pd.DataFrame({
             "customer_id": self.customer[who],
@@ -226,6 +222,15 @@ class _World:
             "product_id": _ids(self.products, product), "answered_on": pd.Series(day),
             "channel": _choice(rng, CHANNELS, n), "csat": csat_col, "nps": nps_col,
             "comment": comment, **self._meta(n, day, who)})
+
+
+def _texts_by(rng, texts: dict, keys: np.ndarray) -> np.ndarray:
+    """A random text of texts[key] for each key."""
+    out = np.empty(len(keys), dtype=object)
+    for key, options in texts.items():
+        rows = np.flatnonzero(keys == key)
+        out[rows] = np.array(options, dtype=object)[rng.integers(0, len(options), len(rows))]
+    return out
 
 
 def _choice(rng, weights: dict, n: int) -> np.ndarray:
