@@ -61,5 +61,5 @@ def test_satisfaction_page_draws_charts_and_creates_a_follow_up_task(server):
         expect(page.get_by_role("heading", name="Acme Unhappy")).to_be_visible(timeout=30_000)
         expect(page.get_by_text("At risk:")).to_be_visible()
         page.get_by_role("tab", name="Tasks").click()
-        expect(page.get_by_text("Follow up: Acme Unhappy is at risk")).to_be_visible(
+        expect(page.get_by_text("Acme Unhappy is at risk")).to_be_visible(
             timeout=30_000)
