@@ -19,7 +19,7 @@ CSAT_COLORS = {1: "#d62728", 2: "#ff9896", 3: "#c7c7c7", 4: "#98df8a", 5: "#2ca0
 DIMENSION_NAMES = {"segment": N_("By segment"), "product": N_("By product"),
                    "owner": N_("By owner")}
 AGE_NAMES = (N_("0–7 days"), N_("8–30 days"), N_("31–90 days"), N_("over 90 days"))
-_PERIOD = Field("period", "Period", "date")
+_PERIOD = Field("period", N_("Period"), "date")
 _SEGMENT = customers.CUSTOMERS.spec["segment"]
 _CATEGORY = service.COMPLAINTS.spec["category"]
 
@@ -103,8 +103,8 @@ def nps_by_chart(dimension: str, rows: list[dict]) -> go.Figure:
         x=labels, y=values, marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in values],
         text=[_("{nps} ({answers})").format(nps=i18n.number(r["nps"]),
                                             answers=i18n.number(r["answers"])) for r in rows],
-        textposition="auto"))
-    return _layout(fig, title=_("NPS (answers)"), yaxis_title=_("NPS"), xaxis_type="category")
+        textposition="outside", textangle=0, cliponaxis=False))
+    return _layout(fig, yaxis_title=_("NPS"), xaxis_type="category", height=360)
 
 
 def csat_by_chart(dimension: str, rows: list[dict]) -> go.Figure:
@@ -120,21 +120,31 @@ def csat_by_chart(dimension: str, rows: list[dict]) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=labels, y=[103] * len(rows), mode="text", showlegend=False, hoverinfo="skip",
         text=[i18n.percent(r["satisfied"]) for r in rows], textfont=dict(size=11)))
-    return _layout(fig, barmode="stack", title=_("CSAT: % satisfied (4–5) and answers by score"),
-                   yaxis_title=_("% of answers"), xaxis_type="category",
-                   legend=dict(orientation="h", y=-0.2, title=_("CSAT")), height=360)
+    return _layout(fig, barmode="stack", yaxis_title=_("% of answers"), xaxis_type="category",
+                   legend=dict(orientation="h", y=1.12, x=0, title=_("CSAT")), height=360)
 
 
 def complaints_chart(dimension: str, rows: list[dict]) -> go.Figure:
+    """Closed and open complaints per category (columns) or product (bars: long names)."""
     rows = rows[:15]
     labels = [_group_label(dimension, r) for r in rows]
+    closed = [r["total"] - r["unresolved"] for r in rows]
+    still_open = [r["unresolved"] for r in rows]
+    if dimension == "product":
+        fig = go.Figure([
+            go.Bar(y=labels, x=closed, name=_("Closed"), marker_color="#9ecae1",
+                   orientation="h"),
+            go.Bar(y=labels, x=still_open, name=_("Open"), marker_color="#e6550d",
+                   orientation="h")])
+        return _layout(fig, barmode="stack", xaxis_title=_("Complaints"),
+                       yaxis=dict(type="category", autorange="reversed", automargin=True),
+                       legend=dict(orientation="h", y=1.1, x=0),
+                       height=max(260, 32 * len(rows) + 90))
     fig = go.Figure([
-        go.Bar(x=labels, y=[r["total"] - r["unresolved"] for r in rows], name=_("Closed"),
-               marker_color="#9ecae1"),
-        go.Bar(x=labels, y=[r["unresolved"] for r in rows], name=_("Open"),
-               marker_color="#e6550d")])
+        go.Bar(x=labels, y=closed, name=_("Closed"), marker_color="#9ecae1"),
+        go.Bar(x=labels, y=still_open, name=_("Open"), marker_color="#e6550d")])
     return _layout(fig, barmode="stack", yaxis_title=_("Complaints"), xaxis_type="category",
-                   legend=dict(orientation="h", y=-0.25))
+                   legend=dict(orientation="h", y=1.1, x=0))
 
 
 def age_chart(buckets: list[dict]) -> go.Figure:
@@ -182,8 +192,10 @@ def dimension_tabs(by: dict) -> None:
                 continue
             left, right = st.columns(2)
             with left:
+                st.markdown("**{}**".format(_("NPS (answers)")))
                 _show(nps_by_chart(dimension, rows), f"sat:nps_by:{dimension}")
             with right:
+                st.markdown("**{}**".format(_("CSAT: % satisfied (4–5) and answers by score")))
                 _show(csat_by_chart(dimension, rows), f"sat:csat_by:{dimension}")
 
 
@@ -217,7 +229,8 @@ def at_risk_list(user: User, rows: list[dict]) -> None:
                     count=i18n.number(row["severe_open"])))
             why_col.caption(" · ".join(scores))
             stake_col.markdown(md_escape(i18n.money(row["stake"], row["currency"], 0)))
-            stake_col.caption(_("at stake"))
+            stake_col.caption(_("at stake") if row["currency"] or not row["stake"]
+                              else _("at stake, in several currencies"))
             _follow_up(user, row, button_col)
 
 
