@@ -1,6 +1,8 @@
 """The satisfaction page's pieces: filters, Plotly figures (localized) and the at-risk list."""
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -22,6 +24,17 @@ AGE_NAMES = (N_("0–7 days"), N_("8–30 days"), N_("31–90 days"), N_("over 9
 _PERIOD = Field("period", N_("Period"), "date")
 _SEGMENT = customers.CUSTOMERS.spec["segment"]
 _CATEGORY = service.COMPLAINTS.spec["category"]
+
+
+_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
+
+
+def _bidi(text: str) -> str:
+    """Plotly draws SVG text left to right: a Persian label that starts with a digit or ends
+    with brackets comes out scrambled. A right-to-left embedding keeps it in reading order."""
+    if i18n.is_rtl() and _ARABIC_SCRIPT.search(text or ""):
+        return "\u202b" + text + "\u202c"
+    return text
 
 
 def filters(user: User) -> sat.Filters:
@@ -61,7 +74,7 @@ def _show(fig: go.Figure, key: str) -> None:
 
 def nps_trend_chart(trend: list[dict]) -> go.Figure:
     """NPS per month (line), the number of answers written at each point."""
-    x = [calendar.label(r["period"]) for r in trend]
+    x = [_bidi(calendar.label(r["period"])) for r in trend]
     y = [round(r["nps"], 1) for r in trend]
     answers = [i18n.number(r["answers"]) for r in trend]
     fig = go.Figure(go.Scatter(
@@ -87,12 +100,12 @@ def csat_chart(csat: dict) -> go.Figure:
 
 def _group_label(dimension: str, row: dict) -> str:
     if row["key"] is None:
-        return _("(none)")
+        return _bidi(_("(none)"))
     if dimension == "segment":
-        return _SEGMENT.choice_label(row["key"])
+        return _bidi(_SEGMENT.choice_label(row["key"]))
     if dimension == "category":
-        return _CATEGORY.choice_label(row["key"])
-    return str(row["label"] or f"#{row['key']}")
+        return _bidi(_CATEGORY.choice_label(row["key"]))
+    return _bidi(str(row["label"] or f"#{row['key']}"))
 
 
 def nps_by_chart(dimension: str, rows: list[dict]) -> go.Figure:
@@ -149,7 +162,7 @@ def complaints_chart(dimension: str, rows: list[dict]) -> go.Figure:
 
 def age_chart(buckets: list[dict]) -> go.Figure:
     counts = [b["count"] for b in buckets]
-    fig = go.Figure(go.Bar(x=[_(n) for n in AGE_NAMES], y=counts,
+    fig = go.Figure(go.Bar(x=[_bidi(_(n)) for n in AGE_NAMES], y=counts,
                            marker_color=["#fdd0a2", "#fdae6b", "#f16913", "#a63603"],
                            text=[i18n.number(n) for n in counts], textposition="auto"))
     return _layout(fig, yaxis_title=_("Open complaints"), xaxis_type="category")
