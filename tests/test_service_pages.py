@@ -107,3 +107,20 @@ def test_empty_satisfaction_page(app_env, team):
     at = page("pages/satisfaction.py", user="admin")
     assert not at.exception
     assert "No customer is at risk." in texts(at)
+
+
+def test_import_page_brings_in_survey_answers(app_env, team, acme):
+    from tests.test_import_page import upload
+
+    at = page("pages/import.py", user="admin")
+    at.selectbox(key="imp_entity").set_value("surveys").run()
+    upload(at, b"Customer,Date,Channel,NPS,CSAT\nAcme,2026-04-01,phone,10,5\n"
+               b"Acme,2026-04-02,fax,3,\n", name="answers.csv")
+    assert not at.exception and not errors(at)
+    at.button(key="imp_dry_run").click().run()
+    counts = {m.label: m.value for m in at.metric}
+    assert counts["To create"] == "1" and counts["Rejected"] == "1"  # no channel "fax"
+    at.button(key="imp_execute").click().run()
+    assert not at.exception and not errors(at)
+    assert app_env.scalar("SELECT count(*) FROM surveys WHERE answered_on = '2026-04-01'"
+                          " AND channel = 'phone' AND nps = 10") == 1
