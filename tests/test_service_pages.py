@@ -99,8 +99,21 @@ def test_satisfaction_page_draws_its_charts_and_creates_a_follow_up(app_env, tea
 def test_viewers_read_the_page_without_follow_up_buttons(app_env, team, acme):
     at = page("pages/satisfaction.py", user="vic")
     assert not at.exception
-    assert "Acme" in links(at)
+    assert "Acme" in texts(at) and "Acme" not in links(at)  # no link to a record page
     assert not [b for b in at.button if b.key and b.key.startswith("sat:follow")]
+
+
+def test_user_text_in_charts_is_not_markup(app_env, team, acme):
+    product = app_env.scalar(
+        "INSERT INTO products (name, code, unit_price, currency, active, created_at) VALUES"
+        " ('<a href=\"https://evil.example\">Pump</a>', 'P', 1, 'USD', TRUE, now())"
+        " RETURNING id")
+    service.create_survey(app_env, team["admin"], {"customer_id": acme, "channel": "web",
+                                                   "answered_on": "2026-03-10", "nps": 8,
+                                                   "product_id": product})
+    at = page("pages/satisfaction.py", user="admin")
+    shown = json.dumps(charts(at), ensure_ascii=False)
+    assert "&lt;a href=" in shown and "<a href" not in shown
 
 
 def test_empty_satisfaction_page(app_env, team):

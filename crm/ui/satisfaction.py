@@ -30,9 +30,13 @@ _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
 
 
 def _bidi(text: str) -> str:
-    """Plotly draws SVG text left to right: a Persian label that starts with a digit or ends
-    with brackets comes out scrambled. A right-to-left embedding keeps it in reading order."""
-    if i18n.is_rtl() and _ARABIC_SCRIPT.search(text or ""):
+    """A label for a chart: Plotly reads a few HTML tags (links, bold) in its text, so user
+    text (product and owner names) has < > & escaped as entities, which Plotly shows as they
+    are. Plotly also draws SVG text left to right: a Persian label that starts with a digit
+    or ends with brackets comes out scrambled, so a right-to-left embedding keeps it in
+    reading order."""
+    text = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if i18n.is_rtl() and _ARABIC_SCRIPT.search(text):
         return "\u202b" + text + "\u202c"
     return text
 
@@ -129,7 +133,8 @@ def csat_by_chart(dimension: str, rows: list[dict]) -> go.Figure:
         shares = [100 * r[f"csat_{s}"] / r["csat_answers"] for r in rows]
         fig.add_trace(go.Bar(x=labels, y=shares, name=i18n.number(s),
                              marker_color=CSAT_COLORS[s],
-                             hovertemplate="%{y:.0f} %<extra>" + i18n.number(s) + "</extra>"))
+                             customdata=[i18n.percent(v / 100) for v in shares],
+                             hovertemplate="%{customdata}<extra>" + i18n.number(s) + "</extra>"))
     fig.add_trace(go.Scatter(
         x=labels, y=[103] * len(rows), mode="text", showlegend=False, hoverinfo="skip",
         text=[i18n.percent(r["satisfied"]) for r in rows], textfont=dict(size=11)))
@@ -225,8 +230,11 @@ def at_risk_list(user: User, rows: list[dict]) -> None:
         with st.container(border=True):
             name_col, why_col, stake_col, button_col = st.columns(
                 [2.2, 2.6, 1.4, 1.5], vertical_alignment="center")
-            name_col.page_link("pages/customer.py", query_params={"id": row["id"]},
-                               label=md_escape(row["name"]), icon=":material/domain:")
+            if user.at_least("rep"):
+                name_col.page_link("pages/customer.py", query_params={"id": row["id"]},
+                                   label=md_escape(row["name"]), icon=":material/domain:")
+            else:  # viewers read dashboards, not customer records
+                name_col.markdown(md_escape(row["name"]))
             if row["owner_name"]:
                 name_col.caption(_("owner {name}").format(name=md_escape(row["owner_name"])))
             why_col.markdown(md_escape(reason_text(row["reasons"])))
@@ -262,7 +270,8 @@ def _follow_up(user: User, row: dict, col) -> None:
             st.error(md_escape(exc))
             return
         st.toast(_("Follow-up task created for {name}").format(
-            name=row["owner_name"] or _("you")), icon=":material/check:")
+            name=md_escape(row["owner_name"]) if row["owner_name"] else _("you")),
+            icon=":material/check:")
         st.rerun()
 
 
