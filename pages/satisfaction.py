@@ -12,7 +12,7 @@ db = get_db()
 st.title(_("Customer satisfaction"))
 st.caption(_("Your customers") if user.role == "rep" else _("The whole team's customers"))
 chosen = ui.filters(user)
-numbers = sat.page_numbers(db, user, chosen, limit=20)
+numbers = sat.page_numbers(db, user, chosen, limit=0)  # the at-risk list comes below
 ui.headline(numbers)
 
 trend_col, csat_col = st.columns([2, 1])
@@ -57,4 +57,5 @@ else:
     st.caption(_("No complaints match the filters."))
 
 st.subheader(_("Customers at risk"))
-ui.at_risk_list(user, numbers["at_risk"])
+chosen.currency = ui.stake_currency(user)
+ui.at_risk_list(user, sat.at_risk(db, user, chosen, limit=20))

@@ -79,10 +79,11 @@ def shop(db, team):
             ("A", 1000, "open", None), ("A", 500, "won", "2026-06-01"),
             ("A", 9999, "won", "2025-06-01"), ("C", 3000, "open", None),
             ("E", 2000, "won", "2025-12-01"), ("E", 7000, "lost", "2026-10-01"),
-            ("B", 10000, "open", None)):
+            ("B", 10000, "open", None), ("D", 800, "open", None)):
         deal = deals.create_deal(db, admin, {
             "title": f"{name} {amount}", "amount": amount, "customer_id": ids[name],
-            "stage_id": stages[kind], "lost_reason": "price" if kind == "lost" else None})
+            "stage_id": stages[kind], "lost_reason": "price" if kind == "lost" else None,
+            "currency": "EUR" if name == "D" else "USD"})
         if closed:
             with db.transaction() as cur:
                 cur.execute("UPDATE deals SET closed_on = $d WHERE id = $id",
@@ -162,12 +163,19 @@ def test_complaints_by_category_age_and_resolution_time(db, team, shop):
 
 def test_customers_at_risk_ranked_by_what_is_at_stake(db, team, shop):
     admin = team["admin"]
-    found = sat.at_risk(db, admin, today=TODAY)
-    # C: open 3000; E: won 2000 within 12 months (the lost 7000 does not count); A: open 1000
-    # + won 500 (the 9999 was won more than a year ago); D: nothing. B: only passives and a
-    # drop of 1 (CSAT) -- not at risk
-    assert [(r["name"], r["stake"]) for r in found] == [("C", 3000), ("E", 2000),
-                                                        ("A", 1500), ("D", 0)]
+    found = sat.at_risk(db, admin, sat.Filters(currency="USD"), today=TODAY)
+    # In dollars: C: open 3000; E: won 2000 within 12 months (the lost 7000 does not count);
+    # A: open 1000 + won 500 (the 9999 was won more than a year ago); D: nothing (its deal is
+    # in euros). B: only passives and a drop of 1 (CSAT) -- not at risk
+    assert [(r["name"], r["stake"], r["currency"]) for r in found] == [
+        ("C", 3000, "USD"), ("E", 2000, "USD"), ("A", 1500, "USD"), ("D", 0, "USD")]
+    in_euros = sat.at_risk(db, admin, sat.Filters(currency="EUR"), today=TODAY)
+    assert [(r["name"], r["stake"]) for r in in_euros] == [  # then by severe complaints, id
+        ("D", 800), ("A", 0), ("E", 0), ("C", 0)]
+    as_they_are = sat.at_risk(db, admin, today=TODAY)  # no currency: each its own
+    assert [(r["name"], r["stake"], r["currency"]) for r in as_they_are][-1] == ("D", 800,
+                                                                                 "EUR")
+    assert sat.stake_currencies(db, admin, TODAY) == ["USD", "EUR"]  # 5 deals, 1 deal
     reasons = {r["name"]: r["reasons"] for r in found}
     assert reasons == {"C": ["detractor"], "E": ["severe_complaint"],
                        "A": ["detractor", "severe_complaint", "dropped"],

@@ -137,3 +137,23 @@ def test_import_page_brings_in_survey_answers(app_env, team, acme):
     assert not at.exception and not errors(at)
     assert app_env.scalar("SELECT count(*) FROM surveys WHERE answered_on = '2026-04-01'"
                           " AND channel = 'phone' AND nps = 10") == 1
+
+
+def test_at_risk_stake_counted_in_a_chosen_currency(app_env, team, acme):
+    from crm import deals, pipelines
+
+    admin = team["admin"]
+    stage = pipelines.stages_of(app_env, pipelines.default_pipeline_id(app_env))[0]["id"]
+    beta = customers.create_customer(app_env, admin, {"name": "Beta"})
+    service.create_survey(app_env, admin, {"customer_id": beta, "channel": "web",
+                                           "answered_on": "2026-02-10", "nps": 1})
+    for cid, amount, currency in ((acme, 100, "USD"), (acme, 50, "USD"), (beta, 500, "EUR")):
+        deals.create_deal(app_env, admin, {"title": "d", "amount": amount, "stage_id": stage,
+                                           "customer_id": cid, "currency": currency})
+    at = page("pages/satisfaction.py", user="admin")
+    assert at.selectbox(key="sat:currency").value == "USD"  # the most used
+    ranked = [name for name in links(at) if name in ("Acme", "Beta")]
+    assert ranked == ["Acme", "Beta"]  # 150 dollars; Beta has none
+    at.selectbox(key="sat:currency").set_value("EUR").run()
+    assert [name for name in links(at) if name in ("Acme", "Beta")] == ["Beta", "Acme"]
+    assert "€500" in texts(at)

@@ -41,6 +41,7 @@ class Filters:
     segments: list = field(default_factory=list)
     products: list = field(default_factory=list)
     owners: list = field(default_factory=list)
+    currency: str | None = None  # at risk: the stake counted in deals of this currency only
 
 
 # --- the formulas ----------------------------------------------------------------------------
@@ -277,7 +278,7 @@ def _risk_query(user: User, today: date, f: Filters | None, customer_id: int | N
     k_where, k_params = records.visible(CUSTOMERS, user)
     params.update(c_params)
     params.update(k_params)
-    params.update(since=_year_before(today))
+    params.update(since=_year_before(today), cur=f.currency)
     customer_filter = ["TRUE"]
     if customer_id is not None:
         customer_filter.append("t.id = $customer")
@@ -319,11 +320,13 @@ def _risk_query(user: User, today: date, f: Filters | None, customer_id: int | N
         f" FROM deals d JOIN stages s ON s.id = d.stage_id"
         f" WHERE d.deleted_at IS NULL AND d.customer_id IN (SELECT id FROM flagged)"
         f" AND (s.kind = 'open' OR (s.kind = 'won' AND d.closed_on >= $since))"
+        f" AND (CAST($cur AS VARCHAR) IS NULL OR d.currency = $cur)"
         f" GROUP BY d.customer_id)"
         f" SELECT f.*, u.name AS owner_name,"
         f" coalesce(m.open_pipeline, 0) AS open_pipeline, coalesce(m.won_12m, 0) AS won_12m,"
         f" coalesce(m.open_pipeline, 0) + coalesce(m.won_12m, 0) AS stake,"
-        f" CASE WHEN m.currencies = 1 THEN m.currency END AS currency,"
+        f" coalesce(CAST($cur AS VARCHAR), CASE WHEN m.currencies = 1 THEN m.currency END)"
+        f" AS currency,"
         f" (SELECT count(*) FROM tasks x WHERE x.customer_id = f.id AND x.status = 'open'"
         f" AND x.deleted_at IS NULL) AS open_tasks,"
         f" count(*) OVER () AS total"
@@ -352,11 +355,28 @@ def at_risk(db: Database, user: User, f: Filters | None = None, today: date | No
     owner_id, owner_name, latest_nps, previous_nps, latest_csat, previous_csat, complaints,
     open_complaints, severe_open, detractor, severe_complaint, dropped, reasons, open_pipeline,
     won_12m, stake, currency (None when mixed), open_tasks, total (how many at risk)}.
-    The filters' segments and owners apply (to the customer); period and product do not."""
+    The filters' segments and owners apply (to the customer); period and product do not.
+    Amounts in different currencies are not converted (there are no exchange rates): with
+    the filters' currency, the stake counts only the deals in that currency."""
     sql, params = _risk_query(user, today or date.today(), f, None, True)
     params["n"] = limit
     found = db.query(f"{sql} ORDER BY stake DESC, f.severe_open DESC, f.id LIMIT $n", params)
     return [_reasons(r) for r in found]
+
+
+def stake_currencies(db: Database, user: User, today: date | None = None) -> list[str]:
+    """Currencies of the open deals and the deals won in the last 12 months the user may
+    see, the most used first (what the at-risk stake can be counted in)."""
+    from crm.deals import DEALS
+
+    _signed_in(user)
+    where, params = records.visible(DEALS, user)
+    params["since"] = _year_before(today or date.today())
+    return [r["currency"] for r in db.query(
+        f"SELECT t.currency, count(*) AS n FROM deals t JOIN stages s ON s.id = t.stage_id"
+        f" WHERE {where} AND t.currency IS NOT NULL AND (s.kind = 'open'"
+        f" OR (s.kind = 'won' AND t.closed_on >= $since)) GROUP BY 1 ORDER BY 2 DESC, 1",
+        params)]
 
 
 def customer_summary(db: Database, user: User, customer_id: int,
@@ -373,7 +393,8 @@ def customer_summary(db: Database, user: User, customer_id: int,
 
 def page_numbers(db: Database, user: User, f: Filters | None = None,
                  today: date | None = None, lang: str | None = None, limit: int = 20) -> dict:
-    """Everything the satisfaction page shows (the bench times this against bare SQL)."""
+    """Everything the satisfaction page shows (the bench times this against bare SQL);
+    limit 0 leaves the at-risk list out (the page reads it on its own, in a currency)."""
     return {
         "nps": nps_summary(db, user, f),
         "trend": nps_over_time(db, user, f, lang=lang),
@@ -382,7 +403,7 @@ def page_numbers(db: Database, user: User, f: Filters | None = None,
         "complaints": {d: complaints_by(db, user, d, f) for d in COMPLAINT_DIMENSIONS},
         "age": open_by_age(db, user, f, today),
         "resolution": resolution_times(db, user, f),
-        "at_risk": at_risk(db, user, f, today, limit),
+        "at_risk": at_risk(db, user, f, today, limit) if limit else [],
     }
 
 

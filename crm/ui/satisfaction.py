@@ -67,6 +67,17 @@ def filters(user: User) -> sat.Filters:
                        owners=owners)
 
 
+def stake_currency(user: User) -> str | None:
+    """With deals in several currencies (no exchange rates), the at-risk stake is counted in
+    one of them, the most used by default."""
+    currencies = sat.stake_currencies(get_db(), user)
+    if len(currencies) < 2:
+        return None
+    return st.selectbox(_("Count what is at stake in"), currencies, key="sat:currency",
+                        help=_("Deals in other currencies are left out of the stake: the CRM "
+                               "has no exchange rates."))
+
+
 def _layout(fig: go.Figure, height: int = 320, **more) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), **more)
     return localize(fig)
