@@ -73,9 +73,10 @@ def stake_currency(user: User) -> str | None:
     currencies = sat.stake_currencies(get_db(), user)
     if len(currencies) < 2:
         return None
-    return st.selectbox(_("Count what is at stake in"), currencies, key="sat:currency",
-                        help=_("Deals in other currencies are left out of the stake: the CRM "
-                               "has no exchange rates."))
+    return st.columns([1, 3])[0].selectbox(
+        _("Count what is at stake in"), currencies, key="sat:currency",
+        help=_("Deals in other currencies are left out of the stake: the CRM has no exchange "
+               "rates."))
 
 
 def _layout(fig: go.Figure, height: int = 320, **more) -> go.Figure:
