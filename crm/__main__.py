@@ -286,9 +286,15 @@ def cmd_bench(args) -> int:
 
 
 EXPORT_ENTITIES = ("leads", "customers", "contacts", "deals", "activities", "tasks")
+# --- issue 10, customer service: surveys and complaints import and export too ---
+EXPORT_ENTITIES += ("surveys", "complaints")
 
 
 def _export_entity(name: str):
+    if name in ("surveys", "complaints"):  # issue 10
+        from crm import service
+
+        return {"surveys": service.SURVEYS, "complaints": service.COMPLAINTS}[name]
     from crm import activities, customers, deals, leads
 
     return {"leads": leads.LEADS, "customers": customers.CUSTOMERS,
@@ -322,6 +328,7 @@ def cmd_export(args) -> int:
 
 
 IMPORT_ENTITIES = ("leads", "customers", "contacts", "deals", "activities", "tasks")
+IMPORT_ENTITIES += ("surveys", "complaints")  # issue 10, customer service
 
 
 def _import_mapping(db, user, entity, given: str) -> dict:

@@ -15,13 +15,15 @@ OUTCOMES = ("completed", "no_answer", "left_message", "interested", "not_interes
             "follow_up_needed")
 TASK_STATUSES = ("open", "done", "cancelled")
 PRIORITIES = ("low", "normal", "high")
-LINKS = ("lead_id", "customer_id", "contact_id", "deal_id")  # where an activity or task belongs
+LINKS = ("lead_id", "customer_id", "contact_id", "deal_id",
+         "complaint_id")  # where an activity or task belongs
 
 _LINK_FIELDS = [
     Field("lead_id", "Lead", "ref", ref="leads", create_only=True, export=True),
     Field("customer_id", "Customer", "ref", ref="customers", create_only=True),
     Field("contact_id", "Contact", "ref", ref="contacts", create_only=True),
     Field("deal_id", "Deal", "ref", ref="deals", create_only=True),
+    Field("complaint_id", "Complaint", "ref", ref="complaints", create_only=True),
 ]
 
 ACTIVITY_FIELDS = [
@@ -55,15 +57,17 @@ def _linked_entities():
     from crm.customers import CONTACTS, CUSTOMERS
     from crm.deals import DEALS
     from crm.leads import LEADS
+    from crm.service import COMPLAINTS
 
     return {"lead_id": LEADS, "customer_id": CUSTOMERS, "contact_id": CONTACTS,
-            "deal_id": DEALS}
+            "deal_id": DEALS, "complaint_id": COMPLAINTS}
 
 
 _MISSING = {"lead_id": N_("That lead does not exist"),
             "customer_id": N_("That customer does not exist"),
             "contact_id": N_("That contact does not exist"),
-            "deal_id": N_("That deal does not exist")}
+            "deal_id": N_("That deal does not exist"),
+            "complaint_id": N_("That complaint does not exist")}
 
 
 def _check_links(cur, user: User, clean: dict) -> None:

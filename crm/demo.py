@@ -36,6 +36,7 @@ from crm.db import Database
 from crm.i18n import N_, gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
+from crm import demo_service  # noqa: E402  issue 10: surveys and complaints
 
 SIZES = {
     "small": {"leads": 300, "customers": 120, "deals": 150, "activities": 400, "tasks": 120},
@@ -359,6 +360,7 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
             audit.record(cur, actor, table, None, "demo_load",
                          {"rows": (None, len(frames[table])), "size": (None, size)})
 
+    result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),
                   products=products_added, converted_leads=len(sales.lead_links),
                   **{t: len(f) for t, f in frames.items()},

@@ -28,13 +28,14 @@ TRANSLATED = [lang for lang in LANGUAGES if lang != "en"]
 
 def spec_messages() -> list[str]:
     """Every text the field specs and entities show."""
-    from crm import activities, customers, deals, leads, pipelines, products, settings, team
+    from crm import (activities, customers, deals, leads, pipelines, products, service,
+                     settings, team)
     from crm.fields import META_FIELDS
 
     specs = [*META_FIELDS, *leads.FIELDS, *customers.FIELDS, *customers.CONTACT_FIELDS,
              *deals.FIELDS, *deals.LINE_FIELDS, *activities.ACTIVITY_FIELDS,
              *activities.TASK_FIELDS, *pipelines.STAGE_FIELDS, *settings.FIELDS,
-             *products.FIELDS, *team.FIELDS]
+             *products.FIELDS, *team.FIELDS, *service.SURVEY_FIELDS, *service.COMPLAINT_FIELDS]
     found = []
     for f in specs:
         found += [f.label, f.help, f.section]

@@ -322,6 +322,19 @@ ENTITY_SYNONYMS = {"products": {
     "role": ("user role", "access", "profile", "permission"),
 }}
 
+# issue 10, customer service: surveys and complaints
+SYNONYMS.update({
+    "answered_on": ("date", "answered", "answer date", "survey date", "response date",
+                    "responded on", "submitted", "submitted at"),
+    "csat": ("csat", "csat score", "satisfaction", "satisfaction score"),
+    "nps": ("nps", "nps score", "recommend", "likelihood to recommend", "net promoter score"),
+    "opened_on": ("opened", "date opened", "opened date", "reported", "reported on", "date"),
+    "resolved_on": ("resolved", "date resolved", "resolved date", "closed", "closed date"),
+    "severity": ("priority", "impact"),
+    "category": ("type", "complaint type", "issue type"),
+    "product_id": ("product", "product name", "item"),
+})
+
 
 def _norm(text: str) -> str:
     return re.sub(r"[^0-9a-z\u0600-\u06ff\u0100-\u017f]+", " ", str(text).lower()).strip()
@@ -523,10 +536,11 @@ def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
                            " AND deleted_at IS NULL", {"p": pid})
     if spec.ref in records.REF_LABELS:
         table = spec.ref
-        from crm import customers, deals, leads
+        from crm import customers, deals, leads, service
 
         entity = {"customers": customers.CUSTOMERS, "contacts": customers.CONTACTS,
-                  "deals": deals.DEALS, "leads": leads.LEADS}.get(table)
+                  "deals": deals.DEALS, "leads": leads.LEADS,
+                  "complaints": service.COMPLAINTS}.get(table)
         if entity is None:
             return _lookup(db, f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
                                f" FROM {table} t")
@@ -834,7 +848,8 @@ def _existing(db: Database, user: User, entity: records.Entity, key: str | None,
     return found
 
 
-_LINK_NAMES = ("lead_id", "customer_id", "contact_id", "deal_id")  # activities.LINKS
+_LINK_NAMES = ("lead_id", "customer_id", "contact_id", "deal_id",
+               "complaint_id")  # activities.LINKS
 _LINKED = {"activities": _LINK_NAMES, "tasks": _LINK_NAMES}  # need at least one of these
 
 
@@ -1031,6 +1046,10 @@ def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
         from crm import team
 
         return team.insert_user(cur, user, values)
+    from crm import service  # surveys and complaints check their customer, contact, deal
+
+    if entity.table in service.INSERTERS:
+        return service.INSERTERS[entity.table](cur, user, values)
     return records.insert(cur, user, entity, values)
 
 
@@ -1093,10 +1112,11 @@ def _entity_of(entity) -> records.Entity:
 
 def entities() -> list[records.Entity]:
     """What can be imported."""
-    from crm import activities, customers, deals, leads, products, team
+    from crm import activities, customers, deals, leads, products, service, team
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS, team.USERS]
+            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS, team.USERS,
+            service.SURVEYS, service.COMPLAINTS]
 
 
 def targets(entity: records.Entity) -> list[str]:

@@ -71,6 +71,7 @@ _PERSON = "trim(coalesce({a}.first_name, '') || ' ' || {a}.last_name)"
 REF_LABELS = {  # how a record of each table is named in lists and pickers
     "customers": "{a}.name", "stages": "{a}.name", "deals": "{a}.title", "users": "{a}.name",
     "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name", "products": "{a}.name",
+    "complaints": "{a}.subject",
 }
 
 
@@ -925,7 +926,8 @@ def _csv_safe(value):
     return value
 
 
-OWNED = {"leads", "customers", "contacts", "deals", "activities", "tasks"}
+OWNED = {"leads", "customers", "contacts", "deals", "activities", "tasks", "surveys",
+         "complaints"}
 
 
 def ref_label(db: Database, user: User, table: str, record_id: int) -> str:

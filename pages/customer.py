@@ -8,6 +8,7 @@ from crm.ui.text import md_escape
 from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
 from crm.ui.record import record_page
+from crm.ui.service import customer_block, service_tab
 from crm.ui.session import get_db
 
 user = require_user("rep")
@@ -69,7 +70,13 @@ def purchases(customer: dict) -> None:
         last=i18n.format_date(bought["last_purchase"]), count=i18n.number(bought["won_deals"])))
 
 
-record_page(customers.CUSTOMERS, user, list_page="pages/customers.py", actions=purchases,
+def overview(customer: dict) -> None:
+    purchases(customer)
+    customer_block(user, customer)
+
+
+record_page(customers.CUSTOMERS, user, list_page="pages/customers.py", actions=overview,
             tabs={_("Contacts"): contacts, _("Deals"): customer_deals,
+                  _("Service"): lambda c: service_tab(user, c),
                   _("Activities"): lambda c: activity_tab(user, "customer_id", c["id"]),
                   _("Tasks"): lambda c: tasks_tab(user, "customer_id", c["id"])})

@@ -3,7 +3,7 @@ ended elsewhere, and no user text read as markdown on any page."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from crm import activities, auth, customers, deals, leads, pipelines
+from crm import activities, auth, customers, deals, leads, pipelines, service
 from tests.conftest import PASSWORD, element_strings
 from tests.test_pages import errors, page
 
@@ -158,6 +158,12 @@ def test_no_page_renders_user_text_as_markdown(app_env, team, stage):
                                                       "stage_id": stage["Prospecting"]})
     activities.log_activity(app_env, team["maria"], {"subject": HOSTILE, "deal_id": deal})
     task = activities.create_task(app_env, admin, {"title": HOSTILE, "deal_id": deal})
+    survey = service.create_survey(app_env, team["maria"], {
+        "customer_id": customer, "answered_on": "2026-01-10", "channel": "web", "nps": 2,
+        "comment": HOSTILE})
+    complaint = service.create_complaint(app_env, team["maria"], {
+        "customer_id": customer, "subject": HOSTILE, "category": "other", "severity": "high",
+        "description": HOSTILE, "opened_on": "2026-01-11"})
     with app_env.transaction() as cur:  # someone named a stage like that, too
         cur.execute("UPDATE stages SET name = $n WHERE id = $s",
                     {"n": HOSTILE, "s": stage["Negotiation"]})
@@ -168,7 +174,10 @@ def test_no_page_renders_user_text_as_markdown(app_env, team, stage):
              ("pages/deal.py", {"id": deal}), ("pages/pipeline.py", {}),
              ("pages/activities.py", {}), ("pages/task.py", {"id": task}),
              ("pages/users.py", {}), ("pages/pipelines_admin.py", {}),
-             ("pages/settings.py", {}), ("pages/account.py", {}), ("pages/import.py", {})]
+             ("pages/settings.py", {}), ("pages/account.py", {}), ("pages/import.py", {}),
+             ("pages/complaints.py", {}), ("pages/complaint.py", {"id": complaint}),
+             ("pages/surveys.py", {}), ("pages/survey.py", {"id": survey}),
+             ("pages/satisfaction.py", {})]
     admin_only = ("pages/users.py", "pages/pipelines_admin.py", "pages/settings.py")
     for path, params in pages:
         for as_user in ("admin",) if path in admin_only else ("admin", "maria"):

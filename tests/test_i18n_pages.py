@@ -5,7 +5,8 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
-from crm import activities, auth, customers, deals, i18n, i18n_tools, leads, pipelines
+from crm import (activities, auth, customers, deals, i18n, i18n_tools, leads, pipelines,
+                 service)
 from crm.products import PRODUCTS
 from tests.conftest import PASSWORD, element_strings
 from tests.test_pages import page
@@ -28,7 +29,9 @@ PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py
          "pages/customer.py", "pages/contact.py", "pages/deals.py", "pages/deal.py",
          "pages/pipeline.py", "pages/activities.py", "pages/task.py", "pages/users.py",
          "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py",
-         "pages/products.py", "pages/product.py"]
+         "pages/products.py", "pages/product.py",
+         "pages/complaints.py", "pages/complaint.py", "pages/surveys.py", "pages/survey.py",
+         "pages/satisfaction.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +127,12 @@ def localized(request, db, monkeypatch):
                                                     "deal_id": ids["deal"]})
     ids["product"] = PRODUCTS.create(db, mina, {"name": text["product"], "code": "P-1",
                                                 "unit_price": "1200", "currency": "EUR"})
+    ids["survey"] = service.create_survey(db, mina, {  # a detractor: at risk
+        "customer_id": ids["customer"], "answered_on": "2026-01-10", "channel": "web",
+        "nps": 3, "csat": 2, "comment": text["task"]})
+    ids["complaint"] = service.create_complaint(db, mina, {
+        "customer_id": ids["customer"], "subject": text["deal"], "category": "billing",
+        "severity": "critical", "opened_on": "2026-02-01"})
     return lang, ids
 
 
@@ -132,7 +141,8 @@ def test_every_page_shows_no_untranslated_english(localized):
     english = _english_words(lang)
     params = {"pages/lead.py": ids["lead"], "pages/customer.py": ids["customer"],
               "pages/contact.py": ids["contact"], "pages/deal.py": ids["deal"],
-              "pages/task.py": ids["task"], "pages/product.py": ids["product"]}
+              "pages/task.py": ids["task"], "pages/product.py": ids["product"],
+              "pages/complaint.py": ids["complaint"], "pages/survey.py": ids["survey"]}
     untranslated = {}
     for path in PAGES:
         extra = {"id": str(params[path])} if path in params else {}

@@ -297,14 +297,15 @@ def related_choices(user: User, row: dict | None) -> dict[str, dict]:
     """Pickers for the links of an activity or task to its lead, customer, contact or deal:
     on a new one, the records the user may see; on an existing one (links locked), the names
     of its links."""
-    from crm import activities, customers, deals, leads
+    from crm import activities, customers, deals, leads, service
 
     db = get_db()
     if row is None:
         return {"lead_id": records.choices(db, user, leads.LEADS),
                 "customer_id": customers.customer_choices(db, user),
                 "contact_id": customers.contact_choices(db, user),
-                "deal_id": records.choices(db, user, deals.DEALS)}
+                "deal_id": records.choices(db, user, deals.DEALS),
+                "complaint_id": records.choices(db, user, service.COMPLAINTS)}
     return {link: {row[link]: records.ref_label(db, user, spec.ref, row[link])}
             for link, spec in ((f.name, f) for f in activities.TASK_FIELDS
                                if f.name in activities.LINKS) if row.get(link) is not None}

@@ -1,0 +1,1 @@
+"""Computations behind the dashboards: pure functions of (db, user, ...), aggregated in SQL."""
