@@ -536,11 +536,11 @@ def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
                            " AND deleted_at IS NULL", {"p": pid})
     if spec.ref in records.REF_LABELS:
         table = spec.ref
-        from crm import customers, deals, leads, service
+        from crm import customers, deals, leads, products, service
 
         entity = {"customers": customers.CUSTOMERS, "contacts": customers.CONTACTS,
                   "deals": deals.DEALS, "leads": leads.LEADS,
-                  "complaints": service.COMPLAINTS}.get(table)
+                  "complaints": service.COMPLAINTS, "products": products.PRODUCTS}.get(table)
         if entity is None:
             return _lookup(db, f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
                                f" FROM {table} t")

@@ -108,7 +108,8 @@ def _references(cur, user: User, clean: dict) -> dict:
         if row["customer_id"] != clean["customer_id"]:
             raise ValidationError({name: _("It belongs to another customer")})
     if clean.get("product_id") is not None and cur.execute(
-            "SELECT 1 FROM products WHERE id = $id", {"id": clean["product_id"]}).fetchone() is None:
+            "SELECT 1 FROM products WHERE id = $id AND deleted_at IS NULL",
+            {"id": clean["product_id"]}).fetchone() is None:
         raise _missing("product_id")
     return customer
 
@@ -237,7 +238,7 @@ def complaints_of(db: Database, user: User, customer_id: int, limit: int = 50) -
 def product_choices(db: Database) -> dict[int, str]:
     """{id: name} of the active products, for pickers."""
     return {r["id"]: r["name"] for r in db.query(
-        "SELECT id, name FROM products WHERE active ORDER BY name")}
+        "SELECT id, name FROM products WHERE active AND deleted_at IS NULL ORDER BY name")}
 
 
 # --- follow-up of a customer at risk ---------------------------------------------------------
