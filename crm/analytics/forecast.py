@@ -502,9 +502,11 @@ def snapshot_if_due(db: Database, today: date | None = None) -> int:
     today = today or date.today()
     if db.scalar("SELECT count(*) FROM forecast_snapshots WHERE taken_on = $d", {"d": today}):
         return 0
+    import duckdb
+
     try:
         return take_snapshot(db, SYSTEM, today)
-    except Exception:  # noqa: BLE001 - another session took it at the same moment
+    except duckdb.TransactionException:  # another session took it at the same moment
         return 0
 
 

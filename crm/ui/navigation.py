@@ -21,6 +21,7 @@ PAGES = [
     (N_("Sales"), "pages/activities.py", N_("Activities & tasks"), ":material/task_alt:", "rep", True),
     (N_("Sales"), "pages/activity.py", N_("Activity"), ":material/event_note:", "rep", False),
     (N_("Sales"), "pages/task.py", N_("Task"), ":material/task:", "rep", False),
+    (N_("Insights"), "pages/forecast.py", N_("Forecast"), ":material/trending_up:", "viewer", True),
     (N_("Data"), "pages/import.py", N_("Import"), ":material/upload_file:", "rep", True),
     (N_("Settings"), "pages/users.py", N_("Users"), ":material/group:", "admin", True),
     (N_("Settings"), "pages/pipelines_admin.py", N_("Pipelines & stages"), ":material/tune:", "admin",
