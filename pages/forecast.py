@@ -23,18 +23,17 @@ st.title(_("Forecast"))
 st.caption(_("Your deals") if user.role == "rep" else _("The whole team's deals"))
 scope, currency = sales.filters(user, "fc", today, periods_too=False)
 grain_col, by_col = st.columns(2)
-grain = grain_col.segmented_control(_("Periods"), list(calendar.GRAINS), key="fc:grain",
-                                    default="month",
-                                    format_func=lambda g: _("Months") if g == "month"
-                                    else _("Quarters")) or "month"
-by = by_col.segmented_control(_("Stack by"), ["stage", "owner"], key="fc:by", default="stage",
-                              format_func=lambda b: _("Stage") if b == "stage"
-                              else _("Owner")) or "stage"
+grains = {"month": _("Months"), "quarter": _("Quarters")}
+grain = sales.pick(grain_col.segmented_control, _("Periods"), grains, "fc:grain",
+                   default=grains["month"]) or "month"
+stacks = {"stage": _("Stage"), "owner": _("Owner")}
+by = sales.pick(by_col.segmented_control, _("Stack by"), stacks, "fc:by",
+                default=stacks["stage"]) or "stage"
 
 
 def label(key: int) -> str:
     if key == forecast.OVERDUE:
-        return _("Overdue")
+        return _("Overdue deals")
     if key == forecast.NO_DATE:
         return _("No date")
     return calendar.label(key, grain)
@@ -112,7 +111,8 @@ if user.sees_all:
         with st.form("fc:quota", clear_on_submit=False):
             a, b, c, d = st.columns(4)
             rep = a.selectbox(_("Rep"), list(reps), format_func=lambda r: reps[r])
-            chosen = b.selectbox(_("Period"), keys, index=3, format_func=label)
+            chosen = sales.pick(b.selectbox, _("Period"), {k: label(k) for k in keys},
+                                "fc:quota_period", index=3)
             amount = c.number_input(_("Quota"), min_value=0.0, step=1000.0)
             quota_currency = d.selectbox(_("Currency"), CURRENCIES,
                                          index=CURRENCIES.index(currency)
@@ -196,10 +196,13 @@ else:
                            "from the months before it; the mean of |actual − forecast| ÷ "
                            "actual."))
         side.metric(_("Next month"), sales.money(result["forecast"][0], currency))
-        side.caption(_("Exponential smoothing (ETS, damped trend{season}) on {months} months "
-                       "of won revenue, with 80 % and 95 % prediction intervals.").format(
-            season=_(", yearly season") if result["months"] >= forecast.SEASONAL_MONTHS
-            else "", months=i18n.number(result["months"])))
+        if result["months"] >= forecast.SEASONAL_MONTHS:
+            method = _("Exponential smoothing (ETS, damped trend, yearly season) on {months} "
+                       "months of won revenue, with 80 % and 95 % prediction intervals.")
+        else:
+            method = _("Exponential smoothing (ETS, damped trend) on {months} months of won "
+                       "revenue, with 80 % and 95 % prediction intervals.")
+        side.caption(method.format(months=i18n.number(result["months"])))
 
 # 4. learned stage probabilities ------------------------------------------------------------
 st.subheader(_("Stage probabilities learned from the history"))

@@ -24,7 +24,8 @@ DATA = {"fa": {"lead": "کریمی", "company": "شرکت نمونه", "customer
 PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py",
          "pages/customer.py", "pages/contact.py", "pages/deals.py", "pages/deal.py",
          "pages/pipeline.py", "pages/activities.py", "pages/task.py", "pages/users.py",
-         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py"]
+         "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py",
+         "pages/forecast.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +149,7 @@ def test_the_language_follows_the_user(localized, monkeypatch):
     at.session_state["chosen_language"] = lang
     at.run()
     assert "Open leads" not in [m.label for m in at.metric]
-    assert [m.label for m in at.metric][0] == i18n_tools.load(lang)["Open leads"].string
+    assert i18n_tools.load(lang)["Open leads"].string in [m.label for m in at.metric]
 
 
 def test_persian_forms_take_jalali_dates_and_persian_digits(app_env, team):

@@ -38,15 +38,14 @@ def filters(user: User, key: str, today: date, periods_too: bool = True
     custom = None
     preset = "this_month"
     if periods_too:
-        preset = cols[0].selectbox(_("Period"), list(periods.PRESETS), key=f"{key}:period",
-                                   format_func=lambda p: _(periods.PRESETS[p]))
+        preset = pick(cols[0].selectbox, _("Period"),
+                      {p: _(text) for p, text in periods.PRESETS.items()}, f"{key}:period")
         cols = cols[1:]
     if preset == "custom":
         custom = _custom_range(key, today)
     choices = {p["id"]: p["name"] for p in pipelines.list_pipelines(db)}
-    pipeline = cols[0].selectbox(_("Pipeline"), [None, *choices], key=f"{key}:pipeline",
-                                 format_func=lambda p: _("All pipelines") if p is None
-                                 else choices[p])
+    pipeline = pick(cols[0].selectbox, _("Pipeline"),
+                    {None: _("All pipelines"), **choices}, f"{key}:pipeline")
     owners: list[int] = []
     if user.role != "rep":
         names = auth.owner_choices(db)
@@ -64,19 +63,27 @@ def filters(user: User, key: str, today: date, periods_too: bool = True
     return scope, currency
 
 
+def pick(widget, label: str, options: dict, key: str, **kwargs):
+    """A choice among {value: shown text}: the widget holds the shown texts themselves, so no
+    format function (which would translate in whatever thread calls it) is kept with it."""
+    texts = list(options.values())
+    chosen = widget(label, texts, key=key, **kwargs)
+    return next((k for k, v in options.items() if v == chosen), None)
+
+
 def _custom_range(key: str, today: date) -> tuple[date, date] | None:
     start_default = today.replace(day=1)
     a, b = st.columns(2)
     if uses_jalali():  # typed in the Jalali calendar, like every date of a Persian user
-        texts = (a.text_input(_("From"), i18n.format_date(start_default), key=f"{key}:from"),
-                 b.text_input(_("To"), i18n.format_date(today), key=f"{key}:to"))
+        texts = (a.text_input(_("First day"), i18n.format_date(start_default), key=f"{key}:from"),
+                 b.text_input(_("Last day"), i18n.format_date(today), key=f"{key}:to"))
         try:
             return i18n.parse_date(texts[0]), i18n.parse_date(texts[1])
         except ValueError as exc:
             st.error(str(exc))
             return None
-    return (a.date_input(_("From"), start_default, key=f"{key}:from"),
-            b.date_input(_("To"), today, key=f"{key}:to"))
+    return (a.date_input(_("First day"), start_default, key=f"{key}:from"),
+            b.date_input(_("Last day"), today, key=f"{key}:to"))
 
 
 def period_caption(scope: Scope) -> None:
