@@ -36,6 +36,7 @@ from crm.db import Database
 from crm.i18n import N_, gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
+from crm.demo_sales_history import add_sales_history
 
 SIZES = {
     "small": {"leads": 300, "customers": 120, "deals": 150, "activities": 400, "tasks": 120},
@@ -358,6 +359,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         for table in ("activities", "tasks"):
             audit.record(cur, actor, table, None, "demo_load",
                          {"rows": (None, len(frames[table])), "size": (None, size)})
+        report(0.9, _("Adding two years of closed sales"))
+        result["sales_history"] = add_sales_history(cur, actor, size, now, seed, customers["id"])
 
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),
                   products=products_added, converted_leads=len(sales.lead_links),
