@@ -1,4 +1,4 @@
-"""Two years of closed sales for the demo, so the dashboards and the forecast have a history to
+"""Two years (and a month) of closed sales for the demo, so the dashboards and the forecast have a history to
 show: won and lost deals of the default pipeline, closed over the last 24 months with a growing
 trend and a yearly season, each with its exact stage history and activities, and the daily
 forecast snapshots of the last 12 months rebuilt from that history.
@@ -18,11 +18,11 @@ from crm import audit, calendar
 from crm.analytics import periods
 
 # added to crm.demo.SIZES: the large demo then holds 1,000,000 deals and 5,000,000 activities
-HISTORY = {"small": {"deals": 450, "activities": 600},
+HISTORY = {"small": {"deals": 600, "activities": 800},
            "large": {"deals": 880_000, "activities": 4_800_000}}
 MONTHS = 24
-DAYS = 730  # no history deal was created earlier than this
-WON_SHARE = 0.45
+DAYS = 770  # no history deal was created earlier than this: 25 months
+WON_SHARE = 0.3
 DAY = 86_400
 SNAPSHOT_MONTHS = 12
 _PERSIAN = re.compile("[\u0600-\u06ff]")

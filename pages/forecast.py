@@ -98,7 +98,8 @@ if reached:
         _("Quota"): [sales.money(r["quota"], currency) if r["quota"] else "–" for r in reached],
         _("Won"): [sales.money(r["won"], currency) for r in reached],
         _("Commit"): [sales.money(r["commit"], currency) for r in reached],
-        _("Attainment"): [(r["attainment"] or 0) * 100 for r in reached],
+        _("Attainment"): [r["attainment"] * 100 if r["attainment"] is not None else None
+                          for r in reached],
     }), hide_index=True, column_config={_("Attainment"): st.column_config.ProgressColumn(
         _("Attainment"), min_value=0, max_value=100, format="%.0f%%")})
 else:
@@ -188,6 +189,7 @@ else:
         fig.add_scatter(name=_("Projection"), x=next_x, y=result["forecast"],
                         mode="lines+markers", line=dict(color="#4C78A8", dash="dash"))
         fig.update_layout(yaxis_title=_("Won ({currency})").format(currency=currency))
+        fig.update_xaxes(categoryorder="array", categoryarray=past_x + next_x)
         sales.show(fig)
     with side:
         side.metric(_("Backtest MAPE"),

@@ -116,4 +116,8 @@ def show(fig) -> None:
     from crm.ui.charts import localize
 
     fig.update_layout(**CHART)
-    st.plotly_chart(localize(fig), config={"displayModeBar": False})
+    fig.update_xaxes(type="category")  # period labels like 2026-11 are names, not dates
+    localize(fig)
+    if any(trace.type == "funnel" for trace in fig.data):  # symmetric: never mirrored
+        fig.update_xaxes(autorange=True)
+    st.plotly_chart(fig, config={"displayModeBar": False})
