@@ -116,8 +116,10 @@ def show(fig) -> None:
     from crm.ui.charts import localize
 
     fig.update_layout(**CHART)
-    fig.update_xaxes(type="category")  # period labels like 2026-11 are names, not dates
+    funnel = any(trace.type == "funnel" for trace in fig.data)
+    if not funnel:
+        fig.update_xaxes(type="category")  # period labels like 2026-11 are names, not dates
     localize(fig)
-    if any(trace.type == "funnel" for trace in fig.data):  # symmetric: never mirrored
+    if funnel:  # symmetric: never mirrored
         fig.update_xaxes(autorange=True)
     st.plotly_chart(fig, config={"displayModeBar": False})
