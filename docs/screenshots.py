@@ -1,4 +1,4 @@
-"""Takes the README screenshots from a running app:
+"""Takes the README screenshots from a running app (--sales: the home dashboard and forecast):
 
     python docs/screenshots.py URL USER PASSWORD [PERSIAN_USER PERSIAN_PASSWORD]
     python docs/screenshots.py --sales URL USER PASSWORD [PERSIAN_USER PERSIAN_PASSWORD]
@@ -38,10 +38,6 @@ def main(url: str, username: str, password: str) -> None:
         page.get_by_role("tab", name="Contacts").click()
         page.wait_for_timeout(1000)
         page.screenshot(path=OUT / "customer-contacts.png")
-        page.goto(url + "/home")
-        expect(page.get_by_text("Leads by status")).to_be_visible(timeout=30_000)
-        page.wait_for_timeout(2000)
-        page.screenshot(path=OUT / "home.png")
         page.goto(url + "/pipeline")
         expect(page.locator("[data-deal-id]").first).to_be_visible(timeout=30_000)
         page.wait_for_timeout(1500)
@@ -67,8 +63,7 @@ def persian(url: str, username: str, password: str) -> None:
         page.locator("input[type=password]").fill(password)
         page.locator("[data-testid=stFormSubmitButton] button").click()
         expect(page.locator(".st-key-sign_out button")).to_be_visible(timeout=30_000)
-        for path, name, ready in (("/home", "fa-home", ".js-plotly-plot"),
-                                  ("/leads", "fa-leads", "[data-testid=stDataFrame]"),
+        for path, name, ready in (("/leads", "fa-leads", "[data-testid=stDataFrame]"),
                                   ("/lead?id=new", "fa-lead", "[data-testid=stForm]"),
                                   ("/pipeline", "fa-pipeline", "[data-deal-id]")):
             page.goto(url + path)

@@ -168,7 +168,8 @@ def test_no_page_renders_user_text_as_markdown(app_env, team, stage):
              ("pages/deal.py", {"id": deal}), ("pages/pipeline.py", {}),
              ("pages/activities.py", {}), ("pages/task.py", {"id": task}),
              ("pages/users.py", {}), ("pages/pipelines_admin.py", {}),
-             ("pages/settings.py", {}), ("pages/account.py", {}), ("pages/import.py", {})]
+             ("pages/settings.py", {}), ("pages/account.py", {}), ("pages/import.py", {}),
+             ("pages/forecast.py", {})]
     admin_only = ("pages/users.py", "pages/pipelines_admin.py", "pages/settings.py")
     for path, params in pages:
         for as_user in ("admin",) if path in admin_only else ("admin", "maria"):
