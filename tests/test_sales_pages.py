@@ -17,6 +17,8 @@ def demo_db(tmp_path_factory):
     db = Database(path)
     auth.create_user(db, None, "admin", "Ada Admin", None, PASSWORD, "admin")
     demo.load_demo(db, "small", seed=11, password=PASSWORD)
+    auth.create_user(db, auth.get_user(db, "admin"), "vic", "Vic Viewer", None, PASSWORD,
+                     "viewer")
     users = {u["username"]: u["id"] for u in auth.list_users(db)}
     db.close()
     return path, users
@@ -111,7 +113,29 @@ def test_a_manager_sets_a_quota_and_sees_attainment(env):
 
 
 def test_reps_and_viewers_cannot_set_quotas_or_adopt(env):
-    for who in ("reza", "lena"):
+    for who in ("reza", "vic"):
         at = page("pages/forecast.py", user=who)
         assert not at.exception
         assert not at.get("form") and not [b for b in at.button if b.key == "fc:adopt"]
+        assert len(figures(at)) == 4  # read-only, but every chart
+    home = page("pages/home.py", user="vic")
+    assert not home.exception and len(figures(home)) == 5
+    assert home.multiselect  # a viewer sees the whole team and may filter by owner
+
+
+def test_an_admin_adopts_the_learned_probabilities(env):
+    at = page("pages/forecast.py", user="admin")
+    table = at.dataframe[-1].value
+    learned = dict(zip(table["Stage"], table["Learned"]))
+    at.button(key="fc:adopt").click().run()
+    assert not at.exception
+    db = Database(env[0])
+    try:
+        now = {r["name"]: r["probability"] for r in db.query(
+            "SELECT s.name, s.probability FROM stages s JOIN pipelines p ON p.id = s.pipeline_id"
+            " WHERE p.is_default AND s.kind = 'open'")}
+        assert db.scalar("SELECT count(*) FROM audit_log WHERE entity = 'stages'"
+                         " AND changes LIKE '%learned_from_deals%'") > 0
+    finally:
+        db.close()
+    assert {name: f"{value}%" for name, value in now.items()} == learned
