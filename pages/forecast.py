@@ -12,6 +12,8 @@ from crm.i18n import gettext as _
 from crm.ui import sales
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
+from crm.ui.tables import grid
+from crm.ui.text import md_escape
 
 user = require_user("viewer")
 db = get_db()
@@ -93,15 +95,14 @@ start, end = periods.bounds(current, grain, lang)
 st.markdown("**" + _("Quota attainment, {period}").format(period=label(current)) + "**")
 reached = forecast.attainment(db, user, scope, start, end, currency)
 if reached:
-    st.dataframe(pd.DataFrame({
+    grid(pd.DataFrame({
         _("Rep"): [r["name"] for r in reached],
         _("Quota"): [sales.money(r["quota"], currency) if r["quota"] else "–" for r in reached],
         _("Won"): [sales.money(r["won"], currency) for r in reached],
+        _("Attainment"): [i18n.percent(r["attainment"]) if r["attainment"] is not None
+                          else "–" for r in reached],
         _("Commit"): [sales.money(r["commit"], currency) for r in reached],
-        _("Attainment"): [r["attainment"] * 100 if r["attainment"] is not None else None
-                          for r in reached],
-    }), hide_index=True, column_config={_("Attainment"): st.column_config.ProgressColumn(
-        _("Attainment"), min_value=0, max_value=100, format="%.0f%%")})
+    }), hide_index=True)
 else:
     st.caption(_("No quota and nothing won in this period."))
 
@@ -137,12 +138,12 @@ if user.sees_all:
                 done = forecast.import_quotas(db, user, upload.getvalue())
                 st.success(_("{count} quotas imported").format(count=i18n.number(
                     done["imported"])))
-            except ValidationError as exc:
-                st.error(" · ".join(exc.errors.values()))
+            except ValidationError as exc:  # the file's text is in the message: plain
+                st.error(md_escape(" · ".join(exc.errors.values())))
         listed = forecast.list_quotas(db, user, *(
             periods.bounds(keys[0], grain, lang)[0], periods.bounds(keys[-1], grain, lang)[1]))
         if listed:
-            st.dataframe(pd.DataFrame({
+            grid(pd.DataFrame({
                 _("Rep"): [r["name"] for r in listed],
                 _("Period"): [label(periods.period_key(r["period_start"], grain, lang))
                               if r["grain"] == grain else
@@ -211,7 +212,7 @@ st.subheader(_("Stage probabilities learned from the history"))
 pipeline = scope.pipeline_id or pipelines.default_pipeline_id(db)
 learned = forecast.learned_probabilities(db, user, pipeline) if pipeline else []
 if learned:
-    st.dataframe(pd.DataFrame({
+    grid(pd.DataFrame({
         _("Stage"): [r["stage"] for r in learned],
         _("Configured"): [i18n.percent(r["configured"] / 100) for r in learned],
         _("Learned"): [i18n.percent(r["learned"]) if r["learned"] is not None else "–"
