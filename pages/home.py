@@ -49,6 +49,7 @@ sales.tile(a, _("Open pipeline"), sales.money(pipe_now.get("amount", 0), currenc
              "deals. Change: against the deals open at the end of the previous period, with "
              "the amount and probability of their stage history.").format(
                currency=currency, count=i18n.number(pipe_now.get("deals", 0))))
+a.caption(_("Open deals: {count}").format(count=i18n.number(pipe_now.get("deals", 0))))
 sales.tile(b, _("Weighted pipeline"), sales.money(pipe_now.get("weighted", 0), currency),
            pipe_now.get("weighted"), pipe_before.get("weighted"),
            _("Sum of amount × probability of the open deals in {currency} (the deal's own "
@@ -58,6 +59,7 @@ sales.tile(c, _("Won this period"), sales.money(won.get("amount", 0), currency),
            _("Sum of the amounts of the deals in a won stage whose close date falls in the "
              "period, in {currency}: {count} deals.").format(
                currency=currency, count=i18n.number(won.get("deals", 0))))
+c.caption(_("Won deals: {count}").format(count=i18n.number(won.get("deals", 0))))
 sales.tile(d, _("Win rate"), i18n.percent(closed["win_rate"]) or "–", closed["win_rate"],
            closed_before["win_rate"],
            _("Won ÷ (won + lost), counting the deals closed in the period by their close date, "

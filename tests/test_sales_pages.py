@@ -139,3 +139,16 @@ def test_an_admin_adopts_the_learned_probabilities(env):
     finally:
         db.close()
     assert {name: f"{value}%" for name, value in now.items()} == learned
+
+
+def test_a_custom_period_sets_every_tile(env):
+    from datetime import date
+
+    at = page("pages/home.py", user="maria")
+    at.selectbox(key="home:period").set_value("Custom").run()
+    at.date_input(key="home:from").set_value(date(2025, 1, 1))
+    at.date_input(key="home:to").set_value(date(2025, 1, 31)).run()
+    assert not at.exception
+    assert "2025-01-01 – 2025-01-31, compared with 2024-12-01 – 2024-12-31" in [
+        c.value for c in at.caption]
+    assert any(c.value.startswith("Won deals: ") for c in at.caption)
