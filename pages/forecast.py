@@ -248,5 +248,11 @@ if past:
     sales.show(fig)
     st.caption(_("For each past month: the open pipeline expected to close in it, as the "
                  "snapshot taken closest before the month began saw it, against what was won."))
+    errors = [abs(r["error"]) for r in past if r["error"] is not None]
+    if errors:
+        st.metric(_("Mean absolute error of the weighted forecast"),
+                  i18n.percent(sum(errors) / len(errors)),
+                  help=_("The mean of |won − forecast| ÷ forecast over the {count} months "
+                         "shown.").format(count=i18n.number(len(errors))))
 else:
     st.info(_("No forecast snapshot covers a past month yet: one is kept every day."))
