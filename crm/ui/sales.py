@@ -122,4 +122,7 @@ def show(fig) -> None:
     localize(fig)
     if funnel:  # symmetric: never mirrored
         fig.update_xaxes(autorange=True)
+    if i18n.is_rtl():  # above the plot: on the right it would cover the mirrored bars
+        fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.02,
+                                      yanchor="bottom"), margin=dict(t=60))
     st.plotly_chart(fig, config={"displayModeBar": False})
