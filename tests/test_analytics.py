@@ -337,3 +337,15 @@ def test_snapshots_once_a_day_and_accuracy(db, team, sales):
     assert got == [{"period": 202611, "taken_on": date(2026, 11, 1), "weighted": 500.0,
                     "commit": 0.0, "won": 4000.0, "error": 7.0}]
     assert forecast.accuracy(db, team["sam"], NOV, "USD", date(2026, 12, 15)) == []
+
+
+def test_persian_users_get_jalali_months(db, team, sales):
+    aban = periods.scope("this_month", TODAY, "fa")  # Aban 1405: Oct 23 - Nov 21
+    assert (aban.start, aban.end) == (date(2026, 10, 23), date(2026, 11, 21))
+    assert kpis.won_by_month(db, team["maria"], aban, "USD", "fa") == [
+        {"period": 140508, "deals": 2, "amount": 4000.0}]
+    got = forecast.weighted_by_period(db, team["maria"], aban, "month", "stage", "USD", TODAY,
+                                      lang="fa")
+    assert got["periods"][:2] == [140508, 140509]
+    assert {(r["period"], r["weighted"]) for r in got["rows"]} == {
+        (140508, 500.0), (140509, 1200.0), (forecast.NO_DATE, 2499.75)}
