@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--sheet", help="the Excel sheet (default: the first)")
     imp.set_defaults(run=cmd_import)
 
-    # Later commands (DESIGN.md): snapshot, run-rules.
+    add_sales_commands(commands, common)
+    # Later commands (DESIGN.md): run-rules.
     # Each gets commands.add_parser(...) here with set_defaults(run=...).
     return parser
 
@@ -443,6 +444,153 @@ def cmd_restore(args) -> int:
     print(f"Restored {len(manifest['tables'])} tables ({rows:,} rows) from {args.dir}"
           f" (made {manifest.get('created_at')}, schema {manifest['schema_version']})"
           f" into {db.path}")
+    return 0
+
+
+# --- sales dashboards and forecast: kpis, snapshot ----------------------------------------
+
+def add_sales_commands(commands, common) -> None:
+    kpis = commands.add_parser(
+        "kpis", parents=[common],
+        help="print the home dashboard's tiles and the forecast by period (as the pages do)")
+    kpis.add_argument("--from", dest="date_from", metavar="DATE",
+                      help="first day of the period, YYYY-MM-DD (default: this month's first)")
+    kpis.add_argument("--to", dest="date_to", metavar="DATE",
+                      help="last day of the period, YYYY-MM-DD (default: this month's last)")
+    kpis.add_argument("--user", metavar="USERNAME",
+                      help="what this user sees (a rep: their own deals; default: everything)")
+    kpis.add_argument("--grain", choices=("month", "quarter"), default="month",
+                      help="forecast periods (default: month)")
+    kpis.add_argument("--format", choices=("json", "table"), default="table")
+    kpis.set_defaults(run=cmd_kpis)
+    snapshot = commands.add_parser(
+        "snapshot", parents=[common],
+        help="store today's forecast snapshot (open pipeline by close month and category)")
+    snapshot.set_defaults(run=cmd_snapshot)
+
+
+def kpi_report(db, user, start, end, grain: str = "month", today=None) -> dict:
+    """The figures `kpis` prints: the home tiles over [start, end] (against the same number
+    of days before) and, per currency, the forecast by period."""
+    from datetime import date
+
+    from crm.analytics import forecast, kpis, periods
+
+    today = today or date.today()
+    scope = periods.scope("custom", today, "en", (start, end))
+    report = {"user": user.username, "period": {
+        "from": scope.start, "to": scope.end, "previous_from": scope.prev_start,
+        "previous_to": scope.prev_end}, "tiles": kpis.tiles(db, user, scope, today)}
+    report["forecast"] = {code: forecast.summary(db, user, scope, grain, code, today, "en")
+                          for code in kpis.currencies(db, user, scope)}
+    return report
+
+
+def cmd_kpis(args) -> int:
+    import json
+    from datetime import date
+
+    from crm.analytics import periods
+
+    def day(text, name):
+        try:
+            return date.fromisoformat(text) if text else None
+        except ValueError:
+            raise CommandError(f"{name} must be a date like 2026-01-31, not {text!r}") from None
+
+    today = date.today()
+    first, last, *_ = periods.span("this_month", today, "en")
+    start, end = day(args.date_from, "--from") or first, day(args.date_to, "--to") or last
+    if end < start:
+        raise CommandError("--to is before --from")
+    db = _open(args)
+    try:
+        user = auth.SYSTEM
+        if args.user:
+            user = auth.get_user(db, args.user)
+            if user is None:
+                raise CommandError(f"no user {args.user!r}")
+        report = kpi_report(db, user, start, end, args.grain, today)
+    finally:
+        db.close()
+    if args.format == "json":
+        print(json.dumps(report, default=_json_value, indent=2, ensure_ascii=False))
+    else:
+        _print_kpis(report)
+    return 0
+
+
+def _json_value(value):
+    from datetime import date
+    from decimal import Decimal
+
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(type(value).__name__)
+
+
+def _print_kpis(report: dict) -> None:
+    def pct(x):
+        return "-" if x is None else f"{x:.1%}"
+
+    t, p = report["tiles"], report["period"]
+    print(f"KPIs for {report['user']}: {p['from']} .. {p['to']}"
+          f" (previous {p['previous_from']} .. {p['previous_to']})")
+    rows = []
+    for code, now in sorted(t["open_pipeline"]["now"].items()):
+        before = t["open_pipeline"]["before"].get(code, {})
+        rows.append((f"open pipeline {code}", f"{now['deals']:,} deals, {now['amount']:,.2f},"
+                     f" weighted {now['weighted']:,.2f}",
+                     f"{before.get('amount', 0):,.2f}, weighted {before.get('weighted', 0):,.2f}"))
+    closed, was = t["closed"]["now"], t["closed"]["before"]
+    for code, won in sorted(closed["won"].items()):
+        old = was["won"].get(code, {})
+        rows.append((f"won {code}", f"{won['deals']:,} deals, {won['amount']:,.2f},"
+                     f" average {won['average']:,.2f}",
+                     f"{old.get('deals', 0):,} deals, {old.get('amount', 0):,.2f}"))
+    rows.append(("win rate", pct(closed["win_rate"]), pct(was["win_rate"])))
+    cycle = closed["cycle_days"]
+    rows.append(("average sales cycle (days)", "-" if cycle is None else f"{cycle:.1f}",
+                 "-" if was["cycle_days"] is None else f"{was['cycle_days']:.1f}"))
+    conv = t["conversion"]
+    rows.append(("lead -> customer", f"{pct(conv['now']['rate'])} ({conv['now']['converted']:,}"
+                 f" of {conv['now']['leads']:,})", pct(conv["before"]["rate"])))
+    for name in ("customer_base", "installed_base"):
+        rows.append((name.replace("_", " "), f"{t['bases']['now'][name]:,}",
+                     f"{t['bases']['before'][name]:,}"))
+    keep = t["retention"]
+    rows.append(("retention", f"{pct(keep['now']['rate'])} ({keep['now']['retained']:,} of"
+                 f" {keep['now']['active_before']:,})", pct(keep["before"]["rate"])))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'tile'.ljust(width)}  {'this period':<48}  previous period")
+    for name, now, before in rows:
+        print(f"{name.ljust(width)}  {now:<48}  {before}")
+    for code, f in report["forecast"].items():
+        print(f"\nforecast {code} by {f['grain']}: overdue weighted {f['overdue_weighted']:,.2f},"
+              f" without a date {f['no_date_weighted']:,.2f}")
+        print(f"{'period':>7}  {'weighted':>14}  {'closed':>14}  {'commit':>14}"
+              f"  {'best case':>14}  {'pipeline':>14}  {'quota':>14}")
+        for r in f["periods"]:
+            quota = "-" if r["quota"] is None else f"{r['quota']:,.2f}"
+            print(f"{r['period']:>7}  {r['weighted']:>14,.2f}  {r['closed']:>14,.2f}"
+                  f"  {r['commit']:>14,.2f}  {r['best_case']:>14,.2f}  {r['pipeline']:>14,.2f}"
+                  f"  {quota:>14}")
+
+
+def cmd_snapshot(args) -> int:
+    from crm.analytics import forecast
+
+    db = _open(args)
+    try:
+        written = forecast.take_snapshot(db, auth.SYSTEM)
+    finally:
+        db.close()
+    if written:
+        print(f"Stored today's forecast snapshot: {written:,} rows")
+    else:
+        print("Today's forecast snapshot exists already; nothing stored")
     return 0
 
 

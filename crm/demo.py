@@ -37,6 +37,7 @@ from crm.i18n import N_, gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
 from crm import demo_service  # noqa: E402  issue 10: surveys and complaints
+from crm.demo_sales_history import add_sales_history
 
 SIZES = {
     "small": {"leads": 300, "customers": 120, "deals": 150, "activities": 400, "tasks": 120},
@@ -359,6 +360,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         for table in ("activities", "tasks"):
             audit.record(cur, actor, table, None, "demo_load",
                          {"rows": (None, len(frames[table])), "size": (None, size)})
+        report(0.9, _("Adding two years of closed sales"))
+        result["sales_history"] = add_sales_history(cur, actor, size, now, seed, customers["id"])
 
     result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),

@@ -1,6 +1,7 @@
-"""Takes the README screenshots from a running app:
+"""Takes the README screenshots from a running app (--sales: the home dashboard and forecast):
 
     python docs/screenshots.py URL USER PASSWORD [PERSIAN_USER PERSIAN_PASSWORD]
+    python docs/screenshots.py --sales URL USER PASSWORD [PERSIAN_USER PERSIAN_PASSWORD]
 
 The Persian ones sign in as PERSIAN_USER after choosing فارسی on the sign-in page (which makes
 it that user's language). Needs Chromium (/usr/bin/chromium) and the playwright package; start
@@ -37,10 +38,6 @@ def main(url: str, username: str, password: str) -> None:
         page.get_by_role("tab", name="Contacts").click()
         page.wait_for_timeout(1000)
         page.screenshot(path=OUT / "customer-contacts.png")
-        page.goto(url + "/home")
-        expect(page.get_by_text("Leads by status")).to_be_visible(timeout=30_000)
-        page.wait_for_timeout(2000)
-        page.screenshot(path=OUT / "home.png")
         page.goto(url + "/pipeline")
         expect(page.locator("[data-deal-id]").first).to_be_visible(timeout=30_000)
         page.wait_for_timeout(1500)
@@ -66,8 +63,7 @@ def persian(url: str, username: str, password: str) -> None:
         page.locator("input[type=password]").fill(password)
         page.locator("[data-testid=stFormSubmitButton] button").click()
         expect(page.locator(".st-key-sign_out button")).to_be_visible(timeout=30_000)
-        for path, name, ready in (("/home", "fa-home", ".js-plotly-plot"),
-                                  ("/leads", "fa-leads", "[data-testid=stDataFrame]"),
+        for path, name, ready in (("/leads", "fa-leads", "[data-testid=stDataFrame]"),
                                   ("/lead?id=new", "fa-lead", "[data-testid=stForm]"),
                                   ("/pipeline", "fa-pipeline", "[data-deal-id]")):
             page.goto(url + path)
@@ -77,7 +73,38 @@ def persian(url: str, username: str, password: str) -> None:
         browser.close()
 
 
+def sales(url: str, username: str, password: str, lang: str = "en") -> None:
+    """The sales dashboard (home) and the forecast page, tall enough for their charts:
+    dashboard.png and forecast.png, or fa-dashboard.png and fa-forecast.png."""
+    prefix = "fa-" if lang == "fa" else ""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.goto(url + "/")
+        if lang == "fa":
+            page.get_by_role("combobox").first.click()
+            page.get_by_role("option", name="فارسی").click()
+            expect(page.locator(".stApp")).to_have_css("direction", "rtl", timeout=30_000)
+            page.wait_for_timeout(1500)
+        page.get_by_role("textbox").nth(0).fill(username)
+        page.locator("input[type=password]").fill(password)
+        page.locator("[data-testid=stFormSubmitButton] button").click()
+        expect(page.locator(".st-key-sign_out button")).to_be_visible(timeout=30_000)
+        page.wait_for_function("document.cookie.includes('crm_session=')", timeout=30_000)
+        for path, name, charts in (("/", "dashboard", 5), ("/forecast", "forecast", 4)):
+            page.goto(url + path)
+            expect(page.locator(".js-plotly-plot")).to_have_count(charts, timeout=30_000)
+            page.wait_for_timeout(2500)
+            page.screenshot(path=OUT / f"{prefix}{name}.png")
+        browser.close()
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--sales":  # --sales URL USER PASSWORD [PERSIAN_USER PERSIAN_PASSWORD]
+        sales(*sys.argv[2:5])
+        if len(sys.argv) > 6:
+            sales(sys.argv[2], *sys.argv[5:7], lang="fa")
+        sys.exit()
     main(*sys.argv[1:4])
     if len(sys.argv) > 5:
         persian(sys.argv[1], *sys.argv[4:6])

@@ -177,7 +177,7 @@ def test_no_page_renders_user_text_as_markdown(app_env, team, stage):
              ("pages/settings.py", {}), ("pages/account.py", {}), ("pages/import.py", {}),
              ("pages/complaints.py", {}), ("pages/complaint.py", {"id": complaint}),
              ("pages/surveys.py", {}), ("pages/survey.py", {"id": survey}),
-             ("pages/satisfaction.py", {})]
+             ("pages/satisfaction.py", {}), ("pages/forecast.py", {})]
     admin_only = ("pages/users.py", "pages/pipelines_admin.py", "pages/settings.py")
     for path, params in pages:
         for as_user in ("admin",) if path in admin_only else ("admin", "maria"):

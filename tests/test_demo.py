@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
-from crm import activities, auth, customers, deals, demo, i18n, leads, pipelines
+from crm import (activities, auth, customers, deals, demo, demo_sales_history, i18n, leads,
+                 pipelines)
 from crm.db import Database
 from crm.fields import validate
 
@@ -69,10 +70,14 @@ def test_small_counts_and_result(loaded):
     assert result["customers"] == 120 == db.scalar("SELECT count(*) FROM customers")
     assert result["contacts"] == db.scalar("SELECT count(*) FROM contacts") > 0
     sizes = demo.SIZES["small"]
+    history = result["sales_history"]  # two years of closed sales (crm.demo_sales_history)
     for table in ("deals", "activities", "tasks"):
-        assert result[table] == sizes[table] == db.scalar(f"SELECT count(*) FROM {table}")
+        assert result[table] == sizes[table]
+        assert result[table] + history.get(table, 0) == db.scalar(
+            f"SELECT count(*) FROM {table}")
     for table in ("deal_stage_history", "deal_products", "products"):
-        assert result[table] == db.scalar(f"SELECT count(*) FROM {table}") > 0
+        assert result[table] + history.get(table, 0) == db.scalar(
+            f"SELECT count(*) FROM {table}") > 0
     assert result["converted_leads"] == db.scalar(
         "SELECT count(*) FROM leads WHERE converted_at IS NOT NULL") > 0
 
@@ -181,7 +186,8 @@ def test_no_future_dates_and_consent_dates_only_with_consent(loaded):
                      f" count(*) FILTER (WHERE consent_date IS NOT NULL AND NOT consent) AS bad"
                      f" FROM {table}")
         assert row["c"] <= now and row["u"] <= now and row["d"] <= today
-        assert (now - row["first"]).days <= demo.HISTORY_DAYS + 1
+        # customers with two years of closed sales (crm.demo_sales_history) are older
+        assert (now - row["first"]).days <= max(demo.HISTORY_DAYS, demo_sales_history.DAYS) + 1
         assert row["backwards"] == 0 and row["bad"] == 0
     row = db.one("SELECT max(first_purchase_date) AS p, max(birthday) AS b FROM customers")
     assert row["p"] <= today and row["b"] <= today
@@ -245,8 +251,8 @@ def test_one_audit_row_per_bulk_load(loaded):
     rows = db.query("SELECT entity, action, record_id FROM audit_log"
                     " WHERE entity NOT IN ('users', 'pipelines')")
     assert sorted(r["entity"] for r in rows) == ["activities", "complaints", "contacts",
-                                                 "customers", "deals", "leads", "products",
-                                                 "surveys", "tasks"]
+                                                 "customers", "deals", "deals", "leads",
+                                                 "products", "surveys", "tasks"]
     assert all(r["action"] == "demo_load" and r["record_id"] is None for r in rows)
     # the Renewals pipeline was made by its command, with its own audit entry
     [made] = db.query("SELECT action, record_id FROM audit_log WHERE entity = 'pipelines'")
@@ -279,7 +285,9 @@ def test_both_pipelines_hold_deals_in_a_realistic_spread(loaded):
     by = {(r["pipeline"], r["kind"]): r["n"] for r in db.query(
         "SELECT p.name AS pipeline, s.kind, count(*) AS n FROM deals d"
         " JOIN stages s ON s.id = d.stage_id JOIN pipelines p ON p.id = d.pipeline_id"
-        " GROUP BY ALL")}
+        # the board's deals, not the two years of closed history after them
+        " WHERE d.id < (SELECT min(id) FROM deals) + $n GROUP BY ALL",
+        {"n": loaded.result["deals"]})}
     assert all(by.get((p, k), 0) > 0 for p in names for k in ("open", "won", "lost"))
     n = sum(by.values())
     won, lost = (sum(v for (_, k), v in by.items() if k == kind) / n for kind in ("won", "lost"))
@@ -449,7 +457,7 @@ def test_line_items_add_up_to_the_deal_amount(loaded):
         " FROM (SELECT deal_id, sum(quantity * unit_price) AS total, count(*) AS lines"
         "       FROM deal_products GROUP BY deal_id) i JOIN deals d ON d.id = i.deal_id",
         {"currency": demo.LANGUAGES[loaded.language].currency})
-    share = row["deals"] / db.scalar("SELECT count(*) FROM deals")
+    share = row["deals"] / loaded.result["deals"]  # the two years of history have no lines
     assert 0.2 < share < 0.4 and row["wrong"] == 0 and row["other_currency"] == 0
     # the products are priced in the language's currency (rials: about 100,000 per dollar)
     [currency] = _column(db, "SELECT DISTINCT currency FROM products")
@@ -546,6 +554,7 @@ def test_explicit_owners_and_password_from_env(tmp_path, monkeypatch):
         assert "demo_password" not in result  # the caller knows it already
         assert auth.verify_login(db, "maria", "DemoPass2026")
         sam = auth.get_user(db, "sam")
+        before = db.scalar("SELECT max(id) FROM deals")
         result = demo.load_demo(db, "small", owners=[sam], seed=3, language="lt")
         assert result["leads"] == 300 and "demo_users" not in result
         assert db.scalar("SELECT count(*) FROM leads WHERE owner_id = $id", {"id": sam.id}) >= 300
@@ -558,9 +567,9 @@ def test_explicit_owners_and_password_from_env(tmp_path, monkeypatch):
         assert db.scalar("SELECT count(*) FROM deal_products i JOIN deals d ON d.id = i.deal_id"
                          " WHERE d.currency <> 'USD'") == 0
         assert db.scalar("SELECT count(*) FROM deal_products i JOIN deals d ON d.id = i.deal_id"
-                         " WHERE d.id > (SELECT min(id) + 149 FROM deals)") > 0
-        assert db.scalar("SELECT count(DISTINCT owner_id) FROM deals"
-                         " WHERE id > (SELECT min(id) + 149 FROM deals)") == 1
+                         " WHERE d.id > $before", {"before": before}) > 0
+        assert db.scalar("SELECT count(DISTINCT owner_id) FROM deals WHERE id > $before",
+                         {"before": before}) == 1
         assert activities.my_tasks(db, sam)["overdue"]
     finally:
         db.close()

@@ -31,7 +31,7 @@ PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py
          "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py",
          "pages/products.py", "pages/product.py",
          "pages/complaints.py", "pages/complaint.py", "pages/surveys.py", "pages/survey.py",
-         "pages/satisfaction.py"]
+         "pages/satisfaction.py", "pages/forecast.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -164,7 +164,7 @@ def test_the_language_follows_the_user(localized, monkeypatch):
     at.session_state["chosen_language"] = lang
     at.run()
     assert "Open leads" not in [m.label for m in at.metric]
-    assert [m.label for m in at.metric][0] == i18n_tools.load(lang)["Open leads"].string
+    assert i18n_tools.load(lang)["Open leads"].string in [m.label for m in at.metric]
 
 
 def test_persian_forms_take_jalali_dates_and_persian_digits(app_env, team):

@@ -1,1 +1,2 @@
-"""Computations behind the dashboards: pure functions of (db, user, ...), aggregated in SQL."""
+"""Dashboards and forecasts: pure functions (db, user, ...) that aggregate in SQL over the rows
+the user may see (records.visible), never over a sample or a page of rows."""

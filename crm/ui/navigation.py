@@ -30,6 +30,7 @@ PAGES = [
     (N_("Service"), "pages/surveys.py", N_("Surveys"), ":material/reviews:", "rep", True),
     (N_("Service"), "pages/survey.py", N_("Survey answer"), ":material/rate_review:", "rep",
      False),
+    (N_("Insights"), "pages/forecast.py", N_("Forecast"), ":material/trending_up:", "viewer", True),
     (N_("Insights"), "pages/satisfaction.py", N_("Satisfaction"),
      ":material/sentiment_satisfied:", "viewer", True),
     (N_("Data"), "pages/import.py", N_("Import"), ":material/upload_file:", "rep", True),
