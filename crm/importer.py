@@ -1028,10 +1028,11 @@ def _entity_of(entity) -> records.Entity:
 
 def entities() -> list[records.Entity]:
     """What can be imported."""
-    from crm import activities, customers, deals, leads, products, team
+    from crm import activities, customers, deals, leads, market, products, team
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
-            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS, team.USERS]
+            activities.ACTIVITIES, activities.TASKS, products.PRODUCTS, team.USERS,
+            market.COMPETITORS, market.PRICE_RECORDS, market.RETURNS]
 
 
 def targets(entity: records.Entity) -> list[str]:

@@ -69,6 +69,7 @@ _PERSON = "trim(coalesce({a}.first_name, '') || ' ' || {a}.last_name)"
 REF_LABELS = {  # how a record of each table is named in lists and pickers
     "customers": "{a}.name", "stages": "{a}.name", "deals": "{a}.title", "users": "{a}.name",
     "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name", "products": "{a}.name",
+    "competitors": "{a}.name",
 }
 
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from crm import customers, deals, i18n, pipelines, records
+from crm import customers, deals, i18n, market, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.i18n import gettext as _
@@ -23,6 +23,7 @@ def choices(deal: dict | None) -> dict:
         "customer_id": customers.customer_choices(db, user, include=customer_id),
         "contact_id": customers.contact_choices(db, user, customer_id),
         "stage_id": pipelines.stage_choices(db),
+        "competitor_id": market.competitor_choices(db, user),
     }
 
 

@@ -1,0 +1,1 @@
+"""Computations over the records: pure, tested on small hand-computed fixtures."""
