@@ -358,6 +358,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         for table in ("activities", "tasks"):
             audit.record(cur, actor, table, None, "demo_load",
                          {"rows": (None, len(frames[table])), "size": (None, size)})
+        from crm import demo_market  # competitors, prices, costs, returns (market audit)
+        result.update(demo_market.load(cur, actor, rng, now, size, language, owner_ids))
 
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),
                   products=products_added, converted_leads=len(sales.lead_links),

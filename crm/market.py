@@ -204,10 +204,15 @@ def set_share(db: Database, user: User, values: dict) -> int:
 
 
 def shares_of(db: Database, user: User, competitor_id: int) -> list[dict]:
+    """The competitor's shares, newest first, with the period's key in the user's calendar."""
+    from crm import calendar
+
     require(user, "view")
-    return db.query("SELECT id, period_start, share, source, notes, version FROM"
-                    " competitor_shares WHERE competitor_id = $c AND deleted_at IS NULL"
-                    " ORDER BY period_start DESC", {"c": competitor_id})
+    key, join = calendar.period("s.period_start", "quarter")
+    return db.query(f"SELECT s.id, s.period_start, {key} AS period, s.share, s.source,"
+                    f" s.notes, s.version FROM competitor_shares s{join}"
+                    f" WHERE s.competitor_id = $c AND s.deleted_at IS NULL"
+                    f" ORDER BY s.period_start DESC", {"c": competitor_id})
 
 
 def _set_per_quarter(db: Database, user: User, entity: records.Entity, key: str, values: dict,
