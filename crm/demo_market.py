@@ -165,13 +165,17 @@ def _shares(cur, rng, now, quarters, rivals, us_id) -> int:
     from crm.demo import _bulk_insert
 
     companies = ([us_id] if us_id else []) + rivals
-    base = rng.dirichlet(np.ones(len(companies) + 1)) * 100  # the last part: everyone else
+    weight = rng.dirichlet(np.full(len(companies), 2.0))
+    if us_id:
+        weight[0] += 0.1  # we grow a little every quarter, the others shrink or grow
     rows = []
-    for i, quarter in enumerate(quarters):
-        drift = rng.normal(0, 1.2, len(companies))
-        base[:-1] = np.clip(base[:-1] + drift + (0.4 if us_id else 0) * (np.arange(
-            len(companies)) == 0), 1, 60)
-        for cid, share in zip(companies, base[:-1]):
+    for quarter in quarters:
+        weight = weight * rng.lognormal(0, 0.08, len(companies))
+        if us_id:
+            weight[0] *= 1.04
+        rest = rng.uniform(8, 14)  # everyone else
+        shares = weight / weight.sum() * (100 - rest)
+        for cid, share in zip(companies, shares):
             rows.append({"competitor_id": cid, "period_start": quarter,
                          "share": round(float(share), 1), "source": "Industry report",
                          "created_at": now, "updated_at": now})
@@ -255,7 +259,7 @@ def _features(cur, rng, now, language, products) -> int:
     answers = ANSWERS[language]
     rows = []
     for feature in FEATURES[language]:
-        for pid, *_rest in products[:4]:
+        for pid, *_rest in products:
             rows.append({"feature": feature, "product_id": pid, "competitor_id": None,
                          "competitor_product": None,
                          "value": answers[int(rng.choice(4, p=[0.7, 0.1, 0.15, 0.05]))]})

@@ -334,7 +334,9 @@ def _check_return(values: dict) -> dict[str, str]:
 
 RETURNS = records.Entity(
     table="customer_returns", label="Return or cancellation", plural="Returns and cancellations",
-    fields=RETURN_FIELDS, title_sql="t.kind || ' ' || CAST(t.occurred_on AS VARCHAR)",
+    fields=RETURN_FIELDS,
+    title_sql="(SELECT c.name FROM customers c WHERE c.id = t.customer_id) || ' · '"
+              " || CAST(t.occurred_on AS VARCHAR)",
     default_sort=("occurred_on", "desc"), check=_check_return, parent="customer_id",
 )
 
@@ -344,21 +346,28 @@ RETURNS = records.Entity(
 FEATURE_ANSWERS = ("yes", "no", "partial")
 
 
-def feature_columns(db: Database, user: User) -> list[dict]:
+def feature_columns(db: Database, user: User, product_id: int | None = None) -> list[dict]:
     """The comparison's columns: our active products, then the competitors' products named in
-    price records or in the comparison. Each {key, label, product_id, competitor_id,
+    price records or in the comparison; for one product, that product and the competitors'
+    products its price records compare it with. Each {key, label, product_id, competitor_id,
     competitor_product}; key is "p<id>" for ours and "c<id>:<name>" for theirs."""
     require(user, "view")
-    ours = db.query("SELECT id, name FROM products WHERE deleted_at IS NULL AND active"
-                    " ORDER BY lower(name), id")
+    ours = db.query("SELECT id, name FROM products WHERE deleted_at IS NULL"
+                    " AND (active OR id = $p) AND ($p IS NULL OR id = $p)"
+                    " ORDER BY lower(name), id", {"p": product_id})
+    compared = ("" if product_id is None else
+                " AND product_id = $p")
+    named = ("" if product_id is not None else
+             " UNION SELECT competitor_id, trim(competitor_product) FROM feature_values WHERE"
+             " deleted_at IS NULL AND competitor_id IS NOT NULL"
+             " AND trim(competitor_product) <> ''")
     theirs = db.query(
-        "SELECT c.id, c.name AS competitor, x.product FROM (SELECT competitor_id,"
+        "SELECT c.id, c.name AS competitor, x.product FROM (SELECT DISTINCT competitor_id,"
         " trim(competitor_product) AS product FROM price_records WHERE deleted_at IS NULL"
-        " AND competitor_id IS NOT NULL AND trim(competitor_product) <> '' UNION"
-        " SELECT competitor_id, trim(competitor_product) FROM feature_values WHERE"
-        " deleted_at IS NULL AND competitor_id IS NOT NULL AND trim(competitor_product) <> '')"
+        f" AND competitor_id IS NOT NULL AND trim(competitor_product) <> ''{compared}{named})"
         " x JOIN competitors c ON c.id = x.competitor_id WHERE c.deleted_at IS NULL"
-        " ORDER BY lower(c.name), lower(x.product)")
+        " ORDER BY lower(c.name), lower(x.product)",
+        {"p": product_id} if product_id is not None else {})
     cols = [{"key": f"p{r['id']}", "label": r["name"], "product_id": r["id"],
              "competitor_id": None, "competitor_product": None} for r in ours]
     cols += [{"key": f"c{r['id']}:{r['product']}", "label": f"{r['product']} ({r['competitor']})",
@@ -367,9 +376,11 @@ def feature_columns(db: Database, user: User) -> list[dict]:
     return cols
 
 
-def feature_matrix(db: Database, user: User) -> tuple[list[str], list[dict], dict]:
-    """(features in the order they were added, columns, {(feature, column key): value})."""
-    cols = feature_columns(db, user)
+def feature_matrix(db: Database, user: User, product_id: int | None = None
+                   ) -> tuple[list[str], list[dict], dict]:
+    """(features in the order they were added, columns (see feature_columns),
+    {(feature, column key): value})."""
+    cols = feature_columns(db, user, product_id)
     found = db.query("SELECT feature, product_id, competitor_id, trim(competitor_product) AS"
                      " product, value, id FROM feature_values WHERE deleted_at IS NULL"
                      " ORDER BY id")

@@ -22,7 +22,7 @@ with win_loss:
 with rivals:
     ui.profiles_tab(db, user)
 with features:
-    ui.features_tab(db, user)
+    ui.features_tab(db, user, chosen)
 with customers:
     ui.customers_tab(db, user, chosen)
 with pricing:

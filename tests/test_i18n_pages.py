@@ -28,7 +28,9 @@ PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py
          "pages/customer.py", "pages/contact.py", "pages/deals.py", "pages/deal.py",
          "pages/pipeline.py", "pages/activities.py", "pages/task.py", "pages/users.py",
          "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py",
-         "pages/products.py", "pages/product.py"]
+         "pages/products.py", "pages/product.py", "pages/market.py", "pages/competitors.py",
+         "pages/competitor.py", "pages/price_records.py", "pages/price_record.py",
+         "pages/returns.py", "pages/return.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +126,24 @@ def localized(request, db, monkeypatch):
                                                     "deal_id": ids["deal"]})
     ids["product"] = PRODUCTS.create(db, mina, {"name": text["product"], "code": "P-1",
                                                 "unit_price": "1200", "currency": "EUR"})
+    from datetime import date
+
+    from crm import market
+
+    ids["competitor"] = market.COMPETITORS.create(db, mina, {"name": text["company"],
+                                                           "threat_level": "high",
+                                                           "strengths": text["task"]})
+    ids["price_record"] = market.PRICE_RECORDS.create(db, mina, {
+        "product_id": ids["product"], "competitor_id": ids["competitor"],
+        "competitor_product": text["product"], "price": "1100", "currency": "EUR",
+        "observed_on": date(2025, 5, 1), "region": text["customer"]})
+    ids["return"] = market.RETURNS.create(db, mina, {"customer_id": ids["customer"],
+                                                     "occurred_on": date(2025, 6, 1),
+                                                     "amount": "100", "reason": "defective"})
+    market.set_share(db, mina, {"competitor_id": ids["competitor"],
+                                "period_start": date(2025, 4, 1), "share": "20"})
+    market.set_cost(db, mina, {"product_id": ids["product"], "period_start": date(2025, 4, 1),
+                               "unit_cost": "700", "currency": "EUR"})
     return lang, ids
 
 
@@ -132,7 +152,9 @@ def test_every_page_shows_no_untranslated_english(localized):
     english = _english_words(lang)
     params = {"pages/lead.py": ids["lead"], "pages/customer.py": ids["customer"],
               "pages/contact.py": ids["contact"], "pages/deal.py": ids["deal"],
-              "pages/task.py": ids["task"], "pages/product.py": ids["product"]}
+              "pages/task.py": ids["task"], "pages/product.py": ids["product"],
+              "pages/competitor.py": ids["competitor"], "pages/price_record.py": ids["price_record"],
+              "pages/return.py": ids["return"]}
     untranslated = {}
     for path in PAGES:
         extra = {"id": str(params[path])} if path in params else {}

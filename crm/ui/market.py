@@ -30,8 +30,8 @@ PERIODS = {4: N_("Last 4 quarters"), 8: N_("Last 8 quarters"), 12: N_("Last 12 q
 
 
 def _layout(fig: go.Figure, height: int = 340, **extra) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.2), **extra)
+    extra.setdefault("margin", dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=height, legend=dict(orientation="h", y=-0.2), **extra)
     return localize(fig)
 
 
@@ -97,7 +97,7 @@ def prices_tab(db, user: User, f: dict) -> None:
             text=[_pct(g["gap_median"]) for g in gaps], textposition="auto",
             hovertext=[_("{n} prices observed").format(n=i18n.number(g["observed"]))
                        for g in gaps]))
-        _show(fig, "mkt:gap", 300, yaxis_title=_("Gap to the competitors' median, %"),
+        _show(fig, "mkt:gap", 320, yaxis_title=_("Gap, %"),
               title=_("Current price gap per product"))
         grid(pd.DataFrame([{
             _("Product"): g["product"], _("Quarter"): _period(g["period"]),
@@ -312,8 +312,17 @@ def profiles_tab(db, user: User) -> None:
 KIND_VALUE = {"no": 0.0, "partial": 0.5, "yes": 1.0, "text": 0.75, "empty": None}
 
 
-def features_tab(db, user: User) -> None:
-    features, cols, cells = market.feature_matrix(db, user)
+def features_tab(db, user: User, f: dict) -> None:
+    products = f["products"]
+    if not products:
+        st.info(_("Add products first: the comparison sets each of ours against the "
+                  "competitors' equivalents."))
+        return
+    product = f["product"] or st.selectbox(_("Product"), list(products), key="mkt:feature_product",
+                                           format_func=products.get)
+    st.caption(_("Our product against the competitors' products its price records compare it "
+                 "with."))
+    features, cols, cells = market.feature_matrix(db, user, product)
     if features and cols:
         labels = [c["label"] for c in cols]
         z, text = [], []
@@ -327,9 +336,9 @@ def features_tab(db, user: User) -> None:
             colorscale=[[0, COLORS["no"]], [0.5, COLORS["partial"]], [0.75, COLORS["text"]],
                         [1, COLORS["yes"]]]))
         fig.update_yaxes(autorange="reversed")
-        fig.update_xaxes(side="top")
-        _show(fig, "mkt:features", max(260, 60 + 34 * len(features)),
-              title=_("Feature comparison"))
+        fig.update_xaxes(side="top", tickangle=0 if len(cols) <= 4 else -30)
+        _show(fig, "mkt:features", 160 + 44 * len(features), margin=dict(l=10, r=10, t=120,
+                                                                          b=10))
         st.caption(_("Green: yes · amber: partial · red: no · blue: a short note"))
     else:
         st.info(_("No features compared yet."))
