@@ -28,6 +28,12 @@ RETURN_REASONS = ("defective", "wrong_item", "not_needed", "price", "service", "
                   "contract_ended", "other")
 SCENARIO_KINDS = ("break_even", "pricing_path")
 
+def _reader(user: User | None) -> None:
+    """Team knowledge and dashboards: everyone signed in reads them, viewers included."""
+    if user is None:
+        raise PermissionDenied(_("Sign in first"))
+
+
 # --- competitors ----------------------------------------------------------------------------
 
 COMPETITOR_FIELDS = [
@@ -86,7 +92,7 @@ COMPETITORS = records.Entity(
 
 def competitor_choices(db: Database, user: User, include_us: bool = False) -> dict[int, str]:
     """{id: name} of the live competitors (our own record first when asked for), for pickers."""
-    require(user, "view")
+    _reader(user)
     found = db.query("SELECT id, name, is_us FROM competitors WHERE deleted_at IS NULL"
                      " AND ($us OR NOT is_us) ORDER BY is_us DESC, lower(name), id",
                      {"us": include_us})
@@ -207,7 +213,7 @@ def shares_of(db: Database, user: User, competitor_id: int) -> list[dict]:
     """The competitor's shares, newest first, with the period's key in the user's calendar."""
     from crm import calendar
 
-    require(user, "view")
+    _reader(user)
     key, join = calendar.period("s.period_start", "quarter")
     return db.query(f"SELECT s.id, s.period_start, {key} AS period, s.share, s.source,"
                     f" s.notes, s.version FROM competitor_shares s{join}"
@@ -279,7 +285,7 @@ PRICE_RECORDS = records.Entity(
 
 
 def regions(db: Database, user: User) -> list[str]:
-    require(user, "view")
+    _reader(user)
     return [r["region"] for r in db.query(
         "SELECT DISTINCT region FROM price_records WHERE deleted_at IS NULL AND region IS NOT"
         " NULL ORDER BY region")]
@@ -351,7 +357,7 @@ def feature_columns(db: Database, user: User, product_id: int | None = None) -> 
     price records or in the comparison; for one product, that product and the competitors'
     products its price records compare it with. Each {key, label, product_id, competitor_id,
     competitor_product}; key is "p<id>" for ours and "c<id>:<name>" for theirs."""
-    require(user, "view")
+    _reader(user)
     ours = db.query("SELECT id, name FROM products WHERE deleted_at IS NULL"
                     " AND (active OR id = $p) AND ($p IS NULL OR id = $p)"
                     " ORDER BY lower(name), id", {"p": product_id})
@@ -516,7 +522,7 @@ def save_scenario(db: Database, user: User, kind: str, name: str, inputs: dict) 
 
 def scenarios(db: Database, user: User, kind: str) -> list[dict]:
     """Everyone's saved scenarios of the kind (the team plans together), newest first."""
-    require(user, "view")
+    _reader(user)
     found = db.query("SELECT s.id, s.name, s.inputs, s.owner_id, u.name AS owner_name,"
                      " s.updated_at FROM pricing_scenarios s LEFT JOIN users u ON u.id ="
                      " s.owner_id WHERE s.kind = $k AND s.deleted_at IS NULL"
