@@ -101,8 +101,8 @@ def load(cur, actor, rng: np.random.Generator, now: datetime, size: str, languag
     made["competitor_shares"] = _shares(cur, rng, now, quarters, rivals,
                                         us_row[0] if us_row else None)
     made["product_costs"] = _costs(cur, rng, now, quarters, products, language)
-    made["price_records"] = _prices(cur, rng, now, size, language, rivals, products, owner_ids,
-                                    quarters[0])
+    made["price_records"] = _prices(cur, rng, now, PRICE_RECORDS[size], language, rivals,
+                                    products, owner_ids, quarters[0])
     made["feature_values"] = _features(cur, rng, now, language, products)
     _named_competition(cur, rng, rivals)
     made["customer_returns"] = _returns(cur, rng, now, today, RETURN_SHARE[size])
@@ -205,12 +205,27 @@ def _costs(cur, rng, now, quarters, products, language) -> int:
     return len(rows)
 
 
-def _prices(cur, rng, now, size, language, rivals, products, owner_ids, first: date) -> int:
+def add_price_records(cur, n: int, seed: int = 7, language: str = "en") -> int:
+    """n more demo price records over the last eight quarters, for the products, competitors
+    and users there are (the benchmark's 200,000 on a small demo)."""
+    rng = np.random.default_rng(seed)
+    now = datetime.now().replace(microsecond=0)
+    rivals = [r[0] for r in cur.execute("SELECT id FROM competitors WHERE deleted_at IS NULL"
+                                        " AND NOT is_us ORDER BY id").fetchall()]
+    products = cur.execute("SELECT id, code, unit_price, currency FROM products WHERE"
+                           " deleted_at IS NULL AND active AND unit_price > 0 ORDER BY id"
+                           ).fetchall()
+    owners = [r[0] for r in cur.execute("SELECT id FROM users WHERE active ORDER BY id")
+              .fetchall()]
+    return _prices(cur, rng, now, n, language, rivals, products, owners,
+                   _quarter(now.date(), QUARTERS - 1))
+
+
+def _prices(cur, rng, now, n, language, rivals, products, owner_ids, first: date) -> int:
     """Observed prices: each competitor sells equivalents of some of our products at its own
     price level; a fifth of the observations are of our own price (at resellers)."""
     from crm.demo import _bulk_insert
 
-    n = PRICE_RECORDS[size]
     names = dict(cur.execute("SELECT id, name FROM competitors").fetchall())
     pairs = []  # (rival, product index, their product name, price level)
     for rival in rivals:
