@@ -286,10 +286,16 @@ def cmd_bench(args) -> int:
 
 
 EXPORT_ENTITIES = ("leads", "customers", "contacts", "deals", "activities", "tasks")
+MARKET_ENTITIES = ("competitors", "price_records", "customer_returns")  # issue 11
+EXPORT_ENTITIES += MARKET_ENTITIES
 
 
 def _export_entity(name: str):
-    from crm import activities, customers, deals, leads
+    from crm import activities, customers, deals, leads, market
+
+    if name in MARKET_ENTITIES:
+        return {m.table: m for m in (market.COMPETITORS, market.PRICE_RECORDS,
+                                     market.RETURNS)}[name]
 
     return {"leads": leads.LEADS, "customers": customers.CUSTOMERS,
             "contacts": customers.CONTACTS, "deals": deals.DEALS,
@@ -322,6 +328,7 @@ def cmd_export(args) -> int:
 
 
 IMPORT_ENTITIES = ("leads", "customers", "contacts", "deals", "activities", "tasks")
+IMPORT_ENTITIES += MARKET_ENTITIES
 
 
 def _import_mapping(db, user, entity, given: str) -> dict:

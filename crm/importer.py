@@ -321,6 +321,22 @@ ENTITY_SYNONYMS = {"products": {
     "role": ("user role", "access", "profile", "permission"),
 }}
 
+# market audit (issue 11): the column names of price lists and competitor sheets
+ENTITY_SYNONYMS.update({"price_records": {
+    "product_id": ("product", "our product", "product name", "item", "sku", "product code"),
+    "competitor_id": ("competitor", "rival", "vendor", "supplier", "competitor name"),
+    "competitor_product": ("competitor product", "their product", "equivalent", "model"),
+    "price": ("observed price", "price seen", "amount", "unit price"),
+    "observed_on": ("date", "observed", "date observed", "seen on", "observation date"),
+}, "competitors": {
+    "name": ("competitor", "company", "rival", "competitor name"),
+    "key_people": ("managers", "people", "key persons", "management"),
+    "threat_level": ("threat", "risk"),
+}, "customer_returns": {
+    "occurred_on": ("date", "returned on", "cancelled on", "return date"),
+    "kind": ("type",),
+}})
+
 
 def _norm(text: str) -> str:
     return re.sub(r"[^0-9a-z\u0600-\u06ff\u0100-\u017f]+", " ", str(text).lower()).strip()

@@ -382,6 +382,15 @@ def feature_columns(db: Database, user: User, product_id: int | None = None) -> 
     return cols
 
 
+def compared_products(db: Database, user: User) -> dict[int, int]:
+    """{product id: how many competitors' products its price records compare it with}."""
+    _reader(user)
+    return {r["product_id"]: r["n"] for r in db.query(
+        "SELECT product_id, count(DISTINCT (competitor_id, trim(competitor_product))) AS n"
+        " FROM price_records WHERE deleted_at IS NULL AND competitor_id IS NOT NULL"
+        " AND product_id IS NOT NULL AND trim(competitor_product) <> '' GROUP BY product_id")}
+
+
 def feature_matrix(db: Database, user: User, product_id: int | None = None
                    ) -> tuple[list[str], list[dict], dict]:
     """(features in the order they were added, columns (see feature_columns),

@@ -43,12 +43,26 @@ def _period(key: int) -> str:
     return calendar.label(key, "quarter")
 
 
+def _table(frame: pd.DataFrame, space: int = 860, **options) -> None:
+    """A small table in the reading direction; right to left its columns are sized to fit the
+    space (pixels), since the grid opens scrolled to the left (its first columns would
+    hide)."""
+    if i18n.is_rtl() and len(frame.columns):
+        width = max(50, space // len(frame.columns))
+        options["column_config"] = {c: st.column_config.Column(width=width)
+                                    for c in frame.columns}
+    grid(frame, hide_index=True, **options)
+
+
 def _pct(value, digits: int = 1) -> str:
     return "—" if value is None else i18n.percent(value, digits)
 
 
 def _money(value, currency) -> str:
-    return "—" if value is None else i18n.money(value, currency)
+    """Whole amounts in tables (rials run long); prices under 100 keep their cents."""
+    if value is None:
+        return "—"
+    return i18n.money(value, currency, 2 if abs(float(value)) < 100 else 0)
 
 
 # --- filters ----------------------------------------------------------------------------------
@@ -99,7 +113,7 @@ def prices_tab(db, user: User, f: dict) -> None:
                        for g in gaps]))
         _show(fig, "mkt:gap", 320, yaxis_title=_("Gap, %"),
               title=_("Current price gap per product"))
-        grid(pd.DataFrame([{
+        _table(pd.DataFrame([{
             _("Product"): g["product"], _("Quarter"): _period(g["period"]),
             _("Our list price"): _money(g["ours"], g["currency"]),
             _("Lowest"): _money(g["low"], g["currency"]),
@@ -107,7 +121,7 @@ def prices_tab(db, user: User, f: dict) -> None:
             _("Highest"): _money(g["high"], g["currency"]),
             _("Gap to the median"): _pct(g["gap_median"]),
             _("Gap to the lowest"): _pct(g["gap_low"]),
-            _("Prices observed"): i18n.number(g["observed"])} for g in gaps]), hide_index=True)
+            _("Prices observed"): i18n.number(g["observed"])} for g in gaps]))
     products = list(dict.fromkeys((r["product_id"], r["product"]) for r in rows))
     chosen = f["product"] or st.selectbox(
         _("Product for the charts"), [p for p, _n in products], key="mkt:chart_product",
@@ -162,10 +176,10 @@ def prices_tab(db, user: User, f: dict) -> None:
     sources = am.prices_by_source(db, user, f["product"], f["regions"], f["since"])
     source_field = PRICE_RECORDS.spec["source"]
     with st.expander(_("Where the prices come from")):
-        grid(pd.DataFrame([{_("Source"): source_field.choice_label(r["source"]),
+        _table(pd.DataFrame([{_("Source"): source_field.choice_label(r["source"]),
                             _("Region"): r["region"] or "—",
                             _("Prices observed"): i18n.number(r["observed"])}
-                           for r in sources]), hide_index=True)
+                           for r in sources]))
 
 
 # --- market share -----------------------------------------------------------------------------
@@ -234,12 +248,11 @@ def win_loss_tab(db, user: User, f: dict) -> None:
                                textposition="auto"))
         _show(fig, "mkt:lost_amount", 340, title=_("Amount lost to them"),
               yaxis_title=currency)
-    grid(pd.DataFrame([{
+    _table(pd.DataFrame([{
         _("Competitor"): r["name"], _("Won by us"): i18n.number(r["won"]),
         _("Lost"): i18n.number(r["lost"]), _("Lost to them"): i18n.number(r["lost_to_them"]),
         _("Win rate"): _pct(r["win_rate"], 0), _("Still open"): i18n.number(r["open"]),
-        _("Amount lost to them"): i18n.money(r["amount_lost"], currency)} for r in rows]),
-        hide_index=True)
+        _("Amount lost to them"): i18n.money(r["amount_lost"], currency)} for r in rows]))
     st.caption(_("Win rate: deals won over deals closed, among the deals where the competitor "
                  "was named."))
 
@@ -298,13 +311,12 @@ def profiles_tab(db, user: User) -> None:
             if p["strategy"]:
                 st.markdown(_("**Strategy**"))
                 st.text(p["strategy"])
-    grid(pd.DataFrame([{_("Company"): p["name"],
+    _table(pd.DataFrame([{_("Company"): p["name"],
                         _("Threat level"): threat.choice_label(p["threat_level"]) or "—",
                         _("Latest share"): "—" if p["share"] is None
                         else i18n.percent(p["share"] / 100, 1),
                         _("Strengths"): "; ".join(p["strength_list"]),
-                        _("Weaknesses"): "; ".join(p["weakness_list"])} for p in profiles]),
-         hide_index=True)
+                        _("Weaknesses"): "; ".join(p["weakness_list"])} for p in profiles]))
 
 
 # --- feature comparison -----------------------------------------------------------------------
@@ -318,8 +330,11 @@ def features_tab(db, user: User, f: dict) -> None:
         st.info(_("Add products first: the comparison sets each of ours against the "
                   "competitors' equivalents."))
         return
-    product = f["product"] or st.selectbox(_("Product"), list(products), key="mkt:feature_product",
-                                           format_func=products.get)
+    compared = market.compared_products(db, user)
+    ids = list(products)
+    best = max(range(len(ids)), key=lambda i: (compared.get(ids[i], 0), -i))
+    product = f["product"] or st.selectbox(_("Product"), ids, index=best,
+                                           key="mkt:feature_product", format_func=products.get)
     st.caption(_("Our product against the competitors' products its price records compare it "
                  "with."))
     features, cols, cells = market.feature_matrix(db, user, product)
@@ -411,37 +426,38 @@ def customers_tab(db, user: User, f: dict) -> None:
                       for r in abc["classes"]], textinfo="label+percent"))
             _show(fig, "mkt:abc", 320, title=_("Won revenue by ABC class"))
         with right:
-            grid(pd.DataFrame([{
+            _table(pd.DataFrame([{
                 _("Class"): r["class"], _("Customers"): i18n.number(r["customers"]),
                 _("Revenue"): i18n.money(r["revenue"], currency, 0),
                 _("Share of revenue"): _pct(r["share"]),
                 _("Credit limits"): _money(r["credit_limit"], currency),
                 _("High purchasing power"): i18n.number(r["strong_buyers"])}
-                for r in abc["classes"]]), hide_index=True)
+                for r in abc["classes"]]), space=540)
             power_field = CUSTOMERS.spec["purchasing_power"]
-            grid(pd.DataFrame([{
+            _table(pd.DataFrame([{
                 _("Customer"): r["name"], _("Class"): r["class"],
                 _("Revenue"): i18n.money(r["revenue"], currency, 0),
                 _("Purchasing power"): power_field.choice_label(r["purchasing_power"]) or "—",
                 _("Credit limit"): _money(r["credit_limit"], currency),
                 _("City"): r["city"] or "—", _("Country"): r["country"] or "—"}
-                for r in abc["top"][:15]]), hide_index=True, height=260)
+                for r in abc["top"][:15]]), space=540, height=260)
     else:
         st.info(_("No won deals in this currency and period yet."))
     left, right = st.columns(2)
     with left:
-        power = am.purchasing_power(db, user, currency)
+        from crm.customers import PURCHASING_POWER
+
+        order = {k: i for i, k in enumerate(PURCHASING_POWER)}
+        power = sorted(am.purchasing_power(db, user, currency),
+                       key=lambda r: order.get(r["purchasing_power"], -1))
         field = CUSTOMERS.spec["purchasing_power"]
         x = [field.choice_label(r["purchasing_power"]) or _("Not set") for r in power]
-        fig = go.Figure()
-        fig.add_trace(go.Bar(x=x, y=[r["customers"] for r in power], name=_("Customers"),
-                             marker_color=COLORS["median"]))
-        fig.add_trace(go.Scatter(x=x, y=[float(r["credit_limit"]) for r in power],
-                                 name=_("Credit limits"), yaxis="y2", mode="lines+markers",
-                                 line=dict(color=COLORS["high"])))
+        fig = go.Figure(go.Bar(
+            x=x, y=[r["customers"] for r in power], marker_color=COLORS["median"],
+            text=[_("Credit limits: {amount}").format(amount=i18n.compact(r["credit_limit"]))
+                  for r in power], textposition="auto"))
         _show(fig, "mkt:power", 340, title=_("Purchasing power and credit limits"),
-              yaxis=dict(title=_("Customers")),
-              yaxis2=dict(title=currency, overlaying="y", side="right", showgrid=False))
+              yaxis_title=_("Customers"))
     with right:
         returns = am.returns_summary(db, user, currency, f["since"])
         if returns:
@@ -499,10 +515,9 @@ def customers_tab(db, user: User, f: dict) -> None:
             c = by_country.setdefault(r["country"], [0, 0.0])
             c[0] += r["customers"]
             c[1] += float(r["revenue"])
-        grid(pd.DataFrame([{_("Country"): k, _("Customers"): i18n.number(v[0]),
+        _table(pd.DataFrame([{_("Country"): k, _("Customers"): i18n.number(v[0]),
                             _("Revenue"): i18n.money(v[1], currency, 0)}
-                           for k, v in sorted(by_country.items(), key=lambda kv: -kv[1][1])]),
-             hide_index=True, height=220)
+                           for k, v in sorted(by_country.items(), key=lambda kv: -kv[1][1])]), height=220)
 
 
 # --- pricing aids -----------------------------------------------------------------------------
@@ -613,11 +628,10 @@ def pricing_tab(db, user: User) -> None:
                                  name=names[key], marker_color=color))
         _show(fig, "mkt:path_units", 320, barmode="group", title=_("Units sold"),
               xaxis_title=_("Period"), yaxis_title=_("Units"))
-    grid(pd.DataFrame([{_("Strategy"): names[key], _("Units"): i18n.number(rows_[-1]["units_total"]),
+    _table(pd.DataFrame([{_("Strategy"): names[key], _("Units"): i18n.number(rows_[-1]["units_total"]),
                         _("Revenue"): i18n.number(rows_[-1]["revenue_total"]),
                         _("Margin"): i18n.number(rows_[-1]["margin_total"])}
-                       for rows_, key in ((skim, "skimming"), (pen, "penetration"))]),
-         hide_index=True)
+                       for rows_, key in ((skim, "skimming"), (pen, "penetration"))]))
     if user.at_least("rep"):
         _save_scenario(db, user, "pricing_path", "pp", values)
 
@@ -634,9 +648,8 @@ def competitor_shares(user: User, competitor: dict) -> None:
                                    mode="lines+markers", line=dict(color=COLORS["median"],
                                                                    width=3)))
         _show(fig, f"cmp:shares:{competitor['id']}", 280, yaxis_title=_("Share, %"))
-        grid(pd.DataFrame([{_("Period"): r[0], _("Market share %"): i18n.number(r[1], 1),
-                            _("Source"): r[2] or "—"} for r in reversed(rows_)]),
-             hide_index=True)
+        _table(pd.DataFrame([{_("Period"): r[0], _("Market share %"): i18n.number(r[1], 1),
+                            _("Source"): r[2] or "—"} for r in reversed(rows_)]))
     else:
         st.caption(_("No market shares recorded yet."))
     if user.sees_all and competitor["deleted_at"] is None:
@@ -667,13 +680,12 @@ def competitor_prices(user: User, competitor: dict) -> None:
         st.caption(_("No prices of this competitor recorded yet."))
     else:
         source = PRICE_RECORDS.spec["source"]
-        grid(pd.DataFrame([{_("Observed on"): i18n.format_date(r["observed_on"]),
+        _table(pd.DataFrame([{_("Observed on"): i18n.format_date(r["observed_on"]),
                             _("Our product"): r["product_id__label"] or "—",
                             _("Competitor's product"): r["competitor_product"] or "—",
                             _("Price"): i18n.money(r["price"], r["currency"]),
                             _("Source"): source.choice_label(r["source"]),
-                            _("Region"): r["region"] or "—"} for r in page.rows]),
-             hide_index=True)
+                            _("Region"): r["region"] or "—"} for r in page.rows]))
     if user.at_least("rep"):
         st.page_link("pages/price_record.py", query_params={"id": "new"},
                      label=_("Record a price"), icon=":material/add:")
@@ -693,12 +705,12 @@ def product_costs(user: User, product: dict) -> None:
                              textposition="auto"))
         _show(fig, f"prd:margin:{product['id']}", 300, barmode="stack",
               yaxis_title=product["currency"])
-        grid(pd.DataFrame([{_("Quarter"): _period(r["period"]),
+        _table(pd.DataFrame([{_("Quarter"): _period(r["period"]),
                             _("Cost price"): _money(r["cost"], r["currency"]),
                             _("List price"): _money(r["price"], r["currency"]),
                             _("Margin"): _money(r["margin"], r["currency"]),
                             _("Margin %"): _pct(r["margin_share"])}
-                           for r in reversed(found)]), hide_index=True)
+                           for r in reversed(found)]))
     else:
         st.caption(_("No cost prices yet."))
     if user.sees_all and product["deleted_at"] is None:
