@@ -84,9 +84,12 @@ RETURN_REASONS = {"return": {"defective": 0.4, "wrong_item": 0.25, "not_needed":
 def load(cur, actor, rng: np.random.Generator, now: datetime, size: str, language: str,
          owner_ids: list[int]) -> dict:
     """Adds the market-audit demo records; returns how many of each."""
-    made = {"competitors": market.link_lost_competitors(cur, actor)}
+    before = cur.execute("SELECT count(*) FROM competitors").fetchone()[0]
+    market.link_lost_competitors(cur, actor, audit_each=False)
     today = now.date()
     _profiles(cur, rng, now, language)
+    made = {"competitors": cur.execute("SELECT count(*) FROM competitors").fetchone()[0]
+            - before}
     rivals = [r[0] for r in cur.execute(
         "SELECT id FROM competitors WHERE deleted_at IS NULL AND NOT is_us ORDER BY id"
     ).fetchall()]
@@ -96,7 +99,7 @@ def load(cur, actor, rng: np.random.Generator, now: datetime, size: str, languag
         "SELECT id, code, unit_price, currency FROM products WHERE deleted_at IS NULL AND active"
         " AND unit_price > 0 ORDER BY id").fetchall()
     if not rivals or not products:
-        return made
+        return _audited(cur, actor, made)
     quarters = [_quarter(today, back) for back in range(QUARTERS - 1, -1, -1)]
     made["competitor_shares"] = _shares(cur, rng, now, quarters, rivals,
                                         us_row[0] if us_row else None)
@@ -106,6 +109,7 @@ def load(cur, actor, rng: np.random.Generator, now: datetime, size: str, languag
     made["feature_values"] = _features(cur, rng, now, language, products)
     _named_competition(cur, rng, rivals)
     made["customer_returns"] = _returns(cur, rng, now, today, RETURN_SHARE[size])
+    made["pricing_scenarios"] = 2
     for name, kind, inputs in (
             ("Launch 2026", "break_even", {"fixed": 60000, "variable": 35, "price": 59}),
             ("New ERP module", "pricing_path", {
@@ -116,6 +120,11 @@ def load(cur, actor, rng: np.random.Generator, now: datetime, size: str, languag
                     " updated_at, created_by, updated_by) VALUES ($n, $k, $i, $o, $t, $t, $o, $o)",
                     {"n": name, "k": kind, "i": json.dumps(inputs, sort_keys=True),
                      "o": owner_ids[0], "t": now})
+    return _audited(cur, actor, made)
+
+
+def _audited(cur, actor, made: dict) -> dict:
+    """One demo_load audit entry per table that got rows."""
     for table, count in made.items():
         if count:
             audit.record(cur, actor, table, None, "demo_load", {"rows": (None, count)})

@@ -119,7 +119,7 @@ def competitor_for_name(cur, user: User, name: str | None) -> int | None:
     return records.insert(cur, user, COMPETITORS, {"name": text})
 
 
-def link_lost_competitors(cur, user: User | None = None) -> int:
+def link_lost_competitors(cur, user: User | None = None, audit_each: bool = True) -> int:
     """Set-based: every deal whose lost_to_competitor text has no link yet gets linked to the
     live competitor of that name (trimmed, any case); names no competitor has become new
     competitors first (spelled as most deals spell them). Returns how many were created. The
@@ -140,7 +140,7 @@ def link_lost_competitors(cur, user: User | None = None) -> int:
                 f" ORDER BY lower(m.name)", {"now": now, "by": user.id or None})
     created = cur.execute("SELECT count(*) FROM competitors WHERE id > $b",
                           {"b": before}).fetchone()[0]
-    if created:
+    if created and audit_each:  # the demo load records one entry for all instead
         audit.record_many(cur, user, "competitors", "SELECT id FROM competitors WHERE id > $b",
                           {"b": before}, "create", {"source": (None, "deals.lost_to_competitor")})
     cur.execute("UPDATE deals SET lost_to_competitor_id = m.id FROM (SELECT lower(trim(name))"
