@@ -10,8 +10,10 @@ import pytest
 
 from crm import market
 from crm.market import COMPETITORS
-from tests.test_market import market_data  # noqa: F401  (the fixture)
+from tests import test_market
 from tests.test_pages import page
+
+market_data = test_market.market_data  # the fixture of the computations' tests
 
 
 def charts(at) -> dict:
@@ -32,7 +34,7 @@ def values(series) -> list:
     return list(series)
 
 
-def test_the_market_page_draws_prices_shares_and_profiles(app_env, market_data):  # noqa: F811
+def test_the_market_page_draws_prices_shares_and_profiles(app_env, market_data):
     at = page("pages/market.py", user="vic")  # a viewer reads the dashboard
     assert not at.exception, at.exception
     assert [t.label for t in at.tabs] == ["Prices", "Market share", "Win and loss",
@@ -82,7 +84,7 @@ def test_break_even_and_scenarios_from_the_page(app_env, team):
     assert any("no break-even" in w.value for w in other.warning)
 
 
-def test_win_loss_and_customer_audit_tabs(app_env, team, market_data):  # noqa: F811
+def test_win_loss_and_customer_audit_tabs(app_env, team, market_data):
     from crm import deals, pipelines
     from crm.customers import CUSTOMERS
 
