@@ -48,6 +48,12 @@ def move_to(deal: dict) -> None:
                 date=i18n.format_date(deal["closed_on"]), **values))
         else:
             st.markdown(_("**Stage:** {stage} · probability {probability}").format(**values))
+    for link, text in (("lost_to_competitor_id", _("Lost to {competitor}")),
+                       ("competitor_id", _("Competing against {competitor}"))):
+        if deal.get(link):  # the competitor records the deal names (market audit)
+            st.page_link("pages/competitor.py", query_params={"id": deal[link]},
+                         icon=":material/swords:", label=text.format(competitor=md_escape(
+                             records.ref_label(db, user, "competitors", deal[link]))))
     cols = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
     target = cols[0].selectbox(_("Move to"), [i for i in names if i != deal["stage_id"]],
                                format_func=names.get, key="move_to", index=None,

@@ -195,3 +195,24 @@ def test_deal_page_picks_the_competition(app_env, team):
     at.button(key=f"FormSubmitter:deals:{deal}:v1-Save changes").click().run()
     assert not at.error, [e.value for e in at.error]
     assert app_env.scalar("SELECT competitor_id FROM deals WHERE id = $i", {"i": deal}) == rival
+
+
+def test_hostile_names_are_text_in_the_charts(app_env, team):
+    from crm.products import PRODUCTS
+
+    maria = team["maria"]
+    gtx = PRODUCTS.create(app_env, maria, {"name": "<a href='https://evil.example'>GTX</a>",
+                                           "unit_price": "100", "currency": "USD"})
+    rival = COMPETITORS.create(app_env, maria, {"name": "<b>Rival</b>",
+                                                "strengths": "<img src=x onerror=alert(1)>"})
+    market.PRICE_RECORDS.create(app_env, maria, {"product_id": gtx, "competitor_id": rival,
+                                                 "competitor_product": "<i>R</i>",
+                                                 "price": "90", "observed_on": date.today()})
+    at = page("pages/market.py", user="maria")
+    assert not at.exception
+    drawn = charts(at)
+    gap = drawn["Current price gap per product"]["data"][0]
+    assert gap["x"] == ["&lt;a href='https://evil.example'&gt;GTX&lt;/a&gt;"]
+    strengths = drawn["Strengths (up) and weaknesses (down) per company"]["data"][0]
+    assert strengths["x"] == ["&lt;b&gt;Rival&lt;/b&gt;"]
+    assert strengths["hovertext"] == ["&lt;img src=x onerror=alert(1)&gt;"]

@@ -39,6 +39,13 @@ def _show(fig: go.Figure, key: str, height: int = 340, **extra) -> None:
     st.plotly_chart(_layout(fig, height, **extra), config=CHART, key=key)
 
 
+def _plain(text) -> str:
+    """User text for Plotly, which reads a few HTML tags (links, breaks) in its labels: as
+    entities, the text shows as typed and makes no markup."""
+    return ("" if text is None else str(text)).replace("&", "&amp;").replace(
+        "<", "&lt;").replace(">", "&gt;")
+
+
 def _period(key: int) -> str:
     return calendar.label(key, "quarter")
 
@@ -105,7 +112,7 @@ def prices_tab(db, user: User, f: dict) -> None:
                  "product's are left out."))
     if gaps:
         fig = go.Figure(go.Bar(
-            x=[g["product"] for g in gaps], y=[(g["gap_median"] or 0) * 100 for g in gaps],
+            x=[_plain(g["product"]) for g in gaps], y=[(g["gap_median"] or 0) * 100 for g in gaps],
             marker_color=[COLORS["low"] if (g["gap_median"] or 0) > 0 else COLORS["us"]
                           for g in gaps],
             text=[_pct(g["gap_median"]) for g in gaps], textposition="auto",
@@ -143,13 +150,13 @@ def prices_tab(db, user: User, f: dict) -> None:
                                  line=dict(color=COLORS["us"], width=3)))
         _show(fig, "mkt:positioning", 360,
               title=_("{product}: our price against the competitors' over time").format(
-                  product=name), yaxis_title=currency)
+                  product=_plain(name)), yaxis_title=currency)
         left, right = st.columns(2)
         with left:
             medians = [r for r in am.prices_by_competitor(db, user, chosen, f["regions"],
                                                           f["since"])]
             fig = go.Figure(go.Bar(
-                x=[r["competitor"] or _("Us") for r in medians],
+                x=[_plain(r["competitor"]) or _("Us") for r in medians],
                 y=[float(r["median"]) for r in medians],
                 marker_color=[COLORS["us"] if r["competitor_id"] is None else COLORS["median"]
                               for r in medians],
@@ -193,7 +200,7 @@ def share_tab(db, user: User, f: dict) -> None:
         for cid, name, is_us in names:
             by_period = {r["period"]: r["share"] for r in shares if r["competitor_id"] == cid}
             fig.add_trace(go.Bar(x=[_period(p) for p in periods],
-                                 y=[by_period.get(p) for p in periods], name=name,
+                                 y=[by_period.get(p) for p in periods], name=_plain(name),
                                  marker_color=COLORS["us"] if is_us else None))
         rest = [am.share_rest([r["share"] for r in shares if r["period"] == p]) for p in periods]
         fig.add_trace(go.Bar(x=[_period(p) for p in periods], y=rest, name=_("Others"),
@@ -230,7 +237,7 @@ def win_loss_tab(db, user: User, f: dict) -> None:
                   "against”) or when marking it lost."))
         return
     left, right = st.columns(2)
-    names = [r["name"] for r in rows]
+    names = [_plain(r["name"]) for r in rows]
     with left:
         fig = go.Figure()
         fig.add_trace(go.Bar(x=names, y=[r["won"] for r in rows], name=_("Won by us"),
@@ -269,14 +276,14 @@ def profiles_tab(db, user: User) -> None:
         st.page_link("pages/competitors.py", label=_("Competitors"), icon=":material/swords:")
         return
     threat = market.COMPETITORS.spec["threat_level"]
-    names = [p["name"] for p in profiles]
+    names = [_plain(p["name"]) for p in profiles]
     fig = go.Figure()
     fig.add_trace(go.Bar(x=names, y=[len(p["strength_list"]) for p in profiles],
                          name=_("Strengths"), marker_color=COLORS["us"],
-                         hovertext=["<br>".join(p["strength_list"]) for p in profiles]))
+                         hovertext=["<br>".join(map(_plain, p["strength_list"])) for p in profiles]))
     fig.add_trace(go.Bar(x=names, y=[-len(p["weakness_list"]) for p in profiles],
                          name=_("Weaknesses"), marker_color=COLORS["low"],
-                         hovertext=["<br>".join(p["weakness_list"]) for p in profiles]))
+                         hovertext=["<br>".join(map(_plain, p["weakness_list"])) for p in profiles]))
     _show(fig, "mkt:sw", 320, barmode="relative",
           title=_("Strengths (up) and weaknesses (down) per company"),
           yaxis_title=_("Count"))
@@ -346,7 +353,8 @@ def features_tab(db, user: User, f: dict) -> None:
             z.append([KIND_VALUE[market.answer_kind(v)] for v in values])
             text.append([_shown_answer(v) for v in values])
         fig = go.Figure(go.Heatmap(
-            z=z, x=labels, y=features, text=text, texttemplate="%{text}", showscale=False,
+            z=z, x=[_plain(v) for v in labels], y=[_plain(v) for v in features],
+            text=[[_plain(v) for v in row] for row in text], texttemplate="%{text}", showscale=False,
             zmin=0, zmax=1, xgap=2, ygap=2, hoverongaps=False,
             colorscale=[[0, COLORS["no"]], [0.5, COLORS["partial"]], [0.75, COLORS["text"]],
                         [1, COLORS["yes"]]]))
@@ -504,7 +512,7 @@ def customers_tab(db, user: User, f: dict) -> None:
         revenue = [sum(float(r["revenue"]) for r in places if r["country"] == c)
                    for c in countries] + [float(r["revenue"]) for r in places]
         fig = go.Figure(go.Treemap(
-            ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
+            ids=ids, labels=[_plain(v) for v in labels], parents=parents, values=values, branchvalues="total",
             marker=dict(colors=revenue, colorscale="Greens", showscale=False),
             customdata=[i18n.money(v, currency, 0) for v in revenue],
             hovertemplate="%{label}<br>%{value}<br>%{customdata}<extra></extra>"))
