@@ -216,3 +216,16 @@ def test_hostile_names_are_text_in_the_charts(app_env, team):
     strengths = drawn["Strengths (up) and weaknesses (down) per company"]["data"][0]
     assert strengths["x"] == ["&lt;b&gt;Rival&lt;/b&gt;"]
     assert strengths["hovertext"] == ["&lt;img src=x onerror=alert(1)&gt;"]
+
+
+def test_the_edited_comparison_becomes_cells():
+    import pandas as pd
+
+    from crm.ui.market import matrix_from_frame
+
+    frame = pd.DataFrame([{"feature": " API ", "p1": "yes", "c2:R": None},
+                          {"feature": None, "p1": "no", "c2:R": "no"},  # a new empty row
+                          {"feature": "Offline", "p1": " ", "c2:R": "partial"}])
+    assert matrix_from_frame(frame, ["p1", "c2:R"]) == (
+        ["API", "Offline"], {("API", "p1"): "yes", ("API", "c2:R"): None,
+                             ("Offline", "p1"): None, ("Offline", "c2:R"): "partial"})

@@ -382,15 +382,7 @@ def features_tab(db, user: User, f: dict) -> None:
         edited = st.data_editor(frame, num_rows="dynamic", hide_index=True,
                                 column_config=config, key="mkt:feature_editor")
         if st.button(_("Save the comparison"), type="primary", key="mkt:feature_save"):
-            names = [str(v) for v in edited["feature"].tolist() if isinstance(v, str) and v]
-            new_cells = {}
-            for _i, row in edited.iterrows():
-                if not isinstance(row["feature"], str) or not row["feature"].strip():
-                    continue
-                for c in cols:
-                    value = row.get(c["key"])
-                    new_cells[(row["feature"], c["key"])] = value if isinstance(value, str) \
-                        else None
+            names, new_cells = matrix_from_frame(edited, [c["key"] for c in cols])
             try:
                 changed = market.save_feature_matrix(db, user, names, new_cells)
             except (ValidationError, PermissionDenied) as exc:
@@ -400,6 +392,22 @@ def features_tab(db, user: User, f: dict) -> None:
             st.toast(i18n.ngettext("{n} change saved", "{n} changes saved", changed).format(
                 n=i18n.number(changed)))
             st.rerun()
+
+
+def matrix_from_frame(frame: pd.DataFrame, keys: list[str]) -> tuple[list[str], dict]:
+    """The data editor's rows as (feature names in order, {(feature, column key): value});
+    rows without a feature name are left out, empty cells are None."""
+    names, cells = [], {}
+    for _i, row in frame.iterrows():
+        feature = row.get("feature")
+        if not isinstance(feature, str) or not feature.strip():
+            continue
+        names.append(feature.strip())
+        for key in keys:
+            value = row.get(key)
+            cells[(feature.strip(), key)] = value if isinstance(value, str) and value.strip() \
+                else None
+    return names, cells
 
 
 def _shown_answer(value) -> str:
