@@ -433,3 +433,15 @@ def test_customer_audit_abc_power_geography_returns(db, team):
                        (20252, "cancellation", "price", 1, 100.0)]
     # a rep sees none of maria's customers' returns
     assert am.returns_summary(db, team["reza"], "USD") == []
+
+
+def test_price_lists_map_by_their_own_column_names():
+    source = importer.read("Product,Competitor,Competitor product,Price,Date,Source,Region\n"
+                           "GTX,Rival,R-1,10,2025-01-01,website,North\n".encode(), "p.csv")
+    assert importer.propose_mapping(PRICE_RECORDS, source.headers) == {
+        "Product": "product_id", "Competitor": "competitor_id",
+        "Competitor product": "competitor_product", "Price": "price", "Date": "observed_on",
+        "Source": "source", "Region": "region"}
+    rivals = importer.read(b"Competitor,Managers,Threat\nRival,Jane - CEO,high\n", "c.csv")
+    assert importer.propose_mapping(COMPETITORS, rivals.headers) == {
+        "Competitor": "name", "Managers": "key_people", "Threat": "threat_level"}
