@@ -82,15 +82,21 @@ def update_deal(db: Database, user: User, deal_id: int, values: dict, expected_v
                                                   ("customer_id", "contact_id", "title",
                                                    "stage_id", "currency")}, partial=True))
         saved = records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
-        rival = _rival(cur, user, saved["lost_to_competitor"])
-        if rival["lost_to_competitor_id"] != saved["lost_to_competitor_id"]:
-            cur.execute("UPDATE deals SET lost_to_competitor_id = $c, lost_to_competitor = $n"
-                        " WHERE id = $id", {"c": rival["lost_to_competitor_id"],
-                                            "n": rival["lost_to_competitor"], "id": deal_id})
-            audit.record(cur, user, "deals", deal_id, "update", {"lost_to_competitor_id": (
-                saved["lost_to_competitor_id"], rival["lost_to_competitor_id"])})
-            saved = records.fetch(cur, DEALS, deal_id)
-        return saved
+        return relink_competitor(cur, user, saved)
+
+
+def relink_competitor(cur, user: User, deal: dict) -> dict:
+    """After the deal's lost_to_competitor text changed: links it to the competitor record of
+    that name (made when new); returns the deal as stored."""
+    rival = _rival(cur, user, deal["lost_to_competitor"])
+    if rival["lost_to_competitor_id"] == deal["lost_to_competitor_id"]:
+        return deal
+    cur.execute("UPDATE deals SET lost_to_competitor_id = $c, lost_to_competitor = $n"
+                " WHERE id = $id", {"c": rival["lost_to_competitor_id"],
+                                    "n": rival["lost_to_competitor"], "id": deal["id"]})
+    audit.record(cur, user, "deals", deal["id"], "update", {"lost_to_competitor_id": (
+        deal["lost_to_competitor_id"], rival["lost_to_competitor_id"])})
+    return records.fetch(cur, DEALS, deal["id"])
 
 
 def _rival(cur, user: User, name: str | None) -> dict:

@@ -935,7 +935,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                 else:
                     changed = {k: values[k] for k in row.changes}
                     before = {k: old for k, (old, _new) in row.changes.items()}
-                    records.update_in(cur, user, p.entity, row.record_id, changed, row.version)
+                    saved = records.update_in(cur, user, p.entity, row.record_id, changed,
+                                              row.version)
+                    if p.entity.table == "deals" and "lost_to_competitor" in changed:
+                        from crm import deals
+
+                        deals.relink_competitor(cur, user, saved)  # the competitor record
                     record_id = row.record_id
             except ValidationError as exc:
                 raise ImportFileError(_("Row {line}: {reason}").format(

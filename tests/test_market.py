@@ -445,3 +445,25 @@ def test_price_lists_map_by_their_own_column_names():
     rivals = importer.read(b"Competitor,Managers,Threat\nRival,Jane - CEO,high\n", "c.csv")
     assert importer.propose_mapping(COMPETITORS, rivals.headers) == {
         "Competitor": "name", "Managers": "key_people", "Threat": "threat_level"}
+
+
+def test_importing_deals_links_their_competitors(db, team):
+    admin = team["admin"]
+    acme = COMPETITORS.create(db, admin, {"name": "Acme"})
+    source = importer.read("title,stage,lost_reason,lost_to_competitor\n"
+                           "One,Lost,price,acme\nTwo,Lost,competitor,Brand New\n".encode(),
+                           "deals.csv")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    importer.execute(db, admin, importer.plan(db, admin, deals.DEALS, source, mapping))
+    found = {r["title"]: r for r in db.query(
+        "SELECT title, lost_to_competitor, lost_to_competitor_id FROM deals")}
+    assert (found["One"]["lost_to_competitor_id"], found["One"]["lost_to_competitor"]) == (
+        acme, "Acme")
+    new = db.scalar("SELECT id FROM competitors WHERE name = 'Brand New'")
+    assert found["Two"]["lost_to_competitor_id"] == new
+    again = importer.read(b"title,lost_to_competitor\nTwo,Acme\n", "deals.csv")
+    plan = importer.plan(db, admin, deals.DEALS, again,
+                         importer.propose_mapping(deals.DEALS, again.headers), mode="update",
+                         key="title")
+    importer.execute(db, admin, plan)
+    assert db.scalar("SELECT lost_to_competitor_id FROM deals WHERE title = 'Two'") == acme
