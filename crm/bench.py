@@ -31,9 +31,14 @@ def main(args) -> int:
                         help="time only the CSV import, not the pages and commands")
     parser.add_argument("--sales-only", action="store_true",
                         help="time only the home and forecast pages against their bare SQL")
+    parser.add_argument("--market-only", action="store_true",
+                        help="time only the market-audit page, on the small demo plus"
+                             f" {MARKET_PRICES:,} price records")
     opts = parser.parse_args(getattr(args, "bench_args", []) or [])
     if opts.import_only:
         return 0 if import_bench(max(1, opts.import_runs)) else 1
+    if opts.market_only:
+        return 0 if market_bench(opts) else 1
 
     os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")
     from crm import demo
@@ -121,6 +126,7 @@ def main(args) -> int:
                          " exist yet")
         satisfaction_bench(db, admin, path, opts, results, measure)  # issue 10
         results.extend(sales_pages_bench(db, path, opts.page_runs))
+        results += market_lines(db, admin, path, opts)  # issue 11: the market audit
         db.close()
 
     failed = _print_results(results, notes)
@@ -147,6 +153,131 @@ def _print_results(results: list[tuple], notes: list[str]) -> int:
     for note in notes:
         print(f"note: {note}")
     return failed
+
+
+# --- market audit (issue 11) -----------------------------------------------------------------
+
+MARKET_PAGE = "pages/market.py"
+MARKET_PRICES = 200_000  # price records at --size large (and with --market-only)
+MARKET_PAGE_GOAL_MS = 1500
+
+
+def market_lines(db: Database, admin, path: Path, opts) -> list[tuple]:
+    """(name, ours ms, bare ms, max ratio, goal ms) of the market-audit page: every query it
+    runs with its default filters against the same results by bare SQL, and one script run."""
+    from crm.analytics import market as am
+
+    currency = am.deal_currencies(db, admin)[0]
+    since = am.quarters_back(datetime.now().date(), 8)
+    prices = db.scalar("SELECT count(*) FROM price_records")
+
+    def ours():
+        rows = am.positioning(db, admin, since=since)
+        am.current_gaps(rows)
+        chosen = rows[0]["product_id"] if rows else None
+        am.prices_by_competitor(db, admin, chosen, since=since)
+        am.prices_by_source(db, admin, since=since)
+        am.margins(db, admin, chosen, since)
+        am.market_shares(db, admin, since)
+        am.win_loss(db, admin, currency, since)
+        am.profiles(db, admin)
+        am.abc_classes(db, admin, currency, since=since)
+        am.purchasing_power(db, admin, currency)
+        am.geography(db, admin, currency)
+        am.returns_summary(db, admin, currency, since)
+
+    out = []
+    ms, floor = paired_median_ms(ours, lambda: _bare_market(db, currency, since), opts.repeat)
+    # ours also names products and competitors, checks who may see which deals and customers
+    # and groups by the user's calendar: held to 2.5x the bare numbers
+    out.append((f"market: every query of the page ({prices:,} prices)", ms, floor, 2.5, 500))
+    if (ROOT / MARKET_PAGE).exists():
+        out.append(("market page script (AppTest run)",
+                    page_run_ms(path, MARKET_PAGE, admin.username, opts.page_runs), None, None,
+                    MARKET_PAGE_GOAL_MS))
+    return out
+
+
+def _bare_market(db: Database, currency: str, since) -> None:
+    """The market page's numbers by hand-written SQL: no permission checks, no names beyond
+    what the charts show, Gregorian quarters."""
+    quarter = ("CAST(EXTRACT(YEAR FROM {d}) AS INTEGER) * 10"
+               " + CAST(EXTRACT(QUARTER FROM {d}) AS INTEGER)")
+    q = {"s": since, "c": currency}
+    cur = db.cursor()
+    try:
+        for sql in (
+            f"SELECT r.product_id, {quarter.format(d='r.observed_on')} AS k,"
+            " min(r.price) FILTER (WHERE r.competitor_id IS NOT NULL),"
+            " quantile_cont(r.price, 0.5) FILTER (WHERE r.competitor_id IS NOT NULL),"
+            " max(r.price) FILTER (WHERE r.competitor_id IS NOT NULL),"
+            " quantile_cont(r.price, 0.5) FILTER (WHERE r.competitor_id IS NULL)"
+            " FROM price_records r JOIN products p ON p.id = r.product_id"
+            " WHERE r.deleted_at IS NULL AND r.currency = p.currency AND r.observed_on >= $s"
+            " GROUP BY 1, 2",
+            "SELECT r.competitor_id, quantile_cont(r.price, 0.5), count(*) FROM price_records r"
+            " WHERE r.product_id = (SELECT min(id) FROM products) AND r.observed_on >= $s"
+            " GROUP BY 1",
+            "SELECT source, region, count(*) FROM price_records WHERE observed_on >= $s"
+            " GROUP BY 1, 2",
+            f"SELECT product_id, {quarter.format(d='period_start')}, avg(unit_cost)"
+            " FROM product_costs WHERE period_start >= $s GROUP BY 1, 2",
+            f"SELECT {quarter.format(d='period_start')}, competitor_id, avg(share)"
+            " FROM competitor_shares WHERE period_start >= $s GROUP BY 1, 2",
+            "SELECT x.c, count(*) FILTER (WHERE s.kind = 'won'), count(*) FILTER (WHERE"
+            " s.kind = 'lost'), sum(d.amount) FILTER (WHERE s.kind = 'lost' AND"
+            " d.lost_to_competitor_id = x.c AND d.currency = $c) FROM (SELECT id, competitor_id"
+            " AS c FROM deals WHERE competitor_id IS NOT NULL UNION SELECT id,"
+            " lost_to_competitor_id FROM deals WHERE lost_to_competitor_id IS NOT NULL) x"
+            " JOIN deals d ON d.id = x.id JOIN stages s ON s.id = d.stage_id"
+            " WHERE s.kind = 'open' OR d.closed_on >= $s GROUP BY 1",
+            "SELECT id, name, strengths, weaknesses FROM competitors WHERE deleted_at IS NULL",
+            "WITH r AS (SELECT d.customer_id AS id, sum(d.amount) AS v FROM deals d JOIN stages"
+            " s ON s.id = d.stage_id WHERE s.kind = 'won' AND d.currency = $c AND"
+            " d.closed_on >= $s GROUP BY 1), k AS (SELECT id, v, sum(v) OVER (ORDER BY v DESC,"
+            " id) - v AS b, sum(v) OVER () AS t FROM r) SELECT CASE WHEN b < 0.8 * t THEN 'A'"
+            " WHEN b < 0.95 * t THEN 'B' ELSE 'C' END, count(*), sum(v) FROM k GROUP BY 1",
+            "SELECT c.purchasing_power, count(*), sum(c.credit_limit) FROM customers c"
+            " GROUP BY 1",
+            "SELECT c.country, c.city, count(*), sum(w.v) FROM customers c LEFT JOIN (SELECT"
+            " d.customer_id AS id, sum(d.amount) AS v FROM deals d JOIN stages s ON s.id ="
+            " d.stage_id WHERE s.kind = 'won' AND d.currency = $c GROUP BY 1) w ON w.id = c.id"
+            " GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 300",
+            f"SELECT {quarter.format(d='occurred_on')}, kind, reason, count(*), sum(amount)"
+            " FROM customer_returns WHERE occurred_on >= $s GROUP BY 1, 2, 3"):
+            names = {k: v for k, v in q.items() if f"${k}" in sql}
+            cur.execute(sql, names).fetchall()
+    finally:
+        cur.close()
+
+
+def market_bench(opts) -> bool:
+    """--market-only: the small demo plus MARKET_PRICES price records in a throw-away database,
+    then the market lines alone."""
+    os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")
+    from crm import demo, demo_market
+
+    with tempfile.TemporaryDirectory(prefix="crm-bench-market-") as tmp:
+        path = Path(tmp) / "bench.duckdb"
+        db = Database(path)
+        auth.create_user(db, None, "bench", "Bench Admin", None, "bench-pass-123", "admin")
+        admin = auth.get_user(db, "bench")
+        start = time.perf_counter()
+        demo.load_demo(db, "small", seed=7)
+        with db.transaction() as cur:
+            demo_market.add_price_records(cur, MARKET_PRICES - db.scalar(
+                "SELECT count(*) FROM price_records"))
+        print(f"small demo + {db.scalar('SELECT count(*) FROM price_records'):,} price records"
+              f" loaded in {time.perf_counter() - start:.1f} s")
+        results = market_lines(db, admin, path, opts)
+        db.close()
+    failed = 0
+    for name, ms, floor, max_ratio, goal in results:
+        ok = ms < goal and (max_ratio is None or ms <= max_ratio * floor)
+        failed += not ok
+        bare = f"bare {floor:.1f} ms ({ms / floor:.2f}x, max {max_ratio}x); " if floor else ""
+        print(f"{name}: ours {ms:.1f} ms; {bare}goal < {goal} ms: {'ok' if ok else 'NO'}")
+    return failed == 0
 
 
 # --- import of a 1,000,000-lead CSV ----------------------------------------------------------

@@ -37,7 +37,15 @@ FIELDS = [
     Field("next_step", "Next step", section="Follow-up"),
     Field("notes", "Notes", "longtext", section="Follow-up"),
     Field("lost_reason", "Lost reason", "choice", choices=LOST_REASONS, section="Outcome"),
-    Field("lost_to_competitor", "Lost to competitor", section="Outcome"),
+    Field("lost_to_competitor", "Lost to competitor", section="Outcome",
+          help="Matched to the competitor records by name (any case); a new name adds a "
+               "competitor"),
+    Field("competitor_id", "Competing against", "ref", ref="competitors", section="Outcome",
+          help="The main competitor in this deal, won or lost: the win rate against each "
+               "competitor counts these"),
+    # the competitor record lost_to_competitor names, kept by the commands
+    Field("lost_to_competitor_id", "Lost to (competitor record)", "ref", ref="competitors",
+          editable=False, section="Outcome"),
 ]
 
 
@@ -59,7 +67,8 @@ def insert_deal(cur, user: User, values: dict) -> int:
         raise ValidationError({"lost_reason": _("A lost deal needs a lost reason")})
     now = datetime.now()
     derived = {"pipeline_id": stage["pipeline_id"], "stage_entered_at": now,
-               "closed_on": date.today() if stage["kind"] != "open" else None}
+               "closed_on": date.today() if stage["kind"] != "open" else None,
+               **_rival(cur, user, clean.get("lost_to_competitor"))}
     deal_id = records.insert(cur, user, DEALS, values, derived)
     _history(cur, user, deal_id, None, stage, clean.get("amount"), clean.get("probability"), now)
     return deal_id
@@ -72,7 +81,34 @@ def update_deal(db: Database, user: User, deal_id: int, values: dict, expected_v
         _check_links(cur, user, validate(FIELDS, {k: merged.get(k) for k in
                                                   ("customer_id", "contact_id", "title",
                                                    "stage_id", "currency")}, partial=True))
-        return records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
+        saved = records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
+        return relink_competitor(cur, user, saved)
+
+
+def relink_competitor(cur, user: User, deal: dict) -> dict:
+    """After the deal's lost_to_competitor text changed: links it to the competitor record of
+    that name (made when new); returns the deal as stored."""
+    rival = _rival(cur, user, deal["lost_to_competitor"])
+    if rival["lost_to_competitor_id"] == deal["lost_to_competitor_id"]:
+        return deal
+    cur.execute("UPDATE deals SET lost_to_competitor_id = $c, lost_to_competitor = $n"
+                " WHERE id = $id", {"c": rival["lost_to_competitor_id"],
+                                    "n": rival["lost_to_competitor"], "id": deal["id"]})
+    audit.record(cur, user, "deals", deal["id"], "update", {"lost_to_competitor_id": (
+        deal["lost_to_competitor_id"], rival["lost_to_competitor_id"])})
+    return records.fetch(cur, DEALS, deal["id"])
+
+
+def _rival(cur, user: User, name: str | None) -> dict:
+    """The competitor record a typed competitor name stands for (made when new), and its
+    name as the record spells it."""
+    from crm import market
+
+    rival = market.competitor_for_name(cur, user, name)
+    if rival is None:
+        return {"lost_to_competitor_id": None, "lost_to_competitor": None}
+    spelled = cur.execute("SELECT name FROM competitors WHERE id = $id", {"id": rival}).fetchone()
+    return {"lost_to_competitor_id": rival, "lost_to_competitor": spelled[0]}
 
 
 def _current(cur, deal_id: int) -> dict:
@@ -139,13 +175,13 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
                 raise ValidationError({"lost_reason": _("Say why the deal was lost")})
             rival = validate([f for f in FIELDS if f.name == "lost_to_competitor"],
                              {"lost_to_competitor": competitor})["lost_to_competitor"]
-            sets.update(lost_reason=reason, lost_to_competitor=rival)
+            sets.update(lost_reason=reason, **_rival(cur, user, rival))
         else:
-            sets.update(lost_reason=None, lost_to_competitor=None)
+            sets.update(lost_reason=None, lost_to_competitor=None, lost_to_competitor_id=None)
         today = date.today()
         sets["closed_on"] = today if target["kind"] in ("won", "lost") else None
-        for name in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
-                     "forecast_category"):
+        for name in ("lost_reason", "lost_to_competitor", "lost_to_competitor_id", "closed_on",
+                     "probability", "forecast_category"):
             if deal[name] != sets[name]:
                 changes[name] = (deal[name], sets[name])
         now = datetime.now()
@@ -184,7 +220,8 @@ def move_all(cur, user: User, source: dict, target: dict) -> int:
     cur.execute(
         "UPDATE deals SET stage_id = $t, pipeline_id = $pipeline, stage_entered_at = $now,"
         " probability = NULL, forecast_category = NULL, lost_reason = NULL,"
-        " lost_to_competitor = NULL, closed_on = $closed, version = version + 1,"
+        " lost_to_competitor = NULL, lost_to_competitor_id = NULL, closed_on = $closed,"
+        " version = version + 1,"
         " updated_at = $now, updated_by = $by WHERE stage_id = $s",
         {k: params[k] for k in ("s", "t", "pipeline", "now", "by", "closed")})
     return moved

@@ -362,6 +362,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
                          {"rows": (None, len(frames[table])), "size": (None, size)})
         report(0.9, _("Adding two years of closed sales"))
         result["sales_history"] = add_sales_history(cur, actor, size, now, seed, customers["id"])
+        from crm import demo_market  # competitors, prices, costs, returns (market audit)
+        result.update(demo_market.load(cur, actor, rng, now, size, language, owner_ids))
 
     result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),

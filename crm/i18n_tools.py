@@ -28,20 +28,22 @@ TRANSLATED = [lang for lang in LANGUAGES if lang != "en"]
 
 def spec_messages() -> list[str]:
     """Every text the field specs and entities show."""
-    from crm import (activities, customers, deals, leads, pipelines, products, service,
-                     settings, team)
+    from crm import (activities, customers, deals, leads, market, pipelines, products,
+                     service, settings, team)
     from crm.fields import META_FIELDS
 
     specs = [*META_FIELDS, *leads.FIELDS, *customers.FIELDS, *customers.CONTACT_FIELDS,
              *deals.FIELDS, *deals.LINE_FIELDS, *activities.ACTIVITY_FIELDS,
              *activities.TASK_FIELDS, *pipelines.STAGE_FIELDS, *settings.FIELDS,
-             *products.FIELDS, *team.FIELDS, *service.SURVEY_FIELDS, *service.COMPLAINT_FIELDS]
+             *products.FIELDS, *team.FIELDS, *service.SURVEY_FIELDS, *service.COMPLAINT_FIELDS,
+             *market.COMPETITOR_FIELDS, *market.SHARE_FIELDS, *market.PRICE_FIELDS,
+             *market.COST_FIELDS, *market.RETURN_FIELDS]
     found = []
     for f in specs:
         found += [f.label, f.help, f.section]
         found += [f.choice_label(c, translate=False) for c in f.choices
                   if not c.isupper() and c not in dict(f.choice_names)]
-    for entity in entities():
+    for entity in [*entities(), market.COMPETITOR_SHARES, market.PRODUCT_COSTS]:
         found += [entity.label, entity.plural]
     return [m for m in dict.fromkeys(found) if m and isinstance(m, str)]
 

@@ -335,6 +335,22 @@ SYNONYMS.update({
     "product_id": ("product", "product name", "item"),
 })
 
+# market audit (issue 11): the column names of price lists and competitor sheets
+ENTITY_SYNONYMS.update({"price_records": {
+    "product_id": ("product", "our product", "product name", "item", "sku", "product code"),
+    "competitor_id": ("competitor", "rival", "vendor", "supplier", "competitor name"),
+    "competitor_product": ("competitor product", "their product", "equivalent", "model"),
+    "price": ("observed price", "price seen", "amount", "unit price"),
+    "observed_on": ("date", "observed", "date observed", "seen on", "observation date"),
+}, "competitors": {
+    "name": ("competitor", "company", "rival", "competitor name"),
+    "key_people": ("managers", "people", "key persons", "management"),
+    "threat_level": ("threat", "risk"),
+}, "customer_returns": {
+    "occurred_on": ("date", "returned on", "cancelled on", "return date"),
+    "kind": ("type",),
+}})
+
 
 def _norm(text: str) -> str:
     return re.sub(r"[^0-9a-z\u0600-\u06ff\u0100-\u017f]+", " ", str(text).lower()).strip()
@@ -939,7 +955,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                 else:
                     changed = {k: values[k] for k in row.changes}
                     before = {k: old for k, (old, _new) in row.changes.items()}
-                    records.update_in(cur, user, p.entity, row.record_id, changed, row.version)
+                    saved = records.update_in(cur, user, p.entity, row.record_id, changed,
+                                              row.version)
+                    if p.entity.table == "deals" and "lost_to_competitor" in changed:
+                        from crm import deals
+
+                        deals.relink_competitor(cur, user, saved)  # the competitor record
                     record_id = row.record_id
             except ValidationError as exc:
                 raise ImportFileError(_("Row {line}: {reason}").format(
@@ -1112,11 +1133,12 @@ def _entity_of(entity) -> records.Entity:
 
 def entities() -> list[records.Entity]:
     """What can be imported."""
-    from crm import activities, customers, deals, leads, products, service, team
+    from crm import activities, customers, deals, leads, market, products, service, team
 
     return [leads.LEADS, customers.CUSTOMERS, customers.CONTACTS, deals.DEALS,
             activities.ACTIVITIES, activities.TASKS, products.PRODUCTS, team.USERS,
-            service.SURVEYS, service.COMPLAINTS]
+            service.SURVEYS, service.COMPLAINTS, market.COMPETITORS, market.PRICE_RECORDS,
+            market.RETURNS]
 
 
 def targets(entity: records.Entity) -> list[str]:

@@ -5,6 +5,9 @@ from crm import records
 from crm.deals import CURRENCIES
 from crm.fields import Field
 
+UNITS = ("piece", "licence", "subscription_month", "subscription_year", "hour", "day",
+         "project", "kg", "litre", "metre", "box")
+
 FIELDS = [
     Field("name", "Name", required=True, searchable=True, in_list=True),
     Field("code", "Code", max_length=60, searchable=True, in_list=True,
@@ -15,7 +18,11 @@ FIELDS = [
           filter=True, in_list=True),
     Field("active", "Active", "bool", default=True, filter=True, in_list=True,
           help="Inactive products stay on old deals but are no longer offered for new ones"),
+    Field("unit", "Unit", "choice", choices=UNITS, in_list=True,
+          help="What one unit price buys"),
     Field("description", "Description", "longtext"),
+    Field("price_notes", "Price structure", "longtext",
+          help="How the price is made up: discounts, tiers, bundles, what is included"),
 ]
 
 PRODUCTS = records.Entity(

@@ -72,6 +72,7 @@ REF_LABELS = {  # how a record of each table is named in lists and pickers
     "customers": "{a}.name", "stages": "{a}.name", "deals": "{a}.title", "users": "{a}.name",
     "contacts": _PERSON, "leads": _PERSON, "pipelines": "{a}.name", "products": "{a}.name",
     "complaints": "{a}.subject",
+    "competitors": "{a}.name",
 }
 
 

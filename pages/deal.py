@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from crm import customers, deals, i18n, pipelines, records
+from crm import customers, deals, i18n, market, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.i18n import gettext as _
@@ -23,6 +23,7 @@ def choices(deal: dict | None) -> dict:
         "customer_id": customers.customer_choices(db, user, include=customer_id),
         "contact_id": customers.contact_choices(db, user, customer_id),
         "stage_id": pipelines.stage_choices(db),
+        "competitor_id": market.competitor_choices(db, user),
     }
 
 
@@ -47,6 +48,12 @@ def move_to(deal: dict) -> None:
                 date=i18n.format_date(deal["closed_on"]), **values))
         else:
             st.markdown(_("**Stage:** {stage} · probability {probability}").format(**values))
+    for link, text in (("lost_to_competitor_id", _("Lost to {competitor}")),
+                       ("competitor_id", _("Competing against {competitor}"))):
+        if deal.get(link):  # the competitor records the deal names (market audit)
+            st.page_link("pages/competitor.py", query_params={"id": deal[link]},
+                         icon=":material/swords:", label=text.format(competitor=md_escape(
+                             records.ref_label(db, user, "competitors", deal[link]))))
     cols = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
     target = cols[0].selectbox(_("Move to"), [i for i in names if i != deal["stage_id"]],
                                format_func=names.get, key="move_to", index=None,

@@ -78,9 +78,11 @@ def chromium():
 
 
 @contextlib.contextmanager
-def crm_server(db_file: Path, deals: list[tuple] = (), leads: list[dict] = (), env=None):
+def crm_server(db_file: Path, deals: list[tuple] = (), leads: list[dict] = (), env=None,
+               prepare=None):
     """A server on a new database holding the admin 'admin' (password PASSWORD), the given
-    leads and deals [(title, amount, stage name)] in the default pipeline; yields its URL."""
+    leads and deals [(title, amount, stage name)] in the default pipeline, and whatever
+    prepare(db, admin) adds; yields its URL."""
     from crm import auth, pipelines
     from crm import deals as deal_records
     from crm import leads as lead_records
@@ -97,6 +99,8 @@ def crm_server(db_file: Path, deals: list[tuple] = (), leads: list[dict] = (), e
     for title, amount, stage in deals:
         deal_records.create_deal(db, admin, {"title": title, "amount": amount,
                                              "stage_id": stages[stage]})
+    if prepare:
+        prepare(db, admin)
     db.close()  # the server process needs the file lock
     with streamlit_server("app.py", {"CRM_DB": str(db_file),
                                      "CRM_COOKIE_KEY": "e2e-" + "k" * 40, **(env or {})}) as url:

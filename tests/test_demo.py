@@ -250,9 +250,10 @@ def test_one_audit_row_per_bulk_load(loaded):
     db = loaded.db
     rows = db.query("SELECT entity, action, record_id FROM audit_log"
                     " WHERE entity NOT IN ('users', 'pipelines')")
-    assert sorted(r["entity"] for r in rows) == ["activities", "complaints", "contacts",
-                                                 "customers", "deals", "deals", "leads",
-                                                 "products", "surveys", "tasks"]
+    assert sorted(r["entity"] for r in rows) == [
+        "activities", "competitor_shares", "competitors", "complaints", "contacts",
+        "customer_returns", "customers", "deals", "deals", "feature_values", "leads",
+        "price_records", "pricing_scenarios", "product_costs", "products", "surveys", "tasks"]
     assert all(r["action"] == "demo_load" and r["record_id"] is None for r in rows)
     # the Renewals pipeline was made by its command, with its own audit entry
     [made] = db.query("SELECT action, record_id FROM audit_log WHERE entity = 'pipelines'")

@@ -15,8 +15,10 @@ from playwright.sync_api import expect  # noqa: E402
 
 PAGES = ["/", "/leads", "/lead?id={lead}", "/customers", "/customer?id={customer}", "/deals",
          "/deal?id={deal}", "/pipeline", "/activities", "/users", "/pipelines_admin",
-         "/settings", "/account"]
-TITLES = {"/leads": "Leads", "/customers": "Customers", "/deals": "Deals",
+         "/settings", "/account", "/market", "/competitors", "/price_records", "/returns"]
+TITLES = {"/market": "Market audit", "/competitors": "Competitors",
+          "/price_records": "Price records", "/returns": "Returns and cancellations",
+          "/leads": "Leads", "/customers": "Customers", "/deals": "Deals",
           "/pipeline": "Pipeline", "/users": "Users", "/pipelines_admin": "Pipelines & stages",
           "/settings": "General settings", "/account": "My account"}
 

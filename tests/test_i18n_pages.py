@@ -31,7 +31,9 @@ PAGES = ["pages/home.py", "pages/leads.py", "pages/lead.py", "pages/customers.py
          "pages/pipelines_admin.py", "pages/settings.py", "pages/account.py", "pages/import.py",
          "pages/products.py", "pages/product.py",
          "pages/complaints.py", "pages/complaint.py", "pages/surveys.py", "pages/survey.py",
-         "pages/satisfaction.py", "pages/forecast.py"]
+         "pages/satisfaction.py", "pages/forecast.py", "pages/market.py", "pages/competitors.py",
+         "pages/competitor.py", "pages/price_records.py", "pages/price_record.py",
+         "pages/returns.py", "pages/return.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -133,6 +135,24 @@ def localized(request, db, monkeypatch):
     ids["complaint"] = service.create_complaint(db, mina, {
         "customer_id": ids["customer"], "subject": text["deal"], "category": "billing",
         "severity": "critical", "opened_on": "2026-02-01"})
+    from datetime import date
+
+    from crm import market
+
+    ids["competitor"] = market.COMPETITORS.create(db, mina, {"name": text["company"],
+                                                           "threat_level": "high",
+                                                           "strengths": text["task"]})
+    ids["price_record"] = market.PRICE_RECORDS.create(db, mina, {
+        "product_id": ids["product"], "competitor_id": ids["competitor"],
+        "competitor_product": text["product"], "price": "1100", "currency": "EUR",
+        "observed_on": date(2025, 5, 1), "region": text["customer"]})
+    ids["return"] = market.RETURNS.create(db, mina, {"customer_id": ids["customer"],
+                                                     "occurred_on": date(2025, 6, 1),
+                                                     "amount": "100", "reason": "defective"})
+    market.set_share(db, mina, {"competitor_id": ids["competitor"],
+                                "period_start": date(2025, 4, 1), "share": "20"})
+    market.set_cost(db, mina, {"product_id": ids["product"], "period_start": date(2025, 4, 1),
+                               "unit_cost": "700", "currency": "EUR"})
     return lang, ids
 
 
@@ -142,7 +162,9 @@ def test_every_page_shows_no_untranslated_english(localized):
     params = {"pages/lead.py": ids["lead"], "pages/customer.py": ids["customer"],
               "pages/contact.py": ids["contact"], "pages/deal.py": ids["deal"],
               "pages/task.py": ids["task"], "pages/product.py": ids["product"],
-              "pages/complaint.py": ids["complaint"], "pages/survey.py": ids["survey"]}
+              "pages/complaint.py": ids["complaint"], "pages/survey.py": ids["survey"],
+              "pages/competitor.py": ids["competitor"], "pages/price_record.py": ids["price_record"],
+              "pages/return.py": ids["return"]}
     untranslated = {}
     for path in PAGES:
         extra = {"id": str(params[path])} if path in params else {}

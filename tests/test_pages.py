@@ -86,7 +86,9 @@ def test_sign_in_then_role_navigation(app_env):
     assert "Hello, Reza" in texts(at)
     links = [p.proto.label for p in at.sidebar.get("page_link")]
     assert links == ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products",
-                     "Activities & tasks", "Complaints", "Surveys", "Forecast", "Satisfaction", "Import",
+                     "Competitors", "Price records", "Returns and cancellations",
+                     "Activities & tasks", "Complaints", "Surveys", "Forecast", "Satisfaction",
+                     "Market audit", "Import",
                      "My account"]  # a rep has no Settings
 
 
@@ -105,16 +107,19 @@ def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
 
 
 @pytest.mark.parametrize("role,expected", [
-    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Activities & tasks",
-               "Complaints", "Surveys", "Forecast", "Satisfaction", "Import",
+    ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Competitors", "Price records",
+               "Returns and cancellations", "Activities & tasks", "Complaints", "Surveys",
+               "Forecast", "Satisfaction", "Market audit", "Import",
                "Users", "Pipelines & stages", "General", "My account"]),
-    ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products",
-                 "Activities & tasks", "Complaints", "Surveys", "Forecast", "Satisfaction", "Import",
-                 "My account"]),
-    ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products",
-             "Activities & tasks", "Complaints", "Surveys", "Forecast", "Satisfaction", "Import",
-             "My account"]),
-    ("viewer", ["Home", "Forecast", "Satisfaction", "My account"]),
+    ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Competitors", "Price records",
+               "Returns and cancellations", "Activities & tasks", "Complaints", "Surveys",
+               "Forecast", "Satisfaction", "Market audit", "Import",
+               "My account"]),
+    ("rep", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Competitors", "Price records",
+               "Returns and cancellations", "Activities & tasks", "Complaints", "Surveys",
+               "Forecast", "Satisfaction", "Market audit", "Import",
+               "My account"]),
+    ("viewer", ["Home", "Forecast", "Satisfaction", "Market audit", "My account"]),
 ])
 def test_menu_per_role(role, expected):
     assert [p[2] for p in navigation.allowed(role) if p[5]] == expected

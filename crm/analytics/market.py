@@ -1,0 +1,501 @@
+"""Market-audit computations: price positioning, market share, win/loss against each
+competitor, margins per quarter, the customer audit (ABC classes, purchasing power and credit,
+returns and cancellations, geography) and the pricing aids (break-even, skimming versus
+penetration).
+
+Functions over the database take (db, user, ...), check read access themselves and aggregate in
+SQL (portable SQL with named parameters); the small pure functions beside them hold the
+arithmetic, so it is tested by hand on small numbers. Amounts in different currencies are never
+added up: each function takes the currency it sums."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from crm import calendar, records
+from crm.auth import PermissionDenied, User
+from crm.db import Database
+from crm.i18n import gettext as _
+
+
+def _reader(user: User | None) -> None:
+    """Aggregates are for everyone signed in (viewers read dashboards); owned records are
+    narrowed by records.visible where they are summed."""
+    if user is None:
+        raise PermissionDenied(_("Sign in first"))
+
+
+def _deals_visible(user: User) -> tuple[str, dict]:
+    from crm.deals import DEALS
+
+    return records.visible(DEALS, user)
+
+
+def _customers_visible(user: User) -> tuple[str, dict]:
+    from crm.customers import CUSTOMERS
+
+    return records.visible(CUSTOMERS, user)
+
+
+# --- periods --------------------------------------------------------------------------------
+
+def quarters_back(day: date, count: int, lang: str | None = None) -> date:
+    """The first day of the quarter count-1 quarters before day's quarter (count=1: day's own
+    quarter), in the user's calendar."""
+    from crm.market import quarter_start
+
+    start = quarter_start(day, lang)
+    for _step in range(max(0, count - 1)):
+        start = quarter_start(date.fromordinal(start.toordinal() - 1), lang)
+    return start
+
+
+# --- pure arithmetic ------------------------------------------------------------------------
+
+def price_gap(ours, reference) -> float | None:
+    """How far our price lies above (+) or below (-) a reference price, as a fraction:
+    (ours - reference) / reference. None without both prices or with a zero reference."""
+    if ours is None or reference in (None, 0):
+        return None
+    return (float(ours) - float(reference)) / float(reference)
+
+
+def win_rate(won: int, lost: int) -> float | None:
+    """Won deals over closed deals (won + lost); None before any closed."""
+    closed = (won or 0) + (lost or 0)
+    return None if closed == 0 else (won or 0) / closed
+
+
+def share_rest(shares: list[float]) -> float:
+    """The part of the market (in percent) no recorded company holds: 100 minus the recorded
+    shares, never below zero."""
+    return max(0.0, 100.0 - sum(float(s) for s in shares))
+
+
+def margin(price, cost) -> tuple[float | None, float | None]:
+    """(margin per unit, margin as a fraction of the price)."""
+    if price is None or cost is None:
+        return None, None
+    per_unit = float(price) - float(cost)
+    return per_unit, (per_unit / float(price) if float(price) else None)
+
+
+def abc_split(revenues: dict, a: float = 0.80, b: float = 0.95) -> dict:
+    """{customer: 'A' | 'B' | 'C'} by revenue, largest first: a customer is A while the
+    revenue of the larger ones before it stays under a (80 %) of the total, so the A customers
+    make the top 80 % (the one crossing the line included); B likewise up to b (95 %: the next
+    15 %); C the rest. Ties in revenue are ordered by the customer key. Only positive revenue
+    counts. abc_classes() does the same in SQL."""
+    ranked = sorted(((k, float(v)) for k, v in revenues.items() if v and float(v) > 0),
+                    key=lambda kv: (-kv[1], kv[0]))
+    total = sum(v for _k, v in ranked)
+    out, before = {}, 0.0
+    for key, value in ranked:
+        out[key] = "A" if before < a * total else "B" if before < b * total else "C"
+        before += value
+    return out
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    units: float | None  # None: the price does not cover the variable cost
+    revenue: float | None
+    contribution: float  # price - variable cost per unit
+
+    @property
+    def reachable(self) -> bool:
+        return self.units is not None
+
+
+def break_even(fixed_costs: float, variable_cost: float, price: float) -> BreakEven:
+    """Units and revenue at which revenue covers fixed plus variable costs:
+    units = fixed / (price - variable), revenue = units * price."""
+    contribution = float(price) - float(variable_cost)
+    if contribution <= 0:
+        return BreakEven(None, None, contribution)
+    units = float(fixed_costs) / contribution
+    return BreakEven(units, units * float(price), contribution)
+
+
+def break_even_lines(fixed_costs: float, variable_cost: float, price: float,
+                     max_units: float, points: int = 21) -> list[dict]:
+    """Revenue and total cost at evenly spaced unit counts from 0 to max_units, for the
+    chart."""
+    out = []
+    for i in range(points):
+        units = max_units * i / (points - 1)
+        out.append({"units": units, "revenue": units * float(price),
+                    "cost": float(fixed_costs) + units * float(variable_cost)})
+    return out
+
+
+@dataclass(frozen=True)
+class PricingInputs:
+    """Assumptions of the skimming-versus-penetration comparison (one per period):
+    base_units are sold per period at reference_price; demand follows the price with the
+    given elasticity (units = base_units * (reference_price / price) ** elasticity) and grows
+    by growth per period; each strategy's price moves in a straight line from its start to its
+    end price over the periods."""
+    periods: int
+    reference_price: float
+    base_units: float
+    elasticity: float
+    growth: float
+    unit_cost: float
+    skim_start: float
+    skim_end: float
+    penetration_start: float
+    penetration_end: float
+
+
+def price_path(start: float, end: float, periods: int) -> list[float]:
+    """Prices from start to end in equal steps over the periods (one price when periods=1)."""
+    if periods <= 1:
+        return [float(start)]
+    step = (float(end) - float(start)) / (periods - 1)
+    return [float(start) + step * i for i in range(periods)]
+
+
+def pricing_path(inputs: PricingInputs, strategy: str) -> list[dict]:
+    """One row per period of a strategy ('skimming' or 'penetration'): price, units, revenue,
+    margin (revenue minus unit costs) and the running totals."""
+    start, end = ((inputs.skim_start, inputs.skim_end) if strategy == "skimming"
+                  else (inputs.penetration_start, inputs.penetration_end))
+    out, revenue_sum, margin_sum, units_sum = [], 0.0, 0.0, 0.0
+    for i, price in enumerate(price_path(start, end, inputs.periods)):
+        if price <= 0:
+            units = 0.0
+        else:
+            units = (inputs.base_units * (1 + inputs.growth) ** i
+                     * (inputs.reference_price / price) ** inputs.elasticity)
+        revenue = price * units
+        gained = (price - inputs.unit_cost) * units
+        units_sum, revenue_sum, margin_sum = units_sum + units, revenue_sum + revenue, \
+            margin_sum + gained
+        out.append({"period": i + 1, "strategy": strategy, "price": price, "units": units,
+                    "revenue": revenue, "margin": gained, "units_total": units_sum,
+                    "revenue_total": revenue_sum, "margin_total": margin_sum})
+    return out
+
+
+# --- price positioning ----------------------------------------------------------------------
+
+def _price_filters(product_id: int | None, regions_: list[str] | None, since: date | None
+                   ) -> tuple[str, dict]:
+    clauses, params = ["r.deleted_at IS NULL", "p.deleted_at IS NULL",
+                       "r.currency = p.currency"], {}
+    if product_id:
+        clauses.append("r.product_id = $product")
+        params["product"] = product_id
+    if regions_:
+        names = []
+        for i, region in enumerate(regions_):
+            names.append(f"$region{i}")
+            params[f"region{i}"] = region
+        clauses.append(f"r.region IN ({', '.join(names)})")
+    if since:
+        clauses.append("r.observed_on >= $since")
+        params["since"] = since
+    return " AND ".join(clauses), params
+
+
+def positioning(db: Database, user: User, product_id: int | None = None,
+                regions: list[str] | None = None, since: date | None = None,
+                grain: str = "quarter", lang: str | None = None) -> list[dict]:
+    """Per product and period: our price (the median of our own observed prices, else the list
+    price) and the competitors' lowest, median and highest observed price, in the product's
+    currency (prices seen in other currencies are left out)."""
+    _reader(user)
+    key, join = calendar.period("r.observed_on", grain, lang)
+    where, params = _price_filters(product_id, regions, since)
+    found = db.query(
+        f"SELECT r.product_id, p.name AS product, p.currency, p.unit_price AS list_price,"
+        f" {key} AS period,"
+        f" min(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS low,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
+        f"  FILTER (WHERE r.competitor_id IS NOT NULL) AS median,"
+        f" max(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS high,"
+        f" count(*) FILTER (WHERE r.competitor_id IS NOT NULL) AS observed,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
+        f"  FILTER (WHERE r.competitor_id IS NULL) AS ours_observed"
+        f" FROM price_records r JOIN products p ON p.id = r.product_id{join}"
+        f" WHERE {where} GROUP BY r.product_id, p.name, p.currency, p.unit_price, {key}"
+        f" ORDER BY p.name, r.product_id, period", params)
+    for r in found:
+        ours = r["ours_observed"] if r["ours_observed"] is not None else r["list_price"]
+        r["ours"] = None if ours is None else float(ours)
+        for k in ("low", "median", "high"):
+            r[k] = None if r[k] is None else float(r[k])
+    return found
+
+
+def current_gaps(rows: list[dict]) -> list[dict]:
+    """Per product, from positioning() rows: the latest period with competitor prices, our
+    list price there against the competitors' median and lowest price (the gaps as fractions)."""
+    latest: dict = {}
+    for r in rows:
+        if r["observed"]:
+            latest[r["product_id"]] = r  # rows come in period order
+    out = []
+    for r in latest.values():
+        ours = float(r["list_price"]) if r["list_price"] is not None else r["ours"]
+        out.append({"product_id": r["product_id"], "product": r["product"],
+                    "currency": r["currency"], "period": r["period"], "ours": ours,
+                    "low": r["low"], "median": r["median"], "high": r["high"],
+                    "observed": r["observed"], "gap_median": price_gap(ours, r["median"]),
+                    "gap_low": price_gap(ours, r["low"])})
+    return out
+
+
+def prices_by_competitor(db: Database, user: User, product_id: int | None = None,
+                         regions: list[str] | None = None, since: date | None = None
+                         ) -> list[dict]:
+    """Median observed price per product and competitor (ours: competitor None), with how many
+    observations, in the product's currency."""
+    _reader(user)
+    where, params = _price_filters(product_id, regions, since)
+    return db.query(
+        f"SELECT r.product_id, p.name AS product, p.currency, r.competitor_id,"
+        f" coalesce(c.name, '') AS competitor, percentile_cont(0.5) WITHIN GROUP"
+        f" (ORDER BY r.price) AS median, count(*) AS observed"
+        f" FROM price_records r JOIN products p ON p.id = r.product_id"
+        f" LEFT JOIN competitors c ON c.id = r.competitor_id WHERE {where}"
+        f" GROUP BY r.product_id, p.name, p.currency, r.competitor_id, c.name"
+        f" ORDER BY p.name, competitor", params)
+
+
+def prices_by_source(db: Database, user: User, product_id: int | None = None,
+                     regions: list[str] | None = None, since: date | None = None) -> list[dict]:
+    """How many prices were observed from each source and region."""
+    _reader(user)
+    where, params = _price_filters(product_id, regions, since)
+    return db.query(
+        f"SELECT r.source, coalesce(r.region, '') AS region, count(*) AS observed"
+        f" FROM price_records r JOIN products p ON p.id = r.product_id WHERE {where}"
+        f" GROUP BY r.source, r.region ORDER BY r.source, region", params)
+
+
+# --- market share ---------------------------------------------------------------------------
+
+def market_shares(db: Database, user: User, since: date | None = None, grain: str = "quarter",
+                  lang: str | None = None) -> list[dict]:
+    """Estimated share (percent) per period and company (ours marked is_us); several estimates
+    of one company in a period are averaged."""
+    _reader(user)
+    key, join = calendar.period("s.period_start", grain, lang)
+    params: dict = {}
+    since_sql = ""
+    if since:
+        since_sql = " AND s.period_start >= $since"
+        params["since"] = since
+    found = db.query(
+        f"SELECT {key} AS period, c.id AS competitor_id, c.name, c.is_us,"
+        f" avg(s.share) AS share FROM competitor_shares s JOIN competitors c"
+        f" ON c.id = s.competitor_id{join} WHERE s.deleted_at IS NULL AND c.deleted_at IS NULL"
+        f"{since_sql} GROUP BY {key}, c.id, c.name, c.is_us ORDER BY period, c.is_us DESC,"
+        f" share DESC", params)
+    for r in found:
+        r["share"] = float(r["share"])
+    return found
+
+
+# --- win / loss -----------------------------------------------------------------------------
+
+def win_loss(db: Database, user: User, currency: str, since: date | None = None) -> list[dict]:
+    """Per competitor: deals where it was named (as the competition or as the winner) that
+    closed, won and lost by us, lost to it, the win rate in those deals, and the amount lost
+    to it in the currency. Only deals the user may see; since: closed on or after."""
+    _reader(user)
+    where, params = _deals_visible(user)
+    params["currency"] = currency
+    closed = ""
+    if since:
+        closed = " AND (s.kind = 'open' OR t.closed_on >= $since)"
+        params["since"] = since
+    found = db.query(
+        f"WITH named AS (SELECT t.id, t.competitor_id AS rival FROM deals t"
+        f"  WHERE {where} AND t.competitor_id IS NOT NULL"
+        f" UNION SELECT t.id, t.lost_to_competitor_id FROM deals t"
+        f"  WHERE {where} AND t.lost_to_competitor_id IS NOT NULL)"
+        f" SELECT c.id AS competitor_id, c.name,"
+        f" count(*) FILTER (WHERE s.kind = 'won') AS won,"
+        f" count(*) FILTER (WHERE s.kind = 'lost') AS lost,"
+        f" count(*) FILTER (WHERE s.kind = 'lost' AND t.lost_to_competitor_id = c.id)"
+        f"  AS lost_to_them,"
+        f" coalesce(sum(t.amount) FILTER (WHERE s.kind = 'lost'"
+        f"  AND t.lost_to_competitor_id = c.id AND t.currency = $currency), 0) AS amount_lost,"
+        f" count(*) FILTER (WHERE s.kind = 'open') AS open"
+        f" FROM named n JOIN deals t ON t.id = n.id JOIN stages s ON s.id = t.stage_id"
+        f" JOIN competitors c ON c.id = n.rival"
+        f" WHERE c.deleted_at IS NULL AND NOT c.is_us{closed}"
+        f" GROUP BY c.id, c.name ORDER BY lost_to_them DESC, c.name", params)
+    for r in found:
+        r["win_rate"] = win_rate(r["won"], r["lost"])
+        r["amount_lost"] = float(r["amount_lost"])
+    return found
+
+
+def deal_currencies(db: Database, user: User) -> list[str]:
+    """Currencies of the deals the user may see, most deals first."""
+    _reader(user)
+    where, params = _deals_visible(user)
+    return [r["currency"] for r in db.query(
+        f"SELECT t.currency, count(*) AS n FROM deals t WHERE {where} GROUP BY t.currency"
+        f" ORDER BY n DESC, t.currency", params)]
+
+
+# --- margins --------------------------------------------------------------------------------
+
+def margins(db: Database, user: User, product_id: int | None = None, since: date | None = None,
+            lang: str | None = None) -> list[dict]:
+    """Per product and quarter with a cost price: the list price, the cost, the margin per unit
+    and as a fraction of the price (costs in another currency than the price are left out)."""
+    _reader(user)
+    key, join = calendar.period("k.period_start", "quarter", lang)
+    clauses, params = ["k.deleted_at IS NULL", "p.deleted_at IS NULL",
+                       "k.currency = p.currency"], {}
+    if product_id:
+        clauses.append("k.product_id = $product")
+        params["product"] = product_id
+    if since:
+        clauses.append("k.period_start >= $since")
+        params["since"] = since
+    found = db.query(
+        f"SELECT k.product_id, p.name AS product, p.currency, {key} AS period,"
+        f" p.unit_price AS price, avg(k.unit_cost) AS cost FROM product_costs k"
+        f" JOIN products p ON p.id = k.product_id{join} WHERE {' AND '.join(clauses)}"
+        f" GROUP BY k.product_id, p.name, p.currency, p.unit_price, {key}"
+        f" ORDER BY p.name, k.product_id, period", params)
+    for r in found:
+        r["price"] = None if r["price"] is None else float(r["price"])
+        r["cost"] = float(r["cost"])
+        r["margin"], r["margin_share"] = margin(r["price"], r["cost"])
+    return found
+
+
+# --- competitors side by side ---------------------------------------------------------------
+
+def profiles(db: Database, user: User) -> list[dict]:
+    """Every live competitor (ours first) with its threat level, strengths and weaknesses
+    (one a line), key people, and its latest market share."""
+    _reader(user)
+    found = db.query(
+        "SELECT c.id, c.name, c.is_us, c.threat_level, c.strengths, c.weaknesses, c.strategy,"
+        " c.key_people, (SELECT s.share FROM competitor_shares s WHERE s.competitor_id = c.id"
+        " AND s.deleted_at IS NULL ORDER BY s.period_start DESC, s.id DESC LIMIT 1) AS share"
+        " FROM competitors c WHERE c.deleted_at IS NULL ORDER BY c.is_us DESC, lower(c.name)")
+    for r in found:
+        r["strength_list"] = lines(r["strengths"])
+        r["weakness_list"] = lines(r["weaknesses"])
+        r["share"] = None if r["share"] is None else float(r["share"])
+    return found
+
+
+def lines(text: str | None) -> list[str]:
+    """The non-empty lines of a text, trimmed, without list bullets."""
+    return [ln.strip().lstrip("-•*").strip() for ln in (text or "").splitlines()
+            if ln.strip().lstrip("-•*").strip()]
+
+
+# --- customer audit -------------------------------------------------------------------------
+
+def _won_revenue(where: str, since: date | None, params: dict) -> str:
+    """SQL: won revenue per customer in $currency, of the deals the user may see."""
+    closed = ""
+    if since:
+        closed = " AND t.closed_on >= $since"
+        params["since"] = since
+    return (f"SELECT t.customer_id AS id, sum(t.amount) AS revenue FROM deals t"
+            f" JOIN stages s ON s.id = t.stage_id WHERE {where} AND s.kind = 'won'"
+            f" AND t.currency = $currency AND t.customer_id IS NOT NULL{closed}"
+            f" GROUP BY t.customer_id HAVING sum(t.amount) > 0")
+
+
+def abc_classes(db: Database, user: User, currency: str, a: float = 0.80, b: float = 0.95,
+                since: date | None = None, top: int = 50) -> dict:
+    """The ABC classification by won revenue in the currency (see abc_split, which it matches):
+    {"classes": [{class, customers, revenue, share, credit_limit, ...}], "top": the top
+    customers with their class, "total": revenue}. In SQL with window sums."""
+    _reader(user)
+    if not 0 < a < b <= 1:
+        raise ValueError(_("The A share must be below the B share, both between 0 and 100 %"))
+    where, params = _deals_visible(user)
+    params.update(currency=currency, a=a, b=b, top=top)
+    ranked = (f"WITH rev AS ({_won_revenue(where, since, params)}),"
+              f" ranked AS (SELECT id, revenue, coalesce(sum(revenue) OVER (ORDER BY revenue"
+              f" DESC, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,"
+              f" sum(revenue) OVER () AS total FROM rev),"
+              f" classed AS (SELECT id, revenue, total, CASE WHEN before < $a * total THEN 'A'"
+              f" WHEN before < $b * total THEN 'B' ELSE 'C' END AS class FROM ranked)")
+    classes = db.query(
+        f"{ranked} SELECT k.class, count(*) AS customers, sum(k.revenue) AS revenue,"
+        f" max(k.total) AS total, sum(c.credit_limit) AS credit_limit,"
+        f" count(*) FILTER (WHERE c.purchasing_power IN ('high', 'very_high')) AS strong_buyers"
+        f" FROM classed k JOIN customers c ON c.id = k.id GROUP BY k.class ORDER BY k.class",
+        {k: v for k, v in params.items() if k != "top"})
+    total = float(classes[0]["total"]) if classes else 0.0
+    for r in classes:
+        r["revenue"] = float(r["revenue"])
+        r["share"] = r["revenue"] / total if total else None
+        r["credit_limit"] = None if r["credit_limit"] is None else float(r["credit_limit"])
+    top_rows = db.query(
+        f"{ranked} SELECT k.id, c.name, c.country, c.city, c.purchasing_power, c.credit_limit,"
+        f" k.revenue, k.class FROM classed k JOIN customers c ON c.id = k.id"
+        f" ORDER BY k.revenue DESC, k.id LIMIT $top", params)
+    return {"classes": classes, "top": top_rows, "total": total}
+
+
+def purchasing_power(db: Database, user: User, currency: str) -> list[dict]:
+    """Customers the user may see by purchasing power: how many, their credit limits (sum) and
+    won revenue in the currency."""
+    _reader(user)
+    where, params = _customers_visible(user)
+    dwhere, dparams = _deals_visible(user)
+    params.update({f"d_{k}": v for k, v in dparams.items()}, currency=currency)
+    for k in dparams:
+        dwhere = dwhere.replace(f"${k}", f"$d_{k}")
+    won = _won_revenue(dwhere, None, params)
+    return db.query(
+        f"SELECT coalesce(t.purchasing_power, '') AS purchasing_power, count(*) AS customers,"
+        f" coalesce(sum(t.credit_limit), 0) AS credit_limit,"
+        f" coalesce(sum(w.revenue), 0) AS revenue FROM customers t"
+        f" LEFT JOIN ({won}) w ON w.id = t.id WHERE {where}"
+        f" GROUP BY t.purchasing_power ORDER BY purchasing_power", params)
+
+
+def geography(db: Database, user: User, currency: str, limit: int = 300) -> list[dict]:
+    """Customers the user may see and their won revenue in the currency, by country and city
+    (the largest places, at most limit rows)."""
+    _reader(user)
+    where, params = _customers_visible(user)
+    dwhere, dparams = _deals_visible(user)
+    for k in dparams:
+        dwhere = dwhere.replace(f"${k}", f"$d_{k}")
+    params.update({f"d_{k}": v for k, v in dparams.items()}, currency=currency, n=limit)
+    won = _won_revenue(dwhere, None, params)
+    return db.query(
+        f"SELECT coalesce(nullif(trim(t.country), ''), '?') AS country,"
+        f" coalesce(nullif(trim(t.city), ''), '?') AS city, count(*) AS customers,"
+        f" coalesce(sum(w.revenue), 0) AS revenue FROM customers t"
+        f" LEFT JOIN ({won}) w ON w.id = t.id WHERE {where} GROUP BY 1, 2"
+        f" ORDER BY customers DESC, revenue DESC, country, city LIMIT $n", params)
+
+
+def returns_summary(db: Database, user: User, currency: str, since: date | None = None,
+                    lang: str | None = None) -> list[dict]:
+    """Returns and contract cancellations per quarter, kind and reason: how many, and their
+    amount in the currency. Only those of customers the user may see."""
+    from crm.market import RETURNS
+
+    _reader(user)
+    where, params = records.visible(RETURNS, user)
+    key, join = calendar.period("t.occurred_on", "quarter", lang)
+    params["currency"] = currency
+    if since:
+        where += " AND t.occurred_on >= $since"
+        params["since"] = since
+    return db.query(
+        f"SELECT {key} AS period, t.kind, coalesce(t.reason, '') AS reason, count(*) AS n,"
+        f" coalesce(sum(t.amount) FILTER (WHERE t.currency = $currency), 0) AS amount"
+        f" FROM customer_returns t{join} WHERE {where} GROUP BY {key}, t.kind, t.reason"
+        f" ORDER BY period, t.kind, reason", params)
