@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm import deals, importer, market, pipelines, records
+from crm import customers, deals, importer, market, pipelines, records
 from crm.analytics import market as am
 from crm.auth import PermissionDenied
 from crm.customers import CUSTOMERS
@@ -467,3 +467,26 @@ def test_importing_deals_links_their_competitors(db, team):
                          key="title")
     importer.execute(db, admin, plan)
     assert db.scalar("SELECT lost_to_competitor_id FROM deals WHERE title = 'Two'") == acme
+
+
+def test_complaints_per_product_beside_its_margin(db, team, market_data):
+    from crm import service
+
+    maria, reza = team["maria"], team["reza"]
+    customer = customers.create_customer(db, maria, {"name": "Buyer", "owner_id": reza.id})
+    for opened, status, product in ((date(2025, 1, 5), "resolved", "gtx"),
+                                    (date(2025, 5, 5), "open", "gtx"),
+                                    (date(2025, 6, 5), "in_progress", "mini"),
+                                    (date(2024, 1, 5), "open", "mini")):  # before `since`
+        service.create_complaint(db, maria, {
+            "customer_id": customer, "product_id": market_data[product], "subject": "Broken",
+            "category": "product_failure", "severity": "high", "opened_on": opened,
+            "status": status})
+    rows = am.complaints_and_margins(db, maria, since=date(2025, 1, 1))
+    got = [(r["product"], r["complaints"], r["still_open"], r["margin_share"]) for r in rows]
+    # GTX: two complaints, one open; latest cost (Q2) 75 against the list price 100: 25 %.
+    # Mini: one complaint since January 2025, open; no cost price, so no margin.
+    assert got == [("GTX", 2, 1, 0.25), ("Mini", 1, 1, None)]
+    sam = team["sam"]  # a rep sees the complaints of their own customers only
+    assert [(r["product"], r["complaints"]) for r in am.complaints_and_margins(db, sam)] == [
+        ("GTX", 0)]

@@ -57,6 +57,10 @@ def test_the_market_page_draws_prices_shares_and_profiles(app_env, market_data):
     assert values(margin[1]["y"]) == [40.0, 25.0]
     strengths = drawn["Strengths (up) and weaknesses (down) per company"]["data"]
     assert strengths[0]["x"][0] == "Us" and values(strengths[0]["y"])[0] == 2
+    # GTX has no complaints yet: it sits at its latest margin, 25 %, with none
+    spread = drawn["Complaints against margin (bigger and red: complaints still open)"]["data"]
+    assert spread[0]["text"] == ["GTX"] and values(spread[0]["x"]) == pytest.approx([25.0])
+    assert values(spread[0]["y"]) == [0]
     # a region narrows the prices: South holds one GTX price, 200, in Q1
     at.multiselect(key="mkt:region").select("South").run()
     gap = charts(at)["Current price gap per product"]["data"][0]

@@ -373,6 +373,44 @@ def margins(db: Database, user: User, product_id: int | None = None, since: date
     return found
 
 
+def complaints_and_margins(db: Database, user: User, since: date | None = None,
+                           product_id: int | None = None) -> list[dict]:
+    """Per live product with complaints (opened since `since`, those the user may see) or a
+    cost price: its complaints, how many are still open, and its margin at the latest quarter's
+    cost price against today's list price (a cost in another currency is left out)."""
+    _reader(user)
+    from crm.service import COMPLAINTS
+
+    where, params = records.visible(COMPLAINTS, user)
+    clauses = [where, "t.product_id IS NOT NULL"]
+    if since:
+        clauses.append("t.opened_on >= $since")
+        params["since"] = since
+    wanted = ""
+    if product_id:
+        wanted = " AND p.id = $product"
+        params["product"] = product_id
+    found = db.query(
+        "WITH c AS (SELECT t.product_id, count(*) AS complaints, count(*) FILTER (WHERE"
+        " t.status IN ('open', 'in_progress')) AS still_open FROM complaints t"
+        f" WHERE {' AND '.join(clauses)} GROUP BY t.product_id),"
+        " k AS (SELECT k.product_id, k.unit_cost, row_number() OVER (PARTITION BY k.product_id"
+        " ORDER BY k.period_start DESC, k.id DESC) AS n FROM product_costs k"
+        " JOIN products p ON p.id = k.product_id WHERE k.deleted_at IS NULL"
+        " AND k.currency = p.currency)"
+        " SELECT p.id AS product_id, p.name AS product, p.currency, p.unit_price AS price,"
+        " coalesce(c.complaints, 0) AS complaints, coalesce(c.still_open, 0) AS still_open,"
+        " k.unit_cost AS cost FROM products p LEFT JOIN c ON c.product_id = p.id"
+        " LEFT JOIN k ON k.product_id = p.id AND k.n = 1"
+        f" WHERE p.deleted_at IS NULL{wanted} AND (c.complaints IS NOT NULL"
+        " OR k.unit_cost IS NOT NULL) ORDER BY complaints DESC, p.name, p.id", params)
+    for r in found:
+        r["price"] = None if r["price"] is None else float(r["price"])
+        r["cost"] = None if r["cost"] is None else float(r["cost"])
+        r["margin"], r["margin_share"] = margin(r["price"], r["cost"])
+    return found
+
+
 # --- competitors side by side ---------------------------------------------------------------
 
 def profiles(db: Database, user: User) -> list[dict]:

@@ -187,6 +187,46 @@ def prices_tab(db, user: User, f: dict) -> None:
                             _("Region"): r["region"] or "—",
                             _("Prices observed"): i18n.number(r["observed"])}
                            for r in sources]))
+    complaints_beside_margins(db, user, f)
+
+
+def complaints_beside_margins(db, user: User, f: dict) -> None:
+    """Products people complain about, beside what each earns: many complaints at a thin margin
+    is where to look first."""
+    st.subheader(_("Complaints and margin per product"))
+    found = am.complaints_and_margins(db, user, f["since"], f["product"])
+    if not found:
+        st.caption(_("No complaints about products and no cost prices in this period."))
+        return
+    placed = [r for r in found if r["margin_share"] is not None]
+    if placed:
+        fig = go.Figure(go.Scatter(
+            x=[r["margin_share"] * 100 for r in placed], y=[r["complaints"] for r in placed],
+            mode="markers+text", text=[_plain(r["product"]) for r in placed],
+            textposition="top center",
+            marker=dict(size=[10 + 3 * min(r["still_open"], 10) for r in placed],
+                        color=[COLORS["low"] if r["still_open"] else COLORS["median"]
+                               for r in placed]),
+            hoverinfo="text",
+            hovertext=[_("{product}: margin {margin}, {complaints} complaints, {open} still "
+                         "open").format(product=_plain(r["product"]),
+                                        margin=_pct(r["margin_share"]),
+                                        complaints=i18n.number(r["complaints"]),
+                                        open=i18n.number(r["still_open"])) for r in placed]))
+        xs = [r["margin_share"] * 100 for r in placed]
+        pad = max(5.0, (max(xs) - min(xs)) * 0.15)  # room for the names at the edges
+        top = max(r["complaints"] for r in placed)
+        fig.update_traces(textfont=dict(size=11))
+        _show(fig, "mkt:complaints_margin", 380,
+              title=_("Complaints against margin (bigger and red: complaints still open)"),
+              xaxis=dict(title=_("Margin at the latest cost price (%)"),
+                         range=[min(xs) - pad, max(xs) + pad]),
+              yaxis=dict(title=_("Complaints"),
+                         range=[-0.08 * top - 1, 1.15 * top + 1]))
+    _table(pd.DataFrame([{_("Product"): r["product"],
+                          _("Complaints"): i18n.number(r["complaints"]),
+                          _("Still open"): i18n.number(r["still_open"]),
+                          _("Margin"): _pct(r["margin_share"])} for r in found]))
 
 
 # --- market share -----------------------------------------------------------------------------
