@@ -297,6 +297,16 @@ def _export_entity(name: str):
     return {e.table: e for e in importer.entities()}[name]
 
 
+def _acting_user(db, username: str | None):
+    """--user: whose permissions a command runs with (default: the system, which sees all)."""
+    if not username:
+        return auth.SYSTEM
+    user = auth.get_user(db, username)
+    if user is None:
+        raise CommandError(f"No active user named {username!r}")
+    return user
+
+
 def cmd_export(args) -> int:
     from pathlib import Path
 
@@ -359,11 +369,7 @@ def cmd_import(args) -> int:
     entity = _export_entity(args.entity)
     db = _open(args)
     try:
-        user = auth.SYSTEM
-        if args.user:
-            user = auth.get_user(db, args.user)
-            if user is None:
-                raise CommandError(f"No active user named {args.user!r}")
+        user = _acting_user(db, args.user)
         source = importer.read(path.read_bytes(), path.name, encoding=args.encoding,
                                delimiter={"tab": "\t"}.get(args.delimiter, args.delimiter),
                                sheet=args.sheet)
@@ -498,11 +504,7 @@ def cmd_kpis(args) -> int:
         raise CommandError("--to is before --from")
     db = _open(args)
     try:
-        user = auth.SYSTEM
-        if args.user:
-            user = auth.get_user(db, args.user)
-            if user is None:
-                raise CommandError(f"no user {args.user!r}")
+        user = _acting_user(db, args.user)
         report = kpi_report(db, user, start, end, args.grain, today)
     finally:
         db.close()

@@ -207,7 +207,8 @@ def due_default() -> datetime:
 
 ACTIVITIES = records.Entity(table="activities", label="Activity", plural="Activities",
                             fields=ACTIVITY_FIELDS, title_sql="t.subject",
-                            default_sort=("occurred_at", "desc"), creator=log_activity)
+                            default_sort=("occurred_at", "desc"), creator=log_activity,
+                            insert_in=insert_activity)
 TASKS = records.Entity(table="tasks", label="Task", plural="Tasks", fields=TASK_FIELDS,
                        title_sql="t.title", default_sort=("due_at", "asc"),
-                       creator=create_task, updater=update_task)
+                       creator=create_task, updater=update_task, insert_in=insert_task)

@@ -77,12 +77,18 @@ def insert_deal(cur, user: User, values: dict) -> int:
 def update_deal(db: Database, user: User, deal_id: int, values: dict, expected_version: int,
                 base: dict | None = None) -> dict:
     with db.transaction() as cur:
-        merged = {**_current(cur, deal_id), **values}
-        _check_links(cur, user, validate(FIELDS, {k: merged.get(k) for k in
-                                                  ("customer_id", "contact_id", "title",
-                                                   "stage_id", "currency")}, partial=True))
-        saved = records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
-        return relink_competitor(cur, user, saved)
+        return update_deal_in(cur, user, deal_id, values, expected_version, base)
+
+
+def update_deal_in(cur, user: User, deal_id: int, values: dict, expected_version: int | None,
+                   base: dict | None = None) -> dict:
+    """update_deal inside a caller's transaction (the importer's)."""
+    merged = {**_current(cur, deal_id), **values}
+    _check_links(cur, user, validate(FIELDS, {k: merged.get(k) for k in
+                                              ("customer_id", "contact_id", "title",
+                                               "stage_id", "currency")}, partial=True))
+    saved = records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
+    return relink_competitor(cur, user, saved)
 
 
 def relink_competitor(cur, user: User, deal: dict) -> dict:
@@ -520,5 +526,5 @@ def _card(row: dict, stage: dict, now: datetime) -> dict:
 
 DEALS = records.Entity(
     table="deals", label="Deal", plural="Deals", fields=FIELDS, title_sql="t.title",
-    creator=create_deal, updater=update_deal,
+    creator=create_deal, updater=update_deal, insert_in=insert_deal, update_in=update_deal_in,
 )

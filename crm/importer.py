@@ -955,12 +955,11 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                 else:
                     changed = {k: values[k] for k in row.changes}
                     before = {k: old for k, (old, _new) in row.changes.items()}
-                    saved = records.update_in(cur, user, p.entity, row.record_id, changed,
-                                              row.version)
-                    if p.entity.table == "deals" and "lost_to_competitor" in changed:
-                        from crm import deals
-
-                        deals.relink_competitor(cur, user, saved)  # the competitor record
+                    if p.entity.update_in:  # the entity's own rules (links, dates)
+                        p.entity.update_in(cur, user, row.record_id, changed, row.version)
+                    else:
+                        records.update_in(cur, user, p.entity, row.record_id, changed,
+                                          row.version)
                     record_id = row.record_id
             except ValidationError as exc:
                 raise ImportFileError(_("Row {line}: {reason}").format(
@@ -994,7 +993,7 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
 def _batchable(entity: records.Entity) -> bool:
     """Whether new records go in through records.insert_many: entities without a create
     command of their own (those do more per record than the generic insert)."""
-    return entity.creator is None and entity.table not in ("deals", "activities", "tasks")
+    return entity.creator is None and entity.insert_in is None
 
 
 def _create_many(cur, user: User, p: Plan, import_id: int) -> None:
@@ -1052,25 +1051,9 @@ def _update_many(cur, user: User, p: Plan, import_id: int) -> None:
 
 
 def _insert(cur, user: User, entity: records.Entity, values: dict) -> int:
-    """The entity's own insert command inside the import's transaction."""
-    if entity.table == "deals":
-        from crm import deals
-
-        return deals.insert_deal(cur, user, values)
-    if entity.table in ("activities", "tasks"):
-        from crm import activities
-
-        insert = (activities.insert_activity if entity.table == "activities"
-                  else activities.insert_task)
-        return insert(cur, user, values)
-    if entity.table == "users":
-        from crm import team
-
-        return team.insert_user(cur, user, values)
-    from crm import service  # surveys and complaints check their customer, contact, deal
-
-    if entity.table in service.INSERTERS:
-        return service.INSERTERS[entity.table](cur, user, values)
+    """The entity's own create command inside the import's transaction."""
+    if entity.insert_in:
+        return entity.insert_in(cur, user, values)
     return records.insert(cur, user, entity, values)
 
 

@@ -71,22 +71,32 @@ def _us_taken(cur, values: dict, record_id: int | None = None) -> None:
 
 def create_competitor(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
-        _us_taken(cur, values)
-        return records.insert(cur, user, COMPETITORS, values)
+        return insert_competitor(cur, user, values)
+
+
+def insert_competitor(cur, user: User, values: dict) -> int:
+    """create_competitor inside a caller's transaction (the importer's)."""
+    _us_taken(cur, values)
+    return records.insert(cur, user, COMPETITORS, values)
 
 
 def update_competitor(db: Database, user: User, record_id: int, values: dict,
                       expected_version: int, base: dict | None = None) -> dict:
     with db.transaction() as cur:
-        _us_taken(cur, values, record_id)
-        return records.update_in(cur, user, COMPETITORS, record_id, values, expected_version,
-                                 base)
+        return update_competitor_in(cur, user, record_id, values, expected_version, base)
+
+
+def update_competitor_in(cur, user: User, record_id: int, values: dict,
+                         expected_version: int | None, base: dict | None = None) -> dict:
+    _us_taken(cur, values, record_id)
+    return records.update_in(cur, user, COMPETITORS, record_id, values, expected_version, base)
 
 
 COMPETITORS = records.Entity(
     table="competitors", label="Competitor", plural="Competitors", fields=COMPETITOR_FIELDS,
     title_sql="t.name", default_sort=("name", "asc"), shared=True, write_role="rep",
     unique=("name",), creator=create_competitor, updater=update_competitor,
+    insert_in=insert_competitor, update_in=update_competitor_in,
 )
 
 

@@ -33,6 +33,10 @@ class Entity:
     # the entity's own create/update commands when they do more than the generic ones
     creator: Callable | None = None
     updater: Callable | None = None
+    # the same inside a caller's transaction (an import): (cur, user, values) -> id and
+    # (cur, user, record_id, values, expected_version) -> row
+    insert_in: Callable | None = None
+    update_in: Callable | None = None
     # read by every role that reads records, not only the owner's (products, users)
     shared: bool = False
     write_role: str = "rep"  # the least role that creates and changes these records

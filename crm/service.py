@@ -158,11 +158,16 @@ def create_survey(db: Database, user: User, values: dict) -> int:
 def update_survey(db: Database, user: User, survey_id: int, values: dict,
                   expected_version: int | None, base: dict | None = None) -> dict:
     with db.transaction() as cur:
-        current = records.fetch(cur, SURVEYS, survey_id)
-        if current is not None:
-            merged = {**{f.name: current[f.name] for f in SURVEYS.editable}, **values}
-            _references(cur, user, validate(SURVEY_FIELDS, merged))
-        return records.update_in(cur, user, SURVEYS, survey_id, values, expected_version, base)
+        return update_survey_in(cur, user, survey_id, values, expected_version, base)
+
+
+def update_survey_in(cur, user: User, survey_id: int, values: dict,
+                     expected_version: int | None, base: dict | None = None) -> dict:
+    current = records.fetch(cur, SURVEYS, survey_id)
+    if current is not None:
+        merged = {**{f.name: current[f.name] for f in SURVEYS.editable}, **values}
+        _references(cur, user, validate(SURVEY_FIELDS, merged))
+    return records.update_in(cur, user, SURVEYS, survey_id, values, expected_version, base)
 
 
 def insert_complaint(cur, user: User, values: dict) -> int:
@@ -182,13 +187,18 @@ def create_complaint(db: Database, user: User, values: dict) -> int:
 def update_complaint(db: Database, user: User, complaint_id: int, values: dict,
                      expected_version: int | None, base: dict | None = None) -> dict:
     with db.transaction() as cur:
-        current = records.fetch(cur, COMPLAINTS, complaint_id)
-        if current is not None:
-            values = _with_resolved_date(values, current)
-            merged = {**{f.name: current[f.name] for f in COMPLAINTS.editable}, **values}
-            _references(cur, user, validate(COMPLAINT_FIELDS, merged))
-        return records.update_in(cur, user, COMPLAINTS, complaint_id, values,
-                                 expected_version, base)
+        return update_complaint_in(cur, user, complaint_id, values, expected_version, base)
+
+
+def update_complaint_in(cur, user: User, complaint_id: int, values: dict,
+                        expected_version: int | None, base: dict | None = None) -> dict:
+    current = records.fetch(cur, COMPLAINTS, complaint_id)
+    if current is not None:
+        values = _with_resolved_date(values, current)
+        merged = {**{f.name: current[f.name] for f in COMPLAINTS.editable}, **values}
+        _references(cur, user, validate(COMPLAINT_FIELDS, merged))
+    return records.update_in(cur, user, COMPLAINTS, complaint_id, values, expected_version,
+                             base)
 
 
 SURVEYS = records.Entity(
@@ -196,15 +206,14 @@ SURVEYS = records.Entity(
     title_sql="(SELECT c.name FROM customers c WHERE c.id = t.customer_id)"
               " || ' · ' || CAST(t.answered_on AS VARCHAR)",
     default_sort=("answered_on", "desc"), check=_survey_check,
-    creator=create_survey, updater=update_survey)
+    creator=create_survey, updater=update_survey, insert_in=insert_survey,
+    update_in=update_survey_in)
 
 COMPLAINTS = records.Entity(
     table="complaints", label="Complaint", plural="Complaints", fields=COMPLAINT_FIELDS,
     title_sql="t.subject", default_sort=("opened_on", "desc"), check=_complaint_check,
-    creator=create_complaint, updater=update_complaint)
-
-# the importer's inserts inside its own transaction, by table
-INSERTERS = {"surveys": insert_survey, "complaints": insert_complaint}
+    creator=create_complaint, updater=update_complaint, insert_in=insert_complaint,
+    update_in=update_complaint_in)
 
 
 # --- on a customer's page --------------------------------------------------------------------

@@ -481,3 +481,40 @@ def test_batched_updates_match_the_one_by_one_command(db, team):
     with pytest.raises(ImportFileError, match="Row 2: the record changed since the dry run"):
         importer.execute(db, admin, plan)
     assert db.scalar("SELECT company FROM leads WHERE id = $i", {"i": two}) == "New"
+
+
+def test_imports_go_through_each_entitys_own_commands(db, team):
+    """Creates and updates from a file obey the rules the forms' commands add to the generic
+    ones: one competitor record is our company, closing a complaint dates it, a deal's contact
+    belongs to its customer."""
+    from crm import market, service
+
+    admin = team["admin"]
+    market.COMPETITORS.create(db, admin, {"name": "Us", "is_us": True})
+    source = read("name,is_us\nAlso us,yes\n")
+    plan = importer.plan(db, admin, market.COMPETITORS, source,
+                         {"name": "name", "is_us": "is_us"})
+    with pytest.raises(ImportFileError, match="already describes our company"):
+        importer.execute(db, admin, plan)
+    acme = customers.create_customer(db, admin, {"name": "Acme"})
+    other = customers.create_customer(db, admin, {"name": "Other"})
+    theirs = customers.add_contact(db, admin, other, {"last_name": "Stranger"})
+    complaint = service.create_complaint(db, admin, {
+        "customer_id": acme, "subject": "Late delivery", "category": "delivery",
+        "severity": "low"})
+    source = read("subject,status\nLate delivery,resolved\n")
+    importer.execute(db, admin, importer.plan(
+        db, admin, service.COMPLAINTS, source, {"subject": "subject", "status": "status"},
+        mode="update", key="subject"))
+    assert db.scalar("SELECT resolved_on FROM complaints WHERE id = $i",
+                     {"i": complaint}) == date.today()
+    stage = pipelines.stages_of(db, pipelines.default_pipeline_id(db))[0]["id"]
+    deals.create_deal(db, admin, {"title": "Big one", "customer_id": acme, "stage_id": stage})
+    source = read("title,contact\nBig one,Stranger\n")
+    plan = importer.plan(db, admin, deals.DEALS, source, {"title": "title",
+                                                          "contact": "contact_id"},
+                         mode="update", key="title")
+    with pytest.raises(ImportFileError, match="Row 2"):
+        importer.execute(db, admin, plan)
+    assert db.scalar("SELECT contact_id FROM deals") is None
+    assert theirs
