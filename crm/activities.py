@@ -173,10 +173,11 @@ def my_tasks(db: Database, user: User, now: datetime | None = None, limit: int =
     for name, (where, params) in _task_groups(now).items():
         groups[name] = db.query(
             "SELECT t.id, t.title, t.due_at, t.priority, t.version, t.lead_id, t.customer_id,"
-            " t.contact_id, t.deal_id, coalesce(d.title, c.name,"
+            " t.contact_id, t.deal_id, t.complaint_id, coalesce(d.title, k.subject, c.name,"
             " trim(coalesce(l.first_name, '') || ' ' || l.last_name),"
             " trim(coalesce(p.first_name, '') || ' ' || p.last_name)) AS related"
             " FROM tasks t LEFT JOIN deals d ON d.id = t.deal_id"
+            " LEFT JOIN complaints k ON k.id = t.complaint_id"
             " LEFT JOIN customers c ON c.id = t.customer_id LEFT JOIN leads l ON l.id = t.lead_id"
             " LEFT JOIN contacts p ON p.id = t.contact_id"
             f" WHERE t.owner_id = $me AND t.status = 'open' AND t.deleted_at IS NULL AND {where}"

@@ -122,6 +122,8 @@ def test_a_complaint_has_activities_and_tasks(db, team, acme):
         "Called about it"]
     assert [t["title"] for t in activities.tasks_for(db, admin, "complaint_id", cid)] == [
         "Send a new one"]
+    mine = [t for group in activities.my_tasks(db, admin).values() for t in group]
+    assert [(t["title"], t["related"]) for t in mine] == [("Send a new one", "Late")]
     with pytest.raises(ValidationError):
         activities.create_task(db, admin, {"title": "x", "complaint_id": 999})
 
