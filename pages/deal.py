@@ -8,6 +8,7 @@ from crm.i18n import gettext as _
 from crm.ui.followup import activity_tab, tasks_tab
 from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
+from crm.ui.market import competitor_picker
 from crm.ui.record import record_page
 from crm.ui.session import get_db
 from crm.ui.tables import grid
@@ -64,7 +65,8 @@ def move_to(deal: dict) -> None:
         reason = cols[1].selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
                                    format_func=reason_field.choice_label,
                                    key="move_lost_reason")
-        competitor = cols[2].text_input(_("Lost to competitor"), key="move_competitor")
+        competitor = competitor_picker(db, user, _("Lost to competitor"), "move_competitor",
+                                       cols[2])
     if cols[3].button(_("Move"), key="move_button", type="primary", disabled=target is None):
         try:
             deals.move_deal(db, user, deal["id"], target, lost_reason=reason,

@@ -6,6 +6,7 @@ from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _
 from crm.ui.guard import require_user
 from crm.ui.kanban import kanban_board
+from crm.ui.market import competitor_picker
 from crm.ui.session import get_db
 from crm.ui.tables import date_range
 from crm.ui.text import md_escape
@@ -135,8 +136,8 @@ def lost_dialog(deal_id: int, to_stage: int, version: int | None) -> None:
     def ask() -> None:
         reason = st.selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
                               format_func=LOST_LABEL, key="lost_dialog_reason")
-        competitor = st.text_input(_("Lost to competitor (optional)"),
-                                   key="lost_dialog_competitor")
+        competitor = competitor_picker(db, user, _("Lost to competitor (optional)"),
+                                       "lost_dialog_competitor")
         ok, cancel = st.columns(2)
         if ok.button(_("Mark as lost"), type="primary", disabled=reason is None,
                      key="lost_dialog_ok"):
@@ -185,7 +186,8 @@ with st.expander(_("Move a deal without dragging"), icon=":material/keyboard:"):
     if target is not None and stage_kind[target] == "lost":
         reason = k3.selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
                               format_func=LOST_LABEL, key="plain_reason")
-        competitor = st.text_input(_("Lost to competitor (optional)"), key="plain_competitor")
+        competitor = competitor_picker(db, user, _("Lost to competitor (optional)"),
+                                       "plain_competitor")
     if k4.button(_("Move"), key="plain_move", disabled=chosen is None or target is None):
         if move(chosen, target, seen.get(chosen), reason, competitor):
             for key in ("plain_deal", "plain_stage", "plain_reason", "plain_competitor"):

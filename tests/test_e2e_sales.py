@@ -3,6 +3,7 @@ forecast pages of the demo data, and changing a filter redraws them.
 
 Skips when Chromium is missing, unless CRM_E2E=1 (CI), where a missing browser is a failure."""
 import contextlib
+import re
 
 import pytest
 
@@ -83,3 +84,49 @@ def test_every_chart_is_drawn_and_filters_redraw_them(server, page):
     expect(page.locator(".js-plotly-plot")).to_have_count(4, timeout=30_000)
     page.wait_for_timeout(1000)
     assert drawn_charts(page) == 4
+
+
+def _open(page, name: str):
+    """Opens a select box's list (a click alone leaves a long list closed at times)."""
+    box = page.get_by_role("combobox", name=name)
+    expect(box).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(800)  # the rerun the last choice started has drawn the page
+    box.click()
+    page.wait_for_timeout(300)
+    if not page.get_by_role("option").count():
+        page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("option").first).to_be_visible(timeout=10_000)
+    return box
+
+
+def test_a_lost_deal_names_a_competitor_picked_or_typed(server, page):
+    """The lost-to-competitor picker offers the known competitors and takes a new name, which
+    becomes a competitor record."""
+    page.goto(server + "/")
+    page.get_by_role("textbox", name="Username").fill("maria")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Hello, Maria")).to_be_visible(timeout=30_000)
+    wait_for_session_cookie(page)
+    page.goto(server + "/pipeline")
+    expander = page.get_by_text("Move a deal without dragging")
+    expect(expander).to_be_visible(timeout=30_000)
+    expander.click()
+    _open(page, "Deal")
+    page.get_by_role("option").first.click()
+    _open(page, "Move to")
+    page.get_by_role("option", name=re.compile(r"^Lost")).click()
+    _open(page, "Lost reason *")
+    page.get_by_role("option").first.click()
+    rival = _open(page, "Lost to competitor (optional)")  # the known competitors are offered
+    rival.fill("Brand New Rival")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(page.get_by_text("Moved to Lost")).to_be_visible(timeout=30_000)
+    page.goto(server + "/competitors")  # the grid draws on a canvas: search, read the count
+    search = page.get_by_placeholder(re.compile(r"^Search"))
+    expect(search).to_be_visible(timeout=30_000)
+    search.fill("Brand New Rival")
+    search.press("Enter")
+    expect(page.get_by_text(re.compile(r"^1 competitor · showing 1–1"))).to_be_visible(
+        timeout=30_000)

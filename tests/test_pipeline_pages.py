@@ -59,7 +59,13 @@ def test_move_to_on_the_deal_page(app_env, team, stage):
     assert records.get(app_env, team["reza"], deals.DEALS, deal_id)["stage_id"] == \
         stage["Negotiation"]
     at.selectbox(key="move_lost_reason").set_value("price")
-    at.text_input(key="move_competitor").input("Rival Inc")
+    # the known competitors are offered (a new name can be typed too: the command adds it)
+    from crm.market import COMPETITORS
+
+    COMPETITORS.create(app_env, team["maria"], {"name": "Rival Inc"})
+    at.run()
+    assert "Rival Inc" in at.selectbox(key="move_competitor").options
+    at.selectbox(key="move_competitor").set_value("Rival Inc")
     at.button(key="move_button").click().run()
     deal = records.get(app_env, team["reza"], deals.DEALS, deal_id)
     assert (deal["stage_id"], deal["lost_reason"], deal["lost_to_competitor"]) == (

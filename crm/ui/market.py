@@ -72,6 +72,14 @@ def _money(value, currency) -> str:
     return i18n.money(value, currency, 2 if abs(float(value)) < 100 else 0)
 
 
+def competitor_picker(db, user: User, label: str, key: str, where=st) -> str | None:
+    """Who a deal was lost to: one of the known competitors, or a new name typed in (it becomes
+    a competitor record). Picking keeps typos from making near-duplicate competitors."""
+    names = list(dict.fromkeys(market.competitor_choices(db, user).values()))
+    return where.selectbox(label, names, index=None, key=key, accept_new_options=True,
+                           placeholder=_("Pick one, or type a new name"))
+
+
 # --- filters ----------------------------------------------------------------------------------
 
 def filters(db, user: User) -> dict:
