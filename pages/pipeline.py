@@ -174,6 +174,11 @@ if more:
         st.session_state["board_per_stage"] = per_stage + PAGE
         st.rerun()
 
+PLAIN_KEYS = ("plain_deal", "plain_stage", "plain_reason", "plain_competitor")
+if st.session_state.pop("plain_moved", False):
+    # set (not dropped) before the widgets exist, so the browser shows them empty again too
+    for key in PLAIN_KEYS:
+        st.session_state[key] = None
 with st.expander(_("Move a deal without dragging"), icon=":material/keyboard:"):
     cards = {c["id"]: f"{c['title']} · {stage_name[col['id']]}" for col in columns
              for c in col["cards"]}
@@ -190,8 +195,7 @@ with st.expander(_("Move a deal without dragging"), icon=":material/keyboard:"):
                                        "plain_competitor")
     if k4.button(_("Move"), key="plain_move", disabled=chosen is None or target is None):
         if move(chosen, target, seen.get(chosen), reason, competitor):
-            for key in ("plain_deal", "plain_stage", "plain_reason", "plain_competitor"):
-                st.session_state.pop(key, None)
+            st.session_state["plain_moved"] = True
             st.rerun()
 others = {c: n for c, n in currencies.items() if c != currency}
 if others:

@@ -121,8 +121,11 @@ def test_a_lost_deal_names_a_competitor_picked_or_typed(server, page):
     rival = _open(page, "Lost to competitor (optional)")  # the known competitors are offered
     rival.fill("Brand New Rival")
     page.keyboard.press("Enter")
+    deal_box = page.get_by_role("combobox", name="Deal")
+    expect(deal_box).to_have_value(re.compile("·"))  # "title · stage" of the chosen deal
     page.get_by_role("button", name="Move", exact=True).click()
     expect(page.get_by_text("Moved to Lost")).to_be_visible(timeout=30_000)
+    expect(deal_box).to_have_value("", timeout=10_000)  # the form shows empty again
     page.goto(server + "/competitors")  # the grid draws on a canvas: search, read the count
     search = page.get_by_placeholder(re.compile(r"^Search"))
     expect(search).to_be_visible(timeout=30_000)
