@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -36,11 +37,13 @@ def free_port() -> int:
 def streamlit_server(script: str, env: dict | None = None):
     """Runs `streamlit run script` from the repository root; yields its URL."""
     port = free_port()
+    # a file, not a pipe: nobody reads a pipe while the tests run, and a full one (64 KB of
+    # log lines) blocks the server mid-run
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port)],
-        cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -52,8 +55,10 @@ def streamlit_server(script: str, env: dict | None = None):
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
                     proc.kill()
+                    proc.wait()
+                    log.seek(0)
                     raise RuntimeError("streamlit did not start: "
-                                       + proc.stdout.read().decode()) from None
+                                       + log.read().decode(errors="replace")) from None
                 time.sleep(0.3)
         yield url
     finally:
@@ -63,6 +68,7 @@ def streamlit_server(script: str, env: dict | None = None):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 @contextlib.contextmanager
