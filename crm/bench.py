@@ -295,7 +295,7 @@ def write_leads_csv(path: Path, rows: int = IMPORT_ROWS) -> None:
 
     con = duckdb.connect()
     try:
-        con.execute(f"""
+        con.execute("""
             COPY (SELECT
               CASE WHEN i % 10 = 3 THEN ['علی', 'مریم', 'رضا', 'زهرا'][1 + i % 4]
                    ELSE ['Ada', 'Alan', 'Grace', 'Linus', 'Maria', 'John', 'Eva'][1 + i % 7]
@@ -314,7 +314,8 @@ def write_leads_csv(path: Path, rows: int = IMPORT_ROWS) -> None:
               CASE WHEN i % 4 = 0 THEN '' ELSE printf('%,.2f', (i % 50000) * 1.5) END
                 AS "Estimated value",
               strftime(DATE '2024-01-01' + CAST(i % 700 AS INTEGER), '%Y-%m-%d') AS "Created"
-            FROM range({int(rows)}) t(i)) TO '{path}' (HEADER, DELIMITER ',')""")
+            FROM range($rows) t(i)) TO $path (HEADER, DELIMITER ',')""",
+                    {"rows": int(rows), "path": str(path)})
     finally:
         con.close()
 
@@ -476,10 +477,11 @@ class _Bare:
                    " AND d.pipeline_id = $p AND (s.kind = 'open' OR d.closed_on >= $since)"
                    " GROUP BY d.stage_id", params)
         parts = []
-        for s in self.stages:
+        for i, s in enumerate(self.stages):
             closed = "" if s["kind"] == "open" else " AND d.closed_on >= $since"
+            params[f"s{i}"] = s["id"]
             parts.append(f"(SELECT d.id FROM deals d WHERE d.deleted_at IS NULL AND"
-                         f" d.pipeline_id = $p AND d.stage_id = {int(s['id'])}{closed}"
+                         f" d.pipeline_id = $p AND d.stage_id = $s{i}{closed}"
                          " ORDER BY d.amount DESC NULLS LAST, d.id LIMIT 20)")
         self._rows("SELECT d.id, d.title, d.stage_id, d.amount, d.currency, d.next_step,"
                    " d.stage_entered_at, d.last_activity_at, d.expected_close_date, d.version"
