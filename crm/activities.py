@@ -90,7 +90,7 @@ def log_activity(db: Database, user: User, values: dict) -> int:
 
 def insert_activity(cur, user: User, values: dict) -> int:
     values = {"occurred_at": datetime.now().replace(second=0, microsecond=0), **values}
-    clean = validate(ACTIVITY_FIELDS, values)
+    clean = validate(ACTIVITIES.fields, values)
     _check_links(cur, user, clean)
     activity_id = records.insert(cur, user, ACTIVITIES, values)
     if clean.get("deal_id") and clean["occurred_at"] <= datetime.now():
@@ -110,7 +110,7 @@ def create_task(db: Database, user: User, values: dict) -> int:
 
 def insert_task(cur, user: User, values: dict) -> int:
     """create_task inside a transaction of the caller's (the importer's)."""
-    clean = validate(TASK_FIELDS, values)
+    clean = validate(TASKS.fields, values)
     _check_links(cur, user, clean)
     return records.insert(cur, user, TASKS, values)
 
@@ -207,9 +207,9 @@ def due_default() -> datetime:
 
 
 ACTIVITIES = records.Entity(table="activities", label="Activity", plural="Activities",
-                            fields=ACTIVITY_FIELDS, title_sql="t.subject",
+                            code_fields=ACTIVITY_FIELDS, title_sql="t.subject",
                             default_sort=("occurred_at", "desc"), creator=log_activity,
                             insert_in=insert_activity)
-TASKS = records.Entity(table="tasks", label="Task", plural="Tasks", fields=TASK_FIELDS,
+TASKS = records.Entity(table="tasks", label="Task", plural="Tasks", code_fields=TASK_FIELDS,
                        title_sql="t.title", default_sort=("due_at", "asc"),
                        creator=create_task, updater=update_task, insert_in=insert_task)

@@ -23,6 +23,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+from crm import custom_fields
 from crm.db import MIGRATIONS, Database
 
 APP = "crm"
@@ -117,9 +118,15 @@ def restore(db: Database, source) -> dict:
         target_tables = _tables(cur)
         order = _parents_first(cur, target_tables)
         _check_target(cur, target_tables)
-        _check_tables(cur, source, manifest, target_tables)
+        custom = _custom_columns(cur, source, manifest)
+        _check_tables(cur, source, manifest, target_tables, custom)
         cur.execute("BEGIN TRANSACTION")
         try:
+            for table, added in custom.items():  # an admin's fields: columns of their own
+                present = _columns(cur, table)
+                for name, sql_type in added:
+                    if name not in present:
+                        cur.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {sql_type}')
             for table in order:
                 if table in manifest["tables"]:
                     _restore_table(cur, table, source / f"{table}.parquet",
@@ -131,7 +138,26 @@ def restore(db: Database, source) -> dict:
         cur.execute("COMMIT")
     finally:
         cur.close()
+    custom_fields.load(db)
     return manifest
+
+
+def _custom_columns(cur, source: Path, manifest: dict) -> dict[str, list[tuple[str, str]]]:
+    """{table: [(column, SQL type)]} of the custom fields in the backup, checked like the
+    command that added them checks them."""
+    if "custom_fields" not in manifest["tables"]:
+        return {}
+    found: dict[str, list[tuple[str, str]]] = {}
+    for table, name, kind in cur.execute(
+            "SELECT entity, name, type FROM read_parquet($file)",
+            {"file": str(source / "custom_fields.parquet")}).fetchall():
+        if table not in custom_fields.ENTITIES or kind not in custom_fields.TYPES \
+                or not custom_fields.NAME_RE.fullmatch(str(name)) \
+                or name in custom_fields.RESERVED:
+            raise BackupError(f"The backup has a custom field {table}.{name} ({kind}) that"
+                              f" this version cannot add")
+        found.setdefault(table, []).append((name, custom_fields.TYPES[kind]))
+    return found
 
 
 def read_manifest(directory: Path) -> dict:
@@ -181,12 +207,13 @@ def _check_target(cur, target_tables: list[str]) -> None:
                           f" file (--db PATH of a file that does not exist yet)")
 
 
-def _check_tables(cur, source: Path, manifest: dict, target_tables: list[str]) -> None:
+def _check_tables(cur, source: Path, manifest: dict, target_tables: list[str],
+                  custom: dict) -> None:
     for table in manifest["tables"]:
         if table not in target_tables:
             raise BackupError(f"The backup has a table {table!r} that this database lacks;"
                               f" it was made by another version of the CRM")
-        columns = _columns(cur, table)
+        columns = _columns(cur, table) + [name for name, _t in custom.get(table, [])]
         missing = [c for c in _top_columns(cur, source / f"{table}.parquet") if c not in columns]
         if missing:
             raise BackupError(f"The backup's {table} has columns this database lacks"

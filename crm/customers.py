@@ -64,7 +64,7 @@ def _check(values: dict) -> dict[str, str]:
 
 
 CUSTOMERS = records.Entity(
-    table="customers", label="Customer", plural="Customers", fields=FIELDS,
+    table="customers", label="Customer", plural="Customers", code_fields=FIELDS,
     title_sql="t.name", check=_check,
 )
 
@@ -84,7 +84,7 @@ CONTACT_FIELDS = [
 ]
 
 CONTACTS = records.Entity(
-    table="contacts", label="Contact", plural="Contacts", fields=CONTACT_FIELDS,
+    table="contacts", label="Contact", plural="Contacts", code_fields=CONTACT_FIELDS,
     title_sql="trim(coalesce(t.first_name, '') || ' ' || t.last_name)",
     default_sort=("last_name", "asc"), parent="customer_id",
 )

@@ -31,6 +31,9 @@ class Database:
         # DuckDB raises on concurrent updates of the same rows; one writer at a time avoids it.
         self._write_lock = threading.RLock()
         migrate(self)
+        from crm import custom_fields  # the entities' field lists include this file's own
+
+        custom_fields.load(self)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()

@@ -58,7 +58,7 @@ def create_deal(db: Database, user: User, values: dict) -> int:
 
 
 def insert_deal(cur, user: User, values: dict) -> int:
-    clean = validate(FIELDS, values)
+    clean = validate(DEALS.fields, values)
     stage = pipelines.get_stage(cur, clean["stage_id"])
     if stage is None:
         raise ValidationError({"stage_id": _("Choose a stage")})
@@ -84,7 +84,7 @@ def update_deal_in(cur, user: User, deal_id: int, values: dict, expected_version
                    base: dict | None = None) -> dict:
     """update_deal inside a caller's transaction (the importer's)."""
     merged = {**_current(cur, deal_id), **values}
-    _check_links(cur, user, validate(FIELDS, {k: merged.get(k) for k in
+    _check_links(cur, user, validate(DEALS.fields, {k: merged.get(k) for k in
                                               ("customer_id", "contact_id", "title",
                                                "stage_id", "currency")}, partial=True))
     saved = records.update_in(cur, user, DEALS, deal_id, values, expected_version, base)
@@ -525,6 +525,6 @@ def _card(row: dict, stage: dict, now: datetime) -> dict:
 
 
 DEALS = records.Entity(
-    table="deals", label="Deal", plural="Deals", fields=FIELDS, title_sql="t.title",
+    table="deals", label="Deal", plural="Deals", code_fields=FIELDS, title_sql="t.title",
     creator=create_deal, updater=update_deal, insert_in=insert_deal, update_in=update_deal_in,
 )

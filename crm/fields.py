@@ -11,10 +11,12 @@ from crm.i18n import gettext as _
 
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+URL_RE = re.compile(r"^https?://[^\s<>\"]+\.[^\s<>\"]+$", re.IGNORECASE)
+MULTI_SEPARATOR = "; "  # how a multiple choice is stored: "Red; Blue", in the choices' order
 # Persian and Arabic-Indic digits are common in phone numbers typed in fa_IR.
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
-TEXT_TYPES = {"text", "longtext", "email", "phone"}
+TEXT_TYPES = {"text", "longtext", "email", "phone", "url"}
 FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2100, 12, 31)
 
 
@@ -22,7 +24,8 @@ FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2100, 12, 31)
 class Field:
     name: str
     label: str
-    # text longtext email phone choice money number integer date datetime bool user ref
+    # text longtext email phone url choice multichoice money number integer date datetime
+    # bool user ref
     type: str = "text"
     required: bool = False
     choices: tuple[str, ...] = ()
@@ -43,12 +46,16 @@ class Field:
     ref: str | None = None  # for type "ref": the table whose id this holds
     # names of choices that are not words to translate (e.g. languages in their own script)
     choice_names: tuple[tuple[str, str], ...] = ()
+    # colours of choices, (choice, "#rrggbb"), shown as badges (admins choose them)
+    choice_colors: tuple[tuple[str, str], ...] = ()
+    custom: bool = False  # added by an admin in Settings, not by the code
+    quick: bool = True  # on the create form (a layout may keep it for the record page)
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name):
             raise ValueError(f"bad field name {self.name!r}")  # names become SQL identifiers
         if self.max_length is None and self.type in TEXT_TYPES:
-            limit = {"longtext": 5000, "email": 254, "phone": 40}.get(self.type, 200)
+            limit = {"longtext": 5000, "email": 254, "phone": 40, "url": 2000}.get(self.type, 200)
             object.__setattr__(self, "max_length", limit)
 
     def choice_label(self, value, translate: bool = True) -> str:
@@ -59,18 +66,20 @@ class Field:
         named = dict(self.choice_names)
         if text in named:
             return named[text]
-        if text.isupper():
+        if text.isupper() or self.custom:  # admins type their choices as they want them shown
             return text
         label = text.replace("_", " ").capitalize()
         return _(label) if translate else label
 
     @property
     def shown_label(self) -> str:
-        return _(self.label)
+        return self.label if self.custom else _(self.label)
 
     @property
     def shown_help(self) -> str | None:
-        return _(self.help) if self.help else None
+        if not self.help:
+            return None
+        return self.help if self.custom else _(self.help)
 
 
 class ValidationError(ValueError):
@@ -137,7 +146,12 @@ def convert(spec: Field, raw: Any) -> Any:
                 raise ValueError(
                     _("{text} is not a valid phone number (digits, spaces, + ( ) - . only)")
                     .format(text=repr(text)))
+        if t == "url" and not URL_RE.match(text):
+            raise ValueError(_("{text} is not a web address like https://example.com").format(
+                text=repr(text)))
         return text
+    if t == "multichoice":
+        return _multichoice(spec, raw)
     if t == "choice":
         value = str(raw)
         if value not in spec.choices:
@@ -205,6 +219,30 @@ def convert(spec: Field, raw: Any) -> Any:
         _in_range(spec, raw.date())
         return raw
     raise ValueError(f"unknown field type {t}")
+
+
+def _multichoice(spec: Field, raw: Any) -> str | None:
+    """A list, or text separated by ; , or |, into the stored "A; B" in the choices' order."""
+    if isinstance(raw, (list, tuple, set)):
+        picked = [str(v).strip() for v in raw]
+    else:
+        picked = [v.strip() for v in re.split(r"[;,|\n]", str(raw))]
+    lowered = {c.lower(): c for c in spec.choices}
+    chosen, unknown = set(), []
+    for value in filter(None, picked):
+        if value.lower() in lowered:
+            chosen.add(lowered[value.lower()])
+        else:
+            unknown.append(value)
+    if unknown:
+        raise ValueError(_("{label} must be some of: {choices}").format(
+            label=spec.shown_label,
+            choices=", ".join(spec.choice_label(c) for c in spec.choices)))
+    return MULTI_SEPARATOR.join(c for c in spec.choices if c in chosen) or None
+
+
+def multichoice_values(stored: str | None) -> list[str]:
+    return [v for v in (stored or "").split(MULTI_SEPARATOR) if v]
 
 
 def _in_range(spec: Field, day: date) -> date:

@@ -1297,6 +1297,9 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
             or entity.table in ("deals", "activities") \
             or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    if any(specs[v].type not in _SQL_TYPES | _PY_TYPES for v in mapping.values() if v in specs):
+        return _("some mapped fields are checked one row at a time (links, web addresses,"
+                 " multiple choices)")
     if any(v in PSEUDO.get(entity.table, {}) for v in mapping.values()):
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     for name in {v for v in mapping.values() if v}:

@@ -42,7 +42,7 @@ def _check(values: dict) -> dict[str, str]:
 
 
 LEADS = records.Entity(
-    table="leads", label="Lead", plural="Leads", fields=FIELDS,
+    table="leads", label="Lead", plural="Leads", code_fields=FIELDS,
     title_sql="trim(coalesce(t.first_name, '') || ' ' || t.last_name)", check=_check,
 )
 

@@ -93,7 +93,7 @@ def update_competitor_in(cur, user: User, record_id: int, values: dict,
 
 
 COMPETITORS = records.Entity(
-    table="competitors", label="Competitor", plural="Competitors", fields=COMPETITOR_FIELDS,
+    table="competitors", label="Competitor", plural="Competitors", code_fields=COMPETITOR_FIELDS,
     title_sql="t.name", default_sort=("name", "asc"), shared=True, write_role="rep",
     unique=("name",), creator=create_competitor, updater=update_competitor,
     insert_in=insert_competitor, update_in=update_competitor_in,
@@ -207,7 +207,7 @@ SHARE_FIELDS = [
 ]
 COMPETITOR_SHARES = records.Entity(
     table="competitor_shares", label="Market share", plural="Market shares",
-    fields=SHARE_FIELDS, title_sql="CAST(t.period_start AS VARCHAR)",
+    code_fields=SHARE_FIELDS, title_sql="CAST(t.period_start AS VARCHAR)",
     default_sort=("period_start", "desc"), shared=True, write_role="manager",
 )
 
@@ -288,7 +288,7 @@ def _check_price(values: dict) -> dict[str, str]:
 
 
 PRICE_RECORDS = records.Entity(
-    table="price_records", label="Price record", plural="Price records", fields=PRICE_FIELDS,
+    table="price_records", label="Price record", plural="Price records", code_fields=PRICE_FIELDS,
     title_sql="coalesce(t.competitor_product, CAST(t.price AS VARCHAR))",
     default_sort=("observed_on", "desc"), check=_check_price, shared=True, write_role="rep",
 )
@@ -315,7 +315,7 @@ COST_FIELDS = [
     Field("notes", "Notes", "longtext", help="What the cost is made of"),
 ]
 PRODUCT_COSTS = records.Entity(
-    table="product_costs", label="Cost price", plural="Cost prices", fields=COST_FIELDS,
+    table="product_costs", label="Cost price", plural="Cost prices", code_fields=COST_FIELDS,
     title_sql="CAST(t.period_start AS VARCHAR)", default_sort=("period_start", "desc"),
     shared=True, write_role="manager",
 )
@@ -350,7 +350,7 @@ def _check_return(values: dict) -> dict[str, str]:
 
 RETURNS = records.Entity(
     table="customer_returns", label="Return or cancellation", plural="Returns and cancellations",
-    fields=RETURN_FIELDS,
+    code_fields=RETURN_FIELDS,
     title_sql="(SELECT c.name FROM customers c WHERE c.id = t.customer_id) || ' · '"
               " || CAST(t.occurred_on AS VARCHAR)",
     default_sort=("occurred_on", "desc"), check=_check_return, parent="customer_id",

@@ -26,6 +26,6 @@ FIELDS = [
 ]
 
 PRODUCTS = records.Entity(
-    table="products", label="Product", plural="Products", fields=FIELDS, title_sql="t.name",
+    table="products", label="Product", plural="Products", code_fields=FIELDS, title_sql="t.name",
     default_sort=("name", "asc"), shared=True, write_role="manager", unique=("code",),
 )

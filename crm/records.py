@@ -19,12 +19,15 @@ from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
 from crm.i18n import gettext as _
 
 
+_ENTITIES: dict[str, "Entity"] = {}
+
+
 @dataclass(frozen=True)
 class Entity:
     table: str
     label: str
     plural: str
-    fields: list[Field]
+    code_fields: list[Field]  # the code's specs; .fields adds an admin's custom fields
     title_sql: str  # SQL expression over the table's columns that names a record
     default_sort: tuple[str, str] = ("created_at", "desc")
     # extra checks over cleaned values: returns field -> message
@@ -42,6 +45,20 @@ class Entity:
     write_role: str = "rep"  # the least role that creates and changes these records
     # fields no two live records may share, compared without case (a product's code)
     unique: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _ENTITIES.setdefault(self.table, self)
+
+    @property
+    def fields(self) -> list[Field]:
+        """The code's fields and the custom ones, in the entity's layout."""
+        from crm import custom_fields
+
+        return custom_fields.merged(self.table, self.code_fields)
+
+    @property
+    def custom_fields(self) -> list[Field]:
+        return [f for f in self.fields if f.custom]
 
     def create(self, db, user, values: dict) -> int:
         if self.creator:
@@ -78,6 +95,15 @@ REF_LABELS = {  # how a record of each table is named in lists and pickers
     "complaints": "{a}.subject",
     "competitors": "{a}.name",
 }
+
+
+def entity(table: str) -> Entity:
+    """The entity stored in a table (its module is imported on first use)."""
+    if table not in _ENTITIES:
+        from crm import importer
+
+        importer.entities()  # imports every entity's module, which registers it
+    return _ENTITIES[table]
 
 
 class NotFound(LookupError):
@@ -167,6 +193,12 @@ def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
         elif f.type == "bool":
             clauses.append(f"t.{name} = $f_{name}")
             params[f"f_{name}"] = bool(wanted)
+        elif f.type == "multichoice":  # stored "A; B": any of the wanted choices
+            names = []
+            for i, v in enumerate(wanted):
+                names.append(f"position($f_{name}_{i} IN '; ' || t.{name} || '; ') > 0")
+                params[f"f_{name}_{i}"] = f"; {v}; "
+            clauses.append("(" + " OR ".join(names) + ")")
         else:
             names = []
             for i, v in enumerate(wanted):
@@ -340,6 +372,29 @@ def _check(entity: Entity, clean: dict) -> None:
             raise ValidationError(errors)
 
 
+def _check_links(cur, user: User, entity: Entity, clean: dict) -> None:
+    """Custom link fields must name a live record the user may see, or an active user (the
+    code's own links are checked by their entity's commands)."""
+    errors = {}
+    for f in entity.fields:
+        value = clean.get(f.name)
+        if not f.custom or value is None or f.type not in ("ref", "user"):
+            continue
+        if f.type == "user":
+            if not cur.execute("SELECT 1 FROM users WHERE id = $id AND active",
+                               {"id": value}).fetchone():
+                errors[f.name] = _("{label} must be an active user").format(label=f.shown_label)
+            continue
+        owner = "owner_id" if f.ref in OWNED else "CAST(NULL AS BIGINT)"
+        found = rows(cur, f"SELECT {owner} AS owner_id FROM {f.ref} WHERE id = $id"
+                          " AND deleted_at IS NULL", {"id": value})
+        if not found or (f.ref in OWNED and not may_view(user, found[0])):
+            errors[f.name] = _("{label}: record #{id} does not exist").format(
+                label=f.shown_label, id=value)
+    if errors:
+        raise ValidationError(errors)
+
+
 def _owner_rules(user: User, clean: dict, cur) -> None:
     if "owner_id" not in clean:
         return
@@ -368,6 +423,7 @@ def insert(cur, user: User, entity: Entity, values: dict, derived: dict | None =
     clean = validate(entity.fields, values)
     _check(entity, clean)
     _check_unique(cur, entity, clean)
+    _check_links(cur, user, entity, clean)
     if any(f.name == "owner_id" for f in entity.fields):
         clean.setdefault("owner_id", None)
     now = datetime.now()
@@ -418,6 +474,12 @@ def insert_many(cur, user: User, entity: Entity, values_list: list[dict]) -> lis
                                                      "themselves")))
         cleans.append(clean)
     _check_many(cur, user, entity, cleans)
+    if any(f.custom and f.type in ("ref", "user") for f in entity.fields):
+        for i, clean in enumerate(cleans):
+            try:
+                _check_links(cur, user, entity, clean)
+            except ValidationError as exc:
+                raise RowError(i, exc) from None
     n = len(cleans)
     # fetched to the end: register() below refuses a cursor with an unfinished result
     last = cur.execute(f"SELECT max(nextval('{entity.table}_id_seq')) FROM range($n)",
@@ -485,6 +547,12 @@ def update_many(cur, user: User, entity: Entity, items: list[tuple[int, dict, in
             if owner not in active:
                 raise RowError(i, ValidationError({"owner_id": _("Owner must be an active "
                                                                  "user")}))
+    if any(f.custom and f.type in ("ref", "user") for f in entity.fields):
+        for i, changes in enumerate(out):
+            try:
+                _check_links(cur, user, entity, {k: v for k, (_o, v) in changes.items()})
+            except ValidationError as exc:
+                raise RowError(i, exc) from None
     for name in entity.unique:
         for i, changes in enumerate(out):
             if name in changes:
@@ -641,6 +709,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
     changes = {k: (current[k], v) for k, v in clean.items() if _differs(current[k], v)}
     if not changes:
         return _with_names(cur, current)
+    _check_links(cur, user, entity, {k: v for k, (_o, v) in changes.items()})
     assigns = ", ".join(f"{k} = ${k}" for k in changes)
     params = {k: v for k, (_, v) in changes.items()}
     params.update(id=record_id, v=expected_version, now=datetime.now(), by=user.id or None)

@@ -145,7 +145,7 @@ def _with_resolved_date(values: dict, current: dict | None = None) -> dict:
 def insert_survey(cur, user: User, values: dict) -> int:
     """create_survey inside a caller's transaction (the importer's)."""
     require(user, "create")
-    clean = validate(SURVEY_FIELDS, values)
+    clean = validate(SURVEYS.fields, values)
     customer = _references(cur, user, clean)
     return records.insert(cur, user, SURVEYS, _default_owner(user, values, customer))
 
@@ -166,7 +166,7 @@ def update_survey_in(cur, user: User, survey_id: int, values: dict,
     current = records.fetch(cur, SURVEYS, survey_id)
     if current is not None:
         merged = {**{f.name: current[f.name] for f in SURVEYS.editable}, **values}
-        _references(cur, user, validate(SURVEY_FIELDS, merged))
+        _references(cur, user, validate(SURVEYS.fields, merged))
     return records.update_in(cur, user, SURVEYS, survey_id, values, expected_version, base)
 
 
@@ -174,7 +174,7 @@ def insert_complaint(cur, user: User, values: dict) -> int:
     require(user, "create")
     values = {"opened_on": date.today(), **values}
     values = _with_resolved_date(values)
-    clean = validate(COMPLAINT_FIELDS, values)
+    clean = validate(COMPLAINTS.fields, values)
     customer = _references(cur, user, clean)
     return records.insert(cur, user, COMPLAINTS, _default_owner(user, values, customer))
 
@@ -196,13 +196,13 @@ def update_complaint_in(cur, user: User, complaint_id: int, values: dict,
     if current is not None:
         values = _with_resolved_date(values, current)
         merged = {**{f.name: current[f.name] for f in COMPLAINTS.editable}, **values}
-        _references(cur, user, validate(COMPLAINT_FIELDS, merged))
+        _references(cur, user, validate(COMPLAINTS.fields, merged))
     return records.update_in(cur, user, COMPLAINTS, complaint_id, values, expected_version,
                              base)
 
 
 SURVEYS = records.Entity(
-    table="surveys", label="Survey answer", plural="Survey answers", fields=SURVEY_FIELDS,
+    table="surveys", label="Survey answer", plural="Survey answers", code_fields=SURVEY_FIELDS,
     title_sql="(SELECT c.name FROM customers c WHERE c.id = t.customer_id)"
               " || ' · ' || CAST(t.answered_on AS VARCHAR)",
     default_sort=("answered_on", "desc"), check=_survey_check,
@@ -210,7 +210,7 @@ SURVEYS = records.Entity(
     update_in=update_survey_in)
 
 COMPLAINTS = records.Entity(
-    table="complaints", label="Complaint", plural="Complaints", fields=COMPLAINT_FIELDS,
+    table="complaints", label="Complaint", plural="Complaints", code_fields=COMPLAINT_FIELDS,
     title_sql="t.subject", default_sort=("opened_on", "desc"), check=_complaint_check,
     creator=create_complaint, updater=update_complaint, insert_in=insert_complaint,
     update_in=update_complaint_in)

@@ -52,7 +52,7 @@ def _no_update(*_args, **_kwargs):
 
 
 USERS = records.Entity(
-    table="users", label="User", plural="Users", fields=FIELDS, title_sql="t.name",
+    table="users", label="User", plural="Users", code_fields=FIELDS, title_sql="t.name",
     default_sort=("username", "asc"), check=_check, shared=True, write_role="admin",
     unique=("username",), creator=_create, updater=_no_update, insert_in=insert_user,
 )

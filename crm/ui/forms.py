@@ -10,7 +10,7 @@ import streamlit as st
 
 from crm.auth import PermissionDenied
 from crm import i18n
-from crm.fields import TEXT_TYPES, Field, ValidationError
+from crm.fields import TEXT_TYPES, Field, ValidationError, multichoice_values
 from crm.i18n import gettext as _
 from crm.ui.text import md_escape
 
@@ -61,6 +61,8 @@ def _widget_values(spec: Field, value) -> list:
             return [""]
         return [i18n.number(value, 2) if spec.type == "money"
                 else i18n.persian_digits(str(value))]
+    if spec.type == "multichoice":
+        return [multichoice_values(value)]
     if value is None:
         if spec.type == "bool":
             return [False]
@@ -174,9 +176,14 @@ def _input(form_key: str, spec: Field, options: dict, disabled: bool, initial: l
                       disabled=disabled, placeholder=i18n.number(1234.5 if t == "money" else 12,
                                                                  2 if t == "money" else 0))
         return
-    if t in ("text", "email", "phone"):
+    if t in ("text", "email", "phone", "url"):
         st.text_input(label, value=start, key=key, help=help_text, disabled=disabled,
-                      placeholder={"email": "name@example.com", "phone": "+1 555 0100"}.get(t))
+                      placeholder={"email": "name@example.com", "phone": "+1 555 0100",
+                                   "url": "https://example.com"}.get(t))
+    elif t == "multichoice":
+        st.multiselect(label, options=list(spec.choices), default=start,
+                       format_func=spec.choice_label, key=key, help=help_text,
+                       disabled=disabled, placeholder=_("Choose…"))
     elif t == "longtext":
         st.text_area(label, value=start, key=key, help=help_text, disabled=disabled, height=100)
     elif t == "choice":

@@ -12,7 +12,7 @@ import streamlit_authenticator as stauth
 from streamlit_authenticator.models import cookie_model as _library_cookie_model
 from streamlit_authenticator.utilities import LoginError
 
-from crm import auth, config
+from crm import auth, config, custom_fields
 from crm.auth import User
 from crm.i18n import N_, gettext as _
 from crm.ui import cookie, locale
@@ -65,6 +65,7 @@ def require_user(min_role: str = "viewer") -> User:
     st.set_page_config(layout="wide")  # also when a fresh server runs the page without app.py
     _log_run()
     db = get_db()
+    custom_fields.refresh(db)  # an admin may have changed fields in another session
     locale.apply(db, current_user())
     if auth.count_users(db) == 0:
         _first_admin(db)

@@ -47,6 +47,8 @@ PAGES = [
     (N_("Settings"), "pages/users.py", N_("Users"), ":material/group:", "admin", True),
     (N_("Settings"), "pages/pipelines_admin.py", N_("Pipelines & stages"), ":material/tune:", "admin",
      True),
+    (N_("Settings"), "pages/fields_admin.py", N_("Custom fields & layouts"),
+     ":material/dashboard_customize:", "admin", True),
     (N_("Settings"), "pages/settings.py", N_("General"), ":material/settings:", "admin", True),
     (N_("Account"), "pages/account.py", N_("My account"), ":material/account_circle:", "viewer", True),
 ]

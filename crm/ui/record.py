@@ -44,8 +44,23 @@ def field_choices(entity: records.Entity, row: dict | None, extra: Choices | Non
     """{field: {id: label}} for the form's pickers: the team for user fields, plus the page's."""
     owners = auth.owner_choices(get_db())
     found = {f.name: owners for f in entity.fields if f.type == "user"}
+    found.update(custom_link_choices(entity, user_of_session()))
     found.update(extra(row) if extra else {})
     return found
+
+
+def custom_link_choices(entity: records.Entity, user: User | None) -> dict[str, dict]:
+    """{field: {id: name}} for an admin's link fields: the records the user may see."""
+    if user is None:
+        return {}
+    return {f.name: records.choices(get_db(), user, records.entity(f.ref))
+            for f in entity.custom_fields if f.type == "ref" and f.ref}
+
+
+def user_of_session() -> User | None:
+    from crm.ui.guard import current_user
+
+    return current_user()
 
 
 def record_page(entity: records.Entity, user: User, list_page: str,
@@ -127,9 +142,12 @@ def _trash_command(command, entity: records.Entity, user: User, row: dict, done:
 
 def _create(entity: records.Entity, user: User, choices: dict, initial: dict) -> None:
     st.title(i18n.entity_text(entity, "New {label}"))
+    # the layout may leave fields for the record page; required ones are always asked
+    later = tuple(f.name for f in entity.fields
+                  if not f.quick and not f.required and f.name not in initial)
     new_id = submit_form(f"{entity.table}:new", entity.fields, {"owner_id": user.id, **initial},
                          choices, lambda values: entity.create(get_db(), user, values),
-                         submit_label=i18n.entity_text(entity, "Create {label}"))
+                         submit_label=i18n.entity_text(entity, "Create {label}"), hidden=later)
     if new_id is None:
         return
     st.toast(i18n.entity_text(entity, "{Label} created"))

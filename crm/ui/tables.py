@@ -8,7 +8,7 @@ import streamlit as st
 
 from crm import auth, i18n, records
 from crm.auth import User
-from crm.fields import Field
+from crm.fields import Field, multichoice_values
 from crm.i18n import gettext as _
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -28,7 +28,10 @@ def list_page(entity: records.Entity, user: User, record_page: str,
         st.switch_page(record_page, query_params={"id": "new"})
 
     owners = auth.owner_choices(db)
-    choices = {**{f.name: owners for f in entity.fields if f.type == "user"}, **(choices or {})}
+    from crm.ui.record import custom_link_choices
+
+    choices = {**{f.name: owners for f in entity.fields if f.type == "user"},
+               **custom_link_choices(entity, user), **(choices or {})}
     search_col, sort_col, dir_col = st.columns([3, 1.4, 0.8], vertical_alignment="bottom")
     search = search_col.text_input(_("Search"), key=f"{t}:search",
                                    placeholder=_search_hint(entity),
@@ -113,7 +116,7 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
     for i, f in enumerate(specs):
         with cols[i % 3]:
             key = f"{t}:filter:{f.name}"
-            if f.type == "choice":
+            if f.type in ("choice", "multichoice"):
                 chosen = st.multiselect(f.shown_label, list(f.choices), key=key,
                                         format_func=f.choice_label, placeholder=_("Any"))
             elif f.type in ("user", "ref"):
@@ -167,9 +170,15 @@ def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
             continue
         if f.type == "ref":
             frame[f.name] = frame[f.name + "__label"]
+        elif f.choice_colors:  # coloured badges: a list of labels per cell
+            frame[f.name] = [[f.choice_label(c) for c in multichoice_values(v)]
+                             if isinstance(v, str) else [] for v in frame[f.name]]
         elif f.type == "choice":
             frame[f.name] = [f.choice_label(v) if isinstance(v, str) else None
                              for v in frame[f.name]]
+        elif f.type == "multichoice":
+            frame[f.name] = [", ".join(f.choice_label(c) for c in multichoice_values(v))
+                             if isinstance(v, str) else None for v in frame[f.name]]
         elif f.type in ("money", "number", "integer"):
             # whole amounts without ".00": a list reads faster, and rial amounts stay short
             frame[f.name] = [None if v is None or v != v else
@@ -216,6 +225,11 @@ def _column_config(entity: records.Entity) -> dict:
     for f in entity.all_fields:
         if f.type == "bool":
             config[f.name] = st.column_config.CheckboxColumn(f.shown_label, width=width("bool"))
+        elif f.choice_colors:
+            colors = dict(f.choice_colors)
+            config[f.name] = st.column_config.MultiselectColumn(
+                f.shown_label, options=[f.choice_label(c) for c in f.choices],
+                color=[colors.get(c, "#9e9e9e") for c in f.choices], width=width("choice"))
         else:
             config[f.name] = st.column_config.TextColumn(
                 f.shown_label, width=width(f.type), alignment="right" if rtl else None)

@@ -1,0 +1,108 @@
+"""AppTest: the Custom fields & layouts settings page, and forms and lists that gained a field."""
+from crm import custom_fields, leads, records
+from streamlit.testing.v1 import AppTest
+
+from tests.test_pages import ROOT, TIMEOUT, assert_refused, errors, page, texts
+
+FORM = "studio:new:0:choice"
+ADD = f"FormSubmitter:{FORM}-Add field"
+
+
+def test_admin_adds_a_choice_field_and_a_rep_fills_and_filters_by_it(app_env):
+    at = page("pages/fields_admin.py", user="admin")
+    assert not at.exception and not errors(at)
+    at.selectbox(key="studio:new:type").set_value("choice").run()
+    at.text_input(key=f"{FORM}:label").input("Temperature")
+    at.text_input(key=f"{FORM}:name").input("temperature")
+    at.text_area(key=f"{FORM}:choices").input("Hot = #d62728\nWarm\nCold")
+    at.checkbox(key=f"{FORM}:in_list").check()
+    at.checkbox(key=f"{FORM}:filterable").check()
+    at.button(key=ADD).click().run()
+    assert not at.exception and not errors(at)
+    spec = leads.LEADS.spec["temperature"]
+    assert spec.choices == ("Hot", "Warm", "Cold") and spec.in_list and spec.filter
+    # the next add form starts empty
+    assert at.text_input(key="studio:new:1:choice:label").value == ""
+
+    form = page("pages/lead.py", user="reza", id="new")
+    form.text_input(key="leads:new:last_name").input("Warmington")
+    assert form.selectbox(key="leads:new:temperature").options == ["Hot", "Warm", "Cold"]
+    form.selectbox(key="leads:new:temperature").set_value("Warm")
+    form.button(key="FormSubmitter:leads:new-Create lead").click().run()
+    assert not form.exception and not errors(form)
+    lead_id = int(form.query_params["id"][0] if isinstance(form.query_params["id"], list)
+                  else form.query_params["id"])
+    assert app_env.scalar("SELECT temperature FROM leads WHERE id = $i", {"i": lead_id}) == "Warm"
+    leads.create_lead(app_env, custom_user(app_env, "reza"), {"last_name": "Coldwell",
+                                                                "temperature": "Cold"})
+
+    lst = page("pages/leads.py", user="reza")
+    assert "temperature" in lst.dataframe[0].value.columns
+    lst.multiselect(key="leads:filter:temperature").set_value(["Warm"]).run()
+    frame = lst.dataframe[0].value
+    assert list(frame["last_name"]) == ["Warmington"]
+
+
+def custom_user(db, username):
+    from crm import auth
+
+    return auth.get_user(db, username)
+
+
+def test_a_bad_field_keeps_what_was_typed_and_says_why(app_env):
+    at = page("pages/fields_admin.py", user="admin")
+    form = "studio:new:0:text"
+    at.text_input(key=f"{form}:label").input("My order")
+    at.text_input(key=f"{form}:name").input("order")
+    at.button(key=f"FormSubmitter:{form}-Add field").click().run()
+    assert "reserved word" in " ".join(errors(at))
+    assert at.text_input(key=f"{form}:label").value == "My order"
+    assert app_env.scalar("SELECT count(*) FROM custom_fields") == 0
+
+
+def test_rename_and_delete_from_the_page_keep_the_data(app_env, team):
+    field_id = custom_fields.add_field(app_env, team["admin"], "leads",
+                                       {"name": "region", "label": "Region", "type": "text",
+                                        "in_list": True})
+    lead_id = leads.create_lead(app_env, team["reza"], {"last_name": "R", "region": "North"})
+    at = page("pages/fields_admin.py", user="admin")
+    key = f"studio:edit:{field_id}:1"
+    at.text_input(key=f"{key}:label").input("Sales region")
+    at.button(key=f"FormSubmitter:{key}-Save field").click().run()
+    assert not errors(at)
+    assert leads.LEADS.spec["region"].label == "Sales region"
+    at.button(key=f"studio:delete:{field_id}").click().run()
+    assert "region" not in leads.LEADS.spec
+    record = page("pages/lead.py", user="reza", id=str(lead_id))
+    assert not record.exception
+    assert "leads:" + str(lead_id) not in texts(record)
+    assert app_env.scalar("SELECT region FROM leads WHERE id = $i", {"i": lead_id}) == "North"
+    at.run()
+    at.button(key=f"studio:restore:{field_id}").click().run()
+    assert records.get(app_env, team["reza"], leads.LEADS, lead_id)["region"] == "North"
+    assert "region" in leads.LEADS.spec
+
+
+def test_quick_create_form_shows_the_layouts_quick_fields(app_env, team):
+    rows = custom_fields.layout(app_env, "leads")
+    custom_fields.save_layout(app_env, team["admin"], "leads", [
+        {"field": r["field"], "quick": r["field"] in ("last_name", "email")} for r in rows])
+    at = page("pages/lead.py", user="reza", id="new")
+    keys = {w.key for w in at.text_input}
+    assert "leads:new:last_name" in keys and "leads:new:email" in keys
+    assert "leads:new:company" not in keys
+    at.text_input(key="leads:new:last_name").input("Quick")
+    at.button(key="FormSubmitter:leads:new-Create lead").click().run()
+    assert not errors(at)
+    assert app_env.scalar("SELECT count(*) FROM leads WHERE last_name = 'Quick'") == 1
+
+
+def test_only_admins_open_the_page(app_env):
+    at = page("app.py", user="maria")
+    assert_refused(at, "pages/fields_admin.py")
+    direct = AppTest.from_file(str(ROOT / "pages/fields_admin.py"), default_timeout=TIMEOUT)
+    direct.session_state["authentication_status"] = True
+    direct.session_state["username"] = "maria"
+    direct.run()  # a fresh server runs the page file itself: its guard refuses
+    assert any("cannot open this page" in e for e in errors(direct))
+    assert not direct.text_input
