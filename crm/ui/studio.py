@@ -144,7 +144,7 @@ def settings_form(form_key: str, kind: str, row: dict, new: bool) -> dict | None
         values["section"] = st.text_input(_("Form section"), row.get("section") or "",
                                           key=f"{form_key}:section",
                                           placeholder=_("Custom fields"))
-        flags = st.columns(4)
+        flags = [*st.columns(2), *st.columns(2)]
         values["required"] = flags[0].checkbox(_("Required"), bool(row.get("required")),
                                                key=f"{form_key}:required")
         values["in_list"] = flags[1].checkbox(_("Shown in the list"), bool(row.get("in_list")),
