@@ -34,6 +34,9 @@ def main(args) -> int:
     parser.add_argument("--market-only", action="store_true",
                         help="time only the market-audit page, on the small demo plus"
                              f" {MARKET_PRICES:,} price records")
+    parser.add_argument("--studio-only", action="store_true",
+                        help="time only adding a custom field to the leads and the list"
+                             " filtered and sorted by it")
     opts = parser.parse_args(getattr(args, "bench_args", []) or [])
     if opts.import_only:
         return 0 if import_bench(max(1, opts.import_runs)) else 1
@@ -75,6 +78,14 @@ def main(args) -> int:
         def measure(name, fn, bare_fn, goal, max_ratio=MAX_RATIO):
             ours, floor = paired_median_ms(fn, bare_fn, opts.repeat)
             results.append((name, ours, floor, max_ratio, goal))
+
+        if opts.studio_only:
+            results.append(("leads page script before the custom field",
+                            page_run_ms(path, "pages/leads.py", "bench", opts.page_runs),
+                            None, None, 1000))
+            custom_field_bench(db, admin, path, opts, results, measure)
+            db.close()
+            return _print_results(results, [])
 
         measure("leads: first page + count",
                 lambda: records.list_records(db, admin, leads.LEADS, records.Query()),
@@ -124,6 +135,7 @@ def main(args) -> int:
         else:
             notes.append(f"board page script (AppTest run): skipped, {BOARD_PAGE} does not"
                          " exist yet")
+        custom_field_bench(db, admin, path, opts, results, measure)  # issue 12
         satisfaction_bench(db, admin, path, opts, results, measure)  # issue 10
         results.extend(sales_pages_bench(db, path, opts.page_runs))
         results += market_lines(db, admin, path, opts)  # issue 11: the market audit
@@ -513,6 +525,43 @@ def _mover(db: Database, admin, pipeline: int):
 
 SATISFACTION_PAGE = "pages/satisfaction.py"
 SATISFACTION_GOAL_MS = 1500
+
+
+def custom_field_bench(db: Database, admin, path: Path, opts, results: list, measure) -> None:
+    """Issue 12: an admin adds a choice field to every lead (ALTER TABLE ... ADD COLUMN), then
+    the list is filtered and sorted by it, against the bare SQL of the same page."""
+    from crm import custom_fields
+
+    start = time.perf_counter()
+    custom_fields.add_field(db, admin, "leads", {
+        "name": "bench_tier", "label": "Tier", "type": "choice",
+        "choices": "Gold\nSilver\nBronze", "in_list": True, "filterable": True})
+    results.append(("add a custom field to the leads (ALTER TABLE)",
+                    (time.perf_counter() - start) * 1000, None, None, 2000))
+    with db.transaction() as cur:  # a third of the leads get each tier
+        cur.execute("UPDATE leads SET bench_tier = CASE id % 3 WHEN 0 THEN 'Gold'"
+                    " WHEN 1 THEN 'Silver' ELSE 'Bronze' END")
+    query = records.Query(filters={"bench_tier": ["Gold"]}, sort="bench_tier",
+                          descending=False)
+    cols = _Bare.LIST + ", t.bench_tier"
+
+    def bare():
+        cur = db.cursor()
+        try:
+            where = "t.deleted_at IS NULL AND t.bench_tier IN ('Gold')"
+            cur.execute(f"SELECT count(*) FROM leads t WHERE {where}").fetchall()
+            cur.execute(f"SELECT {cols} FROM leads t WHERE {where} ORDER BY t.bench_tier ASC"
+                        " NULLS LAST, t.id ASC LIMIT 50").fetchall()
+        finally:
+            cur.close()
+
+    measure("leads: filter + sort by the custom field",
+            lambda: records.list_records(db, admin, leads.LEADS, query), bare, 1000)
+    results.append(("leads page script, filtered + sorted by the custom field",
+                    page_run_ms(path, "pages/leads.py", "bench", opts.page_runs,
+                                {"leads:filter:bench_tier": ["Gold"],
+                                 "leads:sort": "bench_tier", "leads:desc": False}),
+                    None, None, 1000))
 
 
 def satisfaction_bench(db: Database, admin, path: Path, opts, results: list, measure) -> None:

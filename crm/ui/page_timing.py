@@ -37,15 +37,17 @@ def paired_median_ms(fn, bare, repeat: int) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def page_run_ms(path: Path, page: str, username: str, runs: int) -> float:
-    """Median wall time of one script run of a page, signed in as username, after a warm-up."""
+def page_run_ms(path: Path, page: str, username: str, runs: int,
+                state: dict | None = None) -> float:
+    """Median wall time of one script run of a page, signed in as username, after a warm-up.
+    state: widget values to start from (e.g. a list's filter and sort)."""
     # quiet: streamlit warns about bare mode and the authenticator prints cookie noise
     st_logger.set_log_level("error")
     with contextlib.redirect_stdout(io.StringIO()):
-        return _page_run_ms(path, page, username, runs)
+        return _page_run_ms(path, page, username, runs, state or {})
 
 
-def _page_run_ms(path: Path, page: str, username: str, runs: int) -> float:
+def _page_run_ms(path: Path, page: str, username: str, runs: int, state: dict) -> float:
     os.environ["CRM_DB"] = str(path)
     os.environ.setdefault("CRM_COOKIE_KEY", "bench-" + "k" * 40)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
@@ -53,6 +55,8 @@ def _page_run_ms(path: Path, page: str, username: str, runs: int) -> float:
     at.session_state["username"] = username
     at.run()
     at.switch_page(page)
+    for key, value in state.items():
+        at.session_state[key] = value
     at.run()  # warm-up: opens the connection, imports plotly and the pages
     if at.exception:
         raise RuntimeError(f"{page} failed: {at.exception[0].message}")
