@@ -30,6 +30,7 @@ class Database:
             raise
         # DuckDB raises on concurrent updates of the same rows; one writer at a time avoids it.
         self._write_lock = threading.RLock()
+        self._open_tx = threading.local()  # the thread's transaction cursor, while one is open
         migrate(self)
         from crm import custom_fields  # the entities' field lists include this file's own
 
@@ -38,46 +39,59 @@ class Database:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
 
-    def query(self, sql: str, params: dict | None = None) -> list[dict]:
+    @contextmanager
+    def _reader(self):
+        """The thread's open transaction, so a command reads what it wrote so far; otherwise a
+        cursor of its own."""
+        cur = getattr(self._open_tx, "cursor", None)
+        if cur is not None:
+            yield cur
+            return
         cur = self.cursor()
         try:
+            yield cur
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: dict | None = None) -> list[dict]:
+        with self._reader() as cur:
             res = cur.execute(sql, params or {})
             cols = [d[0] for d in res.description]
             return [dict(zip(cols, row)) for row in res.fetchall()]
-        finally:
-            cur.close()
 
     def one(self, sql: str, params: dict | None = None) -> dict | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
     def scalar(self, sql: str, params: dict | None = None):
-        cur = self.cursor()
-        try:
+        with self._reader() as cur:
             row = cur.execute(sql, params or {}).fetchone()
             return row[0] if row else None
-        finally:
-            cur.close()
 
     def frame(self, sql: str, params: dict | None = None):
-        cur = self.cursor()
-        try:
+        with self._reader() as cur:
             return cur.execute(sql, params or {}).df()
-        finally:
-            cur.close()
 
     @contextmanager
     def transaction(self):
-        """Yields a cursor inside BEGIN/COMMIT; rolls back on any error."""
+        """Yields a cursor inside BEGIN/COMMIT; rolls back on any error. Inside another
+        transaction of the same thread it joins that one (several commands, all or none)."""
+        outer = getattr(self._open_tx, "cursor", None)
+        if outer is not None:
+            yield outer
+            return
         with self._write_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
+            self._open_tx.cursor = cur
             try:
                 yield cur
             except BaseException:
+                self._open_tx.cursor = None
                 cur.execute("ROLLBACK")
                 cur.close()
                 raise
+            self._open_tx.cursor = None
             cur.execute("COMMIT")
             cur.close()
 

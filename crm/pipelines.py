@@ -199,6 +199,20 @@ def move_stage(db: Database, user: User, stage_id: int, step: int) -> None:
                      {"position": [index, other]})
 
 
+def reorder_stages(db: Database, user: User, pipeline_id: int, stage_ids: list[int]) -> None:
+    """Puts the pipeline's stages in the given order (every live stage, once)."""
+    _admin(user)
+    with db.transaction() as cur:
+        current = [s["id"] for s in stages_of(cur, pipeline_id)]
+        if sorted(current) != sorted(int(i) for i in stage_ids):
+            raise ValidationError({"stages": _("Give every stage of the pipeline once")})
+        for position, sid in enumerate(stage_ids):
+            cur.execute("UPDATE stages SET position = $p WHERE id = $id",
+                        {"p": position, "id": int(sid)})
+        audit.record(cur, user, "pipelines", pipeline_id, "reorder",
+                     {"stages": [current, [int(i) for i in stage_ids]]})
+
+
 def deals_in_stage(db_or_cur, stage_id: int, trashed: bool = False) -> int:
     """Live deals in the stage; with trashed=True, those in the trash."""
     sql = ("SELECT count(*) FROM deals WHERE stage_id = $s AND deleted_at IS "

@@ -2,6 +2,7 @@ import streamlit as st
 
 from crm import backup, settings
 from crm.i18n import gettext as _
+from crm.ui import studio
 from crm.ui.forms import clear_form, submit_form
 from crm.ui.guard import require_user
 from crm.ui.session import get_db
@@ -30,3 +31,7 @@ st.caption(_("Every table as Parquet files with a manifest (schema version, row 
 st.download_button(_("Download a backup (zip)"), data=lambda: backup.backup_zip(db),
                    file_name=backup.zip_name(), mime="application/zip", on_click="ignore",
                    icon=":material/backup:", key="settings:backup")
+
+st.divider()
+st.subheader(_("Settings file"))
+studio.settings_file(user)

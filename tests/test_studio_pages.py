@@ -106,3 +106,29 @@ def test_only_admins_open_the_page(app_env):
     direct.run()  # a fresh server runs the page file itself: its guard refuses
     assert any("cannot open this page" in e for e in errors(direct))
     assert not direct.text_input
+
+
+def test_settings_file_import_shows_the_changes_then_applies_them(app_env, team):
+    from crm import settings_file
+
+    source = settings_file.export_yaml(app_env, team["admin"])
+    import yaml
+
+    data = yaml.safe_load(source)
+    data["custom_fields"] = {"customers": [{"name": "vat_no", "type": "text",
+                                            "label": "VAT number <b>x</b>"}]}
+    text = yaml.safe_dump(data, allow_unicode=True).encode()
+    at = page("pages/settings.py", user="admin")
+    at.file_uploader(key="studio:yaml:in:0").set_value(("crm.yaml", text, "application/x-yaml"))
+    at.run()
+    assert not at.exception and not errors(at)
+    assert "1 change" in texts(at)
+    assert app_env.scalar("SELECT count(*) FROM custom_fields") == 0  # shown, not applied
+    at.button(key="studio:yaml:apply").click().run()
+    assert not errors(at)
+    assert app_env.scalar("SELECT label FROM custom_fields WHERE name = 'vat_no'") == \
+        "VAT number <b>x</b>"
+    bad = page("pages/settings.py", user="admin")
+    bad.file_uploader(key="studio:yaml:in:0").set_value(("crm.yaml", b"{oops", "text/plain"))
+    bad.run()
+    assert "not valid YAML" in " ".join(errors(bad))

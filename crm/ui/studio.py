@@ -226,3 +226,53 @@ def deleted_fields(user: User, table: str) -> None:
             custom_fields.restore_field(get_db(), user, r["id"])
             st.toast(_("Field restored with its values"))
             st.rerun()
+
+
+def settings_file(user: User) -> None:
+    """Export the configuration as one YAML file; import one with the changes shown first."""
+    from crm import settings_file as sf
+
+    st.caption(_("Custom fields, form layouts, pipelines and stages and these settings, in"
+                 " one YAML file to copy into another installation. Importing shows every"
+                 " change first; it adds and changes, and never removes what the file leaves"
+                 " out."))
+    db = get_db()
+    st.download_button(_("Download the settings file (YAML)"),
+                       data=lambda: sf.export_yaml(db, user).encode("utf-8"),
+                       file_name="crm-settings.yaml", mime="application/x-yaml",
+                       on_click="ignore", icon=":material/download:", key="studio:yaml:out")
+    # a new uploader after an import: the applied file leaves the page
+    upload = st.file_uploader(_("Import a settings file"), type=["yaml", "yml"],
+                              key=f"studio:yaml:in:{st.session_state.get('studio:yaml:n', 0)}",
+                              max_upload_size=2)
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        changes = sf.plan(db, user, data)
+    except (sf.SettingsFileError, PermissionDenied) as exc:
+        st.error(md_escape(exc), icon=":material/error:")
+        return
+    real = [c for c in changes if c.action != "keep"]
+    if not real:
+        st.success(_("This installation already has every setting of the file."))
+        return
+    frame = pd.DataFrame([{
+        _("Part"): _(sf.SECTIONS[c.section]), _("Item"): c.item, _("Action"): _(sf.ACTIONS[c.action]),
+        _("Now"): c.before, _("After the import"): c.after} for c in changes])
+    st.markdown(i18n.ngettext("**{count} change** will be applied:",
+                              "**{count} changes** will be applied:",
+                              len(real)).format(count=i18n.number(len(real))))
+    from crm.ui.tables import grid
+
+    grid(frame, hide_index=True, width="stretch")
+    if st.button(_("Apply these changes"), type="primary", key="studio:yaml:apply"):
+        try:
+            sf.apply(db, user, data)
+        except (sf.SettingsFileError, PermissionDenied) as exc:
+            st.error(_("Nothing was changed: {reason}").format(reason=md_escape(exc)),
+                     icon=":material/error:")
+            return
+        st.session_state["studio:yaml:n"] = st.session_state.get("studio:yaml:n", 0) + 1
+        st.toast(_("Settings imported"), icon=":material/check:")
+        st.rerun()

@@ -1,0 +1,348 @@
+"""The whole configuration as one YAML file: custom fields, form layouts, pipelines and
+stages, general settings. Exported from one installation and imported into another, with the
+list of changes shown before anything is applied; the import is one transaction.
+
+Importing adds and changes; it never removes what the file leaves out (a stage that holds
+deals, a field with values): those are listed as kept."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import yaml
+
+from crm import custom_fields, pipelines, settings
+from crm.auth import PermissionDenied, User
+from crm.fields import ValidationError
+from crm.i18n import N_, gettext as _
+
+FORMAT = 1
+MAX_BYTES = 2_000_000
+STAGE_KEYS = ("probability", "rotting_days", "kind", "forecast_category")
+# a custom field's settings in the file -> its column in custom_fields
+FIELD_KEYS = {"label": "label", "help": "help", "required": "required",
+              "default": "default_value", "section": "section", "in_list": "in_list",
+              "filterable": "filterable", "searchable": "searchable", "min": "min_value",
+              "max": "max_value", "max_length": "max_length", "links_to": "ref_table"}
+SECTIONS = {"fields": N_("Custom fields"), "layouts": N_("Form layouts"),
+            "pipelines": N_("Pipelines"), "stages": N_("Stages"),
+            "settings": N_("General settings")}
+ACTIONS = {"add": N_("add"), "change": N_("change"), "keep": N_("keep"),
+           "delete": N_("delete"), "restore": N_("restore")}
+
+
+class SettingsFileError(ValueError):
+    """A file that is not a CRM settings file, or holds something this version refuses."""
+
+
+@dataclass
+class Change:
+    section: str  # a key of SECTIONS
+    item: str
+    action: str  # a key of ACTIONS
+    before: str | None = None
+    after: str | None = None
+
+
+def _require_admin(user: User) -> None:
+    if user is None or user.role != "admin":
+        raise PermissionDenied(_("Only an admin can export or import the settings"))
+
+
+# --- export -------------------------------------------------------------------------------
+
+def export_yaml(db, user: User) -> str:
+    _require_admin(user)
+    data = {"crm_settings": FORMAT, "exported_at": datetime.now().replace(microsecond=0),
+            "custom_fields": {}, "layouts": {}, "pipelines": [], "settings": {}}
+    for row in db.query("SELECT * FROM custom_fields ORDER BY entity, position, id"):
+        data["custom_fields"].setdefault(row["entity"], []).append(_field_entry(row))
+    for row in db.query("SELECT * FROM field_layouts ORDER BY entity, position"):
+        data["layouts"].setdefault(row["entity"], []).append(
+            {"field": row["field"], "section": row["section"], "quick": bool(row["quick"]),
+             "in_list": row["in_list"]})
+    for p in pipelines.list_pipelines(db):
+        data["pipelines"].append({
+            "name": p["name"], "default": bool(p["is_default"]),
+            "stages": [{"name": s["name"], **{k: s[k] for k in STAGE_KEYS}}
+                       for s in pipelines.stages_of(db, p["id"])]})
+    data["settings"] = {k: _plain(v) for k, v in settings.get_all(db).items()}
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+
+
+def _field_entry(row: dict) -> dict:
+    entry = {"name": row["name"], "type": row["type"]}
+    for key, column in FIELD_KEYS.items():
+        value = row.get(column)
+        if value not in (None, False, ""):
+            entry[key] = value
+    if row.get("choices"):
+        entry["choices"] = json.loads(row["choices"])
+    if row.get("choice_colors"):
+        entry["colors"] = dict(tuple(c) for c in json.loads(row["choice_colors"]))
+    if row.get("deleted_at"):
+        entry["deleted"] = True
+    return entry
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+# --- import -------------------------------------------------------------------------------
+
+def plan(db, user: User, text: str | bytes) -> list[Change]:
+    """What importing the file would change; writes nothing."""
+    _require_admin(user)
+    return _run(db, user, parse(text), apply=False)
+
+
+def apply(db, user: User, text: str | bytes) -> list[Change]:
+    """Imports the file: every change of plan(), in one transaction (all or nothing)."""
+    _require_admin(user)
+    data = parse(text)
+    try:
+        with db.transaction():  # the commands below join it
+            return _run(db, user, data, apply=True)
+    finally:
+        custom_fields.load(db)  # as committed (or as before, after a rollback)
+
+
+def parse(text: str | bytes) -> dict:
+    if isinstance(text, bytes):
+        if len(text) > MAX_BYTES:
+            raise SettingsFileError(_("The file is larger than a settings file can be"))
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise SettingsFileError(_("The file is not UTF-8 text")) from None
+    if len(text) > MAX_BYTES:
+        raise SettingsFileError(_("The file is larger than a settings file can be"))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = _(" (line {line})").format(line=where.line + 1) if where else ""
+        raise SettingsFileError(_("The file is not valid YAML{where}").format(where=line)) \
+            from None
+    if not isinstance(data, dict) or "crm_settings" not in data:
+        raise SettingsFileError(_("This is not a CRM settings file (no crm_settings key)"))
+    if not isinstance(data["crm_settings"], int) or data["crm_settings"] > FORMAT:
+        raise SettingsFileError(_("This settings file was made by a newer version of the CRM"))
+    for key, kind in (("custom_fields", dict), ("layouts", dict), ("pipelines", list),
+                      ("settings", dict)):
+        if data.get(key) is None:
+            data[key] = kind()
+        if not isinstance(data[key], kind):
+            raise SettingsFileError(_("{key} has the wrong shape in the file").format(key=key))
+    return data
+
+
+def _run(db, user: User, data: dict, apply: bool) -> list[Change]:
+    changes: list[Change] = []
+    changes += _fields(db, user, data["custom_fields"], apply)
+    changes += _layouts(db, user, data["layouts"], apply)
+    changes += _pipelines(db, user, data["pipelines"], apply)
+    changes += _settings(db, user, data["settings"], apply)
+    return changes
+
+
+def _fields(db, user: User, wanted: dict, apply: bool) -> list[Change]:
+    out = []
+    for table, entries in wanted.items():
+        if table not in custom_fields.ENTITIES or not isinstance(entries, list):
+            raise SettingsFileError(_("{entity} cannot have custom fields").format(entity=table))
+        stored = {r["name"]: r for r in db.query(
+            "SELECT * FROM custom_fields WHERE entity = $e", {"e": table})}
+        for entry in entries:
+            if not isinstance(entry, dict) or not entry.get("name") or not entry.get("type"):
+                raise SettingsFileError(_("A custom field of {entity} has no name or type")
+                                        .format(entity=table))
+            name = str(entry["name"])
+            values = _field_values(entry)
+            item = f"{table}.{name}"
+            current = stored.get(name)
+            try:
+                if current is None:
+                    out.append(Change("fields", item, "add", None, _describe(values)))
+                    if apply:
+                        new_id = custom_fields.add_field(db, user, table,
+                                                         {"name": name, **values})
+                        if entry.get("deleted"):
+                            custom_fields.delete_field(db, user, new_id)
+                    continue
+                if current["type"] != values["type"]:
+                    raise ValidationError({"type": _(
+                        "{field} is a {stored} field here and a {wanted} field in the file; a"
+                        " field's type cannot change").format(
+                        field=item, stored=current["type"], wanted=values["type"])})
+                before = _describe({**_field_values(_field_entry(current))})
+                after = _describe(values)
+                if before != after:
+                    out.append(Change("fields", item, "change", before, after))
+                    if apply:
+                        custom_fields.update_field(db, user, current["id"], values,
+                                                   current["version"])
+                deleted = bool(entry.get("deleted"))
+                if deleted != bool(current["deleted_at"]):
+                    out.append(Change("fields", item, "delete" if deleted else "restore"))
+                    if apply:
+                        (custom_fields.delete_field if deleted else custom_fields.restore_field)(
+                            db, user, current["id"])
+            except ValidationError as exc:
+                raise SettingsFileError(f"{item}: " + "; ".join(exc.errors.values())) from None
+    return out
+
+
+def _field_values(entry: dict) -> dict:
+    values = {column: entry.get(key) for key, column in FIELD_KEYS.items()}
+    values["type"] = entry.get("type")
+    choices = entry.get("choices") or []
+    if not isinstance(choices, list):
+        raise SettingsFileError(_("The choices of {field} must be a list").format(
+            field=entry.get("name")))
+    values["choices"] = [str(c) for c in choices]
+    colors = entry.get("colors") or {}
+    if not isinstance(colors, dict):
+        raise SettingsFileError(_("The colours of {field} must be choice: colour pairs").format(
+            field=entry.get("name")))
+    values["choice_colors"] = [(str(k), str(v)) for k, v in colors.items()]
+    if values["default_value"] is not None:
+        values["default_value"] = str(values["default_value"])
+    return values
+
+
+def _describe(values: dict) -> str:
+    shown = {k: v for k, v in values.items() if v not in (None, "", False, [], ())}
+    return json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _layouts(db, user: User, wanted: dict, apply: bool) -> list[Change]:
+    out = []
+    for table, rows in wanted.items():
+        if table not in custom_fields.ENTITIES or not isinstance(rows, list):
+            raise SettingsFileError(_("{entity} has no form layout").format(entity=table))
+        current = [{"field": r["field"], "section": r["section"], "quick": bool(r["quick"]),
+                    "in_list": r["in_list"]} for r in db.query(
+            "SELECT * FROM field_layouts WHERE entity = $e ORDER BY position", {"e": table})]
+        clean = []
+        for r in rows:
+            if not isinstance(r, dict) or "field" not in r:
+                raise SettingsFileError(_("A layout row of {entity} names no field").format(
+                    entity=table))
+            clean.append({"field": str(r["field"]), "section": r.get("section"),
+                          "quick": bool(r.get("quick", True)), "in_list": r.get("in_list")})
+        if clean == current:
+            continue
+        out.append(Change("layouts", table, "change" if current else "add",
+                          ", ".join(r["field"] for r in current) or None,
+                          ", ".join(r["field"] for r in clean)))
+        if apply:
+            try:
+                custom_fields.save_layout(db, user, table, clean)
+            except ValidationError as exc:
+                raise SettingsFileError(f"{table}: " + "; ".join(
+                    f"{k} {v}" for k, v in exc.errors.items())) from None
+    return out
+
+
+def _pipelines(db, user: User, wanted: list, apply: bool) -> list[Change]:
+    out = []
+    existing = {p["name"].lower(): p for p in pipelines.list_pipelines(db)}
+    for entry in wanted:
+        if not isinstance(entry, dict) or not str(entry.get("name") or "").strip():
+            raise SettingsFileError(_("A pipeline in the file has no name"))
+        name = str(entry["name"]).strip()
+        stages = entry.get("stages") or []
+        if not isinstance(stages, list) or not all(isinstance(s, dict) and s.get("name")
+                                                   for s in stages):
+            raise SettingsFileError(_("The stages of {pipeline} must each have a name").format(
+                pipeline=name))
+        current = existing.get(name.lower())
+        try:
+            if current is None:
+                out.append(Change("pipelines", name, "add", None,
+                                  ", ".join(str(s["name"]) for s in stages)))
+                pid = pipelines.create_pipeline(db, user, name) if apply else None
+                out += _stages(db, user, name, pid, stages, apply, fresh=True)
+            else:
+                out += _stages(db, user, name, current["id"], stages, apply, fresh=False)
+        except ValidationError as exc:
+            raise SettingsFileError(f"{name}: " + "; ".join(exc.errors.values())) from None
+    return out
+
+
+def _stages(db, user: User, pipeline: str, pid: int | None, wanted: list[dict], apply: bool,
+            fresh: bool) -> list[Change]:
+    out = []
+    stored = {s["name"].lower(): s for s in pipelines.stages_of(db, pid)} if pid else {}
+    if fresh and apply:  # a new pipeline starts with the standard stages: keep only the file's
+        names = {str(s["name"]).strip().lower() for s in wanted}
+        for key, s in list(stored.items()):
+            if key not in names:
+                pipelines.delete_stage(db, user, s["id"])
+                del stored[key]
+    for s in wanted:
+        values = {"name": str(s["name"]).strip(), **{k: s.get(k) for k in STAGE_KEYS
+                                                      if s.get(k) is not None}}
+        item = f"{pipeline} › {values['name']}"
+        current = stored.get(values["name"].lower())
+        if current is None:
+            if not fresh:
+                out.append(Change("stages", item, "add", None, _describe(values)))
+            if apply:
+                pipelines.add_stage(db, user, pid, values)
+            continue
+        differs = {k: v for k, v in values.items() if k != "name" and current[k] != v}
+        if differs:
+            out.append(Change("stages", item, "change",
+                              _describe({k: current[k] for k in differs}), _describe(differs)))
+            if apply:
+                pipelines.update_stage(db, user, current["id"], differs)
+    if not fresh:
+        names = {str(s["name"]).strip().lower() for s in wanted}
+        for key, s in stored.items():
+            if key not in names:
+                out.append(Change("stages", f"{pipeline} › {s['name']}", "keep", s["name"],
+                                  None))
+    if apply and pid:
+        order = [str(s["name"]).strip().lower() for s in wanted]
+        _order_stages(db, user, pid, order)
+    return out
+
+
+def _order_stages(db, user: User, pid: int, order: list[str]) -> None:
+    """The file's stages in the file's order; stages it leaves out keep their place after."""
+    stages = pipelines.stages_of(db, pid)
+    rank = {name: i for i, name in enumerate(order)}
+    ordered = sorted(stages, key=lambda s: (rank.get(s["name"].lower(), len(order)),
+                                            s["position"]))
+    if [s["id"] for s in ordered] != [s["id"] for s in stages]:
+        pipelines.reorder_stages(db, user, pid, [s["id"] for s in ordered])
+
+
+def _settings(db, user: User, wanted: dict, apply: bool) -> list[Change]:
+    known = {f.name for f in settings.FIELDS}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise SettingsFileError(_("Unknown general settings in the file: {names}").format(
+            names=", ".join(unknown)))
+    current = settings.get_all(db)
+    out, values = [], {}
+    for key, value in wanted.items():
+        if str(_plain(current.get(key))) != str(value):
+            out.append(Change("settings", key, "change", str(_plain(current.get(key))),
+                              str(value)))
+            values[key] = value
+    if values and apply:
+        try:
+            settings.save(db, user, values)
+        except ValidationError as exc:
+            raise SettingsFileError("; ".join(exc.errors.values())) from None
+    return out
