@@ -46,15 +46,8 @@ def add_form(user: User, table: str) -> None:
     # a new form (new widgets) after each added field: the browser shows empty boxes
     form_key = f"studio:new:{st.session_state.get('studio:added', 0)}:{kind}"
     values = settings_form(form_key, kind, {}, new=True)
-    if values is None:
-        return
-    try:
-        custom_fields.add_field(get_db(), user, table, {**values, "type": kind})
-    except ValidationError as exc:
-        st.session_state[f"{form_key}:errors"] = exc.errors
-        st.rerun()
-    except PermissionDenied as exc:
-        st.error(md_escape(exc))
+    if values is None or not _saved(form_key, lambda: custom_fields.add_field(
+            get_db(), user, table, {**values, "type": kind})):
         return
     st.session_state["studio:added"] = st.session_state.get("studio:added", 0) + 1
     st.toast(_("Field added: it is in the form, list, filters, import and export now"))
@@ -74,15 +67,8 @@ def edit_form(user: User, rows: list[dict]) -> None:
         type=_(TYPE_LABELS.get(row["type"], row["type"]))))
     form_key = f"studio:edit:{field_id}:{row['version']}"
     values = settings_form(form_key, row["type"], row, new=False)
-    if values is not None:
-        try:
-            custom_fields.update_field(get_db(), user, field_id, values, row["version"])
-        except ValidationError as exc:
-            st.session_state[f"{form_key}:errors"] = exc.errors
-            st.rerun()
-        except PermissionDenied as exc:
-            st.error(md_escape(exc))
-            return
+    if values is not None and _saved(form_key, lambda: custom_fields.update_field(
+            get_db(), user, field_id, values, row["version"])):
         st.toast(_("Field saved"))
         st.rerun()
     if st.button(_("Delete this field"), key=f"studio:delete:{field_id}",
@@ -92,6 +78,19 @@ def edit_form(user: User, rows: list[dict]) -> None:
         custom_fields.delete_field(get_db(), user, field_id)
         st.toast(_("Field deleted; restore it under Deleted fields"))
         st.rerun()
+
+
+def _saved(form_key: str, save) -> bool:
+    """Runs save(); refused values go back to the form (shown after a rerun, all kept)."""
+    try:
+        save()
+    except ValidationError as exc:
+        st.session_state[f"{form_key}:errors"] = exc.errors
+        st.rerun()
+    except PermissionDenied as exc:
+        st.error(md_escape(exc))
+        return False
+    return True
 
 
 def settings_form(form_key: str, kind: str, row: dict, new: bool) -> dict | None:
