@@ -1,0 +1,341 @@
+"""Saved views (crm/views.py) and the board grouped by a choice field (crm/deals.py)."""
+import dataclasses
+import json
+from datetime import date
+
+import pytest
+
+from crm import audit, deals, leads, pipelines, records, views
+from crm.auth import PermissionDenied
+from crm.fields import Field, ValidationError
+
+LEADS = leads.LEADS
+
+
+def lead(db, user, last, **values):
+    return leads.create_lead(db, user, {"last_name": last, **values})
+
+
+@pytest.fixture
+def stage(db):
+    return {s["name"]: s["id"] for s in
+            pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+
+
+# --- create, update, rename, delete ---------------------------------------------------------
+
+def test_create_stores_config_as_json_and_audits(db, team):
+    reza = team["reza"]
+    config = {"columns": ["last_name", "email", "status"], "search": "acme",
+              "filters": {"status": ["new"], "created_at": (date(2026, 1, 1), None)},
+              "sort": "last_name", "descending": False}
+    view_id = views.create_view(db, reza, LEADS, "  New   from Acme ", config)
+    row = db.one("SELECT * FROM saved_views WHERE id = $id", {"id": view_id})
+    assert (row["entity"], row["kind"], row["name"], row["owner_id"], row["shared"]) == (
+        "leads", "list", "New from Acme", reza.id, False)
+    stored = json.loads(row["config"])
+    assert stored["filters"]["created_at"] == ["2026-01-01", None]
+    assert stored["columns"] == ["last_name", "email", "status"]
+    view = views.get_view(db, reza, view_id, LEADS)
+    assert view["config"]["filters"]["created_at"] == (date(2026, 1, 1), None)
+    assert view["dropped"] == []
+    [entry] = audit.history(db, "saved_views", view_id)
+    assert entry["action"] == "create" and entry["username"] == "reza"
+
+
+def test_names_are_required_short_and_unique_per_owner(db, team):
+    reza, sam = team["reza"], team["sam"]
+    with pytest.raises(ValidationError) as exc:
+        views.create_view(db, reza, LEADS, "   ", {})
+    assert "name" in exc.value.errors
+    with pytest.raises(ValidationError):
+        views.create_view(db, reza, LEADS, "x" * 61, {})
+    views.create_view(db, reza, LEADS, "Hot", {})
+    with pytest.raises(ValidationError) as exc:
+        views.create_view(db, reza, LEADS, "hot", {})
+    assert "already have a view" in exc.value.errors["name"]
+    views.create_view(db, sam, LEADS, "Hot", {})  # another owner may use the name
+    views.create_view(db, reza, dataclasses.replace(LEADS, table="customers"),
+                      "Hot", {})  # and so may another page
+
+
+def test_unknown_fields_are_refused_when_saving(db, team):
+    with pytest.raises(ValidationError) as exc:
+        views.create_view(db, team["reza"], LEADS, "Bad",
+                          {"columns": ["last_name", "nope; DROP TABLE leads"]})
+    assert "nope; DROP TABLE leads" in exc.value.errors["config"]
+    with pytest.raises(ValidationError):
+        views.create_view(db, team["reza"], LEADS, "Bad", {"sort": "password_hash"})
+    assert db.scalar("SELECT count(*) FROM saved_views") == 0
+
+
+def test_update_rename_and_delete(db, team):
+    reza = team["reza"]
+    view_id = views.create_view(db, reza, LEADS, "Mine", {"search": "a"})
+    saved = views.update_view(db, reza, view_id, LEADS, config={"search": "b", "sort": "email"},
+                              expected_version=1)
+    assert (saved["config"]["search"], saved["config"]["sort"], saved["version"]) == (
+        "b", "email", 2)
+    with pytest.raises(records.ConflictError):  # someone saved it since version 1
+        views.update_view(db, reza, view_id, LEADS, name="Old copy", expected_version=1)
+    assert views.rename_view(db, reza, view_id, LEADS, "Renamed")["name"] == "Renamed"
+    views.set_default(db, reza, LEADS, view_id)
+    views.delete_view(db, reza, view_id)
+    assert db.scalar("SELECT count(*) FROM saved_views") == 0
+    assert db.scalar("SELECT count(*) FROM saved_view_defaults") == 0  # its default went too
+    assert views.default_view(db, reza, LEADS) is None
+    actions = [e["action"] for e in audit.history(db, "saved_views", view_id)]
+    assert actions.count("update") >= 3 and actions[0] == "delete"
+
+
+# --- private and shared -----------------------------------------------------------------------
+
+def test_private_views_are_their_owners_alone(db, team):
+    reza, sam, admin = team["reza"], team["sam"], team["admin"]
+    private = views.create_view(db, reza, LEADS, "Private", {})
+    shared = views.create_view(db, reza, LEADS, "Team", {}, shared=True)
+    assert [v["name"] for v in views.list_views(db, reza, LEADS)] == ["Private", "Team"]
+    for other in (sam, admin):  # not even an admin sees someone's private view
+        assert [v["name"] for v in views.list_views(db, other, LEADS)] == ["Team"]
+        with pytest.raises(records.NotFound):
+            views.get_view(db, other, private)
+        with pytest.raises(records.NotFound):
+            views.update_view(db, other, private, LEADS, name="Mine now")
+        with pytest.raises(records.NotFound):
+            views.delete_view(db, other, private)
+    assert views.get_view(db, sam, shared)["owner_name"] == "Reza Rahimi"
+    # a view of another page is not this page's
+    with pytest.raises(records.NotFound):
+        views.get_view(db, reza, shared, deals.DEALS)
+
+
+def test_shared_views_change_by_their_owner_or_a_manager(db, team):
+    reza, sam, maria = team["reza"], team["sam"], team["maria"]
+    shared = views.create_view(db, reza, LEADS, "Team", {}, shared=True)
+    with pytest.raises(PermissionDenied):
+        views.update_view(db, sam, shared, LEADS, name="Sam's now")
+    with pytest.raises(PermissionDenied):
+        views.delete_view(db, sam, shared)
+    assert views.may_edit(maria, views.get_view(db, maria, shared))
+    assert not views.may_edit(sam, views.get_view(db, sam, shared))
+    views.rename_view(db, maria, shared, LEADS, "Team (checked)")
+    # unsharing takes it away from the team, and the defaults others had on it
+    views.set_default(db, sam, LEADS, shared)
+    views.update_view(db, reza, shared, LEADS, shared=False)
+    assert views.list_views(db, sam, LEADS) == []
+    assert views.default_view(db, sam, LEADS) is None
+    views.delete_view(db, reza, shared)
+
+
+def test_viewers_and_nobody_cannot_use_views(db, team):
+    with pytest.raises(PermissionDenied):
+        views.create_view(db, team["vic"], LEADS, "Mine", {})
+    with pytest.raises(PermissionDenied):
+        views.list_views(db, team["vic"], LEADS)
+    with pytest.raises(PermissionDenied):
+        views.list_views(db, None, LEADS)
+
+
+# --- defaults ----------------------------------------------------------------------------------
+
+def test_own_default_wins_over_the_teams(db, team):
+    reza, sam, maria = team["reza"], team["sam"], team["maria"]
+    team_view = views.create_view(db, maria, LEADS, "Everyone", {"search": "t"}, shared=True)
+    own = views.create_view(db, reza, LEADS, "Mine", {"search": "m"})
+    assert views.default_view(db, reza, LEADS) is None
+    views.set_default(db, maria, LEADS, team_view, team=True)
+    assert views.default_view(db, reza, LEADS)["id"] == team_view
+    assert views.default_view(db, sam, LEADS)["id"] == team_view
+    views.set_default(db, reza, LEADS, own)
+    assert views.default_view(db, reza, LEADS)["id"] == own
+    assert views.default_view(db, sam, LEADS)["id"] == team_view
+    flags = {v["name"]: (v["my_default"], v["team_default"])
+             for v in views.list_views(db, reza, LEADS)}
+    assert flags == {"Mine": (True, False), "Everyone": (False, True)}
+    views.set_default(db, reza, LEADS, None)  # cleared: the team's again
+    assert views.default_view(db, reza, LEADS)["id"] == team_view
+    # one default per user and page: setting another replaces it
+    other = views.create_view(db, reza, LEADS, "Other", {})
+    views.set_default(db, reza, LEADS, own)
+    views.set_default(db, reza, LEADS, other)
+    assert db.scalar("SELECT count(*) FROM saved_view_defaults WHERE user_id = $u",
+                     {"u": reza.id}) == 1
+
+
+def test_only_managers_set_the_teams_default_and_only_to_a_shared_view(db, team):
+    reza, maria = team["reza"], team["maria"]
+    shared = views.create_view(db, reza, LEADS, "Shared", {}, shared=True)
+    private = views.create_view(db, maria, LEADS, "Private", {})
+    with pytest.raises(PermissionDenied):
+        views.set_default(db, reza, LEADS, shared, team=True)
+    with pytest.raises(ValidationError):
+        views.set_default(db, maria, LEADS, private, team=True)
+    sams_private = views.create_view(db, team["sam"], LEADS, "Sam's", {})
+    with pytest.raises(records.NotFound):  # nobody's default can be a view they cannot open
+        views.set_default(db, reza, LEADS, sams_private)
+    views.set_default(db, team["admin"], LEADS, shared, team=True)
+    assert views.default_view(db, team["sam"], LEADS)["id"] == shared
+
+
+# --- stale field names and applying a view --------------------------------------------------
+
+def test_a_view_naming_a_deleted_field_still_opens_without_it(db, team):
+    reza = team["reza"]
+    config = {"columns": ["last_name", "status", "email"], "filters": {"status": ["new"]},
+              "sort": "status"}
+    view_id = views.create_view(db, reza, LEADS, "Status", config)
+    # the status field is deleted (a custom field an admin removed): the entity's specs no
+    # longer have it
+    without = dataclasses.replace(LEADS, fields=[f for f in LEADS.fields if f.name != "status"])
+    view = views.get_view(db, reza, view_id, without)
+    assert view["dropped"] == ["status"]
+    assert view["config"]["columns"] == ["last_name", "email"]
+    assert view["config"]["filters"] == {} and view["config"]["sort"] is None
+    lead(db, reza, "Still")
+    page = records.list_records(db, reza, without, views.query_for(without, view["config"]))
+    assert [r["last_name"] for r in page.rows] == ["Still"]
+    assert "status" not in page.rows[0]
+    # a stored choice that is no longer offered is left out of the filter too (the config
+    # written as an older version might have left it)
+    with db.transaction() as cur:
+        cur.execute("UPDATE saved_views SET config = $c WHERE id = $id", {
+            "c": json.dumps({"filters": {"status": ["gone", "new"], "nope": [1]},
+                             "columns": ["ghost"]}), "id": view_id})
+    view = views.get_view(db, reza, view_id, LEADS)
+    assert view["config"]["filters"] == {"status": ["new"]}
+    assert view["dropped"] == ["ghost", "nope"]
+    assert view["config"]["columns"] == []
+
+
+def test_a_views_filters_sort_and_columns_apply_to_the_list(db, team):
+    reza, sam = team["reza"], team["sam"]
+    lead(db, reza, "Brown", email="b@example.com", status="new", source="referral")
+    lead(db, reza, "Adams", status="new", source="website")
+    lead(db, reza, "Clark", status="contacted")
+    lead(db, sam, "Sam's", status="new")
+    view_id = views.create_view(db, reza, LEADS, "New ones", {
+        "columns": ["email", "last_name", "source"], "filters": {"status": ["new"]},
+        "sort": "last_name", "descending": False}, shared=True)
+    config = views.get_view(db, reza, view_id, LEADS)["config"]
+    page = records.list_records(db, reza, LEADS, views.query_for(LEADS, config))
+    assert [r["last_name"] for r in page.rows] == ["Adams", "Brown"]
+    assert page.total == 2
+    assert [k for k in page.rows[1] if k not in ("owner_id", "owner_name")] == [
+        "id", "email", "last_name", "source"]
+    assert page.rows[1]["email"] == "b@example.com"
+    # the same shared view, opened by Sam, still shows only what Sam may see
+    page = records.list_records(db, sam, LEADS, views.query_for(LEADS, config))
+    assert [r["last_name"] for r in page.rows] == ["Sam's"]
+    # search text and descending order
+    config = {**config, "search": "a", "descending": True}
+    page = records.list_records(db, reza, LEADS, views.query_for(LEADS, config))
+    assert [r["last_name"] for r in page.rows] == ["Brown", "Adams"]
+
+
+def test_columns_of_a_view_may_name_reference_fields(db, team, stage):
+    maria = team["maria"]
+    deals.create_deal(db, maria, {"title": "Big", "amount": "5", "stage_id": stage["Proposal"]})
+    q = records.Query(columns=["stage_id", "title", "source"])
+    page = records.list_records(db, maria, deals.DEALS, q)
+    assert page.rows[0]["stage_id__label"] == "Proposal"
+    assert page.rows[0]["title"] == "Big"
+
+
+# --- the board grouped by a choice field --------------------------------------------------------
+
+def test_board_groups_open_deals_by_a_choice_field(db, team, stage):
+    maria = team["maria"]
+    pipeline = pipelines.default_pipeline_id(db)
+    web = deals.create_deal(db, maria, {"title": "W1", "amount": "100", "source": "website",
+                                        "stage_id": stage["Prospecting"]})
+    deals.create_deal(db, maria, {"title": "W2", "amount": "300", "source": "website",
+                                  "stage_id": stage["Proposal"]})
+    deals.create_deal(db, maria, {"title": "None", "amount": "50",
+                                  "stage_id": stage["Prospecting"]})
+    deals.create_deal(db, maria, {"title": "Won", "amount": "999", "source": "website",
+                                  "stage_id": stage["Won"]})  # not open: not on this board
+    assert "source" in deals.group_fields() and "currency" not in deals.group_fields()
+    columns = deals.board(db, maria, pipeline, group_by="source")
+    by_id = {c["id"]: c for c in columns}
+    assert list(by_id)[-1] == deals.NO_VALUE and by_id[deals.NO_VALUE]["name"] == "(none)"
+    assert [c["value"] for c in columns[:-1]] == list(leads.SOURCES)
+    assert (by_id["website"]["count"], by_id["website"]["total"]) == (2, 400.0)
+    assert [c["title"] for c in by_id["website"]["cards"]] == ["W2", "W1"]
+    assert by_id["website"]["weighted"] == pytest.approx(100 * 0.10 + 300 * 0.50)
+    assert (by_id[deals.NO_VALUE]["count"], by_id[deals.NO_VALUE]["total"]) == (1, 50.0)
+    assert by_id["referral"]["count"] == 0 and by_id["referral"]["cards"] == []
+    # the same filters as the stage board: search, one card per column
+    columns = deals.board(db, maria, pipeline, group_by="source", search="w1")
+    assert [(c["id"], c["count"]) for c in columns if c["count"]] == [("website", 1)]
+    columns = deals.board(db, maria, pipeline, group_by="source", per_stage=1)
+    website = next(c for c in columns if c["id"] == "website")
+    assert (len(website["cards"]), website["more"]) == (1, 1)
+    # moving a card sets the field through the deal's update command
+    version = records.get(db, maria, deals.DEALS, web)["version"]
+    deals.set_group_field(db, maria, web, "source", "referral", version)
+    assert records.get(db, maria, deals.DEALS, web)["source"] == "referral"
+    with pytest.raises(records.ConflictError):  # a stale card is not moved
+        deals.set_group_field(db, maria, web, "source", "event", version)
+    deals.set_group_field(db, maria, web, "source", None, version + 1)  # to "(none)"
+    assert records.get(db, maria, deals.DEALS, web)["source"] is None
+    assert [e["action"] for e in audit.history(db, "deals", web)][:2] == ["update", "update"]
+    with pytest.raises(ValidationError):
+        deals.set_group_field(db, maria, web, "source", "not a source", None)
+    with pytest.raises(ValidationError):
+        deals.set_group_field(db, maria, web, "title", "x", None)
+    with pytest.raises(ValidationError):
+        deals.board(db, maria, pipeline, group_by="title")
+
+
+def test_grouped_board_move_checks_permission(db, team, stage):
+    sams = deals.create_deal(db, team["sam"], {"title": "Sam's", "amount": "1",
+                                               "stage_id": stage["Prospecting"]})
+    with pytest.raises(PermissionDenied):
+        deals.set_group_field(db, team["reza"], sams, "source", "event", None)
+    columns = deals.board(db, team["reza"], pipelines.default_pipeline_id(db),
+                          group_by="source")
+    assert sum(c["count"] for c in columns) == 0  # a rep's board holds their own deals
+
+
+def test_board_groups_by_a_custom_choice_field(db, team, stage, monkeypatch):
+    """An admin's custom single-choice field (entity.fields read at call time) groups the
+    board too; a board view naming it falls back to stages once it is gone."""
+    with db.transaction() as cur:
+        cur.execute("ALTER TABLE deals ADD COLUMN region VARCHAR")
+    region = Field("region", "Region", "choice", choices=("north", "south"), filter=True)
+    custom = dataclasses.replace(deals.DEALS, fields=[*deals.FIELDS, region])
+    monkeypatch.setattr(deals, "DEALS", custom)
+    maria = team["maria"]
+    deal_id = deals.create_deal(db, maria, {"title": "N", "amount": "10",
+                                            "stage_id": stage["Prospecting"]})
+    deals.set_group_field(db, maria, deal_id, "region", "north", None)
+    columns = deals.board(db, maria, pipelines.default_pipeline_id(db), group_by="region")
+    assert [(c["id"], c["count"]) for c in columns] == [
+        ("north", 1), ("south", 0), (deals.NO_VALUE, 0)]
+    view_id = views.create_view(db, maria, custom, "By region", {"group_by": "region"},
+                                kind=views.BOARD)
+    assert views.get_view(db, maria, view_id, custom, views.BOARD)["config"]["group_by"] == \
+        "region"
+    monkeypatch.setattr(deals, "DEALS", dataclasses.replace(custom, fields=deals.FIELDS))
+    view = views.get_view(db, maria, view_id, deals.DEALS, views.BOARD)
+    assert (view["config"]["group_by"], view["dropped"]) == ("stage_id", ["region"])
+
+
+def test_board_views_keep_grouping_and_filters(db, team):
+    maria = team["maria"]
+    config = {"group_by": "forecast_category", "search": "acme", "mine": True,
+              "filters": {"owner_id": [team["reza"].id],
+                          "expected_close_date": [None, "2026-12-31"]},
+              "sort": "expected_close_date"}
+    view_id = views.create_view(db, maria, deals.DEALS, "Forecast", config, kind=views.BOARD)
+    view = views.get_view(db, maria, view_id, deals.DEALS, views.BOARD)
+    assert view["config"]["group_by"] == "forecast_category" and view["config"]["mine"]
+    assert view["config"]["filters"]["expected_close_date"] == (None, date(2026, 12, 31))
+    # board views and list views of deals are kept apart
+    assert views.list_views(db, maria, deals.DEALS) == []
+    assert [v["id"] for v in views.list_views(db, maria, deals.DEALS, views.BOARD)] == [view_id]
+    with pytest.raises(records.NotFound):
+        views.get_view(db, maria, view_id, deals.DEALS, views.LIST)
+    with pytest.raises(ValidationError):
+        views.create_view(db, maria, deals.DEALS, "Bad", {"group_by": "title"},
+                          kind=views.BOARD)
