@@ -88,6 +88,16 @@ def clean_config(entity: records.Entity, config: dict | None, kind: str = LIST
     return out, dropped
 
 
+def same_config(entity: records.Entity, a: dict, b: dict, kind: str = LIST) -> bool:
+    """Do two configs show the same thing (an unset sort is the entity's default sort)?"""
+    def norm(config):
+        clean, _dropped = clean_config(entity, config, kind)
+        clean["sort"] = clean["sort"] or entity.default_sort[0]
+        return clean
+
+    return norm(a) == norm(b)
+
+
 def _filter_value(f, value):
     """A stored filter value as records.Query takes it; None when nothing usable is left."""
     if f.type in ("date", "datetime"):

@@ -339,3 +339,101 @@ def test_board_views_keep_grouping_and_filters(db, team):
     with pytest.raises(ValidationError):
         views.create_view(db, maria, deals.DEALS, "Bad", {"group_by": "title"},
                           kind=views.BOARD)
+
+
+# --- pages (AppTest) -------------------------------------------------------------------------
+
+def test_leads_page_saves_a_view_and_reopens_it_from_its_link(app_env, team):
+    from tests.test_pages import errors, page
+
+    reza = team["reza"]
+    lead(app_env, reza, "Adams", status="new")
+    lead(app_env, reza, "Brown", status="new", email="brown@example.com")
+    lead(app_env, reza, "Clark", status="contacted")
+    at = page("pages/leads.py", user="reza")
+    assert at.selectbox(key="leads:view:pick").value is None  # the standard view
+    at.multiselect(key="leads:filter:status").set_value(["new"])
+    at.selectbox(key="leads:sort").set_value("last_name")
+    at.toggle(key="leads:desc").set_value(False)
+    at.multiselect(key="leads:columns").set_value(["email", "last_name"]).run()
+    frame = at.dataframe[0].value
+    assert list(frame["last_name"]) == ["Adams", "Brown"]
+    assert [c for c in frame.columns if c not in ("id", "owner_name")] == ["email", "last_name"]
+    at.text_input(key="leads:view:new_name").input("New *ones*")
+    at.checkbox(key="leads:view:new_shared").check()
+    at.button(key="leads:view:save").click().run()
+    assert not errors(at)
+    view = app_env.one("SELECT * FROM saved_views")
+    assert (view["name"], view["shared"], view["owner_id"]) == ("New *ones*", True, reza.id)
+    assert json.loads(view["config"]) == {
+        "columns": ["email", "last_name"], "descending": False,
+        "filters": {"status": ["new"]}, "search": "", "sort": "last_name"}
+    assert at.query_params["view"] == str(view["id"])
+    assert at.selectbox(key="leads:view:pick").value == view["id"]
+
+    # the link opens the view in a new session: filters, sort and columns as saved
+    again = page("pages/leads.py", user="reza", view=str(view["id"]))
+    assert not errors(again)
+    assert again.multiselect(key="leads:filter:status").value == ["new"]
+    assert again.selectbox(key="leads:view:pick").value == view["id"]
+    frame = again.dataframe[0].value
+    assert list(frame["last_name"]) == ["Adams", "Brown"]
+    assert [c for c in frame.columns if c not in ("id", "owner_name")] == ["email", "last_name"]
+    # picking the standard view puts everything back and takes the view out of the address
+    again.selectbox(key="leads:view:pick").set_value(None).run()
+    assert "view" not in again.query_params
+    assert again.multiselect(key="leads:filter:status").value == []
+    assert len(again.dataframe[0].value) == 3
+    # ...and picking the view again applies it
+    again.selectbox(key="leads:view:pick").set_value(view["id"]).run()
+    assert len(again.dataframe[0].value) == 2 and again.query_params["view"] == str(view["id"])
+
+
+def test_leads_page_updates_renames_defaults_and_deletes_a_view(app_env, team):
+    from tests.test_pages import errors, page
+
+    reza = team["reza"]
+    lead(app_env, reza, "Adams", status="new")
+    lead(app_env, reza, "Clark", status="contacted")
+    view_id = views.create_view(app_env, reza, LEADS, "Mine", {"filters": {"status": ["new"]}})
+    at = page("pages/leads.py", user="reza", view=str(view_id))
+    assert at.button(key="leads:view:update").disabled  # nothing changed yet
+    at.text_input(key="leads:search").input("ada").run()
+    at.button(key="leads:view:update").click().run()
+    assert not errors(at)
+    assert views.get_view(app_env, reza, view_id)["config"]["search"] == "ada"
+    at.text_input(key=f"leads:view:rename:{view_id}").input("Adams only")
+    at.button(key="leads:view:rename").click().run()
+    assert views.get_view(app_env, reza, view_id)["name"] == "Adams only"
+    at.button(key="leads:view:default").click().run()
+    assert views.default_view(app_env, reza, LEADS)["id"] == view_id
+    # a fresh visit without a link opens the default
+    fresh = page("pages/leads.py", user="reza")
+    assert fresh.selectbox(key="leads:view:pick").value == view_id
+    assert fresh.text_input(key="leads:search").value == "ada"
+    assert list(fresh.dataframe[0].value["last_name"]) == ["Adams"]
+    fresh.button(key="leads:view:delete").click().run()
+    assert not errors(fresh)
+    assert app_env.scalar("SELECT count(*) FROM saved_views") == 0
+    assert fresh.selectbox(key="leads:view:pick").value is None
+    assert len(fresh.dataframe[0].value) == 2
+
+
+def test_a_link_to_someone_elses_private_view_opens_the_standard_list(app_env, team):
+    from tests.test_pages import errors, page, texts
+
+    private = views.create_view(app_env, team["sam"], LEADS, "Sam's <b>secret</b>",
+                                {"search": "zzz"})
+    at = page("pages/leads.py", user="reza", view=str(private))
+    assert not errors(at)
+    assert "does not exist or is private" in texts(at)
+    assert at.text_input(key="leads:search").value == ""
+    assert "view" not in at.query_params
+    # a rep cannot change a manager's shared view from the page: no edit buttons
+    shared = views.create_view(app_env, team["maria"], LEADS, "Team", {}, shared=True)
+    at = page("pages/leads.py", user="reza", view=str(shared))
+    keys = [b.key for b in at.button]
+    assert "leads:view:default" in keys and "leads:view:delete" not in keys
+    assert "leads:view:team" not in keys
+    at = page("pages/leads.py", user="maria", view=str(shared))
+    assert "leads:view:team" in [b.key for b in at.button]
