@@ -437,3 +437,58 @@ def test_a_link_to_someone_elses_private_view_opens_the_standard_list(app_env, t
     assert "leads:view:team" not in keys
     at = page("pages/leads.py", user="maria", view=str(shared))
     assert "leads:view:team" in [b.key for b in at.button]
+
+
+def test_board_grouped_by_source_moves_a_deal_without_dragging(app_env, team, stage):
+    from tests.test_pages import errors, page, texts
+
+    maria = team["maria"]
+    web = deals.create_deal(app_env, maria, {"title": "Web deal", "amount": "100",
+                                             "source": "website",
+                                             "stage_id": stage["Prospecting"]})
+    deals.create_deal(app_env, maria, {"title": "Other deal", "amount": "300",
+                                       "stage_id": stage["Proposal"]})
+    at = page("pages/pipeline.py", user="maria")
+    assert at.selectbox(key="board_group").value == "stage_id"
+    at.selectbox(key="board_group").set_value("source").run()
+    assert not errors(at)
+    assert "grouped by Source" in texts(at)
+    options = at.selectbox(key="plain_stage").options
+    assert options[0] == "Website" and options[-1] == "(none)"
+    # totals over all columns: the open deals
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Open deals"], metrics["Open pipeline (USD)"]) == ("2", "400")
+    at.selectbox(key="plain_deal").set_value(web)
+    at.selectbox(key="plain_stage").set_value("referral").run()
+    at.button(key="plain_move").click().run()
+    assert not errors(at)
+    deal = records.get(app_env, maria, deals.DEALS, web)
+    assert (deal["source"], deal["stage_id"]) == ("referral", stage["Prospecting"])
+    assert audit.history(app_env, "deals", web)[0]["changes"] == {
+        "source": ["website", "referral"]}
+    # a drop on "(none)" (what the board's drop callback records) clears the field
+    at.session_state["board_pending_move"] = (web, deals.NO_VALUE, deal["version"])
+    at.run()
+    assert not errors(at)
+    assert records.get(app_env, maria, deals.DEALS, web)["source"] is None
+    # a stale drop is refused with a notice, and the other change stands
+    version = records.get(app_env, maria, deals.DEALS, web)["version"]
+    deals.update_deal(app_env, team["admin"], web, {"source": "event"}, version)
+    at.session_state["board_pending_move"] = (web, "partner", version)
+    at.run()
+    assert "meanwhile" in " ".join(w.value for w in at.warning)
+    assert records.get(app_env, maria, deals.DEALS, web)["source"] == "event"
+
+    # saved as a board view, the grouping comes back from the link
+    at.text_input(key="board:view:new_name").input("By source")
+    at.button(key="board:view:save").click().run()
+    assert not errors(at)
+    view = app_env.one("SELECT * FROM saved_views")
+    assert (view["entity"], view["kind"]) == ("deals", "board")
+    assert json.loads(view["config"])["group_by"] == "source"
+    again = page("pages/pipeline.py", user="maria", view=str(view["id"]))
+    assert again.selectbox(key="board_group").value == "source"
+    assert again.selectbox(key="plain_stage").options[-1] == "(none)"
+    # the list of deals offers no board views, and the board no list views
+    assert page("pages/deals.py", user="maria").selectbox(key="deals:view:pick").options == [
+        "Standard view"]
