@@ -89,10 +89,12 @@ def clean_config(entity: records.Entity, config: dict | None, kind: str = LIST
 
 
 def same_config(entity: records.Entity, a: dict, b: dict, kind: str = LIST) -> bool:
-    """Do two configs show the same thing (an unset sort is the entity's default sort)?"""
+    """Do two configs show the same thing (an unset sort is the page's default: the entity's
+    on a list, the amount on the board)?"""
     def norm(config):
         clean, _dropped = clean_config(entity, config, kind)
-        clean["sort"] = clean["sort"] or entity.default_sort[0]
+        clean["sort"] = clean["sort"] or ("amount" if kind == BOARD
+                                          else entity.default_sort[0])
         return clean
 
     return norm(a) == norm(b)

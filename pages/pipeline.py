@@ -54,9 +54,10 @@ def apply_view(config: dict | None) -> None:
         else "amount"
 
 
-bar = ViewBar(deals.DEALS, user, views.BOARD, "board", apply=apply_view, probe="board_search")
+bar = ViewBar(deals.DEALS, user, views.BOARD, "board", apply=apply_view, probe="board_search",
+              compact=True)
 bar.start()
-f1, fv, f2, f3, f4, f5 = st.columns([1.3, 1.5, 1.6, 2.2, 1, 0.9], vertical_alignment="bottom")
+f1, f2, f3, fv, f4, f5 = st.columns([1.3, 1.5, 2.3, 1.5, 1, 0.55], vertical_alignment="bottom")
 pipeline_id = f1.selectbox(_("Pipeline"), list(names), format_func=names.get,
                            index=list(names).index(default), key="board_pipeline")
 bar.picker(fv)
@@ -86,7 +87,6 @@ order = more_filters.segmented_control(
     _("Cards by"), list(ORDERS), key="board_order",
     format_func=lambda o: _(ORDERS[o])) or "amount"
 active = [name for name, on in [
-    (_("grouped by {field}").format(field=group_label(group_by)), group_by != "stage_id"),
     (_("owner"), user.role != "rep" and chosen_owners),
     (_("expected close"), period),
     (_("cards by close date"), order != "amount")] if on]
@@ -107,8 +107,12 @@ if currencies:
         _("Currency"), list(currencies), key="board_currency",
         format_func=lambda c: f"{md_escape(c)} ({i18n.number(currencies[c])})"
     ) or next(iter(currencies))
+notes = [_("Grouped by {field} (under Filters).").format(field=group_label(group_by))
+         ] if group_by != "stage_id" else []
 if active:
-    st.caption(_("Filtered by {filters} (under Filters).").format(filters=", ".join(active)))
+    notes.append(_("Filtered by {filters} (under Filters).").format(filters=", ".join(active)))
+if notes:
+    st.caption(" ".join(notes))
 bar.notes()
 if new.button(i18n.entity_text(deals.DEALS, "New {label}"), type="primary",
               icon=":material/add:", width="stretch"):

@@ -331,6 +331,10 @@ def test_board_views_keep_grouping_and_filters(db, team):
     view = views.get_view(db, maria, view_id, deals.DEALS, views.BOARD)
     assert view["config"]["group_by"] == "forecast_category" and view["config"]["mine"]
     assert view["config"]["filters"]["expected_close_date"] == (None, date(2026, 12, 31))
+    # an unset sort is the board's own (by amount), not the list's
+    assert views.same_config(deals.DEALS, {"group_by": "source"},
+                             {"group_by": "source", "sort": "amount"}, views.BOARD)
+    assert not views.same_config(deals.DEALS, {}, {"sort": "amount"})
     # board views and list views of deals are kept apart
     assert views.list_views(db, maria, deals.DEALS) == []
     assert [v["id"] for v in views.list_views(db, maria, deals.DEALS, views.BOARD)] == [view_id]
@@ -351,7 +355,7 @@ def test_leads_page_saves_a_view_and_reopens_it_from_its_link(app_env, team):
     lead(app_env, reza, "Brown", status="new", email="brown@example.com")
     lead(app_env, reza, "Clark", status="contacted")
     at = page("pages/leads.py", user="reza")
-    assert at.selectbox(key="leads:view:pick").value is None  # the standard view
+    assert at.selectbox(key="leads:view:pick").value == 0  # the standard view
     at.multiselect(key="leads:filter:status").set_value(["new"])
     at.selectbox(key="leads:sort").set_value("last_name")
     at.toggle(key="leads:desc").set_value(False)
@@ -380,7 +384,7 @@ def test_leads_page_saves_a_view_and_reopens_it_from_its_link(app_env, team):
     assert list(frame["last_name"]) == ["Adams", "Brown"]
     assert [c for c in frame.columns if c not in ("id", "owner_name")] == ["email", "last_name"]
     # picking the standard view puts everything back and takes the view out of the address
-    again.selectbox(key="leads:view:pick").set_value(None).run()
+    again.selectbox(key="leads:view:pick").set_value(0).run()
     assert "view" not in again.query_params
     assert again.multiselect(key="leads:filter:status").value == []
     assert len(again.dataframe[0].value) == 3
@@ -415,7 +419,7 @@ def test_leads_page_updates_renames_defaults_and_deletes_a_view(app_env, team):
     fresh.button(key="leads:view:delete").click().run()
     assert not errors(fresh)
     assert app_env.scalar("SELECT count(*) FROM saved_views") == 0
-    assert fresh.selectbox(key="leads:view:pick").value is None
+    assert fresh.selectbox(key="leads:view:pick").value == 0
     assert len(fresh.dataframe[0].value) == 2
 
 
@@ -452,7 +456,7 @@ def test_board_grouped_by_source_moves_a_deal_without_dragging(app_env, team, st
     assert at.selectbox(key="board_group").value == "stage_id"
     at.selectbox(key="board_group").set_value("source").run()
     assert not errors(at)
-    assert "grouped by Source" in texts(at)
+    assert "Grouped by Source (under Filters)." in texts(at)
     options = at.selectbox(key="plain_stage").options
     assert options[0] == "Website" and options[-1] == "(none)"
     # totals over all columns: the open deals
@@ -488,6 +492,7 @@ def test_board_grouped_by_source_moves_a_deal_without_dragging(app_env, team, st
     assert json.loads(view["config"])["group_by"] == "source"
     again = page("pages/pipeline.py", user="maria", view=str(view["id"]))
     assert again.selectbox(key="board_group").value == "source"
+    assert again.button(key="board:view:update").disabled  # opened as saved
     assert again.selectbox(key="plain_stage").options[-1] == "(none)"
     # the list of deals offers no board views, and the board no list views
     assert page("pages/deals.py", user="maria").selectbox(key="deals:view:pick").options == [

@@ -26,10 +26,16 @@ from crm.ui.session import get_db
 from crm.ui.text import md_escape
 
 
+STANDARD = 0  # the picker's option for no saved view
+
+
 class ViewBar:
     def __init__(self, entity: records.Entity, user: User, kind: str, prefix: str,
-                 apply: Callable[[dict | None], None], probe: str):
+                 apply: Callable[[dict | None], None], probe: str, compact: bool = False):
+        """compact: the picker shows its label (beside labelled widgets) and the popover
+        only its icon (a crowded row)."""
         self.entity, self.user, self.kind, self.prefix = entity, user, kind, prefix
+        self.label = self.compact = compact
         self.apply, self.probe = apply, probe
         self.view: dict | None = None
         self.views: list[dict] = []
@@ -71,7 +77,7 @@ class ViewBar:
             self.apply(self.view["config"] if self.view else None)
             state[self.key("loaded")] = wanted
         self.views = views.list_views(db, self.user, self.entity, self.kind)
-        state[self.key("pick")] = wanted
+        state[self.key("pick")] = STANDARD if wanted is None else wanted
         return self.view
 
     def _note(self, text: str) -> None:
@@ -83,10 +89,11 @@ class ViewBar:
         names = {v["id"]: self._label(v) for v in self.views}
         if self.view is not None and self.view["id"] not in names:  # e.g. unshared meanwhile
             names[self.view["id"]] = self._label(self.view)
-        options = [None, *names]
+        options = [STANDARD, *names]  # not None: a selectbox shows None as "no choice"
         container.selectbox(
-            _("View"), options, key=self.key("pick"), label_visibility="collapsed",
-            format_func=lambda i: _("Standard view") if i is None else names.get(i, f"#{i}"),
+            _("View"), options, key=self.key("pick"),
+            label_visibility="visible" if self.label else "collapsed",
+            format_func=lambda i: _("Standard view") if i == STANDARD else names.get(i, f"#{i}"),
             on_change=self._picked, help=_("Saved views: columns, filters, search and sort "
                                            "kept under a name"))
 
@@ -97,7 +104,7 @@ class ViewBar:
         return name
 
     def _picked(self) -> None:
-        chosen = st.session_state[self.key("pick")]
+        chosen = st.session_state[self.key("pick")] or None
         st.session_state[self.key("current")] = chosen
         _link(chosen)
 
@@ -117,8 +124,9 @@ class ViewBar:
         view = self.view
         changed = view is not None and not views.same_config(self.entity, config,
                                                              view["config"], self.kind)
-        label = _("View") + (" •" if changed else "")
-        with container.popover(label, icon=":material/bookmarks:", width="stretch"):
+        label = ("" if self.compact else _("View")) + (" •" if changed else "")
+        with container.popover(label, icon=":material/bookmarks:", width="stretch",
+                               help=_("Save and manage views")):
             if view is not None:
                 self._manage_view(view, config, changed)
                 st.divider()
