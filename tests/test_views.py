@@ -497,3 +497,18 @@ def test_board_grouped_by_source_moves_a_deal_without_dragging(app_env, team, st
     # the list of deals offers no board views, and the board no list views
     assert page("pages/deals.py", user="maria").selectbox(key="deals:view:pick").options == [
         "Standard view"]
+
+
+def test_two_lists_on_one_page_keep_their_own_views(app_env, team):
+    from crm import activities
+    from tests.test_pages import errors, page
+
+    reza = team["reza"]
+    tasks_view = views.create_view(app_env, reza, activities.TASKS, "Open tasks",
+                                   {"filters": {"status": ["open"]}})
+    at = page("pages/activities.py", user="reza", tasks_view=str(tasks_view))
+    assert not errors(at)
+    assert at.selectbox(key="tasks:view:pick").value == tasks_view
+    assert at.selectbox(key="activities:view:pick").value == 0
+    assert at.query_params["tasks_view"] == str(tasks_view)
+    assert "activities_view" not in at.query_params and "view" not in at.query_params

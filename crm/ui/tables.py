@@ -18,14 +18,16 @@ PAGE_SIZES = (25, 50, 100, 200)
 
 
 def list_page(entity: records.Entity, user: User, record_page: str,
-              choices: dict[str, dict] | None = None, can_create: bool = True) -> None:
-    """choices: {field: {id: label}} for reference filters (e.g. a deal's stage)."""
+              choices: dict[str, dict] | None = None, can_create: bool = True,
+              view_param: str = "view") -> None:
+    """choices: {field: {id: label}} for reference filters (e.g. a deal's stage); view_param:
+    the query parameter of the saved view (a page with two lists gives each its own)."""
     db = get_db()
     t = entity.table
     owners = auth.owner_choices(db)
     choices = {**{f.name: owners for f in entity.fields if f.type == "user"}, **(choices or {})}
     bar = ViewBar(entity, user, views.LIST, t, probe=f"{t}:sort",
-                  apply=lambda config: _apply_view(entity, config, choices))
+                  apply=lambda config: _apply_view(entity, config, choices), param=view_param)
     bar.start()
     head, pick, manage, export, new = st.columns([2.6, 1.7, 0.9, 1, 1.3],
                                                  vertical_alignment="bottom")

@@ -31,10 +31,13 @@ STANDARD = 0  # the picker's option for no saved view
 
 class ViewBar:
     def __init__(self, entity: records.Entity, user: User, kind: str, prefix: str,
-                 apply: Callable[[dict | None], None], probe: str, compact: bool = False):
+                 apply: Callable[[dict | None], None], probe: str, compact: bool = False,
+                 param: str = "view"):
         """compact: the picker shows its label (beside labelled widgets) and the popover
-        only its icon (a crowded row)."""
+        only its icon (a crowded row). param: the query parameter naming the view (a page
+        with two lists gives each its own)."""
         self.entity, self.user, self.kind, self.prefix = entity, user, kind, prefix
+        self.param = param
         self.label = self.compact = compact
         self.apply, self.probe = apply, probe
         self.view: dict | None = None
@@ -52,7 +55,7 @@ class ViewBar:
         db, state = get_db(), st.session_state
         for name in state.pop(self.key("clear"), []):  # inputs to empty after a command
             state.pop(self.key(name), None)
-        param = st.query_params.get("view")
+        param = st.query_params.get(self.param)
         current = self.key("current")
         if param is not None:
             wanted = _as_id(param)
@@ -72,7 +75,7 @@ class ViewBar:
                              "view.").format(id=wanted))
                 wanted = None
         state[current] = wanted
-        _link(wanted)
+        _link(self.param, wanted)
         if state.get(self.key("loaded"), "none") != wanted or self.probe not in state:
             self.apply(self.view["config"] if self.view else None)
             state[self.key("loaded")] = wanted
@@ -106,7 +109,7 @@ class ViewBar:
     def _picked(self) -> None:
         chosen = st.session_state[self.key("pick")] or None
         st.session_state[self.key("current")] = chosen
-        _link(chosen)
+        _link(self.param, chosen)
 
     def notes(self) -> None:
         """Quiet remarks: a link to a missing view, fields a view named that are gone."""
@@ -225,18 +228,18 @@ class ViewBar:
         else:
             state[self.key("loaded")] = view_id  # the widgets already show it
         state[self.key("clear")] = list(clear)
-        _link(view_id)
+        _link(self.param, view_id)
         st.toast(message, icon=":material/bookmarks:")
         st.rerun()
 
 
-def _link(view_id) -> None:
+def _link(param: str, view_id) -> None:
     """Puts the view in the page's address (?view=3), or takes it out."""
     if view_id is None:
-        if "view" in st.query_params:
-            del st.query_params["view"]
-    elif st.query_params.get("view") != str(view_id):
-        st.query_params["view"] = str(view_id)
+        if param in st.query_params:
+            del st.query_params[param]
+    elif st.query_params.get(param) != str(view_id):
+        st.query_params[param] = str(view_id)
 
 
 def _as_id(raw) -> int | None:
