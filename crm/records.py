@@ -264,7 +264,9 @@ def _list_select(entity: Entity, shown: list[Field] | None = None) -> str:
         ["t.owner_id"] if entity.owned and "owner_id" not in names else [])
     for f in shown:
         if f.type == "ref":  # show the referenced record's name, not its id
-            cols.append(f"{REF_LABELS[f.ref].format(a='r_' + f.name)} AS {f.name}__label")
+            label = (REF_LABELS[f.ref].format(a="r_" + f.name) if f.ref in REF_LABELS
+                     else f"'#' || CAST(t.{f.name} AS VARCHAR)")  # a table without a name
+            cols.append(f"{label} AS {f.name}__label")
     owner = "u.name" if entity.owned else "CAST(NULL AS VARCHAR)"
     return f"SELECT {', '.join(cols)}, {owner} AS owner_name"
 
@@ -272,7 +274,7 @@ def _list_select(entity: Entity, shown: list[Field] | None = None) -> str:
 def _list_joins(entity: Entity, shown: list[Field] | None = None) -> str:
     joins = " LEFT JOIN users u ON u.id = t.owner_id" if entity.owned else ""
     for f in list_fields(entity) if shown is None else shown:
-        if f.type == "ref":
+        if f.type == "ref" and f.ref in REF_LABELS:
             joins += f" LEFT JOIN {f.ref} r_{f.name} ON r_{f.name}.id = t.{f.name}"
     return joins
 

@@ -374,6 +374,8 @@ def test_leads_page_saves_a_view_and_reopens_it_from_its_link(app_env, team):
         "filters": {"status": ["new"]}, "search": "", "sort": "last_name"}
     assert at.query_params["view"] == str(view["id"])
     assert at.selectbox(key="leads:view:pick").value == view["id"]
+    # the name is user text: escaped where it reaches markdown
+    assert any(r"**New \*ones\*** · shared with the team" in m.value for m in at.markdown)
 
     # the link opens the view in a new session: filters, sort and columns as saved
     again = page("pages/leads.py", user="reza", view=str(view["id"]))
@@ -512,3 +514,19 @@ def test_two_lists_on_one_page_keep_their_own_views(app_env, team):
     assert at.selectbox(key="activities:view:pick").value == 0
     assert at.query_params["tasks_view"] == str(tasks_view)
     assert "activities_view" not in at.query_params and "view" not in at.query_params
+
+
+def test_a_column_linking_to_a_table_without_names_shows_the_id(db, team, stage):
+    """A link field to a table the lists cannot name (a custom "link to another record")
+    is shown as #id instead of failing the list."""
+    with db.transaction() as cur:
+        cur.execute("ALTER TABLE deals ADD COLUMN task_link BIGINT")
+    linked = dataclasses.replace(deals.DEALS, fields=[
+        *deals.FIELDS, Field("task_link", "Task", "ref", ref="tasks")])
+    deal_id = deals.create_deal(db, team["maria"], {"title": "T", "stage_id":
+                                                    stage["Proposal"]})
+    with db.transaction() as cur:
+        cur.execute("UPDATE deals SET task_link = 42 WHERE id = $id", {"id": deal_id})
+    page = records.list_records(db, team["maria"], linked,
+                                records.Query(columns=["title", "task_link"]))
+    assert (page.rows[0]["task_link"], page.rows[0]["task_link__label"]) == (42, "#42")
