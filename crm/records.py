@@ -258,10 +258,14 @@ def list_fields(entity: Entity, columns: list[str] | None = None) -> list[Field]
 
 def _list_select(entity: Entity, shown: list[Field] | None = None) -> str:
     """The list columns over t, the referenced records' names (r_<field>) and the owner (u)."""
-    shown = list_fields(entity) if shown is None else shown
+    default = list_fields(entity)
+    shown = default if shown is None else shown
     names = [f.name for f in shown]
-    cols = [f"t.{n}" for n in names] + (
-        ["t.owner_id"] if entity.owned and "owner_id" not in names else [])
+    if names == [f.name for f in default]:  # the owner in its place among the fields
+        names = [f.name for f in entity.all_fields if f.in_list or f.name == "owner_id"]
+    elif entity.owned and "owner_id" not in names:
+        names.append("owner_id")
+    cols = [f"t.{n}" for n in names]
     for f in shown:
         if f.type == "ref":  # show the referenced record's name, not its id
             label = (REF_LABELS[f.ref].format(a="r_" + f.name) if f.ref in REF_LABELS
