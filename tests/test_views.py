@@ -530,3 +530,30 @@ def test_a_column_linking_to_a_table_without_names_shows_the_id(db, team, stage)
     page = records.list_records(db, team["maria"], linked,
                                 records.Query(columns=["title", "task_link"]))
     assert (page.rows[0]["task_link"], page.rows[0]["task_link__label"]) == (42, "#42")
+
+
+@pytest.mark.parametrize("lang", ["en", "fa"])
+def test_a_views_date_filter_fills_the_date_inputs(app_env, team, lang):
+    """The period of a view lands in the date picker, or in Persian in the two Jalali boxes
+    (the same Gregorian days)."""
+    from crm import i18n
+    from tests.test_pages import errors, page
+
+    view_id = views.create_view(app_env, team["reza"], LEADS, "This autumn", {
+        "filters": {"created_at": (date(2026, 9, 23), date(2026, 12, 21))}})
+    try:
+        i18n.set_language(lang)
+        at = page("pages/leads.py", user="reza", state={"chosen_language": lang},
+                  view=str(view_id))
+        assert not errors(at) and not at.exception
+        if lang == "en":
+            assert at.date_input(key="leads:filter:created_at").value == (
+                date(2026, 9, 23), date(2026, 12, 21))
+        else:
+            assert at.text_input(key="leads:filter:created_at:jalali:from").value == \
+                i18n.format_date(date(2026, 9, 23))
+            assert at.text_input(key="leads:filter:created_at:jalali:to").value == \
+                i18n.format_date(date(2026, 12, 21))
+        assert at.button(key="leads:view:update").disabled  # as saved: nothing changed
+    finally:
+        i18n.set_language("en")
