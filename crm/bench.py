@@ -121,6 +121,9 @@ def main(args) -> int:
         measure("update_lead", update, bare.update_lead, 20)
         measure("board open (100k open deals)", lambda: deals.board(db, admin, pipeline),
                 bare.board, 1000)
+        measure("board grouped by source (issue 12)",
+                lambda: deals.board(db, admin, pipeline, group_by="source"),
+                bare.board_by_source, 1000)
         measure("move_deal", _mover(db, admin, pipeline), bare.move_deal, 50, max_ratio=None)
         results.append(("leads page script (AppTest run)",
                         page_run_ms(path, "pages/leads.py", "bench", opts.page_runs), None, None,
@@ -499,6 +502,30 @@ class _Bare:
                    " d.stage_entered_at, d.last_activity_at, d.expected_close_date, d.version"
                    f" FROM deals d JOIN ({' UNION ALL '.join(parts)}) picked ON picked.id = d.id"
                    " ORDER BY d.stage_id, d.amount DESC NULLS LAST, d.id", params)
+
+    def board_by_source(self):
+        """The board grouped by a choice field (source): totals per choice over the open
+        deals, and each choice's top 20 cards, plus those without one."""
+        open_ids = [s["id"] for s in self.stages if s["kind"] == "open"]
+        choices = list(deals.DEALS.spec["source"].choices)
+        params = {"p": self.pipeline, **{f"o{i}": s for i, s in enumerate(open_ids)},
+                  **{f"g{i}": c for i, c in enumerate(choices)}}
+        stages = ", ".join(f"$o{i}" for i in range(len(open_ids)))
+        known = "d.source IN (" + ", ".join(f"$g{i}" for i in range(len(choices))) + ")"
+        where = f"d.deleted_at IS NULL AND d.pipeline_id = $p AND d.stage_id IN ({stages})"
+        self._rows(f"SELECT CASE WHEN {known} THEN d.source END, count(*),"
+                   " coalesce(sum(d.amount), 0),"
+                   " coalesce(sum(d.amount * coalesce(d.probability, s.probability) / 100.0), 0)"
+                   f" FROM deals d JOIN stages s ON s.id = d.stage_id WHERE {where}"
+                   f" GROUP BY CASE WHEN {known} THEN d.source END", params)
+        groups = [f"d.source = $g{i}" for i in range(len(choices))] + [
+            f"(NOT ({known}) OR d.source IS NULL)"]
+        parts = [f"(SELECT d.id FROM deals d WHERE {where} AND {g}"
+                 " ORDER BY d.amount DESC NULLS LAST, d.id LIMIT 20)" for g in groups]
+        self._rows("SELECT d.id, d.title, d.stage_id, d.source, d.amount, d.currency,"
+                   " d.next_step, d.stage_entered_at, d.last_activity_at, d.expected_close_date,"
+                   f" d.version FROM deals d JOIN ({' UNION ALL '.join(parts)}) picked"
+                   " ON picked.id = d.id ORDER BY d.amount DESC NULLS LAST, d.id", params)
 
     def _audit(self, cur, entity: str, record_id: int, action: str, now: datetime):
         cur.execute("INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id,"

@@ -430,16 +430,50 @@ def board_currencies(db: Database, user: User, pipeline_id: int,
     return {r["currency"]: r["n"] for r in found}
 
 
+NO_VALUE = "__none__"  # the id of a grouped board's "(none)" column
+# the board shows one currency at a time (grouping by it would show one column), and a lost
+# reason belongs to lost deals, which a grouped board (open deals) does not show
+UNGROUPED = ("currency", "lost_reason")
+
+
+def group_fields(entity: records.Entity | None = None) -> list[str]:
+    """What the board can group deals by: the stage, and every single-choice field a user may
+    set (read from the entity's specs at call time, so an admin's custom choice fields count)."""
+    entity = entity or DEALS
+    return ["stage_id"] + [f.name for f in entity.fields
+                           if f.type == "choice" and f.editable and not f.create_only
+                           and f.name not in UNGROUPED]
+
+
+def set_group_field(db: Database, user: User, deal_id: int, name: str, value: str | None,
+                    expected_version: int | None) -> dict:
+    """A card dropped on another column of a board grouped by a choice field: sets that field
+    through the deal's update command (validated, permission- and version-checked, audited).
+    value None (the "(none)" column) clears it. Stage moves go through move_deal instead."""
+    if name == "stage_id" or name not in group_fields():
+        raise ValidationError({name: _("The board cannot group deals by this field")})
+    return update_deal(db, user, deal_id, {name: value}, expected_version)
+
+
 def board(db: Database, user: User, pipeline_id: int, owners: list[int] | None = None,
           search: str = "", close_from: date | None = None, close_to: date | None = None,
           per_stage: int = 20, order: str = "amount", currency: str | None = None,
-          now: datetime | None = None) -> list[dict]:
+          now: datetime | None = None, group_by: str = "stage_id") -> list[dict]:
     """Columns of the Kanban board: header totals over all matching deals (in SQL) and the top
     `per_stage` cards of each stage by amount or expected close date. Won and lost columns
-    hold the deals closed in the last CLOSED_DAYS days."""
+    hold the deals closed in the last CLOSED_DAYS days.
+
+    group_by a single-choice field (group_fields()) instead: one column per choice plus
+    "(none)" (id NO_VALUE: empty, or a value no longer among the choices), over the open deals
+    of the pipeline; each column has its choice as "value"."""
     if user.role == "viewer":
         require(user, "view")
     now = now or datetime.now()
+    if group_by != "stage_id":
+        if group_by not in group_fields():
+            raise ValidationError({"group_by": _("The board cannot group deals by this field")})
+        return _choice_board(db, user, pipeline_id, DEALS.spec[group_by], owners, search,
+                             close_from, close_to, per_stage, order, currency, now)
     since = now.date() - timedelta(days=CLOSED_DAYS)
     where, params = _board_where(user, pipeline_id, owners, search, close_from, close_to,
                                  currency, since)
@@ -505,6 +539,72 @@ def _top_cards(db: Database, stages: list[dict], clauses: list[str], params: dic
         f" FROM deals d JOIN ({' UNION ALL '.join(parts)}) picked ON picked.id = d.id"
         " LEFT JOIN customers c ON c.id = d.customer_id LEFT JOIN users u ON u.id = d.owner_id"
         f" ORDER BY d.stage_id, {sort}, d.id", params)
+
+
+def _choice_board(db: Database, user: User, pipeline_id: int, f: Field,
+                  owners: list[int] | None, search: str, close_from: date | None,
+                  close_to: date | None, per_stage: int, order: str, currency: str | None,
+                  now: datetime) -> list[dict]:
+    """board() grouped by the choice field f, over the pipeline's open deals: the same
+    filters, one GROUP BY for the totals and one LIMIT per column for the cards."""
+    stages = {s["id"]: s for s in pipelines.stages_of(db, pipeline_id)}
+    clauses, params = _deal_filters(user, pipeline_id, owners, search, close_from, close_to,
+                                    currency)
+    open_ids = [i for i, s in stages.items() if s["kind"] == "open"]
+    for i, stage_id in enumerate(open_ids):
+        params[f"open{i}"] = stage_id
+    clauses.append(f"d.stage_id IN ({', '.join(f'$open{i}' for i in range(len(open_ids)))})"
+                   if open_ids else "1 = 0")
+    for i, choice in enumerate(f.choices):
+        params[f"g{i}"] = choice
+    column = f"d.{f.name}"  # a validated field name (group_fields)
+    known = (f"{column} IN ({', '.join(f'$g{i}' for i in range(len(f.choices)))})"
+             if f.choices else "1 = 0")
+    group = f"CASE WHEN {known} THEN {column} END"
+    customers = " LEFT JOIN customers c ON c.id = d.customer_id" if search.strip() else ""
+    where = " AND ".join(clauses)
+    totals = {r["grp"]: r for r in db.query(
+        f"SELECT {group} AS grp, count(*) AS n, coalesce(sum(d.amount), 0) AS total,"
+        " coalesce(sum(d.amount * coalesce(d.probability, s.probability) / 100.0), 0)"
+        f" AS weighted FROM deals d JOIN stages s ON s.id = d.stage_id{customers}"
+        f" WHERE {where} GROUP BY {group}", params)}
+    sort = ("d.amount DESC NULLS LAST" if order == "amount"
+            else "d.expected_close_date ASC NULLS LAST")
+    if search.strip():  # match the text once, not once per column
+        matched = (f"WITH m AS MATERIALIZED (SELECT d.id, d.amount, d.expected_close_date,"
+                   f" {column} FROM deals d{customers} WHERE {where}) ")
+        source, base = "m d", []
+    else:
+        matched, source, base = "", "deals d", clauses
+    groups = [f"{column} = $g{i}" for i in range(len(f.choices))] + [f"NOT ({known})"
+                                                                      f" OR {column} IS NULL"]
+    parts = [f"(SELECT d.id FROM {source} WHERE {' AND '.join(base + ['(' + g + ')'])}"
+             f" ORDER BY {sort}, d.id LIMIT $per_stage)" for g in groups]
+    cards = db.query(
+        f"{matched}SELECT d.id, d.title, d.stage_id, {column} AS grp, d.amount, d.currency,"
+        " d.next_step, d.stage_entered_at, d.last_activity_at, d.expected_close_date,"
+        " d.version, c.name AS customer, u.name AS owner, EXISTS (SELECT 1 FROM tasks k"
+        " WHERE k.deal_id = d.id AND k.status = 'open' AND k.deleted_at IS NULL"
+        " AND k.due_at < $now) AS overdue"
+        f" FROM deals d JOIN ({' UNION ALL '.join(parts)}) picked ON picked.id = d.id"
+        " LEFT JOIN customers c ON c.id = d.customer_id LEFT JOIN users u ON u.id = d.owner_id"
+        f" ORDER BY {sort}, d.id", {**params, "per_stage": per_stage, "now": now})
+    by_group: dict = {}
+    for c in cards:
+        key = c["grp"] if c["grp"] in f.choices else None
+        by_group.setdefault(key, []).append(_card(c, stages[c["stage_id"]], now))
+    columns = []
+    for value in [*f.choices, None]:
+        t = totals.get(value, {"n": 0, "total": 0, "weighted": 0})
+        shown = by_group.get(value, [])
+        columns.append({
+            "id": NO_VALUE if value is None else value, "value": value,
+            "name": f.choice_label(value) if value is not None else _("(none)"),
+            "kind": "open", "probability": None, "count": t["n"], "total": float(t["total"]),
+            "weighted": float(t["weighted"]), "currency": currency or _currency(shown),
+            "cards": shown, "more": t["n"] - len(shown),
+        })
+    return columns
 
 
 def _currency(cards: list[dict]) -> str:

@@ -150,6 +150,8 @@ class Query:
     trash: bool = False
     fixed: dict = field(default_factory=dict)  # name -> value the rows must have (a parent)
     language: str | None = None  # sorts text by this language's alphabet (ICU collation)
+    # the shown columns (field names, a saved view's); None: the specs' in_list fields
+    columns: list[str] | None = None
 
 
 # ICU collations built into DuckDB: Lithuanian puts Ą right after A, not after Z
@@ -219,7 +221,8 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
     where, params = _where(entity, user, q)
     sort = q.sort if q.sort in entity.spec else entity.default_sort[0]
     page_size = max(1, min(int(q.page_size), 500))
-    select = _list_select(entity)
+    shown = list_fields(entity, q.columns)
+    select = _list_select(entity, shown)
     collate = _collation(entity, sort, q)
     order = _order("t", sort, q.descending, collate=collate)
     if int(q.page) <= 1 and (q.search or "").strip():
@@ -228,7 +231,7 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
             f"WITH m AS MATERIALIZED (SELECT {keys} FROM {entity.table} t WHERE {where})"
             f" {select}, (SELECT count(*) FROM m) AS {_TOTAL} FROM {entity.table} t"
             f" JOIN (SELECT m.id FROM m ORDER BY {_order('m', sort, q.descending, collate=collate)}"
-            f" LIMIT $limit) p ON p.id = t.id{_list_joins(entity)} ORDER BY {order}",
+            f" LIMIT $limit) p ON p.id = t.id{_list_joins(entity, shown)} ORDER BY {order}",
             {**params, "limit": page_size})
         total = found[0][_TOTAL] if found else 0
         for row in found:
@@ -248,7 +251,7 @@ def list_records(db: Database, user: User, entity: Entity, q: Query) -> Page:
         f"{select} FROM {entity.table} t JOIN (SELECT t.id FROM {entity.table} t WHERE {where}"
         f" ORDER BY {_order('t', sort, q.descending, reverse, collate)}"
         f" LIMIT $limit OFFSET $offset) p"
-        f" ON p.id = t.id{_list_joins(entity)} ORDER BY {order}",
+        f" ON p.id = t.id{_list_joins(entity, shown)} ORDER BY {order}",
         {**params, "limit": limit, "offset": offset})
     return Page(found, total, page, page_size)
 
@@ -274,20 +277,40 @@ def _collation(entity: Entity, sort: str, q: Query) -> str | None:
     return COLLATIONS.get(q.language or "")
 
 
-def _list_select(entity: Entity) -> str:
+def list_fields(entity: Entity, columns: list[str] | None = None) -> list[Field]:
+    """The list's columns in order: the named fields that exist now (a saved view's, which may
+    name a field deleted since: left out), or the specs' in_list fields; id always first."""
+    spec = entity.spec
+    if columns:
+        named = [spec[n] for n in dict.fromkeys(columns) if n in spec and n != "id"]
+        if named:
+            return [spec["id"], *named]
+    return [f for f in entity.all_fields if f.in_list]
+
+
+def _list_select(entity: Entity, shown: list[Field] | None = None) -> str:
     """The list columns over t, the referenced records' names (r_<field>) and the owner (u)."""
-    cols = [f"t.{f.name}" for f in entity.all_fields if f.in_list or f.name == "owner_id"]
-    for f in entity.all_fields:
-        if f.in_list and f.type == "ref":  # show the referenced record's name, not its id
-            cols.append(f"{REF_LABELS[f.ref].format(a='r_' + f.name)} AS {f.name}__label")
+    default = list_fields(entity)
+    shown = default if shown is None else shown
+    names = [f.name for f in shown]
+    if names == [f.name for f in default]:  # the owner in its place among the fields
+        names = [f.name for f in entity.all_fields if f.in_list or f.name == "owner_id"]
+    elif entity.owned and "owner_id" not in names:
+        names.append("owner_id")
+    cols = [f"t.{n}" for n in names]
+    for f in shown:
+        if f.type == "ref":  # show the referenced record's name, not its id
+            label = (REF_LABELS[f.ref].format(a="r_" + f.name) if f.ref in REF_LABELS
+                     else f"'#' || CAST(t.{f.name} AS VARCHAR)")  # a table without a name
+            cols.append(f"{label} AS {f.name}__label")
     owner = "u.name" if entity.owned else "CAST(NULL AS VARCHAR)"
     return f"SELECT {', '.join(cols)}, {owner} AS owner_name"
 
 
-def _list_joins(entity: Entity) -> str:
+def _list_joins(entity: Entity, shown: list[Field] | None = None) -> str:
     joins = " LEFT JOIN users u ON u.id = t.owner_id" if entity.owned else ""
-    for f in entity.all_fields:
-        if f.in_list and f.type == "ref":
+    for f in list_fields(entity) if shown is None else shown:
+        if f.type == "ref" and f.ref in REF_LABELS:
             joins += f" LEFT JOIN {f.ref} r_{f.name} ON r_{f.name}.id = t.{f.name}"
     return joins
 

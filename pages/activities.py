@@ -32,6 +32,7 @@ with mine:
                  "with “{button}” under {tab}.").format(
         button=i18n.entity_text(activities.TASKS, "New {label}"), tab=_("All tasks")))
 with tasks:
-    list_page(activities.TASKS, user, record_page="pages/task.py")
+    list_page(activities.TASKS, user, record_page="pages/task.py", view_param="tasks_view")
 with logged:
-    list_page(activities.ACTIVITIES, user, record_page="pages/activity.py")
+    list_page(activities.ACTIVITIES, user, record_page="pages/activity.py",
+              view_param="activities_view")

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from crm import auth, deals, i18n, pipelines, records
+from crm import auth, deals, i18n, pipelines, records, views
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _
@@ -10,6 +10,7 @@ from crm.ui.market import competitor_picker
 from crm.ui.session import get_db
 from crm.ui.tables import date_range
 from crm.ui.text import md_escape
+from crm.ui.views import ViewBar
 
 PAGE = 20  # cards per column, and how many more "show more" adds
 LOST_LABEL = deals.DEALS.spec["lost_reason"].choice_label
@@ -29,13 +30,48 @@ if not all_pipelines:
 names = {p["id"]: p["name"] for p in all_pipelines}
 default = pipelines.default_pipeline_id(db)
 
-f1, f2, f3, f4 = st.columns([1.6, 2, 2.8, 1.3], vertical_alignment="bottom")
+owners = auth.owner_choices(db)
+ORDERS = {"amount": N_("Amount"), "close date": N_("Close date")}
+
+
+def group_label(name: str) -> str:
+    return _("Stage") if name == "stage_id" else deals.DEALS.spec[name].shown_label
+
+
+def apply_view(config: dict | None) -> None:
+    """A saved board view (None: the standard board) into the board's widgets."""
+    config, state = config or {}, st.session_state
+    wanted = config.get("filters") or {}
+    state["board_group"] = config.get("group_by") or "stage_id"
+    state["board_search"] = config.get("search") or ""
+    state["board_mine"] = bool(config.get("mine"))
+    state["board_owners"] = [o for o in wanted.get("owner_id") or [] if o in owners]
+    start, end = wanted.get("expected_close_date") or (None, None)
+    state["board_period"] = (start, end) if start and end else (start,) if start else ()
+    state["board_period:jalali:from"] = i18n.format_date(start) if start else ""
+    state["board_period:jalali:to"] = i18n.format_date(end) if end else ""
+    state["board_order"] = "close date" if config.get("sort") == "expected_close_date" \
+        else "amount"
+
+
+bar = ViewBar(deals.DEALS, user, views.BOARD, "board", apply=apply_view, probe="board_search",
+              compact=True)
+bar.start()
+f1, f2, f3, fv, f4, f5 = st.columns([1.3, 1.5, 2.3, 1.5, 1, 0.55], vertical_alignment="bottom")
 pipeline_id = f1.selectbox(_("Pipeline"), list(names), format_func=names.get,
                            index=list(names).index(default), key="board_pipeline")
+bar.picker(fv)
 search = f2.text_input(_("Search"), placeholder=_("Deal or customer"), key="board_search")
-owners = auth.owner_choices(db)
 more_filters = f4.popover(_("Filters"), icon=":material/filter_list:", width="stretch",
                           key="board_filters")
+groups = deals.group_fields()  # read now: an admin's custom choice fields are among them
+if st.session_state.get("board_group") not in groups:  # a field deleted meanwhile
+    st.session_state["board_group"] = "stage_id"
+group_by = more_filters.selectbox(
+    _("Group by"), groups, key="board_group", format_func=group_label,
+    help=_("Columns by stage, or by any single-choice field of the deals: dropping a card on "
+           "a column then sets that field"))
+mine = False
 if user.role == "rep":
     chosen_owners = [user.id]
     more_filters.caption(_("Your deals"))
@@ -47,13 +83,19 @@ else:
 with more_filters:
     close_from, close_to = date_range(deals.DEALS.spec["expected_close_date"], "board_period")
 period = close_from or close_to
-ORDERS = {"amount": N_("Amount"), "close date": N_("Close date")}
 order = more_filters.segmented_control(
-    _("Cards by"), list(ORDERS), default="amount", key="board_order",
+    _("Cards by"), list(ORDERS), key="board_order",
     format_func=lambda o: _(ORDERS[o])) or "amount"
-active = [name for name, on in [(_("owner"), user.role != "rep" and chosen_owners),
-                                (_("expected close"), period),
-                                (_("cards by close date"), order != "amount")] if on]
+active = [name for name, on in [
+    (_("owner"), user.role != "rep" and chosen_owners),
+    (_("expected close"), period),
+    (_("cards by close date"), order != "amount")] if on]
+bar.manage(f5, {
+    "group_by": group_by, "search": search, "mine": mine,
+    "filters": {"owner_id": [] if mine or user.role == "rep" else chosen_owners,
+                "expected_close_date": (close_from, close_to)},
+    "sort": "amount" if order == "amount" else "expected_close_date",
+    "descending": order == "amount"})
 currencies = deals.board_currencies(db, user, pipeline_id, owners=chosen_owners,
                                     search=search, close_from=close_from, close_to=close_to)
 currency = None
@@ -65,8 +107,13 @@ if currencies:
         _("Currency"), list(currencies), key="board_currency",
         format_func=lambda c: f"{md_escape(c)} ({i18n.number(currencies[c])})"
     ) or next(iter(currencies))
+notes = [_("Grouped by {field} (under Filters).").format(field=group_label(group_by))
+         ] if group_by != "stage_id" else []
 if active:
-    st.caption(_("Filtered by {filters} (under Filters).").format(filters=", ".join(active)))
+    notes.append(_("Filtered by {filters} (under Filters).").format(filters=", ".join(active)))
+if notes:
+    st.caption(" ".join(notes))
+bar.notes()
 if new.button(i18n.entity_text(deals.DEALS, "New {label}"), type="primary",
               icon=":material/add:", width="stretch"):
     st.switch_page("pages/deal.py", query_params={"id": "new", "stage_id": str(
@@ -75,7 +122,8 @@ if new.button(i18n.entity_text(deals.DEALS, "New {label}"), type="primary",
 per_stage = st.session_state.setdefault("board_per_stage", PAGE)
 columns = deals.board(db, user, pipeline_id, owners=chosen_owners, search=search,
                       close_from=close_from, close_to=close_to, per_stage=per_stage,
-                      order="amount" if order == "amount" else "close", currency=currency)
+                      order="amount" if order == "amount" else "close", currency=currency,
+                      group_by=group_by)
 stage_kind = {c["id"]: c["kind"] for c in columns}
 stage_name = {c["id"]: c["name"] for c in columns}
 # The version of each card as the user last saw it (the previous run drew the screen they
@@ -111,13 +159,18 @@ def moved_meanwhile(title) -> str:
              "the board now shows where it is.").format(title=md_escape(title))
 
 
-def move(deal_id: int, to_stage: int, version: int | None, reason=None,
+def move(deal_id: int, to_stage, version: int | None, reason=None,
          competitor=None) -> bool:
-    """Moves the deal unless it changed since the user saw it (version). On such a conflict
-    it leaves a notice and reruns, so the board shows where the deal is now."""
+    """Moves the deal to the column (a stage, or a choice of the field the board is grouped
+    by) unless it changed since the user saw it (version). On such a conflict it leaves a
+    notice and reruns, so the board shows where the deal is now."""
     try:
-        deals.move_deal(db, user, deal_id, to_stage, lost_reason=reason, competitor=competitor,
-                        expected_version=version)
+        if group_by == "stage_id":
+            deals.move_deal(db, user, deal_id, to_stage, lost_reason=reason,
+                            competitor=competitor, expected_version=version)
+        else:
+            deals.set_group_field(db, user, deal_id, group_by,
+                                  None if to_stage == deals.NO_VALUE else to_stage, version)
     except records.ConflictError as exc:
         st.session_state["board_notice"] = moved_meanwhile(exc.current.get("title"))
         st.rerun()
@@ -185,8 +238,12 @@ with st.expander(_("Move a deal without dragging"), icon=":material/keyboard:"):
     k1, k2, k3, k4 = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
     chosen = k1.selectbox(_("Deal"), list(cards), format_func=cards.get, index=None,
                           key="plain_deal", placeholder=_("Choose a deal"))
+    if st.session_state.get("plain_stage") not in stage_name:  # the grouping changed
+        st.session_state["plain_stage"] = None
     target = k2.selectbox(_("Move to"), list(stage_name), format_func=stage_name.get,
-                          index=None, key="plain_stage", placeholder=_("Choose a stage"))
+                          index=None, key="plain_stage",
+                          placeholder=_("Choose a stage") if group_by == "stage_id"
+                          else _("Choose a column"))
     reason = competitor = None
     if target is not None and stage_kind[target] == "lost":
         reason = k3.selectbox(_("Lost reason *"), deals.LOST_REASONS, index=None,
@@ -203,6 +260,11 @@ if others:
         list=", ".join(_("{count} in {currency}").format(count=i18n.number(n),
                                                           currency=md_escape(c))
                        for c, n in others.items())))
-st.caption(_("Won and lost columns show the last {days} days. Rotting: no activity for longer "
-             "than the stage allows. Click a card to open the deal, edit it and log an "
-             "activity.").format(days=i18n.number(deals.CLOSED_DAYS)))
+if group_by == "stage_id":
+    st.caption(_("Won and lost columns show the last {days} days. Rotting: no activity for "
+                 "longer than the stage allows. Click a card to open the deal, edit it and log "
+                 "an activity.").format(days=i18n.number(deals.CLOSED_DAYS)))
+else:
+    st.caption(_("The open deals of the pipeline, one column per {field}. Dropping a card on a "
+                 "column sets the deal's {field}. Click a card to open the deal.").format(
+        field=group_label(group_by)))

@@ -367,7 +367,8 @@ export default function (component) {
     const name = el("span", "kb-name", col.name);
     name.setAttribute("title", String(col.name));
     titleRow.appendChild(name);
-    titleRow.appendChild(el("span", "kb-prob", col.probability_text));
+    // a column of a board grouped by a choice field has no probability
+    if (col.probability_text) titleRow.appendChild(el("span", "kb-prob", col.probability_text));
     head.appendChild(titleRow);
 
     const count = Number(col.count) || 0;
@@ -500,6 +501,11 @@ def _amount(card: dict) -> str:
     return i18n.money(value, _text(card.get("currency")), 0 if value == int(value) else 2)
 
 
+def _column_id(value: Any) -> int | str:
+    """A stage's id, or a choice (a board grouped by a choice field)."""
+    return value if isinstance(value, str) else _int(value)
+
+
 def _payload(columns: list[dict], height: int, rev: int) -> dict:
     out = []
     for col in columns:
@@ -513,8 +519,9 @@ def _payload(columns: list[dict], height: int, rev: int) -> dict:
             "weighted_text": _("weighted {amount}").format(
                 amount=i18n.number(_num(col.get("weighted")))),
             "more_text": _("+ {count} more").format(count=i18n.number(more)),
-            "probability_text": i18n.percent(_int(col.get("probability")) / 100),
-            "id": _int(col.get("id")),
+            "probability_text": "" if col.get("probability") is None else
+            i18n.percent(_int(col.get("probability")) / 100),
+            "id": _column_id(col.get("id")),
             "name": _text(col.get("name")),
             "kind": kind if kind in ("open", "won", "lost") else "open",
             "count": _int(col.get("count")),
@@ -550,14 +557,15 @@ def _payload(columns: list[dict], height: int, rev: int) -> dict:
 def kanban_board(columns: list[dict], key: str,
                  on_move: Callable[[int, int, int | None], Any] | None = None,
                  on_open: Callable[[int], Any] | None = None, height: int = 620) -> None:
-    """Mounts the board. columns: [{"id": int, "name": str, "kind": "open"|"won"|"lost",
-       "count": int, "total": float, "weighted": float, "currency": str, "probability": int,
+    """Mounts the board. columns: [{"id": int (a stage) or str (a choice), "name": str, "kind": "open"|"won"|"lost",
+       "count": int, "total": float, "weighted": float, "currency": str,
+       "probability": int or None (no badge),
        "cards": [{"id": int, "title": str, "customer": str, "amount": float, "currency": str,
                   "owner": str, "days_in_stage": int, "rotting": bool, "overdue": bool,
                   "next_step": str, "version": int}],
        "more": int}]   # more = how many cards of this column are not shown
-    on_move(deal_id: int, to_stage_id: int, version: int | None) is called when a card is
-    dropped on another column; version is the card's "version" as drawn (None if it had none):
+    on_move(deal_id: int, to_column_id: int | str, version: int | None) is called when a card
+    is dropped on another column; version is the card's "version" as drawn (None if it had none):
     pass it on as the expected version, so a deal changed meanwhile is not overridden;
     on_open(deal_id: int) when a card is clicked. Returns nothing.
 
@@ -566,7 +574,8 @@ def kanban_board(columns: list[dict], key: str,
     in them; set st.session_state and act on it in the body instead. Not usable inside
     st.form (v2 ignores trigger values in forms)."""
     rev_key = f"_kanban_rev:{key}"
-    stage_ids = {_int(c.get("id")) for c in columns}
+    # the browser sends the column's id back as it got it; looked up as text
+    column_ids = {str(_column_id(c.get("id"))): _column_id(c.get("id")) for c in columns}
 
     def _event(name: str) -> dict | None:
         state = st.session_state.get(key)
@@ -580,8 +589,8 @@ def kanban_board(columns: list[dict], key: str,
         value = _event("moved")
         if value is None or on_move is None:
             return
-        deal, to = _int(value.get("deal"), -1), _int(value.get("to"), -1)
-        if deal >= 0 and to in stage_ids:
+        deal, to = _int(value.get("deal"), -1), column_ids.get(str(value.get("to")))
+        if deal >= 0 and to is not None:
             on_move(deal, to, _version(value.get("version")))
 
     def _opened() -> None:

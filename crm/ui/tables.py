@@ -6,52 +6,65 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from crm import auth, i18n, records
+from crm import auth, i18n, records, views
 from crm.auth import User
 from crm.fields import Field, multichoice_values
 from crm.i18n import gettext as _
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
+from crm.ui.views import ViewBar
 
 PAGE_SIZES = (25, 50, 100, 200)
 
 
 def list_page(entity: records.Entity, user: User, record_page: str,
-              choices: dict[str, dict] | None = None, can_create: bool = True) -> None:
-    """choices: {field: {id: label}} for reference filters (e.g. a deal's stage)."""
+              choices: dict[str, dict] | None = None, can_create: bool = True,
+              view_param: str = "view") -> None:
+    """choices: {field: {id: label}} for reference filters (e.g. a deal's stage); view_param:
+    the query parameter of the saved view (a page with two lists gives each its own)."""
     db = get_db()
     t = entity.table
-    head, export, new = st.columns([3, 1, 1.3], vertical_alignment="bottom")
-    head.title(_(entity.plural))
-    if can_create and new.button(i18n.entity_text(entity, "New {label}"), type="primary",
-                                 icon=":material/add:", key=f"{t}:new", width="stretch"):
-        st.switch_page(record_page, query_params={"id": "new"})
-
     owners = auth.owner_choices(db)
     from crm.ui.record import custom_link_choices
 
     choices = {**{f.name: owners for f in entity.fields if f.type == "user"},
                **custom_link_choices(entity, user), **(choices or {})}
+    bar = ViewBar(entity, user, views.LIST, t, probe=f"{t}:sort",
+                  apply=lambda config: _apply_view(entity, config, choices), param=view_param)
+    bar.start()
+    head, pick, manage, export, new = st.columns([2.6, 1.7, 0.9, 1, 1.3],
+                                                 vertical_alignment="bottom")
+    head.title(_(entity.plural))
+    bar.picker(pick)
+    if can_create and new.button(i18n.entity_text(entity, "New {label}"), type="primary",
+                                 icon=":material/add:", key=f"{t}:new", width="stretch"):
+        st.switch_page(record_page, query_params={"id": "new"})
+
     search_col, sort_col, dir_col = st.columns([3, 1.4, 0.8], vertical_alignment="bottom")
     search = search_col.text_input(_("Search"), key=f"{t}:search",
                                    placeholder=_search_hint(entity),
                                    label_visibility="collapsed")
-    sortable = [f for f in entity.all_fields if f.in_list]
-    sort = sort_col.selectbox(_("Sort by"), [f.name for f in sortable], key=f"{t}:sort",
-                              index=[f.name for f in sortable].index(entity.default_sort[0]),
+    sortable = [f.name for f in entity.all_fields if f.type != "longtext"]
+    if st.session_state.get(f"{t}:sort") not in sortable:  # a field deleted meanwhile
+        st.session_state[f"{t}:sort"] = entity.default_sort[0]
+    sort = sort_col.selectbox(_("Sort by"), sortable, key=f"{t}:sort",
                               format_func=lambda n: _("Sort: {field}").format(
                                   field=entity.spec[n].shown_label),
                               label_visibility="collapsed")
-    descending = dir_col.toggle(_("Desc"), value=entity.default_sort[1] == "desc",
-                                key=f"{t}:desc", help=_("Newest or largest first"))
-    with st.expander(_("Filters"), icon=":material/filter_list:"):
+    descending = dir_col.toggle(_("Desc"), key=f"{t}:desc", help=_("Newest or largest first"))
+    with st.expander(_("Filters and columns"), icon=":material/filter_list:"):
         filters = _filters(entity, choices, user)
         trash = st.toggle(_("Show trash (deleted records)"), key=f"{t}:trash")
+        columns = _columns_picker(entity)
+    bar.notes()
+    bar.manage(manage, {"columns": [] if columns == default_columns(entity) else columns,
+                        "filters": filters, "search": search, "sort": sort,
+                        "descending": descending})
 
     query = records.Query(search=search, filters=filters, sort=sort, descending=descending,
-                          trash=trash, language=i18n.language(),
+                          trash=trash, language=i18n.language(), columns=columns or None,
                           page_size=st.session_state.get(f"{t}:page_size", PAGE_SIZES[1]))
-    signature = repr((search, filters, sort, descending, trash, query.page_size))
+    signature = repr((search, filters, sort, descending, trash, query.page_size, columns))
     if st.session_state.get(f"{t}:signature") != signature:
         st.session_state[f"{t}:signature"] = signature
         st.session_state[f"{t}:page"] = 1
@@ -91,7 +104,7 @@ def list_page(entity: records.Entity, user: User, record_page: str,
                 if (search or filters or trash) else
                 i18n.entity_text(entity, "No {plural} yet. Use “New {label}” to add one."))
     else:
-        frame = _frame(entity, result.rows)
+        frame = _frame(entity, result.rows, records.list_fields(entity, query.columns))
         event = st.dataframe(
             frame, hide_index=True, key=f"{t}:table", on_select="rerun", placeholder="—",
             selection_mode="single-row", column_config=_column_config(entity),
@@ -101,6 +114,53 @@ def list_page(entity: records.Entity, user: User, record_page: str,
         if picked:
             st.switch_page(record_page, query_params={"id": str(frame.iloc[picked[0]]["id"])})
     _pager(t, result)
+
+
+def default_columns(entity: records.Entity) -> list[str]:
+    """The columns a list shows without a view: the specs' in_list fields (id is always there,
+    the owner always shown beside them)."""
+    return [f.name for f in records.list_fields(entity) if f.name not in ("id", "owner_id")]
+
+
+def _columns_picker(entity: records.Entity) -> list[str]:
+    """The shown columns in the order picked; the standard ones when none is picked."""
+    key = f"{entity.table}:columns"
+    options = [f.name for f in entity.all_fields if f.name not in ("id", "owner_id")]
+    st.session_state[key] = [n for n in st.session_state.get(key) or [] if n in options]
+    picked = st.multiselect(_("Columns"), options, key=key,
+                            format_func=lambda n: entity.spec[n].shown_label,
+                            placeholder=_("Standard columns"),
+                            help=_("Shown in the order picked; remove them all for the "
+                                   "standard columns"))
+    return picked or default_columns(entity)
+
+
+def _apply_view(entity: records.Entity, config: dict | None, choices: dict[str, dict]) -> None:
+    """Writes a saved view's config (None: the standard view) into the list's widgets."""
+    t, state = entity.table, st.session_state
+    config = config or {}
+    state[f"{t}:search"] = config.get("search") or ""
+    state[f"{t}:sort"] = config.get("sort") or entity.default_sort[0]
+    state[f"{t}:desc"] = bool(config.get("descending", entity.default_sort[1] == "desc"))
+    state[f"{t}:columns"] = list(config.get("columns") or default_columns(entity))
+    state[f"{t}:trash"] = False
+    wanted = config.get("filters") or {}
+    for f in entity.all_fields:
+        if not f.filter:
+            continue
+        key, value = f"{t}:filter:{f.name}", wanted.get(f.name)
+        if f.type == "choice":
+            state[key] = [v for v in value or [] if v in f.choices]
+        elif f.type in ("user", "ref"):
+            options = choices.get(f.name, {})
+            state[key] = [v for v in value or [] if v in options]
+        elif f.type == "bool":
+            state[key] = "any" if value is None else "yes" if value else "no"
+        elif f.type in ("date", "datetime"):
+            start, end = value or (None, None)
+            state[key] = (start, end) if start and end else (start,) if start else ()
+            state[key + ":jalali:from"] = i18n.format_date(start) if start else ""
+            state[key + ":jalali:to"] = i18n.format_date(end) if end else ""
 
 
 def _search_hint(entity: records.Entity) -> str:
@@ -144,7 +204,9 @@ def date_range(f: Field, key: str) -> tuple:
     """(from, to) typed by the user in their calendar; (None, None) when empty."""
     label = _("{field} between").format(field=f.shown_label)
     if i18n.language() != "fa":
-        picked = st.date_input(label, value=(), key=key, format="YYYY-MM-DD")
+        # a saved view may have set the state already: then no default beside it
+        empty = {} if key in st.session_state else {"value": ()}
+        picked = st.date_input(label, key=key, format="YYYY-MM-DD", **empty)
         if not picked:
             return None, None
         return picked[0], picked[1] if len(picked) > 1 else picked[0]
@@ -161,7 +223,8 @@ def date_range(f: Field, key: str) -> tuple:
     return start, end
 
 
-def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
+def _frame(entity: records.Entity, rows: list[dict], shown: list[Field] | None = None
+           ) -> pd.DataFrame:
     """The page's rows as people read them: names instead of ids, choices, numbers and dates
     in the user's language and calendar."""
     frame = pd.DataFrame(rows)
@@ -190,7 +253,8 @@ def _frame(entity: records.Entity, rows: list[dict]) -> pd.DataFrame:
         elif f.type == "datetime":
             frame[f.name] = [i18n.format_datetime(v) if v is not None and v == v else None
                              for v in frame[f.name]]
-    cols = [f.name for f in entity.all_fields if f.in_list and f.name in frame]
+    shown = records.list_fields(entity) if shown is None else shown
+    cols = [f.name for f in shown if f.name in frame]
     return frame[cols + (["owner_name"] if entity.owned else [])]
 
 
