@@ -1,5 +1,5 @@
 """The whole configuration as one YAML file: custom fields, form layouts, pipelines and
-stages, general settings. Exported from one installation and imported into another, with the
+stages, the team's shared views, general settings. Exported from one installation and imported into another, with the
 list of changes shown before anything is applied; the import is one transaction.
 
 Importing adds and changes; it never removes what the file leaves out (a stage that holds
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import yaml
 
-from crm import custom_fields, pipelines, settings
+from crm import custom_fields, pipelines, settings, views
 from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _
@@ -28,7 +28,7 @@ FIELD_KEYS = {"label": "label", "help": "help", "required": "required",
               "max": "max_value", "max_length": "max_length", "links_to": "ref_table"}
 SECTIONS = {"fields": N_("Custom fields"), "layouts": N_("Form layouts"),
             "pipelines": N_("Pipelines"), "stages": N_("Stages"),
-            "settings": N_("General settings")}
+            "views": N_("Shared views"), "settings": N_("General settings")}
 ACTIONS = {"add": N_("add"), "change": N_("change"), "keep": N_("keep"),
            "delete": N_("delete"), "restore": N_("restore")}
 
@@ -56,7 +56,7 @@ def _require_admin(user: User) -> None:
 def export_yaml(db, user: User) -> str:
     _require_admin(user)
     data = {"crm_settings": FORMAT, "exported_at": datetime.now().replace(microsecond=0),
-            "custom_fields": {}, "layouts": {}, "pipelines": [], "settings": {}}
+            "custom_fields": {}, "layouts": {}, "pipelines": [], "views": [], "settings": {}}
     for row in db.query("SELECT * FROM custom_fields ORDER BY entity, position, id"):
         data["custom_fields"].setdefault(row["entity"], []).append(_field_entry(row))
     for row in db.query("SELECT * FROM field_layouts ORDER BY entity, position"):
@@ -68,6 +68,7 @@ def export_yaml(db, user: User) -> str:
             "name": p["name"], "default": bool(p["is_default"]),
             "stages": [{"name": s["name"], **{k: s[k] for k in STAGE_KEYS}}
                        for s in pipelines.stages_of(db, p["id"])]})
+    data["views"] = _export_views(db)
     data["settings"] = {k: _plain(v) for k, v in settings.get_all(db).items()}
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
 
@@ -136,7 +137,7 @@ def parse(text: str | bytes) -> dict:
     if not isinstance(data["crm_settings"], int) or data["crm_settings"] > FORMAT:
         raise SettingsFileError(_("This settings file was made by a newer version of the CRM"))
     for key, kind in (("custom_fields", dict), ("layouts", dict), ("pipelines", list),
-                      ("settings", dict)):
+                      ("views", list), ("settings", dict)):
         if data.get(key) is None:
             data[key] = kind()
         if not isinstance(data[key], kind):
@@ -149,6 +150,7 @@ def _run(db, user: User, data: dict, apply: bool) -> list[Change]:
     changes += _fields(db, user, data["custom_fields"], apply)
     changes += _layouts(db, user, data["layouts"], apply)
     changes += _pipelines(db, user, data["pipelines"], apply)
+    changes += _views(db, user, data["views"], apply)
     changes += _settings(db, user, data["settings"], apply)
     return changes
 
@@ -325,6 +327,62 @@ def _order_stages(db, user: User, pid: int, order: list[str]) -> None:
                                             s["position"]))
     if [s["id"] for s in ordered] != [s["id"] for s in stages]:
         pipelines.reorder_stages(db, user, pid, [s["id"] for s in ordered])
+
+
+def _export_views(db) -> list[dict]:
+    """The shared views (private ones are their owners'). Filters that name records by id
+    (owners, stages, customers) are left out: ids differ between installations."""
+    from crm import records
+
+    defaults = {r["view_id"] for r in db.query(
+        "SELECT view_id FROM saved_view_defaults WHERE user_id = $team", {"team": views.TEAM})}
+    out = []
+    for row in db.query("SELECT * FROM saved_views WHERE shared ORDER BY entity, kind, id"):
+        config = json.loads(row["config"] or "{}")
+        spec = records.entity(row["entity"]).spec
+        config["filters"] = {k: v for k, v in (config.get("filters") or {}).items()
+                             if k in spec and spec[k].type not in ("user", "ref")}
+        out.append({"entity": row["entity"], "kind": row["kind"], "name": row["name"],
+                     "team_default": row["id"] in defaults, "config": config})
+    return out
+
+
+def _views(db, user: User, wanted: list, apply: bool) -> list[Change]:
+    from crm import records
+
+    out = []
+    for entry in wanted:
+        if not isinstance(entry, dict) or not entry.get("name") \
+                or entry.get("entity") not in custom_fields.ENTITIES \
+                or entry.get("kind", views.LIST) not in views.KINDS \
+                or not isinstance(entry.get("config") or {}, dict):
+            raise SettingsFileError(_("A shared view in the file has no name, a wrong record"
+                                      " type or a wrong shape"))
+        entity, kind = records.entity(entry["entity"]), entry.get("kind", views.LIST)
+        name, config = str(entry["name"]), entry.get("config") or {}
+        item = f"{entry['entity']} › {name}"
+        found = db.one("SELECT id, config FROM saved_views WHERE entity = $e AND kind = $k"
+                       " AND shared AND lower(name) = lower($n) ORDER BY id LIMIT 1",
+                       {"e": entity.table, "k": kind, "n": name})
+        try:
+            shown = json.dumps(config, ensure_ascii=False, sort_keys=True, default=str)
+            if found is None:
+                out.append(Change("views", item, "add", None, shown))
+                view_id = views.create_view(db, user, entity, name, config, shared=True,
+                                            kind=kind) if apply else None
+            else:
+                view_id = found["id"]
+                before = views.clean_config(entity, json.loads(found["config"]), kind)[0]
+                after = views.clean_config(entity, config, kind)[0]
+                if before != after:
+                    out.append(Change("views", item, "change", found["config"], shown))
+                    if apply:
+                        views.update_view(db, user, view_id, entity, config=config)
+            if entry.get("team_default") and apply:
+                views.set_default(db, user, entity, view_id, kind=kind, team=True)
+        except ValidationError as exc:
+            raise SettingsFileError(f"{item}: " + "; ".join(exc.errors.values())) from None
+    return out
 
 
 def _settings(db, user: User, wanted: dict, apply: bool) -> list[Change]:

@@ -108,3 +108,26 @@ def test_only_admins(db, team):
         settings_file.export_yaml(db, team["maria"])
     with pytest.raises(PermissionDenied):
         settings_file.plan(db, team["maria"], "crm_settings: 1")
+
+
+def test_shared_views_travel_without_filters_by_record_ids(db, team, other):
+    from crm import views
+
+    maria = team["maria"]
+    shared = views.create_view(db, maria, leads.LEADS, "Hot new", {
+        "filters": {"status": ["new"], "owner_id": [team["reza"].id]}, "sort": "last_name"},
+        shared=True)
+    views.set_default(db, maria, leads.LEADS, shared, team=True)
+    views.create_view(db, maria, leads.LEADS, "Mine only", {"search": "x"})  # private
+    text = settings_file.export_yaml(db, team["admin"])
+    exported = yaml.safe_load(text)["views"]
+    assert [v["name"] for v in exported] == ["Hot new"]
+    assert exported[0]["config"]["filters"] == {"status": ["new"]}
+    assert exported[0]["team_default"] is True
+    target, root = other
+    custom_fields.load(target)
+    settings_file.apply(target, root, text)
+    [view] = views.list_views(target, root, leads.LEADS)
+    assert view["name"] == "Hot new" and view["shared"] and view["team_default"]
+    assert view["config"]["filters"] == {"status": ["new"]}
+    assert [c for c in settings_file.plan(target, root, text) if c.action != "keep"] == []
