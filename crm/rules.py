@@ -1128,3 +1128,27 @@ def run_daily_if_due(db: Database, today: date | None = None) -> dict | None:
                         params)
     _DAILY[key] = today
     return run_date_rules(db, today)
+
+
+def form_text(spec: Field | None, stored) -> str:
+    """A stored rule value as typed back into the rule form (parse_value reads it again)."""
+    if stored is None:
+        return ""
+    if isinstance(stored, list):
+        return ", ".join(form_text(spec, v) for v in stored)
+    if spec is not None and spec.type in ("user", "ref"):
+        return f"#{stored}"
+    if spec is not None and spec.type == "bool":
+        return "yes" if convert(spec, stored) else "no"
+    return str(stored)
+
+
+def record_label(db: Database, table: str, record_id: int | None) -> str:
+    """How a run log names its record: the entity's label and the record's title."""
+    entity = entities().get(table)
+    if entity is None or record_id is None:
+        return "" if record_id is None else f"#{record_id}"
+    row = db.one(f"SELECT {entity.title_sql} AS title FROM {entity.table} t WHERE t.id = $id",
+                 {"id": int(record_id)})
+    title = row["title"] if row and row["title"] else ""
+    return f"{_(entity.label)} #{record_id}" + (f" · {title}" if title else "")

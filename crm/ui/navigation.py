@@ -47,6 +47,8 @@ PAGES = [
     (N_("Settings"), "pages/users.py", N_("Users"), ":material/group:", "admin", True),
     (N_("Settings"), "pages/pipelines_admin.py", N_("Pipelines & stages"), ":material/tune:", "admin",
      True),
+    (N_("Settings"), "pages/rules.py", N_("Automation rules"), ":material/bolt:", "admin", True),
+    (N_("Settings"), "pages/rule.py", N_("Automation rule"), ":material/bolt:", "admin", False),
     (N_("Settings"), "pages/settings.py", N_("General"), ":material/settings:", "admin", True),
     (N_("Account"), "pages/account.py", N_("My account"), ":material/account_circle:", "viewer", True),
 ]
