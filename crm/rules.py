@@ -551,28 +551,27 @@ def runs(db: Database, user: User, rule_id: int, page: int = 1, page_size: int =
 
 
 def describe_trigger(db: Database, rule: Rule) -> str:
+    """The trigger in words, e.g. "Deals: Stage changes to Sales / Won (#5)"."""
     entity = entities().get(rule.entity)
-    label = _(entity.label) if entity else rule.entity
+    plural = _(entity.plural) if entity else rule.entity
     spec = entity.spec if entity else {}
     c = rule.config
+    f = spec.get(c.get("field"))
+    name = f.shown_label if f else c.get("field")
     if rule.trigger == "created":
-        return _("When a {entity} is created").format(entity=label)
+        return _("{entity}: created").format(entity=plural)
+    if rule.trigger == "changed" and c.get("to") is not None:
+        return _("{entity}: {field} changes to {value}").format(
+            entity=plural, field=name, value=value_text(db, f, c["to"]))
     if rule.trigger == "changed":
-        f = spec.get(c.get("field"))
-        name = f.shown_label if f else c.get("field")
-        if c.get("to") is not None:
-            return _("When {field} of a {entity} changes to {value}").format(
-                field=name, entity=label, value=value_text(db, f, c["to"]))
-        return _("When {field} of a {entity} changes").format(field=name, entity=label)
+        return _("{entity}: {field} changes").format(entity=plural, field=name)
     if rule.trigger == "date":
-        f = spec.get(c.get("field"))
-        name = f.shown_label if f else c.get("field")
-        text = (_("{days} days before {field} of a {entity}") if c.get("when") == "before"
-                else _("{days} days after {field} of a {entity}"))
-        return text.format(days=c.get("days"), field=name, entity=label)
+        text = (_("{entity}: {days} days before {field}") if c.get("when") == "before"
+                else _("{entity}: {days} days after {field}"))
+        return text.format(entity=plural, days=c.get("days"), field=name)
     if rule.trigger == "survey_below":
-        return _("When a survey's {score} is below {threshold}").format(
-            score=c.get("score", "").upper(), threshold=c.get("threshold"))
+        return _("{entity}: {score} below {threshold}").format(
+            entity=plural, score=str(c.get("score", "")).upper(), threshold=c.get("threshold"))
     return rule.trigger
 
 
