@@ -174,10 +174,10 @@ def _resolve_name(db_or_cur, spec: Field, text: str) -> int:
     if spec.type == "user":
         sql = ("SELECT id FROM users WHERE lower(username) = lower($t) OR lower(name) = lower($t)"
                " ORDER BY id")
-    elif spec.ref == "stages":  # stage names repeat across pipelines: "Pipeline / Stage" too
+    elif spec.ref == "stages":  # stage names repeat across pipelines: "Pipeline › Stage" too
         sql = ("SELECT s.id FROM stages s JOIN pipelines p ON p.id = s.pipeline_id"
-               " WHERE lower(s.name) = lower($t) OR lower(p.name || ' / ' || s.name) = lower($t)"
-               " ORDER BY s.id")
+               " WHERE lower(s.name) = lower($t) OR lower(p.name || ' › ' || s.name) = lower($t)"
+               " OR lower(p.name || ' / ' || s.name) = lower($t) ORDER BY s.id")
     elif spec.ref in REF_LABELS:
         sql = (f"SELECT r.id FROM {spec.ref} r WHERE lower({REF_LABELS[spec.ref].format(a='r')})"
                f" = lower($t) ORDER BY r.id")
@@ -218,7 +218,7 @@ def value_text(db: Database, spec: Field | None, value) -> str:
         from crm.records import REF_LABELS
 
         if spec.ref == "stages":
-            row = db.one("SELECT p.name || ' / ' || s.name AS label FROM stages s"
+            row = db.one("SELECT p.name || ' › ' || s.name AS label FROM stages s"
                          " JOIN pipelines p ON p.id = s.pipeline_id WHERE s.id = $id",
                          {"id": int(value)})
         elif spec.ref in REF_LABELS:
@@ -551,7 +551,7 @@ def runs(db: Database, user: User, rule_id: int, page: int = 1, page_size: int =
 
 
 def describe_trigger(db: Database, rule: Rule) -> str:
-    """The trigger in words, e.g. "Deals: Stage changes to Sales / Won (#5)"."""
+    """The trigger in words, e.g. "Deals: Stage changes to Sales › Won (#5)"."""
     entity = entities().get(rule.entity)
     plural = _(entity.plural) if entity else rule.entity
     spec = entity.spec if entity else {}
@@ -1127,6 +1127,23 @@ def run_daily_if_due(db: Database, today: date | None = None) -> dict | None:
                         params)
     _DAILY[key] = today
     return run_date_rules(db, today)
+
+
+def picks(db: Database, spec: Field) -> dict[str, str] | None:
+    """{form text: label} of the values a field can take, for a picker (None: typed)."""
+    if spec.type == "choice":
+        return {c: spec.choice_label(c) for c in spec.choices}
+    if spec.type == "bool":
+        return {"yes": _("yes"), "no": _("no")}
+    if spec.type == "user":
+        from crm.auth import owner_choices
+
+        return {f"#{k}": v for k, v in owner_choices(db).items()}
+    if spec.type == "ref" and spec.ref == "stages":
+        from crm.pipelines import stage_choices
+
+        return {f"#{k}": v for k, v in stage_choices(db).items()}
+    return None
 
 
 def form_text(spec: Field | None, stored) -> str:

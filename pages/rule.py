@@ -105,6 +105,19 @@ def field_select(label: str, name: str, fields: list, **kwargs):
                         index=None, **kwargs)
 
 
+def value_input(label: str, name: str, field_name: str | None) -> None:
+    """A value for a field: picked from its choices, users or stages, or typed."""
+    spec = entity.spec.get(field_name) if field_name else None
+    options = rules.picks(db, spec) if spec else None
+    if options is None:
+        st.text_input(label, key=key(name), help=VALUE_HELP)
+        return
+    if st.session_state.get(key(name)) not in ("", *options):
+        st.session_state[key(name)] = ""
+    st.selectbox(label, ["", *options], key=key(name),
+                 format_func=lambda v: options.get(v, "—"))
+
+
 st.page_link("pages/rules.py", label=_("Automation rules"), icon=":material/arrow_back:")
 st.title(md_escape(rule.name) if rule else _("New rule"))
 if rule:
@@ -123,6 +136,13 @@ trigger = right.selectbox(_("When it runs"), rules.TRIGGERS,
 problem("entity")
 problem("trigger")
 entity = entities[table]
+trigger_field = None
+if trigger in ("changed", "date"):
+    with st.columns(2)[0]:
+        trigger_field = field_select(
+            _("Field that changes") if trigger == "changed" else _("Date field"), "t_field",
+            rules.trigger_fields(entity) if trigger == "changed" else rules.date_fields(entity))
+    problem("trigger.field")
 
 add_left, add_right = st.columns([3, 1], vertical_alignment="bottom")
 new_kind = add_left.selectbox(_("Action to add"), rules.ACTIONS,
@@ -140,18 +160,14 @@ with st.form(K + "form"):
 
     st.subheader(_("Trigger"))
     if trigger == "changed":
-        field_select(_("Field that changes"), "t_field", rules.trigger_fields(entity))
-        problem("trigger.field")
-        st.text_input(_("Changes to (empty: any change)"), key=key("t_to"), help=VALUE_HELP)
+        value_input(_("Changes to (empty: any change)"), "t_to", trigger_field)
         problem("trigger.to")
     elif trigger == "date":
-        c1, c2, c3 = st.columns(3)
+        c1, c2 = st.columns(2)
         c1.number_input(_("Days"), min_value=0, max_value=3650, step=1, key=key("t_days"))
         c2.selectbox(_("Before or after"), ("before", "after"), key=key("t_when"),
                      format_func=lambda w: _("before") if w == "before" else _("after"))
-        with c3:
-            field_select(_("Date field"), "t_field", rules.date_fields(entity))
-        for name in ("trigger.days", "trigger.when", "trigger.field"):
+        for name in ("trigger.days", "trigger.when"):
             problem(name)
         st.caption(_("Checked once a day, at the first page load or by `python -m crm "
                      "run-rules`; fires once per record and date."))

@@ -162,3 +162,30 @@ def test_rules_pages_show_no_untranslated_english(app_env, team, monkeypatch, la
             assert sorted(words & english) == [], (lang, path)
     finally:
         i18n.set_language("en")
+
+
+def test_deal_moved_to_a_stage_picked_from_the_pipelines(app_env, team):
+    from crm import deals, pipelines
+
+    stages = {s["name"]: s["id"] for s in
+              pipelines.stages_of(app_env, pipelines.default_pipeline_id(app_env))}
+    at = page("pages/rule.py", user="admin", id="new")
+    at.selectbox(key="rule:new:entity").set_value("deals").run()
+    at.selectbox(key="rule:new:trigger").set_value("changed").run()
+    at.selectbox(key="rule:new:t_field").set_value("stage_id").run()
+    picker = at.selectbox(key="rule:new:t_to")
+    won = f"#{stages['Won']}"
+    assert any(o.endswith("› Won") for o in picker.options)  # shown as "Pipeline › Stage"
+    picker.set_value(won)
+    at.text_input(key="rule:new:name").input("Won deals get a thank-you task")
+    at.text_input(key="rule:new:a0_title").input("Thank {title}")
+    submit(at)
+    assert not errors(at)
+    deal = deals.create_deal(app_env, team["reza"], {"title": "Big", "stage_id":
+                                                     stages["Prospecting"]})
+    deals.move_deal(app_env, team["reza"], deal, stages["Won"])
+    assert app_env.scalar("SELECT title FROM tasks WHERE deal_id = $d", {"d": deal}) == \
+        "Thank Big"
+    at = page("pages/rules.py", user="admin")
+    shown = texts(at).replace("\u2060", "").replace("\\", "")
+    assert "Deals: Stage changes to" in shown and f"Won (#{stages['Won']})" in shown
