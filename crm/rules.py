@@ -80,8 +80,11 @@ class RuleError(ValueError):
     """A rule cannot run as written (a field gone, a user locked…): its run is logged failed."""
 
 
-class RuleAbortedWrite(RuntimeError):
-    """The database aborted the transaction while a rule ran; the write cannot be committed."""
+class RuleAbortedWrite(PermissionDenied):
+    """The database aborted the transaction while a rule ran; the write cannot be committed.
+
+    A refusal of the save like a permission's: every form, the importer and the command line
+    already show such a refusal's message and keep what was typed."""
 
 
 @dataclass
@@ -697,6 +700,8 @@ def _run(cur, rule: Rule, entity, row: dict) -> str | None:
     """Runs one rule on one record inside the caller's transaction; returns the logged status
     (None: the conditions did not hold). Raises only RuleAbortedWrite."""
     record_id = row.get("id")
+    if record_id is None or row.get("deleted_at") is not None:
+        return None  # gone, or in the trash (a stage's deals, trashed ones too, moved in bulk)
     try:
         if not _conditions_hold(rule, entity, row):
             return None

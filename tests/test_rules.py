@@ -483,3 +483,57 @@ def test_run_rules_command(tmp_path, capsys, monkeypatch):
     assert len(err) == 1 and err[0].startswith("error: 1 rule runs failed")
     assert main(["run-rules", "--db", str(path), "--date", "tomorrow"]) == 1
     assert "--date must be a date" in capsys.readouterr().err
+
+
+def test_deals_moved_by_deleting_their_stage_run_the_rules(db, team, stage):
+    r = rule(db, team["admin"], entity="deals", trigger="changed",
+             config={"field": "stage_id", "to": f"#{stage['Negotiation']}"},
+             actions=[{"kind": "add_note", "subject": "Now negotiating {title}"}])
+    live = deals.create_deal(db, team["reza"], {"title": "Live", "stage_id": stage["Proposal"]})
+    trashed = deals.create_deal(db, team["reza"], {"title": "Trashed",
+                                                   "stage_id": stage["Proposal"]})
+    deals.delete_deal(db, team["reza"], trashed)
+    pipelines.delete_stage(db, team["admin"], stage["Proposal"],
+                           move_deals_to=stage["Negotiation"])
+    assert [x["record_id"] for x in runs_of(db, r)] == [live]  # not the one in the trash
+    assert db.scalar("SELECT subject FROM activities WHERE deal_id = $d", {"d": live}) == \
+        "Now negotiating Live"
+
+
+def test_rules_change_records_others_reference_in_the_transaction_that_made_them(db, team,
+                                                                                 stage):
+    """DuckDB refuses some updates of rows other tables reference; a rule's set field and
+    owner on a deal or customer just inserted (and referenced since) must work."""
+    rule(db, team["admin"], entity="deals", actions=[
+        {"kind": "set_field", "field": "next_step", "value": "Send the proposal"},
+        {"kind": "assign_owner", "mode": "round_robin", "user_ids": [team["sam"].id]}])
+    rule(db, team["admin"], entity="customers", actions=[
+        {"kind": "set_field", "field": "segment", "value": "small_business"}])
+    acme = customers.create_customer(db, team["maria"], {"name": "Acme"})
+    customers.add_contact(db, team["maria"], acme, {"last_name": "Park"})
+    deal = deals.create_deal(db, team["maria"], {"title": "D", "customer_id": acme,
+                                                 "stage_id": stage["Prospecting"]})
+    row = records.get(db, team["admin"], deals.DEALS, deal)
+    assert (row["next_step"], row["owner_id"]) == ("Send the proposal", team["sam"].id)
+    assert db.scalar("SELECT segment FROM customers WHERE id = $id", {"id": acme}) == "small_business"
+    deals.move_deal(db, team["sam"], deal, stage["Won"])  # still movable afterwards
+    assert db.scalar("SELECT count(*) FROM rule_runs WHERE status <> 'ok'") == 0
+
+
+def test_when_the_database_aborts_the_transaction_the_failure_is_still_logged(db, team,
+                                                                              monkeypatch):
+    """The last resort: planning exists so that this does not happen, but if a statement of
+    a rule fails in DuckDB (no SAVEPOINT: the whole transaction is aborted) the save cannot be
+    committed. The user gets a clear refusal and the rule's failure is logged on its own."""
+    r = rule(db, team["admin"])
+
+    def failing_statement(cur, user, values):
+        cur.execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(activities, "insert_task", failing_statement)
+    with pytest.raises(rules.RuleAbortedWrite) as exc:
+        leads.create_lead(db, team["reza"], {"last_name": "Lost"})
+    assert f"Automation rule #{r} failed" in str(exc.value)
+    assert db.scalar("SELECT count(*) FROM leads") == 0
+    [run] = runs_of(db, r)
+    assert run["status"] == "failed" and "no_such_table" in run["message"]
