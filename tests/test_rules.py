@@ -537,3 +537,20 @@ def test_when_the_database_aborts_the_transaction_the_failure_is_still_logged(db
     assert db.scalar("SELECT count(*) FROM leads") == 0
     [run] = runs_of(db, r)
     assert run["status"] == "failed" and "no_such_table" in run["message"]
+
+
+def test_the_importers_set_based_fast_path_runs_the_rules_too(db, team):
+    from crm import importer
+
+    r = rule(db, team["admin"], conditions=[{"field": "estimated_value", "op": "gt",
+                                             "value": "1000"}],
+             actions=[{"kind": "add_note", "subject": "Big lead {last_name}"}])
+    source = importer.read(b"Last Name,Estimated value\nSmall,10\nBig,5000\nHuge,90000\n",
+                           "leads.csv", fast=True)
+    plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers))
+    assert plan.staged  # the set-based way
+    importer.execute(db, team["admin"], plan)
+    notes = [n["subject"] for n in db.query("SELECT subject FROM activities ORDER BY id")]
+    assert notes == ["Big lead Big", "Big lead Huge"]
+    assert [x["status"] for x in runs_of(db, r)] == ["ok", "ok"]
