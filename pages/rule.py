@@ -73,6 +73,7 @@ def start(current: rules.Rule | None) -> None:
         state.update({f"c{i}_field": cond["field"], f"c{i}_op": cond["op"],
                       f"c{i}_value": rules.form_text(spec.get(cond["field"]), cond.get("value"))})
     for i, a in enumerate(current.actions):
+        state[f"a{i}_remove"] = False  # a removed action's box would stick to the next one
         if a["kind"] == "create_task":
             state.update({f"a{i}_title": a["title"], f"a{i}_assignee": a["assignee"],
                           f"a{i}_user": a.get("user_id"), f"a{i}_due": a["due_days"],

@@ -189,3 +189,23 @@ def test_deal_moved_to_a_stage_picked_from_the_pipelines(app_env, team):
     at = page("pages/rules.py", user="admin")
     shown = texts(at).replace("\u2060", "").replace("\\", "")
     assert "Deals: Stage changes to" in shown and f"Won (#{stages['Won']})" in shown
+
+
+def test_removing_an_action_keeps_the_others(app_env, team):
+    rule_id = rules.save_rule(app_env, team["admin"], {
+        "name": "Two", "entity": "leads", "trigger": "created",
+        "actions": [{"kind": "add_note", "subject": "first"},
+                    {"kind": "add_note", "subject": "second"},
+                    {"kind": "add_note", "subject": "third"}]})
+    k = f"rule:{rule_id}:"
+    at = page("pages/rule.py", user="admin", id=str(rule_id))
+    at.checkbox(key=k + "a0_remove").check()
+    submit(at, rule_id)
+    assert not errors(at)
+    assert [a["subject"] for a in rules.get_rule(app_env, team["admin"], rule_id).actions] == \
+        ["second", "third"]
+    assert at.text_input(key=k + "a0_subject").value == "second"
+    assert at.checkbox(key=k + "a0_remove").value is False
+    submit(at, rule_id)  # saving again removes nothing more
+    assert [a["subject"] for a in rules.get_rule(app_env, team["admin"], rule_id).actions] == \
+        ["second", "third"]
