@@ -936,7 +936,7 @@ def _plan_task(cur, entity, row: dict, actor: User, action: dict):
     values = {"title": title, "owner_id": owner, "due_at": due,
               "priority": action.get("priority") or "normal", "status": "open",
               **_links(entity, row)}
-    clean = validate(activities.TASK_FIELDS, values)
+    clean = validate(activities.TASKS.fields, values)  # custom fields of tasks included
     activities._check_links(cur, actor, clean)
 
     def execute() -> str:
@@ -955,7 +955,7 @@ def _plan_note(cur, entity, row: dict, actor: User, author: int, action: dict):
     values = {"kind": "note", "subject": subject, "notes": notes,
               "occurred_at": datetime.now().replace(second=0, microsecond=0),
               "owner_id": author, **_links(entity, row)}  # "by": the rule's author
-    clean = validate(activities.ACTIVITY_FIELDS, values)
+    clean = validate(activities.ACTIVITIES.fields, values)
     activities._check_links(cur, actor, clean)
 
     def execute() -> str:
@@ -972,12 +972,19 @@ def _plan_set(cur, entity, row: dict, actor: User, action: dict):
     if f is None or f not in settable_fields(entity):
         raise RuleError(_("The field {field} can no longer be set").format(
             field=action.get("field")))
-    clean = validate([f], {f.name: action.get("value")}, partial=True)
+    specs, values = [f], {f.name: action.get("value")}
+    if f.only_when:  # kept only while another field has a value: that one as it is now
+        other = entity.spec[f.only_when[0]]
+        specs.append(other)
+        values[other.name] = row.get(other.name)
+    clean = {f.name: validate(specs, values, partial=True)[f.name]}
     merged = {**{g.name: row.get(g.name) for g in entity.editable}, **clean}
     records._check(entity, merged)
     records._check_unique(cur, entity, clean, row["id"])
     row.update(clean)
-    return _update_plan(cur, entity, row, actor, clean,
+    # the other field goes along, unchanged: a partial update judges only_when by what it gets
+    written = {**clean, **{k: v for k, v in values.items() if k != f.name}}
+    return _update_plan(cur, entity, row, actor, written,
                         _("{field} set to {value}").format(
                             field=f.shown_label, value=fill("{v}", {"v": clean[f.name]})))
 

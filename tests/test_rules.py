@@ -554,3 +554,15 @@ def test_the_importers_set_based_fast_path_runs_the_rules_too(db, team):
     notes = [n["subject"] for n in db.query("SELECT subject FROM activities ORDER BY id")]
     assert notes == ["Big lead Big", "Big lead Huge"]
     assert [x["status"] for x in runs_of(db, r)] == ["ok", "ok"]
+
+
+def test_set_field_follows_the_fields_own_rules(db, team):
+    """A birthday is kept only for an individual (the spec's only_when), by rules too."""
+    rule(db, team["admin"], entity="customers", actions=[
+        {"kind": "set_field", "field": "birthday", "value": "1990-05-01"}])
+    person = customers.create_customer(db, team["reza"], {"name": "Ana", "kind": "individual"})
+    firm = customers.create_customer(db, team["reza"], {"name": "Acme", "kind": "company"})
+    assert db.scalar("SELECT birthday FROM customers WHERE id = $i", {"i": person}) == \
+        date(1990, 5, 1)
+    assert db.scalar("SELECT birthday FROM customers WHERE id = $i", {"i": firm}) is None
+    assert db.scalar("SELECT count(*) FROM rule_runs WHERE status <> 'ok'") == 0
