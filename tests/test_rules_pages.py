@@ -209,3 +209,16 @@ def test_removing_an_action_keeps_the_others(app_env, team):
     submit(at, rule_id)  # saving again removes nothing more
     assert [a["subject"] for a in rules.get_rule(app_env, team["admin"], rule_id).actions] == \
         ["second", "third"]
+
+
+def test_the_first_page_load_of_the_day_runs_the_date_rules(app_env, team):
+    rule_id = rules.save_rule(app_env, team["admin"], {
+        "name": "Today", "entity": "leads", "trigger": "date",
+        "trigger_config": {"field": "created_at", "days": 0, "when": "after"},
+        "actions": [{"kind": "add_note", "subject": "Created today: {last_name}"}]})
+    leads.create_lead(app_env, team["reza"], {"last_name": "Due"})
+    page("pages/home.py", user="reza")  # any page, any signed-in user
+    assert app_env.scalar("SELECT count(*) FROM rule_runs WHERE rule_id = $r",
+                          {"r": rule_id}) == 1
+    page("pages/leads.py", user="maria")  # later loads the same day: nothing more
+    assert app_env.scalar("SELECT count(*) FROM rule_runs") == 1
