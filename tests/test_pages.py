@@ -110,7 +110,7 @@ def test_wrong_password_says_so_and_fifth_failure_locks(app_env):
     ("admin", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Competitors", "Price records",
                "Returns and cancellations", "Activities & tasks", "Complaints", "Surveys",
                "Forecast", "Satisfaction", "Market audit", "Import",
-               "Users", "Pipelines & stages", "General", "My account"]),
+               "Users", "Pipelines & stages", "Automation rules", "General", "My account"]),
     ("manager", ["Home", "Leads", "Customers", "Pipeline", "Deals", "Products", "Competitors", "Price records",
                "Returns and cancellations", "Activities & tasks", "Complaints", "Surveys",
                "Forecast", "Satisfaction", "Market audit", "Import",
