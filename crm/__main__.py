@@ -121,8 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(run=cmd_import)
 
     add_sales_commands(commands, common)
-    # Later commands (DESIGN.md): run-rules.
-    # Each gets commands.add_parser(...) here with set_defaults(run=...).
+    run_rules = commands.add_parser(
+        "run-rules", parents=[common],
+        help="run the date automation rules due today (each fires once per record and date)")
+    run_rules.add_argument("--date", metavar="YYYY-MM-DD",
+                           help="run as if today were this day (default: today)")
+    run_rules.set_defaults(run=cmd_run_rules)
     return parser
 
 
@@ -586,6 +590,31 @@ def cmd_snapshot(args) -> int:
         print(f"Stored today's forecast snapshot: {written:,} rows")
     else:
         print("Today's forecast snapshot exists already; nothing stored")
+    return 0
+
+
+# --- automation rules ------------------------------------------------------------------------
+
+def cmd_run_rules(args) -> int:
+    from datetime import date
+
+    from crm import rules
+
+    try:
+        today = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise CommandError(f"--date must be a date like 2026-01-31, not {args.date!r}") from None
+    db = _open(args)
+    try:
+        summary = rules.run_date_rules(db, today)
+    finally:
+        db.close()
+    print(f"Date rules: {summary['rules']:,} enabled, {summary['checked']:,} records due;"
+          f" {summary['ok']:,} runs done, {summary['failed']:,} failed,"
+          f" {summary['loop_limit']:,} stopped by the loop limit")
+    if summary["failed"]:
+        raise CommandError(f"{summary['failed']:,} rule runs failed; see the rules' run logs"
+                           " under Settings > Automation rules")
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import duckdb
@@ -10,6 +11,11 @@ import duckdb
 from crm import config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+# The Database whose transaction this thread is in: hooks that get only a cursor (automation
+# rules) find their per-database cache through it.
+CURRENT: ContextVar["Database | None"] = ContextVar("crm_current_database", default=None)
 
 
 class DatabaseBusy(RuntimeError):
@@ -84,14 +90,16 @@ class Database:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
             self._open_tx.cursor = cur
+            token = CURRENT.set(self)
             try:
                 yield cur
             except BaseException:
-                self._open_tx.cursor = None
                 cur.execute("ROLLBACK")
                 cur.close()
                 raise
-            self._open_tx.cursor = None
+            finally:
+                self._open_tx.cursor = None
+                CURRENT.reset(token)
             cur.execute("COMMIT")
             cur.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crm import audit, pipelines, records
+from crm import audit, pipelines, records, rules
 from crm.auth import User, require
 from crm.db import Database, rows
 from crm.fields import Field, ValidationError, validate
@@ -201,6 +201,7 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
         _history(cur, user, deal_id, source or {"id": deal["stage_id"]}, target,
                  deal["amount"], None, now)
         audit.record(cur, user, "deals", deal_id, "move", changes)
+        rules.on_changed(cur, user, DEALS, deal_id, changes)  # e.g. "moved to stage X"
         return records.fetch(cur, DEALS, deal_id)
 
 
@@ -216,6 +217,8 @@ def move_all(cur, user: User, source: dict, target: dict) -> int:
               "closed": date.today() if target["kind"] == "won" else None}
     moved = cur.execute("SELECT count(*) FROM deals WHERE stage_id = $s",
                         {"s": source["id"]}).fetchone()[0]
+    watched = rules.watched(cur, "deals") and [r[0] for r in cur.execute(
+        "SELECT id FROM deals WHERE stage_id = $s ORDER BY id", {"s": source["id"]}).fetchall()]
     cur.execute(
         "INSERT INTO deal_stage_history (deal_id, from_stage_id, to_stage_id, changed_at,"
         " changed_by, amount, probability) SELECT id, $s, $t, $now, $by, amount, $p"
@@ -230,6 +233,9 @@ def move_all(cur, user: User, source: dict, target: dict) -> int:
         " version = version + 1,"
         " updated_at = $now, updated_by = $by WHERE stage_id = $s",
         {k: params[k] for k in ("s", "t", "pipeline", "now", "by", "closed")})
+    if watched:
+        rules.on_changed_many(cur, user, DEALS, watched,
+                              [{"stage_id": (source["id"], target["id"])}] * len(watched))
     return moved
 
 

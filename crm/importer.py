@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, i18n, records
+from crm import audit, i18n, records, rules
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -1710,6 +1710,10 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
                 f" 'create', {payload}, $i FROM {p.staged} WHERE {where}",
                 _used({**params, "uname": user.username, "table": table, "i": import_id},
                       payload + " $now $by $uname $table $first $i"))
+    if rules.watched(cur, table):  # automation rules on the new records (one cached lookup)
+        ids = [r[0] for r in cur.execute(f"SELECT $first + {seq} FROM {p.staged} WHERE {where}"
+                                         f" ORDER BY {seq}", {"first": first - 1}).fetchall()]
+        rules.on_created(cur, user, entity, ids)
 
 
 def _used(params: dict, sql: str) -> dict:

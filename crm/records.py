@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crm import audit, i18n, search
+from crm import audit, i18n, rules, search
 from crm.auth import RANK, PermissionDenied, User, require
 from crm.db import Database, rows
 from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
@@ -464,6 +464,7 @@ def insert(cur, user: User, entity: Entity, values: dict, derived: dict | None =
     audit.record(cur, user, entity.table, new_id, "create",
                  {f.name: [None, clean[f.name]] for f in entity.editable
                   if clean.get(f.name) not in (None, False)})
+    rules.on_created(cur, user, entity, [new_id])  # automation; a failing rule never raises
     return new_id
 
 
@@ -524,6 +525,7 @@ def insert_many(cur, user: User, entity: Entity, values_list: list[dict]) -> lis
     audit.record_each(cur, user, entity.table, ids, "create", [
         {f.name: [None, clean[f.name]] for f in entity.editable
          if clean.get(f.name) not in (None, False)} for clean in cleans])
+    rules.on_created(cur, user, entity, ids)  # no enabled rule: one cached lookup in all
     return ids
 
 
@@ -618,6 +620,8 @@ def _write_updates(cur, user: User, entity: Entity, ids: list[int], versions: li
         raise RowError(changed[0], ConflictError({}, []))
     audit.record_each(cur, user, entity.table, [ids[i] for i in changed], "update",
                       [changes[i] for i in changed])
+    rules.on_changed_many(cur, user, entity, [ids[i] for i in changed],
+                          [changes[i] for i in changed])
 
 
 def _as_text(value):
@@ -746,6 +750,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
         raise ConflictError(_with_names(cur, current),
                             _conflicts(entity, base or {}, current, clean))
     audit.record(cur, user, entity.table, record_id, "update", changes)
+    rules.on_changed(cur, user, entity, record_id, changes)  # a failing rule never raises
     return fetch(cur, entity, record_id)  # as stored (types, defaults), with names
 
 

@@ -3,6 +3,7 @@
 A fresh server runs pages/<page>.py without app.py, so this check cannot live in app.py alone."""
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -85,7 +86,19 @@ def require_user(min_role: str = "viewer") -> User:
         _sidebar(user, authenticator)
         st.stop()
     _sidebar(user, authenticator)
+    _daily_rules(db)
     return user
+
+
+def _daily_rules(db) -> None:
+    """The date automation rules run at the first page load of the day (a dictionary lookup
+    on every later load). A failure is logged, never shown to whoever happened to load first."""
+    from crm import rules
+
+    try:
+        rules.run_daily_if_due(db)
+    except Exception:  # noqa: BLE001 - each rule logs its own failures; this is the rest
+        logging.getLogger(__name__).exception("the daily automation rules failed")
 
 
 def _cookie_key() -> str:

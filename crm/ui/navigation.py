@@ -49,6 +49,8 @@ PAGES = [
      True),
     (N_("Settings"), "pages/fields_admin.py", N_("Custom fields & layouts"),
      ":material/dashboard_customize:", "admin", True),
+    (N_("Settings"), "pages/rules.py", N_("Automation rules"), ":material/bolt:", "admin", True),
+    (N_("Settings"), "pages/rule.py", N_("Automation rule"), ":material/bolt:", "admin", False),
     (N_("Settings"), "pages/settings.py", N_("General"), ":material/settings:", "admin", True),
     (N_("Account"), "pages/account.py", N_("My account"), ":material/account_circle:", "viewer", True),
 ]
