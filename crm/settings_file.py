@@ -1,5 +1,5 @@
 """The whole configuration as one YAML file: custom fields, form layouts, pipelines and
-stages, the team's shared views, general settings. Exported from one installation and imported into another, with the
+stages, the team's shared views, automation rules, general settings. Exported from one installation and imported into another, with the
 list of changes shown before anything is applied; the import is one transaction.
 
 Importing adds and changes; it never removes what the file leaves out (a stage that holds
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import yaml
 
-from crm import custom_fields, pipelines, settings, views
+from crm import custom_fields, pipelines, rules, settings, views
 from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _
@@ -28,7 +28,8 @@ FIELD_KEYS = {"label": "label", "help": "help", "required": "required",
               "max": "max_value", "max_length": "max_length", "links_to": "ref_table"}
 SECTIONS = {"fields": N_("Custom fields"), "layouts": N_("Form layouts"),
             "pipelines": N_("Pipelines"), "stages": N_("Stages"),
-            "views": N_("Shared views"), "settings": N_("General settings")}
+            "views": N_("Shared views"), "rules": N_("Automation rules"),
+            "settings": N_("General settings")}
 ACTIONS = {"add": N_("add"), "change": N_("change"), "keep": N_("keep"),
            "delete": N_("delete"), "restore": N_("restore")}
 
@@ -56,7 +57,8 @@ def _require_admin(user: User) -> None:
 def export_yaml(db, user: User) -> str:
     _require_admin(user)
     data = {"crm_settings": FORMAT, "exported_at": datetime.now().replace(microsecond=0),
-            "custom_fields": {}, "layouts": {}, "pipelines": [], "views": [], "settings": {}}
+            "custom_fields": {}, "layouts": {}, "pipelines": [], "views": [], "rules": [],
+            "settings": {}}
     for row in db.query("SELECT * FROM custom_fields ORDER BY entity, position, id"):
         data["custom_fields"].setdefault(row["entity"], []).append(_field_entry(row))
     for row in db.query("SELECT * FROM field_layouts ORDER BY entity, position"):
@@ -69,6 +71,7 @@ def export_yaml(db, user: User) -> str:
             "stages": [{"name": s["name"], **{k: s[k] for k in STAGE_KEYS}}
                        for s in pipelines.stages_of(db, p["id"])]})
     data["views"] = _export_views(db)
+    data["rules"] = _export_rules(db)
     data["settings"] = {k: _plain(v) for k, v in settings.get_all(db).items()}
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
 
@@ -137,7 +140,7 @@ def parse(text: str | bytes) -> dict:
     if not isinstance(data["crm_settings"], int) or data["crm_settings"] > FORMAT:
         raise SettingsFileError(_("This settings file was made by a newer version of the CRM"))
     for key, kind in (("custom_fields", dict), ("layouts", dict), ("pipelines", list),
-                      ("views", list), ("settings", dict)):
+                      ("views", list), ("rules", list), ("settings", dict)):
         if data.get(key) is None:
             data[key] = kind()
         if not isinstance(data[key], kind):
@@ -151,6 +154,7 @@ def _run(db, user: User, data: dict, apply: bool) -> list[Change]:
     changes += _layouts(db, user, data["layouts"], apply)
     changes += _pipelines(db, user, data["pipelines"], apply)
     changes += _views(db, user, data["views"], apply)
+    changes += _rules(db, user, data["rules"], apply)
     changes += _settings(db, user, data["settings"], apply)
     return changes
 
@@ -382,6 +386,113 @@ def _views(db, user: User, wanted: list, apply: bool) -> list[Change]:
                 views.set_default(db, user, entity, view_id, kind=kind, team=True)
         except ValidationError as exc:
             raise SettingsFileError(f"{item}: " + "; ".join(exc.errors.values())) from None
+    return out
+
+
+def _export_rules(db) -> list[dict]:
+    """The live rules as their form takes them, records and users named instead of ids (ids
+    differ between installations; rules.parse_value finds them by name again)."""
+    out = []
+    for row in db.query("SELECT * FROM automation_rules WHERE deleted_at IS NULL ORDER BY id"):
+        rule = rules.Rule.from_row(row)
+        entity = rules.entities().get(rule.entity)
+        spec = entity.spec if entity else {}
+        config = dict(rule.config)
+        if "to" in config:
+            config["to"] = _portable(db, spec.get(config.get("field")), config["to"])
+        conditions = [{**c, "value": _portable(db, spec.get(c["field"]), c.get("value"))}
+                      if "value" in c else c for c in rule.conditions]
+        actions = []
+        for a in rule.actions:
+            a = dict(a)
+            if a.get("user_id") is not None:
+                a["user"] = _username(db, a.pop("user_id"))
+            if a.get("user_ids"):
+                a["users"] = [_username(db, u) for u in a.pop("user_ids")]
+            if a.get("kind") == "set_field":
+                a["value"] = _portable(db, spec.get(a.get("field")), a.get("value"))
+            actions.append({k: v for k, v in a.items() if v is not None})
+        out.append({"name": rule.name, "entity": rule.entity, "trigger": rule.trigger,
+                    "trigger_config": config, "match": rule.match, "conditions": conditions,
+                    "actions": actions, "enabled": rule.enabled})
+    return out
+
+
+def _portable(db, spec, stored):
+    from crm.records import REF_LABELS
+
+    if stored is None or spec is None:
+        return stored
+    if isinstance(stored, list):
+        return ", ".join(str(_portable(db, spec, v)) for v in stored)
+    if spec.type == "user":
+        return _username(db, stored)
+    if spec.type == "ref" and spec.ref == "stages":
+        return db.scalar("SELECT p.name || ' › ' || s.name FROM stages s JOIN pipelines p"
+                         " ON p.id = s.pipeline_id WHERE s.id = $id", {"id": int(stored)}) \
+            or f"#{stored}"
+    if spec.type == "ref" and spec.ref in REF_LABELS:
+        return db.scalar(f"SELECT {REF_LABELS[spec.ref].format(a='r')} FROM {spec.ref} r"
+                         f" WHERE r.id = $id", {"id": int(stored)}) or f"#{stored}"
+    return rules.form_text(spec, stored)
+
+
+def _username(db, user_id) -> str:
+    return db.scalar("SELECT username FROM users WHERE id = $id", {"id": int(user_id)}) \
+        or f"#{user_id}"
+
+
+def _user_id(db, username, rule: str) -> int:
+    """A user of this installation by username (or #id, for one that had no username)."""
+    text = str(username)
+    if text.startswith("#") and text[1:].isdigit():
+        return int(text[1:])
+    found = db.scalar("SELECT id FROM users WHERE lower(username) = lower($u)", {"u": text})
+    if found is None:
+        raise SettingsFileError(_("{rule}: no user is called {name} here").format(
+            rule=rule, name=text))
+    return found
+
+
+def _rules(db, user: User, wanted: list, apply: bool) -> list[Change]:
+    out = []
+    for entry in wanted:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            raise SettingsFileError(_("An automation rule in the file has no name"))
+        name = str(entry["name"])
+        values = {k: entry.get(k) for k in ("name", "entity", "trigger", "trigger_config",
+                                              "match", "conditions", "enabled")}
+        values["trigger_config"] = dict(values["trigger_config"] or {})
+        actions = []
+        for a in entry.get("actions") or []:
+            a = dict(a)
+            if "user" in a:
+                a["user_id"] = _user_id(db, a.pop("user"), name)
+            if "users" in a:
+                a["user_ids"] = [_user_id(db, u, name) for u in a.pop("users") or []]
+            actions.append(a)
+        values["actions"] = actions
+        found = db.one("SELECT * FROM automation_rules WHERE deleted_at IS NULL"
+                       " AND lower(name) = lower($n) ORDER BY id LIMIT 1", {"n": name})
+        try:
+            clean = rules.clean_rule(db, values)
+        except ValidationError as exc:
+            raise SettingsFileError(f"{name}: " + "; ".join(exc.errors.values())) from None
+        shown = _describe({k: clean[k] for k in ("entity", "trigger_kind", "trigger_config",
+                                                  "match_kind", "conditions", "actions",
+                                                  "enabled")})
+        if found is None:
+            out.append(Change("rules", name, "add", None, shown))
+            if apply:
+                rules.save_rule(db, user, values)
+            continue
+        before = _describe({k: found[k] for k in ("entity", "trigger_kind", "trigger_config",
+                                                  "match_kind", "conditions", "actions",
+                                                  "enabled")})
+        if before != shown:
+            out.append(Change("rules", name, "change", before, shown))
+            if apply:
+                rules.save_rule(db, user, values, found["id"], found["version"])
     return out
 
 

@@ -131,3 +131,33 @@ def test_shared_views_travel_without_filters_by_record_ids(db, team, other):
     assert view["name"] == "Hot new" and view["shared"] and view["team_default"]
     assert view["config"]["filters"] == {"status": ["new"]}
     assert [c for c in settings_file.plan(target, root, text) if c.action != "keep"] == []
+
+
+def test_rules_travel_with_records_and_users_named(db, team, other):
+    from crm import rules
+
+    stage = pipelines.stages_of(db, pipelines.default_pipeline_id(db))[2]
+    rules.save_rule(db, team["admin"], {
+        "name": "Proposal follow-up", "entity": "deals", "trigger": "changed",
+        "trigger_config": {"field": "stage_id", "to": f"#{stage['id']}"},
+        "match": "all", "conditions": [{"field": "amount", "op": "gt", "value": "1000"}],
+        "actions": [{"kind": "create_task", "title": "Call about {title}", "assignee": "user",
+                     "user_id": team["maria"].id, "due_days": 2, "priority": "high"}],
+        "enabled": True})
+    text = settings_file.export_yaml(db, team["admin"])
+    [exported] = yaml.safe_load(text)["rules"]
+    assert exported["trigger_config"]["to"].endswith("› " + stage["name"])
+    assert exported["actions"][0]["user"] == "maria"
+    target, root = other
+    custom_fields.load(target)
+    with pytest.raises(SettingsFileError) as exc:  # maria does not work there yet
+        settings_file.plan(target, root, text)
+    assert "no user is called maria" in str(exc.value)
+    auth.create_user(target, root, "maria", "Maria M", None, PASSWORD, "manager")
+    settings_file.apply(target, root, text)
+    [rule] = rules.list_rules(target, root)
+    stored = rules.get_rule(target, root, rule["id"])
+    target_stage = pipelines.stages_of(target, pipelines.default_pipeline_id(target))[2]
+    assert stored.config["to"] == target_stage["id"]
+    assert stored.actions[0]["user_id"] == auth.get_user(target, "maria").id
+    assert [c for c in settings_file.plan(target, root, text) if c.action != "keep"] == []
