@@ -71,11 +71,11 @@ def merged(table: str, code_fields: list[Field]) -> list[Field]:
     """The entity's fields: the code's, then the custom ones, in the layout's order."""
     key = (table, id(code_fields))
     found = _state["merged"].get(key)
-    if found is None:
-        found = _merge(code_fields, _state["custom"].get(table, []),
-                       _state["layouts"].get(table, {}))
+    if found is None or found[0] is not code_fields:  # an id reused by another list
+        found = (code_fields, _merge(code_fields, _state["custom"].get(table, []),
+                                     _state["layouts"].get(table, {})))
         _state["merged"][key] = found
-    return found
+    return found[1]
 
 
 def _merge(code: list[Field], custom: list[Field], layout: dict) -> list[Field]:
