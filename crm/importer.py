@@ -65,6 +65,8 @@ class Source:
     # a big CSV kept as a UTF-8 file for DuckDB's own reader (the fast path); its rows are
     # parsed in Python only if the row path needs them
     path: str | None = None
+    # False while only the head of such a file was read as UTF-8 (see _settle)
+    settled: bool = True
 
     def column(self, index: int) -> list[str]:
         return [row[index] for row in self.rows]
@@ -72,12 +74,14 @@ class Source:
 
 def read(data: bytes, filename: str, encoding: str | None = None,
          delimiter: str | None = None, sheet: str | None = None,
-         fast: bool | None = None) -> Source:
+         fast: bool | None = None, file_path: str | None = None) -> Source:
     """A table from CSV/TSV bytes (encoding and delimiter detected unless given) or an xlsx
     workbook (its first sheet unless one is named).
 
     A CSV of more than FAST_ROWS lines (or any CSV with fast=True) is kept as a file for the
-    set-based fast path; its rows are parsed in Python only when the row path needs them."""
+    set-based fast path; its rows are parsed in Python only when the row path needs them.
+    file_path, when the bytes are that file's content (the command line), lets DuckDB read a
+    UTF-8 file where it is instead of from a copy."""
     if not data:
         raise ImportFileError(_("The file is empty."))
     if len(data) > MAX_BYTES:
@@ -85,6 +89,19 @@ def read(data: bytes, filename: str, encoding: str | None = None,
                                 "command line.").format(size=MAX_BYTES // 1024 // 1024))
     if data[:4] == b"PK\x03\x04":
         return _read_xlsx(data, filename, sheet)
+    big = fast or (fast is None and data.count(b"\n") > FAST_ROWS)
+    if big and (encoding or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8") \
+            and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) \
+            and b"\x00" not in data:
+        # a big UTF-8 file is not decoded here as a whole (0.3 s a 100 MB): its head is, and
+        # DuckDB's reader checks the rest; bytes that are not UTF-8 after all send the file
+        # back through the detection (_settle)
+        head = _utf8_head(data)
+        if head is not None:
+            found = _file_source(data, head, filename, "utf-8", delimiter or _delimiter(head),
+                                 file_path=file_path, settled=encoding is not None)
+            if found is not None:
+                return found
     text, found_encoding = _decode(data, encoding)
     if "\x00" in text:
         raise ImportFileError(_("This does not look like a text (CSV) file: it holds binary "
@@ -129,9 +146,12 @@ class _FileRows:
         self._rows: list | None = None
         self.ragged: list[int] = []
         self.known_len: int | None = None
+        self.source: Source | None = None  # set by _file_source (to settle its encoding)
 
     def _parsed(self) -> list:
         if self._rows is None:
+            if self.source is not None:
+                _settle(self.source)
             with open(self._path, encoding="utf-8", newline="") as handle:
                 table = [row for row in csv.reader(handle, delimiter=self._delimiter)
                          if any(cell.strip() for cell in row)]
@@ -156,9 +176,25 @@ class _FileRows:
         return iter(self._parsed())
 
 
-def _file_source(data: bytes, text: str, filename: str, encoding: str, sep: str) -> Source:
-    """A Source over a UTF-8 copy of the file, for DuckDB's CSV reader; the header is read
-    here, the rows later (by DuckDB, or by Python if the row path needs them)."""
+def _utf8_head(data: bytes, size: int = 1_000_000) -> str | None:
+    """The first megabyte of the bytes (cut at a line end) as UTF-8 text; None if it is not."""
+    head = data[:size]
+    if len(data) > size:
+        cut = head.rfind(b"\n")
+        head = head[:cut + 1] if cut > 0 else head
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _file_source(data: bytes, text: str, filename: str, encoding: str, sep: str,
+                 file_path: str | None = None, settled: bool = True) -> Source | None:
+    """A Source over a UTF-8 copy of the file (or over the file itself, when it is UTF-8
+    and its path is known), for DuckDB's CSV reader. The header is read here from text (the
+    whole file, or only its head while the rest is not known to be UTF-8: not settled), the
+    rows later (by DuckDB, or by Python if the row path needs them). None when an unsettled
+    head does not name the columns (the caller then decodes the whole file)."""
     try:
         header = next(csv.reader(io.StringIO(text[:1_000_000], newline=""), delimiter=sep),
                       None)
@@ -166,8 +202,25 @@ def _file_source(data: bytes, text: str, filename: str, encoding: str, sep: str)
         raise ImportFileError(_("The file cannot be read as CSV: {reason}").format(
             reason=exc)) from None
     if not header or not any(str(h).strip() for h in header):
+        if not settled:
+            return None
         return _source(filename, list(csv.reader(io.StringIO(text, newline=""),
                                                  delimiter=sep)), encoding, sep)
+    temporary = not (file_path and encoding == "utf-8")
+    path = _copy(data, text, encoding) if temporary else str(file_path)
+    headers = [str(h or "").strip() for h in header]
+    headers = [h or _("Column {n}").format(n=i + 1) for i, h in enumerate(headers)]
+    rows = _FileRows(path, sep, len(headers))
+    source = Source(filename, headers, rows, encoding, sep, ragged=[], path=path)
+    rows.ragged = source.ragged  # filled in if the rows are ever parsed in Python
+    source.settled, rows.source = settled, source
+    if temporary:
+        weakref.finalize(source, _unlink, path)
+    return source
+
+
+def _copy(data: bytes, text: str, encoding: str) -> str:
+    """A temporary UTF-8 file (without a byte order mark) of the file, for DuckDB's reader."""
     handle, path = tempfile.mkstemp(prefix="crm-import-", suffix=".csv")
     with os.fdopen(handle, "wb") as out:
         if encoding == "utf-8":
@@ -175,13 +228,26 @@ def _file_source(data: bytes, text: str, filename: str, encoding: str, sep: str)
         else:  # re-encoded (and without a byte order mark) for DuckDB's reader
             for start in range(0, len(text), 4_000_000):
                 out.write(text[start:start + 4_000_000].encode("utf-8"))
-    headers = [str(h or "").strip() for h in header]
-    headers = [h or _("Column {n}").format(n=i + 1) for i, h in enumerate(headers)]
-    rows = _FileRows(path, sep, len(headers))
-    source = Source(filename, headers, rows, encoding, sep, ragged=[], path=path)
-    rows.ragged = source.ragged  # filled in if the rows are ever parsed in Python
+    return path
+
+
+def _settle(source: Source) -> bool:
+    """Makes sure a file-backed Source of which only the head was read as UTF-8 is UTF-8
+    throughout; if it is not, its encoding is detected as read() does and DuckDB and the row
+    path get a re-encoded copy. Returns whether the file was re-encoded."""
+    if source.settled:
+        return False
+    source.settled = True
+    with open(source.path, "rb") as handle:
+        data = handle.read()
+    text, found = _decode(data, None)
+    if found == "utf-8":
+        return False
+    path = _copy(data, text, found)
+    source.encoding, source.path = found, path
+    source.rows._path = path
     weakref.finalize(source, _unlink, path)
-    return source
+    return True
 
 
 def _unlink(path: str) -> None:
@@ -1319,6 +1385,7 @@ def _attach(cur) -> None:
 
 
 _SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
+_WIDE_WS = ", ".join(str(ord(c)) for c in _WS if ord(c) > 32)  # white space beyond ASCII
 
 
 # The values the fast path's SQL compares with, passed as parameters ($c_...).
@@ -1454,23 +1521,32 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         _attach(cur)
         width = len(source.headers)
         columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+        staging = (f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
+                   f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
+                   " escape = '\"', strict_mode = true, null_padding = false)")
         try:
-            cur.execute(
-                f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
-                f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
-                " escape = '\"', strict_mode = true, null_padding = false)",
-                {"path": source.path, "sep": source.delimiter})
+            try:
+                cur.execute(staging, {"path": source.path, "sep": source.delimiter})
+            except duckdb.Error:
+                if not _settle(source):  # not UTF-8 beyond its head: read re-encoded
+                    raise
+                cur.execute(f"DROP TABLE IF EXISTS {raw}")
+                cur.execute(staging, {"path": source.path, "sep": source.delimiter})
         except duckdb.Error as exc:
             cur.execute(f"DROP TABLE IF EXISTS {raw}")
             return _("DuckDB's CSV reader found rows it cannot read as plain CSV ({reason})"
                      ).format(reason=str(exc).splitlines()[0][:200])
-        blank = (f"NOT coalesce(regexp_matches(concat_ws('', {', '.join(f'c{i}' for i in range(width))}),"
-                 f" '[^{_SPACE_CLASS}]'), false)")
+        cells = ", ".join(f"c{i}" for i in range(width))
+        # a blank row: every cell missing or white space; the regular expression only for
+        # rows whose first cell there starts with white space (ord: its first character)
+        first = f"ord(coalesce({cells}))"
+        blank = (f"((coalesce({first}, -1) <= 32 OR {first} IN ({_WIDE_WS})) AND NOT"
+                 f" coalesce(regexp_matches(concat_ws('', {cells}), '[^{_SPACE_CLASS}]'),"
+                 " false))")
         total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
                                     f" FROM {raw}").fetchone()
         if total == blanks:
             raise ImportFileError(_("The file has a header row but no data rows."))
-        cells = ", ".join(f"c{i}" for i in range(width))
         src = (f"SELECT rowid + 2 AS line, {cells} FROM {raw}" if not blanks else
                f"SELECT row_number() OVER (ORDER BY rowid) + 1 AS line, {cells} FROM {raw}"
                f" WHERE NOT ({blank})")

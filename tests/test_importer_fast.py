@@ -251,3 +251,43 @@ def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tm
         assert db.scalar("SELECT count(*) FROM leads") == 300_001
     finally:
         db.close()
+
+
+def test_a_big_file_is_utf8_checked_by_duckdb_and_read_again_when_it_is_not(tmp_path):
+    """A big file is decoded only at its head; bytes further on that are not UTF-8 send it
+    through the detection as before (here: cp1252), for the fast path and the row path."""
+    lines = [f"Lead{i},lead{i}@example.com" for i in range(importer.FAST_ROWS + 5)]
+    data = ("Last Name,Email\n" + "\n".join(lines) + "\nMálaga,m@example.es\n").encode("cp1252")
+    db, team = make_db(tmp_path / "enc.duckdb")
+    try:
+        source = importer.read(data, "big.csv")
+        assert source.path is not None and not source.settled
+        plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers))
+        assert plan.staged and source.encoding == "cp1252"
+        importer.execute(db, team["admin"], plan)
+        assert db.scalar("SELECT last_name FROM leads WHERE email = 'm@example.es'") == "Málaga"
+        source = importer.read(data, "big.csv")  # the row path reads it the same
+        assert source.rows[-1] == ["Málaga", "m@example.es"] and source.encoding == "cp1252"
+    finally:
+        db.close()
+
+
+def test_the_command_lines_file_is_read_where_it_is_and_kept(tmp_path):
+    lines = [f"Lead{i},lead{i}@example.com" for i in range(importer.FAST_ROWS + 5)]
+    path = tmp_path / "big.csv"
+    path.write_text("Last Name,Email\n" + "\n".join(lines) + "\nعلی,ali@example.ir\n",
+                    encoding="utf-8")
+    db, team = make_db(tmp_path / "inplace.duckdb")
+    try:
+        source = importer.read(path.read_bytes(), path.name, file_path=str(path))
+        assert source.path == str(path) and source.encoding == "utf-8"
+        plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers))
+        importer.execute(db, team["admin"], plan)
+        del plan, source
+        assert path.exists()  # not a copy: the user's file stays
+        assert db.scalar("SELECT count(*) FROM leads") == importer.FAST_ROWS + 6
+        assert db.scalar("SELECT last_name FROM leads WHERE email = 'ali@example.ir'") == "علی"
+    finally:
+        db.close()
