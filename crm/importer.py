@@ -44,7 +44,8 @@ PSEUDO: dict[str, dict[str, Field]] = {"deals": {
     "product_lines": Field(
         "product_lines", N_("Product lines"), "longtext",
         help=N_("Products by name or code, separated by “;”, each with an optional quantity: "
-                "“GTX Pro x 2; SKU-7”. A new deal without an amount is priced from them.")),
+                "“GTX Pro x 2; SKU-7”. A deal without an amount in the file is priced from "
+                "them; a deal that exists gets them instead of its own.")),
 }}
 
 
@@ -806,9 +807,6 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         spec, texts = (specs.get(name) or pseudo[name]), source.column(index)
         if name == "product_lines":
             column = product_lines(db, spec, texts)
-            if mode != "create":
-                notes.append(_("Product lines are added to new deals only; deals that exist "
-                               "keep theirs."))
         elif spec.type in ("user", "ref"):
             column = resolve(db, user, spec, texts, pipeline_id, create_missing, created)
         else:
@@ -826,6 +824,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         if entity.table == "deals" else set()
     closed_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")} \
         if entity.table == "deals" else set()
+    current_lines = _current_lines(db, existing, columns) if mode != "create" else {}
     rows, seen = [], {}
     for i in range(len(source.rows)):
         values = {name: column.values[i] for name, (header, column) in columns.items()
@@ -853,17 +852,48 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             row.errors = {**errors, key or "": _("no record with this {field}").format(
                 field=specs[key].shown_label)}
         lines = extra.get("product_lines")
-        if lines and row.action == "create" and values.get("amount") is None:
+        new_lines = False  # an update that replaces the deal's product lines
+        if lines and row.action == "update":
+            old_lines = current_lines.get(row.record_id, [])
+            new_lines = _line_keys(lines) != _line_keys(old_lines)
+            if new_lines:
+                row.extra["lines_before"] = old_lines
+        if lines and row.action in ("create", "update") and values.get("amount") is None:
             values["amount"] = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(
                 Decimal("0.01"))
         if row.action != "reject" and not errors and row.action != "skip":
             _check(user, entity, row, specs, match, lost_stages, closed_stages)
+        if new_lines and not row.errors:
+            from crm import deals
+
+            row.action = "update"  # even when no field of the deal itself changes
+            row.changes["product_lines"] = (deals.lines_text(row.extra["lines_before"]),
+                                            deals.lines_text(lines))
         if row.errors and row.action != "skip":
             row.action = "reject"
         rows.append(row)
     _check_unique(db, entity, rows, specs)
     return Plan(entity, source, mapping, mode, key, rows, notes,
                 new_stages=created.get("stages", set()), pipeline_id=pipeline_id)
+
+
+def _current_lines(db: Database, existing: dict, columns: dict) -> dict[int, list[dict]]:
+    """The product lines of the deals an update's rows name, when the file has lines."""
+    if "product_lines" not in columns or not existing:
+        return {}
+    from crm import deals
+
+    cur = db.cursor()
+    try:
+        return deals.lines_of(cur, sorted({r["id"] for r in existing.values()}))
+    finally:
+        cur.close()
+
+
+def _line_keys(lines: list[dict]) -> list[tuple]:
+    """Product lines in a form to compare: the same products, quantities and prices."""
+    return [(x.get("product_id"), x["description"], Decimal(str(x["quantity"])).normalize(),
+             Decimal(str(x["unit_price"])).quantize(Decimal("0.01"))) for x in lines]
 
 
 def _check_unique(db: Database, entity: records.Entity, rows: list, specs: dict) -> None:
@@ -1019,13 +1049,20 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                             deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
                     before = None
                 else:
-                    changed = {k: values[k] for k in row.changes}
+                    changed = {k: values[k] for k in row.changes if k != "product_lines"}
                     before = {k: old for k, (old, _new) in row.changes.items()}
-                    if p.entity.update_in:  # the entity's own rules (links, dates)
+                    if changed and p.entity.update_in:  # the entity's own rules (links, dates)
                         p.entity.update_in(cur, user, row.record_id, changed, row.version)
-                    else:
+                    elif changed:
                         records.update_in(cur, user, p.entity, row.record_id, changed,
                                           row.version)
+                    if "product_lines" in row.changes:  # deals: the file's lines replace theirs
+                        from crm import deals
+
+                        deals.replace_lines(cur, user, row.record_id,
+                                            row.extra["product_lines"],
+                                            None if changed else row.version)
+                        before["product_lines"] = _plain_lines(row.extra["lines_before"])
                     record_id = row.record_id
             except ValidationError as exc:
                 raise ImportFileError(_("Row {line}: {reason}").format(
@@ -1054,6 +1091,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             time.sleep(float(os.environ["CRM_IMPORT_TEST_PAUSE"]))
     discard(db, p)
     return import_id
+
+
+def _plain_lines(lines: list[dict]) -> list[dict]:
+    """Product lines as JSON can hold them (for undo)."""
+    return [{"product_id": x.get("product_id"), "description": x["description"],
+             "quantity": str(x["quantity"]), "unit_price": str(x["unit_price"])} for x in lines]
 
 
 def _batchable(entity: records.Entity) -> bool:
@@ -1297,7 +1340,13 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                              {"import_undone": [None, import_id]})
             else:
                 old = {k: v[0] for k, v in json.loads(before).items()}
-                records.update_in(cur, user, entity, record_id, old, version_after)
+                lines = old.pop("product_lines", None) if "product_lines" in old else False
+                if old:
+                    records.update_in(cur, user, entity, record_id, old, version_after)
+                if lines is not False:  # a deal's product lines as they were
+                    from crm import deals
+
+                    deals.replace_lines(cur, user, record_id, lines)
             done += 1
         cur.execute("UPDATE imports SET undone_at = $t, undone_by = $by WHERE id = $i",
                     {"t": datetime.now(), "by": user.id or None, "i": import_id})
@@ -1632,7 +1681,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             inner = (f"SELECT *, {', '.join(f'{e} AS {a}' for a, e in named)}"
                      f" FROM ({inner}) r")
         typed = f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({inner}) r"
-        checked = f"SELECT *, ({' OR '.join(bad) or 'false'}) AS bad FROM ({typed})"
+        # the flags only make up `bad`: the checked rows keep the values, the key and it
+        kept = ["line", *clean.values(), *(["k"] if key else [])]
+        checked = (f"SELECT {', '.join(kept)}, ({' OR '.join(bad) or 'false'}) AS bad"
+                   f" FROM ({typed})")
         # the checked rows first; duplicates, records already there and the ids' order only
         # when there are any (a clean file into an empty table needs none of it)
         checked_sql = f"CREATE TABLE {name}_c AS {checked}"
