@@ -751,6 +751,9 @@ class Plan:
     # only there (self.rows then holds the rejected rows and those the row path writes)
     staged: str | None = None
     staged_counts: dict = field(default_factory=dict)
+    # a set-based dry run of updates: execute() plans the rows again on the row path, which
+    # writes them, and refuses when the counts are not the dry run's any more
+    replan: bool = False
 
     def count(self, action: str) -> int:
         return (sum(1 for r in self.rows if r.action == action)
@@ -794,7 +797,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     if source.path and fast is not False:
         why = _fast_refusal(entity, mapping, mode, key)
         if why is None:
-            found = _fast_plan(db, user, entity, source, mapping, key)
+            found = _fast_plan(db, user, entity, source, mapping, key, mode)
             if isinstance(found, Plan):
                 return found
             why = found
@@ -1014,6 +1017,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
     import with the row's line. A fast plan's staged rows go in by INSERT ... SELECT."""
     p = import_plan
     require(user, "create")
+    if p.replan:  # a set-based dry run of updates: the row path writes them
+        fresh = plan(db, user, p.entity, p.source, p.mapping, p.mode, p.key, fast=False,
+                     pipeline_id=p.pipeline_id)
+        if fresh.counts != p.counts:
+            raise ImportFileError(_("The records changed since the dry run; run it again."))
+        return execute(db, user, fresh)
     rejected = [{"line": r.line, "errors": r.errors} for r in p.rows if r.action == "reject"]
     with db.transaction() as cur:
         first_audit = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
@@ -1406,8 +1415,6 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
                   key: str | None) -> str | None:
     """Why this import cannot go the set-based way (None when it can)."""
     specs = {f.name: f for f in importable(entity)}
-    if mode != "create":
-        return _("only new records are created set-based, not updates")
     if entity.creator or entity.parent or entity.shared or entity.unique \
             or entity.table in ("deals", "activities") \
             or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
@@ -1557,9 +1564,11 @@ def _json_sql(spec: Field, v: str) -> str:
 
 
 def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
-               mapping: dict, key: str | None):
+               mapping: dict, key: str | None, mode: str = "create"):
     """The plan of a big CSV, set-based; a reason (str) when DuckDB cannot read the file as
-    a plain CSV and the row path must."""
+    a plain CSV and the row path must. Updates and upserts are planned set-based too (their
+    dry run: counts, rejected rows and the changes of the first rows), and written by
+    execute() through the row path."""
     import duckdb  # noqa: F401 - the fast path is DuckDB-only by design
 
     specs = {f.name: f for f in importable(entity)}
@@ -1648,14 +1657,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if key:
             header, index, _found = converters[key]
             selects.append(f"lower(q{index}_x) AS k")  # the key's text, as _key_text has it
-        # the row path's checks, as one flag per row
+        # the row path's checks, as one flag per row: `bad` those of a new record, `bad_u`
+        # those of an update (the fields the file brings; the entity's check on create only)
         bad = [f"ce_{n} OR ve_{n}" for n in clean]
         constants = {}
-        for spec in entity.editable:
-            if spec.name not in clean:
-                constants[spec.name] = convert(spec, spec.default)
-                if constants[spec.name] is None and spec.required:
-                    bad.append("true")
         for n in clean:
             if specs[n].required:
                 bad.append(f"f_{n} IS NULL")
@@ -1663,6 +1668,12 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if "owner_id" in clean and not user.sees_all:
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
+        bad_update = list(bad)
+        for spec in entity.editable:
+            if spec.name not in clean:
+                constants[spec.name] = convert(spec, spec.default)
+                if constants[spec.name] is None and spec.required:
+                    bad.append("true")
         future, consent = _sql_check(entity)
 
         def value_of(field_name: str) -> str:
@@ -1684,7 +1695,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         # the flags only make up `bad`: the checked rows keep the values, the key and it
         kept = ["line", *clean.values(), *(["k"] if key else [])]
         checked = (f"SELECT {', '.join(kept)}, ({' OR '.join(bad) or 'false'}) AS bad"
-                   f" FROM ({typed})")
+                   + (f", ({' OR '.join(bad_update) or 'false'}) AS bad_u" if mode != "create"
+                      else "") + f" FROM ({typed})")
         # the checked rows first; duplicates, records already there and the ids' order only
         # when there are any (a clean file into an empty table needs none of it)
         checked_sql = f"CREATE TABLE {name}_c AS {checked}"
@@ -1699,7 +1711,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             where, visible = records.visible(entity, user)
             existing = bool(cur.execute(f"SELECT count(*) FROM {entity.table} t WHERE {where}"
                                         f" AND t.{key} IS NOT NULL", visible).fetchone()[0])
-        if not (n_bad or dups or existing):
+        if mode != "create":
+            counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
+                                                      mode, key, list(clean))
+        elif not (n_bad or dups or existing):
             cur.execute(f"ALTER TABLE {name}_c RENAME TO {name.split('.')[1]}")
             counts, write = {"create": n_rows}, ("true", "line - 1")
         else:
@@ -1724,15 +1739,20 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             write = ("action = 'create'", "seq")
         cur.execute(f"DROP TABLE IF EXISTS {name}_c")
         cur.execute(f"DROP TABLE IF EXISTS {name}_d")
-        rejected = [] if not counts.get("reject") else cur.execute(
-            f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
-            f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
-            " ORDER BY s.line").fetchall()
+        if mode != "create":  # written through the row path: nothing stays staged
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+        elif counts.get("reject"):
+            rejected = cur.execute(
+                f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
+                f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
+                " ORDER BY s.line").fetchall()
+        else:
+            rejected = []
         for m in range(width):
             cur.execute(f"DROP TABLE IF EXISTS {name}_m{m}")
         cur.execute(f"DROP TABLE {raw}")
     except BaseException:
-        for table in [raw, name, name + "_c", name + "_d"] + [
+        for table in [raw, name, name + "_c", name + "_d", name + "_e"] + [
                 f"{name}_m{m}" for m in range(len(source.headers))]:
             try:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -1741,6 +1761,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         raise
     finally:
         cur.close()
+    if mode != "create":
+        return _fast_changes_plan(db, user, entity, source, mapping, mode, key, specs,
+                                  converters, notes, counts, rejected, preview)
     rows = [_fast_row(user, entity, specs, converters, key, line, dup_of, list(texts))
             for line, dup_of, *texts in rejected]
     if rejected:
@@ -1756,9 +1779,122 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
     return result
 
 
+PREVIEW_ROWS = 1000  # updates whose changes a set-based dry run shows, field by field
+
+
+def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, width: int,
+                  mode: str, key: str, fields: list[str]):
+    """An update's or upsert's checked rows against the records there, set-based: (counts by
+    action, the rejected rows [(line, dup_of, record_id, *cells)], the first PREVIEW_ROWS
+    updates [(line, record_id, version, current values..., new values...)])."""
+    table = entity.table
+    where, visible = records.visible(entity, user)
+    sql = (f"CREATE TABLE {name}_e AS SELECT lower(CAST(t.{key} AS VARCHAR)) AS k,"
+           f" min(t.id) AS id FROM {table} t WHERE {where} AND t.{key} IS NOT NULL GROUP BY 1")
+    cur.execute(sql, _used(visible, sql))
+    differs = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", f"s.f_{n}")
+                          for n in fields) or "false"
+    unmatched = ("'reject'" if mode == "update"
+                 else "CASE WHEN s.bad THEN 'reject' ELSE 'create' END")
+    cur.execute(
+        f"CREATE TABLE {name} AS SELECT s.line, e.id AS record_id,"
+        " CASE WHEN s.line > d.first THEN d.first END AS dup_of,"
+        " CASE WHEN s.line > d.first THEN 'reject'"
+        f" WHEN e.id IS NULL THEN {unmatched} WHEN s.bad_u THEN 'reject'"
+        f" WHEN {differs} THEN 'update' ELSE 'skip' END AS action"
+        f" FROM {name}_c s LEFT JOIN {name}_d d ON d.k = s.k LEFT JOIN {name}_e e ON e.k = s.k"
+        f" LEFT JOIN {table} t ON t.id = e.id")
+    cur.execute(f"DROP TABLE {name}_e")
+    counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
+                  .fetchall())
+    rejected = [] if not counts.get("reject") else cur.execute(
+        f"SELECT s.line, s.dup_of, s.record_id, {', '.join('r.c%d' % i for i in range(width))}"
+        f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
+        " ORDER BY s.line").fetchall()
+    preview = [] if not counts.get("update") else cur.execute(
+        f"SELECT p.line, p.record_id, t.version, {', '.join(f't.{n}' for n in fields)},"
+        f" {', '.join(f's.f_{n}' for n in fields)} FROM (SELECT * FROM {name}"
+        f" WHERE action = 'update' ORDER BY line LIMIT {PREVIEW_ROWS}) p"
+        f" JOIN {name}_c s ON s.line = p.line JOIN {table} t ON t.id = p.record_id"
+        " ORDER BY p.line").fetchall()
+    return counts, rejected, preview
+
+
+def _differs_sql(spec: Field, old: str, new: str) -> str:
+    """records._differs in SQL: an empty text and a missing one are the same."""
+    if spec.type in ("text", "longtext", "email", "phone", "choice"):
+        return (f"({old} IS DISTINCT FROM {new} AND NOT (coalesce({old}, '') = ''"
+                f" AND coalesce({new}, '') = ''))")
+    return f"({old} IS DISTINCT FROM {new})"
+
+
+def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source: Source,
+                       mapping: dict, mode: str, key: str, specs: dict, converters: dict,
+                       notes: list, counts: dict, rejected: list, preview: list) -> Plan:
+    """The dry run of a set-based update or upsert: the rejected rows worded as the row path
+    words them (rows it would take after all keep its verdict), the first updates with their
+    changes, and counts of the rest."""
+    fields = [n for n in converters]
+    ids = sorted({r[2] for r in rejected if r[2] is not None})
+    current = {}
+    where, visible = records.visible(entity, user)
+    for start in range(0, len(ids), 1000):
+        names = {f"i{n}": v for n, v in enumerate(ids[start:start + 1000])}
+        for r in db.query(f"SELECT t.* FROM {entity.table} t WHERE {where} AND t.id IN"
+                          f" ({', '.join('$' + n for n in names)})", {**visible, **names}):
+            current[r["id"]] = r
+    rows = []
+    for line, dup_of, record_id, *cells in rejected:
+        if dup_of is not None or record_id is None and mode == "upsert":
+            row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
+        else:
+            row = _cells_row(specs, converters, line, list(cells))
+            row.action = "update" if record_id is not None else "reject"
+            if record_id is None:
+                row.errors[key] = _("no record with this {field}").format(
+                    field=specs[key].shown_label)
+            else:
+                row.record_id, row.version = record_id, current[record_id]["version"]
+                if not row.errors:
+                    _check(user, entity, row, specs, current[record_id])
+            if row.errors:
+                row.action = "reject"
+        rows.append(row)
+    for found in preview:
+        line, record_id, version = found[:3]
+        old, new = found[3:3 + len(fields)], found[3 + len(fields):]
+        values = {n: (None if v is None else convert(specs[n], v)) for n, v in zip(fields, new)}
+        changes = {n: (o, values[n]) for n, o in zip(fields, old)
+                   if records._differs(o, values[n])}
+        rows.append(Row(line=line, action="update" if changes else "skip", values=values,
+                        record_id=record_id, version=version, changes=changes))
+    # rows SQL rejected but the row path takes are counted by their own verdict (in rows)
+    staged = {"create": counts.get("create", 0), "skip": counts.get("skip", 0),
+              "update": counts.get("update", 0) - len(preview)}
+    notes.append(_("Checked set-based; the import itself writes the rows one by one."))
+    return Plan(entity, source, mapping, mode, key, rows, notes, staged_counts=staged,
+                replan=True)
+
+
 def _fast_row(user: User, entity: records.Entity, specs: dict, converters: dict,
               key: str | None, line: int, dup_of: int | None, cells: list) -> Row:
     """A rejected row worded as the row path words it, from the file's cells."""
+    row = _cells_row(specs, converters, line, cells)
+    values, errors = row.values, row.errors
+    if dup_of is not None:
+        row.action, row.errors = "reject", {**errors, key: _(
+            "the same {field} as row {line}").format(field=specs[key].shown_label, line=dup_of)}
+        return row
+    if not errors:
+        _check(user, entity, row, specs, None)
+    if row.errors:
+        row.action = "reject"
+    return row
+
+
+def _cells_row(specs: dict, converters: dict, line: int, cells: list) -> Row:
+    """The file's cells of a row converted as the row path converts them (a new record's
+    row, with the cells' errors by column)."""
     cells = ["" if c is None else c for c in cells]
     values, errors = {}, {}
     for field_name, (header, index, found) in converters.items():
@@ -1773,16 +1909,7 @@ def _fast_row(user: User, entity: records.Entity, specs: dict, converters: dict,
         values[field_name] = value
         if error:
             errors[header] = error
-    row = Row(line=line, action="create", values=values, errors=errors, cells=cells)
-    if dup_of is not None:
-        row.action, row.errors = "reject", {**errors, key: _(
-            "the same {field} as row {line}").format(field=specs[key].shown_label, line=dup_of)}
-        return row
-    if not errors:
-        _check(user, entity, row, specs, None)
-    if row.errors:
-        row.action = "reject"
-    return row
+    return Row(line=line, action="create", values=values, errors=errors, cells=cells)
 
 
 def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -289,5 +290,101 @@ def test_the_command_lines_file_is_read_where_it_is_and_kept(tmp_path):
         assert path.exists()  # not a copy: the user's file stays
         assert db.scalar("SELECT count(*) FROM leads") == importer.FAST_ROWS + 6
         assert db.scalar("SELECT last_name FROM leads WHERE email = 'ali@example.ir'") == "علی"
+    finally:
+        db.close()
+
+
+def planned(db, user, text: str, fast: bool, mode: str, existing=()):
+    for values in existing:
+        leads.create_lead(db, user, values)
+    source = importer.read(text.encode("utf-8"), "messy.csv", fast=fast)
+    mapping = importer.propose_mapping(leads.LEADS, source.headers)
+    plan = importer.plan(db, user, leads.LEADS, source, mapping, mode=mode, key="email")
+    assert plan.replan == fast
+    return plan
+
+
+EXISTING = [  # records the messy file's rows update (or leave as they are)
+    {"first_name": "Ada", "last_name": "Byron", "email": "ada@example.com", "status": "new"},
+    {"first_name": "Alan", "last_name": "Turing", "email": "alan@example.com",
+     "phone": "555-0100", "company": "Bletchley", "source": "cold_call", "status": "new",
+     "estimated_value": "1234.56", "owner_id": None},
+    {"last_name": "رحیمی", "email": "ALI@example.ir", "status": "contacted"},
+    {"last_name": "Value", "email": "neg@example.com"},
+    {"last_name": "Space", "email": "space@example.com", "estimated_value": "42",
+     "status": "new"},
+]
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_a_set_based_dry_run_of_updates_gives_the_row_paths_counts_and_changes(two_dbs, mode):
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    for user in ("admin", "reza"):
+        existing = EXISTING if user == "admin" else ()
+        slow = planned(slow_db, slow_team[user], text, False, mode, existing)
+        fast = planned(fast_db, fast_team[user], text, True, mode, existing)
+        assert fast.counts == slow.counts, user
+        assert ([(r.line, r.errors) for r in fast.rows if r.action == "reject"]
+                == [(r.line, r.errors) for r in slow.rows if r.action == "reject"]), user
+        assert ([(r.line, r.changes) for r in fast.rows if r.action == "update"]
+                == [(r.line, r.changes) for r in slow.rows if r.action == "update"]), user
+        assert any("set-based" in n for n in fast.notes)
+    assert fast.counts["update"] == 0 and slow.counts["update"] == 0  # reza sees none of them
+    admin = fast_team["admin"]
+    plan = planned(fast_db, admin, text, True, mode)
+    assert plan.counts["update"] >= 3 and plan.counts["reject"] >= 10
+    if mode == "upsert":
+        assert plan.counts["create"] >= 5
+    # the import itself goes through the row path, with the dry run's counts
+    import_id = importer.execute(fast_db, admin, plan)
+    done = fast_db.one("SELECT created_count, updated_count, rejected_count FROM imports"
+                       " WHERE id = $i", {"i": import_id})
+    assert (done["created_count"], done["updated_count"], done["rejected_count"]) == (
+        plan.counts["create"], plan.counts["update"], plan.counts["reject"])
+    assert fast_db.scalar("SELECT last_name FROM leads WHERE email = 'alan@example.com'"
+                          " AND deleted_at IS NULL") == "Turing"
+    assert fast_db.scalar("SELECT estimated_value FROM leads WHERE email = 'ada@example.com'"
+                          " AND deleted_at IS NULL") == Decimal("1500.00")
+
+
+def test_a_set_based_dry_run_is_refused_at_import_when_records_changed_since(two_dbs):
+    db, team = two_dbs[1]
+    admin = team["admin"]
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    plan = planned(db, admin, text, True, "update", EXISTING)
+    lead = db.one("SELECT id, version FROM leads WHERE email = 'ada@example.com'")
+    leads.update_lead(db, admin, lead["id"], {"email": "gone@example.com"}, lead["version"])
+    with pytest.raises(importer.ImportFileError, match="changed since the dry run"):
+        importer.execute(db, admin, plan)
+
+
+def test_a_big_update_is_planned_set_based_by_itself(tmp_path):
+    db, team = make_db(tmp_path / "bigupdate.duckdb")
+    admin = team["admin"]
+    try:
+        lines = [f"Lead{i},lead{i}@example.com,{i % 1000}" for i in range(importer.FAST_ROWS + 5)]
+        data = ("Last Name,Email,Estimated value\n" + "\n".join(lines) + "\n").encode()
+        source = importer.read(data, "big.csv")
+        plan = importer.plan(db, admin, leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers), key="email")
+        importer.execute(db, admin, plan)
+        changed = [f"Lead{i},lead{i}@example.com,{i % 1000 + (i % 2)}"
+                   for i in range(importer.FAST_ROWS + 5)] + ["New,new@example.com,1"]
+        data = ("Last Name,Email,Estimated value\n" + "\n".join(changed) + "\n").encode()
+        source = importer.read(data, "big.csv")
+        started = time.perf_counter()
+        plan = importer.plan(db, admin, leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers),
+                             mode="update", key="email")
+        took = time.perf_counter() - started
+        half = (importer.FAST_ROWS + 5) // 2
+        assert plan.replan and plan.counts == {"create": 0, "update": half,
+                                               "skip": importer.FAST_ROWS + 5 - half,
+                                               "reject": 1}
+        first = next(r for r in plan.rows if r.action == "update")
+        assert first.line == 3 and first.changes == {
+            "estimated_value": (Decimal("1.00"), Decimal("2.00"))}
+        assert took < 5, took  # the row path takes ~90 µs a row
     finally:
         db.close()
