@@ -1440,6 +1440,9 @@ def _attach(cur) -> None:
             pass
 
 
+# a text longer than this (in UTF-8 bytes) is none of the MISSING words, even lowered: at
+# most 3 bytes a character lower to one of theirs
+_MISSING_BYTES = 3 * max(len(m) for m in MISSING)
 _SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
 _WIDE_WS = ", ".join(str(ord(c)) for c in _WS if ord(c) > 32)  # white space beyond ASCII
 
@@ -1447,6 +1450,8 @@ _WIDE_WS = ", ".join(str(ord(c)) for c in _WS if ord(c) > 32)  # white space bey
 # The values the fast path's SQL compares with, passed as parameters ($c_...).
 _CONSTANTS = {
     "c_ws": _WS, "c_ws_edge": f"^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$",
+    # some cell of the row (joined by \x01) starts or ends with white space
+    "c_row_edge": f"(^|\x01)[{_SPACE_CLASS}]|[{_SPACE_CLASS}](\x01|$)",
     "c_missing": sorted(MISSING), "c_email": _EMAIL_SQL, "c_phone": _PHONE_SQL,
     "c_digits": _DIGITS_FROM, "c_latin": _DIGITS_TO,
     "c_num_from": _DIGITS_FROM + "٫٬", "c_num_to": _DIGITS_TO + ".,",
@@ -1456,8 +1461,18 @@ _CONSTANTS = {
 
 
 def _strip_sql(c: str) -> str:
-    """str.strip() in SQL (trim with a set of characters is slow: only where needed)."""
-    return f"CASE WHEN regexp_matches({c}, $c_ws_edge) THEN trim({c}, $c_ws) ELSE {c} END"
+    """str.strip() in SQL (trim with a set of characters is slow: only where needed, and
+    the cell's own test only in rows where some cell needs it: r.edge, _edge_sql)."""
+    return (f"CASE WHEN r.edge THEN CASE WHEN regexp_matches({c}, $c_ws_edge) THEN"
+            f" trim({c}, $c_ws) ELSE {c} END ELSE {c} END")  # (AND would run both sides)
+
+
+def _edge_sql(cells: list[str]) -> str:
+    """Whether some of the row's cells start or end with white space: one regular expression
+    over the row instead of one a cell (their first test, for _strip_sql)."""
+    if not cells:
+        return "false"
+    return f"coalesce(regexp_matches(concat_ws(chr(1), {', '.join(cells)}), $c_row_edge), false)"
 
 
 def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
@@ -1495,8 +1510,10 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     named expressions (each layer reads the names of the ones before; names start with p),
     and the names of the clean value, the coercion error and the validation error."""
     layers = [[(f"{p}_t", _strip_sql(c))],
-              [(f"{p}_x", f"CASE WHEN {c} IS NULL OR list_contains($c_missing, lower({p}_t))"
-                          f" THEN NULL ELSE {p}_t END")]]
+              # the missing words are short: a longer text (in bytes, even lowered) is none
+              [(f"{p}_x", f"CASE WHEN {c} IS NULL THEN NULL WHEN strlen({p}_t) >"
+                          f" {_MISSING_BYTES} THEN {p}_t WHEN list_contains($c_missing,"
+                          f" lower({p}_t)) THEN NULL ELSE {p}_t END")]]
     x = f"{p}_x"
     too_long = f"coalesce(length({x}) > {int(spec.max_length or 10**9)}, false)"
     if spec.type in ("text", "longtext"):
@@ -1598,9 +1615,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         # a blank row: every cell missing or white space; the regular expression only for
         # rows whose first cell there starts with white space (ord: its first character)
         first = f"ord(coalesce({cells}))"
-        blank = (f"((coalesce({first}, -1) <= 32 OR {first} IN ({_WIDE_WS})) AND NOT"
+        blank = (f"CASE WHEN coalesce({first}, -1) <= 32 OR {first} IN ({_WIDE_WS}) THEN NOT"
                  f" coalesce(regexp_matches(concat_ws('', {cells}), '[^{_SPACE_CLASS}]'),"
-                 " false))")
+                 " false) ELSE false END")
         total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
                                     f" FROM {raw}").fetchone()
         if total == blanks:
@@ -1687,7 +1704,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if consent:
             bad.append(f"({value_of('consent_date')} IS NOT NULL AND NOT"
                        f" coalesce({value_of('consent')}, false))")
-        inner = (f"SELECT {', '.join(['r.*'] + picked)} FROM ({src}) r" + "".join(joins))
+        stripped = [f"r.c{index}" for index, header in enumerate(source.headers)
+                    if mapping.get(header) and specs[mapping[header]].type not in _PY_TYPES]
+        inner = (f"SELECT {', '.join(['r.*', _edge_sql(stripped) + ' AS edge'] + picked)}"
+                 f" FROM ({src}) r" + "".join(joins))
         for named in layers:  # one projection per layer: no expression is computed twice
             inner = (f"SELECT *, {', '.join(f'{e} AS {a}' for a, e in named)}"
                      f" FROM ({inner}) r")
