@@ -1443,6 +1443,9 @@ def _attach(cur) -> None:
 # a text longer than this (in UTF-8 bytes) is none of the MISSING words, even lowered: at
 # most 3 bytes a character lower to one of theirs
 _MISSING_BYTES = 3 * max(len(m) for m in MISSING)
+# and one that starts with none of their first letters (either case; ord('') is -1) neither
+_MISSING_FIRST = ", ".join(map(str, sorted({-1} | {ord(ch) for m in MISSING if m
+                                                   for ch in (m[0], m[0].upper())})))
 _SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
 _WIDE_WS = ", ".join(str(ord(c)) for c in _WS if ord(c) > 32)  # white space beyond ASCII
 
@@ -1512,7 +1515,8 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     layers = [[(f"{p}_t", _strip_sql(c))],
               # the missing words are short: a longer text (in bytes, even lowered) is none
               [(f"{p}_x", f"CASE WHEN {c} IS NULL THEN NULL WHEN strlen({p}_t) >"
-                          f" {_MISSING_BYTES} THEN {p}_t WHEN list_contains($c_missing,"
+                          f" {_MISSING_BYTES} THEN {p}_t WHEN ord({p}_t) NOT IN"
+                          f" ({_MISSING_FIRST}) THEN {p}_t WHEN list_contains($c_missing,"
                           f" lower({p}_t)) THEN NULL ELSE {p}_t END")]]
     x = f"{p}_x"
     too_long = f"coalesce(length({x}) > {int(spec.max_length or 10**9)}, false)"
@@ -1966,8 +1970,8 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
                 pieces.append(f"$kj_{spec.name}")
         else:
             empty = f"{value} IS NULL" + (f" OR NOT {value}" if spec.type == "bool" else "")
-            pieces.append(f"CASE WHEN {empty} THEN NULL ELSE '\"{spec.name}\": [null, ' ||"
-                          f" {_json_sql(spec, value)} || ']' END")
+            pieces.append(f"CASE WHEN {empty} THEN NULL ELSE concat('\"{spec.name}\": [null, ',"
+                          f" {_json_sql(spec, value)}, ']') END")  # (a || chain copies more)
     cols += ["created_at", "updated_at", "created_by", "updated_by"]
     values += ["$now", "$now", "$by", "$by"]
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
@@ -1975,7 +1979,7 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
                 f" version_after) SELECT $i, line, $first + {seq}, 'create', NULL, 1"
                 f" FROM {p.staged} WHERE {where}", {"i": import_id, "first": first - 1})
-    payload = (f"nullif('{{' || concat_ws(', ', {', '.join(pieces)}) || '}}', '{{}}')"
+    payload = (f"nullif(concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}'), '{{}}')"
                if pieces else "NULL")
     cur.execute("INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id,"
                 f" action, changes, import_id) SELECT $now, $by, $uname, $table, $first + {seq},"
