@@ -1444,8 +1444,19 @@ def _attach(cur) -> None:
 # most 3 bytes a character lower to one of theirs
 _MISSING_BYTES = 3 * max(len(m) for m in MISSING)
 # and one that starts with none of their first letters (either case; ord('') is -1) neither
-_MISSING_FIRST = ", ".join(map(str, sorted({-1} | {ord(ch) for m in MISSING if m
-                                                   for ch in (m[0], m[0].upper())})))
+_MISSING_FIRST = sorted({-1} | {ord(ch) for m in MISSING if m for ch in (m[0], m[0].upper())})
+_MISSING_WORDS = sorted(MISSING)
+
+
+def _one_of(expr: str, values: list) -> str:
+    """expr IN (values) as a CASE: in a projection DuckDB turns IN and list_contains of
+    constants into a join over every row, which ignores the CASE around it that spares most
+    rows the test (0.15 s a million cells)."""
+    whens = " ".join("WHEN " + (str(v) if isinstance(v, int) else "'" + v.replace("'", "''")
+                                + "'") + " THEN true" for v in values)
+    return f"CASE {expr} {whens} ELSE false END"
+
+
 _SPACE_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in _WS)
 _WIDE_WS = ", ".join(str(ord(c)) for c in _WS if ord(c) > 32)  # white space beyond ASCII
 
@@ -1455,7 +1466,7 @@ _CONSTANTS = {
     "c_ws": _WS, "c_ws_edge": f"^[{_SPACE_CLASS}]|[{_SPACE_CLASS}]$",
     # some cell of the row (joined by \x01) starts or ends with white space
     "c_row_edge": f"(^|\x01)[{_SPACE_CLASS}]|[{_SPACE_CLASS}](\x01|$)",
-    "c_missing": sorted(MISSING), "c_email": _EMAIL_SQL, "c_phone": _PHONE_SQL,
+    "c_email": _EMAIL_SQL, "c_phone": _PHONE_SQL,
     "c_digits": _DIGITS_FROM, "c_latin": _DIGITS_TO,
     "c_num_from": _DIGITS_FROM + "٫٬", "c_num_to": _DIGITS_TO + ".,",
     # translate() is slow (1 s a million cells): only where there is something to translate
@@ -1515,9 +1526,10 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     layers = [[(f"{p}_t", _strip_sql(c))],
               # the missing words are short: a longer text (in bytes, even lowered) is none
               [(f"{p}_x", f"CASE WHEN {c} IS NULL THEN NULL WHEN strlen({p}_t) >"
-                          f" {_MISSING_BYTES} THEN {p}_t WHEN ord({p}_t) NOT IN"
-                          f" ({_MISSING_FIRST}) THEN {p}_t WHEN list_contains($c_missing,"
-                          f" lower({p}_t)) THEN NULL ELSE {p}_t END")]]
+                          f" {_MISSING_BYTES} THEN {p}_t"
+                          f" WHEN NOT {_one_of(f'ord({p}_t)', _MISSING_FIRST)} THEN {p}_t"
+                          f" WHEN {_one_of(f'lower({p}_t)', _MISSING_WORDS)} THEN NULL"
+                          f" ELSE {p}_t END")]]
     x = f"{p}_x"
     too_long = f"coalesce(length({x}) > {int(spec.max_length or 10**9)}, false)"
     if spec.type in ("text", "longtext"):

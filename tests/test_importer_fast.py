@@ -393,7 +393,7 @@ def test_a_big_update_is_planned_set_based_by_itself(tmp_path):
 def test_the_fast_paths_shortcuts_for_missing_words_hold_for_every_character():
     """A cell is one of the missing words ("n/a", "—", ...) only if it is short and starts
     with one of the characters the SQL looks for (whatever lower() makes of it)."""
-    first = {int(n) for n in importer._MISSING_FIRST.split(", ")}
+    first = set(importer._MISSING_FIRST)
     assert all(ord(ch) in first for ch in map(chr, range(0x110000))
                if ch.lower()[:1] in {m[:1] for m in importer.MISSING if m})
     assert max(len(m.encode()) for m in importer.MISSING) * 3 <= importer._MISSING_BYTES
