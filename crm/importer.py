@@ -1328,38 +1328,51 @@ def undo(db: Database, user: User, import_id: int) -> dict:
         if undone_at is not None:
             raise ValidationError({"import": _("This import was undone already.")})
         entity = by_table[table]
-        done, refused = 0, []
-        items = cur.execute("SELECT record_id, line, action, before, version_after FROM"
-                            " import_records WHERE import_id = $i ORDER BY id DESC",
-                            {"i": import_id}).fetchall()
-        for record_id, line, action, before, version_after in items:
+        # created records, set-based (a big import made a million): to the trash unless
+        # changed or trashed since; one audit entry each
+        unchanged = (f"r.import_id = $i AND r.action = 'create' AND r.record_id = {table}.id"
+                     f" AND {table}.version = r.version_after AND {table}.deleted_at IS NULL")
+        done = cur.execute(f"SELECT count(*) FROM {table}, import_records r WHERE {unchanged}",
+                           {"i": import_id}).fetchone()[0]
+        refused = [(n, {"line": line, "record_id": record_id,
+                        "reason": _("changed since the import")})
+                   for n, line, record_id in cur.execute(
+                       f"SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN {table}"
+                       f" t ON t.id = r.record_id WHERE r.import_id = $i AND r.action = 'create'"
+                       " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
+                       " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall()]
+        if done:
+            audit.record_many(cur, user, table, f"SELECT {table}.id FROM {table},"
+                              f" import_records r WHERE {unchanged}", {"i": import_id},
+                              "delete", {"import_undone": [None, import_id]})
+            cur.execute(f"UPDATE {table} SET deleted_at = $t, deleted_by = $by,"
+                        " version = version + 1"
+                        + (", active = FALSE" if table == "users" else "")  # no sign-in
+                        + f" FROM import_records r WHERE {unchanged}",
+                        {"t": datetime.now(), "by": user.id or None, "i": import_id})
+        items = cur.execute("SELECT id, record_id, line, before, version_after FROM"
+                            " import_records WHERE import_id = $i AND action <> 'create'"
+                            " ORDER BY id DESC", {"i": import_id}).fetchall()
+        for n, record_id, line, before, version_after in items:
             current = cur.execute(f"SELECT version, deleted_at FROM {table} WHERE id = $id",
                                   {"id": record_id}).fetchone()
             if current is None or current[0] != version_after or current[1] is not None:
-                refused.append({"line": line, "record_id": record_id,
-                                "reason": _("changed since the import")})
+                refused.append((n, {"line": line, "record_id": record_id,
+                                    "reason": _("changed since the import")}))
                 continue
-            if action == "create":
-                cur.execute(f"UPDATE {table} SET deleted_at = $t, deleted_by = $by,"
-                            " version = version + 1"
-                            + (", active = FALSE" if table == "users" else "")  # no sign-in
-                            + " WHERE id = $id",
-                            {"t": datetime.now(), "by": user.id or None, "id": record_id})
-                audit.record(cur, user, table, record_id, "delete",
-                             {"import_undone": [None, import_id]})
-            else:
-                old = {k: v[0] for k, v in json.loads(before).items()}
-                lines = old.pop("product_lines", None) if "product_lines" in old else False
-                if old:
-                    records.update_in(cur, user, entity, record_id, old, version_after)
-                if lines is not False:  # a deal's product lines as they were
-                    from crm import deals
+            # an update: the fields (and a deal's product lines) as they were
+            old = {k: v[0] for k, v in json.loads(before).items()}
+            lines = old.pop("product_lines", None) if "product_lines" in old else False
+            if old:
+                records.update_in(cur, user, entity, record_id, old, version_after)
+            if lines is not False:
+                from crm import deals
 
-                    deals.replace_lines(cur, user, record_id, lines)
+                deals.replace_lines(cur, user, record_id, lines)
             done += 1
         cur.execute("UPDATE imports SET undone_at = $t, undone_by = $by WHERE id = $i",
                     {"t": datetime.now(), "by": user.id or None, "i": import_id})
-    return {"undone": done, "refused": refused}
+    return {"undone": done, "refused": [r for _n, r in sorted(refused, key=lambda r: -r[0])]}
 
 
 def rejected_csv(import_plan: Plan) -> bytes:
