@@ -91,16 +91,15 @@ def read(data: bytes, filename: str, encoding: str | None = None,
     if data[:4] == b"PK\x03\x04":
         return _read_xlsx(data, filename, sheet)
     big = fast or (fast is None and data.count(b"\n") > FAST_ROWS)
-    if big and (encoding or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8") \
-            and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) \
-            and b"\x00" not in data:
+    if big and encoding is None and b"\x00" not in data \
+            and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         # a big UTF-8 file is not decoded here as a whole (0.3 s a 100 MB): its head is, and
         # DuckDB's reader checks the rest; bytes that are not UTF-8 after all send the file
         # back through the detection (_settle)
         head = _utf8_head(data)
         if head is not None:
             found = _file_source(data, head, filename, "utf-8", delimiter or _delimiter(head),
-                                 file_path=file_path, settled=encoding is not None)
+                                 file_path=file_path, settled=False)
             if found is not None:
                 return found
     text, found_encoding = _decode(data, encoding)

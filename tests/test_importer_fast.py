@@ -270,6 +270,8 @@ def test_a_big_file_is_utf8_checked_by_duckdb_and_read_again_when_it_is_not(tmp_
         assert db.scalar("SELECT last_name FROM leads WHERE email = 'm@example.es'") == "Málaga"
         source = importer.read(data, "big.csv")  # the row path reads it the same
         assert source.rows[-1] == ["Málaga", "m@example.es"] and source.encoding == "cp1252"
+        with pytest.raises(importer.ImportFileError, match="cannot be read as utf-8"):
+            importer.read(data, "big.csv", encoding="utf-8")  # told, and not so: said so
     finally:
         db.close()
 
