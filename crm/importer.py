@@ -956,8 +956,8 @@ def _existing(db: Database, user: User, entity: records.Entity, key: str | None,
         names = {f"k{i}": v for i, v in enumerate(chunk)}
         rows = db.query(
             f"SELECT t.* FROM {entity.table} t WHERE {where} AND lower(CAST(t.{key} AS VARCHAR))"
-            f" IN ({', '.join('$' + n for n in names)})", {**params, **names})
-        for r in rows:
+            f" IN ({', '.join('$' + n for n in names)}) ORDER BY t.id", {**params, **names})
+        for r in rows:  # two records of one key: the older, as the set-based dry run takes it
             found.setdefault(_key_text(r[key]), r)
     return found
 

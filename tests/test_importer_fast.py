@@ -432,3 +432,17 @@ def test_undo_of_a_big_import_is_set_based_and_exact(tmp_path):
                          ) == importer.FAST_ROWS + 3
     finally:
         db.close()
+
+
+def test_two_records_of_one_key_the_older_is_updated_in_both_dry_runs(two_dbs):
+    text = "Last Name,Email\nNew name,twin@example.com\n"
+    found = []
+    for (db, team), fast in zip(two_dbs, (False, True)):
+        admin = team["admin"]
+        for name in ("Older", "Younger"):
+            leads.create_lead(db, admin, {"last_name": name, "email": "twin@example.com"})
+        plan = planned(db, admin, text, fast, "update")
+        older = db.scalar("SELECT min(id) FROM leads WHERE email = 'twin@example.com'")
+        found.append([(r.record_id == older, r.changes) for r in plan.rows
+                      if r.action == "update"])
+    assert found[0] == found[1] == [(True, {"last_name": ("Older", "New name")})]
