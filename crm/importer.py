@@ -1969,9 +1969,11 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     entity, table = p.entity, p.entity.table
     constants = getattr(p, "_constants", {})
     where, seq = getattr(p, "_write", ("action = 'create'", "seq"))
-    first = cur.execute(f"SELECT nextval('{table}_id_seq')").fetchone()[0]
-    if n > 1:
-        cur.execute(f"SELECT max(nextval('{table}_id_seq')) FROM range({n - 1})")
+    # every row's id given, not left to the sequence's DEFAULT: with nextval in it DuckDB
+    # inserts on one thread (the audit rows took 1.9 s instead of 1.2 s a million)
+    first = _draw_ids(cur, f"{table}_id_seq", n)
+    first_record = _draw_ids(cur, "import_records_id_seq", n)
+    first_audit = _draw_ids(cur, "audit_log_id_seq", n)
     now = datetime.now()
     params = {"first": first - 1, "now": now, "by": user.id or None}
     cols, values, pieces = ["id"], [f"$first + {seq}"], []
@@ -2000,16 +2002,30 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     values += ["$now", "$now", "$by", "$by"]
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
                 f" FROM {p.staged} WHERE {where}", _used(params, ", ".join(values)))
-    cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
-                f" version_after) SELECT $i, line, $first + {seq}, 'create', NULL, 1"
-                f" FROM {p.staged} WHERE {where}", {"i": import_id, "first": first - 1})
+    cur.execute("INSERT INTO import_records (id, import_id, line, record_id, action, before,"
+                f" version_after) SELECT $own + {seq}, $i, line, $first + {seq}, 'create', NULL,"
+                f" 1 FROM {p.staged} WHERE {where}",
+                {"i": import_id, "first": first - 1, "own": first_record - 1})
     payload = (f"nullif(concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}'), '{{}}')"
                if pieces else "NULL")
-    cur.execute("INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id,"
-                f" action, changes, import_id) SELECT $now, $by, $uname, $table, $first + {seq},"
-                f" 'create', {payload}, $i FROM {p.staged} WHERE {where}",
-                _used({**params, "uname": user.username, "table": table, "i": import_id},
-                      payload + " $now $by $uname $table $first $i"))
+    cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+                f" action, changes, import_id) SELECT $own + {seq}, $now, $by, $uname, $table,"
+                f" $first + {seq}, 'create', {payload}, $i FROM {p.staged} WHERE {where}",
+                _used({**params, "uname": user.username, "table": table, "i": import_id,
+                       "own": first_audit - 1},
+                      payload + " $own $now $by $uname $table $first $i"))
+
+
+def _draw_ids(cur, sequence: str, n: int, tries: int = 5) -> int:
+    """The first of n consecutive new values of the sequence (the rows' ids: first, first + 1,
+    ...). Drawn again, leaving a gap, when another writer drew one of them meanwhile."""
+    for _attempt in range(tries):
+        first = cur.execute(f"SELECT nextval('{sequence}')").fetchone()[0]
+        last = first if n == 1 else cur.execute(
+            f"SELECT max(nextval('{sequence}')) FROM range({n - 1})").fetchone()[0]
+        if last - first == n - 1:  # nobody else's value among them
+            return first
+    raise ImportFileError(_("The database is too busy to number the new records; try again."))
 
 
 def _used(params: dict, sql: str) -> dict:

@@ -446,3 +446,28 @@ def test_two_records_of_one_key_the_older_is_updated_in_both_dry_runs(two_dbs):
         found.append([(r.record_id == older, r.changes) for r in plan.rows
                       if r.action == "update"])
     assert found[0] == found[1] == [(True, {"last_name": ("Older", "New name")})]
+
+
+def test_new_ids_are_drawn_again_when_another_writer_took_one_meanwhile():
+    class Cursor:  # nextval as the sequence gives it, with other writers drawing in between
+        def __init__(self, others: int):
+            self.value, self.others = 0, others
+
+        def execute(self, sql, params=None):
+            if "range(" in sql:
+                if self.others:  # someone else's nextval lands among ours
+                    self.value, self.others = self.value + 1, self.others - 1
+                self.value += int(sql.split("range(")[1].split(")")[0])
+            else:
+                self.value += 1
+            self.row = (self.value,)
+            return self
+
+        def fetchone(self):
+            return self.row
+
+    cur = Cursor(others=1)
+    assert importer._draw_ids(cur, "leads_id_seq", 10) == 12  # 1-11 left as a gap
+    assert cur.value == 21
+    with pytest.raises(importer.ImportFileError, match="too busy"):
+        importer._draw_ids(Cursor(others=100), "leads_id_seq", 10)
