@@ -376,7 +376,7 @@ def cmd_import(args) -> int:
         user = _acting_user(db, args.user)
         source = importer.read(path.read_bytes(), path.name, encoding=args.encoding,
                                delimiter={"tab": "\t"}.get(args.delimiter, args.delimiter),
-                               sheet=args.sheet)
+                               sheet=args.sheet, file_path=str(path))
         mapping = importer.propose_mapping(entity, source.headers)
         if args.mapping:
             mapping.update(_import_mapping(db, user, entity, args.mapping))

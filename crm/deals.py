@@ -304,6 +304,53 @@ def insert_lines(cur, user: User, deal_id: int, lines: list[dict]) -> None:
     audit.record(cur, user, "deals", deal_id, "update", {"line_added": [None, "; ".join(added)]})
 
 
+def lines_of(cur, deal_ids: list[int]) -> dict[int, list[dict]]:
+    """{deal id: its product lines in their order, as insert_lines takes them}."""
+    found: dict[int, list[dict]] = {}
+    for start in range(0, len(deal_ids), 1000):
+        names = {f"d{i}": v for i, v in enumerate(deal_ids[start:start + 1000])}
+        if not names:
+            continue
+        for deal_id, product_id, description, quantity, unit_price in cur.execute(
+                "SELECT deal_id, product_id, description, quantity, unit_price FROM"
+                f" deal_products WHERE deal_id IN ({', '.join('$' + n for n in names)})"
+                " ORDER BY deal_id, id", names).fetchall():
+            found.setdefault(deal_id, []).append({
+                "product_id": product_id, "description": description,
+                "quantity": Decimal(str(quantity)), "unit_price": Decimal(str(unit_price))})
+    return found
+
+
+def lines_text(lines: list[dict] | None) -> str | None:
+    """Product lines as people write them: "GTX Pro × 2; SKU-7 × 1"."""
+    if not lines:
+        return None
+    return "; ".join(f"{line['description']} × {Decimal(str(line['quantity'])).normalize():f}"
+                     for line in lines)
+
+
+def replace_lines(cur, user: User, deal_id: int, lines: list[dict] | None,
+                  expected_version: int | None = None) -> None:
+    """The deal's product lines become these (an import's update, or its undo): one audit
+    entry old -> new and a new version; the amount is the caller's to set."""
+    deal = _editable_deal(cur, user, deal_id)
+    if expected_version is not None and deal["version"] != expected_version:
+        raise records.ConflictError(deal, [])
+    before = lines_text(lines_of(cur, [deal_id]).get(deal_id))
+    clean = [validate(LINE_FIELDS, line) for line in lines or []]
+    cur.execute("DELETE FROM deal_products WHERE deal_id = $d", {"d": deal_id})
+    now = datetime.now()
+    for line in clean:
+        cur.execute(
+            "INSERT INTO deal_products (deal_id, product_id, description, quantity, unit_price,"
+            " created_at, created_by) VALUES ($d, $product_id, $description, $quantity,"
+            " $unit_price, $t, $by)", {"d": deal_id, "t": now, "by": user.id or None, **line})
+    cur.execute("UPDATE deals SET version = version + 1, updated_at = $t, updated_by = $by"
+                " WHERE id = $id", {"t": now, "by": user.id or None, "id": deal_id})
+    audit.record(cur, user, "deals", deal_id, "update",
+                 {"product_lines": [before, lines_text(clean)]})
+
+
 def remove_line_item(db: Database, user: User, item_id: int) -> None:
     with db.transaction() as cur:
         found = cur.execute("SELECT deal_id, description FROM deal_products WHERE id = $id",

@@ -383,7 +383,7 @@ def show_plan(entity, plan, key_field) -> None:
     updates = [r for r in plan.rows if r.action == "update"]
     if updates:
         st.markdown("**" + _("Changes to existing records") + "**")
-        specs = entity.spec
+        specs = {**importer.PSEUDO.get(entity.table, {}), **entity.spec}  # and product lines
         lines = []
         for r in updates:
             for name, (old, new) in r.changes.items():

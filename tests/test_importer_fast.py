@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,222 @@ def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tm
         assert db.scalar("SELECT count(*) FROM leads") == 300_001
     finally:
         db.close()
+
+
+def test_a_big_file_is_utf8_checked_by_duckdb_and_read_again_when_it_is_not(tmp_path):
+    """A big file is decoded only at its head; bytes further on that are not UTF-8 send it
+    through the detection as before (here: cp1252), for the fast path and the row path."""
+    lines = [f"Lead{i},lead{i}@example.com" for i in range(importer.FAST_ROWS + 5)]
+    data = ("Last Name,Email\n" + "\n".join(lines) + "\nMálaga,m@example.es\n").encode("cp1252")
+    db, team = make_db(tmp_path / "enc.duckdb")
+    try:
+        source = importer.read(data, "big.csv")
+        assert source.path is not None and not source.settled
+        plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers))
+        assert plan.staged and source.encoding == "cp1252"
+        importer.execute(db, team["admin"], plan)
+        assert db.scalar("SELECT last_name FROM leads WHERE email = 'm@example.es'") == "Málaga"
+        source = importer.read(data, "big.csv")  # the row path reads it the same
+        assert source.rows[-1] == ["Málaga", "m@example.es"] and source.encoding == "cp1252"
+        with pytest.raises(importer.ImportFileError, match="cannot be read as utf-8"):
+            importer.read(data, "big.csv", encoding="utf-8")  # told, and not so: said so
+    finally:
+        db.close()
+
+
+def test_the_command_lines_file_is_read_where_it_is_and_kept(tmp_path):
+    lines = [f"Lead{i},lead{i}@example.com" for i in range(importer.FAST_ROWS + 5)]
+    path = tmp_path / "big.csv"
+    path.write_text("Last Name,Email\n" + "\n".join(lines) + "\nعلی,ali@example.ir\n",
+                    encoding="utf-8")
+    db, team = make_db(tmp_path / "inplace.duckdb")
+    try:
+        source = importer.read(path.read_bytes(), path.name, file_path=str(path))
+        assert source.path == str(path) and source.encoding == "utf-8"
+        plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers))
+        importer.execute(db, team["admin"], plan)
+        del plan, source
+        assert path.exists()  # not a copy: the user's file stays
+        assert db.scalar("SELECT count(*) FROM leads") == importer.FAST_ROWS + 6
+        assert db.scalar("SELECT last_name FROM leads WHERE email = 'ali@example.ir'") == "علی"
+    finally:
+        db.close()
+
+
+def planned(db, user, text: str, fast: bool, mode: str, existing=()):
+    for values in existing:
+        leads.create_lead(db, user, values)
+    source = importer.read(text.encode("utf-8"), "messy.csv", fast=fast)
+    mapping = importer.propose_mapping(leads.LEADS, source.headers)
+    plan = importer.plan(db, user, leads.LEADS, source, mapping, mode=mode, key="email")
+    assert plan.replan == fast
+    return plan
+
+
+EXISTING = [  # records the messy file's rows update (or leave as they are)
+    {"first_name": "Ada", "last_name": "Byron", "email": "ada@example.com", "status": "new"},
+    {"first_name": "Alan", "last_name": "Turing", "email": "alan@example.com",
+     "phone": "555-0100", "company": "Bletchley", "source": "cold_call", "status": "new",
+     "estimated_value": "1234.56", "owner_id": None},
+    {"last_name": "رحیمی", "email": "ALI@example.ir", "status": "contacted"},
+    {"last_name": "Value", "email": "neg@example.com"},
+    {"last_name": "Space", "email": "space@example.com", "estimated_value": "42",
+     "status": "new"},
+]
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_a_set_based_dry_run_of_updates_gives_the_row_paths_counts_and_changes(two_dbs, mode):
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    for user in ("admin", "reza"):
+        existing = EXISTING if user == "admin" else ()
+        slow = planned(slow_db, slow_team[user], text, False, mode, existing)
+        fast = planned(fast_db, fast_team[user], text, True, mode, existing)
+        assert fast.counts == slow.counts, user
+        assert ([(r.line, r.errors) for r in fast.rows if r.action == "reject"]
+                == [(r.line, r.errors) for r in slow.rows if r.action == "reject"]), user
+        assert ([(r.line, r.changes) for r in fast.rows if r.action == "update"]
+                == [(r.line, r.changes) for r in slow.rows if r.action == "update"]), user
+        assert any("set-based" in n for n in fast.notes)
+    assert fast.counts["update"] == 0 and slow.counts["update"] == 0  # reza sees none of them
+    admin = fast_team["admin"]
+    plan = planned(fast_db, admin, text, True, mode)
+    assert plan.counts["update"] >= 3 and plan.counts["reject"] >= 10
+    if mode == "upsert":
+        assert plan.counts["create"] >= 5
+    # the import itself goes through the row path, with the dry run's counts
+    import_id = importer.execute(fast_db, admin, plan)
+    done = fast_db.one("SELECT created_count, updated_count, rejected_count FROM imports"
+                       " WHERE id = $i", {"i": import_id})
+    assert (done["created_count"], done["updated_count"], done["rejected_count"]) == (
+        plan.counts["create"], plan.counts["update"], plan.counts["reject"])
+    assert fast_db.scalar("SELECT last_name FROM leads WHERE email = 'alan@example.com'"
+                          " AND deleted_at IS NULL") == "Turing"
+    assert fast_db.scalar("SELECT estimated_value FROM leads WHERE email = 'ada@example.com'"
+                          " AND deleted_at IS NULL") == Decimal("1500.00")
+
+
+def test_a_set_based_dry_run_is_refused_at_import_when_records_changed_since(two_dbs):
+    db, team = two_dbs[1]
+    admin = team["admin"]
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    plan = planned(db, admin, text, True, "update", EXISTING)
+    lead = db.one("SELECT id, version FROM leads WHERE email = 'ada@example.com'")
+    leads.update_lead(db, admin, lead["id"], {"email": "gone@example.com"}, lead["version"])
+    with pytest.raises(importer.ImportFileError, match="changed since the dry run"):
+        importer.execute(db, admin, plan)
+
+
+def test_a_big_update_is_planned_set_based_by_itself(tmp_path):
+    db, team = make_db(tmp_path / "bigupdate.duckdb")
+    admin = team["admin"]
+    try:
+        lines = [f"Lead{i},lead{i}@example.com,{i % 1000}" for i in range(importer.FAST_ROWS + 5)]
+        data = ("Last Name,Email,Estimated value\n" + "\n".join(lines) + "\n").encode()
+        source = importer.read(data, "big.csv")
+        plan = importer.plan(db, admin, leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers), key="email")
+        importer.execute(db, admin, plan)
+        changed = [f"Lead{i},lead{i}@example.com,{i % 1000 + (i % 2)}"
+                   for i in range(importer.FAST_ROWS + 5)] + ["New,new@example.com,1"]
+        data = ("Last Name,Email,Estimated value\n" + "\n".join(changed) + "\n").encode()
+        source = importer.read(data, "big.csv")
+        started = time.perf_counter()
+        plan = importer.plan(db, admin, leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers),
+                             mode="update", key="email")
+        took = time.perf_counter() - started
+        half = (importer.FAST_ROWS + 5) // 2
+        assert plan.replan and plan.counts == {"create": 0, "update": half,
+                                               "skip": importer.FAST_ROWS + 5 - half,
+                                               "reject": 1}
+        first = next(r for r in plan.rows if r.action == "update")
+        assert first.line == 3 and first.changes == {
+            "estimated_value": (Decimal("1.00"), Decimal("2.00"))}
+        assert took < 5, took  # the row path takes ~90 µs a row
+    finally:
+        db.close()
+
+
+def test_the_fast_paths_shortcuts_for_missing_words_hold_for_every_character():
+    """A cell is one of the missing words ("n/a", "—", ...) only if it is short and starts
+    with one of the characters the SQL looks for (whatever lower() makes of it)."""
+    first = set(importer._MISSING_FIRST)
+    assert all(ord(ch) in first for ch in map(chr, range(0x110000))
+               if ch.lower()[:1] in {m[:1] for m in importer.MISSING if m})
+    assert max(len(m.encode()) for m in importer.MISSING) * 3 <= importer._MISSING_BYTES
+
+
+def test_undo_of_a_big_import_is_set_based_and_exact(tmp_path):
+    """Undo trashes the created records at once, one audit entry each, and leaves (and
+    reports, newest first) those changed or trashed since, as the row-by-row undo did."""
+    db, team = make_db(tmp_path / "undo.duckdb")
+    admin = team["admin"]
+    try:
+        lines = [f"Lead{i},lead{i}@example.com" for i in range(importer.FAST_ROWS + 5)]
+        source = importer.read(("Last Name,Email\n" + "\n".join(lines) + "\n").encode(),
+                               "big.csv")
+        plan = importer.plan(db, admin, leads.LEADS, source,
+                             importer.propose_mapping(leads.LEADS, source.headers))
+        import_id = importer.execute(db, admin, plan)
+        changed = db.one("SELECT id, version FROM leads WHERE email = 'lead7@example.com'")
+        leads.update_lead(db, admin, changed["id"], {"company": "Since"}, changed["version"])
+        trashed = db.scalar("SELECT id FROM leads WHERE email = 'lead9@example.com'")
+        leads.delete_lead(db, admin, trashed)
+        started = time.perf_counter()
+        result = importer.undo(db, admin, import_id)
+        assert time.perf_counter() - started < 10  # row by row: ~3 minutes
+        assert result["undone"] == importer.FAST_ROWS + 3
+        assert [(r["line"], r["record_id"]) for r in result["refused"]] == [
+            (11, trashed), (9, changed["id"])]
+        assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL") == 1
+        assert db.scalar("SELECT company FROM leads WHERE deleted_at IS NULL") == "Since"
+        assert db.scalar("SELECT count(*) FROM leads WHERE version = 2 AND deleted_by = $a"
+                         " AND id <> $t", {"a": admin.id, "t": trashed}) == importer.FAST_ROWS + 3
+        assert db.scalar("SELECT count(*) FROM audit_log WHERE action = 'delete' AND changes"
+                         " = $c", {"c": '{"import_undone": [null, %d]}' % import_id}
+                         ) == importer.FAST_ROWS + 3
+    finally:
+        db.close()
+
+
+def test_two_records_of_one_key_the_older_is_updated_in_both_dry_runs(two_dbs):
+    text = "Last Name,Email\nNew name,twin@example.com\n"
+    found = []
+    for (db, team), fast in zip(two_dbs, (False, True)):
+        admin = team["admin"]
+        for name in ("Older", "Younger"):
+            leads.create_lead(db, admin, {"last_name": name, "email": "twin@example.com"})
+        plan = planned(db, admin, text, fast, "update")
+        older = db.scalar("SELECT min(id) FROM leads WHERE email = 'twin@example.com'")
+        found.append([(r.record_id == older, r.changes) for r in plan.rows
+                      if r.action == "update"])
+    assert found[0] == found[1] == [(True, {"last_name": ("Older", "New name")})]
+
+
+def test_new_ids_are_drawn_again_when_another_writer_took_one_meanwhile():
+    class Cursor:  # nextval as the sequence gives it, with other writers drawing in between
+        def __init__(self, others: int):
+            self.value, self.others = 0, others
+
+        def execute(self, sql, params=None):
+            if "range(" in sql:
+                if self.others:  # someone else's nextval lands among ours
+                    self.value, self.others = self.value + 1, self.others - 1
+                self.value += int(sql.split("range(")[1].split(")")[0])
+            else:
+                self.value += 1
+            self.row = (self.value,)
+            return self
+
+        def fetchone(self):
+            return self.row
+
+    cur = Cursor(others=1)
+    assert importer._draw_ids(cur, "leads_id_seq", 10) == 12  # 1-11 left as a gap
+    assert cur.value == 21
+    with pytest.raises(importer.ImportFileError, match="too busy"):
+        importer._draw_ids(Cursor(others=100), "leads_id_seq", 10)

@@ -95,6 +95,84 @@ def test_deals_import_product_lines_by_name_or_code_with_near_misses(db, team):
     assert history == Decimal("220.50")  # the first stage row carries the priced amount
 
 
+def test_deals_updated_from_a_file_get_its_product_lines_and_undo_gives_theirs_back(db, team):
+    """An update or upsert replaces a deal's product lines with the file's; the amount is
+    the lines' sum unless the file gives one (as on create); undo brings the old lines and
+    amount back; a deal whose lines are the file's already is unchanged."""
+    admin = team["admin"]
+    gtx = PRODUCTS.create(db, admin, {"name": "GTX Pro", "code": "GT-2", "unit_price": "100",
+                                      "currency": "USD"})
+    sup = PRODUCTS.create(db, admin, {"name": "Support", "code": "SUP", "unit_price": "20.5",
+                                      "currency": "USD"})
+    source = read("title,stage,product,amount\n"
+                  "Relined,Negotiation,GTX Pro,\n"
+                  "Own amount,Negotiation,SUP,\n"
+                  "Same lines,Negotiation,SUP x 3,\n"
+                  "No lines,Negotiation,,10\n")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    importer.execute(db, admin, importer.plan(db, admin, deals.DEALS, source, mapping))
+    ids = {r["title"]: r["id"] for r in db.query("SELECT id, title FROM deals")}
+    before = {r["id"]: r for r in db.query("SELECT id, amount, version FROM deals")}
+
+    source = read("title,product,amount\n"
+                  "Relined,GTX Pro x 2; sup,\n"
+                  "Own amount,2 x gt-2,999\n"
+                  "Same lines,Support x 3,\n"
+                  "No lines,Support,\n")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    plan = importer.plan(db, admin, deals.DEALS, source, mapping, mode="upsert", key="title")
+    assert [r.action for r in plan.rows] == ["update", "update", "skip", "update"]
+    assert plan.rows[0].changes["product_lines"] == ("GTX Pro × 1", "GTX Pro × 2; Support × 1")
+    assert plan.rows[0].changes["amount"] == (Decimal("100.00"), Decimal("220.50"))
+    assert plan.rows[1].changes["amount"] == (Decimal("20.50"), Decimal("999"))
+    assert plan.rows[3].changes["product_lines"] == (None, "Support × 1")
+    assert not any("new deals only" in n for n in plan.notes)
+    import_id = importer.execute(db, admin, plan)
+
+    def lines(title):
+        return [(x["product_id"], x["description"], x["quantity"], x["unit_price"])
+                for x in deals.line_items(db, admin, ids[title])]
+
+    amounts = {r["title"]: r["amount"] for r in db.query("SELECT title, amount FROM deals")}
+    assert lines("Relined") == [(gtx, "GTX Pro", Decimal("2.000"), Decimal("100.00")),
+                                (sup, "Support", Decimal("1.000"), Decimal("20.50"))]
+    assert amounts["Relined"] == Decimal("220.50")
+    assert lines("Own amount") == [(gtx, "GTX Pro", Decimal("2.000"), Decimal("100.00"))]
+    assert amounts["Own amount"] == Decimal("999.00")  # the file's amount stands
+    assert amounts["No lines"] == Decimal("20.50") and len(lines("No lines")) == 1
+    changes = db.scalar("SELECT changes FROM audit_log WHERE entity = 'deals' AND record_id = $d"
+                        " AND changes LIKE '%product_lines%'", {"d": ids["Relined"]})
+    assert "GTX Pro × 2; Support × 1" in changes
+
+    done = importer.undo(db, admin, import_id)
+    assert done["refused"] == []
+    assert lines("Relined") == [(gtx, "GTX Pro", Decimal("1.000"), Decimal("100.00"))]
+    assert lines("Own amount") == [(sup, "Support", Decimal("1.000"), Decimal("20.50"))]
+    assert lines("No lines") == []
+    after = {r["id"]: r["amount"] for r in db.query("SELECT id, amount FROM deals"
+                                                    " WHERE deleted_at IS NULL")}
+    assert after == {i: r["amount"] for i, r in before.items()}
+
+
+def test_an_undo_leaves_product_lines_changed_since_the_import(db, team):
+    admin = team["admin"]
+    PRODUCTS.create(db, admin, {"name": "GTX Pro", "unit_price": "100", "currency": "USD"})
+    source = read("title,stage\nDeal,Negotiation\n")
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    importer.execute(db, admin, importer.plan(db, admin, deals.DEALS, source, mapping))
+    deal_id = db.scalar("SELECT id FROM deals")
+    source = read("title,product\nDeal,GTX Pro x 3\n")
+    plan = importer.plan(db, admin, deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers),
+                         mode="update", key="title")
+    import_id = importer.execute(db, admin, plan)
+    deals.add_line_item(db, admin, deal_id, {"description": "Extra", "quantity": 1,
+                                             "unit_price": 5})
+    done = importer.undo(db, admin, import_id)
+    assert done["undone"] == 0 and done["refused"][0]["record_id"] == deal_id
+    assert len(deals.line_items(db, admin, deal_id)) == 2
+
+
 # --- pages -----------------------------------------------------------------------------------
 
 def test_a_manager_adds_a_product_from_the_form_and_a_rep_only_reads_it(app_env, team):
