@@ -6,6 +6,7 @@ the stored custom ones, ordered and grouped by the entity's layout. The merged l
 per process and reloaded when the stored stamp changes (any session, any process)."""
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -223,6 +224,36 @@ def add_field(db, user: User, table: str, values: dict) -> int:
         _bump(cur)
     load(db)
     return new_id
+
+
+def suggest_name(db, table: str, label: str) -> str:
+    """A free, valid column name made from a label ("Lead score (old CRM)" -> lead_score_old_crm;
+    a label in another script -> field_1)."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:34] or "field"
+    if not base[0].isalpha():
+        base = f"f_{base}"[:34]
+    first = 1 if base == "field" else 2  # field_1, field_2 ...; score, score_2 ...
+    names = itertools.chain([] if base == "field" else [base],
+                            (f"{base}_{n}" for n in itertools.count(first)))
+    return next(n for n in names if not _name_problem(db, table, n))
+
+
+def add_text_fields(db, user: User, table: str, labels: list[str]) -> dict[str, str]:
+    """A text custom field for each label (columns of an import file nothing else takes), all
+    or none; returns {label: field name}. Long-text when a label asks for more than a line."""
+    _require_admin(user)
+    out = {}
+    with db.transaction():  # add_field joins it: all the fields or none
+        for label in labels:
+            name = suggest_name(db, table, label)
+            add_field(db, user, table, {"name": name, "label": label.strip()[:80] or name,
+                                        "type": "longtext", "section": N_("Imported")})
+            out[label] = name
+    load(db)
+    return out
 
 
 def update_field(db, user: User, field_id: int, values: dict, expected_version: int) -> dict:

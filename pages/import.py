@@ -10,7 +10,7 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
-from crm import auth, i18n, importer, pipelines, records
+from crm import auth, custom_fields, i18n, importer, pipelines, records
 from crm.auth import PermissionDenied
 from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _, ngettext
@@ -154,6 +154,21 @@ def apply_mapping(saved: dict, keys: list[tuple[str, str]], pick: str) -> None:
             st.session_state[key] = chosen[header]
 
 
+def keep_as_fields(table: str, keys: list[tuple[str, str]], pick: str) -> None:
+    """Callback: a custom field for each chosen ignored column, which then maps to it."""
+    chosen = st.session_state.get(pick) or []
+    try:
+        made = custom_fields.add_text_fields(db, user, table, chosen)
+    except (ValidationError, PermissionDenied) as exc:
+        errors = exc.errors.values() if isinstance(exc, ValidationError) else [str(exc)]
+        st.session_state["imp_keep_error"] = " ".join(errors)
+        return
+    for header, key in keys:
+        if header in made:
+            st.session_state[key] = made[header]
+    st.session_state[pick] = []
+
+
 def saved_mappings(table: str) -> dict[str, dict]:
     """Mappings to reuse: the saved ones, by name, then those of earlier imports."""
     found = {m["name"]: m["mapping"] for m in importer.mappings(db, user, table)}
@@ -253,6 +268,18 @@ def wizard() -> None:
             _("Field for {column}").format(column=md_escape(header)), choices, key=key,
             label_visibility="collapsed",
             format_func=lambda n: _("Ignore") if n is None else targets[n].shown_label)
+    ignored = [h for h, n in mapping.items() if n is None]
+    if ignored and user.role == "admin" and table in custom_fields.ENTITIES:
+        with st.popover(_("Keep ignored columns"), icon=":material/add_column_right:"):
+            pick = f"imp_keep:{table}:{data_sig}"
+            st.multiselect(_("Columns to keep in new custom fields"), ignored, key=pick,
+                           help=_("Each becomes a text field of its own, named after the"
+                                  " column, shown in forms and exports from now on."))
+            st.button(_("Add as custom fields"), key=f"imp_keep_go:{table}",
+                      on_click=keep_as_fields, args=(table, keys, pick),
+                      disabled=not st.session_state.get(pick))
+        if "imp_keep_error" in st.session_state:
+            st.error(md_escape(st.session_state.pop("imp_keep_error")), icon=":material/error:")
     used = [n for n in mapping.values() if n]
     if len(used) != len(set(used)):
         st.warning(_("Two columns go to the same field; only the last one is kept."),

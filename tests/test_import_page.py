@@ -294,3 +294,28 @@ def test_activities_and_tasks_are_importable_on_the_page(app_env, team):
     assert not errors(at)
     assert app_env.scalar("SELECT kind FROM activities WHERE customer_id = $c", {"c": acme}) == (
         "call")
+
+
+def test_ignored_columns_can_be_kept_in_new_custom_fields(app_env, team):
+    data = ("Last Name,Lead score (old CRM),امتیاز\n"
+            "Keeper,87,خوب\n").encode("utf-8")
+    at = page(PAGE, user="admin")
+    upload(at, data)
+    keep = [m for m in at.multiselect if m.label == "Columns to keep in new custom fields"][0]
+    assert keep.options == ["Lead score (old CRM)", "امتیاز"]
+    keep.set_value(["Lead score (old CRM)", "امتیاز"]).run()
+    [go] = [b for b in at.button if (b.key or "").startswith("imp_keep_go:")]
+    go.click().run()
+    assert not at.exception and not errors(at)
+    mapped = {s.label: s.value for s in at.selectbox if s.label.startswith("Field for")}
+    assert mapped["Field for Lead score \\(old CRM\\)"] == "lead_score_old_crm"
+    assert mapped["Field for امتیاز"] == "field_1"
+    assert leads.LEADS.spec["field_1"].label == "امتیاز"
+    at.button(key="imp_dry_run").click().run()
+    at.button(key="imp_execute").click().run()
+    assert not errors(at)
+    assert app_env.one("SELECT lead_score_old_crm, field_1 FROM leads WHERE last_name ="
+                       " 'Keeper'") == {"lead_score_old_crm": "87", "field_1": "خوب"}
+    rep = page(PAGE, user="reza")  # only admins add fields
+    upload(rep, data)
+    assert not [m for m in rep.multiselect if m.label == "Columns to keep in new custom fields"]
