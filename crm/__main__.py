@@ -13,7 +13,7 @@ import os
 import sys
 from datetime import datetime
 
-from crm import auth, config, i18n, pipelines
+from crm import auth, config, dialect, i18n, pipelines
 from crm.fields import ValidationError
 
 EXIT_FAILURE = 1
@@ -129,10 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ------------------------------------------------------------------------------
 
 def cmd_init(args) -> int:
-    path = config.db_path(args.db)
-    existed = path.exists()
+    path = config.db_target(args.db)
+    existed = None if isinstance(path, str) else path.exists()
     db = _open(args)
     try:
+        if existed is None:  # a PostgreSQL URL: new when the first migration just ran
+            existed, path = "001_foundation" not in db.migrated, dialect.shown_url(path)
         versions = [r["version"] for r in
                     db.query("SELECT version FROM schema_migrations ORDER BY version")]
         print(f"{'Opened' if existed else 'Created'} {path} (schema {versions[-1]})")
@@ -608,7 +610,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     import duckdb
 
-    from crm.db import DatabaseBusy
+    from crm.db import DatabaseUnavailable
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -620,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    except (ValidationError, auth.PermissionDenied, auth.AccountLocked, DatabaseBusy,
+    except (ValidationError, auth.PermissionDenied, auth.AccountLocked, DatabaseUnavailable,
             LookupError, OSError, duckdb.IOException) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE

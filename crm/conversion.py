@@ -31,7 +31,8 @@ def duplicate_candidates(db: Database, user: User, lead: dict, limit: int = 10) 
                   domain=("%@" + domain) if domain and domain not in FREE_MAIL else None,
                   n=limit, **search.params())
     name = f"lower({search.column('t.name')})"
-    # jaro_winkler_similarity is DuckDB's; a PostgreSQL backend would use pg_trgm similarity()
+    # jaro_winkler_similarity is DuckDB's; migrations/000_functions.postgresql.sql gives PostgreSQL
+    # the same function
     found = db.query(
         "SELECT id, name, kind, email, city, score, reason FROM ("
         " SELECT t.id, t.name, t.kind, t.email, t.city,"

@@ -57,8 +57,9 @@ def regex(query: str) -> str:
 
 
 def regex_clause(column: str, param: str = "q_re") -> str:
-    """SQL: column matches the parameter made by regex() (DuckDB fast path)."""
-    return f"regexp_matches({column}, ${param})"
+    """SQL: column matches the parameter made by regex(); `~` is regexp_matches in DuckDB and
+    the POSIX match in PostgreSQL (both read the leading (?i))."""
+    return f"{column} ~ ${param}"
 
 
 def like_pattern(query: str) -> str:

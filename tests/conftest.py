@@ -1,4 +1,6 @@
+import itertools
 import os
+from pathlib import Path
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # cheap hashes: tests sign in many times
 
@@ -9,10 +11,79 @@ from crm.db import Database  # noqa: E402
 
 PASSWORD = "correct horse 42"
 
+# Test files whose `db` tests also run on PostgreSQL (a throwaway cluster per test session, a
+# fresh database per test). The others run on DuckDB only until they pass there too.
+POSTGRES_READY = {
+    "test_db_engines.py",
+    "test_records.py",
+    "test_pipeline.py",
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "engine" in metafunc.fixturenames:
+        engines = ["duckdb"]
+        if Path(str(metafunc.definition.fspath)).name in POSTGRES_READY:
+            engines.append("postgresql")
+        metafunc.parametrize("engine", engines, scope="function")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's PostgreSQL cluster, with a migrated template database. Skips without
+    PostgreSQL installed, unless CRM_PG=1 (CI), where that is a failure."""
+    from tests.pg import Cluster, binaries
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        message = ("PostgreSQL is not installed (no initdb/pg_ctl on PATH or in"
+                   " /usr/lib/postgresql/*/bin): apt-get install postgresql")
+        if os.environ.get("CRM_PG") == "1":
+            pytest.fail(message + " (CRM_PG=1 requires it)")
+        pytest.skip(message)
+    cluster = Cluster(bin_dir).start()
+    try:
+        Database(cluster.url("crm_template")
+                 if _create_database(cluster, "crm_template") else None).close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_numbers = itertools.count(1)
+
+
+def _create_database(cluster, name: str, template: str | None = None) -> str:
+    import psycopg
+
+    with psycopg.connect(cluster.url(), autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return name
+
+
+def _drop_database(cluster, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(cluster.url(), autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "crm.duckdb")
+def db_url(request, engine):
+    """Where a test's fresh database lives: a DuckDB file, or a PostgreSQL URL of a new
+    database made from the migrated template."""
+    if engine == "duckdb":
+        yield str(request.getfixturevalue("tmp_path") / "crm.duckdb")
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = _create_database(cluster, f"crm_test_{os.getpid()}_{next(_numbers)}", "crm_template")
+    yield cluster.url(name)
+    _drop_database(cluster, name)
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
     yield database
     database.close()
 
