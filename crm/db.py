@@ -148,8 +148,10 @@ def _reason(exc: BaseException) -> str:
         if "FATAL:" in line:
             return line.split("FATAL:", 1)[1].strip()
     text = lines[0] if lines else type(exc).__name__
-    text = text.removeprefix("connection failed: ")
-    return text.split(" failed: ", 1)[-1] if " failed: " in text else text
+    text = text.removeprefix("connection failed: ").removeprefix("connection is bad: ")
+    text = text.split(" failed: ", 1)[-1] if " failed: " in text else text
+    hint = next((ln for ln in lines[1:] if ln.startswith("Is the server running")), None)
+    return f"{text} ({hint[0].lower()}{hint[1:]})" if hint else text
 
 
 @lru_cache(maxsize=1)

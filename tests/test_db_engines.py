@@ -1,0 +1,212 @@
+"""The data layer on both engines: parameter translation, the cursor surface the domain code
+uses, migrations (once, in order, per-engine variants, under a lock), and one-line failures
+for a database that cannot be opened."""
+import threading
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crm import dialect
+from crm.db import Database, DatabaseUnavailable, migration_files
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- parameter style -------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT * FROM t WHERE a = $a AND b_2 = $b_2",
+     "SELECT * FROM t WHERE a = %(a)s AND b_2 = %(b_2)s"),
+    # $ and % inside literals are text; every % doubled once parameters are given
+    ("SELECT '$a costs 5%', $a", "SELECT '$a costs 5%%', %(a)s"),
+    ("SELECT x FROM t WHERE n LIKE 'a%' AND m ILIKE $q ESCAPE '\\'",
+     "SELECT x FROM t WHERE n LIKE 'a%%' AND m ILIKE %(q)s ESCAPE '\\'"),
+    ("SELECT 'it''s $x' || $y", "SELECT 'it''s $x' || %(y)s"),
+    ('SELECT "$odd col" FROM t WHERE id = $id', 'SELECT "$odd col" FROM t WHERE id = %(id)s'),
+    ("SELECT $v::INTEGER, 7 % 3", "SELECT %(v)s::INTEGER, 7 %% 3"),
+    ("SELECT 1 -- $not a parameter 5%\n, $p", "SELECT 1 -- $not a parameter 5%%\n, %(p)s"),
+    ("SELECT /* $c */ $d", "SELECT /* $c */ %(d)s"),
+])
+def test_dollar_names_become_psycopg_parameters(sql, expected):
+    assert dialect.to_psycopg(sql) == (expected, True)
+
+
+def test_sql_without_parameters_is_sent_as_written():
+    sql = "SELECT 'a%' LIKE 'a%%', 1::BIGINT, '$x'"
+    assert dialect.to_psycopg(sql) == (sql, False)
+
+
+def test_a_password_never_shows_in_messages():
+    assert dialect.shown_url("postgresql://crm:s3cret@db:5432/crm") == \
+        "postgresql://crm:***@db:5432/crm"
+    assert dialect.shown_url("postgresql://crm@db/crm") == "postgresql://crm@db/crm"
+
+
+def test_each_engine_takes_its_own_variant_of_a_migration():
+    duck = dict(migration_files(dialect.DUCKDB))
+    pg = dict(migration_files(dialect.POSTGRESQL))
+    assert "000_functions" in pg and "000_functions" not in duck
+    assert pg["000_functions"].name == "000_functions.postgresql.sql"
+    assert set(duck) <= set(pg) and duck["001_foundation"] == pg["001_foundation"]
+    assert list(duck) == sorted(duck)
+
+
+# --- both engines ----------------------------------------------------------------------
+
+def test_migrations_are_applied_once(db):
+    versions = [r["version"] for r in db.query("SELECT version FROM schema_migrations")]
+    assert len(versions) == len(set(versions))
+    assert set(versions) == {v for v, _f in migration_files(db.engine)}
+    again = Database(db.path)
+    try:
+        assert again.migrated == []
+    finally:
+        again.close()
+
+
+def test_the_cursor_behaves_the_same_on_both_engines(db):
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE t (id BIGINT, name VARCHAR, price DECIMAL(14, 2), day DATE)")
+        # a write answers with its row count, as DuckDB does
+        assert cur.execute("INSERT INTO t VALUES (1, 'a%', 2.50, DATE '2024-01-02'),"
+                           " (2, '$x', NULL, NULL)").fetchall() == [(2,)]
+        assert cur.execute("UPDATE t SET name = name || '!' WHERE id = $id",
+                           {"id": 1}).fetchone() == (1,)
+        assert [d[0] for d in cur.execute("SELECT id, name FROM t").description] == \
+            ["id", "name"]
+    assert db.query("SELECT * FROM t WHERE name LIKE 'a%' ORDER BY id") == [
+        {"id": 1, "name": "a%!", "price": Decimal("2.50"), "day": date(2024, 1, 2)}]
+    assert db.scalar("SELECT name FROM t WHERE id = ANY($ids) AND name <> '%'",
+                     {"ids": [2, 3]}) == "$x"
+    assert db.scalar("SELECT sum(id) FROM t") == 3  # an int on both engines
+    frame = db.frame("SELECT id, name, price, day FROM t ORDER BY id")
+    assert str(frame["price"].dtype) == "float64"
+    assert str(frame["day"].dtype).startswith("datetime64")
+    assert frame["price"].isna().tolist() == [False, True]
+
+
+def test_a_registered_frame_reads_like_a_table(db):
+    frame = pd.DataFrame({"id": [1, 2], "name": ["x", None], "ok": [True, False],
+                          "seen_at": [datetime(2024, 5, 1, 9), datetime(2024, 5, 2, 10)],
+                          "amount": [Decimal("1.25"), None]})
+    with db.transaction() as cur:
+        cur.register("crm_test_frame", frame)
+        try:
+            got = cur.execute("SELECT id, name, ok, seen_at, CAST(amount AS DECIMAL(14, 2))"
+                              " FROM crm_test_frame ORDER BY id").fetchall()
+        finally:
+            cur.unregister("crm_test_frame")
+    assert got == [(1, "x", True, datetime(2024, 5, 1, 9), Decimal("1.25")),
+                   (2, None, False, datetime(2024, 5, 2, 10), None)]
+
+
+def test_a_failed_transaction_leaves_nothing(db):
+    with pytest.raises(RuntimeError):
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')")
+            raise RuntimeError("stop")
+    assert db.scalar("SELECT count(*) FROM settings WHERE key = 'k'") == 0
+
+
+# --- PostgreSQL only -------------------------------------------------------------------
+
+def _empty_database(pg_cluster, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        con.execute(f"CREATE DATABASE {name}")
+    return pg_cluster.url(name)
+
+
+def test_servers_starting_together_migrate_once(pg_cluster):
+    url = _empty_database(pg_cluster, "crm_race")
+    opened, errors = [], []
+
+    def start():
+        try:
+            opened.append(Database(url, pool_size=3))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        applied = sorted(v for d in opened for v in d.migrated)
+        assert applied == [v for v, _f in migration_files(dialect.POSTGRESQL)]
+        assert opened[0].scalar("SELECT count(*) FROM pipelines") == 1  # seeded once
+    finally:
+        for d in opened:
+            d.close()
+
+
+def _unreachable(pg_cluster):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"postgresql://postgres@127.0.0.1:{port}/crm"
+
+
+def _wrong_password(pg_cluster):
+    import psycopg
+
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as con:
+        con.execute("DROP ROLE IF EXISTS crm_pw")
+        con.execute("CREATE ROLE crm_pw LOGIN PASSWORD 'right-one'")
+    pg_cluster.allow_password_login("crm_pw")
+    return pg_cluster.url("postgres", "crm_pw", "wrong-one")
+
+
+CASES = {
+    "down": (_unreachable, "Connection refused"),
+    "password": (_wrong_password, "password authentication failed"),
+    "bad url": (lambda c: "postgresql://postgres@127.0.0.1:notaport/crm", "notaport"),
+    "no database": (lambda c: c.url("no_such_db"), 'database "no_such_db" does not exist'),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_unopenable_database_is_one_line(pg_cluster, case):
+    make, reason = CASES[case]
+    url = make(pg_cluster)
+    with pytest.raises(DatabaseUnavailable) as exc:
+        Database(url)
+    message = str(exc.value)
+    assert "\n" not in message and reason in message
+    assert message.startswith(f"cannot open {dialect.shown_url(url)}")
+    assert "wrong-one" not in message
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_cli_says_why_in_one_line(pg_cluster, case, capsys):
+    from crm.__main__ import main
+
+    make, reason = CASES[case]
+    code = main(["--db", make(pg_cluster), "users", "list"])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == ""
+    assert err.startswith("error: cannot open ") and err.strip().count("\n") == 0, err
+    assert reason in err and "Traceback" not in err and "wrong-one" not in err
+
+
+@pytest.mark.parametrize("case", ["down", "password"])
+def test_the_page_says_why_instead_of_a_traceback(pg_cluster, case, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    make, reason = CASES[case]
+    monkeypatch.setenv("CRM_DB", make(pg_cluster))
+    monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "The CRM cannot open its data" in errors[0]
+    assert reason in errors[0] and "wrong-one" not in errors[0]
