@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, i18n, records
+from crm import audit, dialect, i18n, records
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -724,7 +724,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         raise ImportFileError(_("The key {field} needs a column of the file mapped to it.")
                               .format(field=specs[key].shown_label if key in specs else key))
     notes = []
-    if source.path and fast is not False:
+    if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
         if why is None:
             found = _fast_plan(db, user, entity, source, mapping, key)
@@ -1372,7 +1372,7 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     named expressions (each layer reads the names of the ones before; names start with p),
     and the names of the clean value, the coercion error and the validation error."""
     layers = [[(f"{p}_t", _strip_sql(c))],
-              [(f"{p}_x", f"CASE WHEN {c} IS NULL OR list_contains($c_missing, lower({p}_t))"
+              [(f"{p}_x", f"CASE WHEN {c} IS NULL OR lower({p}_t) = ANY($c_missing)"
                           f" THEN NULL ELSE {p}_t END")]]
     x = f"{p}_x"
     too_long = f"coalesce(length({x}) > {int(spec.max_length or 10**9)}, false)"
