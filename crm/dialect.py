@@ -237,8 +237,55 @@ def of(cur) -> str:
     return getattr(cur, "dialect", DUCKDB)
 
 
-# DuckDB's ICU collations are named by language; PostgreSQL's ICU ones by locale + "-x-icu"
-def collation(engine: str, name: str | None) -> str | None:
-    if not name or engine == DUCKDB:
-        return name
-    return f'"{name}-x-icu"'
+# --- Parquet from PostgreSQL -------------------------------------------------------------
+
+# type OIDs -> DuckDB types, for the in-memory table a Parquet file is written from
+_DUCK_TYPES = {16: "BOOLEAN", 20: "BIGINT", 21: "SMALLINT", 23: "INTEGER", 700: "FLOAT",
+               701: "DOUBLE", 1082: "DATE", 1114: "TIMESTAMP", 1184: "TIMESTAMPTZ"}
+
+
+def parquet_from_postgresql(cur, sql: str, params: dict, names: list[str], path,
+                            batch: int = 10_000) -> int:
+    """DuckDB's COPY ... TO parquet for a PostgreSQL query: the rows pass in batches through an
+    in-memory DuckDB table typed like the result (each batch staged as text and cast), so the
+    file is the one the DuckDB fast path writes. Returns the number of rows."""
+    import duckdb
+    import pandas as pd
+
+    cur.execute(sql, params)
+    types = []
+    for d in cur.description:
+        if d.type_code == 1700:
+            types.append(f"DECIMAL({d.precision or 18}, {d.scale or 2})"
+                         if d.precision else "DOUBLE")
+        else:
+            types.append(_DUCK_TYPES.get(d.type_code, "VARCHAR"))
+    mem = duckdb.connect()
+    try:
+        mem.execute("CREATE TABLE e (" + ", ".join(f"{n} {t}" for n, t in zip(names, types))
+                    + ")")
+        casts = ", ".join(f"CAST(c{i} AS {t})" for i, t in enumerate(types))
+        count = 0
+        while chunk := cur.fetchmany(batch):
+            frame = pd.DataFrame({f"c{i}": [None if r[i] is None else _text(r[i]) for r in chunk]
+                                  for i in range(len(types))}, dtype=object)
+            mem.register("chunk", frame)
+            mem.execute(f"INSERT INTO e SELECT {casts} FROM chunk")
+            mem.unregister("chunk")
+            count += len(chunk)
+        mem.execute("COPY e TO $path (FORMAT parquet)", {"path": str(path)})
+        return count
+    finally:
+        mem.close()
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

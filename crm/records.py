@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crm import audit, i18n, search
+from crm import audit, dialect, i18n, search
 from crm.auth import RANK, PermissionDenied, User, require
 from crm.db import Database, rows
 from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
@@ -919,6 +919,8 @@ def _copy_parquet(db: Database, user: User, entity: Entity, q: Query, path,
         names.append('"' + name.replace('"', '""') + '"')
     cur = db.cursor()
     try:
+        if db.dialect != dialect.DUCKDB:
+            return dialect.parquet_from_postgresql(cur, sql, params, names, path)
         row = cur.execute(
             f"COPY (SELECT * FROM ({sql}) AS e ({', '.join(names)})) TO $export_file"
             f" (FORMAT parquet)", {**params, "export_file": str(path)}).fetchone()

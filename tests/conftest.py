@@ -25,6 +25,12 @@ POSTGRES_READY = {
     "test_market.py",
     "test_satisfaction.py",
     "test_defects.py",
+    "test_demo.py",
+    "test_demo_service.py",
+    "test_export.py",
+    "test_i18n.py",
+    "test_perf_queries.py",
+    "test_cli_kpis.py",
 }
 
 

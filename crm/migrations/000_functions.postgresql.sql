@@ -1,5 +1,10 @@
--- PostgreSQL only: DuckDB's built-in functions that the portable SQL of crm/ calls, with
--- DuckDB's results. Applied first on a new PostgreSQL database; DuckDB skips this file.
+-- PostgreSQL only: DuckDB's built-in functions and collations that the portable SQL of crm/
+-- calls, with DuckDB's results. Applied first on a new PostgreSQL database; DuckDB skips it.
+
+-- The ICU collations crm.records.COLLATIONS sorts lists by, under DuckDB's names (a language
+-- added there needs its line here).
+CREATE COLLATION IF NOT EXISTS lt (provider = icu, locale = 'lt');
+CREATE COLLATION IF NOT EXISTS fa (provider = icu, locale = 'fa');
 
 -- jaro_winkler_similarity(a, b): DuckDB's Jaro-Winkler similarity, 0..1, NULL if either is
 -- NULL; the duplicate checks of lead conversion compare names with it. Like DuckDB it compares
