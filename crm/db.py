@@ -130,8 +130,11 @@ def _open_pool(url: str, size: int):
     except (psycopg.Error, ValueError) as exc:
         raise DatabaseUnavailable(
             f"cannot open {dialect.shown_url(url)}: {_reason(exc)}") from None
+    # client-side binding: parameters arrive as typed literals, so `$c IS NULL OR x = $c`
+    # with c None works as on DuckDB (server-side, PostgreSQL cannot type a lone NULL)
     pool = ConnectionPool(url, min_size=1, max_size=size, open=False,
-                          kwargs={"autocommit": True}, configure=_configure,
+                          kwargs={"autocommit": True, "cursor_factory": psycopg.ClientCursor},
+                          configure=_configure,
                           check=ConnectionPool.check_connection)
     pool.open(wait=True, timeout=30)
     return pool
