@@ -31,6 +31,16 @@ POSTGRES_READY = {
     "test_i18n.py",
     "test_perf_queries.py",
     "test_cli_kpis.py",
+    # page tests (AppTest): the pages open the test's database from CRM_DB
+    "test_pages.py",
+    "test_sales_pages.py",
+    "test_pipeline_pages.py",
+    "test_service_pages.py",
+    "test_market_pages.py",
+    "test_users_page.py",
+    "test_import_page.py",
+    "test_defect_pages.py",
+    "test_i18n_pages.py",
 }
 
 
