@@ -31,6 +31,7 @@ POSTGRES_READY = {
     "test_i18n.py",
     "test_perf_queries.py",
     "test_cli_kpis.py",
+    "test_cli.py",
     # page tests (AppTest): the pages open the test's database from CRM_DB
     "test_pages.py",
     "test_sales_pages.py",
@@ -47,6 +48,9 @@ POSTGRES_READY = {
 def pytest_generate_tests(metafunc):
     if "engine" in metafunc.fixturenames:
         engines = ["duckdb"]
+        if metafunc.definition.get_closest_marker("duckdb_only"):  # about the file itself
+            metafunc.parametrize("engine", engines, scope="function")
+            return
         # CRM_PG_ALL=1: every file on both engines, to see how far the rest has come
         if Path(str(metafunc.definition.fspath)).name in POSTGRES_READY or \
                 os.environ.get("CRM_PG_ALL") == "1":

@@ -210,3 +210,15 @@ def test_the_page_says_why_instead_of_a_traceback(pg_cluster, case, monkeypatch)
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "The CRM cannot open its data" in errors[0]
     assert reason in errors[0] and "wrong-one" not in errors[0]
+
+
+def test_init_on_an_empty_postgresql_database_creates_it(pg_cluster, capsys, monkeypatch):
+    from crm.__main__ import main
+
+    monkeypatch.delenv("CRM_DB", raising=False)
+    url = _empty_database(pg_cluster, "crm_init")
+    assert main(["--db", url, "init"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith(f"Created {url} (schema ") and "users add" in out
+    assert main(["init", "--db", url]) == 0
+    assert capsys.readouterr().out.startswith(f"Opened {url}")
