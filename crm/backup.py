@@ -23,6 +23,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+from crm import dialect
 from crm.db import MIGRATIONS, Database
 
 APP = "crm"
@@ -53,15 +54,14 @@ def backup(db: Database, directory) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     cur = db.cursor()
     try:
-        cur.execute("BEGIN TRANSACTION")
+        dialect.begin_snapshot(cur)
         try:
             tables = {}
             for table in _tables(cur):
                 if table in SKIPPED:
                     continue
                 file = directory / f"{table}.parquet"
-                count = cur.execute(f"COPY (SELECT * FROM {table}) TO $file (FORMAT parquet)",
-                                    {"file": str(file)}).fetchone()[0]
+                count = dialect.copy_to_parquet(cur, table, file)
                 tables[table] = {"file": file.name, "rows": int(count), "sha256": _sha256(file)}
             sequences = {name: nxt for name, nxt in _sequences(cur).items()}
             version = cur.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
@@ -168,7 +168,8 @@ def read_manifest(directory: Path) -> dict:
 
 def known_versions() -> list[str]:
     """The schema versions (migration names) this code knows, in order."""
-    return sorted(f.stem for f in [*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")])
+    return sorted({f.name.split(".")[0]  # NNN_name.postgresql.sql is a variant of NNN_name
+                   for f in [*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")]})
 
 
 def _check_target(cur, target_tables: list[str]) -> None:
@@ -194,14 +195,17 @@ def _check_tables(cur, source: Path, manifest: dict, target_tables: list[str]) -
 
 
 def _top_columns(cur, file: Path) -> list[str]:
-    return [d[0] for d in cur.execute("SELECT * FROM read_parquet($file) LIMIT 0",
-                                      {"file": str(file)}).description]
+    return dialect.parquet_columns(cur, file)
 
 
 def _restore_table(cur, table: str, file: Path, rows: int) -> None:
     cols = ", ".join(f'"{c}"' for c in _top_columns(cur, file))
     existing = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    if existing:  # seeded by migrations: the backup's rows replace them (same keys)
+    count = None
+    if existing and dialect.of(cur) != dialect.DUCKDB:
+        count = dialect.replace_from_parquet(cur, table, _top_columns(cur, file),
+                                             _primary_key(cur, table), file)
+    elif existing:  # seeded by migrations: the backup's rows replace them (same keys)
         key = _primary_key(cur, table)
         cur.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols}"
                     f" FROM read_parquet($file)", {"file": str(file)})
@@ -210,9 +214,9 @@ def _restore_table(cur, table: str, file: Path, rows: int) -> None:
             cur.execute(f"DELETE FROM {table} WHERE ({keys}) NOT IN"
                         f" (SELECT ({keys}) FROM read_parquet($file))", {"file": str(file)})
     else:
-        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet($file)",
-                    {"file": str(file)})
-    count = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        dialect.insert_parquet(cur, table, _top_columns(cur, file), file)
+    if count is None:
+        count = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     if count != rows:
         raise BackupError(f"The backup is damaged: {table} has {count:,} rows, the manifest"
                           f" says {rows:,}")
@@ -233,9 +237,9 @@ def _set_sequences(cur, sequences: dict) -> None:
 
 def _tables(cur) -> list[str]:
     found = [r[0] for r in cur.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
-        " AND database_name = current_database() AND NOT temporary ORDER BY table_name"
-    ).fetchall()]
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        " AND table_catalog = current_database() AND table_type = 'BASE TABLE'"
+        " ORDER BY table_name").fetchall()]
     for table in found:
         if not _NAME.match(table):
             raise BackupError(f"Unexpected table name {table!r}")
@@ -244,26 +248,33 @@ def _tables(cur) -> list[str]:
 
 def _columns(cur, table: str) -> list[str]:
     return [r[0] for r in cur.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main'"
-        " AND database_name = current_database() AND table_name = $t ORDER BY column_index",
-        {"t": table}).fetchall()]
+        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_catalog = current_database() AND table_name = $t"
+        " ORDER BY ordinal_position", {"t": table}).fetchall()]
 
 
 def _primary_key(cur, table: str) -> list[str]:
-    row = cur.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() WHERE schema_name = 'main'"
-        " AND database_name = current_database() AND table_name = $t"
-        " AND constraint_type = 'PRIMARY KEY'", {"t": table}).fetchone()
-    return list(row[0]) if row else []
+    return [r[0] for r in cur.execute(
+        "SELECT k.column_name FROM information_schema.table_constraints c"
+        " JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name"
+        " AND k.table_schema = c.table_schema AND k.table_name = c.table_name"
+        " WHERE c.table_schema = current_schema() AND c.table_catalog = current_database()"
+        " AND c.table_name = $t AND c.constraint_type = 'PRIMARY KEY'"
+        " ORDER BY k.ordinal_position", {"t": table}).fetchall()]
 
 
 def _parents_first(cur, tables: list[str]) -> list[str]:
     """The tables ordered so each comes after every table its foreign keys reference."""
     refs: dict[str, set[str]] = {t: set() for t in tables}
     for table, parent in cur.execute(
-            "SELECT table_name, referenced_table FROM duckdb_constraints()"
-            " WHERE schema_name = 'main' AND database_name = current_database()"
-            " AND constraint_type = 'FOREIGN KEY'").fetchall():
+            "SELECT c.table_name, p.table_name FROM information_schema.referential_constraints r"
+            " JOIN information_schema.table_constraints c ON c.constraint_name = r.constraint_name"
+            " AND c.constraint_schema = r.constraint_schema"
+            " JOIN information_schema.table_constraints p"
+            " ON p.constraint_name = r.unique_constraint_name"
+            " AND p.constraint_schema = r.unique_constraint_schema"
+            " WHERE r.constraint_schema = current_schema()"
+            " AND r.constraint_catalog = current_database()").fetchall():
         if table in refs and parent != table:
             refs[table].add(parent)
     ordered: list[str] = []
@@ -279,13 +290,7 @@ def _parents_first(cur, tables: list[str]) -> list[str]:
 
 def _sequences(cur) -> dict[str, int | None]:
     """Each sequence's next value (None: never used yet)."""
-    out = {}
-    for name, last, step in cur.execute(
-            "SELECT sequence_name, last_value, increment_by FROM duckdb_sequences()"
-            " WHERE schema_name = 'main' AND database_name = current_database()"
-            " ORDER BY sequence_name").fetchall():
-        out[name] = None if last is None else int(last) + int(step)
-    return out
+    return dialect.sequences(cur)
 
 
 def _sha256(file: Path) -> str:

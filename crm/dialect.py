@@ -289,3 +289,85 @@ def _text(value) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+# --- bulk paths of backup and restore ----------------------------------------------------
+
+def copy_to_parquet(cur, table: str, path) -> int:
+    """Every row of a table into a Parquet file (DuckDB: COPY ... TO); returns the count."""
+    if of(cur) == DUCKDB:
+        return int(cur.execute(f"COPY (SELECT * FROM {table}) TO $file (FORMAT parquet)",
+                               {"file": str(path)}).fetchone()[0])
+    cur.execute(f"SELECT * FROM {table} LIMIT 0")
+    names = ['"' + d[0].replace('"', '""') + '"' for d in cur.description]
+    return parquet_from_postgresql(cur, f"SELECT * FROM {table}", {}, names, path)
+
+
+def parquet_columns(cur, path) -> list[str]:
+    if of(cur) == DUCKDB:
+        return [d[0] for d in cur.execute("SELECT * FROM read_parquet($file) LIMIT 0",
+                                          {"file": str(path)}).description]
+    import duckdb
+
+    with duckdb.connect() as mem:
+        return [d[0] for d in mem.execute("SELECT * FROM read_parquet($file) LIMIT 0",
+                                          {"file": str(path)}).description]
+
+
+def insert_parquet(cur, table: str, columns: list[str], path, batch: int = 10_000) -> None:
+    """The rows of a Parquet file into a table, by column name (DuckDB: INSERT ... SELECT
+    FROM read_parquet; PostgreSQL: read by an in-memory DuckDB, written by COPY, which parses
+    each value into the column's type)."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    if of(cur) == DUCKDB:
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet($file)",
+                    {"file": str(path)})
+        return
+    import duckdb
+
+    with duckdb.connect() as mem:
+        mem.execute(f"SELECT {cols} FROM read_parquet($file)", {"file": str(path)})
+        with cur._cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            while chunk := mem.fetchmany(batch):
+                for row in chunk:
+                    copy.write_row(row)
+
+
+def sequences(cur) -> dict[str, int | None]:
+    """Each sequence's next value (None: never used yet)."""
+    sql = ("SELECT sequence_name, last_value, increment_by FROM duckdb_sequences()"
+           " WHERE schema_name = 'main' AND database_name = current_database()"
+           " ORDER BY sequence_name") if of(cur) == DUCKDB else (
+        "SELECT sequencename, last_value, increment_by FROM pg_sequences"
+        " WHERE schemaname = current_schema() ORDER BY sequencename")
+    return {name: None if last is None else int(last) + int(step)
+            for name, last, step in cur.execute(sql).fetchall()}
+
+
+def replace_from_parquet(cur, table: str, columns: list[str], key: list[str], path) -> int:
+    """PostgreSQL's INSERT OR REPLACE of a backup's rows over a seeded table, then the rows the
+    backup lacks deleted (schema_migrations keeps them: PostgreSQL's own migrations). Returns
+    how many of the backup's rows the table holds."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    cur.execute('DROP TABLE IF EXISTS pg_temp."crm_restore"')
+    cur.execute(f'CREATE TEMPORARY TABLE "crm_restore" AS SELECT {cols} FROM {table} LIMIT 0')
+    try:
+        insert_parquet(cur, '"crm_restore"', columns, path)
+        keys = ", ".join(f'"{k}"' for k in key)
+        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in key)
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM crm_restore"
+                    f" ON CONFLICT ({keys}) DO " + (f"UPDATE SET {updates}" if updates
+                                                    else "NOTHING"))
+        if table != "schema_migrations":
+            cur.execute(f"DELETE FROM {table} WHERE ({keys}) NOT IN"
+                        f" (SELECT {keys} FROM crm_restore)")
+        return cur.execute(f"SELECT count(*) FROM {table} WHERE ({keys}) IN"
+                           f" (SELECT {keys} FROM crm_restore)").fetchone()[0]
+    finally:
+        cur.execute('DROP TABLE IF EXISTS pg_temp."crm_restore"')
+
+
+def begin_snapshot(cur) -> None:
+    """A transaction whose reads all see one moment (DuckDB's always do)."""
+    cur.execute("BEGIN TRANSACTION" if of(cur) == DUCKDB
+                else "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ")
