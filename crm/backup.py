@@ -41,11 +41,12 @@ class BackupError(Exception):
 
 # --- backup --------------------------------------------------------------------------------
 
-def backup(db: Database, directory) -> dict:
+def backup(db: Database, directory, progress=None) -> dict:
     """Writes every table to <directory>/<table>.parquet and then manifest.json (a folder
     without a manifest is an unfinished backup). Returns the manifest. The directory is
     created if missing and must be empty. All tables are read in one transaction, so they are
-    consistent with each other while the app keeps working."""
+    consistent with each other while the app keeps working. progress(done, total, table) is
+    called after each table."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BackupError(f"{directory} is a file, not a directory")
@@ -57,12 +58,13 @@ def backup(db: Database, directory) -> dict:
         dialect.begin_snapshot(cur)
         try:
             tables = {}
-            for table in _tables(cur):
-                if table in SKIPPED:
-                    continue
+            wanted = [t for t in _tables(cur) if t not in SKIPPED]
+            for done, table in enumerate(wanted, 1):
                 file = directory / f"{table}.parquet"
                 count = dialect.copy_to_parquet(cur, table, file)
                 tables[table] = {"file": file.name, "rows": int(count), "sha256": _sha256(file)}
+                if progress:
+                    progress(done, len(wanted), table)
             sequences = {name: nxt for name, nxt in _sequences(cur).items()}
             version = cur.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
         finally:
@@ -100,7 +102,7 @@ def zip_name(when: datetime | None = None) -> str:
 
 # --- restore -------------------------------------------------------------------------------
 
-def restore(db: Database, source) -> dict:
+def restore(db: Database, source, progress=None) -> dict:
     """Restores a backup folder (or a zip made by backup_zip) into a database without data.
     Returns the manifest. Nothing is written unless every check passes; the writes are one
     transaction."""
@@ -108,7 +110,7 @@ def restore(db: Database, source) -> dict:
     if source.is_file() and zipfile.is_zipfile(source):
         with tempfile.TemporaryDirectory(prefix="crm-restore-") as tmp:
             _unzip(source, Path(tmp))
-            return restore(db, Path(tmp))
+            return restore(db, Path(tmp), progress)
     if not source.is_dir():
         raise BackupError(f"{source} does not exist or is not a backup directory")
     manifest = read_manifest(source)
@@ -120,10 +122,12 @@ def restore(db: Database, source) -> dict:
         _check_tables(cur, source, manifest, target_tables)
         cur.execute("BEGIN TRANSACTION")
         try:
-            for table in order:
-                if table in manifest["tables"]:
-                    _restore_table(cur, table, source / f"{table}.parquet",
-                                   manifest["tables"][table]["rows"])
+            wanted = [t for t in order if t in manifest["tables"]]
+            for done, table in enumerate(wanted, 1):
+                _restore_table(cur, table, source / f"{table}.parquet",
+                               manifest["tables"][table]["rows"])
+                if progress:
+                    progress(done, len(wanted), table)
             _set_sequences(cur, manifest.get("sequences") or {})
         except BaseException:
             cur.execute("ROLLBACK")
@@ -170,6 +174,37 @@ def known_versions() -> list[str]:
     """The schema versions (migration names) this code knows, in order."""
     return sorted({f.name.split(".")[0]  # NNN_name.postgresql.sql is a variant of NNN_name
                    for f in [*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")]})
+
+
+def copy(source: Database, target: Database, progress=None) -> list[tuple[str, int, int]]:
+    """The whole CRM of source into target, a database without data (DuckDB file or
+    PostgreSQL, either way): a backup into a temporary folder restored into target, so ids,
+    sequences, the audit log and history come along. Returns (table, rows in source, rows in
+    target) per table; a count that differs is an error. progress(step, done, total, table)."""
+    cur = target.cursor()
+    try:  # refused before anything is read
+        _check_target(cur, _tables(cur))
+    finally:
+        cur.close()
+    with tempfile.TemporaryDirectory(prefix="crm-copy-") as tmp:
+        manifest = backup(source, Path(tmp) / "copy", progress and (
+            lambda done, total, table: progress("read", done, total, table)))
+        restore(target, Path(tmp) / "copy", progress and (
+            lambda done, total, table: progress("write", done, total, table)))
+    counts = []
+    cur = target.cursor()
+    try:
+        for table, entry in sorted(manifest["tables"].items()):
+            if table == "schema_migrations":  # an engine may have migrations of its own
+                continue
+            counts.append((table, entry["rows"],
+                           cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]))
+    finally:
+        cur.close()
+    wrong = [f"{t} ({a:,} -> {b:,})" for t, a, b in counts if a != b]
+    if wrong:
+        raise BackupError(f"The copy's row counts differ: {', '.join(wrong)}")
+    return counts
 
 
 def _check_target(cur, target_tables: list[str]) -> None:

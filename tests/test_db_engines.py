@@ -259,3 +259,37 @@ def test_a_backup_moves_a_crm_between_engines_and_back(pg_cluster, tmp_path):
         for d in (source, middle, back):
             if d is not None:
                 d.close()
+
+
+def test_crm_copy_moves_a_crm_to_postgresql_and_back(pg_cluster, tmp_path, capsys,
+                                                      monkeypatch):
+    from crm import demo
+    from crm.__main__ import main
+
+    monkeypatch.delenv("CRM_DB", raising=False)
+    local = tmp_path / "local.duckdb"
+    db = Database(local)
+    try:
+        demo.load_demo(db, "small", password="Secret12345")
+        leads = db.scalar("SELECT count(*) FROM leads")
+    finally:
+        db.close()
+    url = _empty_database(pg_cluster, "crm_copy")
+    assert main(["--db", str(local), "copy", "--to", url]) == 0
+    out, err = capsys.readouterr()
+    assert "writing [" in err and "Traceback" not in err
+    assert f"  leads" in out and f"{leads:,}  ok" in out
+    assert out.strip().splitlines()[-1].startswith("Copied ") and url in out
+    # into a database that holds data: refused in one line, nothing written
+    code = main(["--db", str(local), "copy", "--to", url])
+    out, err = capsys.readouterr()
+    assert code != 0 and err.strip().splitlines()[-1].startswith("error: ")
+    assert "not empty" in err
+    back = tmp_path / "back.duckdb"
+    assert main(["copy", "--from", url, "--db", str(back)]) == 0
+    capsys.readouterr()
+    copied = Database(back)
+    try:
+        assert copied.scalar("SELECT count(*) FROM leads") == leads
+    finally:
+        copied.close()
