@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm import audit, deals, records, search
+from crm import audit, deals, dialect, records, search
 from crm.auth import User, require
 from crm.customers import CONTACTS, CUSTOMERS
 from crm.db import Database
@@ -113,6 +113,7 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
     if (customer_id is None) == (customer is None):
         raise ValidationError({"customer_id": _("Choose an existing customer or create one")})
     with db.transaction() as cur:
+        dialect.lock_row(cur, "leads", lead_id)  # a second server converts it after, or not
         lead = records.fetch(cur, LEADS, lead_id)
         if lead is None or lead["deleted_at"] is not None:
             raise records.NotFound(_("Lead #{id} does not exist").format(id=lead_id))

@@ -371,3 +371,14 @@ def begin_snapshot(cur) -> None:
     """A transaction whose reads all see one moment (DuckDB's always do)."""
     cur.execute("BEGIN TRANSACTION" if of(cur) == DUCKDB
                 else "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+# --- writers in several processes ----------------------------------------------------------
+
+def lock_row(cur, table: str, record_id: int) -> None:
+    """Holds a record until the transaction ends, so that the same command in another process
+    waits and then reads what this one wrote (PostgreSQL: FOR UPDATE). On DuckDB one process
+    writes and Database serialises its writers already: nothing to do."""
+    if of(cur) != DUCKDB:
+        cur.execute(f"SELECT id FROM {table} WHERE id = $id FOR UPDATE",
+                    {"id": record_id}).fetchall()

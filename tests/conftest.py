@@ -51,6 +51,9 @@ def pytest_generate_tests(metafunc):
         if metafunc.definition.get_closest_marker("duckdb_only"):  # about the file itself
             metafunc.parametrize("engine", engines, scope="function")
             return
+        if metafunc.definition.get_closest_marker("postgresql_only"):  # e.g. two servers
+            metafunc.parametrize("engine", ["postgresql"], scope="function")
+            return
         # CRM_PG_ALL=1: every file on both engines, to see how far the rest has come
         if Path(str(metafunc.definition.fspath)).name in POSTGRES_READY or \
                 os.environ.get("CRM_PG_ALL") == "1":

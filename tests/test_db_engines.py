@@ -293,3 +293,80 @@ def test_crm_copy_moves_a_crm_to_postgresql_and_back(pg_cluster, tmp_path, capsy
         assert copied.scalar("SELECT count(*) FROM leads") == leads
     finally:
         copied.close()
+
+
+# --- two servers on one PostgreSQL database --------------------------------------------
+
+@pytest.fixture
+def two_servers(db, team):
+    """A second Database on the test's PostgreSQL database: its own pool and write lock, as a
+    second app server has (DuckDB allows one process per file: PostgreSQL only)."""
+    other = Database(db.path)
+    yield db, other
+    other.close()
+
+
+def _race(work, times: int) -> list[Exception]:
+    errors: list[Exception] = []
+
+    def run(*args):
+        try:
+            work(*args)
+        except Exception as exc:  # reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.mark.postgresql_only
+def test_moves_from_two_servers_keep_a_true_stage_history(two_servers, team):
+    from crm import deals, pipelines
+
+    first, second = two_servers
+    stages = [s["id"] for s in pipelines.stages_of(first, pipelines.default_pipeline_id(first))
+              if s["kind"] == "open"]
+    deal_id = deals.create_deal(first, team["reza"], {"title": "Contested",
+                                                      "stage_id": stages[0]})
+
+    def mover(i):
+        server = (first, second)[i % 2]
+        for n in range(12):
+            deals.move_deal(server, team["reza"], deal_id, stages[(i + n) % len(stages)])
+
+    assert _race(mover, 4) == []
+    chain = first.query("SELECT from_stage_id, to_stage_id FROM deal_stage_history"
+                        " WHERE deal_id = $d ORDER BY id", {"d": deal_id})
+    # each move starts where the one before it ended: no move read a stale stage
+    assert all(b["from_stage_id"] == a["to_stage_id"] for a, b in zip(chain, chain[1:]))
+    deal = first.one("SELECT stage_id, version FROM deals WHERE id = $d", {"d": deal_id})
+    assert deal["stage_id"] == chain[-1]["to_stage_id"]
+    assert deal["version"] == len(chain)  # one version per move, none lost
+
+
+@pytest.mark.postgresql_only
+def test_edits_from_two_servers_of_one_version_one_wins(two_servers, team):
+    from crm import leads, records
+
+    first, second = two_servers
+    lead_id = leads.create_lead(first, team["reza"], {"last_name": "Shared"})
+    version = records.get(first, team["reza"], leads.LEADS, lead_id)["version"]
+    outcomes = []
+
+    def editor(i):
+        try:
+            records.update(((first, second)[i % 2]), team["reza"], leads.LEADS, lead_id,
+                           {"company": f"Company {i}"}, version)
+            outcomes.append(("saved", i))
+        except records.ConflictError:
+            outcomes.append(("conflict", i))
+
+    assert _race(editor, 6) == []
+    saved = [i for kind, i in outcomes if kind == "saved"]
+    assert len(saved) == 1 and len(outcomes) == 6
+    lead = records.get(first, team["reza"], leads.LEADS, lead_id)
+    assert lead["version"] == version + 1 and lead["company"] == f"Company {saved[0]}"
