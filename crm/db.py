@@ -112,6 +112,26 @@ class Database:
             cur.execute("COMMIT")
             cur.close()
 
+    def check(self, timeout: float = 5) -> None:
+        """Raises DatabaseUnavailable, with the reason in one line, when the PostgreSQL server
+        cannot be reached now (pages call it once per run; a DuckDB file is always there)."""
+        if self._pool is None:
+            return
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            try:  # the pool only says it timed out: ask the server for the reason
+                psycopg.connect(self.path, connect_timeout=int(timeout)).close()
+                reason = _reason(exc)
+            except psycopg.Error as direct:
+                reason = _reason(direct)
+            raise DatabaseUnavailable(
+                f"cannot reach {dialect.shown_url(self.path)}: {reason}") from None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

@@ -84,6 +84,7 @@ class Cluster:
 
     def stop(self) -> None:
         try:
-            self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+            if (self.data / "postmaster.pid").exists():  # a test may have stopped it already
+                self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -370,3 +370,34 @@ def test_edits_from_two_servers_of_one_version_one_wins(two_servers, team):
     assert len(saved) == 1 and len(outcomes) == 6
     lead = records.get(first, team["reza"], leads.LEADS, lead_id)
     assert lead["version"] == version + 1 and lead["company"] == f"Company {saved[0]}"
+
+
+def test_a_server_that_goes_down_is_one_line_on_the_page(monkeypatch):
+    """Its own cluster, stopped halfway: the open app then says why on the next run."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pg import Cluster, binaries
+
+    if binaries() is None:
+        pytest.skip("PostgreSQL is not installed")  # pg_cluster says so, or fails under CRM_PG=1
+    cluster = Cluster(binaries()).start()
+    try:
+        url = _empty_database(cluster, "crm_down")
+        monkeypatch.setenv("CRM_DB", url)
+        monkeypatch.setenv("CRM_COOKIE_KEY", "test-cookie-key-long-enough-for-hs256-signing")
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        assert not at.exception and not at.error  # the first-admin screen
+        db = Database(url)
+        db.check()
+        cluster._run(cluster.bin / "pg_ctl", "-D", cluster.data, "-m", "immediate", "-w",
+                     "stop")
+        with pytest.raises(DatabaseUnavailable, match="Connection refused"):
+            db.check(timeout=1)
+        db.close()
+        at.run()
+        assert not at.exception
+        assert [e.value for e in at.error] == [
+            f"The CRM cannot open its data: cannot reach {url}: Connection refused (is the"
+            " server running on that host and accepting TCP/IP connections?)."]
+    finally:
+        cluster.stop()

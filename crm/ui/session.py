@@ -14,7 +14,9 @@ def _open(path: str) -> Database:
 
 def get_db() -> Database:
     try:
-        return _open(str(config.db_target()))
+        db = _open(str(config.db_target()))
+        db.check()  # a PostgreSQL server that went down since: the reason, not a traceback
+        return db
     except DatabaseUnavailable as exc:
         st.error(f"The CRM cannot open its data: {exc}.")
         st.stop()
