@@ -40,7 +40,11 @@ class Cluster:
         if os.geteuid() == 0:
             import pwd
 
-            self._user = pwd.getpwnam("postgres")
+            try:
+                self._user = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("PostgreSQL refuses to run as root and there is no postgres"
+                                   " user (Debian's postgresql package makes one)") from None
             os.chown(self.dir, self._user.pw_uid, self._user.pw_gid)
 
     def _run(self, *args: str) -> None:
