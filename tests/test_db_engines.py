@@ -401,3 +401,13 @@ def test_a_server_that_goes_down_is_one_line_on_the_page(monkeypatch):
             " server running on that host and accepting TCP/IP connections?)."]
     finally:
         cluster.stop()
+
+
+def test_a_short_load_loses_no_write(db_url):
+    """tests/load.py briefly: 4 writers (processes on PostgreSQL, threads on DuckDB) for 3 s
+    each create, save a shared lead and move a shared deal: no save or move is lost."""
+    from tests import load
+
+    report = load.run(db_url, writers=4, seconds=3)
+    assert report["creates"] > 0 and report["saves"] > 0 and report["moves"] > 0
+    assert (report["lost_saves"], report["lost_moves"], report["broken_history"]) == (0, 0, 0)
