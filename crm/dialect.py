@@ -211,6 +211,19 @@ def _pg_type(series) -> str:
             if isinstance(value, kind):
                 return sql
         return "TEXT"
+    return _null_type(str(series.name))
+
+
+def _null_type(name: str) -> str:
+    """The type of an all-NULL column, which has none of its own: PostgreSQL converts text to
+    no other type in an INSERT, so the CRM's column names decide (ids and *_by are BIGINT,
+    *_at TIMESTAMP, *_on and *_date DATE)."""
+    if name == "id" or name.endswith(("_id", "_by")):
+        return "BIGINT"
+    if name.endswith("_at"):
+        return "TIMESTAMP"
+    if name.endswith(("_on", "_date")):
+        return "DATE"
     return "TEXT"
 
 

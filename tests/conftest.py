@@ -49,16 +49,17 @@ def pytest_generate_tests(metafunc):
     if "engine" in metafunc.fixturenames:
         engines = ["duckdb"]
         if metafunc.definition.get_closest_marker("duckdb_only"):  # about the file itself
-            metafunc.parametrize("engine", engines, scope="function")
+            metafunc.parametrize("engine", engines, scope="module")
             return
         if metafunc.definition.get_closest_marker("postgresql_only"):  # e.g. two servers
-            metafunc.parametrize("engine", ["postgresql"], scope="function")
+            metafunc.parametrize("engine", ["postgresql"], scope="module")
             return
         # CRM_PG_ALL=1: every file on both engines, to see how far the rest has come
         if Path(str(metafunc.definition.fspath)).name in POSTGRES_READY or \
                 os.environ.get("CRM_PG_ALL") == "1":
             engines.append("postgresql")
-        metafunc.parametrize("engine", engines, scope="function")
+        # module scope: a module's shared fixtures (new_database) follow the engine too
+        metafunc.parametrize("engine", engines, scope="module")
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +113,26 @@ def db_url(request, engine):
     name = _create_database(cluster, f"crm_test_{os.getpid()}_{next(_numbers)}", "crm_template")
     yield cluster.url(name)
     _drop_database(cluster, name)
+
+
+@pytest.fixture(scope="module")
+def new_database(request, engine, tmp_path_factory):
+    """For a module's shared databases (e.g. one demo load for many read-only tests): a
+    function that gives the location of a new, migrated database on the module's engine."""
+    made = []
+
+    def make() -> str:
+        if engine == "duckdb":
+            return str(tmp_path_factory.mktemp("db") / "crm.duckdb")
+        cluster = request.getfixturevalue("pg_cluster")
+        name = _create_database(cluster, f"crm_mod_{os.getpid()}_{next(_numbers)}",
+                                "crm_template")
+        made.append((cluster, name))
+        return cluster.url(name)
+
+    yield make
+    for cluster, name in made:
+        _drop_database(cluster, name)
 
 
 @pytest.fixture
