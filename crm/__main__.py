@@ -1,4 +1,4 @@
-"""The command line: python -m crm init|users|export|backup|restore|bench ... (DESIGN.md).
+"""The command line: python -m crm init|users|export|backup|restore|copy|bench ... (DESIGN.md).
 
 Every command takes --db PATH (default: CRM_DB or data/crm.duckdb), prints a short summary
 and, on an expected failure, exits non-zero with a one-line reason instead of a traceback.
@@ -13,7 +13,7 @@ import os
 import sys
 from datetime import datetime
 
-from crm import auth, config, i18n, pipelines
+from crm import auth, config, dialect, i18n, pipelines
 from crm.fields import ValidationError
 
 EXIT_FAILURE = 1
@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="restore a backup (DIR, or its zip) into a new, empty database")
     restore.add_argument("dir")
     restore.set_defaults(run=cmd_restore)
+    copy = commands.add_parser(
+        "copy", parents=[common],
+        help="copy the whole CRM at --db into another, empty database (--to), or from"
+             " another into an empty --db (--from); a DuckDB file or a postgresql:// URL")
+    way = copy.add_mutually_exclusive_group(required=True)
+    way.add_argument("--to", metavar="PATH_OR_URL")
+    way.add_argument("--from", dest="source", metavar="PATH_OR_URL")
+    copy.set_defaults(run=cmd_copy)
 
     imp = commands.add_parser(
         "import", parents=[common],
@@ -133,10 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ------------------------------------------------------------------------------
 
 def cmd_init(args) -> int:
-    path = config.db_path(args.db)
-    existed = path.exists()
+    path = config.db_target(args.db)
+    existed = None if isinstance(path, str) else path.exists()
     db = _open(args)
     try:
+        if existed is None:  # a PostgreSQL URL: new when the first migration just ran
+            existed, path = "001_foundation" not in db.migrated, dialect.shown_url(path)
         versions = [r["version"] for r in
                     db.query("SELECT version FROM schema_migrations ORDER BY version")]
         print(f"{'Opened' if existed else 'Created'} {path} (schema {versions[-1]})")
@@ -452,6 +462,44 @@ def cmd_restore(args) -> int:
 
 # --- sales dashboards and forecast: kpis, snapshot ----------------------------------------
 
+def cmd_copy(args) -> int:
+    from crm import backup
+    from crm.db import Database
+
+    here = config.db_target(getattr(args, "db", None))
+    source, target = (here, args.to) if args.to else (args.source, here)
+    if str(source) == str(target):
+        raise CommandError("copy needs two different databases")
+    src = Database(source)
+    try:
+        dst = Database(target)
+        try:
+            counts = backup.copy(src, dst, _progress_bar)
+        except backup.BackupError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    width = max(len(t) for t, _a, _b in counts)
+    for table, rows, _same in counts:
+        print(f"  {table:<{width}}  {rows:>12,}  ok")
+    print(f"Copied {len(counts)} tables ({sum(a for _t, a, _b in counts):,} rows) from"
+          f" {_shown(source)} to {_shown(target)}; every table's row count matches")
+    return 0
+
+
+def _shown(target) -> str:
+    return dialect.shown_url(target) if isinstance(target, str) else str(target)
+
+
+def _progress_bar(step: str, done: int, total: int, table: str) -> None:
+    filled = 30 * done // max(total, 1)
+    sys.stderr.write(f"\r{'reading' if step == 'read' else 'writing'} [{'#' * filled:<30}]"
+                     f" {done}/{total} {table:<28.28}" + ("\n" if done == total else ""))
+    sys.stderr.flush()
+
+
 def add_sales_commands(commands, common) -> None:
     kpis = commands.add_parser(
         "kpis", parents=[common],
@@ -637,7 +685,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     import duckdb
 
-    from crm.db import DatabaseBusy
+    from crm.db import DatabaseUnavailable
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -649,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    except (ValidationError, auth.PermissionDenied, auth.AccountLocked, DatabaseBusy,
+    except (ValidationError, auth.PermissionDenied, auth.AccountLocked, DatabaseUnavailable,
             LookupError, OSError, duckdb.IOException) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE

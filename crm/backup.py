@@ -23,7 +23,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from crm import custom_fields
+from crm import custom_fields, dialect
 from crm.db import MIGRATIONS, Database
 
 APP = "crm"
@@ -41,11 +41,12 @@ class BackupError(Exception):
 
 # --- backup --------------------------------------------------------------------------------
 
-def backup(db: Database, directory) -> dict:
+def backup(db: Database, directory, progress=None) -> dict:
     """Writes every table to <directory>/<table>.parquet and then manifest.json (a folder
     without a manifest is an unfinished backup). Returns the manifest. The directory is
     created if missing and must be empty. All tables are read in one transaction, so they are
-    consistent with each other while the app keeps working."""
+    consistent with each other while the app keeps working. progress(done, total, table) is
+    called after each table."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BackupError(f"{directory} is a file, not a directory")
@@ -54,16 +55,16 @@ def backup(db: Database, directory) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     cur = db.cursor()
     try:
-        cur.execute("BEGIN TRANSACTION")
+        dialect.begin_snapshot(cur)
         try:
             tables = {}
-            for table in _tables(cur):
-                if table in SKIPPED:
-                    continue
+            wanted = [t for t in _tables(cur) if t not in SKIPPED]
+            for done, table in enumerate(wanted, 1):
                 file = directory / f"{table}.parquet"
-                count = cur.execute(f"COPY (SELECT * FROM {table}) TO $file (FORMAT parquet)",
-                                    {"file": str(file)}).fetchone()[0]
+                count = dialect.copy_to_parquet(cur, table, file)
                 tables[table] = {"file": file.name, "rows": int(count), "sha256": _sha256(file)}
+                if progress:
+                    progress(done, len(wanted), table)
             sequences = {name: nxt for name, nxt in _sequences(cur).items()}
             version = cur.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
         finally:
@@ -101,7 +102,7 @@ def zip_name(when: datetime | None = None) -> str:
 
 # --- restore -------------------------------------------------------------------------------
 
-def restore(db: Database, source) -> dict:
+def restore(db: Database, source, progress=None) -> dict:
     """Restores a backup folder (or a zip made by backup_zip) into a database without data.
     Returns the manifest. Nothing is written unless every check passes; the writes are one
     transaction."""
@@ -109,7 +110,7 @@ def restore(db: Database, source) -> dict:
     if source.is_file() and zipfile.is_zipfile(source):
         with tempfile.TemporaryDirectory(prefix="crm-restore-") as tmp:
             _unzip(source, Path(tmp))
-            return restore(db, Path(tmp))
+            return restore(db, Path(tmp), progress)
     if not source.is_dir():
         raise BackupError(f"{source} does not exist or is not a backup directory")
     manifest = read_manifest(source)
@@ -127,10 +128,12 @@ def restore(db: Database, source) -> dict:
                 for name, sql_type in added:
                     if name not in present:
                         cur.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {sql_type}')
-            for table in order:
-                if table in manifest["tables"]:
-                    _restore_table(cur, table, source / f"{table}.parquet",
-                                   manifest["tables"][table]["rows"])
+            wanted = [t for t in order if t in manifest["tables"]]
+            for done, table in enumerate(wanted, 1):
+                _restore_table(cur, table, source / f"{table}.parquet",
+                               manifest["tables"][table]["rows"])
+                if progress:
+                    progress(done, len(wanted), table)
             _set_sequences(cur, manifest.get("sequences") or {})
         except BaseException:
             cur.execute("ROLLBACK")
@@ -148,9 +151,12 @@ def _custom_columns(cur, source: Path, manifest: dict) -> dict[str, list[tuple[s
     if "custom_fields" not in manifest["tables"]:
         return {}
     found: dict[str, list[tuple[str, str]]] = {}
-    for table, name, kind in cur.execute(
-            "SELECT entity, name, type FROM read_parquet($file)",
-            {"file": str(source / "custom_fields.parquet")}).fetchall():
+    import duckdb
+
+    with duckdb.connect() as reader:  # the backup's own file, on either engine
+        stored = reader.execute("SELECT entity, name, type FROM read_parquet($file)",
+                                {"file": str(source / "custom_fields.parquet")}).fetchall()
+    for table, name, kind in stored:
         if table not in custom_fields.ENTITIES or kind not in custom_fields.TYPES \
                 or not custom_fields.NAME_RE.fullmatch(str(name)) \
                 or name in custom_fields.RESERVED:
@@ -194,7 +200,39 @@ def read_manifest(directory: Path) -> dict:
 
 def known_versions() -> list[str]:
     """The schema versions (migration names) this code knows, in order."""
-    return sorted(f.stem for f in [*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")])
+    return sorted({f.name.split(".")[0]  # NNN_name.postgresql.sql is a variant of NNN_name
+                   for f in [*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")]})
+
+
+def copy(source: Database, target: Database, progress=None) -> list[tuple[str, int, int]]:
+    """The whole CRM of source into target, a database without data (DuckDB file or
+    PostgreSQL, either way): a backup into a temporary folder restored into target, so ids,
+    sequences, the audit log and history come along. Returns (table, rows in source, rows in
+    target) per table; a count that differs is an error. progress(step, done, total, table)."""
+    cur = target.cursor()
+    try:  # refused before anything is read
+        _check_target(cur, _tables(cur))
+    finally:
+        cur.close()
+    with tempfile.TemporaryDirectory(prefix="crm-copy-") as tmp:
+        manifest = backup(source, Path(tmp) / "copy", progress and (
+            lambda done, total, table: progress("read", done, total, table)))
+        restore(target, Path(tmp) / "copy", progress and (
+            lambda done, total, table: progress("write", done, total, table)))
+    counts = []
+    cur = target.cursor()
+    try:
+        for table, entry in sorted(manifest["tables"].items()):
+            if table == "schema_migrations":  # an engine may have migrations of its own
+                continue
+            counts.append((table, entry["rows"],
+                           cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]))
+    finally:
+        cur.close()
+    wrong = [f"{t} ({a:,} -> {b:,})" for t, a, b in counts if a != b]
+    if wrong:
+        raise BackupError(f"The copy's row counts differ: {', '.join(wrong)}")
+    return counts
 
 
 def _check_target(cur, target_tables: list[str]) -> None:
@@ -221,14 +259,17 @@ def _check_tables(cur, source: Path, manifest: dict, target_tables: list[str],
 
 
 def _top_columns(cur, file: Path) -> list[str]:
-    return [d[0] for d in cur.execute("SELECT * FROM read_parquet($file) LIMIT 0",
-                                      {"file": str(file)}).description]
+    return dialect.parquet_columns(cur, file)
 
 
 def _restore_table(cur, table: str, file: Path, rows: int) -> None:
     cols = ", ".join(f'"{c}"' for c in _top_columns(cur, file))
     existing = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    if existing:  # seeded by migrations: the backup's rows replace them (same keys)
+    count = None
+    if existing and dialect.of(cur) != dialect.DUCKDB:
+        count = dialect.replace_from_parquet(cur, table, _top_columns(cur, file),
+                                             _primary_key(cur, table), file)
+    elif existing:  # seeded by migrations: the backup's rows replace them (same keys)
         key = _primary_key(cur, table)
         cur.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols}"
                     f" FROM read_parquet($file)", {"file": str(file)})
@@ -237,9 +278,9 @@ def _restore_table(cur, table: str, file: Path, rows: int) -> None:
             cur.execute(f"DELETE FROM {table} WHERE ({keys}) NOT IN"
                         f" (SELECT ({keys}) FROM read_parquet($file))", {"file": str(file)})
     else:
-        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM read_parquet($file)",
-                    {"file": str(file)})
-    count = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        dialect.insert_parquet(cur, table, _top_columns(cur, file), file)
+    if count is None:
+        count = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     if count != rows:
         raise BackupError(f"The backup is damaged: {table} has {count:,} rows, the manifest"
                           f" says {rows:,}")
@@ -260,9 +301,9 @@ def _set_sequences(cur, sequences: dict) -> None:
 
 def _tables(cur) -> list[str]:
     found = [r[0] for r in cur.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
-        " AND database_name = current_database() AND NOT temporary ORDER BY table_name"
-    ).fetchall()]
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        " AND table_catalog = current_database() AND table_type = 'BASE TABLE'"
+        " ORDER BY table_name").fetchall()]
     for table in found:
         if not _NAME.match(table):
             raise BackupError(f"Unexpected table name {table!r}")
@@ -271,26 +312,33 @@ def _tables(cur) -> list[str]:
 
 def _columns(cur, table: str) -> list[str]:
     return [r[0] for r in cur.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main'"
-        " AND database_name = current_database() AND table_name = $t ORDER BY column_index",
-        {"t": table}).fetchall()]
+        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_catalog = current_database() AND table_name = $t"
+        " ORDER BY ordinal_position", {"t": table}).fetchall()]
 
 
 def _primary_key(cur, table: str) -> list[str]:
-    row = cur.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() WHERE schema_name = 'main'"
-        " AND database_name = current_database() AND table_name = $t"
-        " AND constraint_type = 'PRIMARY KEY'", {"t": table}).fetchone()
-    return list(row[0]) if row else []
+    return [r[0] for r in cur.execute(
+        "SELECT k.column_name FROM information_schema.table_constraints c"
+        " JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name"
+        " AND k.table_schema = c.table_schema AND k.table_name = c.table_name"
+        " WHERE c.table_schema = current_schema() AND c.table_catalog = current_database()"
+        " AND c.table_name = $t AND c.constraint_type = 'PRIMARY KEY'"
+        " ORDER BY k.ordinal_position", {"t": table}).fetchall()]
 
 
 def _parents_first(cur, tables: list[str]) -> list[str]:
     """The tables ordered so each comes after every table its foreign keys reference."""
     refs: dict[str, set[str]] = {t: set() for t in tables}
     for table, parent in cur.execute(
-            "SELECT table_name, referenced_table FROM duckdb_constraints()"
-            " WHERE schema_name = 'main' AND database_name = current_database()"
-            " AND constraint_type = 'FOREIGN KEY'").fetchall():
+            "SELECT c.table_name, p.table_name FROM information_schema.referential_constraints r"
+            " JOIN information_schema.table_constraints c ON c.constraint_name = r.constraint_name"
+            " AND c.constraint_schema = r.constraint_schema"
+            " JOIN information_schema.table_constraints p"
+            " ON p.constraint_name = r.unique_constraint_name"
+            " AND p.constraint_schema = r.unique_constraint_schema"
+            " WHERE r.constraint_schema = current_schema()"
+            " AND r.constraint_catalog = current_database()").fetchall():
         if table in refs and parent != table:
             refs[table].add(parent)
     ordered: list[str] = []
@@ -306,13 +354,7 @@ def _parents_first(cur, tables: list[str]) -> list[str]:
 
 def _sequences(cur) -> dict[str, int | None]:
     """Each sequence's next value (None: never used yet)."""
-    out = {}
-    for name, last, step in cur.execute(
-            "SELECT sequence_name, last_value, increment_by FROM duckdb_sequences()"
-            " WHERE schema_name = 'main' AND database_name = current_database()"
-            " ORDER BY sequence_name").fetchall():
-        out[name] = None if last is None else int(last) + int(step)
-    return out
+    return dialect.sequences(cur)
 
 
 def _sha256(file: Path) -> str:

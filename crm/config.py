@@ -9,10 +9,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "crm.duckdb"
 
 
+def db_target(explicit: str | os.PathLike | None = None) -> str | Path:
+    """--db, else CRM_DB, else the default file: a path, or a postgresql:// URL as given."""
+    value = explicit or os.environ.get("CRM_DB") or DEFAULT_DB
+    if isinstance(value, str) and value.lower().startswith(("postgresql://", "postgres://")):
+        return value
+    return Path(value)
+
+
 def db_path(explicit: str | os.PathLike | None = None) -> Path:
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("CRM_DB") or DEFAULT_DB)
+    """The DuckDB file, or for a PostgreSQL URL the default file's place (beside which the
+    cookie key is kept)."""
+    target = db_target(explicit)
+    return DEFAULT_DB if isinstance(target, str) else target
 
 
 def cookie_key(db_file: Path, from_secrets: str | None = None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm import audit, deals, records, search
+from crm import audit, deals, dialect, records, search
 from crm.auth import User, require
 from crm.customers import CONTACTS, CUSTOMERS
 from crm.db import Database
@@ -31,7 +31,8 @@ def duplicate_candidates(db: Database, user: User, lead: dict, limit: int = 10) 
                   domain=("%@" + domain) if domain and domain not in FREE_MAIL else None,
                   n=limit, **search.params())
     name = f"lower({search.column('t.name')})"
-    # jaro_winkler_similarity is DuckDB's; a PostgreSQL backend would use pg_trgm similarity()
+    # jaro_winkler_similarity is DuckDB's; migrations/000_functions.postgresql.sql gives PostgreSQL
+    # the same function
     found = db.query(
         "SELECT id, name, kind, email, city, score, reason FROM ("
         " SELECT t.id, t.name, t.kind, t.email, t.city,"
@@ -112,6 +113,7 @@ def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
     if (customer_id is None) == (customer is None):
         raise ValidationError({"customer_id": _("Choose an existing customer or create one")})
     with db.transaction() as cur:
+        dialect.lock_row(cur, "leads", lead_id)  # a second server converts it after, or not
         lead = records.fetch(cur, LEADS, lead_id)
         if lead is None or lead["deleted_at"] is not None:
             raise records.NotFound(_("Lead #{id} does not exist").format(id=lead_id))

@@ -1,16 +1,21 @@
-"""One DuckDB connection per process, a cursor per unit of work, numbered SQL migrations."""
+"""The data layer: a DuckDB file (one connection per process, a cursor per unit of work) or a
+PostgreSQL database (a psycopg pool, one connection per unit of work), behind one API; numbered
+SQL migrations. SQL differences live in crm/dialect.py."""
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 
-from crm import config
+from crm import config, dialect
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_lock key: two servers starting together migrate one after the other
+MIGRATION_LOCK = 7_413_001
 
 
 # The Database whose transaction this thread is in: hooks that get only a cursor (automation
@@ -18,13 +23,29 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 CURRENT: ContextVar["Database | None"] = ContextVar("crm_current_database", default=None)
 
 
-class DatabaseBusy(RuntimeError):
+class DatabaseUnavailable(RuntimeError):
+    """The data cannot be opened: a bad URL, a server that is down, a wrong password..."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
     """Another process holds the DuckDB file (DuckDB allows one writer process)."""
 
 
 class Database:
-    def __init__(self, path: str | Path | None = None):
-        self.path = config.db_path(path)
+    def __init__(self, path: str | Path | None = None, pool_size: int = 10):
+        target = config.db_target(path)
+        self.engine = dialect.POSTGRESQL if dialect.is_url(target) else dialect.DUCKDB
+        # DuckDB raises on concurrent updates of the same rows; one writer at a time avoids it.
+        self._write_lock = threading.RLock()
+        self._open_tx = threading.local()  # the thread's transaction cursor, while one is open
+        self._pool = self._con = None
+        if self.engine == dialect.POSTGRESQL:
+            self.path = target
+            self._pool = _open_pool(target, pool_size)
+            self.migrated = migrate(self)
+            self._load_fields()
+            return
+        self.path = Path(target)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path))
@@ -34,16 +55,25 @@ class Database:
                     f"{self.path} is open in another process (is the app running?)"
                 ) from exc
             raise
-        # DuckDB raises on concurrent updates of the same rows; one writer at a time avoids it.
-        self._write_lock = threading.RLock()
-        self._open_tx = threading.local()  # the thread's transaction cursor, while one is open
-        migrate(self)
-        from crm import custom_fields  # the entities' field lists include this file's own
+        self.migrated = migrate(self)  # the versions this opening applied
+        self._load_fields()
+
+    def _load_fields(self) -> None:
+        from crm import custom_fields  # the entities' field lists include this database's own
 
         custom_fields.load(self)
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self._con.cursor()
+    @property
+    def dialect(self) -> str:
+        return self.engine
+
+    def cursor(self):
+        """A cursor for one unit of work; close it when done (on PostgreSQL it holds a pooled
+        connection until then)."""
+        if self._pool is None:
+            return self._con.cursor()
+        conn = self._pool.getconn()
+        return dialect.PgCursor(conn, release=self._pool.putconn)
 
     @contextmanager
     def _reader(self):
@@ -86,27 +116,120 @@ class Database:
         if outer is not None:
             yield outer
             return
+        if self._pool is not None:
+            with self._write_lock, self._pool.connection() as conn, conn.transaction():
+                cur = dialect.PgCursor(conn)
+                with self._opened(cur):
+                    try:
+                        yield cur
+                    finally:
+                        cur.close()
+            return
         with self._write_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
-            self._open_tx.cursor = cur
-            token = CURRENT.set(self)
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                cur.close()
-                raise
-            finally:
-                self._open_tx.cursor = None
-                CURRENT.reset(token)
+            with self._opened(cur):
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    cur.close()
+                    raise
             cur.execute("COMMIT")
             cur.close()
 
+    @contextmanager
+    def _opened(self, cur):
+        """While a transaction is open: reads of this thread go through it, and hooks that get
+        only a cursor find this Database (CURRENT)."""
+        self._open_tx.cursor = cur
+        token = CURRENT.set(self)
+        try:
+            yield
+        finally:
+            self._open_tx.cursor = None
+            CURRENT.reset(token)
+
+    def check(self, timeout: float = 5) -> None:
+        """Raises DatabaseUnavailable, with the reason in one line, when the PostgreSQL server
+        cannot be reached now (pages call it once per run; a DuckDB file is always there)."""
+        if self._pool is None:
+            return
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            try:  # the pool only says it timed out: ask the server for the reason
+                psycopg.connect(self.path, connect_timeout=int(timeout)).close()
+                reason = _reason(exc)
+            except psycopg.Error as direct:
+                reason = _reason(direct)
+            raise DatabaseUnavailable(
+                f"cannot reach {dialect.shown_url(self.path)}: {reason}") from None
+
     def close(self) -> None:
-        self._con.close()
+        if self._pool is not None:
+            self._pool.close()
+        else:
+            self._con.close()
 
 
+def _open_pool(url: str, size: int):
+    """A pool of autocommit connections; one test connection first, so that a bad URL, a
+    server that is down or a wrong password fail here with the server's one-line reason."""
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+    except (psycopg.Error, ValueError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot open {dialect.shown_url(url)}: {_reason(exc)}") from None
+    # client-side binding: parameters arrive as typed literals, so `$c IS NULL OR x = $c`
+    # with c None works as on DuckDB (server-side, PostgreSQL cannot type a lone NULL)
+    pool = ConnectionPool(url, min_size=1, max_size=size, open=False,
+                          kwargs={"autocommit": True, "cursor_factory": psycopg.ClientCursor},
+                          configure=_configure,
+                          check=ConnectionPool.check_connection)
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+def _configure(conn) -> None:
+    conn.adapters.register_loader("numeric", _numeric_loader())
+
+
+def _reason(exc: BaseException) -> str:
+    """The line of a libpq error that says what went wrong (it prefixes host and port)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "FATAL:" in line:
+            return line.split("FATAL:", 1)[1].strip()
+    text = lines[0] if lines else type(exc).__name__
+    text = text.removeprefix("connection failed: ").removeprefix("connection is bad: ")
+    text = text.split(" failed: ", 1)[-1] if " failed: " in text else text
+    hint = next((ln for ln in lines[1:] if ln.startswith("Is the server running")), None)
+    return f"{text} ({hint[0].lower()}{hint[1:]})" if hint else text
+
+
+@lru_cache(maxsize=1)
+def _numeric_loader():
+    from decimal import Decimal
+
+    from psycopg.adapt import Loader
+
+    class NumericLoader(Loader):
+        """NUMERIC without a fraction (sums of integers) as int, as DuckDB gives HUGEINT; with
+        one (DECIMAL columns) as Decimal."""
+
+        def load(self, data):
+            text = bytes(data).decode()
+            return int(text) if text.lstrip("-").isdigit() else Decimal(text)
+
+    return NumericLoader
 def rows(cur, sql: str, params: dict | None = None) -> list[dict]:
     res = cur.execute(sql, params or {})
     cols = [d[0] for d in res.description]
@@ -115,17 +238,47 @@ def rows(cur, sql: str, params: dict | None = None) -> list[dict]:
 
 def migrate(db: Database) -> list[str]:
     """Applies every migrations/NNN_*.sql (or NNN_*.py with apply(cursor)) not yet recorded, in
-    order, each in a transaction."""
+    order, each in a transaction. Where the engine's syntax truly differs, a file named
+    NNN_name.<engine>.sql (or .py) beside the portable one replaces it on that engine. On
+    PostgreSQL an advisory lock makes servers that start together migrate one at a time."""
+    if db.engine == dialect.POSTGRESQL:
+        lock = db.cursor()  # holds the session-level lock while other connections migrate
+        try:
+            lock.execute("SELECT pg_advisory_lock($k)", {"k": MIGRATION_LOCK}).fetchall()
+            try:
+                return _migrate(db)
+            finally:
+                lock.execute("SELECT pg_advisory_unlock($k)", {"k": MIGRATION_LOCK}).fetchall()
+        finally:
+            lock.close()
+    return _migrate(db)
+
+
+def migration_files(engine: str) -> list[tuple[str, Path]]:
+    """(version, file) in order: the engine's own variant where there is one."""
+    chosen: dict[str, Path] = {}
+    for file in [*MIGRATIONS.glob("[0-9]*.sql"), *MIGRATIONS.glob("[0-9]*.py")]:
+        version, _, variant = file.name.rsplit(".", 1)[0].partition(".")
+        if variant and variant != engine:
+            continue
+        if variant or version not in chosen:
+            chosen[version] = file
+    return sorted(chosen.items())
+
+
+def _migrate(db: Database) -> list[str]:
     cur = db.cursor()
-    cur.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
-    )
-    done = {r[0] for r in cur.execute("SELECT version FROM schema_migrations").fetchall()}
-    cur.close()
+    try:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+        )
+        done = {r[0] for r in cur.execute("SELECT version FROM schema_migrations").fetchall()}
+    finally:
+        cur.close()
     applied = []
-    for file in sorted([*MIGRATIONS.glob("*.sql"), *MIGRATIONS.glob("[0-9]*.py")]):
-        if file.stem in done:
+    for version, file in migration_files(db.engine):
+        if version in done:
             continue
         with db.transaction() as tx:
             if file.suffix == ".py":  # data a SQL file cannot compute, e.g. the Jalali calendar
@@ -134,16 +287,17 @@ def migrate(db: Database) -> list[str]:
                 tx.execute(statement)
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($v, $t)",
-                {"v": file.stem, "t": _now()},
+                {"v": version, "t": _now()},
             )
-        applied.append(file.stem)
+        applied.append(version)
     return applied
 
 
 def _run_python_migration(file: Path, cur) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"crm_migration_{file.stem}", file)
+    spec = importlib.util.spec_from_file_location(
+        f"crm_migration_{file.stem.replace('.', '_')}", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.apply(cur)
@@ -151,7 +305,22 @@ def _run_python_migration(file: Path, cur) -> None:
 
 def _statements(script: str) -> list[str]:
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    # a ; inside a $$-quoted function body does not end the statement
+    parts = "\n".join(lines).split("$$")
+    statements, current = [], ""
+    for i, part in enumerate(parts):
+        if i % 2:
+            current += "$$" + part + "$$"
+            continue
+        first, *rest = part.split(";")
+        if rest:
+            statements.append(current + first)
+            *done, current = rest
+            statements.extend(done)
+        else:
+            current += first
+    statements.append(current)
+    return [s.strip() for s in statements if s.strip()]
 
 
 def _now():

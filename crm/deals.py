@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crm import audit, pipelines, records, rules
+from crm import audit, dialect, pipelines, records, rules
 from crm.auth import User, require
 from crm.db import Database, rows
 from crm.fields import Field, ValidationError, validate
@@ -158,6 +158,7 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
     """Moves a deal to a stage: permission, lost-reason rule, close date, stage history and audit
     in one transaction. The board, 'Move to', the importer and the CLI all come here."""
     with db.transaction() as cur:
+        dialect.lock_row(cur, "deals", deal_id)  # moves from other servers wait: true history
         deal = records.fetch(cur, DEALS, deal_id)
         if deal is None or deal["deleted_at"] is not None:
             raise records.NotFound(_("Deal #{id} does not exist or is in the trash").format(

@@ -1026,7 +1026,7 @@ def _new_ids(cur, table: str, n: int) -> np.ndarray:
     the rows can link to each other before they are written and later inserts come after."""
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    draw = f"SELECT nextval('{table}_id_seq') AS id FROM range($n)"
+    draw = f"SELECT nextval('{table}_id_seq') AS id FROM generate_series(1, $n)"
     found = cur.execute(draw, {"n": n}).fetchnumpy()["id"]
     return np.sort(np.asarray(found, dtype=np.int64))
 

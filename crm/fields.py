@@ -131,7 +131,7 @@ def convert(spec: Field, raw: Any) -> Any:
             return False if spec.type == "bool" else None
     t = spec.type
     if t in TEXT_TYPES:
-        text = str(raw)
+        text = str(raw).replace("\x00", "")  # NUL is no text (and PostgreSQL refuses it)
         if spec.max_length and len(text) > spec.max_length:
             raise ValueError(
                 _("{label} is too long ({length} characters; at most {limit})").format(

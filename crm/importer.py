@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, i18n, records, rules
+from crm import audit, dialect, i18n, records, rules
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -793,7 +793,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         raise ImportFileError(_("The key {field} needs a column of the file mapped to it.")
                               .format(field=specs[key].shown_label if key in specs else key))
     notes = []
-    if source.path and fast is not False:
+    if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
         if why is None:
             found = _fast_plan(db, user, entity, source, mapping, key, mode)

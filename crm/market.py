@@ -139,7 +139,8 @@ def link_lost_competitors(cur, user: User | None = None, audit_each: bool = True
     user = user or SYSTEM
     now = datetime.now()
     # names in deals without a competitor of that name yet, spelled as most deals spell them
-    missing = ("SELECT arg_max(n.name, n.seen) AS name FROM (SELECT trim(lost_to_competitor)"
+    missing = ("SELECT (array_agg(n.name ORDER BY n.seen DESC, n.name))[1] AS name"
+               " FROM (SELECT trim(lost_to_competitor)"
                " AS name, lower(trim(lost_to_competitor)) AS k, count(*) AS seen FROM deals"
                " WHERE lost_to_competitor_id IS NULL AND trim(lost_to_competitor) <> ''"
                " GROUP BY 1, 2) n WHERE NOT EXISTS (SELECT 1 FROM competitors c"

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crm import audit, i18n, rules, search
+from crm import audit, dialect, i18n, rules, search
 from crm.auth import RANK, PermissionDenied, User, require
 from crm.db import Database, rows
 from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
@@ -505,21 +505,23 @@ def insert_many(cur, user: User, entity: Entity, values_list: list[dict]) -> lis
             except ValidationError as exc:
                 raise RowError(i, exc) from None
     n = len(cleans)
-    # fetched to the end: register() below refuses a cursor with an unfinished result
-    last = cur.execute(f"SELECT max(nextval('{entity.table}_id_seq')) FROM range($n)",
-                       {"n": n}).fetchall()[0][0]
-    ids = list(range(last - n + 1, last + 1))  # writes are serialised: the block is ours
+    # fetched to the end: register() below refuses a cursor with an unfinished result; the
+    # ids as drawn (on PostgreSQL other processes may draw between them)
+    ids = sorted(r[0] for r in cur.execute(f"SELECT nextval('{entity.table}_id_seq')"
+                                           " FROM generate_series(1, $n)", {"n": n}).fetchall())
     now, by = datetime.now(), user.id or None
     columns = list(cleans[0])
     frame = pd.DataFrame({"id": [str(i) for i in ids],
                           **{c: [_as_text(clean.get(c)) for clean in cleans] for c in columns}},
                          dtype=object)
+    types = _column_types(cur, entity.table)  # PostgreSQL casts text only when told
     cur.register("crm_insert_many", frame)
     try:
         cur.execute(
             f"INSERT INTO {entity.table} (id, {', '.join(columns)}, created_at, updated_at,"
-            f" created_by, updated_by) SELECT id, {', '.join(columns)}, $now, $now, $by, $by"
-            " FROM crm_insert_many", {"now": now, "by": by})
+            f" created_by, updated_by) SELECT"
+            f" {', '.join(f'CAST({c} AS {types[c]})' for c in ['id', *columns])},"
+            f" $now, $now, $by, $by FROM crm_insert_many", {"now": now, "by": by})
     finally:
         cur.unregister("crm_insert_many")
     audit.record_each(cur, user, entity.table, ids, "create", [
@@ -538,7 +540,7 @@ def update_many(cur, user: User, entity: Entity, items: list[tuple[int, dict, in
         return []
     ids = [int(record_id) for record_id, _v, _e in items]
     current = {r["id"]: r for r in rows(cur, f"SELECT t.* FROM {entity.table} t"
-                                              f" WHERE list_contains($ids, t.id)", {"ids": ids})}
+                                              f" WHERE t.id = ANY($ids)", {"ids": ids})}
     out, owners = [], {}
     for i, (record_id, values, expected) in enumerate(items):
         try:
@@ -566,7 +568,7 @@ def update_many(cur, user: User, entity: Entity, items: list[tuple[int, dict, in
         out.append({k: (row[k], v) for k, v in clean.items() if _differs(row[k], v)})
     if owners:
         active = {r[0] for r in cur.execute("SELECT id FROM users WHERE active AND"
-                                            " list_contains($ids, id)",
+                                            " id = ANY($ids)",
                                             {"ids": sorted(set(owners.values()))}).fetchall()}
         for i, owner in owners.items():
             if owner not in active:
@@ -597,8 +599,7 @@ def _write_updates(cur, user: User, entity: Entity, ids: list[int], versions: li
     if not changed:
         return
     columns = sorted({k for i in changed for k in changes[i]})
-    types = dict(cur.execute("SELECT column_name, data_type FROM information_schema.columns"
-                             " WHERE table_name = $t", {"t": entity.table}).fetchall())
+    types = _column_types(cur, entity.table)
     frame = pd.DataFrame({
         "id": [ids[i] for i in changed], "version": [versions[i] for i in changed],
         **{f"v_{c}": [_as_text(changes[i][c][1]) if c in changes[i] else None
@@ -624,6 +625,11 @@ def _write_updates(cur, user: User, entity: Entity, ids: list[int], versions: li
                           [changes[i] for i in changed])
 
 
+def _column_types(cur, table: str) -> dict[str, str]:
+    return dict(cur.execute("SELECT column_name, data_type FROM information_schema.columns"
+                            " WHERE table_name = $t", {"t": table}).fetchall())
+
+
 def _as_text(value):
     """A clean value as text that DuckDB casts back to the column's type on INSERT (object
     columns of Decimals or dates would be typed from a sample of their rows)."""
@@ -645,7 +651,7 @@ def _check_many(cur, user: User, entity: Entity, cleans: list[dict]) -> None:
     owners = sorted({c["owner_id"] for c in cleans if c.get("owner_id") is not None})
     if owners:
         active = {r[0] for r in cur.execute("SELECT id FROM users WHERE active AND"
-                                            " list_contains($ids, id)", {"ids": owners}
+                                            " id = ANY($ids)", {"ids": owners}
                                             ).fetchall()}
         for i, clean in enumerate(cleans):
             if clean.get("owner_id") is not None and clean["owner_id"] not in active:
@@ -655,7 +661,7 @@ def _check_many(cur, user: User, entity: Entity, cleans: list[dict]) -> None:
         parent_table = {"customer_id": "customers"}[entity.parent]
         wanted = sorted({c[entity.parent] for c in cleans if c.get(entity.parent) is not None})
         found = dict(cur.execute(f"SELECT id, owner_id FROM {parent_table} WHERE deleted_at"
-                                 " IS NULL AND list_contains($ids, id)", {"ids": wanted}
+                                 " IS NULL AND id = ANY($ids)", {"ids": wanted}
                                  ).fetchall()) if wanted else {}
         for i, clean in enumerate(cleans):
             if entity.parent not in clean:
@@ -679,7 +685,7 @@ def _check_many(cur, user: User, entity: Entity, cleans: list[dict]) -> None:
                 seen[value] = i
         if seen:
             taken = cur.execute(f"SELECT id, lower({name}) FROM {entity.table} WHERE deleted_at"
-                                f" IS NULL AND list_contains($v, lower({name})) LIMIT 1",
+                                f" IS NULL AND lower({name}) = ANY($v) LIMIT 1",
                                 {"v": sorted(seen)}).fetchall()
             if taken:
                 taken = taken[0]
@@ -1010,6 +1016,8 @@ def _copy_parquet(db: Database, user: User, entity: Entity, q: Query, path,
         names.append('"' + name.replace('"', '""') + '"')
     cur = db.cursor()
     try:
+        if db.dialect != dialect.DUCKDB:
+            return dialect.parquet_from_postgresql(cur, sql, params, names, path)
         row = cur.execute(
             f"COPY (SELECT * FROM ({sql}) AS e ({', '.join(names)})) TO $export_file"
             f" (FORMAT parquet)", {**params, "export_file": str(path)}).fetchone()

@@ -56,9 +56,12 @@ def move_to(deal: dict) -> None:
                          icon=":material/swords:", label=text.format(competitor=md_escape(
                              records.ref_label(db, user, "competitors", deal[link]))))
     cols = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    # the version the user saw when choosing: a move by someone else since is a conflict
+    seen = deal["version"]
     target = cols[0].selectbox(_("Move to"), [i for i in names if i != deal["stage_id"]],
                                format_func=names.get, key="move_to", index=None,
-                               placeholder=_("Choose a stage"))
+                               placeholder=_("Choose a stage"),
+                               on_change=lambda: st.session_state.update(move_version=seen))
     reason = competitor = None
     if target is not None and kinds[target] == "lost":
         reason_field = deals.DEALS.spec["lost_reason"]
@@ -70,7 +73,8 @@ def move_to(deal: dict) -> None:
     if cols[3].button(_("Move"), key="move_button", type="primary", disabled=target is None):
         try:
             deals.move_deal(db, user, deal["id"], target, lost_reason=reason,
-                            competitor=competitor, expected_version=deal["version"])
+                            competitor=competitor,
+                            expected_version=st.session_state.get("move_version", seen))
         except ValidationError as exc:
             st.error(md_escape(" ".join(exc.errors.values())))
             return
@@ -78,9 +82,10 @@ def move_to(deal: dict) -> None:
             st.error(md_escape(exc))
             return
         except records.ConflictError:
+            st.session_state.pop("move_version", None)  # a retry moves what is shown now
             st.warning(_("Someone changed this deal a moment ago; look again and retry."))
             return
-        for key in ("move_to", "move_lost_reason", "move_competitor"):
+        for key in ("move_to", "move_lost_reason", "move_competitor", "move_version"):
             st.session_state.pop(key, None)
         st.toast(_("Moved to {stage}").format(stage=md_escape(names[target])))
         st.rerun()

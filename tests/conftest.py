@@ -1,4 +1,6 @@
+import itertools
 import os
+from pathlib import Path
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # cheap hashes: tests sign in many times
 
@@ -9,10 +11,140 @@ from crm.db import Database  # noqa: E402
 
 PASSWORD = "correct horse 42"
 
+# Test files whose `db` tests also run on PostgreSQL (a throwaway cluster per test session, a
+# fresh database per test). The others run on DuckDB only until they pass there too.
+POSTGRES_READY = {
+    "test_db_engines.py",
+    "test_records.py",
+    "test_pipeline.py",
+    "test_importer.py",
+    "test_auth.py",
+    "test_analytics.py",
+    "test_service.py",
+    "test_products.py",
+    "test_market.py",
+    "test_satisfaction.py",
+    "test_defects.py",
+    "test_demo.py",
+    "test_demo_service.py",
+    "test_export.py",
+    "test_i18n.py",
+    "test_perf_queries.py",
+    "test_cli_kpis.py",
+    "test_cli.py",
+    # page tests (AppTest): the pages open the test's database from CRM_DB
+    "test_pages.py",
+    "test_sales_pages.py",
+    "test_pipeline_pages.py",
+    "test_service_pages.py",
+    "test_market_pages.py",
+    "test_users_page.py",
+    "test_import_page.py",
+    "test_defect_pages.py",
+    "test_i18n_pages.py",
+    # the low-code studio (issue 12)
+    "test_custom_fields.py",
+    "test_settings_file.py",
+    "test_rules.py",
+    "test_views.py",
+    "test_studio_pages.py",
+    "test_rules_pages.py",
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "engine" in metafunc.fixturenames:
+        engines = ["duckdb"]
+        if metafunc.definition.get_closest_marker("duckdb_only"):  # about the file itself
+            metafunc.parametrize("engine", engines, scope="module")
+            return
+        if metafunc.definition.get_closest_marker("postgresql_only"):  # e.g. two servers
+            metafunc.parametrize("engine", ["postgresql"], scope="module")
+            return
+        # CRM_PG_ALL=1: every file on both engines, to see how far the rest has come
+        if Path(str(metafunc.definition.fspath)).name in POSTGRES_READY or \
+                os.environ.get("CRM_PG_ALL") == "1":
+            engines.append("postgresql")
+        # module scope: a module's shared fixtures (new_database) follow the engine too
+        metafunc.parametrize("engine", engines, scope="module")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's PostgreSQL cluster, with a migrated template database. Skips without
+    PostgreSQL installed, unless CRM_PG=1 (CI), where that is a failure."""
+    from tests.pg import Cluster, binaries
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        message = ("PostgreSQL is not installed (no initdb/pg_ctl on PATH or in"
+                   " /usr/lib/postgresql/*/bin): apt-get install postgresql")
+        if os.environ.get("CRM_PG") == "1":
+            pytest.fail(message + " (CRM_PG=1 requires it)")
+        pytest.skip(message)
+    cluster = Cluster(bin_dir).start()
+    try:
+        Database(cluster.url("crm_template")
+                 if _create_database(cluster, "crm_template") else None).close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_numbers = itertools.count(1)
+
+
+def _create_database(cluster, name: str, template: str | None = None) -> str:
+    import psycopg
+
+    with psycopg.connect(cluster.url(), autocommit=True) as con:
+        con.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return name
+
+
+def _drop_database(cluster, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(cluster.url(), autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(tmp_path / "crm.duckdb")
+def db_url(request, engine):
+    """Where a test's fresh database lives: a DuckDB file, or a PostgreSQL URL of a new
+    database made from the migrated template."""
+    if engine == "duckdb":
+        yield str(request.getfixturevalue("tmp_path") / "crm.duckdb")
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = _create_database(cluster, f"crm_test_{os.getpid()}_{next(_numbers)}", "crm_template")
+    yield cluster.url(name)
+    _drop_database(cluster, name)
+
+
+@pytest.fixture(scope="module")
+def new_database(request, engine, tmp_path_factory):
+    """For a module's shared databases (e.g. one demo load for many read-only tests): a
+    function that gives the location of a new, migrated database on the module's engine."""
+    made = []
+
+    def make() -> str:
+        if engine == "duckdb":
+            return str(tmp_path_factory.mktemp("db") / "crm.duckdb")
+        cluster = request.getfixturevalue("pg_cluster")
+        name = _create_database(cluster, f"crm_mod_{os.getpid()}_{next(_numbers)}",
+                                "crm_template")
+        made.append((cluster, name))
+        return cluster.url(name)
+
+    yield make
+    for cluster, name in made:
+        _drop_database(cluster, name)
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
     yield database
     database.close()
 

@@ -27,8 +27,9 @@ def clean_env(monkeypatch):
 
 
 @pytest.fixture
-def db_file(tmp_path):
-    return tmp_path / "crm.duckdb"
+def db_file(db_url):
+    """The test's database: a DuckDB file, or a PostgreSQL URL (see conftest.POSTGRES_READY)."""
+    return db_url if db_url.startswith("postgresql://") else Path(db_url)
 
 
 @pytest.fixture
@@ -63,6 +64,7 @@ def _one_line_failure(code, err, *words):
         assert word in err
 
 
+@pytest.mark.duckdb_only  # the file itself
 def test_init_creates_the_database_and_hints_at_the_first_admin(cli, db_file):
     code, out, err = cli("--db", db_file, "init")
     assert code == 0 and err == ""
@@ -76,6 +78,7 @@ def test_init_creates_the_database_and_hints_at_the_first_admin(cli, db_file):
         db.close()
 
 
+@pytest.mark.duckdb_only  # the file itself
 def test_init_uses_crm_db_from_the_environment(cli, db_file, monkeypatch):
     monkeypatch.setenv("CRM_DB", str(db_file))
     code, _, _ = cli("init")
@@ -337,6 +340,7 @@ def test_unknown_arguments_are_refused_outside_bench(cli, db_file):
     assert exc.value.code == 2
 
 
+@pytest.mark.duckdb_only  # the file itself
 def test_a_busy_database_fails_with_one_line(cli, db_file):
     Database(db_file).close()
     holder = subprocess.Popen(

@@ -16,9 +16,18 @@ def add(db, user, table="leads", **values):
     return custom_fields.add_field(db, user, table, values)
 
 
+# what information_schema calls each column type on PostgreSQL
+PG_TYPES = {"VARCHAR": "character varying", "DOUBLE": "double precision", "BIGINT": "bigint",
+            "DECIMAL(18,2)": "numeric", "DATE": "date", "TIMESTAMP": "timestamp without time zone",
+            "BOOLEAN": "boolean"}
+
+
 def column_type(db, table, name):
-    return db.scalar("SELECT data_type FROM information_schema.columns WHERE table_name = $t"
-                     " AND column_name = $c", {"t": table, "c": name})
+    found = db.scalar("SELECT data_type FROM information_schema.columns WHERE table_name = $t"
+                      " AND column_name = $c", {"t": table, "c": name})
+    if db.engine == "postgresql":  # named as DuckDB names it, to compare
+        return {v: k for k, v in PG_TYPES.items()}.get(found, found)
+    return found
 
 
 @pytest.mark.parametrize("kind, sql_type, typed, stored", [

@@ -148,7 +148,7 @@ def test_large_exports_stream_in_batches(db, team, monkeypatch):
     with db.transaction() as cur:
         cur.execute("INSERT INTO leads (id, last_name, status, source, created_at, updated_at,"
                     " version, consent) SELECT nextval('leads_id_seq'), 'L' || i, 'new',"
-                    " 'website', now(), now(), 1, false FROM range(2500) r(i)")
+                    " 'website', now(), now(), 1, false FROM generate_series(1, 2500) r(i)")
     sizes = []
     real = records._write_csv
 

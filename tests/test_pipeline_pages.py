@@ -45,6 +45,23 @@ def test_invalid_deal_form_keeps_the_input(app_env, stage):
     assert app_env.scalar("SELECT count(*) FROM deals") == 0
 
 
+def test_a_move_made_elsewhere_after_choosing_the_stage_is_a_conflict(app_env, team, stage):
+    """The move checks the deal the user saw when choosing the stage, not the one the click's
+    run reads again: a move by someone else in between is reported, and a retry moves from
+    the stage now shown."""
+    deal_id = deal_of(app_env, team["reza"], stage)
+    at = page("pages/deal.py", user="reza", id=str(deal_id))
+    at.selectbox(key="move_to").set_value(stage["Negotiation"]).run()
+    deals.move_deal(app_env, team["maria"], deal_id, stage["Proposal"])  # another session
+    at.button(key="move_button").click().run()
+    assert any("Someone changed this deal" in w.value for w in at.warning)
+    assert records.get(app_env, team["reza"], deals.DEALS, deal_id)["stage_id"] == \
+        stage["Proposal"]
+    at.button(key="move_button").click().run()
+    assert records.get(app_env, team["reza"], deals.DEALS, deal_id)["stage_id"] == \
+        stage["Negotiation"]
+
+
 def test_move_to_on_the_deal_page(app_env, team, stage):
     deal_id = deal_of(app_env, team["reza"], stage)
     at = page("pages/deal.py", user="reza", id=str(deal_id))

@@ -539,6 +539,7 @@ def test_when_the_database_aborts_the_transaction_the_failure_is_still_logged(db
     assert run["status"] == "failed" and "no_such_table" in run["message"]
 
 
+@pytest.mark.duckdb_only  # the fast path reads with DuckDB's read_csv
 def test_the_importers_set_based_fast_path_runs_the_rules_too(db, team):
     from crm import importer
 

@@ -12,8 +12,8 @@ from tests.test_pages import page
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sales") / "crm.duckdb"
+def demo_db(new_database):
+    path = new_database()
     db = Database(path)
     auth.create_user(db, None, "admin", "Ada Admin", None, PASSWORD, "admin")
     demo.load_demo(db, "small", seed=11, password=PASSWORD)

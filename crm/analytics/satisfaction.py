@@ -9,7 +9,7 @@ Definitions (hand-checked in tests/test_satisfaction.py):
   count in the total only. No answers: None.
 - CSAT % satisfied = share of CSAT answers of 4 or 5. No answers: None.
 - Resolution time = resolved_on - opened_on in days, of complaints with status resolved;
-  average and 90th percentile (linear interpolation, quantile_cont). Open complaints are not
+  average and 90th percentile (linear interpolation, percentile_cont). Open complaints are not
   in it; they are counted as unresolved.
 - At risk: a customer whose latest NPS answer is a detractor (0-6), who has an open (open or
   in progress) complaint of high or critical severity, or whose satisfaction dropped (latest
@@ -265,7 +265,8 @@ def resolution_times(db: Database, user: User, f: Filters | None = None) -> dict
         f" AS resolved,"
         f" avg(t.resolved_on - t.opened_on) FILTER (WHERE t.status = 'resolved')"
         f" AS average_days,"
-        f" quantile_cont(t.resolved_on - t.opened_on, 0.9) FILTER (WHERE t.status = 'resolved')"
+        f" percentile_cont(0.9) WITHIN GROUP (ORDER BY t.resolved_on - t.opened_on)"
+        f" FILTER (WHERE t.status = 'resolved')"
         f" AS p90_days,"
         f" count(*) FILTER (WHERE t.status IN ('open', 'in_progress')) AS unresolved"
         f" FROM {tables} WHERE {where}", params)

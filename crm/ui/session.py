@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from crm import config
-from crm.db import Database, DatabaseBusy
+from crm.db import Database, DatabaseUnavailable
 
 
 @st.cache_resource(show_spinner=False)
@@ -14,7 +14,9 @@ def _open(path: str) -> Database:
 
 def get_db() -> Database:
     try:
-        return _open(str(config.db_path()))
-    except DatabaseBusy as exc:
+        db = _open(str(config.db_target()))
+        db.check()  # a PostgreSQL server that went down since: the reason, not a traceback
+        return db
+    except DatabaseUnavailable as exc:
         st.error(f"The CRM cannot open its data: {exc}.")
         st.stop()
