@@ -110,7 +110,9 @@ def validate(specs: list[Field], values: dict, partial: bool = False) -> dict:
             continue
         if spec.only_when and value is not None:
             other, wanted = spec.only_when
-            if values.get(other, by_name[other].default) != wanted:
+            # partial without the controlling field: the caller checks the stored record's
+            if not (partial and other not in values) and \
+                    values.get(other, by_name[other].default) != wanted:
                 value = None
         if value is None and spec.required:
             errors[spec.name] = _("{label} is required").format(label=spec.shown_label)

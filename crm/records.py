@@ -388,6 +388,16 @@ def _with_names(db_or_cur, row: dict) -> dict:
     return {**row, "owner_name": names.get(owner), "updated_by_name": names.get(editor)}
 
 
+def _only_when(entity: Entity, clean: dict, merged: dict) -> None:
+    """A field kept only while another has a value (a person's birthday): cleared when the
+    record as it will be stored says otherwise, whether or not that other field was given."""
+    for f in entity.fields:
+        if f.only_when and f.name in merged:
+            other, wanted = f.only_when
+            if merged.get(other) != wanted and merged[f.name] is not None:
+                clean[f.name] = merged[f.name] = None
+
+
 def _check(entity: Entity, clean: dict) -> None:
     if entity.check:
         errors = entity.check(clean)
@@ -555,7 +565,9 @@ def update_many(cur, user: User, entity: Entity, items: list[tuple[int, dict, in
             require_write(user, entity, "edit", row)
             if row["version"] != expected:
                 raise ConflictError(row, [])
-            _check(entity, {**{f.name: row[f.name] for f in entity.editable}, **clean})
+            merged = {**{f.name: row[f.name] for f in entity.editable}, **clean}
+            _only_when(entity, clean, merged)
+            _check(entity, merged)
             if "owner_id" in clean and clean["owner_id"] != row["owner_id"]:
                 if clean["owner_id"] is None:
                     clean["owner_id"] = user.id or None
@@ -735,6 +747,7 @@ def update_in(cur, user: User, entity: Entity, record_id: int, values: dict,
         raise ConflictError(_with_names(cur, current),
                             _conflicts(entity, base or {}, current, clean))
     merged = {**{f.name: current[f.name] for f in entity.editable}, **clean}
+    _only_when(entity, clean, merged)
     _check(entity, merged)
     _check_unique(cur, entity, clean, record_id)
     if "owner_id" in clean and clean["owner_id"] != current["owner_id"]:

@@ -189,3 +189,23 @@ def test_a_contact_stays_with_its_customer(db, team):
     row = records.update(db, team["admin"], customers.CONTACTS, contact,
                          {"customer_id": second, "title": "CTO"}, 1)
     assert (row["customer_id"], row["title"]) == (first, "CTO")
+
+
+def test_a_partial_update_keeps_a_field_that_depends_on_another(db, team):
+    """A birthday is kept only for individuals: an update that gives the birthday alone (a
+    form section, an import of birthdays) checks the stored kind, not the kind's default."""
+    admin = team["admin"]
+    ana = customers.CUSTOMERS.create(db, admin, {"name": "Ana", "kind": "individual",
+                                                "birthday": "1990-01-02"})
+    saved = records.update(db, admin, customers.CUSTOMERS, ana, {"birthday": "1991-05-05"}, 1)
+    assert str(saved["birthday"]) == "1991-05-05"
+    saved = records.update(db, admin, customers.CUSTOMERS, ana, {"kind": "company"},
+                           saved["version"])
+    assert saved["birthday"] is None  # no longer a person
+    bob = customers.CUSTOMERS.create(db, admin, {"name": "Bob", "kind": "individual"})
+    with db.transaction() as cur:  # the importer's bulk update
+        [changes] = records.update_many(cur, admin, customers.CUSTOMERS,
+                                        [(bob, {"birthday": "1985-03-04"}, 1)])
+    assert str(changes["birthday"][1]) == "1985-03-04"
+    assert str(db.scalar("SELECT birthday FROM customers WHERE id = $i", {"i": bob})) == \
+        "1985-03-04"
