@@ -15,7 +15,7 @@ from pathlib import Path
 
 from crm import auth, deals, leads, pipelines, records
 from crm.db import Database
-from crm.ui.page_timing import ROOT, page_run_ms, paired_median_ms
+from crm.ui.page_timing import ROOT, page_and_its_sql, page_run_ms, paired_median_ms
 
 BOARD_PAGE = "pages/pipeline.py"
 
@@ -678,58 +678,15 @@ def sales_pages_bench(db: Database, path: Path, runs: int, username: str = "benc
     """For the home and forecast pages: the median time of a whole script run (AppTest) and
     the median time of the SQL statements that run issued, replayed bare (execute and fetch,
     nothing else) on the same connection. Their ratio is what the page adds."""
-    from streamlit import logger as st_logger
-
-    st_logger.set_log_level("error")
     out = []
     for page in SALES_PAGES:
         if not (ROOT / page).exists():
             continue
-        ms, statements = _page_and_its_sql(path, page, username, max(1, runs))
+        ms, statements = page_and_its_sql(path, page, username, max(1, runs))
         bare_ms = _replay_ms(db, statements, max(1, runs))
         out.append((f"{page} script vs its {len(statements)} SQL statements", ms, bare_ms,
                     SALES_MAX_RATIO, SALES_GOAL_MS))
     return out
-
-
-def _page_and_its_sql(path: Path, page: str, username: str, runs: int
-                      ) -> tuple[float, list[tuple[str, dict]]]:
-    import contextlib
-    import io
-
-    from streamlit.testing.v1 import AppTest
-
-    from crm.ui.page_timing import median_ms
-
-    os.environ["CRM_DB"] = str(path)
-    os.environ.setdefault("CRM_COOKIE_KEY", "bench-" + "k" * 40)
-    with contextlib.redirect_stdout(io.StringIO()):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = username
-        at.run()
-        at.switch_page(page)
-        at.run()  # warm-up: the day's snapshot, the projection's cache, imports
-        if at.exception:
-            raise RuntimeError(f"{page} failed: {at.exception[0].message}")
-        ms = median_ms(at.run, runs)
-        statements: list[tuple[str, dict]] = []
-        originals = {name: getattr(Database, name) for name in ("query", "scalar", "frame")}
-
-        def recorder(name):
-            def record(self, sql, params=None):
-                statements.append((sql, dict(params or {})))
-                return originals[name](self, sql, params)
-            return record
-
-        for name in originals:
-            setattr(Database, name, recorder(name))
-        try:
-            at.run()
-        finally:
-            for name, fn in originals.items():
-                setattr(Database, name, fn)
-    return ms, statements
 
 
 def _replay_ms(db: Database, statements: list[tuple[str, dict]], runs: int) -> float:

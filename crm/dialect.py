@@ -292,6 +292,14 @@ def parquet_from_postgresql(cur, sql: str, params: dict, names: list[str], path,
         mem.close()
 
 
+def as_text(value):
+    """A value as text that the database casts back to the column's type (None stays None):
+    frames of mixed Python objects would otherwise be typed from a sample of their rows."""
+    if value is None or isinstance(value, str):
+        return value
+    return _text(value)
+
+
 def _text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

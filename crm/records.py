@@ -522,7 +522,7 @@ def insert_many(cur, user: User, entity: Entity, values_list: list[dict]) -> lis
     now, by = datetime.now(), user.id or None
     columns = list(cleans[0])
     frame = pd.DataFrame({"id": [str(i) for i in ids],
-                          **{c: [_as_text(clean.get(c)) for clean in cleans] for c in columns}},
+                          **{c: [dialect.as_text(clean.get(c)) for clean in cleans] for c in columns}},
                          dtype=object)
     types = _column_types(cur, entity.table)  # PostgreSQL casts text only when told
     cur.register("crm_insert_many", frame)
@@ -614,7 +614,7 @@ def _write_updates(cur, user: User, entity: Entity, ids: list[int], versions: li
     types = _column_types(cur, entity.table)
     frame = pd.DataFrame({
         "id": [ids[i] for i in changed], "version": [versions[i] for i in changed],
-        **{f"v_{c}": [_as_text(changes[i][c][1]) if c in changes[i] else None
+        **{f"v_{c}": [dialect.as_text(changes[i][c][1]) if c in changes[i] else None
                       for i in changed] for c in columns},
         **{f"ch_{c}": [c in changes[i] for i in changed] for c in columns}}).astype(
         {f"v_{c}": object for c in columns})
@@ -640,22 +640,6 @@ def _write_updates(cur, user: User, entity: Entity, ids: list[int], versions: li
 def _column_types(cur, table: str) -> dict[str, str]:
     return dict(cur.execute("SELECT column_name, data_type FROM information_schema.columns"
                             " WHERE table_name = $t", {"t": table}).fetchall())
-
-
-def _as_text(value):
-    """A clean value as text that DuckDB casts back to the column's type on INSERT (object
-    columns of Decimals or dates would be typed from a sample of their rows)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def _check_many(cur, user: User, entity: Entity, cleans: list[dict]) -> None:

@@ -61,3 +61,41 @@ def _page_run_ms(path: Path, page: str, username: str, runs: int, state: dict) -
     if at.exception:
         raise RuntimeError(f"{page} failed: {at.exception[0].message}")
     return median_ms(at.run, runs)
+
+
+def page_and_its_sql(path: Path, page: str, username: str, runs: int
+                     ) -> tuple[float, list[tuple[str, dict]]]:
+    """The median time of a whole script run of the page, and the SQL statements (with their
+    parameters) one run issued through the Database API, to replay bare."""
+    from crm.db import Database
+
+    st_logger.set_log_level("error")
+    os.environ["CRM_DB"] = str(path)
+    os.environ.setdefault("CRM_COOKIE_KEY", "bench-" + "k" * 40)
+    with contextlib.redirect_stdout(io.StringIO()):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["authentication_status"] = True
+        at.session_state["username"] = username
+        at.run()
+        at.switch_page(page)
+        at.run()  # warm-up: the day's snapshot, the projection's cache, imports
+        if at.exception:
+            raise RuntimeError(f"{page} failed: {at.exception[0].message}")
+        ms = median_ms(at.run, runs)
+        statements: list[tuple[str, dict]] = []
+        originals = {name: getattr(Database, name) for name in ("query", "scalar", "frame")}
+
+        def recorder(name):
+            def record(self, sql, params=None):
+                statements.append((sql, dict(params or {})))
+                return originals[name](self, sql, params)
+            return record
+
+        for name in originals:
+            setattr(Database, name, recorder(name))
+        try:
+            at.run()
+        finally:
+            for name, fn in originals.items():
+                setattr(Database, name, fn)
+    return ms, statements
