@@ -88,5 +88,5 @@ def test_upload_dry_run_import_and_undo(server):
         page.get_by_role("link", name="Leads").click()
         expect(page.get_by_role("heading", name="Leads")).to_be_visible(timeout=30_000)
         settle(page)
-        assert page.get_by_text("رضایی", exact=True).count() == 0
+        expect(page.get_by_text("رضایی", exact=True)).to_have_count(0, timeout=15_000)
         assert not page.get_by_text("Traceback").count()
