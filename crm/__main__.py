@@ -685,7 +685,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     import duckdb
 
-    from crm.db import DatabaseUnavailable
+    from crm.db import DatabaseUnavailable, WriteConflictBase
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -698,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
     except (ValidationError, auth.PermissionDenied, auth.AccountLocked, DatabaseUnavailable,
-            LookupError, OSError, duckdb.IOException) as exc:
+            WriteConflictBase, LookupError, OSError, duckdb.IOException) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

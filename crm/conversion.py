@@ -7,7 +7,7 @@ from datetime import datetime
 from crm import audit, deals, dialect, records, search
 from crm.auth import User, require
 from crm.customers import CONTACTS, CUSTOMERS
-from crm.db import Database
+from crm.db import Database, retried
 from crm.fields import ValidationError
 from crm.i18n import N_, gettext as _
 from crm.leads import FREE_MAIL, LEADS
@@ -103,6 +103,7 @@ def deal_values(lead: dict, stage_id: int) -> dict:
             "owner_id": lead.get("owner_id"), "source": lead.get("source")}
 
 
+@retried
 def convert_lead(db: Database, user: User, lead_id: int, expected_version: int,
                  customer_id: int | None = None, customer: dict | None = None,
                  contact_id: int | None = None, contact: dict | None = None,

@@ -3,7 +3,10 @@ PostgreSQL database (a psycopg pool, one connection per unit of work), behind on
 SQL migrations. SQL differences live in crm/dialect.py."""
 from __future__ import annotations
 
+import functools
+import random
 import threading
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
@@ -29,6 +32,26 @@ class DatabaseUnavailable(RuntimeError):
 
 class DatabaseBusy(DatabaseUnavailable):
     """Another process holds the DuckDB file (DuckDB allows one writer process)."""
+
+
+class WriteConflictBase(Exception):
+    """What Database.run retries; records.WriteConflict is the one raised (a ConflictError,
+    so that the pages' conflict handling shows it)."""
+
+
+# A unit of work that collides with concurrent writers (a deadlock, a serialization failure,
+# DuckDB's "Conflict on update") runs again this many times in all, then is reported.
+ATTEMPTS = 5
+
+
+def retried(command):
+    """For command functions whose first argument is the Database: the whole command runs again
+    when its transaction collided with another writer (Database.run)."""
+    @functools.wraps(command)
+    def run(db, *args, **kwargs):
+        return db.run(lambda: command(db, *args, **kwargs))
+
+    return run
 
 
 class Database:
@@ -108,14 +131,53 @@ class Database:
         with self._reader() as cur:
             return cur.execute(sql, params or {}).df()
 
+    def in_transaction(self) -> bool:
+        return getattr(self._open_tx, "cursor", None) is not None
+
+    def run(self, work, attempts: int | None = None):
+        """work() (a unit of work that opens its own transaction), run again from the start
+        when its transaction collided with a concurrent writer; after the last attempt the
+        WriteConflict goes to the caller. Inside an open transaction it runs once: only the
+        outermost transaction can be rolled back and run again."""
+        if self.in_transaction():
+            return work()
+        attempts = attempts or ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return work()
+            except WriteConflictBase:
+                if attempt == attempts:
+                    raise
+                self._backoff(attempt)
+
+    def _backoff(self, attempt: int) -> None:
+        # jittered, so that the writers who collided do not collide again in step
+        time.sleep(random.uniform(0.005, 0.02) * 2 ** attempt)
+
     @contextmanager
     def transaction(self):
         """Yields a cursor inside BEGIN/COMMIT; rolls back on any error. Inside another
-        transaction of the same thread it joins that one (several commands, all or none)."""
+        transaction of the same thread it joins that one (several commands, all or none).
+        A collision with a concurrent writer rolls back and raises records.WriteConflict
+        (Database.run runs the unit of work again)."""
         outer = getattr(self._open_tx, "cursor", None)
         if outer is not None:
             yield outer
             return
+        try:
+            with self._outermost() as cur:
+                yield cur
+        except WriteConflictBase:
+            raise
+        except Exception as exc:
+            if dialect.is_write_conflict(exc):
+                from crm.records import WriteConflict
+
+                raise WriteConflict() from exc
+            raise
+
+    @contextmanager
+    def _outermost(self):
         if self._pool is not None:
             with self._write_lock, self._pool.connection() as conn, conn.transaction():
                 cur = dialect.PgCursor(conn)
@@ -127,16 +189,24 @@ class Database:
             return
         with self._write_lock:
             cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            with self._opened(cur):
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                with self._opened(cur):
+                    try:
+                        yield cur
+                    except BaseException:
+                        cur.execute("ROLLBACK")
+                        raise
                 try:
-                    yield cur
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    cur.close()
+                    cur.execute("COMMIT")
+                except Exception:  # a commit that conflicted leaves nothing of the transaction
+                    try:
+                        cur.execute("ROLLBACK")
+                    except Exception:  # noqa: BLE001 - DuckDB may have rolled back already
+                        pass
                     raise
-            cur.execute("COMMIT")
-            cur.close()
+            finally:
+                cur.close()
 
     @contextmanager
     def _opened(self, cur):

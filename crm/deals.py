@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from crm import audit, dialect, pipelines, records, rules
 from crm.auth import User, require
-from crm.db import Database, rows
+from crm.db import Database, retried, rows
 from crm.fields import Field, ValidationError, validate
 from crm.i18n import gettext as _
 from crm.leads import SOURCES
@@ -52,6 +52,7 @@ FIELDS = [
 
 # --- writes --------------------------------------------------------------------------------
 
+@retried
 def create_deal(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
         return insert_deal(cur, user, values)
@@ -74,6 +75,7 @@ def insert_deal(cur, user: User, values: dict) -> int:
     return deal_id
 
 
+@retried
 def update_deal(db: Database, user: User, deal_id: int, values: dict, expected_version: int,
                 base: dict | None = None) -> dict:
     with db.transaction() as cur:
@@ -152,6 +154,7 @@ def restore_deal(db: Database, user: User, deal_id: int) -> None:
     records.restore(db, user, DEALS, deal_id)
 
 
+@retried
 def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
               lost_reason: str | None = None, competitor: str | None = None,
               expected_version: int | None = None) -> dict:

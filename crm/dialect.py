@@ -403,3 +403,24 @@ def lock_row(cur, table: str, record_id: int) -> None:
     if of(cur) != DUCKDB:
         cur.execute(f"SELECT id FROM {table} WHERE id = $id FOR UPDATE",
                     {"id": record_id}).fetchall()
+
+
+# SQLSTATEs of a transaction that lost to a concurrent one and may simply run again
+_RETRYABLE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_write_conflict(exc: BaseException | None) -> bool:
+    """Whether exc is a collision with a concurrent writer (PostgreSQL: a serialization failure
+    or a deadlock; DuckDB: "Conflict on update"), after which the transaction is rolled back
+    and may run again unchanged. Also when exc came while handling one (cleanup code that
+    runs in the aborted transaction fails with "transaction is aborted")."""
+    import duckdb
+
+    for _depth in range(10):
+        if exc is None:
+            return False
+        if getattr(exc, "sqlstate", None) in _RETRYABLE or (
+                isinstance(exc, duckdb.TransactionException) and "Conflict on" in str(exc)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -14,7 +14,7 @@ import pandas as pd
 
 from crm import audit, dialect, i18n, rules, search
 from crm.auth import RANK, PermissionDenied, User, require
-from crm.db import Database, rows
+from crm.db import Database, WriteConflictBase, retried, rows
 from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
 from crm.i18n import gettext as _
 
@@ -125,6 +125,16 @@ class ConflictError(Exception):
             message = _("Someone changed this record at {when} after you opened it").format(
                 when=when)
         super().__init__(message)
+
+
+class WriteConflict(ConflictError, WriteConflictBase):
+    """A save that kept colliding with other people's saves at the same moment (the database
+    rolled it back each time, so nothing of it was written)."""
+
+    def __init__(self):
+        self.current, self.changed = {}, []
+        Exception.__init__(self, _("Others were saving the same records at the same moment, so "
+                                   "this was not saved; please try again."))
 
 
 @dataclass
@@ -442,6 +452,7 @@ def _owner_rules(user: User, clean: dict, cur) -> None:
             raise ValidationError({"owner_id": _("Owner must be an active user")})
 
 
+@retried
 def create(db: Database, user: User, entity: Entity, values: dict) -> int:
     with db.transaction() as cur:
         return insert(cur, user, entity, values)
@@ -703,6 +714,7 @@ def _check_parent(cur, user: User, entity: Entity, clean: dict) -> None:
     require(user, "edit", {"owner_id": row[0]})
 
 
+@retried
 def update(db: Database, user: User, entity: Entity, record_id: int, values: dict,
            expected_version: int, base: dict | None = None) -> dict:
     """Saves changed fields if nobody saved since expected_version; returns the new row.
@@ -787,6 +799,7 @@ def restore(db: Database, user: User, entity: Entity, record_id: int) -> None:
     _set_deleted(db, user, entity, record_id, deleted=False)
 
 
+@retried
 def _set_deleted(db: Database, user: User, entity: Entity, record_id: int, deleted: bool):
     with db.transaction() as cur:
         current = fetch(cur, entity, record_id)

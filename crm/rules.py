@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta
 from decimal import Decimal
 
-from crm import audit
+from crm import audit, dialect
 from crm.auth import PermissionDenied, User
 from crm.db import CURRENT, Database, rows
 from crm.fields import Field, ValidationError, convert
@@ -698,7 +698,8 @@ def _fire(cur, entity, record_id: int, rules: list[Rule], changes: dict | None) 
 
 def _run(cur, rule: Rule, entity, row: dict) -> str | None:
     """Runs one rule on one record inside the caller's transaction; returns the logged status
-    (None: the conditions did not hold). Raises only RuleAbortedWrite."""
+    (None: the conditions did not hold). Raises only RuleAbortedWrite, and a collision with
+    another writer (the caller's unit of work runs again)."""
     record_id = row.get("id")
     if record_id is None or row.get("deleted_at") is not None:
         return None  # gone, or in the trash (a stage's deals, trashed ones too, moved in bulk)
@@ -727,6 +728,8 @@ def _run(cur, rule: Rule, entity, row: dict) -> str | None:
             for execute in plans:
                 done.append(execute())
         except Exception as exc:  # planned cleanly yet failed: not expected
+            if dialect.is_write_conflict(exc):  # lost to another writer: the whole save reruns
+                raise
             _check_alive(cur, rule, record_id, exc, depth)
             _log(cur, rule, record_id, "failed", _("After {done}: {error}").format(
                 done="; ".join(done) or "-", error=_message(exc)), depth)

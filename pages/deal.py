@@ -81,6 +81,9 @@ def move_to(deal: dict) -> None:
         except PermissionDenied as exc:
             st.error(md_escape(exc))
             return
+        except records.WriteConflict as exc:
+            st.error(md_escape(exc))
+            return
         except records.ConflictError:
             st.session_state.pop("move_version", None)  # a retry moves what is shown now
             st.warning(_("Someone changed this deal a moment ago; look again and retry."))

@@ -171,6 +171,9 @@ def move(deal_id: int, to_stage, version: int | None, reason=None,
         else:
             deals.set_group_field(db, user, deal_id, group_by,
                                   None if to_stage == deals.NO_VALUE else to_stage, version)
+    except records.WriteConflict as exc:
+        st.error(md_escape(exc))
+        return False
     except records.ConflictError as exc:
         st.session_state["board_notice"] = moved_meanwhile(exc.current.get("title"))
         st.rerun()

@@ -15,6 +15,7 @@ PASSWORD = "correct horse 42"
 # fresh database per test). The others run on DuckDB only until they pass there too.
 POSTGRES_READY = {
     "test_db_engines.py",
+    "test_write_conflicts.py",
     "test_records.py",
     "test_pipeline.py",
     "test_importer.py",

@@ -9,6 +9,7 @@ from typing import Callable, TypeVar
 import streamlit as st
 
 from crm.auth import PermissionDenied
+from crm.db import WriteConflictBase
 from crm import i18n
 from crm.fields import TEXT_TYPES, Field, ValidationError, multichoice_values
 from crm.i18n import gettext as _
@@ -257,7 +258,7 @@ def submit_form(form_key: str, specs: list[Field], initial: dict, choices: dict[
     except ValidationError as exc:
         st.session_state[errors_key] = exc.errors
         st.rerun()
-    except PermissionDenied as exc:
+    except (PermissionDenied, WriteConflictBase) as exc:
         st.error(md_escape(exc))
         return None
     st.session_state.pop(errors_key, None)

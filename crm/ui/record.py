@@ -187,6 +187,9 @@ def _edit(entity: records.Entity, user: User, row: dict, choices: dict) -> None:
     except ValidationError as exc:
         st.session_state[f"{form_key}:errors"] = exc.errors
         st.rerun()
+    except records.WriteConflict as exc:  # nobody's save won: the form keeps the values
+        st.error(md_escape(exc))
+        return
     except records.ConflictError as exc:
         st.session_state[conflict_key] = {"current": exc.current, "changed": exc.changed,
                                           "mine": values}
@@ -226,6 +229,9 @@ def _conflict_panel(entity, user, row, conflict, base_key, conflict_key, form_ke
         try:
             saved = entity.update(get_db(), user, row["id"], conflict["mine"],
                                   current["version"], current)
+        except records.WriteConflict as exc:
+            st.error(md_escape(exc))
+            return
         except records.ConflictError as exc:  # changed yet again
             st.session_state[conflict_key] = {**conflict, "current": exc.current,
                                               "changed": exc.changed}
