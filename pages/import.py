@@ -362,7 +362,7 @@ def wizard() -> None:
             count=i18n.number(to_write)))
         try:
             import_id = importer.execute(db, user, plan)
-        except (ImportFileError, PermissionDenied, ValidationError) as exc:
+        except (ImportFileError, PermissionDenied, ValidationError, records.WriteConflict) as exc:
             bar.empty()
             st.error(md_escape(str(exc)), icon=":material/error:")
         else:

@@ -247,3 +247,30 @@ def test_the_cli_reports_a_collision_in_one_line(db, team, tmp_path, capsys):
     assert code == 1
     assert err == ("error: Others were saving the same records at the same moment, so this was"
                    " not saved; please try again.\n")
+
+
+@pytest.mark.duckdb_only
+def test_the_page_says_so_in_one_line_and_keeps_the_typing(app_env, team):
+    """The lead page's save collides on every attempt with another transaction of the same
+    process (the page's own Database handle, the test's holds the row): a message, not a
+    traceback, and the form keeps what was typed."""
+    from tests.test_pages import page
+
+    lead_id = leads.create_lead(app_env, team["admin"], {"last_name": "Held"})
+    at = page("pages/lead.py", user="admin", id=str(lead_id))
+    form = f"leads:{lead_id}:v1"
+    at.text_input(key=f"{form}:title").input("CFO")
+    other = app_env._con.cursor()
+    other.execute("BEGIN TRANSACTION")
+    other.execute("UPDATE leads SET version = version + 1 WHERE id = $id", {"id": lead_id})
+    try:
+        at.button(key=f"FormSubmitter:{form}-Save changes").click().run()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not at.exception
+    assert [e.value.replace("\\", "") for e in at.error] == [  # unescaped markdown
+        "Others were saving the same records at the same moment, so this was not saved; "
+        "please try again."]
+    assert at.text_input(key=f"{form}:title").value == "CFO"
+    assert records.get(app_env, team["admin"], leads.LEADS, lead_id)["title"] is None
