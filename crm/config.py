@@ -24,12 +24,16 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
     return DEFAULT_DB if isinstance(target, str) else target
 
 
-def cookie_key(db_file: Path, from_secrets: str | None = None) -> str:
-    """Secrets file, then CRM_COOKIE_KEY, then a random key made once and kept beside the data."""
+def cookie_key(db_file: Path, from_secrets: str | None = None, shared=None) -> str:
+    """Secrets file, then CRM_COOKIE_KEY, then shared() (on PostgreSQL the key kept in the
+    database, so that every app server on it accepts the others' cookies), else a random key
+    made once and kept beside the DuckDB file (one process per file: nobody to share with)."""
     if from_secrets:
         return from_secrets
     if os.environ.get("CRM_COOKIE_KEY"):
         return os.environ["CRM_COOKIE_KEY"]
+    if shared is not None:
+        return shared()
     key_file = Path(db_file).parent / ".cookie_key"
     if key_file.exists():
         return key_file.read_text().strip()

@@ -36,6 +36,26 @@ RULE_LABELS = {
 }
 
 
+# the row of the sign-in cookies' key; not an admin setting (get_all reads FIELDS only)
+COOKIE_KEY = "cookie_key"
+
+
+def shared_cookie_key(db: Database) -> str:
+    """The key that signs sign-in cookies, made once and kept in the settings table: every app
+    server on the database reads the same one. Servers that start together both try to store
+    theirs; the first stored wins and both read it back."""
+    key = db.scalar("SELECT value FROM settings WHERE key = $k", {"k": COOKIE_KEY})
+    if key:
+        return key
+    import secrets
+
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO settings (key, value, updated_at) VALUES ($k, $v, $t)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    {"k": COOKIE_KEY, "v": secrets.token_urlsafe(32), "t": datetime.now()})
+    return db.scalar("SELECT value FROM settings WHERE key = $k", {"k": COOKIE_KEY})
+
+
 def get_all(db: Database) -> dict:
     """Every setting, stored value or default, as its typed value."""
     stored = {r["key"]: r["value"] for r in db.query("SELECT key, value FROM settings")}

@@ -372,6 +372,31 @@ def test_edits_from_two_servers_of_one_version_one_wins(two_servers, team):
     assert lead["version"] == version + 1 and lead["company"] == f"Company {saved[0]}"
 
 
+@pytest.mark.postgresql_only
+def test_servers_on_one_database_share_the_cookie_key(two_servers, monkeypatch):
+    """Without CRM_COOKIE_KEY, the key that signs sign-in cookies is made once and kept in the
+    database: servers that start together and ask at once get the same one."""
+    from crm import config, settings
+
+    monkeypatch.delenv("CRM_COOKIE_KEY", raising=False)
+    first, second = two_servers
+    keys = []
+    assert _race(lambda i: keys.append(config.cookie_key(
+        ROOT / "no-such-folder" / "crm.duckdb", None,
+        lambda: settings.shared_cookie_key((first, second)[i % 2]))), 6) == []
+    assert len(set(keys)) == 1 and len(keys[0]) >= 32
+    assert first.scalar("SELECT count(*) FROM settings WHERE key = 'cookie_key'") == 1
+    assert not (ROOT / "no-such-folder").exists()  # no key file beside a PostgreSQL database
+    later = Database(first.path)  # a server that starts later
+    try:
+        assert settings.shared_cookie_key(later) == keys[0]
+    finally:
+        later.close()
+    monkeypatch.setenv("CRM_COOKIE_KEY", "from-env")  # still the override
+    assert config.cookie_key(ROOT / "crm.duckdb", None,
+                             lambda: settings.shared_cookie_key(first)) == "from-env"
+
+
 def test_a_server_that_goes_down_is_one_line_on_the_page(monkeypatch):
     """Its own cluster, stopped halfway: the open app then says why on the next run."""
     from streamlit.testing.v1 import AppTest

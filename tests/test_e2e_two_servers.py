@@ -25,7 +25,8 @@ def servers(pg_cluster):
            "deal": deals.create_deal(db, admin, {"title": "Contested", "amount": "500",
                                                  "stage_id": stages["Prospecting"]}),
            "stages": stages}
-    env = {"CRM_DB": url, "CRM_COOKIE_KEY": "e2e-" + "k" * 40}
+    # no CRM_COOKIE_KEY: the servers find their shared key in the database
+    env = {"CRM_DB": url, "CRM_COOKIE_KEY": ""}
     try:
         with streamlit_server("app.py", env) as one, streamlit_server("app.py", env) as two:
             yield db, admin, ids, one, two
@@ -50,6 +51,24 @@ def pages(servers):
             wait_for_session_cookie(page)
             opened.append((page, url))
         yield opened
+
+
+def test_both_servers_sign_cookies_with_the_key_kept_in_the_database(servers, pages):
+    from crm import settings
+    from crm.ui import cookie
+
+    db = servers[0]
+    key = settings.shared_cookie_key(db)
+    for page, _url in pages:
+        token = next(c["value"] for c in page.context.cookies() if c["name"] == "crm_session")
+        assert cookie.decode(token, key)["username"] == "admin"
+        assert cookie.decode(token, "another-key-" + "x" * 32) is None
+    # signed in on the first server, the same browser is signed in on the second
+    page, _url = pages[0]
+    other = page.context.new_page()
+    other.goto(pages[1][1] + "/")
+    expect(other.get_by_role("button", name="Sign out")).to_be_visible(timeout=30_000)
+    other.close()
 
 
 def test_the_same_lead_saved_on_two_servers_one_wins_the_other_sees_the_conflict(servers,

@@ -13,7 +13,7 @@ import streamlit_authenticator as stauth
 from streamlit_authenticator.models import cookie_model as _library_cookie_model
 from streamlit_authenticator.utilities import LoginError
 
-from crm import auth, config, custom_fields
+from crm import auth, config, custom_fields, dialect, settings
 from crm.auth import User
 from crm.i18n import N_, gettext as _
 from crm.ui import cookie, locale
@@ -101,24 +101,25 @@ def _daily_rules(db) -> None:
         logging.getLogger(__name__).exception("the daily automation rules failed")
 
 
-def _cookie_key() -> str:
+def _cookie_key(db) -> str:
     try:
         from_secrets = st.secrets.get("cookie_key")
     except FileNotFoundError:
         from_secrets = None
     except Exception:  # a malformed secrets.toml should not lock everyone out
         from_secrets = None
-    return config.cookie_key(config.db_path(), from_secrets)
+    # read on every run: a restore may have replaced the database's key
+    shared = (lambda: settings.shared_cookie_key(db)) if db.dialect == dialect.POSTGRESQL \
+        else None
+    return config.cookie_key(config.db_path(), from_secrets, shared)
 
 
 def _authenticator(db) -> stauth.Authenticate:
-    key = _cookie_key()
+    key = _cookie_key(db)
     authenticator = stauth.Authenticate(
         auth.credentials(db), COOKIE_NAME, key, cookie_expiry_days=COOKIE_DAYS,
         auto_hash=False, login_sleep_time=0,
     )
-
-    key = _cookie_key()
 
     def check_credentials(username: str, password: str) -> bool:
         try:
