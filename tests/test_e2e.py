@@ -12,8 +12,9 @@ from playwright.sync_api import expect  # noqa: E402
 
 
 @pytest.fixture
-def server(tmp_path):
-    with crm_server(tmp_path / "crm.duckdb",
+def server(db_url):
+    """On each engine (conftest: a DuckDB file, or a new PostgreSQL database)."""
+    with crm_server(db_url,
                     leads=[{"last_name": "Preexisting", "company": "Hiddenco"}],
                     deals=[("Alpha deal", "1000", "Prospecting"),
                            ("Beta deal", "3000", "Prospecting"),

@@ -233,8 +233,9 @@ def test_the_board_scrolls_by_itself_near_its_edge_while_dragging(wide_board):
 # --- the board page with a real database, on a 1400 x 900 screen --------------------------
 
 @pytest.fixture
-def app(tmp_path):
-    with crm_server(tmp_path / "crm.duckdb", deals=[
+def app(db_url):
+    """On each engine (conftest: a DuckDB file, or a new PostgreSQL database)."""
+    with crm_server(db_url, deals=[
             ("Alpha deal", "1000", "Prospecting"), ("Beta *deal*", "3000", "Prospecting"),
             ("Gamma deal", "500", "Qualification")]) as url:
         yield url
