@@ -22,7 +22,9 @@ How a rule runs
   planning error makes the run "failed" (logged with the reason) and nothing of the rule is
   written. Any exception of a rule is caught here; only if the database itself aborted the
   transaction (which planning is there to prevent) is the failure logged on its own and the
-  write refused with a clear message, since it can no longer be committed.
+  write refused with a clear message, since it can no longer be committed. A collision with
+  another writer (a deadlock) is not the rule's fault: it goes up, and the whole save runs
+  again (crm.db.Database.run).
 - Loops: actions that write trigger rules again, one level deeper; at MAX_DEPTH a rule that
   would run is logged as "loop limit reached" and its actions are not carried out.
 - Every run (the trigger fired and the conditions held) is logged in rule_runs: ok (what the

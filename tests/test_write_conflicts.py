@@ -274,3 +274,39 @@ def test_the_page_says_so_in_one_line_and_keeps_the_typing(app_env, team):
         "please try again."]
     assert at.text_input(key=f"{form}:title").value == "CFO"
     assert records.get(app_env, team["admin"], leads.LEADS, lead_id)["title"] is None
+
+
+@pytest.mark.duckdb_only
+def test_a_collision_inside_an_automation_rule_reruns_the_whole_save(db, team, monkeypatch):
+    """A rule's action that collides is not the rule's failure (which would refuse the save):
+    the save that triggered it runs again, rule and all, once."""
+    from crm import activities
+    from tests.test_rules import rule, runs_of
+
+    held = leads.create_lead(db, team["admin"], {"last_name": "Held"})
+    r = rule(db, team["admin"])
+    insert_task = activities.insert_task
+
+    def touching_the_held_lead(cur, user, values):
+        cur.execute("UPDATE leads SET version = version + 1 WHERE id = $id", {"id": held})
+        return insert_task(cur, user, values)
+
+    monkeypatch.setattr(activities, "insert_task", touching_the_held_lead)
+    other = db._con.cursor()
+    other.execute("BEGIN TRANSACTION")
+    other.execute("UPDATE leads SET version = version + 1 WHERE id = $id", {"id": held})
+    backoffs = []
+
+    def release(attempt):
+        backoffs.append(attempt)
+        other.execute("ROLLBACK")
+
+    monkeypatch.setattr(db, "_backoff", release)
+    try:
+        leads.create_lead(db, team["reza"], {"last_name": "Triggers", "first_name": "Tia"})
+    finally:
+        other.close()
+    assert backoffs == [1]
+    assert db.scalar("SELECT count(*) FROM leads WHERE last_name = 'Triggers'") == 1
+    assert [x["status"] for x in runs_of(db, r)] == ["ok"]
+    assert db.scalar("SELECT count(*) FROM tasks WHERE title = 'Call Tia'") == 1
