@@ -158,6 +158,35 @@ def test_a_unit_of_work_that_keeps_colliding_is_one_clear_error_and_writes_nothi
     assert _values(db, first, second) == [0, 0]
 
 
+@pytest.mark.postgresql_only
+def test_a_serialization_failure_reruns_with_what_the_other_saved(db, pair, monkeypatch):
+    """A unit of work in REPEATABLE READ reads a value, another session saves it meanwhile,
+    and the unit of work's UPDATE of it fails with SQLSTATE 40001: the rerun reads the other's
+    value and adds to it (value + 1 from a stale read would lose the other's +10)."""
+    first, _second = pair
+    seen = []
+
+    @retried
+    def add_one(database):
+        with database.transaction() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            value = int(cur.execute("SELECT estimated_value FROM leads WHERE id = $id",
+                                    {"id": first}).fetchone()[0])
+            seen.append(value)
+            if len(seen) == 1:
+                with psycopg.connect(db.path, autocommit=True) as other:
+                    other.execute("UPDATE leads SET estimated_value = estimated_value + 10"
+                                  " WHERE id = %(id)s", {"id": first})
+            cur.execute("UPDATE leads SET estimated_value = $v WHERE id = $id",
+                        {"v": value + 1, "id": first})
+
+    backoffs = []
+    monkeypatch.setattr(db, "_backoff", backoffs.append)
+    add_one(db)
+    assert seen == [0, 10] and backoffs == [1]
+    assert _values(db, first) == [11]
+
+
 def test_a_joined_transaction_is_not_retried_alone(db, pair, monkeypatch):
     """Inside an open transaction the unit of work runs once: only the outermost transaction
     can be rolled back and run again (the collision goes up to it)."""
