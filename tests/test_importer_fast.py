@@ -118,6 +118,9 @@ def test_the_fast_path_gives_the_row_paths_results_on_a_messy_file(two_dbs):
     assert any("day/month" in n for n in found["notes"])
     lines = {r["line"]: r for r in found["stored"]}
     assert lines[6]["first_name"] == "علی" and lines[6]["phone"] == "0912 345 6789"
+    # each new record's audit row names the import; its values are the record's first version
+    assert {(r["audit_action"], r["changes"]) for r in found["stored"]} == {("create", None)}
+    assert found["audit"] == found["counts"]["create"]
 
 
 def test_without_a_key_and_against_records_already_there(two_dbs):
