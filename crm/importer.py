@@ -1336,17 +1336,20 @@ def undo(db: Database, user: User, import_id: int) -> dict:
         entity = by_table[table]
         # created records, set-based (a big import made a million): to the trash unless
         # changed or trashed since; one audit entry each
-        unchanged = (f"r.import_id = $i AND r.action = 'create' AND r.record_id = {table}.id"
+        unchanged = (f"r.import_id = $i AND r.action = 'create' AND {table}.id BETWEEN"
+                     f" r.record_id AND r.record_id + r.span - 1"
                      f" AND {table}.version = r.version_after AND {table}.deleted_at IS NULL")
         done = cur.execute(f"SELECT count(*) FROM {table}, import_records r WHERE {unchanged}",
                            {"i": import_id}).fetchone()[0]
-        refused = [(n, {"line": line, "record_id": record_id,
-                        "reason": _("changed since the import")})
+        refused = [((n, line), {"line": line, "record_id": record_id,
+                                "reason": _("changed since the import")})
                    for n, line, record_id in cur.execute(
-                       f"SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN {table}"
-                       f" t ON t.id = r.record_id WHERE r.import_id = $i AND r.action = 'create'"
-                       " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
-                       " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall()]
+                       "SELECT r.id, r.line + g.k, r.record_id + g.k FROM import_records r"
+                       " CROSS JOIN LATERAL generate_series(0, r.span - 1) AS g(k)"
+                       f" LEFT JOIN {table} t ON t.id = r.record_id + g.k WHERE r.import_id = $i"
+                       " AND r.action = 'create' AND (t.id IS NULL OR t.version IS DISTINCT FROM"
+                       " r.version_after OR t.deleted_at IS NOT NULL)", {"i": import_id}
+                   ).fetchall()]
         if done:
             audit.record_many(cur, user, table, f"SELECT {table}.id FROM {table},"
                               f" import_records r WHERE {unchanged}", {"i": import_id},
@@ -1363,8 +1366,8 @@ def undo(db: Database, user: User, import_id: int) -> dict:
             current = cur.execute(f"SELECT version, deleted_at FROM {table} WHERE id = $id",
                                   {"id": record_id}).fetchone()
             if current is None or current[0] != version_after or current[1] is not None:
-                refused.append((n, {"line": line, "record_id": record_id,
-                                    "reason": _("changed since the import")}))
+                refused.append(((n, line), {"line": line, "record_id": record_id,
+                                            "reason": _("changed since the import")}))
                 continue
             # an update: the fields (and a deal's product lines) as they were
             old = {k: v[0] for k, v in json.loads(before).items()}
@@ -1378,7 +1381,8 @@ def undo(db: Database, user: User, import_id: int) -> dict:
             done += 1
         cur.execute("UPDATE imports SET undone_at = $t, undone_by = $by WHERE id = $i",
                     {"t": datetime.now(), "by": user.id or None, "i": import_id})
-    return {"undone": done, "refused": [r for _n, r in sorted(refused, key=lambda r: -r[0])]}
+    return {"undone": done, "refused": [r for _n, r in sorted(refused, key=lambda r: r[0],
+                                                               reverse=True)]}
 
 
 def rejected_csv(import_plan: Plan) -> bytes:
@@ -1961,7 +1965,6 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     # every row's id given, not left to the sequence's DEFAULT: with nextval in it DuckDB
     # inserts on one thread (the audit rows took 1.9 s instead of 1.2 s a million)
     first = _draw_ids(cur, f"{table}_id_seq", n)
-    first_record = _draw_ids(cur, "import_records_id_seq", n)
     first_audit = _draw_ids(cur, "audit_log_id_seq", n)
     now = datetime.now()
     params = {"first": first - 1, "now": now, "by": user.id or None}
@@ -1982,10 +1985,12 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     values += ["$now", "$now", "$by", "$by"]
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
                 f" FROM {p.staged} WHERE {where}", _used(params, ", ".join(values)))
-    cur.execute("INSERT INTO import_records (id, import_id, line, record_id, action, before,"
-                f" version_after) SELECT $own + {seq}, $i, line, $first + {seq}, 'create', NULL,"
-                f" 1 FROM {p.staged} WHERE {where}",
-                {"i": import_id, "first": first - 1, "own": first_record - 1})
+    # one import_records row a run of consecutive lines (their ids are consecutive too)
+    cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
+                " version_after, span) SELECT $i, min(line), $first + min(" + seq + "),"
+                f" 'create', NULL, 1, count(*) FROM {p.staged} WHERE {where}"
+                f" GROUP BY line - {seq} ORDER BY min(line)",
+                {"i": import_id, "first": first - 1})
     # each new record's audit row names the import and its user, without repeating the
     # values: they are the record's first version (later audit rows hold every change since),
     # and writing them again as JSON was a third of a million-row import's time
