@@ -63,7 +63,7 @@ def record_many(cur, user, entity: str, ids_sql: str, params: dict, action: str,
 
 def history(db, entity: str, record_id: int, limit: int = 200) -> list[dict]:
     rows = db.query(
-        "SELECT occurred_at AS at, username, action, changes FROM audit_log"
+        "SELECT occurred_at AS at, username, action, changes, import_id FROM audit_log"
         " WHERE entity = $e AND record_id = $id ORDER BY occurred_at DESC, id DESC LIMIT $n",
         {"e": entity, "id": record_id, "n": limit},
     )

@@ -255,6 +255,19 @@ def test_timeline_shows_who_changed_what(app_env, team):
         "maria", "Status", "New", "Contacted")
 
 
+def test_timeline_names_the_import_that_created_a_record(app_env, team):
+    from crm import importer
+
+    source = importer.read(b"Last Name,Email\nImported,imp@example.com\n", "in.csv")
+    plan = importer.plan(app_env, team["admin"], leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers), key="email")
+    import_id = importer.execute(app_env, team["admin"], plan)
+    lead_id = app_env.scalar("SELECT id FROM leads WHERE last_name = 'Imported'")
+    at = page("pages/lead.py", user="admin", id=str(lead_id))
+    timeline = next(d.value for d in at.dataframe if "Who" in d.value.columns)
+    assert list(timeline["What"]) == [f"imported (import #{import_id})"]
+
+
 def test_users_page_is_admin_only_and_adds_users(app_env):
     assert_refused(page("app.py", user="maria"), "pages/users.py")
     at = page("pages/users.py", user="admin")

@@ -283,7 +283,10 @@ def timeline(entity: records.Entity, user: User, record_id: int) -> None:
     lines = []
     for e in entries:
         if not e["changes"]:
-            lines.append({"When": e["at"], "Who": e["username"], "What": _action(e["action"]),
+            what = _action(e["action"])
+            if e.get("import_id") and e["action"] == "create":
+                what = _("imported (import #{id})").format(id=e["import_id"])
+            lines.append({"When": e["at"], "Who": e["username"], "What": what,
                           "Field": "", "Before": "", "After": ""})
         for name, (old, new) in e["changes"].items():
             f = spec.get(name)
