@@ -1,5 +1,6 @@
 """Issue 6, data layer: stage deletion and trashed deals, customer base from won deals, read
 functions that check access, forged cookies, dates beyond what forms accept."""
+import itertools
 from datetime import date, datetime, timedelta
 
 import jwt
@@ -140,6 +141,9 @@ def _exp(days=1):
     return (datetime.now() + timedelta(days=days)).timestamp()
 
 
+_TOKEN_IDS = itertools.count()
+
+
 @pytest.mark.parametrize("token", [
     jwt.encode({"username": "admin", "exp_date": _exp()}, KEY, algorithm="HS512"),
     jwt.encode({"username": "admin", "exp_date": _exp()}, None, algorithm="none"),
@@ -150,7 +154,7 @@ def _exp(days=1):
     jwt.encode({"username": "admin", "exp_date": _exp()}, "another key " * 4,
                algorithm="HS256"),
     "not-a-token", "a.b.c", "", None,
-])
+], ids=lambda token: f"token{next(_TOKEN_IDS)}")  # the tokens hold times: ids stable for xdist
 def test_forged_or_odd_cookies_are_no_session(token):
     assert cookie.decode(token, KEY) is None
 
