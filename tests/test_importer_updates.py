@@ -288,3 +288,25 @@ def test_writable_only_on_duckdb_for_plain_fields():
     class Plan:
         staged_updates = "x"
     assert not importer_updates.writable(Db(), Plan())
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_the_messy_file_updates_alike(two, mode, user):
+    """The fast path's messy file (bad numbers, Persian digits, duplicates, owners by name,
+    white space) over records it updates: the same import and undo, or the same refusal."""
+    from tests.test_importer_fast import EXISTING
+
+    for db, team in two:
+        for values in EXISTING:
+            leads.create_lead(db, team[user], values)
+    text = HEADER + "\n" + "\n".join(MESSY) + "\n"
+    try:
+        compare(two, text, mode, user=user)
+    except importer.ImportFileError:  # then both refuse it, in the same words
+        found = []
+        for (db, team), fast in zip(two, (False, True)):
+            with pytest.raises(importer.ImportFileError) as refused:
+                do_import(db, team[user], text, fast, mode)
+            found.append(str(refused.value))
+        assert found[0] == found[1]
