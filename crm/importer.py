@@ -752,8 +752,9 @@ class Plan:
     # only there (self.rows then holds the rejected rows and those the row path writes)
     staged: str | None = None
     staged_counts: dict = field(default_factory=dict)
-    # a set-based dry run of updates: execute() plans the rows again on the row path, which
-    # writes them, and refuses when the counts are not the dry run's any more
+    # a set-based dry run of updates: execute() matches the rows again (set-based, or on the
+    # row path where that cannot write them) and refuses when the counts are not the dry
+    # run's any more
     replan: bool = False
     # such a dry run's checked rows, kept staged under this name: execute() matches them
     # again against the records and writes them set-based (crm/importer_updates.py)
