@@ -310,3 +310,27 @@ def test_the_messy_file_updates_alike(two, mode, user):
                 do_import(db, team[user], text, fast, mode)
             found.append(str(refused.value))
         assert found[0] == found[1]
+
+
+def test_a_record_saved_between_the_match_and_the_write_refuses_the_import(two, monkeypatch):
+    db, team = two[1]
+    admin = team["admin"]
+    seed(db, team, 40)
+    lines = ["Email,Company"] + [f"lead{i}@example.com,Co {i}" for i in range(40)]
+    source = importer.read(("\n".join(lines) + "\n").encode(), "u.csv", fast=True)
+    plan = importer.plan(db, admin, leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers),
+                         mode="update", key="email")
+    real = importer_updates.prepare
+
+    def then_someone_saves(*args):
+        real(*args)
+        lead = db.one("SELECT id, version FROM leads WHERE email = 'lead9@example.com'")
+        leads.update_lead(db, admin, lead["id"], {"title": "Meanwhile"}, lead["version"])
+    monkeypatch.setattr(importer_updates, "prepare", then_someone_saves)
+    before = state(db)
+    with pytest.raises(importer.ImportFileError, match="changed since the dry run"):
+        importer.execute(db, admin, plan)
+    after = state(db)
+    assert after["imports"] == before["imports"] == []
+    assert db.scalar("SELECT count(*) FROM leads WHERE company LIKE 'Co %'") == 0
