@@ -446,8 +446,9 @@ def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = Fal
             counts = {**plan.counts, "undone": undone["undone"]}
             db.close()
     plan_s, write_s, undo_s = (statistics.median(t[i] for t in times) for i in range(3))
+    how = "row by row, as before" if row_path else "set-based"
     print(f"update {rows:,} leads from CSV ({counts.get('update', 0):,} changed,"
-          f" {counts.get('skip', 0):,} unchanged; {'row by row, as before' if row_path else 'set-based'}):"
+          f" {counts.get('skip', 0):,} unchanged; {how}):"
           f" dry run {plan_s:.2f} s, import {write_s:.2f} s, undo {undo_s:.2f} s"
           f" ({counts.get('undone', 0):,} undone)  [median of {runs}]")
     return counts.get("update", 0) == rows // 2 and counts.get("undone") == rows // 2
