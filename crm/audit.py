@@ -55,7 +55,7 @@ def record_many(cur, user, entity: str, ids_sql: str, params: dict, action: str,
     cur.execute(
         "INSERT INTO audit_log (occurred_at, user_id, username, entity, record_id, action,"
         f" changes) SELECT $at, $uid, $uname, $entity, ids.id, $action, $changes"
-        f" FROM ({ids_sql}) ids",
+        f" FROM ({ids_sql}) ids ORDER BY ids.id",  # in the records' order, whatever the join
         {**params, "at": datetime.now(), "uid": user.id or None, "uname": user.username,
          "entity": entity, "action": action, "changes": _payload(changes)},
     )

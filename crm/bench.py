@@ -6,6 +6,7 @@ to the goals of the issues and to the same results got by bare hand-written SQL 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import tempfile
@@ -29,6 +30,12 @@ def main(args) -> int:
                         help="runs of the 1,000,000-lead CSV import (0: leave it out)")
     parser.add_argument("--import-only", action="store_true",
                         help="time only the CSV import, not the pages and commands")
+    parser.add_argument("--update-rows", type=int, default=UPDATE_ROWS,
+                        help="leads a CSV update import (and its undo) changes, timed with"
+                             " --import-only (0: leave it out)")
+    parser.add_argument("--row-path", action="store_true",
+                        help="time that update import and undo row by row, as they were"
+                             " before they went set-based (slow: minutes)")
     parser.add_argument("--sales-only", action="store_true",
                         help="time only the home and forecast pages against their bare SQL")
     parser.add_argument("--market-only", action="store_true",
@@ -39,7 +46,11 @@ def main(args) -> int:
                              " filtered and sorted by it")
     opts = parser.parse_args(getattr(args, "bench_args", []) or [])
     if opts.import_only:
-        return 0 if import_bench(max(1, opts.import_runs)) else 1
+        ok = opts.import_runs <= 0 or import_bench(opts.import_runs)
+        if opts.update_rows > 0:
+            ok = update_import_bench(max(1, opts.import_runs), opts.update_rows,
+                                     opts.row_path) and ok
+        return 0 if ok else 1
     if opts.market_only:
         return 0 if market_bench(opts) else 1
 
@@ -302,10 +313,11 @@ IMPORT_GOAL_S = 10.0
 IMPORT_MAX_RATIO = 3.0
 
 
-def write_leads_csv(path: Path, rows: int = IMPORT_ROWS) -> None:
+def write_leads_csv(path: Path, rows: int = IMPORT_ROWS, changed: bool = False) -> None:
     """A realistic leads file, as other CRMs export them: names (every tenth row Persian),
     company, email, phone, source and status in words, values with thousands separators,
-    a created date (not an importable field: left unmapped). Written by DuckDB's COPY."""
+    a created date (not an importable field: left unmapped). Written by DuckDB's COPY.
+    changed: the same leads, every other one with another company and status (an update)."""
     import duckdb
 
     con = duckdb.connect()
@@ -319,18 +331,20 @@ def write_leads_csv(path: Path, rows: int = IMPORT_ROWS) -> None:
                    ELSE ['Smith', 'Jones', 'Kim', 'Garcia', 'Novak'][1 + (i // 7) % 5]
                         || CAST(i % 1000 AS VARCHAR) END AS "Last Name",
               ['Acme Ltd', 'Globex', 'Initech', 'Umbrella', 'شرکت پارس'][1 + i % 5]
+                || CASE WHEN $changed AND i % 2 = 0 THEN ' (new)' ELSE '' END
                 AS "Company Name",
               'lead' || CAST(i AS VARCHAR) || '@example.com' AS "E-mail Address",
               CASE WHEN i % 10 = 3 THEN '+98 912 ' ELSE '+1 555 ' END
                 || lpad(CAST(i % 10000000 AS VARCHAR), 7, '0') AS "Phone",
               ['Website', 'Referral', 'Cold call', 'Event', 'Partner'][1 + i % 5]
                 AS "Lead Source",
-              ['New', 'Contacted', 'Qualified'][1 + i % 3] AS "Status",
+              ['New', 'Contacted', 'Qualified'][1 + (i + CASE WHEN $changed AND i % 2 = 0
+                                                             THEN 1 ELSE 0 END) % 3] AS "Status",
               CASE WHEN i % 4 = 0 THEN '' ELSE printf('%,.2f', (i % 50000) * 1.5) END
                 AS "Estimated value",
               strftime(DATE '2024-01-01' + CAST(i % 700 AS INTEGER), '%Y-%m-%d') AS "Created"
             FROM range($rows) t(i)) TO $path (HEADER, DELIMITER ',')""",
-                    {"rows": int(rows), "path": str(path)})
+                    {"rows": int(rows), "path": str(path), "changed": changed})
     finally:
         con.close()
 
@@ -388,6 +402,56 @@ def import_bench(runs: int, rows: int = IMPORT_ROWS) -> bool:
     for note in plan.notes:
         print(f"  note: {note}")
     return ok
+
+
+UPDATE_ROWS = 200_000
+
+
+def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = False) -> bool:
+    """A CSV update of rows leads (every other one changes its company and status) into a
+    database holding them: the dry run (read + plan), the write, and the undo; medians of
+    runs. row_path: as before they went set-based (the write planned again and written row
+    by row, the undo a record at a time), for comparison."""
+    import statistics
+    from unittest import mock
+
+    from crm import importer, importer_updates
+
+    with tempfile.TemporaryDirectory(prefix="crm-bench-update-") as tmp:
+        created, changed = Path(tmp) / "leads.csv", Path(tmp) / "changed.csv"
+        write_leads_csv(created, rows)
+        write_leads_csv(changed, rows, changed=True)
+        times, counts = [], {}
+        for run in range(runs):
+            db = Database(Path(tmp) / f"update{run}.duckdb")
+            auth.create_user(db, None, "bench", "Bench Admin", None, "bench-pass-123", "admin")
+            admin = auth.get_user(db, "bench")
+            source = importer.read(created.read_bytes(), created.name, file_path=created)
+            mapping = importer.propose_mapping(leads.LEADS, source.headers)
+            importer.execute(db, admin, importer.plan(db, admin, leads.LEADS, source, mapping,
+                                                      key="email"))
+            with mock.patch.object(importer_updates, "writable", lambda *a: False) \
+                    if row_path else contextlib.nullcontext(), \
+                    mock.patch.object(importer_updates, "undo_updates", lambda *a: None) \
+                    if row_path else contextlib.nullcontext():
+                start = time.perf_counter()
+                source = importer.read(changed.read_bytes(), changed.name, file_path=changed)
+                plan = importer.plan(db, admin, leads.LEADS, source, mapping, mode="update",
+                                     key="email")
+                planned = time.perf_counter()
+                import_id = importer.execute(db, admin, plan)
+                written = time.perf_counter()
+                undone = importer.undo(db, admin, import_id)
+                times.append((planned - start, written - planned, time.perf_counter() - written))
+            counts = {**plan.counts, "undone": undone["undone"]}
+            db.close()
+    plan_s, write_s, undo_s = (statistics.median(t[i] for t in times) for i in range(3))
+    how = "row by row, as before" if row_path else "set-based"
+    print(f"update {rows:,} leads from CSV ({counts.get('update', 0):,} changed,"
+          f" {counts.get('skip', 0):,} unchanged; {how}):"
+          f" dry run {plan_s:.2f} s, import {write_s:.2f} s, undo {undo_s:.2f} s"
+          f" ({counts.get('undone', 0):,} undone)  [median of {runs}]")
+    return counts.get("update", 0) == rows // 2 and counts.get("undone") == rows // 2
 
 
 MAX_RATIO = 1.5

@@ -518,3 +518,38 @@ def test_imports_go_through_each_entitys_own_commands(db, team):
         importer.execute(db, admin, plan)
     assert db.scalar("SELECT contact_id FROM deals") is None
     assert theirs
+
+
+def test_undo_of_updates_restores_exactly_and_refuses_records_changed_since(db, team):
+    """Old values back (set-based on DuckDB, row by row on PostgreSQL: the same), one audit
+    entry each; records changed or trashed since are left and reported, newest first."""
+    admin = team["admin"]
+    ids = [leads.create_lead(db, admin, {"last_name": f"L{i}", "email": f"l{i}@example.com",
+                                         "company": "Old", "estimated_value": "10.50",
+                                         "consent": i == 0})
+           for i in range(4)]
+    source = read("email,company,estimated value,consent given\n" + "".join(
+        f"l{i}@example.com,New {i},{i}.25,yes\n" for i in range(4)))
+    plan = importer.plan(db, admin, leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers),
+                         mode="update", key="email")
+    import_id = importer.execute(db, admin, plan)
+    leads.update_lead(db, admin, ids[1], {"title": "Since"}, 2)
+    leads.delete_lead(db, admin, ids[2])
+    result = importer.undo(db, admin, import_id)
+    assert result["undone"] == 2
+    assert [(r["line"], r["record_id"], r["reason"]) for r in result["refused"]] == [
+        (4, ids[2], "changed since the import"), (3, ids[1], "changed since the import")]
+    found = {r["id"]: r for r in db.query("SELECT * FROM leads")}
+    for i in (0, 3):
+        assert (found[ids[i]]["company"], found[ids[i]]["estimated_value"],
+                found[ids[i]]["consent"], found[ids[i]]["version"]) == (
+            "Old", Decimal("10.50"), i == 0, 3)
+    assert found[ids[1]]["company"] == "New 1" and found[ids[1]]["title"] == "Since"
+    undone = db.query("SELECT record_id, changes FROM audit_log WHERE action = 'update' AND"
+                      " import_id IS NULL AND record_id IN ($a, $b) ORDER BY id",
+                      {"a": ids[0], "b": ids[3]})
+    assert [(r["record_id"], r["changes"]) for r in undone] == [
+        (ids[3], '{"company": ["New 3", "Old"], "estimated_value": [3.25, 10.5],'
+                 ' "consent": [true, false]}'),
+        (ids[0], '{"company": ["New 0", "Old"], "estimated_value": [0.25, 10.5]}')]

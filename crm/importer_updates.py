@@ -1,0 +1,427 @@
+"""The set-based write of a big CSV file's updates (and upserts), and the set-based undo of
+an import's updated records (DuckDB).
+
+They write what the row path writes (records.update_many for an import, records.update_in
+for its undo): the same values, versions, updated_at/by, one audit row a changed record with
+its {field: [old, new]}, and import_records holding the old values for undo. Where the row
+path would do more than that (automation rules watching the table) or refuse something (a
+check over the whole record, an owner who is no longer active), the rows go through the row
+path instead, which does it and words the refusal."""
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from datetime import date, datetime
+
+from crm import dialect, records, rules
+from crm.auth import User
+from crm.db import Database
+from crm.fields import Field
+from crm.i18n import gettext as _
+
+_TEXT = {"text", "longtext", "email", "phone", "choice"}
+_TYPES = _TEXT | {"money", "number", "integer", "bool", "date", "datetime", "user"}
+
+
+# --- the import --------------------------------------------------------------------------
+
+def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: list,
+         preview: list) -> None:
+    """Remembers a set-based dry run's staged rows ({name}_c, {name}_d) on its plan, with
+    what execute() compares the rows matched again with."""
+    p.staged_updates = name
+    p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)]
+    p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
+    p._update_counts = dict(counts)
+    p._update_rejected = {r[0] for r in rejected}
+    p._preview_lines = {r[0] for r in preview}  # in p.rows too, but written from the staging
+    weakref.finalize(p, drop, db, name)
+
+
+def drop(db: Database, name: str) -> None:
+    from crm import importer
+
+    for suffix in ("", "_c", "_d", "_u", "_w"):
+        importer._drop_quietly(db, name + suffix)
+
+
+def writable(db: Database, p) -> bool:
+    """Whether execute() writes the plan's staged updates set-based."""
+    from crm import importer
+
+    if not p.staged_updates or db.dialect != dialect.DUCKDB:
+        return False
+    entity = p.entity
+    if not importer._batchable(entity) or entity.update_in is not None:
+        return False
+    specs = entity.spec
+    return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
+               for n in p._update_fields)
+
+
+def unstaged(p):
+    """The plan with only the rows the row path writes (a set-based plan's rows include the
+    first updates, shown in the dry run, which the staging writes)."""
+    if not p.staged_updates:
+        return p
+    return dataclasses.replace(p, rows=[r for r in p.rows if r.line not in p._preview_lines])
+
+
+def prepare(db: Database, user: User, p) -> None:
+    """Matches the staged rows again against the records as they are now ({name}); refuses
+    when the counts or the rejected rows are not the dry run's any more (as the row path's
+    new plan does). Then stages the rows to create ({name}_w) and the updates with their old
+    and new values ({name}_u). Outside the import's transaction: DuckDB writes one database
+    a transaction, and the UPDATE checks each record's version anyway."""
+    from crm import importer
+
+    name, entity, fields = p.staged_updates, p.entity, p._update_fields
+    cur = db.cursor()
+    try:
+        for suffix in ("", "_u", "_w"):
+            cur.execute(f"DROP TABLE IF EXISTS {name}{suffix}")
+        counts = importer._match(cur, user, entity, name, p.mode, p.key, fields)
+        rejected = {r[0] for r in cur.execute(
+            f"SELECT line FROM {name} WHERE action = 'reject'").fetchall()}
+        if counts != p._update_counts or rejected != p._update_rejected:
+            raise importer.ImportFileError(_("The records changed since the dry run; run it "
+                                             "again."))
+        cur.execute(f"CREATE TABLE {name}_w AS SELECT c.*, row_number() OVER (ORDER BY c.line)"
+                    f" AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
+                    " WHERE a.action = 'create'")
+        specs = entity.spec
+        cols = []
+        for n in fields:
+            new = f"c.f_{n}"
+            if n == "owner_id":  # update_many: an emptied owner becomes the importing user
+                new = (f"CASE WHEN c.f_{n} IS NULL AND t.{n} IS NOT NULL"
+                       f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
+            cols += [f"c.f_{n} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
+        inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
+                 f" JOIN {name}_c c ON c.line = a.line JOIN {entity.table} t"
+                 " ON t.id = a.record_id WHERE a.action = 'update'")
+        flags = []
+        for n in fields:
+            flags.append(f"{importer._differs_sql(specs[n], f'o_{n}', f'f_{n}')} AS d_{n}")
+            flags.append(f"{importer._differs_sql(specs[n], f'o_{n}', f'v_{n}')} AS c_{n}")
+        changed = " OR ".join(f"c_{n}" for n in fields) or "false"
+        sql = (f"CREATE TABLE {name}_u AS SELECT *, ({changed}) AS changed FROM"
+               f" (SELECT *, {', '.join(flags)} FROM ({inner}))")
+        cur.execute(sql, importer._used({"by": user.id or None}, sql))
+    except BaseException:
+        for suffix in ("", "_u", "_w"):
+            cur.execute(f"DROP TABLE IF EXISTS {name}{suffix}")
+        raise
+    finally:
+        cur.close()
+
+
+def write_creates(cur, user: User, p, import_id: int) -> None:
+    """An upsert's staged rows to create, by the fast path's own create (importer._fast_write)."""
+    from crm import importer
+
+    name = p.staged_updates
+    n = cur.execute(f"SELECT count(*) FROM {name}_w").fetchone()[0]
+    if not n:
+        return
+    creates = dataclasses.replace(p, rows=[], staged=f"{name}_w", staged_counts={"create": n},
+                                  staged_updates=None)
+    creates._constants, creates._write = p._update_constants, ("true", "seq")
+    importer._fast_write(cur, user, creates, import_id)
+
+
+def _ordered(entity: records.Entity, names) -> list[str]:
+    """Field names in the order of the entity's fields (the order of the row path's dicts)."""
+    wanted = set(names)
+    return [f.name for f in entity.fields if f.name in wanted]
+
+
+def write_updates(cur, user: User, p, import_id: int) -> None:
+    """The staged updates: one UPDATE ... FROM the staging (version-checked), one INSERT of
+    their audit rows and one of their import_records."""
+    from crm import importer
+
+    name, entity = p.staged_updates, p.entity
+    table, fields = entity.table, _ordered(entity, p._update_fields)
+    n, n_changed, first_line = cur.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE changed), min(line) FILTER (WHERE changed)"
+        f" FROM {name}_u").fetchone()
+    if not n:
+        return
+    if rules.watched(cur, table) or _refused(cur, user, p):
+        # rules run on each record's changes, and a refusal is worded by the row path: the
+        # staged rows go through it (as one records.update_many)
+        importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p)),
+                              import_id)
+        return
+    specs, now, by = entity.spec, datetime.now(), user.id or None
+    if n_changed:
+        moved = [f for f in fields if cur.execute(
+            f"SELECT bool_or(c_{f}) FROM {name}_u").fetchone()[0]]
+        assigns = ", ".join(f"{f} = CASE WHEN u.c_{f} THEN u.v_{f} ELSE {table}.{f} END"
+                            for f in moved)
+        updated = cur.execute(
+            f"UPDATE {table} SET {assigns}, version = {table}.version + 1, updated_at = $now,"
+            f" updated_by = $by FROM {name}_u u WHERE {table}.id = u.record_id"
+            f" AND {table}.version = u.version AND u.changed",
+            {"now": now, "by": by}).fetchone()[0]
+        if updated != n_changed:  # someone saved meanwhile: the transaction rolls back
+            raise importer.ImportFileError(_("Row {line}: the record changed since the dry "
+                                             "run; run it again.").format(line=first_line))
+        pieces = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
+                  f" ', ', {_json(specs[f], f'v_{f}')}, ']') END" for f in fields]
+        first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
+        cur.execute(
+            "INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+            " action, changes, import_id) SELECT $own + row_number() OVER (ORDER BY line),"
+            f" $now, $by, $uname, $table, record_id, 'update', concat('{{',"
+            f" concat_ws(', ', {', '.join(pieces)}), '}}'), $i FROM {name}_u WHERE changed",
+            {"own": first - 1, "now": now, "by": by, "uname": user.username, "table": table,
+             "i": import_id})
+    olds = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
+            " ', null]') END" for f in fields]
+    first = importer._draw_ids(cur, "import_records_id_seq", n)
+    cur.execute(
+        "INSERT INTO import_records (id, import_id, line, record_id, action, before,"
+        " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line, record_id,"
+        f" 'update', CASE WHEN changed THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
+        " '}') END, version + CASE WHEN changed THEN 1 ELSE 0 END FROM " + f"{name}_u",
+        {"own": first - 1, "i": import_id})
+
+
+def _refused(cur, user: User, p) -> bool:
+    """Whether records.update_many would refuse some staged row at the write: the entity's
+    check over the whole record as it would be stored, an owner given who is not an active
+    user (or, for a rep, not themselves)."""
+    from crm import importer
+
+    name, entity, fields = p.staged_updates, p.entity, p._update_fields
+    params: dict = {"today": date.today()}
+    tests = []
+
+    def merged(n: str) -> str:  # update_many: the record with the fields the plan changes
+        return f"CASE WHEN u.d_{n} THEN u.f_{n} ELSE u.o_{n} END" if n in fields else f"t.{n}"
+
+    found = importer._sql_check(entity)
+    future, consent = found if found is not None else ((), False)
+    if found is None:
+        return True  # a check only Python knows: the row path
+    tests += [f"coalesce({merged(n)} > $today, false)" for n in future]
+    if consent:
+        tests.append(f"({merged('consent_date')} IS NOT NULL AND NOT"
+                     f" coalesce({merged('consent')}, false))")
+    if "owner_id" in fields:
+        tests.append("(u.c_owner_id AND u.v_owner_id IS NOT NULL AND u.v_owner_id NOT IN"
+                     " (SELECT id FROM users WHERE active))")
+        if not user.sees_all:
+            tests.append("(u.d_owner_id AND u.v_owner_id IS DISTINCT FROM $me)")
+            params["me"] = user.id
+    if not tests:
+        return False
+    sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
+           f" WHERE {' OR '.join(tests)}")
+    return bool(cur.execute(sql, importer._used(params, sql)).fetchone()[0])
+
+
+def _rows(cur, p) -> list:
+    """The staged updates as the row path's rows (values as the file gives them; changes:
+    the fields whose value differs, as the plan has them)."""
+    from crm import importer
+
+    name, fields = p.staged_updates, p._update_fields
+    out = []
+    for found in cur.execute(
+            f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
+            f" FROM {name}_u ORDER BY line").fetchall():
+        line, record_id, version = found[:3]
+        values, changes = {}, {}
+        for i, n in enumerate(fields):
+            new, old, differs = found[3 + 3 * i:6 + 3 * i]
+            values[n] = new
+            if differs:
+                changes[n] = (old, new)
+        out.append(importer.Row(line=line, action="update", values=values,
+                                record_id=record_id, version=version, changes=changes))
+    return out
+
+
+def _json(spec: Field, v: str) -> str:
+    """The value's JSON text as audit._payload writes it (json.dumps of audit._plain)."""
+    t = spec.type
+    if t in _TEXT:
+        return f"coalesce(CAST(to_json({v}) AS VARCHAR), 'null')"
+    if t in ("money", "number"):
+        value = f"CAST(CAST({v} AS DOUBLE) AS VARCHAR)"
+    elif t in ("integer", "user"):
+        value = f"CAST({v} AS VARCHAR)"
+    elif t == "bool":
+        value = f"CASE WHEN {v} THEN 'true' ELSE 'false' END"
+    elif t == "date":
+        value = f"concat('\"', CAST({v} AS VARCHAR), '\"')"
+    else:  # datetime: isoformat, with microseconds only when there are some
+        value = (f"concat('\"', strftime({v}, '%Y-%m-%dT%H:%M:%S'), CASE WHEN"
+                 f" microsecond({v}) % 1000000 <> 0 THEN concat('.', lpad(CAST(microsecond({v})"
+                 f" % 1000000 AS VARCHAR), 6, '0')) END, '\"')")
+    return f"CASE WHEN {v} IS NULL THEN 'null' ELSE {value} END"
+
+
+# --- undo --------------------------------------------------------------------------------
+
+def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
+                 refused: list) -> int | None:
+    """Gives the import's updated records their old values back, set-based, as the row path
+    (records.update_in a record) does: records changed or trashed since are added to refused
+    (id, {line, record_id, reason}); returns how many were undone. None when the row path
+    must do it: not DuckDB, rules watch the table, fields or checks only it knows, or a
+    record it would refuse (it then words the refusal)."""
+    from crm import importer
+
+    if isinstance(cur, dialect.PgCursor):  # DuckDB's JSON functions
+        return None
+    table = entity.table
+    n_items = cur.execute("SELECT count(*) FROM import_records WHERE import_id = $i AND"
+                          " action <> 'create'", {"i": import_id}).fetchone()[0]
+    if not n_items:
+        return 0
+    if entity.update_in is not None or not importer._batchable(entity) \
+            or importer._fast_refusal(entity, {}, "update", None) is not None \
+            or importer._sql_check(entity) is None or rules.watched(cur, table) \
+            or not (user.sees_all or entity.owned):
+        return None
+    keys = [r[0] for r in cur.execute(
+        "SELECT DISTINCT unnest(json_keys(before)) FROM import_records WHERE import_id = $i"
+        " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
+    specs = entity.spec
+    editable = {f.name for f in entity.editable}
+    if any(k not in editable or specs[k].type not in _TYPES or specs[k].create_only
+           or k == entity.parent or (specs[k].type == "user" and k != "owner_id")
+           for k in keys):
+        return None  # product lines, links, fields the row path drops or checks itself
+    fields = _ordered(entity, keys)
+    params = {"i": import_id, "by": user.id or None, "today": date.today(),
+              **importer._CONSTANTS}
+    cols, checks = [], []
+    for n in fields:
+        spec = specs[n]
+        has = f"json_exists(r.before, '$.\"{n}\"')"
+        value, bad = _restored(spec, f"json_extract(r.before, '$.\"{n}\"[0]')")
+        if n == "owner_id":  # update_in: an emptied owner becomes the one who undoes
+            value = (f"CASE WHEN ({value}) IS NULL AND t.{n} IS NOT NULL"
+                     f" THEN CAST($by AS BIGINT) ELSE {value} END")
+        cols += [f"{has} AS h_{n}", f"{value} AS n_{n}", f"t.{n} AS o_{n}",
+                 f"({has} AND ({bad})) AS b_{n}"]
+        checks.append(f"u.b_{n}")
+    owner = "t.owner_id" if entity.owned else "CAST(NULL AS BIGINT)"
+    base = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {owner} AS owner"
+            f"{''.join(', ' + c for c in cols)} FROM import_records r JOIN {table} t"
+            " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
+            " AND t.version = r.version_after AND t.deleted_at IS NULL")
+    flags = [f"(h_{n} AND {importer._differs_sql(specs[n], f'o_{n}', f'n_{n}')}) AS c_{n}"
+             for n in fields]
+    changed = " OR ".join(f"c_{n}" for n in fields) or "false"
+    u = (f"SELECT *, ({changed}) AS changed FROM (SELECT *{''.join(', ' + f for f in flags)}"
+         f" FROM ({base}))")
+
+    # what update_in would refuse: a value it would not take, the record's own check over the
+    # record as it would be, an owner not active (or, for a rep, a record not theirs)
+    def merged(n: str) -> str:
+        return f"CASE WHEN u.h_{n} THEN u.n_{n} ELSE t.{n} END" if n in fields else f"t.{n}"
+
+    future, consent = importer._sql_check(entity)
+    checks += [f"coalesce({merged(n)} > $today, false)" for n in future]
+    if consent:
+        checks.append(f"({merged('consent_date')} IS NOT NULL AND NOT"
+                      f" coalesce({merged('consent')}, false))")
+    if "owner_id" in fields:
+        checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
+                      " (SELECT id FROM users WHERE active))")
+    if not user.sees_all:
+        checks.append("u.owner IS DISTINCT FROM $me")
+        if "owner_id" in fields:
+            checks.append("(u.c_owner_id AND u.n_owner_id IS DISTINCT FROM $me)")
+        params["me"] = user.id
+    sql = (f"SELECT count(*) FILTER (WHERE {' OR '.join(checks) or 'false'}), count(*),"
+           f" count(*) FILTER (WHERE u.changed) FROM ({u}) u JOIN {table} t"
+           " ON t.id = u.record_id")
+    n_bad, n_done, n_changed = cur.execute(sql, importer._used(params, sql)).fetchone()
+    if n_bad:
+        return None
+    for n, line, record_id in cur.execute(
+            f"SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN {table} t"
+            " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
+            " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
+            " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall():
+        refused.append((n, {"line": line, "record_id": record_id,
+                            "reason": _("changed since the import")}))
+    if not n_changed:
+        return n_done
+    now, by = datetime.now(), user.id or None
+    # the audit rows first (they read the values as they are), numbered in the row path's
+    # order: the newest import record first
+    pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}')}, ', ',"
+              f" {_json(specs[n], f'n_{n}')}, ']') END" for n in fields]
+    first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
+    sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+           " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC), $now, $uid,"
+           f" $uname, $table, record_id, 'update', concat('{{', concat_ws(', ',"
+           f" {', '.join(pieces)}), '}}') FROM ({u}) WHERE changed")
+    cur.execute(sql, importer._used({**params, "own": first - 1, "now": now, "uid": by,
+                                     "uname": user.username, "table": table}, sql))
+    assigns = ", ".join(f"{n} = CASE WHEN u.c_{n} THEN u.n_{n} ELSE {table}.{n} END"
+                        for n in fields)
+    sql = (f"UPDATE {table} SET {assigns}, version = {table}.version + 1, updated_at = $now,"
+           f" updated_by = $uid FROM ({u}) u WHERE {table}.id = u.record_id AND u.changed"
+           f" AND {table}.version = u.version")
+    updated = cur.execute(sql, importer._used({**params, "now": now, "uid": by}, sql)
+                          ).fetchone()[0]
+    if updated != n_changed:  # cannot happen inside the transaction; never half an undo
+        raise records.ConflictError({}, [])
+    return n_done
+
+
+def _restored(spec: Field, j: str) -> tuple[str, str]:
+    """An old value from its JSON (json_extract) as fields.convert() makes it of what
+    json.loads gives, and when convert() or validate() would refuse it."""
+    t = spec.type
+    if t in _TEXT:
+        s = f"json_extract_string({j}, '$')"
+        s = (f"nullif(CASE WHEN regexp_matches({s}, $c_ws_edge) THEN trim({s}, $c_ws)"
+             f" ELSE {s} END, '')")
+        if t == "email":
+            s = f"lower({s})"
+        elif t == "phone":
+            s = f"translate({s}, $c_digits, $c_latin)"
+        bad = [f"length({s}) > {int(spec.max_length)}"] if spec.max_length else []
+        if t == "email":
+            bad.append(f"NOT regexp_full_match({s}, $c_email)")
+        elif t == "phone":
+            bad.append(f"NOT regexp_full_match({s}, $c_phone)")
+        elif t == "choice":  # another spelling of a choice: convert() finds it, the row path
+            bad.append(f"{s} NOT IN ({', '.join(_quote(c) for c in spec.choices) or 'NULL'})")
+        value = s
+    elif t in ("money", "number", "integer", "user"):
+        cast = {"integer": "BIGINT", "user": "BIGINT"}.get(t, "DECIMAL(38, 10)")
+        value = f"TRY_CAST(CAST({j} AS VARCHAR) AS {cast})"
+        if t == "money":
+            value = f"round_even({value}, 2)"
+        bad = [f"({j} IS NOT NULL AND json_type({j}) <> 'NULL' AND {value} IS NULL)"]
+        if t != "user" and spec.min_value is not None:
+            bad.append(f"{value} < {float(spec.min_value)!r}")
+        if t != "user" and spec.max_value is not None:
+            bad.append(f"{value} > {float(spec.max_value)!r}")
+    elif t == "bool":
+        value = f"coalesce(TRY_CAST(CAST({j} AS VARCHAR) AS BOOLEAN), false)"
+        bad = [f"(json_type({j}) NOT IN ('BOOLEAN', 'NULL'))"]
+    else:  # date, datetime: ISO text
+        cast = "DATE" if t == "date" else "TIMESTAMP"
+        s = f"json_extract_string({j}, '$')"
+        value = f"TRY_CAST({s} AS {cast})"
+        bad = [f"({s} IS NOT NULL AND {value} IS NULL)",
+               f"CAST({value} AS DATE) NOT BETWEEN DATE '1900-01-01' AND DATE '2100-12-31'"]
+    if spec.required:
+        bad.append(f"{value} IS NULL")
+    return value, " OR ".join(f"coalesce({b}, false)" for b in bad) or "false"
+
+
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
