@@ -11,7 +11,7 @@ from tests.conftest import PASSWORD
 
 require_chromium()
 
-from playwright.sync_api import expect  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect  # noqa: E402
 
 PAGES = ["/", "/leads", "/lead?id={lead}", "/customers", "/customer?id={customer}", "/deals",
          "/deal?id={deal}", "/pipeline", "/activities", "/users", "/pipelines_admin",
@@ -79,9 +79,13 @@ def test_every_page_in_the_users_language(server, username, lang):
             expect(page.locator("h1").first).to_be_visible(timeout=30_000)
             settle(page)
             assert not page.get_by_text("Traceback").count(), path
-            direction = page.evaluate(
-                "getComputedStyle(document.querySelector('.stApp')).direction")
-            assert direction == ("rtl" if lang == "fa" else "ltr"), path
+            # a loaded page signs in from the cookie in a second run: wait for its layout
+            want = "rtl" if lang == "fa" else "ltr"
+            try:
+                page.wait_for_function("getComputedStyle(document.querySelector('.stApp'))"
+                                       f".direction === '{want}'", timeout=15_000)
+            except PlaywrightTimeout:
+                raise AssertionError(f"{path} is not laid out {want}") from None
             if path in TITLES:
                 expect(page.locator("h1").first).to_contain_text(tr(lang, TITLES[path]))
         if lang == "fa":
