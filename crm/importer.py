@@ -1720,7 +1720,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             clean[field_name] = f"f_{field_name}"
         if key:
             header, index, _found = converters[key]
-            selects.append(f"lower(q{index}_x) AS k")  # the key's text, as _key_text has it
+            # the key's text, as _key_text has it (an email's clean value is that already)
+            selects.append(f"q{index}_v AS k" if specs[key].type == "email"
+                           else f"lower(q{index}_x) AS k")
         # the row path's checks, as one flag per row: `bad` those of a new record, `bad_u`
         # those of an update (the fields the file brings; the entity's check on create only)
         bad = [f"ce_{n} OR ve_{n}" for n in clean]

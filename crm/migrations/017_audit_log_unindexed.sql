@@ -1,0 +1,3 @@
+-- PostgreSQL keeps audit_log's primary key and audit_log_record (a record's history is an
+-- index lookup there); DuckDB drops both in 017_audit_log_unindexed.duckdb.sql. This file keeps
+-- both engines at one version.
