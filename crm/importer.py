@@ -1449,22 +1449,68 @@ _SQL_CAST = {"choice": "VARCHAR", "bool": "BOOLEAN", "date": "DATE", "datetime":
 def _sql_check(entity: records.Entity):
     """(dates that cannot be in the future, whether a consent date needs consent) for the
     entity's own check, when it is one of those written here in SQL too; None otherwise."""
-    from crm import leads
+    from crm import customers, leads
 
     if entity.check is None:
         return (), False
     if entity.check is leads._check:
         return ("consent_date",), True
+    if entity.check is customers._check:
+        return ("birthday", "consent_date", "first_purchase_date"), True
     return None
+
+
+def _record_sql(entity: records.Entity, merged) -> list[str] | None:
+    """What records.update_many and update_in refuse or do beyond the fields given, over the
+    record as it would be stored (merged(n): a field's value there), as SQL conditions: the
+    entity's own check, and an only_when field it would drop (a company's birthday); None
+    when only Python knows the check. Rows that meet one go through the row path."""
+    found = _sql_check(entity)
+    if found is None:
+        return None
+    future, consent = found
+    specs = entity.spec
+
+    def kept(n: str) -> str:
+        return _kept_sql(specs[n], merged(n), merged)
+
+    tests = [f"coalesce({kept(n)} > $today, false)" for n in future]
+    if consent:
+        tests.append(f"({kept('consent_date')} IS NOT NULL AND NOT"
+                     f" coalesce({kept('consent')}, false))")
+    for f in entity.editable:
+        if f.only_when:
+            tests.append(f"({merged(f.name)} IS NOT NULL AND {kept(f.name)} IS NULL)")
+    return tests
+
+
+def _kept_sql(spec: Field, value: str, value_of) -> str:
+    """A field's value as validate() keeps it: an only_when field (a birthday) is dropped
+    while its other field (kind) has another value; value_of names that other field's."""
+    if not spec.only_when:
+        return value
+    other, wanted = spec.only_when
+    return f"CASE WHEN {value_of(other)} = {_quote(wanted)} THEN {value} END"
+
+
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
                   key: str | None) -> str | None:
     """Why this import cannot go the set-based way (None when it can)."""
     specs = {f.name: f for f in importable(entity)}
+    mapped = {v for v in mapping.values() if v}
+    # an only_when field is judged by its other field: the file's or, on create, its default;
+    # an update without that other field judges it by the record's, which the staged rows
+    # (an upsert's creates among them) do not hold
+    kept_apart = any(f.only_when and (f.default is not None or (
+        mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
+        for f in specs.values())
     if entity.creator or entity.parent or entity.shared or entity.unique \
             or entity.table in ("deals", "activities") \
-            or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
+            or _sql_check(entity) is None or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if any(specs[v].type not in _SQL_TYPES | _PY_TYPES for v in mapping.values() if v in specs):
         return _("some mapped fields are checked one row at a time (links, web addresses,"
@@ -1676,6 +1722,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             source.rows.known_len = total - blanks
 
         notes, converters, joins, selects, flags, clean = [], {}, [], [], [], {}
+        values_sql = {}
         layers: list[list[tuple[str, str]]] = []
         picked: list[str] = []  # columns converted by distinct value, from their joins
         for index, header in enumerate(source.headers):
@@ -1714,10 +1761,22 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                     while len(layers) <= depth:
                         layers.append([])
                     layers[depth].extend(named)
-            selects.append(f"{value} AS f_{field_name}")
+            values_sql[field_name] = value
             flags.append(f"({cerr}) AS ce_{field_name}")
             flags.append(f"({verr}) AS ve_{field_name}")
             clean[field_name] = f"f_{field_name}"
+        kept_params = {}
+
+        def value_sql(field_name: str) -> str:  # a field's value in the typed rows
+            if field_name in values_sql:
+                return values_sql[field_name]
+            kept_params[f"k_{field_name}"] = convert(specs[field_name],
+                                                     specs[field_name].default)
+            return f"$k_{field_name}"
+
+        for field_name, value in values_sql.items():
+            kept = _kept_sql(specs[field_name], value, value_sql)
+            selects.append(f"{kept} AS f_{field_name}")
         if key:
             header, index, _found = converters[key]
             selects.append(f"lower(q{index}_x) AS k")  # the key's text, as _key_text has it
@@ -1728,7 +1787,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         for n in clean:
             if specs[n].required:
                 bad.append(f"f_{n} IS NULL")
-        params = {"today": date.today(), **_CONSTANTS}
+        params = {"today": date.today(), **_CONSTANTS, **kept_params}
         if "owner_id" in clean and not user.sees_all:
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
