@@ -1508,7 +1508,9 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     kept_apart = any(f.only_when and (f.default is not None or (
         mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
         for f in specs.values())
-    if entity.creator or entity.parent or entity.shared or entity.unique \
+    # unique fields are checked set-based among new records only (an update's own record
+    # may keep its code)
+    if entity.creator or entity.parent or (entity.unique and mode != "create") \
             or entity.table in ("deals", "activities") \
             or _sql_check(entity) is None or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
@@ -1828,6 +1830,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         n_bad, n_rows = cur.execute(f"SELECT count(*) FILTER (WHERE bad), count(*)"
                                     f" FROM {name}_c").fetchone()
         dups = existing = False
+        unique = [n for n in entity.unique if n in clean]  # a unique field the file brings
         if key:
             cur.execute(f"CREATE TABLE {name}_d AS SELECT k, min(line) AS first FROM {name}_c"
                         " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
@@ -1838,7 +1841,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if mode != "create":
             counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
                                                       mode, key, list(clean))
-        elif not (n_bad or dups or existing):
+        elif not (n_bad or dups or existing or unique):
             cur.execute(f"ALTER TABLE {name}_c RENAME TO {name.split('.')[1]}")
             counts, write = {"create": n_rows}, ("true", "line - 1")
         else:
@@ -1853,10 +1856,24 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                 joins_sql += f" LEFT JOIN {name}_d d ON d.k = s.k"
                 action = f"CASE WHEN s.line > d.first THEN 'reject' ELSE {action} END"
                 dup_of = "CASE WHEN s.line > d.first THEN d.first END"
+            acted = (f"SELECT s.*, {dup_of} AS dup_of, {action} AS action"
+                     f" FROM {name}_c s{joins_sql}")
+            for n in unique:  # _check_unique: among the rows to create, and the live records
+                v = f"lower(b.f_{n})"
+                acted = (
+                    f"SELECT b.* EXCLUDE (action), CASE WHEN b.action = 'create' AND {v} IS NOT"
+                    f" NULL AND b.line > min(b.line) FILTER (WHERE b.action = 'create') OVER"
+                    f" (PARTITION BY {v}) THEN min(b.line) FILTER (WHERE b.action = 'create')"
+                    f" OVER (PARTITION BY {v}) END AS u_{n}_first, CASE WHEN b.action ="
+                    f" 'create' THEN tk.id END AS u_{n}_id, CASE WHEN b.action = 'create' AND"
+                    f" {v} IS NOT NULL AND (b.line > min(b.line) FILTER (WHERE b.action ="
+                    f" 'create') OVER (PARTITION BY {v}) OR tk.id IS NOT NULL) THEN 'reject'"
+                    f" ELSE b.action END AS action FROM ({acted}) b LEFT JOIN (SELECT"
+                    f" lower({n}) AS v, min(id) AS id FROM {entity.table} WHERE deleted_at IS"
+                    f" NULL AND {n} IS NOT NULL GROUP BY 1) tk ON tk.v = {v}")
             sql = (f"CREATE TABLE {name} AS SELECT *, CASE WHEN action = 'create' THEN"
                    " row_number() OVER (PARTITION BY action = 'create' ORDER BY line) END"
-                   f" AS seq FROM (SELECT s.*, {dup_of} AS dup_of, {action} AS action"
-                   f" FROM {name}_c s{joins_sql})")
+                   f" AS seq FROM ({acted})")
             cur.execute(sql, _used(params, sql))
             counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
                           .fetchall())
@@ -1869,7 +1886,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             if counts.get("reject"):
                 rejected = cur.execute(
                     f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
-                    f" FROM {name} s JOIN ({src}) r ON r.line = s.line"
+                    + "".join(f", s.u_{n}_first, s.u_{n}_id" for n in unique)
+                    + f" FROM {name} s JOIN ({src}) r ON r.line = s.line"
                     " WHERE s.action = 'reject' ORDER BY s.line").fetchall()
             else:
                 rejected = []
@@ -1893,8 +1911,27 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
 
         importer_updates.keep(db, found, name, constants, counts, rejected, preview)
         return found
-    rows = [_fast_row(user, entity, specs, converters, key, line, dup_of, list(texts))
-            for line, dup_of, *texts in rejected]
+    rows = []
+    for line, dup_of, *texts in rejected:
+        cells, taken = texts[:width], texts[width:]
+        row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
+        for i, n in enumerate(unique):  # _check_unique's words, where SQL found it
+            first, other = taken[2 * i:2 * i + 2]
+            label = specs[n].shown_label
+            if row.action == "create" and first is not None:
+                row.errors[label] = _("the same {field} as row {line}").format(
+                    field=label, line=first)
+            elif row.action == "create" and other is not None:
+                row.errors[label] = _("{entity} #{id} already has this {field}").format(
+                    entity=_(entity.label), id=other, field=label)
+            if row.errors:
+                row.action = "reject"
+        rows.append(row)
+    if unique and any(r.action == "create" for r in rows):
+        # a row SQL rejected that the row path takes would take part in its uniqueness
+        # check, which the staged rows did not see: the row path decides them all
+        _drop_quietly(db, name)
+        return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if rejected:
         # rows SQL rejected but the row path would take: written row by row in execute()
         rescued = sum(1 for r in rows if r.action == "create")

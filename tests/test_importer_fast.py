@@ -684,5 +684,100 @@ def test_fast_path_refusals_name_their_reason():
         == "Contacts are checked by rules of their own"
     assert importer._fast_refusal(activities.TASKS, {}, "create", None) \
         == "Tasks are checked by rules of their own"
-    assert importer._fast_refusal(products.PRODUCTS, {}, "create", None) \
+    assert importer._fast_refusal(products.PRODUCTS, {}, "create", None) is None
+    assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") \
         == "Products are checked by rules of their own"
+
+
+# --- products: shared by everyone, their code unique among live products
+
+PRODUCT_HEADER = "Product,SKU,Category,Price,Currency,Active,Unit,Description"
+PRODUCTS_MESSY = [
+    'GTX Pro,GTX-1,Hardware,"1,299.00",USD,yes,piece,',
+    'گوشی نوین,fa-7,موبایل,"۱٬۲۳۴٫۵",EUR,بله,piece,یادداشت',
+    'GTX Pro again,gtx-1 ,Hardware,10,USD,,,the same code as row 2',
+    'Taken,TAKEN-1,,5,USD,,,a live product has it',
+    'Trashed code,OLD-1,,5,USD,,,a trashed product had it',
+    'No code,,,7,USD,,,',
+    'No code either,n/a,,8,USD,,,',
+    ',NONAME,,9,USD,,,',
+    'Bad price,BAD-1,,12abc,USD,,,',
+    'Negative,NEG-1,,(5),USD,,,',
+    'Bad currency,CUR-1,,5,Dollars,,,',
+    'Bad unit,UNIT-1,,5,USD,,bucket,',
+    'After a reject,NONAME,,9,USD,,,the code of a rejected row',
+    'Third,GTX-1,,1,USD,,,',
+    'Fa again,FA-7,,1,USD,,,',
+    ',,,,,,,',
+    'Long,' + 'X' * 61 + ',,1,USD,,,',
+]
+
+
+def product_outcome(db: Database, user, text: str, fast: bool, key=None, existing=()):
+    from crm import products, records
+
+    admin = next(u for u in [user] if u.role in ("admin", "manager"))
+    for values, trashed in existing:
+        found = records.create(db, admin, products.PRODUCTS, values)
+        if trashed:
+            records.delete(db, admin, products.PRODUCTS, found)
+    source = importer.read(text.encode("utf-8"), "products.csv", fast=fast)
+    mapping = importer.propose_mapping(products.PRODUCTS, source.headers)
+    plan = importer.plan(db, user, products.PRODUCTS, source, mapping, key=key)
+    assert (plan.staged is not None) == fast, plan.notes
+    rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+    counts = plan.counts
+    import_id = importer.execute(db, user, plan) if counts["create"] else None
+    columns = ("name, code, category, unit_price, currency, active, unit, description,"
+               " created_by, version")
+    stored = db.query(f"SELECT r.line + g.k AS line, r.action, r.version_after, {columns}"
+                      f" FROM {RUNS} JOIN products p ON p.id = r.record_id + g.k"
+                      " WHERE r.import_id = $i ORDER BY 1", {"i": import_id})
+    audits = db.query("SELECT a.action, a.changes, a.username, p.code FROM audit_log a"
+                      " JOIN products p ON p.id = a.record_id WHERE a.entity = 'products'"
+                      " AND a.import_id = $i ORDER BY p.name", {"i": import_id})
+    imports = db.query("SELECT entity, mode, key_field, mapping, created_count,"
+                       " skipped_count, rejected_count, rejected FROM imports")
+    undone = importer.undo(db, user, import_id) if import_id else None
+    live = db.query(f"SELECT {columns}, deleted_at IS NULL AS live FROM products ORDER BY name")
+    return {"counts": counts, "rejected": rejected, "report": importer.rejected_csv(plan),
+            "stored": stored, "audits": audits, "imports": imports, "undone": undone,
+            "live": live, "notes": plan.notes}
+
+
+EXISTING_PRODUCTS = [({"name": "Live", "code": "taken-1"}, False),
+                     ({"name": "Gone", "code": "OLD-1"}, True)]
+
+
+@pytest.mark.parametrize("user,key", [("admin", None), ("maria", None), ("admin", "code")])
+def test_products_take_the_fast_path_with_the_row_paths_results(two_dbs, user, key):
+    text = PRODUCT_HEADER + "\n" + "\n".join(PRODUCTS_MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = product_outcome(slow_db, slow_team[user], text, False, key, EXISTING_PRODUCTS)
+    fast = product_outcome(fast_db, fast_team[user], text, True, key, EXISTING_PRODUCTS)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    reasons = dict(fast["rejected"])
+    if key is None:
+        assert reasons[4] == {"Code": "the same Code as row 2"}
+        assert reasons[5] == {"Code": "Product #1 already has this Code"}
+        assert reasons[16] == {"Code": "the same Code as row 3"}
+        assert 14 not in reasons  # the code of a row rejected for another reason is free
+    assert 6 not in reasons and 7 not in reasons and 8 not in reasons  # no code, trashed one's
+    assert {(a["action"], a["changes"]) for a in fast["audits"]} == {("create", None)}
+
+
+def test_a_rep_cannot_import_products_on_either_path(two_dbs):
+    from crm import products
+
+    db, team = two_dbs[1]
+    for fast in (False, True):
+        source = importer.read(b"Product,SKU\nA,B\n", "p.csv", fast=fast)
+        with pytest.raises(importer.ImportFileError, match="managers and admins"):
+            importer.plan(db, team["reza"], products.PRODUCTS, source,
+                          importer.propose_mapping(products.PRODUCTS, source.headers))
+    source = importer.read(b"Product,SKU\nA,B\n", "p.csv", fast=True)
+    plan = importer.plan(db, team["admin"], products.PRODUCTS, source,
+                         importer.propose_mapping(products.PRODUCTS, source.headers),
+                         mode="upsert", key="code")  # an update may keep its own code: rows
+    assert not plan.replan and any("rules of their own" in n for n in plan.notes)
