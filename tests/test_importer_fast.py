@@ -781,3 +781,19 @@ def test_a_rep_cannot_import_products_on_either_path(two_dbs):
                          importer.propose_mapping(products.PRODUCTS, source.headers),
                          mode="upsert", key="code")  # an update may keep its own code: rows
     assert not plan.replan and any("rules of their own" in n for n in plan.notes)
+
+
+def test_a_customers_file_over_fast_rows_goes_the_fast_way_by_itself(two_dbs, monkeypatch):
+    from crm import customers
+
+    monkeypatch.setattr(importer, "FAST_ROWS", 10)
+    db, team = two_dbs[1]
+    text = CUSTOMER_HEADER + "\n" + "\n".join(CUSTOMERS_MESSY) + "\n"
+    source = importer.read(text.encode(), "customers.csv")
+    assert source.path is not None
+    plan = importer.plan(db, team["admin"], customers.CUSTOMERS, source,
+                         importer.propose_mapping(customers.CUSTOMERS, source.headers),
+                         key="email")
+    assert plan.staged and not any("row by row" in n for n in plan.notes)
+    importer.execute(db, team["admin"], plan)
+    assert db.scalar("SELECT count(*) FROM customers") == plan.counts["create"] >= 8
