@@ -1449,22 +1449,70 @@ _SQL_CAST = {"choice": "VARCHAR", "bool": "BOOLEAN", "date": "DATE", "datetime":
 def _sql_check(entity: records.Entity):
     """(dates that cannot be in the future, whether a consent date needs consent) for the
     entity's own check, when it is one of those written here in SQL too; None otherwise."""
-    from crm import leads
+    from crm import customers, leads
 
     if entity.check is None:
         return (), False
     if entity.check is leads._check:
         return ("consent_date",), True
+    if entity.check is customers._check:
+        return ("birthday", "consent_date", "first_purchase_date"), True
     return None
+
+
+def _record_sql(entity: records.Entity, merged) -> list[str] | None:
+    """What records.update_many and update_in refuse or do beyond the fields given, over the
+    record as it would be stored (merged(n): a field's value there), as SQL conditions: the
+    entity's own check, and an only_when field it would drop (a company's birthday); None
+    when only Python knows the check. Rows that meet one go through the row path."""
+    found = _sql_check(entity)
+    if found is None:
+        return None
+    future, consent = found
+    specs = entity.spec
+
+    def kept(n: str) -> str:
+        return _kept_sql(specs[n], merged(n), merged)
+
+    tests = [f"coalesce({kept(n)} > $today, false)" for n in future]
+    if consent:
+        tests.append(f"({kept('consent_date')} IS NOT NULL AND NOT"
+                     f" coalesce({kept('consent')}, false))")
+    for f in entity.editable:
+        if f.only_when:
+            tests.append(f"({merged(f.name)} IS NOT NULL AND {kept(f.name)} IS NULL)")
+    return tests
+
+
+def _kept_sql(spec: Field, value: str, value_of) -> str:
+    """A field's value as validate() keeps it: an only_when field (a birthday) is dropped
+    while its other field (kind) has another value; value_of names that other field's."""
+    if not spec.only_when:
+        return value
+    other, wanted = spec.only_when
+    return f"CASE WHEN {value_of(other)} = {_quote(wanted)} THEN {value} END"
+
+
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
                   key: str | None) -> str | None:
     """Why this import cannot go the set-based way (None when it can)."""
     specs = {f.name: f for f in importable(entity)}
-    if entity.creator or entity.parent or entity.shared or entity.unique \
+    mapped = {v for v in mapping.values() if v}
+    # an only_when field is judged by its other field: the file's or, on create, its default;
+    # an update without that other field judges it by the record's, which the staged rows
+    # (an upsert's creates among them) do not hold
+    kept_apart = any(f.only_when and (f.default is not None or (
+        mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
+        for f in specs.values())
+    # unique fields are checked set-based among new records only (an update's own record
+    # may keep its code)
+    if entity.creator or entity.parent or (entity.unique and mode != "create") \
             or entity.table in ("deals", "activities") \
-            or _sql_check(entity) is None or any(f.only_when for f in specs.values()):
+            or _sql_check(entity) is None or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if any(specs[v].type not in _SQL_TYPES | _PY_TYPES for v in mapping.values() if v in specs):
         return _("some mapped fields are checked one row at a time (links, web addresses,"
@@ -1676,6 +1724,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             source.rows.known_len = total - blanks
 
         notes, converters, joins, selects, flags, clean = [], {}, [], [], [], {}
+        values_sql = {}
         layers: list[list[tuple[str, str]]] = []
         picked: list[str] = []  # columns converted by distinct value, from their joins
         for index, header in enumerate(source.headers):
@@ -1714,10 +1763,22 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                     while len(layers) <= depth:
                         layers.append([])
                     layers[depth].extend(named)
-            selects.append(f"{value} AS f_{field_name}")
+            values_sql[field_name] = value
             flags.append(f"({cerr}) AS ce_{field_name}")
             flags.append(f"({verr}) AS ve_{field_name}")
             clean[field_name] = f"f_{field_name}"
+        kept_params = {}
+
+        def value_sql(field_name: str) -> str:  # a field's value in the typed rows
+            if field_name in values_sql:
+                return values_sql[field_name]
+            kept_params[f"k_{field_name}"] = convert(specs[field_name],
+                                                     specs[field_name].default)
+            return f"$k_{field_name}"
+
+        for field_name, value in values_sql.items():
+            kept = _kept_sql(specs[field_name], value, value_sql)
+            selects.append(f"{kept} AS f_{field_name}")
         if key:
             header, index, _found = converters[key]
             # the key's text, as _key_text has it (an email's clean value is that already)
@@ -1730,7 +1791,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         for n in clean:
             if specs[n].required:
                 bad.append(f"f_{n} IS NULL")
-        params = {"today": date.today(), **_CONSTANTS}
+        params = {"today": date.today(), **_CONSTANTS, **kept_params}
         if "owner_id" in clean and not user.sees_all:
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
@@ -1771,6 +1832,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         n_bad, n_rows = cur.execute(f"SELECT count(*) FILTER (WHERE bad), count(*)"
                                     f" FROM {name}_c").fetchone()
         dups = existing = False
+        unique = [n for n in entity.unique if n in clean]  # a unique field the file brings
         if key:
             cur.execute(f"CREATE TABLE {name}_d AS SELECT k, min(line) AS first FROM {name}_c"
                         " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
@@ -1781,7 +1843,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if mode != "create":
             counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
                                                       mode, key, list(clean))
-        elif not (n_bad or dups or existing):
+        elif not (n_bad or dups or existing or unique):
             cur.execute(f"ALTER TABLE {name}_c RENAME TO {name.split('.')[1]}")
             counts, write = {"create": n_rows}, ("true", "line - 1")
         else:
@@ -1796,10 +1858,24 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                 joins_sql += f" LEFT JOIN {name}_d d ON d.k = s.k"
                 action = f"CASE WHEN s.line > d.first THEN 'reject' ELSE {action} END"
                 dup_of = "CASE WHEN s.line > d.first THEN d.first END"
+            acted = (f"SELECT s.*, {dup_of} AS dup_of, {action} AS action"
+                     f" FROM {name}_c s{joins_sql}")
+            for n in unique:  # _check_unique: among the rows to create, and the live records
+                v = f"lower(b.f_{n})"
+                acted = (
+                    f"SELECT b.* EXCLUDE (action), CASE WHEN b.action = 'create' AND {v} IS NOT"
+                    f" NULL AND b.line > min(b.line) FILTER (WHERE b.action = 'create') OVER"
+                    f" (PARTITION BY {v}) THEN min(b.line) FILTER (WHERE b.action = 'create')"
+                    f" OVER (PARTITION BY {v}) END AS u_{n}_first, CASE WHEN b.action ="
+                    f" 'create' THEN tk.id END AS u_{n}_id, CASE WHEN b.action = 'create' AND"
+                    f" {v} IS NOT NULL AND (b.line > min(b.line) FILTER (WHERE b.action ="
+                    f" 'create') OVER (PARTITION BY {v}) OR tk.id IS NOT NULL) THEN 'reject'"
+                    f" ELSE b.action END AS action FROM ({acted}) b LEFT JOIN (SELECT"
+                    f" lower({n}) AS v, min(id) AS id FROM {entity.table} WHERE deleted_at IS"
+                    f" NULL AND {n} IS NOT NULL GROUP BY 1) tk ON tk.v = {v}")
             sql = (f"CREATE TABLE {name} AS SELECT *, CASE WHEN action = 'create' THEN"
                    " row_number() OVER (PARTITION BY action = 'create' ORDER BY line) END"
-                   f" AS seq FROM (SELECT s.*, {dup_of} AS dup_of, {action} AS action"
-                   f" FROM {name}_c s{joins_sql})")
+                   f" AS seq FROM ({acted})")
             cur.execute(sql, _used(params, sql))
             counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
                           .fetchall())
@@ -1812,7 +1888,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             if counts.get("reject"):
                 rejected = cur.execute(
                     f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
-                    f" FROM {name} s JOIN ({src}) r ON r.line = s.line"
+                    + "".join(f", s.u_{n}_first, s.u_{n}_id" for n in unique)
+                    + f" FROM {name} s JOIN ({src}) r ON r.line = s.line"
                     " WHERE s.action = 'reject' ORDER BY s.line").fetchall()
             else:
                 rejected = []
@@ -1836,8 +1913,27 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
 
         importer_updates.keep(db, found, name, constants, counts, rejected, preview)
         return found
-    rows = [_fast_row(user, entity, specs, converters, key, line, dup_of, list(texts))
-            for line, dup_of, *texts in rejected]
+    rows = []
+    for line, dup_of, *texts in rejected:
+        cells, taken = texts[:width], texts[width:]
+        row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
+        for i, n in enumerate(unique):  # _check_unique's words, where SQL found it
+            first, other = taken[2 * i:2 * i + 2]
+            label = specs[n].shown_label
+            if row.action == "create" and first is not None:
+                row.errors[label] = _("the same {field} as row {line}").format(
+                    field=label, line=first)
+            elif row.action == "create" and other is not None:
+                row.errors[label] = _("{entity} #{id} already has this {field}").format(
+                    entity=_(entity.label), id=other, field=label)
+            if row.errors:
+                row.action = "reject"
+        rows.append(row)
+    if unique and any(r.action == "create" for r in rows):
+        # a row SQL rejected that the row path takes would take part in its uniqueness
+        # check, which the staged rows did not see: the row path decides them all
+        _drop_quietly(db, name)
+        return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if rejected:
         # rows SQL rejected but the row path would take: written row by row in execute()
         rescued = sum(1 for r in rows if r.action == "create")

@@ -202,14 +202,10 @@ def _refused(cur, user: User, p) -> bool:
     def merged(n: str) -> str:  # update_many: the record with the fields the plan changes
         return f"CASE WHEN u.d_{n} THEN u.f_{n} ELSE u.o_{n} END" if n in fields else f"t.{n}"
 
-    found = importer._sql_check(entity)
-    future, consent = found if found is not None else ((), False)
+    found = importer._record_sql(entity, merged)
     if found is None:
         return True  # a check only Python knows: the row path
-    tests += [f"coalesce({merged(n)} > $today, false)" for n in future]
-    if consent:
-        tests.append(f"({merged('consent_date')} IS NOT NULL AND NOT"
-                     f" coalesce({merged('consent')}, false))")
+    tests += found
     if "owner_id" in fields:
         tests.append("(u.c_owner_id AND u.v_owner_id IS NOT NULL AND u.v_owner_id NOT IN"
                      " (SELECT id FROM users WHERE active))")
@@ -327,11 +323,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     def merged(n: str) -> str:
         return f"CASE WHEN u.h_{n} THEN u.n_{n} ELSE t.{n} END" if n in fields else f"t.{n}"
 
-    future, consent = importer._sql_check(entity)
-    checks += [f"coalesce({merged(n)} > $today, false)" for n in future]
-    if consent:
-        checks.append(f"({merged('consent_date')} IS NOT NULL AND NOT"
-                      f" coalesce({merged('consent')}, false))")
+    checks += importer._record_sql(entity, merged)
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
                       " (SELECT id FROM users WHERE active))")
