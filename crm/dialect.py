@@ -447,3 +447,11 @@ def lock_row(cur, table: str, record_id: int) -> None:
     if of(cur) != DUCKDB:
         cur.execute(f"SELECT id FROM {table} WHERE id = $id FOR UPDATE",
                     {"id": record_id}).fetchall()
+
+
+def refresh_statistics(cur, tables: tuple[str, ...] = ()) -> None:
+    """After a bulk load (of the tables; none named: all): PostgreSQL plans from table
+    statistics, which stay those of the empty tables until autovacuum comes round, and
+    autovacuum never sees a transaction's own rows (DuckDB keeps its own as it writes)."""
+    if of(cur) != DUCKDB:
+        cur.execute("ANALYZE" + (f" {', '.join(tables)}" if tables else ""))
