@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from faker import Faker
 
-from crm import audit, auth, i18n, pipelines
+from crm import audit, auth, dialect, i18n, pipelines
 from crm.db import Database
 from crm.i18n import N_, gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
@@ -366,6 +366,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         result.update(demo_market.load(cur, actor, rng, now, size, language, owner_ids))
 
     result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
+    with db.transaction() as cur:
+        dialect.refresh_statistics(cur)
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),
                   products=products_added, converted_leads=len(sales.lead_links),
                   **{t: len(f) for t, f in frames.items()},

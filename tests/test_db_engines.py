@@ -103,6 +103,41 @@ def test_a_registered_frame_reads_like_a_table(db):
                    (2, None, False, datetime(2024, 5, 2, 10), None)]
 
 
+def test_a_large_frame_registers_as_exactly_as_a_small_one(db, monkeypatch):
+    """PostgreSQL writes frames of CSV_COPY_ROWS rows and more as CSV text: empty strings stay
+    empty, NULLs of every dtype stay NULL, quotes, commas, newlines and the NULL marker's
+    look-alikes survive; a frame that CSV cannot carry (bytes) takes the row path."""
+    frame = pd.DataFrame({
+        "id": [1, 2, 3, 4],
+        "name": ["", None, 'a "quoted", comma\nline', "\\N x"],
+        "ok": [True, False, True, False],
+        "maybe": pd.array([True, None, False, None], dtype="boolean"),
+        "n": pd.array([1, None, -3, 2**40], dtype="Int64"),
+        "x": [0.1, float("nan"), 1e-300, 2.0000000001],
+        "seen_at": pd.to_datetime(["2024-05-01 09:00:00.123456", None, "2024-01-01", None],
+                             format="ISO8601"),
+        "born_on": [date(2024, 2, 29), None, date(1999, 12, 31), None],
+        "amount": [Decimal("1.25"), None, Decimal("-0.01"), Decimal("12345678.90")],
+        "kind": pd.Categorical(["a", None, "b", "a"])})
+    sql = ("SELECT id, name, ok, maybe, n, x, seen_at, born_on, CAST(amount AS DECIMAL(14, 2)), kind"
+           " FROM crm_test_frame ORDER BY id")
+
+    def read(rows_from: int, data=frame):
+        monkeypatch.setattr(dialect, "CSV_COPY_ROWS", rows_from)
+        with db.transaction() as cur:
+            cur.register("crm_test_frame", data)
+            try:
+                return cur.execute(sql).fetchall()
+            finally:
+                cur.unregister("crm_test_frame")
+
+    by_rows = read(10**9)
+    assert by_rows[0][1] == "" and by_rows[1][1:6] == (None, False, None, None, None)
+    assert read(1) == by_rows
+    # a text cell equal to the NULL marker: CSV would read it as NULL, so rows carry it
+    marked = frame.assign(name=["\\N", None, "", "x"])
+    assert read(1, marked)[0][1] == "\\N"
+
 def test_a_failed_transaction_leaves_nothing(db):
     with pytest.raises(RuntimeError):
         with db.transaction() as cur:

@@ -215,8 +215,11 @@ def funnel(db: Database, user: User, scope: Scope, pipeline_id: int) -> list[dic
     where, params = deal_where(user, scope)
     params.update(p=pipeline_id, start=datetime.combine(scope.start, time()),
                   end=_after(scope.end))
+    # MATERIALIZED: PostgreSQL would otherwise inline the CTE into the per-stage subquery and
+    # read the stage history once per stage (13 s instead of 2 s at the large demo)
     return db.query(
-        "WITH reached AS (SELECT h.deal_id, max(CASE WHEN s.kind = 'won' THEN 1000000"
+        "WITH reached AS MATERIALIZED (SELECT h.deal_id, max(CASE WHEN s.kind = 'won'"
+        " THEN 1000000"
         " ELSE s.position END) AS pos FROM deal_stage_history h"
         " JOIN stages s ON s.id = h.to_stage_id JOIN deals t ON t.id = h.deal_id"
         f" WHERE {where} AND t.pipeline_id = $p AND s.kind <> 'lost'"

@@ -1,0 +1,3 @@
+-- Indexes for PostgreSQL at 1,000,000 leads live in 015_pg_indexes.postgresql.sql. DuckDB
+-- gets none: an index on a table that others reference makes its UPDATEs fail (DESIGN.md),
+-- and its scans are fast enough without. This file keeps both engines at the same version.
