@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import sys
 import threading
 import time
+import types
 from decimal import Decimal
 
 
@@ -102,8 +104,15 @@ def run(target: str, writers: int, seconds: float) -> dict:
             procs = [multiprocessing.get_context("spawn").Process(
                 target=_process, args=(target, ids, seconds, i * 1_000_000, queue))
                 for i in range(writers)]
-            for p in procs:
-                p.start()
+            # a spawned child runs the parent's __main__ first: after AppTest ran a page in
+            # this process that is app.py, so the children start from a blank __main__
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                for p in procs:
+                    p.start()
+            finally:
+                sys.modules["__main__"] = main
             results = [queue.get(timeout=seconds + 120) for _ in procs]
             for p in procs:
                 p.join()
