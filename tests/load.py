@@ -10,6 +10,7 @@ size:  python -m tests.load URL_OR_FILE --writers 20 --seconds 60"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import multiprocessing
 import sys
@@ -101,8 +102,11 @@ def run(target: str, writers: int, seconds: float) -> dict:
             db.close()
             db = None
             queue = multiprocessing.get_context("spawn").Queue()
+            # by its module's name, which the children import (run as `python -m tests.load`
+            # this file is __main__, which they do not run: see below)
+            writer = importlib.import_module("tests.load")._process
             procs = [multiprocessing.get_context("spawn").Process(
-                target=_process, args=(target, ids, seconds, i * 1_000_000, queue))
+                target=writer, args=(target, ids, seconds, i * 1_000_000, queue))
                 for i in range(writers)]
             # a spawned child runs the parent's __main__ first: after AppTest ran a page in
             # this process that is app.py, so the children start from a blank __main__
