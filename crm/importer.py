@@ -1964,9 +1964,9 @@ def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, 
     preview = [] if not counts.get("update") else cur.execute(
         f"SELECT p.line, p.record_id, t.version, {', '.join(f't.{n}' for n in fields)},"
         f" {', '.join(f's.f_{n}' for n in fields)} FROM (SELECT * FROM {name}"
-        f" WHERE action = 'update' ORDER BY line LIMIT {PREVIEW_ROWS}) p"
+        f" WHERE action = 'update' ORDER BY line LIMIT $preview) p"
         f" JOIN {name}_c s ON s.line = p.line JOIN {table} t ON t.id = p.record_id"
-        " ORDER BY p.line").fetchall()
+        " ORDER BY p.line", {"preview": PREVIEW_ROWS}).fetchall()
     return counts, rejected, preview
 
 
@@ -2148,7 +2148,8 @@ def _draw_ids(cur, sequence: str, n: int, tries: int = 5) -> int:
     for _attempt in range(tries):
         first = cur.execute(f"SELECT nextval('{sequence}')").fetchone()[0]
         last = first if n == 1 else cur.execute(
-            f"SELECT max(nextval('{sequence}')) FROM range({n - 1})").fetchone()[0]
+            f"SELECT max(nextval('{sequence}')) FROM range($more)", {"more": n - 1}
+        ).fetchone()[0]
         if last - first == n - 1:  # nobody else's value among them
             return first
     raise ImportFileError(_("The database is too busy to number the new records; try again."))

@@ -491,7 +491,7 @@ def test_new_ids_are_drawn_again_when_another_writer_took_one_meanwhile():
             if "range(" in sql:
                 if self.others:  # someone else's nextval lands among ours
                     self.value, self.others = self.value + 1, self.others - 1
-                self.value += int(sql.split("range(")[1].split(")")[0])
+                self.value += params["more"]
             else:
                 self.value += 1
             self.row = (self.value,)
