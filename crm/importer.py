@@ -1443,7 +1443,7 @@ _EMAIL_SQL = f"[^{_NOT_SPACE}]+@[^{_NOT_SPACE}]+\\.[^{_NOT_SPACE}]{{2,}}"  # fie
 _PHONE_SQL = r"\+?[0-9 ()./-]{5,30}"  # fields.PHONE_RE
 _DIGITS_FROM, _DIGITS_TO = "۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789"
 _SQL_CAST = {"choice": "VARCHAR", "bool": "BOOLEAN", "date": "DATE", "datetime": "TIMESTAMP",
-             "user": "BIGINT"}
+             "user": "BIGINT", "ref": "BIGINT"}
 
 
 def _sql_check(entity: records.Entity):
@@ -1500,8 +1500,14 @@ def _quote(text: str) -> str:
 def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
                   key: str | None) -> str | None:
     """Why this import cannot go the set-based way (None when it can)."""
+    from crm import importer_refs
+
     specs = {f.name: f for f in importable(entity)}
     mapped = {v for v in mapping.values() if v}
+    # entities naming other records (contacts, tasks, ...): new records only (importer_refs)
+    refs = importer_refs.handles(entity, mode)
+    if entity.table in importer_refs.TABLES and not refs:
+        return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     # an only_when field is judged by its other field: the file's or, on create, its default;
     # an update without that other field judges it by the record's, which the staged rows
     # (an upsert's creates among them) do not hold
@@ -1510,17 +1516,21 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
         for f in specs.values())
     # unique fields are checked set-based among new records only (an update's own record
     # may keep its code)
-    if entity.creator or entity.parent or (entity.unique and mode != "create") \
-            or entity.table in ("deals", "activities") \
-            or _sql_check(entity) is None or kept_apart:
+    if not refs and (entity.creator or entity.parent or (entity.unique and mode != "create")
+                     or entity.table in ("deals", "activities")
+                     or _sql_check(entity) is None) or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    if any(specs[v].type not in _SQL_TYPES | _PY_TYPES for v in mapping.values() if v in specs):
+    if any(specs[v].type not in _SQL_TYPES | _PY_TYPES
+           and not (refs and importer_refs.mappable(specs[v]))
+           for v in mapping.values() if v in specs):
         return _("some mapped fields are checked one row at a time (links, web addresses,"
                  " multiple choices)")
     if any(v in PSEUDO.get(entity.table, {}) for v in mapping.values()):
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     for name in {v for v in mapping.values() if v}:
         spec = specs[name]
+        if refs and importer_refs.mappable(spec):
+            continue
         if spec.type not in _SQL_TYPES | _PY_TYPES or (spec.type == "user"
                                                         and name != "owner_id"):
             return _("{field} names other records").format(field=spec.shown_label)
@@ -1586,7 +1596,7 @@ def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
     value, coerce error)}, [(text, clean value as text, coerce error?, validation error?)])."""
     if spec.type in ("date", "datetime"):
         column = _dates(spec, texts)
-    elif spec.type == "user":
+    elif spec.type in ("user", "ref"):
         column = resolve(db, user, spec, texts)
     else:
         column = coerce(spec, texts)
@@ -1683,6 +1693,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
     execute() through the row path."""
     import duckdb  # noqa: F401 - the fast path is DuckDB-only by design
 
+    from crm import importer_refs
+
     specs = {f.name: f for f in importable(entity)}
     name = f"{_STAGE}.i{uuid.uuid4().hex[:16]}"
     raw = name + "_raw"
@@ -1732,17 +1744,22 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             if not field_name:
                 continue
             spec, c = specs[field_name], f"r.c{index}"
-            if spec.type in _PY_TYPES:
+            if spec.type == "ref":  # names of other records, resolved in SQL
+                m = f"{name}_m{index}"
+                note, found = importer_refs.ref_map(cur, db, user, spec, raw, index, m)
+                table = None
+            elif spec.type in _PY_TYPES:
                 texts = [r[0] for r in cur.execute(
                     f"SELECT DISTINCT c{index} FROM {raw} WHERE c{index} IS NOT NULL"
                 ).fetchall()]
                 note, found, table = _distinct_map(db, user, spec, texts)
-                if note:
-                    notes.append(note)
-                converters[field_name] = (header, index, found)
                 m = f"{name}_m{index}"
                 cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN,"
                             " verr BOOLEAN)")
+            if spec.type in _PY_TYPES or spec.type == "ref":
+                if note:
+                    notes.append(note)
+                converters[field_name] = (header, index, found)
                 if table:
                     cur.execute(f"INSERT INTO {m} SELECT unnest($t), unnest($v), unnest($c),"
                                 " unnest($e)", {"t": [r[0] for r in table],
@@ -1801,7 +1818,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                 constants[spec.name] = convert(spec, spec.default)
                 if constants[spec.name] is None and spec.required:
                     bad.append("true")
-        future, consent = _sql_check(entity)
+        future, consent = importer_refs.sql_check(entity) or _sql_check(entity)
 
         def value_of(field_name: str) -> str:
             if field_name in clean:
@@ -1814,6 +1831,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if consent:
             bad.append(f"({value_of('consent_date')} IS NOT NULL AND NOT"
                        f" coalesce({value_of('consent')}, false))")
+        bad += importer_refs.conditions(entity, value_of, set(clean))
         inner = (f"SELECT {', '.join(['r.*'] + picked)}"
                  f" FROM ({src}) r" + "".join(joins))
         for named in layers:  # one projection per layer: no expression is computed twice
@@ -1891,6 +1909,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                     + "".join(f", s.u_{n}_first, s.u_{n}_id" for n in unique)
                     + f" FROM {name} s JOIN ({src}) r ON r.line = s.line"
                     " WHERE s.action = 'reject' ORDER BY s.line").fetchall()
+                importer_refs.fill(cur, converters, specs, name, rejected)
             else:
                 rejected = []
         for m in range(width):
@@ -2119,6 +2138,12 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
         values.append(value)
     cols += ["created_at", "updated_at", "created_by", "updated_by"]
     values += ["$now", "$now", "$by", "$by"]
+    from crm import importer_refs
+
+    refused = importer_refs.refusal(cur, entity, p.staged, where)
+    if refused:
+        raise ImportFileError(refused)
+    values = list(importer_refs.written(entity, user, dict(zip(cols, values)), params).values())
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
                 f" FROM {p.staged} WHERE {where}", _used(params, ", ".join(values)))
     # one import_records row a run of consecutive lines (their ids are consecutive too)
@@ -2136,6 +2161,7 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
                 {"now": now, "by": user.id or None, "uname": user.username, "table": table,
                  "first": first - 1, "i": import_id, "own": first_audit - 1})
 
+    importer_refs.after(cur, entity, p.staged, where, params)
     if rules.watched(cur, table):  # automation rules on the new records (one cached lookup)
         ids = [r[0] for r in cur.execute(f"SELECT $first + {seq} FROM {p.staged} WHERE {where}"
                                          f" ORDER BY {seq}", {"first": first - 1}).fetchall()]

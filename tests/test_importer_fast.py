@@ -704,9 +704,14 @@ def test_fast_path_refusals_name_their_reason():
                                   "upsert", "email") is None
     assert importer._fast_refusal(customers.CUSTOMERS, {"B": "birthday"}, "upsert",
                                   "email") == "Customers are checked by rules of their own"
-    assert importer._fast_refusal(customers.CONTACTS, {}, "create", None) \
+    # records naming others go set-based when new (tests/test_importer_refs.py), their
+    # updates row by row
+    assert importer._fast_refusal(customers.CONTACTS, {"C": "customer_id"}, "create",
+                                  None) is None
+    assert importer._fast_refusal(activities.TASKS, {}, "create", None) is None
+    assert importer._fast_refusal(customers.CONTACTS, {}, "upsert", "email") \
         == "Contacts are checked by rules of their own"
-    assert importer._fast_refusal(activities.TASKS, {}, "create", None) \
+    assert importer._fast_refusal(activities.TASKS, {}, "update", "title") \
         == "Tasks are checked by rules of their own"
     assert importer._fast_refusal(products.PRODUCTS, {}, "create", None) is None
     assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") \
