@@ -18,7 +18,7 @@ from crm.i18n import gettext as _
 
 # the entities whose new records go set-based here (their updates go row by row)
 TABLES = ("contacts", "tasks", "activities", "surveys", "complaints", "price_records",
-          "customer_returns")
+          "customer_returns", "competitors")
 # tables a reference column can name here (importer._resolver's)
 REF_TABLES = ("customers", "contacts", "leads", "deals", "products", "complaints",
               "competitors")
@@ -30,15 +30,25 @@ _DATES = {  # fields that cannot be in the future (the entity's check)
 
 
 def handles(entity: records.Entity, mode: str) -> bool:
-    return entity.table in TABLES and mode == "create"
+    return entity.table in TABLES and mode == "create" and sql_check(entity) is not None
 
 
 def sql_check(entity: records.Entity):
     """importer._sql_check's answer for these entities: (dates that cannot be in the future,
     whether a consent date needs consent); None for other entities."""
-    if entity.table not in TABLES:
-        return None
+    if entity.table not in TABLES or entity.check is not _checks().get(entity.table):
+        return None  # a check written here no more: the row path
     return _DATES.get(entity.table, ()), False
+
+
+def _checks() -> dict:
+    """The entities' own checks that conditions() writes in SQL."""
+    from crm import market, service
+
+    return {"contacts": None, "tasks": None, "activities": None,
+            "surveys": service._survey_check, "complaints": service._complaint_check,
+            "price_records": market._check_price, "customer_returns": market._check_return,
+            "competitors": None}
 
 
 def mappable(spec) -> bool:
@@ -188,14 +198,29 @@ def refusal(cur, entity: records.Entity, staged: str, where: str) -> str | None:
 
 def after(cur, entity: records.Entity, staged: str, where: str, params: dict) -> None:
     """What the create command writes beyond the row: an activity that happened (not a planned
-    one) touches its deal (activities.insert_activity: rotting counts from it)."""
-    if entity.table != "activities":
-        return
+    one) touches its deal (activities.insert_activity: rotting counts from it). And what it
+    refuses once the rows are in (the import then writes nothing): a second record of our
+    own company (market._us_taken)."""
     cols = {r[0] for r in cur.execute(f"SELECT * FROM {staged} LIMIT 0").description}
-    if "f_deal_id" not in cols:
-        return
-    cur.execute(f"UPDATE deals SET last_activity_at = a.at FROM (SELECT f_deal_id AS d,"
-                f" max(f_occurred_at) AS at FROM {staged} WHERE ({where}) AND f_deal_id IS"
-                f" NOT NULL AND f_occurred_at <= $now GROUP BY 1) a WHERE deals.id = a.d"
-                " AND (deals.last_activity_at IS NULL OR deals.last_activity_at < a.at)",
-                {"now": params["now"]})
+    if entity.table == "activities" and "f_deal_id" in cols:
+        cur.execute(f"UPDATE deals SET last_activity_at = a.at FROM (SELECT f_deal_id AS d,"
+                    f" max(f_occurred_at) AS at FROM {staged} WHERE ({where}) AND f_deal_id IS"
+                    f" NOT NULL AND f_occurred_at <= $now GROUP BY 1) a WHERE deals.id = a.d"
+                    " AND (deals.last_activity_at IS NULL OR deals.last_activity_at < a.at)",
+                    {"now": params["now"]})
+    if entity.table == "competitors" and "f_is_us" in cols:
+        from crm.importer import ImportFileError
+
+        seq = "seq" if "seq" in cols else "line - 1"
+        ours = cur.execute(f"SELECT line, $first + {seq} FROM {staged} WHERE ({where})"
+                           " AND f_is_us ORDER BY line LIMIT 2",
+                           {"first": params["first"]}).fetchall()
+        if not ours:
+            return
+        before = cur.execute("SELECT min(id) FROM competitors WHERE is_us AND deleted_at IS"
+                             " NULL AND id < $id", {"id": ours[0][1]}).fetchone()[0]
+        line, taken = (ours[0][0], before) if before is not None else (
+            (ours[1][0], ours[0][1]) if len(ours) > 1 else (None, None))
+        if line is not None:
+            raise ImportFileError(_("Row {line}: {reason}").format(line=line, reason=_(
+                "Competitor #{id} already describes our company").format(id=taken)))

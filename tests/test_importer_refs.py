@@ -350,3 +350,64 @@ def test_updates_of_these_records_go_row_by_row_with_their_reason():
         assert importer._fast_refusal(entity, {}, "create", None) is None
         assert importer._fast_refusal(entity, {}, "upsert", "notes") \
             == f"{entity.plural} are checked by rules of their own"
+
+
+COMPETITORS = [
+    "Competitor,This is our company,Website,Country,Threat level,Owner,Managers,Strategy",
+    "Nova Corp,no,https://nova.example,DE,high,,Jane Doe - CEO,price war",
+    "nova corp ,,,,low,,,",  # the same name as row 2
+    "rival inc,,,,,,,",  # a live competitor's name
+    "Closed Rival,,,,,,,",  # a trashed one's: free again
+    "رقیب ایرانی,,,IR,medium,Reza Rahimi,,",
+    "Threat typo,,,,hgh,,,",
+    ",,,,low,,,",
+    "Long site,," + "w" * 301 + ",,,,,",
+    "Owned,,,,,maria,,",
+    "Us,yes,,,,,,",
+    "After a reject,,,,,,,",
+    "Threat typo,,,,low,,,",  # the name of a rejected row is free
+]
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_competitors_take_the_fast_path_with_the_row_paths_results(seeded, user):
+    found = compare(seeded, market.COMPETITORS, COMPETITORS, user)
+    reasons = dict(found["rejected"])
+    assert reasons[3] == {"Name": "the same Name as row 2"}
+    assert "already has this Name" in reasons[4]["Name"]
+    assert 5 not in reasons and 13 not in reasons
+
+
+def test_a_second_record_of_our_company_refuses_the_import_alike(seeded):
+    rows = ["Competitor,This is our company", "Them,no", "Us,yes", "Us again,yes"]
+    found = compare(seeded, market.COMPETITORS, rows)
+    assert found["error"] == "Row 4: Competitor #{id} already describes our company".format(
+        id=seeded[1][0].scalar("SELECT max(id) FROM competitors") + 2)
+
+
+def test_a_record_of_our_company_there_refuses_an_imported_one_alike(seeded):
+    for db, team in seeded:
+        market.create_competitor(db, team["admin"], {"name": "We", "is_us": True})
+    found = compare(seeded, market.COMPETITORS, ["Competitor,This is our company", "Them,no",
+                                                 "Us,yes"])
+    assert found["error"] == "Row 3: Competitor #{id} already describes our company".format(
+        id=seeded[1][0].scalar("SELECT id FROM competitors WHERE name = 'We'"))
+
+
+def test_the_near_miss_suggestion_is_difflibs():
+    """importer.closest skips the full ratio of candidates that cannot win, and answers as
+    difflib.get_close_matches(n=1, cutoff=0.75) does, ties included."""
+    import difflib
+    import random
+
+    rng = random.Random(8)
+    letters = "abcde fgh"
+    for _round in range(300):
+        known = {"".join(rng.choice(letters) for _i in range(rng.randint(1, 9)))
+                 for _k in range(rng.randint(0, 40))}
+        word = "".join(rng.choice(letters) for _i in range(rng.randint(1, 9)))
+        assert importer.closest(word, known) == difflib.get_close_matches(
+            word, list(known), n=1, cutoff=0.75)
+    names = [f"customer {i}" for i in range(2000)]
+    assert importer.closest("custmer 7", names) == difflib.get_close_matches(
+        "custmer 7", names, n=1, cutoff=0.75)
