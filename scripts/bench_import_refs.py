@@ -63,6 +63,9 @@ FILES = {
     "customer_returns": (market.RETURNS, "Customer,Kind,Date,Amount,Currency,Reason",
                          lambda i, n: (f"{_customer(i, n)},return,{_day(i)},{i % 900}.00,USD,"
                                        "defective")),
+    "competitors": (market.COMPETITORS, "Competitor,Country,Threat level,Owner,Strategy",
+                    lambda i, n: (f"Rival X{i},DE,{('low', 'medium', 'high')[i % 3]},"
+                                  f"{OWNERS[i % 4]},{'price war' if i % 2 else ''}")),
 }
 
 
