@@ -411,3 +411,15 @@ def test_the_near_miss_suggestion_is_difflibs():
     names = [f"customer {i}" for i in range(2000)]
     assert importer.closest("custmer 7", names) == difflib.get_close_matches(
         "custmer 7", names, n=1, cutoff=0.75)
+
+
+def test_a_contacts_file_over_fast_rows_goes_the_fast_way_by_itself(seeded, monkeypatch):
+    monkeypatch.setattr(importer, "FAST_ROWS", 10)
+    db, team = seeded[1]
+    source = importer.read(("\n".join(CONTACTS) + "\n").encode(), "contacts.csv")
+    assert source.path is not None
+    plan = importer.plan(db, team["admin"], customers.CONTACTS, source,
+                         importer.propose_mapping(customers.CONTACTS, source.headers))
+    assert plan.staged and not any("row by row" in n for n in plan.notes)
+    importer.execute(db, team["admin"], plan)
+    assert db.scalar("SELECT count(*) FROM contacts") == 4 + plan.counts["create"]
