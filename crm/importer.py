@@ -2168,7 +2168,8 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     refused = importer_refs.refusal(cur, entity, p.staged, where)
     if refused:
         raise ImportFileError(refused)
-    values = list(importer_refs.written(entity, user, dict(zip(cols, values)), params).values())
+    stored = importer_refs.written(entity, user, dict(zip(cols, values)), params)
+    cols, values = list(stored), list(stored.values())
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
                 f" FROM {p.staged} WHERE {where}", _used(params, ", ".join(values)))
     # one import_records row a run of consecutive lines (their ids are consecutive too)

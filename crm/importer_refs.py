@@ -1,5 +1,6 @@
-"""The set-based import (importer._fast_plan) of entities that name other records: contacts,
-tasks, activities, survey answers, complaints, price records and returns (new records only).
+"""The set-based import (importer._fast_plan) of new records that name other records or are
+checked by a command of their own: contacts, tasks, activities, survey answers, complaints,
+price records, returns, competitors and users (their updates go row by row).
 
 A column naming a customer, contact, lead, deal, product, complaint or competitor is resolved
 in SQL: its distinct texts joined, case-insensitively, to the names (and a contact's emails)
@@ -7,8 +8,9 @@ of the records the user may see, as importer._resolver lists them; the texts tha
 (unknown names, near misses, ids, missing words: few) go through the row path's resolve(),
 which words the error and the "did you mean" suggestion. Each entity's own checks are SQL
 conditions here; what its create command writes beyond the row (a survey's owner from its
-customer, a complaint's resolved date, the deal an activity touches) is done set-based at
-write time, and what it refuses only then (a contact of another customer) refuses the import
+customer, a complaint's resolved date, the deal an activity touches, a user's empty
+password) is done set-based at write time, and what it refuses only then (a contact of
+another customer, a second record of our company, a username once taken) refuses the import
 with the row path's words."""
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from crm.i18n import gettext as _
 
 # the entities whose new records go set-based here (their updates go row by row)
 TABLES = ("contacts", "tasks", "activities", "surveys", "complaints", "price_records",
-          "customer_returns", "competitors")
+          "customer_returns", "competitors", "users")
 # tables a reference column can name here (importer._resolver's)
 REF_TABLES = ("customers", "contacts", "leads", "deals", "products", "complaints",
               "competitors")
@@ -43,12 +45,12 @@ def sql_check(entity: records.Entity):
 
 def _checks() -> dict:
     """The entities' own checks that conditions() writes in SQL."""
-    from crm import market, service
+    from crm import market, service, team
 
     return {"contacts": None, "tasks": None, "activities": None,
             "surveys": service._survey_check, "complaints": service._complaint_check,
             "price_records": market._check_price, "customer_returns": market._check_return,
-            "competitors": None}
+            "competitors": None, "users": team._check}
 
 
 def mappable(spec) -> bool:
@@ -74,6 +76,9 @@ def conditions(entity: records.Entity, value_of, mapped: set) -> list[str]:
         return [f"coalesce({resolved} < {opened}, false)",
                 f"({resolved} IS NOT NULL AND coalesce({status} IN ('open', 'in_progress'),"
                 " false))"]
+    if table == "users":  # team._check (auth.USERNAME_RE)
+        return [f"coalesce(NOT regexp_full_match({value_of('username')},"
+                " '[a-z0-9][a-z0-9._-]{2,31}'), false)"]
     if table == "price_records":  # market._check_price
         return [f"({v('product_id')} IS NULL AND {v('competitor_product')} IS NULL)",
                 f"({v('competitor_product')} IS NOT NULL AND {v('competitor_id')} IS NULL)"]
@@ -153,6 +158,8 @@ def written(entity: records.Entity, user: User, values: dict, params: dict) -> d
     stores them: a survey's or complaint's owner is its customer's when the file names none
     (a rep: themselves); a complaint closed without a date is resolved today."""
     table = entity.table
+    if table == "users":  # team.insert_user: no password (an admin sets one)
+        values["password_hash"] = "''"
     if table in ("surveys", "complaints") and user.sees_all:  # service._default_owner
         customer = ("(SELECT c.owner_id FROM customers c WHERE c.id ="
                     f" {values['customer_id']})")
@@ -178,9 +185,17 @@ def refusal(cur, entity: records.Entity, staged: str, where: str) -> str | None:
     """What the entity's create command refuses only at write time, for the first such row
     (the row path refuses the import there): a survey's or complaint's contact or deal of
     another customer."""
+    cols = {r[0] for r in cur.execute(f"SELECT * FROM {staged} LIMIT 0").description}
+    if entity.table == "users":  # team.insert_user: usernames stay reserved, also trashed
+        found = cur.execute(f"SELECT line, f_username FROM {staged} s WHERE ({where}) AND"
+                            " EXISTS (SELECT 1 FROM users u WHERE u.username = s.f_username)"
+                            " ORDER BY line LIMIT 1").fetchone()
+        if found is None:
+            return None
+        return _("Row {line}: {reason}").format(line=found[0], reason=_(
+            "Username {name} is taken").format(name=repr(found[1])))
     if entity.table not in ("surveys", "complaints"):
         return None
-    cols = {r[0] for r in cur.execute(f"SELECT * FROM {staged} LIMIT 0").description}
     tests = []
     for n, table in (("contact_id", "contacts"), ("deal_id", "deals")):
         if f"f_{n}" in cols:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crm import auth, customers, deals, importer, leads, market, products, records  # noqa: E402
-from crm import activities, service  # noqa: E402
+from crm import activities, service, team  # noqa: E402
 from crm.db import Database  # noqa: E402
 
 OWNERS = ("Ada Admin", "maria", "reza", "")
@@ -66,6 +66,8 @@ FILES = {
     "competitors": (market.COMPETITORS, "Competitor,Country,Threat level,Owner,Strategy",
                     lambda i, n: (f"Rival X{i},DE,{('low', 'medium', 'high')[i % 3]},"
                                   f"{OWNERS[i % 4]},{'price war' if i % 2 else ''}")),
+    "users": (team.USERS, "Username,Full name,Email,Role", lambda i, n: (
+        f"user{i},User {i},user{i}@example.com,{('rep', 'viewer')[i % 2]}")),
 }
 
 

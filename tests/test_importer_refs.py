@@ -346,7 +346,7 @@ def test_returns_take_the_fast_path_with_the_row_paths_results(seeded, user):
 
 def test_updates_of_these_records_go_row_by_row_with_their_reason():
     for entity in (customers.CONTACTS, activities.TASKS, service.SURVEYS, market.RETURNS,
-                   market.PRICE_RECORDS):
+                   market.PRICE_RECORDS, market.COMPETITORS, team_entity()):
         assert importer._fast_refusal(entity, {}, "create", None) is None
         assert importer._fast_refusal(entity, {}, "upsert", "notes") \
             == f"{entity.plural} are checked by rules of their own"
@@ -423,3 +423,45 @@ def test_a_contacts_file_over_fast_rows_goes_the_fast_way_by_itself(seeded, monk
     assert plan.staged and not any("row by row" in n for n in plan.notes)
     importer.execute(db, team["admin"], plan)
     assert db.scalar("SELECT count(*) FROM contacts") == 4 + plan.counts["create"]
+
+
+USERS = [
+    "Username,Full name,Email,Role,Active",
+    "nina,Nina New,NINA@example.com,rep,yes",
+    "omid,امید امیدی,omid@example.ir,manager,",
+    "Bad Name,Bad Name,,rep,",  # not a username
+    "ab,Too Short,,rep,",
+    "nina,Nina Again,,rep,",  # the same username as row 2
+    "maria,Maria Twice,,rep,",  # a live user's
+    "x" * 33 + ",Too Long,,rep,",
+    "paul,,,rep,",  # no name
+    "quinn,Quinn,,boss,",
+    "rosa,Rosa,not-an-email,rep,",
+    "stan,Stan,,admin,no",
+]
+
+
+def test_users_take_the_fast_path_with_the_row_paths_results(seeded):
+    found = compare(seeded, team_entity(), USERS)
+    reasons = dict(found["rejected"])
+    assert reasons[6] == {"Username": "the same Username as row 2"}
+    assert found["counts"]["create"] == 3
+    assert {r["username"] for r in found["stored"]} == {"nina", "omid", "stan"}
+    for db, _team in seeded:  # no password: an admin sets one before they sign in
+        assert db.scalar("SELECT password_hash FROM users WHERE username = 'nina'") == ""
+
+
+def test_a_username_once_taken_refuses_the_import_alike(seeded):
+    for db, team in seeded:  # an import undone leaves its users trashed, their names taken
+        source = importer.read(b"Username,Full name\nzoe,Zoe\n", "u.csv")
+        plan = importer.plan(db, team["admin"], team_entity(), source,
+                             importer.propose_mapping(team_entity(), source.headers))
+        importer.undo(db, team["admin"], importer.execute(db, team["admin"], plan))
+    found = compare(seeded, team_entity(), ["Username,Full name", "yan,Yan", "zoe,Zoe"])
+    assert found["error"] == "Row 3: Username 'zoe' is taken"
+
+
+def team_entity():
+    from crm import team
+
+    return team.USERS
