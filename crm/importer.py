@@ -1457,6 +1457,8 @@ def rejected_csv(import_plan: Plan) -> bytes:
 # `bad` flag per row; only rejected rows come back to Python, where the row path's functions
 # word their reasons. execute() then writes the records, import_records and audit_log rows with
 # one INSERT ... SELECT each, in the import's one transaction.
+# Columns naming other records (a contact's customer, a task's deal) are resolved in SQL by
+# crm/importer_refs.py, which also holds the checks and writes of those entities' commands.
 
 _STAGE = "crm_import_stage"
 _SQL_TYPES = {"text", "longtext", "email", "phone", "money", "number", "integer"}
