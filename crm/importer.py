@@ -801,8 +801,14 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None:
+        if why is None and entity.table == "deals":  # crm/importer_deals.py
+            from crm import importer_deals
+
+            found = importer_deals.fast_plan(db, user, entity, source, mapping, pipeline_id,
+                                             create_missing)
+        elif why is None:
             found = _fast_plan(db, user, entity, source, mapping, key, mode)
+        if why is None:
             if isinstance(found, Plan):
                 return found
             why = found
@@ -833,6 +839,11 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     closed_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")} \
         if entity.table == "deals" else set()
     current_lines = _current_lines(db, existing, columns) if mode != "create" else {}
+    contacts = None  # deals: {contact id: its customer}, the contact must work for it
+    if entity.table == "deals" and "contact_id" in columns:
+        from crm import importer_deals
+
+        contacts = importer_deals.contact_customers(db, columns["contact_id"][1].values)
     rows, seen = [], {}
     for i in range(len(source.rows)):
         values = {name: column.values[i] for name, (header, column) in columns.items()
@@ -870,7 +881,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             values["amount"] = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(
                 Decimal("0.01"))
         if row.action != "reject" and not errors and row.action != "skip":
-            _check(user, entity, row, specs, match, lost_stages, closed_stages)
+            _check(user, entity, row, specs, match, lost_stages, closed_stages, contacts)
         if new_lines and not row.errors:
             from crm import deals
 
@@ -975,7 +986,7 @@ _LINKED = {"activities": _LINK_NAMES, "tasks": _LINK_NAMES}  # need at least one
 
 def _check(user: User, entity: records.Entity, row: Row, specs: dict,
            current: dict | None, lost_stages: set = frozenset(),
-           closed_stages: set = frozenset()) -> None:
+           closed_stages: set = frozenset(), contacts: dict | None = None) -> None:
     """Validation as the form does it: a new row whole, an update on the fields it brings."""
     # a stage the import will add (create_missing) stands in as id 0 until it exists
     values = {k: (0 if isinstance(v, tuple) else v) for k, v in row.values.items()}
@@ -987,6 +998,12 @@ def _check(user: User, entity: records.Entity, row: Row, specs: dict,
         return
     if values.get("stage_id") in lost_stages and not values.get("lost_reason"):
         row.errors[specs["stage_id"].shown_label] = _("A lost deal needs a lost reason")
+        return
+    contact, customer = values.get("contact_id"), values.get("customer_id")
+    if contacts is not None and contact is not None and customer is not None \
+            and contacts.get(contact) != customer:  # as deals._check_links refuses it
+        row.errors[specs["contact_id"].shown_label] = _("The contact works for another "
+                                                        "customer")
         return
     if entity.table in _LINKED and row.action == "create" and not any(
             values.get(k) is not None for k in _LINKED[entity.table]):
@@ -1500,6 +1517,10 @@ def _quote(text: str) -> str:
 def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
                   key: str | None) -> str | None:
     """Why this import cannot go the set-based way (None when it can)."""
+    if entity.table == "deals":  # crm/importer_deals.py
+        from crm import importer_deals
+
+        return importer_deals.refusal(entity, mapping, mode, key)
     specs = {f.name: f for f in importable(entity)}
     mapped = {v for v in mapping.values() if v}
     # an only_when field is judged by its other field: the file's or, on create, its default;
@@ -2092,6 +2113,9 @@ def _cells_row(specs: dict, converters: dict, line: int, cells: list) -> Row:
 def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     """The staged rows to create, with their import_records and audit_log rows: one
     INSERT ... SELECT each; ids drawn from the table's sequence in the file's order."""
+    writer = getattr(p, "_fast_writer", None)  # deals: crm/importer_deals.py
+    if writer is not None:
+        return writer(cur, user, p, import_id)
     n = p.staged_counts.get("create", 0)
     if not n:
         return
