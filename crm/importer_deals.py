@@ -258,12 +258,20 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
         checked = (f"SELECT s.*, ({' OR '.join(bad)}) AS bad FROM ({typed}) s"
                    " LEFT JOIN stages st ON st.id = s.f_stage_id"
                    " LEFT JOIN contacts ct ON ct.id = s.f_contact_id")
-        sql = (f"CREATE TABLE {name} AS SELECT c.*, CASE WHEN NOT c.bad THEN row_number()"
-               f" OVER (PARTITION BY c.bad ORDER BY c.line) END AS seq FROM ({checked}) c")
+        # seq numbers the deals to create (1, 2, ... in the file's order): the lines' own
+        # order while no row is rejected, else a window (a copy) numbers them
+        sql = f"CREATE TABLE {name} AS SELECT c.*, c.line - 1 AS seq FROM ({checked}) c"
         made.append(name)
         cur.execute(sql, imp._used(params, sql))
         n_create, n_bad = cur.execute(f"SELECT count(*) FILTER (WHERE NOT bad),"
                                       f" count(*) FILTER (WHERE bad) FROM {name}").fetchone()
+        if n_bad:
+            made.append(f"{name}_n")
+            cur.execute(f"CREATE TABLE {name}_n AS SELECT * EXCLUDE (seq), CASE WHEN NOT bad"
+                        " THEN row_number() OVER (PARTITION BY bad ORDER BY line) END AS seq"
+                        f" FROM {name}")
+            cur.execute(f"DROP TABLE {name}")
+            cur.execute(f"ALTER TABLE {name}_n RENAME TO {name.split('.')[1]}")
         rejected = [] if not n_bad else cur.execute(
             f"SELECT s.line, {', '.join('r.c%d' % i for i in range(width))} FROM {name} s"
             f" JOIN ({src}) r ON r.line = s.line WHERE s.bad ORDER BY s.line").fetchall()
