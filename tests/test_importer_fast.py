@@ -910,13 +910,20 @@ DEAL_COLUMNS = ("d.title, c.name AS customer, k.last_name AS contact, d.owner_id
                 " ELSE CAST(d.stage_entered_at AS VARCHAR) END AS entered")
 
 
-def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_missing=False):
+def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_missing=False,
+                 rule=False):
     """Everything a deals import leaves behind, without ids or times."""
     from datetime import datetime
 
-    from crm import deals
+    from crm import deals, rules
 
     deal_world(db, team)
+    if rule:  # an automation rule that watches new deals
+        rules.save_rule(db, team["admin"], {
+            "name": "Big deals", "entity": "deals", "trigger": "created", "trigger_config": {},
+            "match": "all", "conditions": [{"field": "amount", "op": "gt", "value": "1000"}],
+            "enabled": True, "actions": [{"kind": "create_task", "title": "Follow up {title}",
+                                          "assignee": "owner", "due_days": 2}]})
     source = importer.read(text.encode("utf-8"), "deals.csv", fast=fast)
     mapping = importer.propose_mapping(deals.DEALS, source.headers)
     plan = importer.plan(db, user, deals.DEALS, source, mapping, create_missing=create_missing)
@@ -957,6 +964,8 @@ def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_m
         "competitors": "SELECT name, created_by, owner_id FROM competitors ORDER BY name",
         "stages": "SELECT pipeline_id, name, position, probability, kind, forecast_category,"
                   " deleted_at IS NULL AS live FROM stages ORDER BY pipeline_id, position"}.items()}
+    tasks = db.query("SELECT t.title, t.owner_id, d.title AS deal, t.created_by FROM tasks t"
+                     " LEFT JOIN deals d ON d.id = t.deal_id ORDER BY t.title")
     undone = importer.undo(db, user, import_id) if import_id else None
     after_undo = db.query(f"SELECT r.line + g.k AS line, {DEAL_COLUMNS} {by_line} ORDER BY 1",
                           {"i": import_id, "t0": t0})
@@ -964,7 +973,7 @@ def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_m
                            " AND entity = 'deals'")
     return {"counts": counts, "rejected": rejected, "report": importer.rejected_csv(plan),
             "notes": plan.notes, "stored": stored, "history": history, "lines": lines,
-            "audits": audits, "imports": imports, "world": world, "undone": undone,
+            "audits": audits, "imports": imports, "world": world, "undone": undone, "tasks": tasks,
             "after_undo": after_undo, "undo_audit": undo_audit}
 
 
@@ -1020,10 +1029,21 @@ def test_deals_with_many_customers_are_matched_in_sql_alike(two_dbs, monkeypatch
 
 
 def test_a_deals_export_of_the_hubspot_shape(two_dbs):
-    text = ("Deal Name,Deal Stage,Close Date,Amount,Owner,Company\n"
-            "Alpha,Qualification,03/15/2026,\"$1,200\",ada@example.com,UAB Saulė\n"
-            "Beta,closed won,04/01/2026,300,Maria Manager,Analytical Engines Ltd\n"
-            "Gamma,Won,04/31/2026,5,Maria Manager,Analytical Engines Ltd\n"
-            "Delta,Won,12/01/2025,,Sam Seller,\n")
+    text = ("Deal Name,Deal Stage,Close Date,Amount,Owner,Company,Competing against\n"
+            "Alpha,Qualification,03/15/2026,\"$1,200\",ada@example.com,UAB Saulė,rival co\n"
+            "Beta,closed won,04/01/2026,300,Maria Manager,Analytical Engines Ltd,\n"
+            "Gamma,Won,04/31/2026,5,Maria Manager,Analytical Engines Ltd,\n"
+            "Delta,Won,12/01/2025,,Sam Seller,,\n"
+            "Epsilon,Won,12/02/2025,7,Sam Seller,,Rival Inc\n")
     found = compare_deals(two_dbs, text)
-    assert found["counts"] == {"create": 2, "update": 0, "skip": 0, "reject": 2}
+    assert found["counts"] == {"create": 2, "update": 0, "skip": 0, "reject": 3}
+    assert "Did you mean" in str(dict(found["rejected"])[6])
+
+
+def test_a_clean_deals_file_and_rules_that_watch_deals(two_dbs):
+    """No row rejected (the lines number the deals), and an automation rule on new deals runs
+    on each as the row path runs it."""
+    text = DEAL_HEADER + "\n" + "\n".join(DEALS_MESSY[:4]) + "\n"
+    found = compare_deals(two_dbs, text, rule=True)
+    assert found["counts"] == {"create": 4, "update": 0, "skip": 0, "reject": 0}
+    assert [t["title"] for t in found["tasks"]] == ["Follow up Open one", "Follow up Won one"]
