@@ -804,8 +804,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         if why is None and entity.table == "deals":  # crm/importer_deals.py
             from crm import importer_deals
 
-            found = importer_deals.fast_plan(db, user, entity, source, mapping, pipeline_id,
-                                             create_missing)
+            found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
+                                             pipeline_id, create_missing)
         elif why is None:
             found = _fast_plan(db, user, entity, source, mapping, key, mode)
         if why is None:

@@ -33,12 +33,14 @@ _SQL_REFS = {"customers", "contacts"}
 
 
 def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -> str | None:
-    """Why a deals import cannot go the set-based way (None when it can): creates without a
-    key, of fields this module checks in SQL."""
+    """Why a deals import cannot go the set-based way (None when it can): creates (records
+    there by a text key skipped) of fields this module checks in SQL."""
     specs = {f.name: f for f in imp.importable(entity)}
     rules_own = _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    if mode != "create" or key or any(f.only_when for f in specs.values()):
+    if mode != "create" or any(f.only_when for f in specs.values()):
         return rules_own
+    if key and specs[key].type not in imp._KEY_TYPES:
+        return _("{field} names other records").format(field=specs[key].shown_label)
     for name in {v for v in mapping.values() if v}:
         if name in imp.PSEUDO.get(entity.table, {}):
             continue
@@ -98,7 +100,8 @@ def _fill(cur, table: str, columns: list[str], rows: list[tuple]) -> None:
 
 
 def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Source,
-              mapping: dict, pipeline_id: int | None = None, create_missing: bool = False):
+              mapping: dict, key: str | None = None, pipeline_id: int | None = None,
+              create_missing: bool = False):
     """The plan of a big deals CSV (creates), set-based; a reason (str) for the row path."""
     from crm import pipelines
 
@@ -241,6 +244,8 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
         selects.append(f"{values_sql['amount']} IS NULL AS amount_from_lines")
         bad.append(f"coalesce(f_amount > {Decimal(str(amount_spec.max_value))}"
                    " AND amount_from_lines, false)")
+        if key:  # the key's text, as importer._key_text has it
+            selects.append(f"lower(q{converters[key][1]}_x) AS k")
         if "owner_id" in converters and not user.sees_all:
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
@@ -258,23 +263,45 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
         checked = (f"SELECT s.*, ({' OR '.join(bad)}) AS bad FROM ({typed}) s"
                    " LEFT JOIN stages st ON st.id = s.f_stage_id"
                    " LEFT JOIN contacts ct ON ct.id = s.f_contact_id")
-        # seq numbers the deals to create (1, 2, ... in the file's order): the lines' own
-        # order while no row is rejected, else a window (a copy) numbers them
-        sql = f"CREATE TABLE {name} AS SELECT c.*, c.line - 1 AS seq FROM ({checked}) c"
+        # w: the row is written; seq numbers the deals to create (1, 2, ... in the file's
+        # order): the lines' own order while every row is, else a window (a copy) numbers them
+        sql = (f"CREATE TABLE {name} AS SELECT c.*, NOT c.bad AS w, false AS skipped,"
+               f" CAST(NULL AS BIGINT) AS dup_of, c.line - 1 AS seq FROM ({checked}) c")
         made.append(name)
         cur.execute(sql, imp._used(params, sql))
-        n_create, n_bad = cur.execute(f"SELECT count(*) FILTER (WHERE NOT bad),"
-                                      f" count(*) FILTER (WHERE bad) FROM {name}").fetchone()
-        if n_bad:
+        n_bad = cur.execute(f"SELECT count(*) FROM {name} WHERE bad").fetchone()[0]
+        dups = existing = False
+        if key:  # importer.plan(): a key seen in an earlier row is refused, one there skipped
+            made.append(f"{name}_d")
+            cur.execute(f"CREATE TABLE {name}_d AS SELECT k, min(line) AS first FROM {name}"
+                        " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
+            dups = bool(cur.execute(f"SELECT count(*) FROM {name}_d").fetchone()[0])
+            where, visible = records.visible(entity, user)
+            there = (f"SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k FROM {entity.table} t"
+                     f" WHERE {where}")
+            existing = bool(cur.execute(f"SELECT count(*) FROM {name} s JOIN ({there}) e"
+                                        " ON e.k = s.k", visible).fetchone()[0])
+        if n_bad or dups or existing:
             made.append(f"{name}_n")
-            cur.execute(f"CREATE TABLE {name}_n AS SELECT * EXCLUDE (seq), CASE WHEN NOT bad"
-                        " THEN row_number() OVER (PARTITION BY bad ORDER BY line) END AS seq"
-                        f" FROM {name}")
+            dup_of = "CASE WHEN s.line > d.first THEN d.first END" if dups else "NULL"
+            skipped = "e.k IS NOT NULL" if existing else "false"
+            acted = (f"SELECT s.* EXCLUDE (w, skipped, dup_of, seq), {dup_of} AS dup_of,"
+                     f" ({dup_of}) IS NULL AND {skipped} AS skipped FROM {name} s"
+                     + (f" LEFT JOIN {name}_d d ON d.k = s.k" if dups else "")
+                     + (f" LEFT JOIN ({there}) e ON e.k = s.k" if existing else ""))
+            sql = (f"CREATE TABLE {name}_n AS SELECT *, CASE WHEN w THEN row_number() OVER"
+                   " (PARTITION BY w ORDER BY line) END AS seq FROM (SELECT *, NOT bad AND"
+                   f" dup_of IS NULL AND NOT skipped AS w FROM ({acted}))")
+            cur.execute(sql, visible if existing else {})
             cur.execute(f"DROP TABLE {name}")
             cur.execute(f"ALTER TABLE {name}_n RENAME TO {name.split('.')[1]}")
-        rejected = [] if not n_bad else cur.execute(
-            f"SELECT s.line, {', '.join('r.c%d' % i for i in range(width))} FROM {name} s"
-            f" JOIN ({src}) r ON r.line = s.line WHERE s.bad ORDER BY s.line").fetchall()
+        n_create, n_skip, n_reject = cur.execute(
+            f"SELECT count(*) FILTER (WHERE w), count(*) FILTER (WHERE skipped),"
+            f" count(*) FILTER (WHERE NOT w AND NOT skipped) FROM {name}").fetchone()
+        rejected = [] if not n_reject else cur.execute(
+            f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
+            f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE NOT s.w AND NOT s.skipped"
+            " ORDER BY s.line").fetchall()
         for table in made:  # the deals, their product lines and cells stay for write()
             if table not in (name, f"{name}_pl", f"{name}_lines"):
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -287,15 +314,14 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
         raise
     finally:
         cur.close()
-    rows = _worded(db, user, entity, every, converters, lazy, pid, create_missing, rejected)
+    rows = _worded(db, user, entity, every, converters, lazy, pid, key, rejected)
     if any(r.action != "reject" for r in rows):  # SQL and the row path disagree: the row path
         _drop_all(db, name)
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    result = imp.Plan(entity, source, mapping, "create", None, rows, notes,
+    result = imp.Plan(entity, source, mapping, "create", key, rows, notes,
                       new_stages=created.get("stages", set()), pipeline_id=pipeline_id,
-                      staged=name, staged_counts={"create": n_create})
+                      staged=name, staged_counts={"create": n_create, "skip": n_skip})
     result._constants = constants
-    result._write = ("NOT bad", "seq")
     result._fast_writer = write
     result._pid = pid
     imp.weakref.finalize(result, _drop_all, db, name)
@@ -386,27 +412,27 @@ def contact_customers(db: Database, ids) -> dict:
 
 
 def _worded(db: Database, user: User, entity: records.Entity, every: dict, converters: dict,
-            lazy: dict, pid: int, create_missing: bool, rejected: list) -> list:
+            lazy: dict, pid: int, key: str | None, rejected: list) -> list:
     """The rows SQL rejected, worded as importer.plan() words them (its loop, per row)."""
     if not rejected:
         return []
     for field_name, spec in lazy.items():  # matched in SQL: the resolver words the misses
         header, index, _found = converters[field_name]
-        texts = sorted({r[1 + index] for r in rejected if r[1 + index] is not None})
+        texts = sorted({r[2 + index] for r in rejected if r[2 + index] is not None})
         column = imp.resolve(db, user, spec, texts, pid)
         converters[field_name] = (header, index, {
             t: (column.values[i], column.errors.get(i)) for i, t in enumerate(texts)})
     specs = {n: s for n, s in every.items() if n not in imp.PSEUDO[entity.table]}
     lost = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind = 'lost'")}
     closed = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")}
-    cells_of = [(r[0], ["" if c is None else c for c in r[1:]]) for r in rejected]
+    cells_of = [(r[0], r[1], ["" if c is None else c for c in r[2:]]) for r in rejected]
     contacts = None
     if "contact_id" in converters:
         _h, index, found = converters["contact_id"]
         contacts = contact_customers(db, [found.get(cells[index], (None,))[0]
-                                          for _line, cells in cells_of])
+                                          for _line, _dup, cells in cells_of])
     rows = []
-    for line, cells in cells_of:
+    for line, dup_of, cells in cells_of:
         values, extra, errors = {}, {}, {}
         for field_name, (header, index, found) in converters.items():
             text = cells[index]
@@ -425,6 +451,12 @@ def _worded(db: Database, user: User, entity: records.Entity, every: dict, conve
                 errors[header] = error
         row = imp.Row(line=line, action="create", values=values, errors=errors, extra=extra,
                       cells=cells)
+        if dup_of is not None:
+            row.action, row.errors = "reject", {**errors, key: _(
+                "the same {field} as row {line}").format(field=specs[key].shown_label,
+                                                         line=dup_of)}
+            rows.append(row)
+            continue
         lines = extra.get("product_lines")
         if lines and values.get("amount") is None:
             values["amount"] = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(
@@ -444,7 +476,7 @@ def _drop_all(db: Database, name: str) -> None:
 
 
 def write(cur, user: User, p, import_id: int) -> None:
-    """The staged deals (NOT bad) as insert_deal and importer._deal_dates write them, set-based:
+    """The staged deals (w) as insert_deal and importer._deal_dates write them, set-based:
     the deals, their first stage history row, product lines, audit rows naming the import,
     import_records runs; then the automation rules on them."""
     from crm import deals
@@ -458,7 +490,7 @@ def write(cur, user: User, p, import_id: int) -> None:
     rivals = []
     if "lost_to_competitor" not in constants:
         for (text,) in cur.execute(
-                f"SELECT f_lost_to_competitor FROM {staged} WHERE NOT bad AND"
+                f"SELECT f_lost_to_competitor FROM {staged} WHERE w AND"
                 " f_lost_to_competitor IS NOT NULL GROUP BY 1 ORDER BY min(line)").fetchall():
             rival = deals._rival(cur, user, text)
             if rival["lost_to_competitor_id"] is not None:
@@ -490,7 +522,7 @@ def write(cur, user: User, p, import_id: int) -> None:
               " WHERE pipeline_id = $pid AND deleted_at IS NULL GROUP BY name) ns"
               " ON ns.nst = s.new_stage JOIN stages st ON st.id = coalesce(s.f_stage_id, ns.id)"
               " LEFT JOIN (SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name) rv"
-              " ON rv.txt = s.f_lost_to_competitor WHERE NOT s.bad")
+              " ON rv.txt = s.f_lost_to_competitor WHERE s.w")
     sql = f"INSERT INTO deals ({', '.join(cols)}) SELECT {', '.join(values)}{joined}"
     cur.execute(sql, imp._used(params, sql))
     # the first stage history row: on the engage date, the deal's amount and probability
@@ -502,12 +534,12 @@ def write(cur, user: User, p, import_id: int) -> None:
     cur.execute(sql, imp._used({**params, "h": first_h - 1}, sql))
     # product lines, in the file's order, and an audit entry for each deal that has some
     n_lines = cur.execute(f"SELECT count(*) FROM {staged} s JOIN {staged}_lines l"
-                          " ON l.txt = s.pl WHERE NOT s.bad").fetchone()[0] \
+                          " ON l.txt = s.pl WHERE s.w").fetchone()[0] \
         if "product_lines" in p.mapping.values() else 0
     first_audit = imp._draw_ids(cur, "audit_log_id_seq", n)
     cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
                 " action, changes, import_id) SELECT $own + seq, $now, $by, $uname, 'deals',"
-                f" $first + seq, 'create', NULL, $i FROM {staged} WHERE NOT bad",
+                f" $first + seq, 'create', NULL, $i FROM {staged} WHERE w",
                 {**{k: params[k] for k in ("now", "by", "uname", "first", "i")},
                  "own": first_audit - 1})
     if n_lines:
@@ -516,24 +548,24 @@ def write(cur, user: User, p, import_id: int) -> None:
                     " unit_price, created_at, created_by) SELECT $l + row_number() OVER"
                     " (ORDER BY s.seq, l.pos), $first + s.seq, l.product_id, l.description,"
                     f" l.quantity, l.unit_price, $now, $by FROM {staged} s JOIN {staged}_lines l"
-                    " ON l.txt = s.pl WHERE NOT s.bad",
+                    " ON l.txt = s.pl WHERE s.w",
                     {"l": first_l - 1, "first": first - 1, "now": now, "by": by})
         n_added = cur.execute(f"SELECT count(*) FROM {staged} s JOIN {staged}_pl m"
-                              " ON m.txt = s.pl WHERE NOT s.bad AND m.payload IS NOT NULL"
+                              " ON m.txt = s.pl WHERE s.w AND m.payload IS NOT NULL"
                               ).fetchone()[0]
         own = imp._draw_ids(cur, "audit_log_id_seq", n_added)
         cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity,"
                     " record_id, action, changes, import_id) SELECT $own + row_number() OVER"
                     " (ORDER BY s.seq), $now, $by, $uname, 'deals', $first + s.seq, 'update',"
                     f" m.payload, $i FROM {staged} s JOIN {staged}_pl m ON m.txt = s.pl"
-                    " WHERE NOT s.bad AND m.payload IS NOT NULL",
+                    " WHERE s.w AND m.payload IS NOT NULL",
                     {**{k: params[k] for k in ("now", "by", "uname", "first", "i")},
                      "own": own - 1})
     cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
                 " version_after, span) SELECT $i, min(line), $first + min(seq), 'create', NULL,"
-                f" 1, count(*) FROM {staged} WHERE NOT bad GROUP BY line - seq"
+                f" 1, count(*) FROM {staged} WHERE w GROUP BY line - seq"
                 " ORDER BY min(line)", {"i": import_id, "first": first - 1})
     if rules.watched(cur, "deals"):
-        ids = [r[0] for r in cur.execute(f"SELECT $first + seq FROM {staged} WHERE NOT bad"
+        ids = [r[0] for r in cur.execute(f"SELECT $first + seq FROM {staged} WHERE w"
                                          " ORDER BY seq", {"first": first - 1}).fetchall()]
         rules.on_created(cur, user, p.entity, ids)

@@ -720,8 +720,9 @@ def test_fast_path_refusals_name_their_reason():
     assert importer._fast_refusal(deals.DEALS, mapping, "create", None) is None
     assert importer._fast_refusal(deals.DEALS, mapping, "upsert", "title") \
         == "Deals are checked by rules of their own"
-    assert importer._fast_refusal(deals.DEALS, mapping, "create", "title") \
-        == "Deals are checked by rules of their own"
+    assert importer._fast_refusal(deals.DEALS, mapping, "create", "title") is None
+    assert importer._fast_refusal(deals.DEALS, mapping, "create", "amount") \
+        == "Amount names other records"
 
 
 # --- products: shared by everyone, their code unique among live products
@@ -877,6 +878,8 @@ DEALS_MESSY = [
     'Null words,N/A,UAB Saulė,,maria,,10,,,,,,USD,,',
     '"Quote, ""Jr""",Proposal,UAB Saulė,,maria,,"=1+2",,,,,,USD,,"two\nlines"',
     'Persian digits,Proposal,UAB Saulė,,maria,,"۱٬۲۳۴٫۵",,,,,,USD,,',
+    ' WON ONE,Proposal,UAB Saulė,,maria,,10,,,,,,USD,,',  # by title: the same as row 2
+    'Existing deal,Proposal,Bletchley Park Trust,,reza,,10,,,,,,USD,,',  # by title: there
 ]
 
 
@@ -911,13 +914,17 @@ DEAL_COLUMNS = ("d.title, c.name AS customer, k.last_name AS contact, d.owner_id
 
 
 def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_missing=False,
-                 rule=False):
+                 rule=False, key=None):
     """Everything a deals import leaves behind, without ids or times."""
     from datetime import datetime
 
     from crm import deals, rules
 
     deal_world(db, team)
+    proposal = db.scalar("SELECT id FROM stages WHERE name = 'Proposal'")
+    deals.create_deal(db, team["maria"], {"title": "existing DEAL", "stage_id": proposal,
+                                          "owner_id": team["reza"].id})
+    deals.create_deal(db, team["maria"], {"title": "Open one", "stage_id": proposal})
     if rule:  # an automation rule that watches new deals
         rules.save_rule(db, team["admin"], {
             "name": "Big deals", "entity": "deals", "trigger": "created", "trigger_config": {},
@@ -926,7 +933,8 @@ def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_m
                                           "assignee": "owner", "due_days": 2}]})
     source = importer.read(text.encode("utf-8"), "deals.csv", fast=fast)
     mapping = importer.propose_mapping(deals.DEALS, source.headers)
-    plan = importer.plan(db, user, deals.DEALS, source, mapping, create_missing=create_missing)
+    plan = importer.plan(db, user, deals.DEALS, source, mapping, create_missing=create_missing,
+                         key=key)
     assert (plan.staged is not None) == fast, plan.notes
     rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
     counts = plan.counts
@@ -1047,3 +1055,15 @@ def test_a_clean_deals_file_and_rules_that_watch_deals(two_dbs):
     found = compare_deals(two_dbs, text, rule=True)
     assert found["counts"] == {"create": 4, "update": 0, "skip": 0, "reject": 0}
     assert [t["title"] for t in found["tasks"]] == ["Follow up Open one", "Follow up Won one"]
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_deals_by_a_key_skip_those_there_and_refuse_repeats_alike(two_dbs, user):
+    text = DEAL_HEADER + "\n" + "\n".join(DEALS_MESSY) + "\n"
+    found = compare_deals(two_dbs, text, user=user, key="title")
+    reasons = dict(found["rejected"])
+    if user == "admin":  # "Open one" and "existing DEAL" are there; row 2's title repeats
+        assert found["counts"]["skip"] == 2
+        assert reasons[33] == {"title": "the same Title as row 2"}
+    else:  # reza sees his own deal only
+        assert found["counts"]["skip"] == 1 and found["counts"]["create"] == 2
