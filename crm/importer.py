@@ -2198,6 +2198,8 @@ def _drop_quietly(db: Database, name: str) -> None:
 
 def discard(db: Database, import_plan: Plan) -> None:
     """Frees a fast plan's staging table (after execute, or when the plan is abandoned)."""
+    for table in getattr(import_plan, "_staged_more", ()):  # deals: their product lines
+        _drop_quietly(db, table)
     if import_plan.staged:
         _drop_quietly(db, import_plan.staged)
         import_plan.staged = None

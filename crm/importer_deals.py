@@ -323,6 +323,7 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
                       staged=name, staged_counts={"create": n_create, "skip": n_skip})
     result._constants = constants
     result._fast_writer = write
+    result._staged_more = (f"{name}_pl", f"{name}_lines")
     result._pid = pid
     imp.weakref.finalize(result, _drop_all, db, name)
     return result
