@@ -1070,3 +1070,21 @@ def test_deals_by_a_key_skip_those_there_and_refuse_repeats_alike(two_dbs, user)
         assert reasons[33] == {"title": "the same Title as row 2"}
     else:  # reza sees his own deal only
         assert found["counts"]["skip"] == 1 and found["counts"]["create"] == 2
+
+
+def test_deals_go_row_by_row_where_sql_and_the_row_path_disagree(two_dbs, monkeypatch):
+    """A row SQL rejects that the row path's own checks would take (here: a check switched
+    off) sends the whole file through the row path, with a note, and nothing stays staged."""
+    from crm import deals
+
+    db, team = two_dbs[1]
+    deal_world(db, team)
+    monkeypatch.setattr(importer, "_check", lambda *args, **kwargs: None)
+    source = importer.read("Title,Stage,lost_reason\nGone,Lost,\nKept,Won,\n".encode(),
+                           "deals.csv", fast=True)
+    plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers))
+    assert plan.staged is None and plan.counts["create"] == 2
+    assert plan.notes == ["Read row by row (slower): Deals are checked by rules of their own"]
+    assert db.scalar("SELECT count(*) FROM duckdb_tables()"
+                     " WHERE database_name = 'crm_import_stage'") == 0
