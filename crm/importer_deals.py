@@ -302,17 +302,14 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
             f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
             f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE NOT s.w AND NOT s.skipped"
             " ORDER BY s.line").fetchall()
-        for table in made:  # the deals, their product lines and cells stay for write()
-            if table not in (name, f"{name}_pl", f"{name}_lines"):
-                cur.execute(f"DROP TABLE IF EXISTS {table}")
-    except BaseException:
+        made = [t for t in made if t not in (name, f"{name}_pl", f"{name}_lines")]
+        # (the deals, their product lines and cells stay for write())
+    finally:  # an early return (the row path) or an error leaves nothing staged either
         for table in made:
             try:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
             except Exception:  # noqa: BLE001 - cleaning up after the real error
                 pass
-        raise
-    finally:
         cur.close()
     rows = _worded(db, user, entity, every, converters, lazy, pid, key, rejected)
     if any(r.action != "reject" for r in rows):  # SQL and the row path disagree: the row path

@@ -1088,3 +1088,21 @@ def test_deals_go_row_by_row_where_sql_and_the_row_path_disagree(two_dbs, monkey
     assert plan.notes == ["Read row by row (slower): Deals are checked by rules of their own"]
     assert db.scalar("SELECT count(*) FROM duckdb_tables()"
                      " WHERE database_name = 'crm_import_stage'") == 0
+
+
+def test_a_product_line_refused_only_when_written_sends_deals_row_by_row(two_dbs):
+    """A quantity product_lines() takes but deals.insert_lines refuses (under 0.001): the row
+    path refuses the import when writing, naming the row; the fast path leaves it to it."""
+    from crm import deals
+
+    db, team = two_dbs[1]
+    deal_world(db, team)
+    source = importer.read("Title,Stage,Product\nTiny,Won,GTX Pro x 0.0001\n".encode(),
+                           "deals.csv", fast=True)
+    plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers))
+    assert plan.staged is None and any("row by row" in n for n in plan.notes)
+    assert db.scalar("SELECT count(*) FROM duckdb_tables()"
+                     " WHERE database_name = 'crm_import_stage'") == 0
+    with pytest.raises(importer.ImportFileError, match="Row 2"):
+        importer.execute(db, team["admin"], plan)
