@@ -826,8 +826,14 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None:
+        if why is None and entity.table == "deals":  # crm/importer_deals.py
+            from crm import importer_deals
+
+            found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
+                                             pipeline_id, create_missing)
+        elif why is None:
             found = _fast_plan(db, user, entity, source, mapping, key, mode)
+        if why is None:
             if isinstance(found, Plan):
                 return found
             why = found
@@ -858,6 +864,11 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     closed_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")} \
         if entity.table == "deals" else set()
     current_lines = _current_lines(db, existing, columns) if mode != "create" else {}
+    contacts = None  # deals: {contact id: its customer}, the contact must work for it
+    if entity.table == "deals" and "contact_id" in columns:
+        from crm import importer_deals
+
+        contacts = importer_deals.contact_customers(db, columns["contact_id"][1].values)
     rows, seen = [], {}
     for i in range(len(source.rows)):
         values = {name: column.values[i] for name, (header, column) in columns.items()
@@ -895,7 +906,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             values["amount"] = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(
                 Decimal("0.01"))
         if row.action != "reject" and not errors and row.action != "skip":
-            _check(user, entity, row, specs, match, lost_stages, closed_stages)
+            _check(user, entity, row, specs, match, lost_stages, closed_stages, contacts)
         if new_lines and not row.errors:
             from crm import deals
 
@@ -1000,7 +1011,7 @@ _LINKED = {"activities": _LINK_NAMES, "tasks": _LINK_NAMES}  # need at least one
 
 def _check(user: User, entity: records.Entity, row: Row, specs: dict,
            current: dict | None, lost_stages: set = frozenset(),
-           closed_stages: set = frozenset()) -> None:
+           closed_stages: set = frozenset(), contacts: dict | None = None) -> None:
     """Validation as the form does it: a new row whole, an update on the fields it brings."""
     # a stage the import will add (create_missing) stands in as id 0 until it exists
     values = {k: (0 if isinstance(v, tuple) else v) for k, v in row.values.items()}
@@ -1012,6 +1023,12 @@ def _check(user: User, entity: records.Entity, row: Row, specs: dict,
         return
     if values.get("stage_id") in lost_stages and not values.get("lost_reason"):
         row.errors[specs["stage_id"].shown_label] = _("A lost deal needs a lost reason")
+        return
+    contact, customer = values.get("contact_id"), values.get("customer_id")
+    if contacts is not None and contact is not None and customer is not None \
+            and contacts.get(contact) != customer:  # as deals._check_links refuses it
+        row.errors[specs["contact_id"].shown_label] = _("The contact works for another "
+                                                        "customer")
         return
     if entity.table in _LINKED and row.action == "create" and not any(
             values.get(k) is not None for k in _LINKED[entity.table]):
@@ -1527,6 +1544,10 @@ def _quote(text: str) -> str:
 def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
                   key: str | None) -> str | None:
     """Why this import cannot go the set-based way (None when it can)."""
+    if entity.table == "deals":  # crm/importer_deals.py
+        from crm import importer_deals
+
+        return importer_deals.refusal(entity, mapping, mode, key)
     from crm import importer_refs
 
     specs = {f.name: f for f in importable(entity)}
@@ -2103,7 +2124,7 @@ def _fast_row(user: User, entity: records.Entity, specs: dict, converters: dict,
               key: str | None, line: int, dup_of: int | None, cells: list) -> Row:
     """A rejected row worded as the row path words it, from the file's cells."""
     row = _cells_row(specs, converters, line, cells)
-    values, errors = row.values, row.errors
+    errors = row.errors
     if dup_of is not None:
         row.action, row.errors = "reject", {**errors, key: _(
             "the same {field} as row {line}").format(field=specs[key].shown_label, line=dup_of)}
@@ -2138,6 +2159,9 @@ def _cells_row(specs: dict, converters: dict, line: int, cells: list) -> Row:
 def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     """The staged rows to create, with their import_records and audit_log rows: one
     INSERT ... SELECT each; ids drawn from the table's sequence in the file's order."""
+    writer = getattr(p, "_fast_writer", None)  # deals: crm/importer_deals.py
+    if writer is not None:
+        return writer(cur, user, p, import_id)
     n = p.staged_counts.get("create", 0)
     if not n:
         return
@@ -2228,6 +2252,8 @@ def _drop_quietly(db: Database, name: str) -> None:
 
 def discard(db: Database, import_plan: Plan) -> None:
     """Frees a fast plan's staging table (after execute, or when the plan is abandoned)."""
+    for table in getattr(import_plan, "_staged_more", ()):  # deals: their product lines
+        _drop_quietly(db, table)
     if import_plan.staged:
         _drop_quietly(db, import_plan.staged)
         import_plan.staged = None

@@ -553,3 +553,21 @@ def test_undo_of_updates_restores_exactly_and_refuses_records_changed_since(db, 
         (ids[3], '{"company": ["New 3", "Old"], "estimated_value": [3.25, 10.5],'
                  ' "consent": [true, false]}'),
         (ids[0], '{"company": ["New 0", "Old"], "estimated_value": [0.25, 10.5]}')]
+
+
+def test_a_deal_whose_contact_works_for_another_customer_is_rejected_in_the_dry_run(db, team):
+    """deals.insert_deal refuses it; the dry run says so for its row, and the other rows go in
+    (it used to fail the whole import when written)."""
+    admin = team["admin"]
+    acme = customers.create_customer(db, admin, {"name": "Acme"})
+    other = customers.create_customer(db, admin, {"name": "Other"})
+    customers.add_contact(db, admin, acme, {"last_name": "Insider"})
+    customers.add_contact(db, admin, other, {"last_name": "Stranger"})
+    source = read("title,stage,customer,contact\nMine,Proposal,Acme,Insider\n"
+                  "Theirs,Proposal,Acme,Stranger\nNo customer,Proposal,,Stranger\n")
+    plan = importer.plan(db, admin, deals.DEALS, source, importer.propose_mapping(
+        deals.DEALS, source.headers))
+    assert [r.action for r in plan.rows] == ["create", "reject", "create"]
+    assert plan.rows[1].errors == {"Contact": "The contact works for another customer"}
+    importer.execute(db, admin, plan)
+    assert db.scalar("SELECT count(*) FROM deals") == 2

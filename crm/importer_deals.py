@@ -1,0 +1,569 @@
+"""Deals on the importer's set-based fast path (big CSV files, DuckDB-only): the same results
+as the row path (importer.plan/execute through deals.insert_deal), checked and written in SQL.
+
+Each link column (stage, owner, customer, contact, competitor) is resolved once per DISTINCT
+text by the row path's own resolver (same words, same "did you mean", same visibility) and
+joined back; a customer or contact column of very many distinct texts is matched in SQL in one
+statement with the resolver's predicate. Product-line cells are read per distinct text by
+importer.product_lines. The deal's own rules (required fields, a lost deal's reason, the close
+date not before the engage date, the contact of the customer, a rep's own deals) are SQL
+conditions; only rejected rows come back to Python, where the row path's functions word their
+reasons. The writes are one INSERT ... SELECT each: the deals, their first stage history row
+(on the file's engage date), their product lines, audit rows naming the import and
+import_records runs for undo."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import duckdb
+
+from crm import audit, records, rules
+from crm import importer as imp
+from crm.auth import User
+from crm.db import Database
+from crm.fields import ValidationError, convert, validate
+from crm.i18n import gettext as _
+
+# a customer or contact column with more distinct texts than this is matched in SQL (the
+# resolver's dictionary of every visible record, and a lookup a text, cost seconds a million)
+REF_SQL_AT = 50_000
+LINKS = ("customer_id", "contact_id", "stage_id", "competitor_id")  # ref fields taken here
+_SQL_REFS = {"customers", "contacts"}
+
+
+def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -> str | None:
+    """Why a deals import cannot go the set-based way (None when it can): creates (records
+    there by a text key skipped) of fields this module checks in SQL."""
+    specs = {f.name: f for f in imp.importable(entity)}
+    rules_own = _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    if mode != "create" or any(f.only_when for f in specs.values()):
+        return rules_own
+    if key and specs[key].type not in imp._KEY_TYPES:
+        return _("{field} names other records").format(field=specs[key].shown_label)
+    for name in {v for v in mapping.values() if v}:
+        if name in imp.PSEUDO.get(entity.table, {}):
+            continue
+        spec = specs[name]
+        if spec.type == "ref" and name in LINKS and not spec.custom:
+            continue
+        if spec.type == "user" and name != "owner_id":
+            return _("{field} names other records").format(field=spec.shown_label)
+        if spec.type not in imp._SQL_TYPES | imp._PY_TYPES:
+            return _("some mapped fields are checked one row at a time (links, web addresses,"
+                     " multiple choices)")
+    return None
+
+
+def _read_raw(cur, source: imp.Source, raw: str):
+    """The file into table raw by DuckDB's reader (as importer._fast_plan reads it): the
+    source of the data rows with their lines, and how many there are; a reason (str) when
+    DuckDB cannot read it as a plain CSV."""
+    width = len(source.headers)
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+    staging = (f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
+               f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
+               " escape = '\"', strict_mode = true, null_padding = false)")
+    try:
+        try:
+            cur.execute(staging, {"path": source.path, "sep": source.delimiter})
+        except duckdb.Error:
+            if not imp._settle(source):
+                raise
+            cur.execute(f"DROP TABLE IF EXISTS {raw}")
+            cur.execute(staging, {"path": source.path, "sep": source.delimiter})
+    except duckdb.Error as exc:
+        cur.execute(f"DROP TABLE IF EXISTS {raw}")
+        return None, _("DuckDB's CSV reader found rows it cannot read as plain CSV ({reason})"
+                       ).format(reason=str(exc).splitlines()[0][:200])
+    cells = ", ".join(f"c{i}" for i in range(width))
+    first = f"ord(coalesce({cells}))"
+    blank = (f"CASE WHEN coalesce({first}, -1) <= 32 OR {first} IN ({imp._WIDE_WS}) THEN NOT"
+             f" coalesce(regexp_matches(concat_ws('', {cells}), '[^{imp._SPACE_CLASS}]'),"
+             " false) ELSE false END")
+    total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
+                                f" FROM {raw}").fetchone()
+    if total == blanks:
+        raise imp.ImportFileError(_("The file has a header row but no data rows."))
+    src = (f"SELECT rowid + 2 AS line, {cells} FROM {raw}" if not blanks else
+           f"SELECT row_number() OVER (ORDER BY rowid) + 1 AS line, {cells} FROM {raw}"
+           f" WHERE NOT ({blank})")
+    if isinstance(source.rows, imp._FileRows):
+        source.rows.known_len = total - blanks
+    return src, None
+
+
+def _fill(cur, table: str, columns: list[str], rows: list[tuple]) -> None:
+    if rows:
+        cur.execute(f"INSERT INTO {table} SELECT {', '.join(f'unnest(${c})' for c in columns)}",
+                    {c: [r[i] for r in rows] for i, c in enumerate(columns)})
+
+
+def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Source,
+              mapping: dict, key: str | None = None, pipeline_id: int | None = None,
+              create_missing: bool = False):
+    """The plan of a big deals CSV (creates), set-based; a reason (str) for the row path."""
+    from crm import pipelines
+
+    specs = {f.name: f for f in imp.importable(entity)}
+    pseudo = imp.PSEUDO[entity.table]
+    every = {**specs, **pseudo}
+    name = f"{imp._STAGE}.d{imp.uuid.uuid4().hex[:16]}"
+    raw = name + "_raw"
+    pid = pipeline_id or pipelines.default_pipeline_id(db)
+    params = {"today": date.today(), "pid": pid, **imp._CONSTANTS}
+    cur = db.cursor()
+    made = [raw]
+    try:
+        imp._attach(cur)
+        src, reason = _read_raw(cur, source, raw)
+        if reason:
+            return reason
+        width = len(source.headers)
+        notes, converters, lazy, created = [], {}, {}, {}
+        joins, picked, layers, values_sql, flags, passed = [], [], [], {}, [], []
+        for index, header in enumerate(source.headers):
+            field_name = mapping.get(header)
+            if not field_name:
+                continue
+            spec, c, m = every[field_name], f"r.c{index}", f"{name}_m{index}"
+            if field_name == "product_lines":
+                m = f"{name}_pl"
+            distinct = f"SELECT DISTINCT c{index} FROM {raw} WHERE c{index} IS NOT NULL"
+            if spec.type in imp._SQL_TYPES and field_name != "product_lines":
+                converters[field_name] = (header, index, None)
+                column_layers, value, cerr, verr = imp._sql_value(spec, c, f"q{index}")
+                for depth, named in enumerate(column_layers):
+                    while len(layers) <= depth:
+                        layers.append([])
+                    layers[depth].extend(named)
+                values_sql[field_name] = value
+                flags.append(f"({cerr}) OR ({verr}) AS e_{field_name}")
+                continue
+            made.append(m)
+            if field_name == "product_lines":
+                texts = [r[0] for r in cur.execute(distinct).fetchall()]
+                found, table, items = _lines_map(db, spec, texts)
+                if found is None:
+                    return table
+                cur.execute(f"CREATE TABLE {m} (txt VARCHAR, cerr BOOLEAN, amount DECIMAL(38, 10),"
+                            " payload VARCHAR)")
+                _fill(cur, m, ["t", "e", "a", "p"], table)
+                made.append(f"{name}_lines")
+                cur.execute(f"CREATE TABLE {name}_lines (txt VARCHAR, pos INTEGER,"
+                            " product_id BIGINT, description VARCHAR, quantity DECIMAL(14, 3),"
+                            " unit_price DECIMAL(14, 2))")
+                _fill(cur, f"{name}_lines", ["t", "p", "i", "d", "q", "u"], items)
+                joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = {c}")
+                picked += [f"m{index}.txt AS v_pl", f"m{index}.amount AS v_pl_amount",
+                           f"coalesce(m{index}.cerr, false) AS e_product_lines"]
+                passed.append("e_product_lines")
+                converters[field_name] = (header, index, found)
+                continue
+            if spec.type == "ref":
+                texts_n = cur.execute(f"SELECT count(*) FROM ({distinct})").fetchone()[0]
+                cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val BIGINT, nst VARCHAR,"
+                            " cerr BOOLEAN)")
+                if spec.ref in _SQL_REFS and texts_n > REF_SQL_AT:
+                    _sql_resolve(cur, user, spec, m, raw, index, params)
+                    lazy[field_name] = spec
+                    found = None
+                else:
+                    texts = [r[0] for r in cur.execute(distinct).fetchall()]
+                    found, table = _ref_map(db, user, spec, texts, pid, create_missing, created)
+                    _fill(cur, m, ["t", "v", "n", "e"], table)
+                converters[field_name] = (header, index, found)
+                joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = {c}")
+                picked += [f"m{index}.val AS v_{field_name}",
+                           f"coalesce(m{index}.cerr, false) AS e_{field_name}"]
+                passed.append(f"e_{field_name}")
+                if field_name == "stage_id":
+                    picked.append(f"m{index}.nst AS v_new_stage")
+                values_sql[field_name] = f"v_{field_name}"
+                continue
+            texts = [r[0] for r in cur.execute(distinct).fetchall()]
+            if field_name in pseudo:  # the engage and close dates, kept as the file has them
+                column = imp._dates(spec, texts)
+                found, table = {}, []
+                for i, text in enumerate(texts):
+                    value, error = column.values[i], column.errors.get(i)
+                    found[text] = (value, error)
+                    moment = None if value is None else (
+                        value if isinstance(value, datetime)
+                        else datetime.combine(value, datetime.min.time()))
+                    table.append((text, moment, error is not None))
+                cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val TIMESTAMP, cerr BOOLEAN)")
+                _fill(cur, m, ["t", "v", "e"], table)
+                note = column.note
+            else:  # choices, yes/no, dates, the owner: the row path's conversion
+                note, found, table = imp._distinct_map(db, user, spec, texts)
+                cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN,"
+                            " verr BOOLEAN)")
+                _fill(cur, m, ["t", "v", "c", "e"], table)
+            if note:
+                notes.append(note)
+            converters[field_name] = (header, index, found)
+            joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = {c}")
+            if field_name in pseudo:
+                picked += [f"m{index}.val AS v_{field_name}",
+                           f"coalesce(m{index}.cerr, false) AS e_{field_name}"]
+            else:
+                value = f"CAST(m{index}.val AS {imp._SQL_CAST[spec.type]})"
+                if spec.type == "bool":
+                    value = f"coalesce({value}, false)"
+                picked += [f"{value} AS v_{field_name}",
+                           f"coalesce(m{index}.cerr OR m{index}.verr, false) AS e_{field_name}"]
+            passed.append(f"e_{field_name}")
+            values_sql[field_name] = f"v_{field_name}"
+
+        # the deal as insert_deal would store it: unmapped fields take their defaults
+        constants, bad = {}, [f"e_{n}" for n in converters]
+        for spec in entity.editable:
+            if spec.name in values_sql:
+                if spec.required:
+                    bad.append(f"f_{spec.name} IS NULL" if spec.name != "stage_id"
+                               else "(f_stage_id IS NULL AND new_stage IS NULL)")
+                continue
+            constants[spec.name] = convert(spec, spec.default)
+            params[f"k_{spec.name}"] = constants[spec.name]
+            values_sql[spec.name] = f"$k_{spec.name}"
+            if constants[spec.name] is None and spec.required:
+                bad.append("true")
+        amount_spec = specs["amount"]
+        lines_amount = "v_pl_amount" if "product_lines" in converters else "NULL"
+        selects = [f"{values_sql[n]} AS f_{n}" for n in specs if n != "amount"]
+        selects.append(f"coalesce({values_sql['amount']}, {lines_amount}) AS f_amount")
+        selects += [
+            "v_new_stage AS new_stage" if "stage_id" in converters else "NULL AS new_stage",
+            "v_created_at AS engaged" if "created_at" in converters else
+            "CAST(NULL AS TIMESTAMP) AS engaged",
+            "CAST(v_closed_on AS DATE) AS closed" if "closed_on" in converters else
+            "CAST(NULL AS DATE) AS closed",
+            "v_pl AS pl" if "product_lines" in converters else "CAST(NULL AS VARCHAR) AS pl"]
+        # a deal priced from its lines: insert_deal's limits on that amount
+        selects.append(f"{values_sql['amount']} IS NULL AS amount_from_lines")
+        bad.append(f"coalesce(f_amount > {Decimal(str(amount_spec.max_value))}"
+                   " AND amount_from_lines, false)")
+        if key:  # the key's text, as importer._key_text has it
+            selects.append(f"lower(q{converters[key][1]}_x) AS k")
+        if "owner_id" in converters and not user.sees_all:
+            bad.append("coalesce(f_owner_id <> $me, false)")
+            params["me"] = user.id
+        # importer._check: the close date (else, closed, the expected one) not before the
+        # engage date; a lost deal's reason; the contact works for the customer
+        bad += ["coalesce(coalesce(closed, CASE WHEN st.kind <> 'open' THEN"
+                " f_expected_close_date END) < CAST(engaged AS DATE), false)",
+                "coalesce(st.kind = 'lost' AND f_lost_reason IS NULL, false)",
+                "coalesce(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
+                " ct.customer_id IS DISTINCT FROM f_customer_id, false)"]
+        inner = f"SELECT {', '.join(['r.*'] + picked)} FROM ({src}) r" + "".join(joins)
+        for named in layers:
+            inner = f"SELECT *, {', '.join(f'{e} AS {a}' for a, e in named)} FROM ({inner}) r"
+        typed = (f"SELECT r.line, {', '.join(selects + flags + passed)} FROM ({inner}) r")
+        checked = (f"SELECT s.*, ({' OR '.join(bad)}) AS bad FROM ({typed}) s"
+                   " LEFT JOIN stages st ON st.id = s.f_stage_id"
+                   " LEFT JOIN contacts ct ON ct.id = s.f_contact_id")
+        # w: the row is written; seq numbers the deals to create (1, 2, ... in the file's
+        # order): the lines' own order while every row is, else a window (a copy) numbers them
+        sql = (f"CREATE TABLE {name} AS SELECT c.*, NOT c.bad AS w, false AS skipped,"
+               f" CAST(NULL AS BIGINT) AS dup_of, c.line - 1 AS seq FROM ({checked}) c")
+        made.append(name)
+        cur.execute(sql, imp._used(params, sql))
+        n_bad = cur.execute(f"SELECT count(*) FROM {name} WHERE bad").fetchone()[0]
+        dups = existing = False
+        if key:  # importer.plan(): a key seen in an earlier row is refused, one there skipped
+            made.append(f"{name}_d")
+            cur.execute(f"CREATE TABLE {name}_d AS SELECT k, min(line) AS first FROM {name}"
+                        " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
+            dups = bool(cur.execute(f"SELECT count(*) FROM {name}_d").fetchone()[0])
+            where, visible = records.visible(entity, user)
+            there = (f"SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k FROM {entity.table} t"
+                     f" WHERE {where}")
+            existing = bool(cur.execute(f"SELECT count(*) FROM {name} s JOIN ({there}) e"
+                                        " ON e.k = s.k", visible).fetchone()[0])
+        if n_bad or dups or existing:
+            made.append(f"{name}_n")
+            dup_of = "CASE WHEN s.line > d.first THEN d.first END" if dups else "NULL"
+            skipped = "e.k IS NOT NULL" if existing else "false"
+            acted = (f"SELECT s.* EXCLUDE (w, skipped, dup_of, seq), {dup_of} AS dup_of,"
+                     f" ({dup_of}) IS NULL AND {skipped} AS skipped FROM {name} s"
+                     + (f" LEFT JOIN {name}_d d ON d.k = s.k" if dups else "")
+                     + (f" LEFT JOIN ({there}) e ON e.k = s.k" if existing else ""))
+            sql = (f"CREATE TABLE {name}_n AS SELECT *, CASE WHEN w THEN row_number() OVER"
+                   " (PARTITION BY w ORDER BY line) END AS seq FROM (SELECT *, NOT bad AND"
+                   f" dup_of IS NULL AND NOT skipped AS w FROM ({acted}))")
+            cur.execute(sql, visible if existing else {})
+            cur.execute(f"DROP TABLE {name}")
+            cur.execute(f"ALTER TABLE {name}_n RENAME TO {name.split('.')[1]}")
+        n_create, n_skip, n_reject = cur.execute(
+            f"SELECT count(*) FILTER (WHERE w), count(*) FILTER (WHERE skipped),"
+            f" count(*) FILTER (WHERE NOT w AND NOT skipped) FROM {name}").fetchone()
+        rejected = [] if not n_reject else cur.execute(
+            f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
+            f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE NOT s.w AND NOT s.skipped"
+            " ORDER BY s.line").fetchall()
+        made = [t for t in made if t not in (name, f"{name}_pl", f"{name}_lines")]
+        # (the deals, their product lines and cells stay for write())
+    finally:  # an early return (the row path) or an error leaves nothing staged either
+        for table in made:
+            try:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            except Exception:  # noqa: BLE001 - cleaning up after the real error
+                pass
+        cur.close()
+    rows = _worded(db, user, entity, every, converters, lazy, pid, key, rejected)
+    if any(r.action != "reject" for r in rows):  # SQL and the row path disagree: the row path
+        _drop_all(db, name)
+        return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    result = imp.Plan(entity, source, mapping, "create", key, rows, notes,
+                      new_stages=created.get("stages", set()), pipeline_id=pipeline_id,
+                      staged=name, staged_counts={"create": n_create, "skip": n_skip})
+    result._constants = constants
+    result._fast_writer = write
+    result._staged_more = (f"{name}_pl", f"{name}_lines")
+    result._pid = pid
+    imp.weakref.finalize(result, _drop_all, db, name)
+    return result
+
+
+def _ref_map(db: Database, user: User, spec, texts: list, pid: int, create_missing: bool,
+             created: dict):
+    """The row path's resolution of each distinct text of a link column: ({text: (value,
+    error)}, [(text, id, name of a stage to add, error?)])."""
+    column = imp.resolve(db, user, spec, texts, pid, create_missing, created)
+    found, table = {}, []
+    for i, text in enumerate(texts):
+        value, error = column.values[i], column.errors.get(i)
+        found[text] = (value, error)
+        if isinstance(value, tuple):  # ("new stage", name): added by execute (_add_stages)
+            table.append((text, None, value[1], False))
+        else:
+            table.append((text, value, None, error is not None))
+    return found, table
+
+
+def _sql_resolve(cur, user: User, spec, m: str, raw: str, index: int, params: dict) -> None:
+    """importer.resolve() of a customer or contact column in one statement: by id (digits of
+    a record the resolver knows), else by name (contacts: email first), any case, trimmed;
+    the last record of a name wins, as in the resolver's dictionary."""
+    from crm import customers
+
+    entity = customers.CUSTOMERS if spec.ref == "customers" else customers.CONTACTS
+    where, visible = records.visible(entity, user)
+    params.update(visible)
+    title = imp._strip_sql(f"({entity.title_sql})")
+    named = f"SELECT lower({title}) AS k, t.id, 0 AS src FROM {entity.table} t WHERE {where}"
+    if entity.table == "contacts":
+        named += (f" UNION ALL SELECT lower({imp._strip_sql('t.email')}), t.id, 1"
+                  f" FROM contacts t WHERE {where}")
+    known = (f"SELECT k, coalesce(max(id) FILTER (WHERE src = 1), max(id)) AS id"
+             f" FROM ({named}) n WHERE k IS NOT NULL AND k <> '' GROUP BY k")
+    texts = (f"SELECT txt, CASE WHEN {imp._one_of('k', imp._MISSING_WORDS)} THEN NULL ELSE k"
+             f" END AS k FROM (SELECT txt, lower({imp._strip_sql('txt')}) AS k FROM"
+             f" (SELECT DISTINCT c{index} AS txt FROM {raw} WHERE c{index} IS NOT NULL))")
+    sql = (f"INSERT INTO {m} WITH known AS MATERIALIZED ({known}) SELECT d.txt,"
+           " coalesce(i.id, n.id), NULL, d.k IS NOT NULL AND coalesce(i.id, n.id) IS NULL"
+           f" FROM ({texts}) d LEFT JOIN known n ON n.k = d.k LEFT JOIN (SELECT DISTINCT id"
+           " FROM known) i ON regexp_full_match(d.k, '[0-9]{1,18}')"
+           " AND i.id = TRY_CAST(d.k AS BIGINT)")
+    cur.execute(sql, imp._used(params, sql))
+
+
+def _lines_map(db: Database, spec, texts: list):
+    """importer.product_lines() of each distinct product cell: ({text: (lines, error)},
+    [(text, error?, amount, the audit entry's changes)], [(text, position, product, description,
+    quantity, unit price)]); (None, reason, None) when a line would be refused only when
+    written (deals.insert_lines), which the row path reports by refusing the import."""
+    from crm import deals
+
+    column = imp.product_lines(db, spec, texts)
+    found, table, items = {}, [], []
+    for i, text in enumerate(texts):
+        lines, error = column.values[i], column.errors.get(i)
+        found[text] = (lines, error)
+        if error or not lines:
+            table.append((text, error is not None, None, None))
+            continue
+        try:
+            cleans = [validate(deals.LINE_FIELDS, line) for line in lines]
+        except ValidationError:
+            return None, _("{entity} are checked by rules of their own").format(
+                entity=_("Deals")), None
+        amount = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(Decimal("0.01"))
+        added = "; ".join(f"{c['description']} × {c['quantity']:g}" for c in cleans)
+        table.append((text, False, amount, audit._payload({"line_added": [None, added]})))
+        items += [(text, pos, c["product_id"], c["description"], c["quantity"],
+                   c["unit_price"]) for pos, c in enumerate(cleans)]
+    return found, table, items
+
+
+def contact_customers(db: Database, ids) -> dict:
+    """{contact id: its customer's id} of the given contacts (a deal's contact must work for
+    its customer)."""
+    found, ids = {}, sorted({i for i in ids if isinstance(i, int)})
+    for chunk in imp._chunks(ids, 1000):
+        names = {f"c{i}": v for i, v in enumerate(chunk)}
+        for r in db.query(f"SELECT id, customer_id FROM contacts WHERE id IN"
+                          f" ({', '.join('$' + n for n in names)})", names):
+            found[r["id"]] = r["customer_id"]
+    return found
+
+
+def _worded(db: Database, user: User, entity: records.Entity, every: dict, converters: dict,
+            lazy: dict, pid: int, key: str | None, rejected: list) -> list:
+    """The rows SQL rejected, worded as importer.plan() words them (its loop, per row)."""
+    if not rejected:
+        return []
+    for field_name, spec in lazy.items():  # matched in SQL: the resolver words the misses
+        header, index, _found = converters[field_name]
+        texts = sorted({r[2 + index] for r in rejected if r[2 + index] is not None})
+        column = imp.resolve(db, user, spec, texts, pid)
+        converters[field_name] = (header, index, {
+            t: (column.values[i], column.errors.get(i)) for i, t in enumerate(texts)})
+    specs = {n: s for n, s in every.items() if n not in imp.PSEUDO[entity.table]}
+    lost = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind = 'lost'")}
+    closed = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")}
+    cells_of = [(r[0], r[1], ["" if c is None else c for c in r[2:]]) for r in rejected]
+    contacts = None
+    if "contact_id" in converters:
+        _h, index, found = converters["contact_id"]
+        contacts = contact_customers(db, [found.get(cells[index], (None,))[0]
+                                          for _line, _dup, cells in cells_of])
+    rows = []
+    for line, dup_of, cells in cells_of:
+        values, extra, errors = {}, {}, {}
+        for field_name, (header, index, found) in converters.items():
+            text = cells[index]
+            if imp._missing(text):
+                value, error = None, None
+            elif found is not None:
+                value, error = found.get(text, (None, None))
+            else:
+                column = imp.coerce(every[field_name], [text])
+                value, error = column.values[0], column.errors.get(0)
+            if field_name in specs:
+                values[field_name] = value
+            elif value is not None:
+                extra[field_name] = value
+            if error:
+                errors[header] = error
+        row = imp.Row(line=line, action="create", values=values, errors=errors, extra=extra,
+                      cells=cells)
+        if dup_of is not None:
+            row.action, row.errors = "reject", {**errors, key: _(
+                "the same {field} as row {line}").format(field=specs[key].shown_label,
+                                                         line=dup_of)}
+            rows.append(row)
+            continue
+        lines = extra.get("product_lines")
+        if lines and values.get("amount") is None:
+            values["amount"] = sum(x["quantity"] * x["unit_price"] for x in lines).quantize(
+                Decimal("0.01"))
+        if not errors:
+            imp._check(user, entity, row, specs, None, lost, closed, contacts)
+        if row.errors:
+            row.action = "reject"
+        rows.append(row)
+    return rows
+
+
+def _drop_all(db: Database, name: str) -> None:
+    """Frees a deals plan's staging tables (the plan abandoned, or SQL and Python disagreed)."""
+    for table in ("", "_pl", "_lines"):
+        imp._drop_quietly(db, name + table)
+
+
+def write(cur, user: User, p, import_id: int) -> None:
+    """The staged deals (w) as insert_deal and importer._deal_dates write them, set-based:
+    the deals, their first stage history row, product lines, audit rows naming the import,
+    import_records runs; then the automation rules on them."""
+    from crm import deals
+
+    n = p.staged_counts.get("create", 0)
+    if not n:
+        return
+    staged, constants = p.staged, p._constants
+    now, today, by = datetime.now(), date.today(), user.id or None
+    # the competitors lost_to_competitor names (made when new), in the file's order
+    rivals = []
+    if "lost_to_competitor" not in constants:
+        for (text,) in cur.execute(
+                f"SELECT f_lost_to_competitor FROM {staged} WHERE w AND"
+                " f_lost_to_competitor IS NOT NULL GROUP BY 1 ORDER BY min(line)").fetchall():
+            rival = deals._rival(cur, user, text)
+            if rival["lost_to_competitor_id"] is not None:
+                rivals.append((text, rival["lost_to_competitor_id"],
+                               rival["lost_to_competitor"]))
+    first = imp._draw_ids(cur, "deals_id_seq", n)
+    params = {"first": first - 1, "now": now, "today": today, "by": by, "i": import_id,
+              "uname": user.username, "pid": p._pid, "rt": [r[0] for r in rivals] or [""],
+              "ri": [r[1] for r in rivals] or [None], "rn": [r[2] for r in rivals] or [None]}
+    cols, values = ["id"], ["$first + s.seq"]
+    for spec in p.entity.editable:
+        value = f"s.f_{spec.name}"
+        if spec.name == "owner_id":
+            value = "coalesce(s.f_owner_id, $by)"
+        elif spec.name == "stage_id":
+            value = "st.id"
+        elif spec.name == "lost_to_competitor":
+            value = "rv.name"
+        cols.append(spec.name)
+        values.append(value)
+    cols += ["pipeline_id", "stage_entered_at", "closed_on", "lost_to_competitor_id",
+             "created_at", "updated_at", "created_by", "updated_by"]
+    values += ["st.pipeline_id", "coalesce(s.engaged, $now)",
+               "CASE WHEN st.kind <> 'open' THEN coalesce(s.closed, s.f_expected_close_date,"
+               " $today) END", "rv.id", "coalesce(s.engaged, $now)", "$now", "$by", "$by"]
+    # (the staging database takes no writes in the import's transaction: the stages the
+    # import added (importer._add_stages) and the competitors are joined as subqueries)
+    joined = (f" FROM {staged} s LEFT JOIN (SELECT name AS nst, max(id) AS id FROM stages"
+              " WHERE pipeline_id = $pid AND deleted_at IS NULL GROUP BY name) ns"
+              " ON ns.nst = s.new_stage JOIN stages st ON st.id = coalesce(s.f_stage_id, ns.id)"
+              " LEFT JOIN (SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name) rv"
+              " ON rv.txt = s.f_lost_to_competitor WHERE s.w")
+    sql = f"INSERT INTO deals ({', '.join(cols)}) SELECT {', '.join(values)}{joined}"
+    cur.execute(sql, imp._used(params, sql))
+    # the first stage history row: on the engage date, the deal's amount and probability
+    first_h = imp._draw_ids(cur, "deal_stage_history_id_seq", n)
+    sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+           " changed_at, changed_by, amount, probability) SELECT $h + s.seq, $first + s.seq,"
+           " NULL, st.id, coalesce(s.engaged, $now), $by, s.f_amount,"
+           f" coalesce(s.f_probability, st.probability){joined}")
+    cur.execute(sql, imp._used({**params, "h": first_h - 1}, sql))
+    # product lines, in the file's order, and an audit entry for each deal that has some
+    n_lines = cur.execute(f"SELECT count(*) FROM {staged} s JOIN {staged}_lines l"
+                          " ON l.txt = s.pl WHERE s.w").fetchone()[0] \
+        if "product_lines" in p.mapping.values() else 0
+    first_audit = imp._draw_ids(cur, "audit_log_id_seq", n)
+    cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+                " action, changes, import_id) SELECT $own + seq, $now, $by, $uname, 'deals',"
+                f" $first + seq, 'create', NULL, $i FROM {staged} WHERE w",
+                {**{k: params[k] for k in ("now", "by", "uname", "first", "i")},
+                 "own": first_audit - 1})
+    if n_lines:
+        first_l = imp._draw_ids(cur, "deal_products_id_seq", n_lines)
+        cur.execute("INSERT INTO deal_products (id, deal_id, product_id, description, quantity,"
+                    " unit_price, created_at, created_by) SELECT $l + row_number() OVER"
+                    " (ORDER BY s.seq, l.pos), $first + s.seq, l.product_id, l.description,"
+                    f" l.quantity, l.unit_price, $now, $by FROM {staged} s JOIN {staged}_lines l"
+                    " ON l.txt = s.pl WHERE s.w",
+                    {"l": first_l - 1, "first": first - 1, "now": now, "by": by})
+        n_added = cur.execute(f"SELECT count(*) FROM {staged} s JOIN {staged}_pl m"
+                              " ON m.txt = s.pl WHERE s.w AND m.payload IS NOT NULL"
+                              ).fetchone()[0]
+        own = imp._draw_ids(cur, "audit_log_id_seq", n_added)
+        cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity,"
+                    " record_id, action, changes, import_id) SELECT $own + row_number() OVER"
+                    " (ORDER BY s.seq), $now, $by, $uname, 'deals', $first + s.seq, 'update',"
+                    f" m.payload, $i FROM {staged} s JOIN {staged}_pl m ON m.txt = s.pl"
+                    " WHERE s.w AND m.payload IS NOT NULL",
+                    {**{k: params[k] for k in ("now", "by", "uname", "first", "i")},
+                     "own": own - 1})
+    cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
+                " version_after, span) SELECT $i, min(line), $first + min(seq), 'create', NULL,"
+                f" 1, count(*) FROM {staged} WHERE w GROUP BY line - seq"
+                " ORDER BY min(line)", {"i": import_id, "first": first - 1})
+    if rules.watched(cur, "deals"):
+        ids = [r[0] for r in cur.execute(f"SELECT $first + seq FROM {staged} WHERE w"
+                                         " ORDER BY seq", {"first": first - 1}).fetchall()]
+        rules.on_created(cur, user, p.entity, ids)
