@@ -9,7 +9,8 @@ import pytest
 
 from crm import pipelines
 from crm.analytics import market as am
-from crm.market import COMPETITORS
+from crm.market import COMPETITORS, PRICE_RECORDS
+from crm.products import PRODUCTS
 
 DAY = date(2026, 11, 20)
 
@@ -42,6 +43,34 @@ def old_win_loss(db, user, currency, since=None):
     for r in found:
         r["win_rate"] = am.win_rate(r["won"], r["lost"])
         r["amount_lost"] = float(r["amount_lost"])
+    return found
+
+
+def old_positioning(db, user, product_id=None, regions=None, since=None, grain="quarter",
+                    lang=None):
+    """analytics.market.positioning as first written: grouped by the product's name too."""
+    from crm import calendar
+
+    key, join = calendar.period("r.observed_on", grain, lang)
+    where, params = am._price_filters(product_id, regions, since)
+    found = db.query(
+        f"SELECT r.product_id, p.name AS product, p.currency, p.unit_price AS list_price,"
+        f" {key} AS period,"
+        f" min(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS low,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
+        f"  FILTER (WHERE r.competitor_id IS NOT NULL) AS median,"
+        f" max(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS high,"
+        f" count(*) FILTER (WHERE r.competitor_id IS NOT NULL) AS observed,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
+        f"  FILTER (WHERE r.competitor_id IS NULL) AS ours_observed"
+        f" FROM price_records r JOIN products p ON p.id = r.product_id{join}"
+        f" WHERE {where} GROUP BY r.product_id, p.name, p.currency, p.unit_price, {key}"
+        f" ORDER BY p.name, r.product_id, period", params)
+    for r in found:
+        ours = r["ours_observed"] if r["ours_observed"] is not None else r["list_price"]
+        r["ours"] = None if ours is None else float(ours)
+        for k in ("low", "median", "high"):
+            r[k] = None if r[k] is None else float(r[k])
     return found
 
 
@@ -96,3 +125,32 @@ def test_win_loss_counts_each_named_competitor_once_per_deal(db, team, random_de
         new = am.win_loss(db, user, currency, since)
         assert new == old_win_loss(db, user, currency, since)
     assert any(r["lost_to_them"] for r in am.win_loss(db, team["maria"], "USD", since))
+
+
+def test_positioning_groups_by_product_and_period_alone(db, team):
+    """Products sharing a name (and one without a list price), prices in two currencies and
+    regions, ours and competitors', some deleted, over three years."""
+    rng = random.Random(11)
+    maria = team["maria"]
+    products = [PRODUCTS.create(db, maria, {"name": name, "unit_price": price,
+                                            "currency": currency})
+                for name, price, currency in (("GTX", "100", "USD"), ("GTX", "90", "EUR"),
+                                              ("Mini", None, "USD"), ("Zed", "5", "USD"))]
+    rivals = [COMPETITORS.create(db, maria, {"name": n}) for n in ("Red", "Blue")]
+    for i in range(150):
+        rival = rng.choice([None, *rivals])
+        made = PRICE_RECORDS.create(db, maria, {
+            "product_id": rng.choice(products), "competitor_id": rival,
+            "competitor_product": "x" if rival else None, "price": str(rng.choice([10, 20, 20, 35.5, 99, 120])),
+            "currency": rng.choice(["USD", "USD", "EUR"]), "region": rng.choice(["N", "S"]),
+            "observed_on": DAY - timedelta(days=rng.randrange(0, 1100))})
+        if i % 17 == 0:
+            with db.transaction() as cur:
+                cur.execute("UPDATE price_records SET deleted_at = $t WHERE id = $id",
+                            {"t": datetime(2026, 1, 1), "id": made})
+    for args in ({}, {"since": date(2025, 1, 1)}, {"product_id": products[0]},
+                 {"regions": ["S"], "grain": "month"}, {"lang": "fa"},
+                 {"grain": "month", "lang": "fa", "since": date(2024, 6, 1)}):
+        new = am.positioning(db, team["vic"], **args)
+        assert new == old_positioning(db, team["vic"], **args)
+        assert new

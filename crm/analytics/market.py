@@ -208,9 +208,12 @@ def positioning(db: Database, user: User, product_id: int | None = None,
     _reader(user)
     key, join = calendar.period("r.observed_on", grain, lang)
     where, params = _price_filters(product_id, regions, since)
+    # grouped by product id and period alone, the names joined after: PostgreSQL sorted the
+    # 200,000 prices by the product's name and price too (spilling to disk), 1.8 s -> 1.1 s
     found = db.query(
-        f"SELECT r.product_id, p.name AS product, p.currency, p.unit_price AS list_price,"
-        f" {key} AS period,"
+        f"SELECT g.product_id, p.name AS product, p.currency, p.unit_price AS list_price,"
+        f" g.period, g.low, g.median, g.high, g.observed, g.ours_observed FROM ("
+        f"SELECT r.product_id, {key} AS period,"
         f" min(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS low,"
         f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
         f"  FILTER (WHERE r.competitor_id IS NOT NULL) AS median,"
@@ -219,8 +222,8 @@ def positioning(db: Database, user: User, product_id: int | None = None,
         f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
         f"  FILTER (WHERE r.competitor_id IS NULL) AS ours_observed"
         f" FROM price_records r JOIN products p ON p.id = r.product_id{join}"
-        f" WHERE {where} GROUP BY r.product_id, p.name, p.currency, p.unit_price, {key}"
-        f" ORDER BY p.name, r.product_id, period", params)
+        f" WHERE {where} GROUP BY r.product_id, {key}) g JOIN products p ON p.id = g.product_id"
+        f" ORDER BY p.name, g.product_id, g.period", params)
     for r in found:
         ours = r["ours_observed"] if r["ours_observed"] is not None else r["list_price"]
         r["ours"] = None if ours is None else float(ours)
