@@ -1,0 +1,2 @@
+-- Indexes for PostgreSQL's insight pages live in 020_pg_read_indexes.postgresql.sql. DuckDB
+-- gets none (see 015_pg_indexes.sql); this file keeps both engines at the same version.

@@ -1,0 +1,156 @@
+"""Queries rewritten for speed (issue 13: PostgreSQL's insight pages) return exactly what they
+returned before. Each rewrite is compared with the query as first written, on random data full
+of ties, NULLs, deleted rows and deals naming the same competitor twice. No timings here: those
+are in python -m crm bench."""
+import random
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from crm import pipelines
+from crm.analytics import market as am
+from crm.market import COMPETITORS, PRICE_RECORDS
+from crm.products import PRODUCTS
+
+DAY = date(2026, 11, 20)
+
+
+def old_win_loss(db, user, currency, since=None):
+    """analytics.market.win_loss as first written: the named deals by UNION, joined back."""
+    where, params = am._deals_visible(user)
+    params["currency"] = currency
+    closed = ""
+    if since:
+        closed = " AND (s.kind = 'open' OR t.closed_on >= $since)"
+        params["since"] = since
+    found = db.query(
+        f"WITH named AS (SELECT t.id, t.competitor_id AS rival FROM deals t"
+        f"  WHERE {where} AND t.competitor_id IS NOT NULL"
+        f" UNION SELECT t.id, t.lost_to_competitor_id FROM deals t"
+        f"  WHERE {where} AND t.lost_to_competitor_id IS NOT NULL)"
+        f" SELECT c.id AS competitor_id, c.name,"
+        f" count(*) FILTER (WHERE s.kind = 'won') AS won,"
+        f" count(*) FILTER (WHERE s.kind = 'lost') AS lost,"
+        f" count(*) FILTER (WHERE s.kind = 'lost' AND t.lost_to_competitor_id = c.id)"
+        f"  AS lost_to_them,"
+        f" coalesce(sum(t.amount) FILTER (WHERE s.kind = 'lost'"
+        f"  AND t.lost_to_competitor_id = c.id AND t.currency = $currency), 0) AS amount_lost,"
+        f" count(*) FILTER (WHERE s.kind = 'open') AS open"
+        f" FROM named n JOIN deals t ON t.id = n.id JOIN stages s ON s.id = t.stage_id"
+        f" JOIN competitors c ON c.id = n.rival"
+        f" WHERE c.deleted_at IS NULL AND NOT c.is_us{closed}"
+        f" GROUP BY c.id, c.name ORDER BY lost_to_them DESC, c.name", params)
+    for r in found:
+        r["win_rate"] = am.win_rate(r["won"], r["lost"])
+        r["amount_lost"] = float(r["amount_lost"])
+    return found
+
+
+def old_positioning(db, user, product_id=None, regions=None, since=None, grain="quarter",
+                    lang=None):
+    """analytics.market.positioning as first written: grouped by the product's name too."""
+    from crm import calendar
+
+    key, join = calendar.period("r.observed_on", grain, lang)
+    where, params = am._price_filters(product_id, regions, since)
+    found = db.query(
+        f"SELECT r.product_id, p.name AS product, p.currency, p.unit_price AS list_price,"
+        f" {key} AS period,"
+        f" min(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS low,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
+        f"  FILTER (WHERE r.competitor_id IS NOT NULL) AS median,"
+        f" max(r.price) FILTER (WHERE r.competitor_id IS NOT NULL) AS high,"
+        f" count(*) FILTER (WHERE r.competitor_id IS NOT NULL) AS observed,"
+        f" percentile_cont(0.5) WITHIN GROUP (ORDER BY r.price)"
+        f"  FILTER (WHERE r.competitor_id IS NULL) AS ours_observed"
+        f" FROM price_records r JOIN products p ON p.id = r.product_id{join}"
+        f" WHERE {where} GROUP BY r.product_id, p.name, p.currency, p.unit_price, {key}"
+        f" ORDER BY p.name, r.product_id, period", params)
+    for r in found:
+        ours = r["ours_observed"] if r["ours_observed"] is not None else r["list_price"]
+        r["ours"] = None if ours is None else float(ours)
+        for k in ("low", "median", "high"):
+            r[k] = None if r[k] is None else float(r[k])
+    return found
+
+
+@pytest.fixture
+def random_deals(db, team):
+    """400 deals over both pipelines' stages: random owners, amounts (some NULL), currencies,
+    close dates; named competitors and winners drawn from four rivals, us and a deleted one
+    (often the same rival in both columns); some deals deleted."""
+    rng = random.Random(13)
+    maria = team["maria"]
+    rivals = [COMPETITORS.create(db, maria, {"name": name}) for name in
+              ("Red", "Blue", "Green", "Gold")]
+    us = COMPETITORS.create(db, maria, {"name": "Us", "is_us": True})
+    gone = COMPETITORS.create(db, maria, {"name": "Gone"})
+    with db.transaction() as cur:
+        cur.execute("UPDATE competitors SET deleted_at = $t WHERE id = $id",
+                    {"t": datetime(2026, 1, 1), "id": gone})
+    names = [None, None, us, gone, *rivals]
+    stages = [s for p in pipelines.list_pipelines(db) for s in pipelines.stages_of(db, p["id"])]
+    owners = [team[u].id for u in ("maria", "reza", "sam")]
+    rows = []
+    for i in range(400):
+        s = rng.choice(stages)
+        rival = rng.choice(names)
+        lost_to = (rival if rng.random() < 0.4 else rng.choice(names)) if s["kind"] == "lost" \
+            else rng.choice([None, None, None, *rivals])
+        rows.append({
+            "title": f"Deal {i}", "owner": rng.choice(owners), "pipeline": s["pipeline_id"],
+            "stage": s["id"], "amount": rng.choice([None, 100, 250.5, 1000, 1000, 77.25]),
+            "currency": rng.choice(["USD", "USD", "EUR"]),
+            "closed": None if s["kind"] == "open" and rng.random() < 0.8
+            else DAY - timedelta(days=rng.randrange(0, 900)),
+            "rival": rival, "lost_to": lost_to,
+            "deleted": datetime(2026, 5, 1) if rng.random() < 0.05 else None,
+            "at": datetime(2025, 1, 1) + timedelta(hours=rng.randrange(0, 15000))})
+    with db.transaction() as cur:
+        for r in rows:
+            cur.execute(
+                "INSERT INTO deals (title, owner_id, pipeline_id, stage_id, amount, currency,"
+                " closed_on, competitor_id, lost_to_competitor_id, deleted_at, created_at,"
+                " updated_at, stage_entered_at) VALUES ($title, $owner, $pipeline, $stage,"
+                " $amount, $currency, $closed, $rival, $lost_to, $deleted, $at, $at, $at)", r)
+    return rows
+
+
+@pytest.mark.parametrize("since", [None, date(2025, 6, 1), date(2026, 10, 1)])
+@pytest.mark.parametrize("who", ["maria", "reza", "vic"])
+def test_win_loss_counts_each_named_competitor_once_per_deal(db, team, random_deals, since,
+                                                            who):
+    user = team[who]
+    for currency in ("USD", "EUR"):
+        new = am.win_loss(db, user, currency, since)
+        assert new == old_win_loss(db, user, currency, since)
+    assert any(r["lost_to_them"] for r in am.win_loss(db, team["maria"], "USD", since))
+
+
+def test_positioning_groups_by_product_and_period_alone(db, team):
+    """Products sharing a name (and one without a list price), prices in two currencies and
+    regions, ours and competitors', some deleted, over three years."""
+    rng = random.Random(11)
+    maria = team["maria"]
+    products = [PRODUCTS.create(db, maria, {"name": name, "unit_price": price,
+                                            "currency": currency})
+                for name, price, currency in (("GTX", "100", "USD"), ("GTX", "90", "EUR"),
+                                              ("Mini", None, "USD"), ("Zed", "5", "USD"))]
+    rivals = [COMPETITORS.create(db, maria, {"name": n}) for n in ("Red", "Blue")]
+    for i in range(150):
+        rival = rng.choice([None, *rivals])
+        made = PRICE_RECORDS.create(db, maria, {
+            "product_id": rng.choice(products), "competitor_id": rival,
+            "competitor_product": "x" if rival else None, "price": str(rng.choice([10, 20, 20, 35.5, 99, 120])),
+            "currency": rng.choice(["USD", "USD", "EUR"]), "region": rng.choice(["N", "S"]),
+            "observed_on": DAY - timedelta(days=rng.randrange(0, 1100))})
+        if i % 17 == 0:
+            with db.transaction() as cur:
+                cur.execute("UPDATE price_records SET deleted_at = $t WHERE id = $id",
+                            {"t": datetime(2026, 1, 1), "id": made})
+    for args in ({}, {"since": date(2025, 1, 1)}, {"product_id": products[0]},
+                 {"regions": ["S"], "grain": "month"}, {"lang": "fa"},
+                 {"grain": "month", "lang": "fa", "since": date(2024, 6, 1)}):
+        new = am.positioning(db, team["vic"], **args)
+        assert new == old_positioning(db, team["vic"], **args)
+        assert new
