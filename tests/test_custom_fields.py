@@ -276,3 +276,36 @@ def test_backup_and_restore_carry_custom_fields_and_their_values(db, team, tmp_p
         assert customers.CUSTOMERS.spec["loyalty_tier"].choices == ("Gold", "Silver")
     finally:
         target.close()
+
+
+# what each engine's keyword catalog calls the words a column may be named unquoted
+UNRESERVED = {"duckdb": ("SELECT keyword_name, keyword_category FROM duckdb_keywords()",
+                         "unreserved"),
+              "postgresql": ("SELECT word, catcode FROM pg_get_keywords()", "U")}
+
+
+def test_every_keyword_the_engine_reserves_is_refused_as_a_name(db, team):
+    """Names are used unquoted in the list, insert and update queries: a keyword of the
+    engine's that is not unreserved would break them (PostgreSQL's grant did: after a lead
+    field named grant no lead could be created)."""
+    sql, unreserved = UNRESERVED[db.engine]
+    words = [w for w, category in (tuple(r.values()) for r in db.query(sql))
+             if category != unreserved and custom_fields.NAME_RE.fullmatch(w)]
+    assert len(words) > 50  # the catalog was read
+    accepted = [w for w in words if not custom_fields._name_problem(db, "leads", w)]
+    assert accepted == []
+    with pytest.raises(ValidationError) as exc:
+        add(db, team["admin"], name="grant", label="Grant", type="text")
+    assert "reserved" in exc.value.errors["name"]
+
+
+@pytest.mark.parametrize("name", ["type", "year", "value", "name_2", "comment"])
+def test_unreserved_keywords_work_as_names_in_every_query(db, team, name):
+    add(db, team["admin"], name=name, label="Word", type="choice", choices="A\nB",
+        filterable=True, in_list=True, searchable=True)
+    lead_id = leads.create_lead(db, team["reza"], {"last_name": "K", name: "A"})
+    leads.update_lead(db, team["reza"], lead_id, {name: "B"}, 1)
+    page = records.list_records(db, team["reza"], leads.LEADS,
+                                Query(filters={name: ["B"]}, sort=name, search="K"))
+    assert [(r["id"], r[name]) for r in page.rows] == [(lead_id, "B")]
+    assert "B" in records.export(db, team["admin"], leads.LEADS, Query()).decode("utf-8-sig")
