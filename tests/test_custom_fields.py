@@ -309,3 +309,49 @@ def test_unreserved_keywords_work_as_names_in_every_query(db, team, name):
                                 Query(filters={name: ["B"]}, sort=name, search="K"))
     assert [(r["id"], r[name]) for r in page.rows] == [(lead_id, "B")]
     assert "B" in records.export(db, team["admin"], leads.LEADS, Query()).decode("utf-8-sig")
+
+
+def test_number_and_text_fields_filter_by_a_range_and_by_contained_text(db, team):
+    """"Filter by it" on a number, whole number, money or text field: a from-to range (both
+    ends included, either open) or the text it contains; saved views keep both."""
+    from crm import views
+
+    admin = team["admin"]
+    add(db, admin, name="score", label="Score", type="number", filterable=True)
+    add(db, admin, name="seats", label="Seats", type="integer", filterable=True)
+    add(db, admin, name="budget", label="Budget", type="money", filterable=True)
+    add(db, admin, name="nickname", label="Nickname", type="text", filterable=True)
+    made = {}
+    for name, score, seats, budget, nick in [("A", "1.5", "1", "100", "Red fox"),
+                                             ("B", "10", "5", "250.50", "Blue 50%"),
+                                             ("C", "20.25", "9", "1000", "علی رضا"),
+                                             ("D", None, None, None, None)]:
+        made[name] = leads.create_lead(db, team["reza"], {
+            "last_name": name, "score": score, "seats": seats, "budget": budget,
+            "nickname": nick})
+
+    def found(**filters):
+        page = records.list_records(db, team["reza"], leads.LEADS,
+                                    Query(filters=filters, sort="last_name",
+                                          descending=False))
+        return [r["last_name"] for r in page.rows]
+
+    assert found(score=(1.5, 10)) == ["A", "B"]
+    assert found(score=(10.5, None)) == ["C"]
+    assert found(seats=(None, 5)) == ["A", "B"]
+    assert found(budget=(250.5, 250.5)) == ["B"]
+    assert found(score=(None, None)) == ["A", "B", "C", "D"]
+    assert found(nickname="FOX") == ["A"]
+    assert found(nickname="50%") == ["B"]  # % is the text, not a wildcard
+    assert found(nickname="0%") == ["B"]
+    assert found(nickname="علي") == ["C"]  # Arabic yeh finds the Persian one, as search does
+    assert found(nickname="  ") == ["A", "B", "C", "D"]
+    config, dropped = views.clean_config(leads.LEADS, {"filters": {
+        "score": [1, None], "seats": ["x", "3"], "nickname": " fox ", "budget": [None, None]}})
+    assert config["filters"] == {"score": (1.0, None), "seats": (None, 3.0), "nickname": "fox"}
+    assert dropped == []
+    view_id = views.create_view(db, team["reza"], leads.LEADS, "Foxes",
+                                {"filters": {"score": (1, 2), "nickname": "fox"}})
+    stored = views.get_view(db, team["reza"], view_id)
+    assert views.query_for(leads.LEADS, stored["config"]).filters == {
+        "score": (1.0, 2.0), "nickname": "fox"}

@@ -132,3 +132,35 @@ def test_settings_file_import_shows_the_changes_then_applies_them(app_env, team)
     bad.file_uploader(key="studio:yaml:in:0").set_value(("crm.yaml", b"{oops", "text/plain"))
     bad.run()
     assert "not valid YAML" in " ".join(errors(bad))
+
+
+def test_a_filterable_number_and_text_field_get_their_own_filters_on_the_list(app_env, team):
+    """Filter by it on a money or text field: a from-to pair of number boxes and a
+    "contains" box under Filters, and a saved view with them fills those boxes again."""
+    from crm import views
+
+    admin, reza = team["admin"], team["reza"]
+    for name, kind in (("budget", "money"), ("nickname", "text")):
+        custom_fields.add_field(app_env, admin, "leads", {
+            "name": name, "label": name.title(), "type": kind, "filterable": True})
+    for last, budget, nick in (("Small", "100", "Red fox"), ("Mid", "500", "Blue jay"),
+                               ("Big", "9000", "Grey fox")):
+        leads.create_lead(app_env, reza, {"last_name": last, "budget": budget,
+                                          "nickname": nick})
+    at = page("pages/leads.py", user="reza")
+    assert not at.exception and not errors(at)
+    at.number_input(key="leads:filter:budget:from").set_value(100)
+    at.number_input(key="leads:filter:budget:to").set_value(500)
+    at.text_input(key="leads:filter:nickname").input("fox").run()
+    assert not at.exception and not errors(at)
+    assert list(at.dataframe[0].value["last_name"]) == ["Small"]
+    at.number_input(key="leads:filter:budget:to").set_value(None).run()
+    assert sorted(at.dataframe[0].value["last_name"]) == ["Big", "Small"]
+
+    view_id = views.create_view(app_env, reza, leads.LEADS, "Mid budgets",
+                                {"filters": {"budget": [200, 1000], "nickname": "jay"}})
+    again = page("pages/leads.py", user="reza", view=str(view_id))
+    assert not again.exception and not errors(again)
+    assert again.number_input(key="leads:filter:budget:from").value == 200
+    assert again.text_input(key="leads:filter:nickname").value == "jay"
+    assert list(again.dataframe[0].value["last_name"]) == ["Mid"]

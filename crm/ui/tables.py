@@ -8,7 +8,7 @@ import streamlit as st
 
 from crm import auth, i18n, records, views
 from crm.auth import User
-from crm.fields import Field, multichoice_values
+from crm.fields import NUMERIC_TYPES, TEXT_TYPES, Field, multichoice_values
 from crm.i18n import gettext as _
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -156,6 +156,13 @@ def _apply_view(entity: records.Entity, config: dict | None, choices: dict[str, 
             state[key] = [v for v in value or [] if v in options]
         elif f.type == "bool":
             state[key] = "any" if value is None else "yes" if value else "no"
+        elif f.type in NUMERIC_TYPES:
+            low, high = value or (None, None)
+            whole = int if f.type == "integer" else float
+            state[key + ":from"] = None if low is None else whole(low)
+            state[key + ":to"] = None if high is None else whole(high)
+        elif f.type in TEXT_TYPES:
+            state[key] = value or ""
         elif f.type in ("date", "datetime"):
             start, end = value or (None, None)
             state[key] = (start, end) if start and end else (start,) if start else ()
@@ -193,11 +200,26 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
                 chosen = None if pick == "any" else pick == "yes"
             elif f.type in ("date", "datetime"):
                 chosen = date_range(f, key)
+            elif f.type in NUMERIC_TYPES:
+                chosen = number_range(f, key)
+            elif f.type in TEXT_TYPES:
+                chosen = st.text_input(f.shown_label, key=key, placeholder=_("Contains…"),
+                                       max_chars=200).strip() or None
             else:
                 continue
             if chosen not in (None, [], (), (None, None)):
                 out[f.name] = chosen
     return out
+
+
+def number_range(f: Field, key: str) -> tuple:
+    """(from, to), both ends included; (None, None) when both boxes are empty."""
+    whole = {"step": 1} if f.type == "integer" else {}
+    low_col, high_col = st.columns(2)
+    low = low_col.number_input(_("{field} between").format(field=f.shown_label), value=None,
+                               key=key + ":from", **whole)
+    high = high_col.number_input(_("and"), value=None, key=key + ":to", **whole)
+    return low, high
 
 
 def date_range(f: Field, key: str) -> tuple:
