@@ -164,3 +164,30 @@ def test_a_filterable_number_and_text_field_get_their_own_filters_on_the_list(ap
     assert again.number_input(key="leads:filter:budget:from").value == 200
     assert again.text_input(key="leads:filter:nickname").value == "jay"
     assert list(again.dataframe[0].value["last_name"]) == ["Mid"]
+
+
+def test_the_timeline_shows_custom_values_as_people_read_them(app_env, team):
+    """A change of a custom field on the record page's timeline: the linked record's name,
+    not its id; the date and time in the user's format; a number's fraction kept; the
+    multiple choices as the list shows them."""
+    from crm import customers
+
+    admin, reza = team["admin"], team["reza"]
+    for name, kind, extra in (("account", "ref", {"ref_table": "customers"}),
+                              ("last_call", "datetime", {}), ("score", "number", {}),
+                              ("seats", "integer", {}),
+                              ("tags", "multichoice", {"choices": "Cars\nBoats"})):
+        custom_fields.add_field(app_env, admin, "leads", {"name": name, "label": name.title(),
+                                                          "type": kind, **extra})
+    parsian = customers.create_customer(app_env, reza, {"name": "Parsian Co"})
+    lead_id = leads.create_lead(app_env, reza, {"last_name": "T"})
+    leads.update_lead(app_env, reza, lead_id, {
+        "account": parsian, "last_call": "2026-03-01 14:30", "score": "42.5", "seats": "7",
+        "tags": "Boats; Cars"}, 1)
+    at = page("pages/lead.py", user="reza", id=str(lead_id))
+    assert not at.exception and not errors(at)
+    timeline = next(d.value for d in at.dataframe if "Who" in d.value.columns)
+    changed = timeline[timeline["What"] == "changed"]
+    after = dict(zip(changed["Field"], changed["After"]))
+    assert after == {"Account": "Parsian Co", "Last_Call": "2026-03-01 14:30", "Score": "42.50",
+                     "Seats": "7", "Tags": "Cars, Boats"}
