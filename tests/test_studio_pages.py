@@ -149,19 +149,23 @@ def test_a_filterable_number_and_text_field_get_their_own_filters_on_the_list(ap
                                           "nickname": nick})
     at = page("pages/leads.py", user="reza")
     assert not at.exception and not errors(at)
-    at.number_input(key="leads:filter:budget:from").set_value(100)
-    at.number_input(key="leads:filter:budget:to").set_value(500)
+    at.text_input(key="leads:filter:budget:from").input("100")
+    at.text_input(key="leads:filter:budget:to").input("500")
     at.text_input(key="leads:filter:nickname").input("fox").run()
     assert not at.exception and not errors(at)
     assert list(at.dataframe[0].value["last_name"]) == ["Small"]
-    at.number_input(key="leads:filter:budget:to").set_value(None).run()
+    at.text_input(key="leads:filter:budget:to").input("").run()
     assert sorted(at.dataframe[0].value["last_name"]) == ["Big", "Small"]
+    at.text_input(key="leads:filter:budget:from").input("۹٬۰۰۰").run()  # Persian digits
+    assert list(at.dataframe[0].value["last_name"]) == ["Big"]
+    at.text_input(key="leads:filter:budget:from").input("lots").run()
+    assert "is not a number" in " ".join(errors(at))
 
     view_id = views.create_view(app_env, reza, leads.LEADS, "Mid budgets",
                                 {"filters": {"budget": [200, 1000], "nickname": "jay"}})
     again = page("pages/leads.py", user="reza", view=str(view_id))
     assert not again.exception and not errors(again)
-    assert again.number_input(key="leads:filter:budget:from").value == 200
+    assert again.text_input(key="leads:filter:budget:from").value == "200"
     assert again.text_input(key="leads:filter:nickname").value == "jay"
     assert list(again.dataframe[0].value["last_name"]) == ["Mid"]
 

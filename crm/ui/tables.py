@@ -158,9 +158,8 @@ def _apply_view(entity: records.Entity, config: dict | None, choices: dict[str, 
             state[key] = "any" if value is None else "yes" if value else "no"
         elif f.type in NUMERIC_TYPES:
             low, high = value or (None, None)
-            whole = int if f.type == "integer" else float
-            state[key + ":from"] = None if low is None else whole(low)
-            state[key + ":to"] = None if high is None else whole(high)
+            state[key + ":from"] = "" if low is None else f"{low:g}"
+            state[key + ":to"] = "" if high is None else f"{high:g}"
         elif f.type in TEXT_TYPES:
             state[key] = value or ""
         elif f.type in ("date", "datetime"):
@@ -213,13 +212,19 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
 
 
 def number_range(f: Field, key: str) -> tuple:
-    """(from, to), both ends included; (None, None) when both boxes are empty."""
-    whole = {"step": 1} if f.type == "integer" else {}
+    """(from, to), both ends included; (None, None) when both boxes are empty. Typed as in a
+    form (1,250.5; Persian digits too): plain boxes, no steppers to crowd a narrow column."""
     low_col, high_col = st.columns(2)
-    low = low_col.number_input(_("{field} between").format(field=f.shown_label), value=None,
-                               key=key + ":from", **whole)
-    high = high_col.number_input(_("and"), value=None, key=key + ":to", **whole)
-    return low, high
+    typed = (low_col.text_input(_("{field} between").format(field=f.shown_label),
+                                key=key + ":from", max_chars=40),
+             high_col.text_input(_("and"), key=key + ":to", max_chars=40))
+    from crm.importer import number  # how the forms read a typed number (1 234,5; ۱٬۲۳۴)
+
+    try:
+        return tuple(float(number(text, f)) if text.strip() else None for text in typed)
+    except ValueError as exc:
+        st.error(md_escape(exc), icon=":material/error:")
+        return None, None
 
 
 def date_range(f: Field, key: str) -> tuple:
