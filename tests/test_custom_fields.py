@@ -355,3 +355,17 @@ def test_number_and_text_fields_filter_by_a_range_and_by_contained_text(db, team
     stored = views.get_view(db, team["reza"], view_id)
     assert views.query_for(leads.LEADS, stored["config"]).filters == {
         "score": (1.0, 2.0), "nickname": "fox"}
+
+
+def test_length_limit_and_section_of_a_field(db, team):
+    add(db, team["admin"], name="code_name", label="Code name", type="text", max_length=5,
+        section="Secret things")
+    spec = leads.LEADS.spec["code_name"]
+    assert spec.max_length == 5 and spec.section == "Secret things"
+    with pytest.raises(ValidationError) as exc:
+        leads.create_lead(db, team["reza"], {"last_name": "L", "code_name": "toolong"})
+    assert "at most 5" in exc.value.errors["code_name"]
+    assert leads.create_lead(db, team["reza"], {"last_name": "L", "code_name": "short"})
+    with pytest.raises(ValidationError) as exc:
+        add(db, team["admin"], name="code_2", label="Code", type="text", max_length=9000)
+    assert "max_length" in exc.value.errors

@@ -273,6 +273,29 @@ def test_lead_conversion_runs_the_rules_of_the_records_it_creates(db, team, stag
     assert len(runs_of(db, r)) == 1
 
 
+def test_a_rule_runs_in_the_writes_transaction_and_goes_with_it(db, team, stage):
+    """What a rule wrote is part of the save: when the save fails after the rule ran (here a
+    conversion whose contact is refused after its customer was inserted), the rule's task and
+    its run log go too, and the next, valid save runs the rule once."""
+    r = rule(db, team["admin"], entity="customers",
+             actions=[{"kind": "create_task", "title": "Onboard {name}", "assignee": "owner",
+                       "due_days": 7}])
+    lead = leads.create_lead(db, team["reza"], {"last_name": "Park", "company": "Parkco",
+                                                "status": "qualified"})
+    v = records.get(db, team["reza"], leads.LEADS, lead)["version"]
+    with pytest.raises(ValidationError):
+        conversion.convert_lead(db, team["reza"], lead, v,
+                                customer={"name": "Parkco", "kind": "company"},
+                                contact={"last_name": "Park", "email": "not an email"})
+    assert db.scalar("SELECT count(*) FROM customers") == 0
+    assert tasks(db) == [] and runs_of(db, r) == []
+    conversion.convert_lead(db, team["reza"], lead, v,
+                            customer={"name": "Parkco", "kind": "company"},
+                            contact={"last_name": "Park"})
+    assert [t["title"] for t in tasks(db)] == ["Onboard Parkco"]
+    assert [x["status"] for x in runs_of(db, r)] == ["ok"]
+
+
 # --- failures and loops -----------------------------------------------------------------------
 
 def test_a_failing_rule_keeps_the_users_write_and_logs_the_failure(db, team):

@@ -195,3 +195,20 @@ def test_the_timeline_shows_custom_values_as_people_read_them(app_env, team):
     after = dict(zip(changed["Field"], changed["After"]))
     assert after == {"Account": "Parsian Co", "Last_Call": "2026-03-01 14:30", "Score": "42.50",
                      "Seats": "7", "Tags": "Cars, Boats"}
+
+
+def test_the_record_page_of_an_existing_lead_shows_and_saves_a_new_field(app_env, team):
+    """A field added after the lead was made is on its record page at once, in its section,
+    and saving the page writes it."""
+    lead_id = leads.create_lead(app_env, team["reza"], {"last_name": "Older"})
+    custom_fields.add_field(app_env, team["admin"], "leads", {
+        "name": "shoe_size", "label": "Shoe size", "type": "integer", "section": "Body"})
+    at = page("pages/lead.py", user="reza", id=str(lead_id))
+    assert not at.exception and not errors(at)
+    assert "**Body**" in [m.value for m in at.markdown]
+    box = at.number_input(key=f"leads:{lead_id}:v1:shoe_size")
+    assert box.value is None
+    box.set_value(44)
+    at.button(key=f"FormSubmitter:leads:{lead_id}:v1-Save changes").click().run()
+    assert not at.exception and not errors(at)
+    assert app_env.scalar("SELECT shoe_size FROM leads WHERE id = $i", {"i": lead_id}) == 44
