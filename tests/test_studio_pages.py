@@ -212,3 +212,43 @@ def test_the_record_page_of_an_existing_lead_shows_and_saves_a_new_field(app_env
     at.button(key=f"FormSubmitter:leads:{lead_id}:v1-Save changes").click().run()
     assert not at.exception and not errors(at)
     assert app_env.scalar("SELECT shoe_size FROM leads WHERE id = $i", {"i": lead_id}) == 44
+
+
+def test_tasks_activities_and_contacts_added_inside_a_record_page_get_custom_fields(app_env,
+                                                                                   team):
+    """The Tasks and Activities tabs of a record and the customer page's "Add a contact" are
+    forms of their own: an admin's fields on tasks, activities and contacts are on them too (a
+    required one made every task added there fail before, with no box to fill it)."""
+    from crm import customers
+
+    admin, reza = team["admin"], team["reza"]
+    custom_fields.add_field(app_env, admin, "tasks", {
+        "name": "effort", "label": "Effort", "type": "choice", "choices": "S\nM\nL",
+        "required": True})
+    custom_fields.add_field(app_env, admin, "activities", {
+        "name": "mood", "label": "Mood", "type": "text"})
+    custom_fields.add_field(app_env, admin, "contacts", {
+        "name": "nickname", "label": "Nickname", "type": "text"})
+    lead_id = leads.create_lead(app_env, reza, {"last_name": "Lee"})
+    at = page("pages/lead.py", user="reza", id=str(lead_id))
+    form = f"task:new:lead_id:{lead_id}"
+    at.text_input(key=f"{form}:title").input("Call back")
+    at.selectbox(key=f"{form}:effort").set_value("M")
+    at.button(key=f"FormSubmitter:{form}-Add task").click().run()
+    assert not at.exception and not errors(at)
+    assert app_env.one("SELECT title, effort FROM tasks") == {"title": "Call back", "effort": "M"}
+    form = f"activity:new:lead_id:{lead_id}"
+    at.text_input(key=f"{form}:subject").input("Talked")
+    at.text_input(key=f"{form}:mood").input("Cheerful")
+    at.button(key=f"FormSubmitter:{form}-Log activity").click().run()
+    assert not at.exception and not errors(at)
+    assert app_env.scalar("SELECT mood FROM activities") == "Cheerful"
+
+    cid = customers.create_customer(app_env, reza, {"name": "Acme"})
+    at = page("pages/customer.py", user="reza", id=str(cid))
+    form = f"contact:new:{cid}"
+    at.text_input(key=f"{form}:last_name").input("Karimi")
+    at.text_input(key=f"{form}:nickname").input("Kay")
+    at.button(key=f"FormSubmitter:{form}-Add contact").click().run()
+    assert not at.exception and not errors(at)
+    assert app_env.scalar("SELECT nickname FROM contacts") == "Kay"

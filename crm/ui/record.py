@@ -49,6 +49,20 @@ def field_choices(entity: records.Entity, row: dict | None, extra: Choices | Non
     return found
 
 
+def inline_create_form(entity: records.Entity, form_key: str, initial: dict, save,
+                       submit_label: str, hidden: tuple[str, ...] = (),
+                       specs: list | None = None):
+    """submit_form for a record made inside another record's page (a task, an activity, a
+    contact): the entity's fields as they are now (an admin's custom fields included, in the
+    layout's order; those the layout keeps for the record page hidden unless required), with
+    the pickers they need."""
+    specs = entity.fields if specs is None else specs
+    later = tuple(f.name for f in specs
+                  if not f.quick and not f.required and f.name not in initial)
+    return submit_form(form_key, specs, initial, field_choices(entity, None, None), save,
+                       submit_label=submit_label, hidden=tuple(hidden) + later)
+
+
 def custom_link_choices(entity: records.Entity, user: User | None) -> dict[str, dict]:
     """{field: {id: name}} for an admin's link fields: the records the user may see."""
     if user is None:
