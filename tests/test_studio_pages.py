@@ -252,3 +252,18 @@ def test_tasks_activities_and_contacts_added_inside_a_record_page_get_custom_fie
     at.button(key=f"FormSubmitter:{form}-Add contact").click().run()
     assert not at.exception and not errors(at)
     assert app_env.scalar("SELECT nickname FROM contacts") == "Kay"
+
+
+def test_a_rep_filters_by_a_custom_user_field(app_env, team):
+    """Reps get no owner filter (they see only their own records), but a field of an admin's
+    that names a user (a partner, a second rep) is a filter like any other."""
+    custom_fields.add_field(app_env, team["admin"], "leads", {
+        "name": "partner", "label": "Partner", "type": "user", "filterable": True})
+    leads.create_lead(app_env, team["reza"], {"last_name": "WithSam", "partner": team["sam"].id})
+    leads.create_lead(app_env, team["reza"], {"last_name": "Alone"})
+    at = page("pages/leads.py", user="reza")
+    keys = {m.key for m in at.multiselect}
+    assert "leads:filter:owner_id" not in keys
+    at.multiselect(key="leads:filter:partner").set_value([team["sam"].id]).run()
+    assert not at.exception and not errors(at)
+    assert list(at.dataframe[0].value["last_name"]) == ["WithSam"]

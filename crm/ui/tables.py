@@ -186,8 +186,8 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
                 chosen = st.multiselect(f.shown_label, list(f.choices), key=key,
                                         format_func=f.choice_label, placeholder=_("Any"))
             elif f.type in ("user", "ref"):
-                if f.type == "user" and user.role == "rep":
-                    continue  # reps only ever see their own records
+                if f.name == "owner_id" and user.role == "rep":
+                    continue  # reps only ever see their own records (other user fields vary)
                 options = choices.get(f.name, {})
                 chosen = st.multiselect(f.shown_label, list(options), key=key,
                                         format_func=lambda i, o=options: o.get(i, f"#{i}"),
