@@ -267,3 +267,32 @@ def test_a_rep_filters_by_a_custom_user_field(app_env, team):
     at.multiselect(key="leads:filter:partner").set_value([team["sam"].id]).run()
     assert not at.exception and not errors(at)
     assert list(at.dataframe[0].value["last_name"]) == ["WithSam"]
+
+
+def test_the_form_layout_tab_saves_an_order_sections_and_choices(app_env, team):
+    """The Form layout tab's table: a field moved first, put in a new section and kept off the
+    create form is saved so; untouched rows keep the code's (translated) sections; "Back to
+    the standard layout" forgets it all."""
+    custom_fields.add_field(app_env, team["admin"], "leads", {
+        "name": "budget_note", "label": "Budget note", "type": "text"})
+    at = page("pages/fields_admin.py", user="admin")
+    rows = custom_fields.layout(app_env, "leads")
+    email = [r["field"] for r in rows].index("email")
+    note = [r["field"] for r in rows].index("budget_note")
+    at.session_state["studio:layout:leads"] = {
+        "edited_rows": {note: {"order": 1, "section": "Money matters", "in_list": True},
+                        email: {"quick": False}},
+        "added_rows": [], "deleted_rows": []}
+    at.button(key="studio:layout:save:leads").click().run()
+    assert not at.exception and not errors(at)
+    stored = {r["field"]: r for r in app_env.query("SELECT * FROM field_layouts")}
+    assert stored["budget_note"]["position"] == 1
+    assert stored["budget_note"]["section"] == "Money matters" and stored["budget_note"]["in_list"]
+    assert not stored["email"]["quick"] and stored["last_name"]["section"] is None
+    assert leads.LEADS.fields[0].name == "budget_note"
+    assert not leads.LEADS.spec["email"].quick
+    form = page("pages/lead.py", user="reza", id="new")
+    assert "leads:new:email" not in {w.key for w in form.text_input}
+    at.button(key="studio:layout:reset:leads").click().run()
+    assert app_env.scalar("SELECT count(*) FROM field_layouts") == 0
+    assert leads.LEADS.spec["email"].quick
