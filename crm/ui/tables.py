@@ -177,7 +177,10 @@ def _search_hint(entity: records.Entity) -> str:
 def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> dict:
     t = entity.table
     out: dict = {}
-    specs = [f for f in entity.all_fields if f.filter]
+    # reps only ever see their own records: no owner filter (other user fields vary), and no
+    # gap where it would have been
+    specs = [f for f in entity.all_fields
+             if f.filter and not (f.name == "owner_id" and user.role == "rep")]
     cols = st.columns(3)
     for i, f in enumerate(specs):
         with cols[i % 3]:
@@ -186,8 +189,6 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
                 chosen = st.multiselect(f.shown_label, list(f.choices), key=key,
                                         format_func=f.choice_label, placeholder=_("Any"))
             elif f.type in ("user", "ref"):
-                if f.name == "owner_id" and user.role == "rep":
-                    continue  # reps only ever see their own records (other user fields vary)
                 options = choices.get(f.name, {})
                 chosen = st.multiselect(f.shown_label, list(options), key=key,
                                         format_func=lambda i, o=options: o.get(i, f"#{i}"),
