@@ -5,7 +5,7 @@ from datetime import date, datetime, time, timedelta
 
 from crm import records
 from crm.auth import User, require
-from crm.db import Database
+from crm.db import Database, retried
 from crm.fields import Field, ValidationError, validate
 from crm.i18n import N_, gettext as _
 
@@ -83,6 +83,7 @@ def _check_links(cur, user: User, clean: dict) -> None:
         require(user, "view", row)
 
 
+@retried  # run again on a write conflict, or without a rule that aborted it
 def log_activity(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
         return insert_activity(cur, user, values)
@@ -103,6 +104,7 @@ def insert_activity(cur, user: User, values: dict) -> int:
     return activity_id
 
 
+@retried
 def create_task(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
         return insert_task(cur, user, values)
@@ -120,6 +122,7 @@ def update_task(db: Database, user: User, task_id: int, values: dict, expected_v
     return records.update(db, user, TASKS, task_id, values, expected_version, base)
 
 
+@retried
 def complete_task(db: Database, user: User, task_id: int, log: dict | None = None) -> dict:
     """Marks a task done; with log (activity values) also logs what was done, linked to the
     same records, in the same transaction."""

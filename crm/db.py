@@ -34,6 +34,19 @@ class DatabaseBusy(DatabaseUnavailable):
     """Another process holds the DuckDB file (DuckDB allows one writer process)."""
 
 
+class HookAborted(Exception):
+    """A hook of a write (an automation rule: crm.rules.RuleAbortedWrite) made the database
+    abort the transaction. Database.run runs the unit of work again without that hook
+    (SKIPPED_HOOKS), so the user's write stands; the hook logged its failure itself."""
+
+    hook: object = None
+
+
+# the hooks (automation rule ids) the unit of work being run again leaves out
+SKIPPED_HOOKS: ContextVar[frozenset] = ContextVar("crm_skipped_hooks", default=frozenset())
+MAX_SKIPPED_HOOKS = 10  # then the refusal goes to the caller
+
+
 class WriteConflictBase(Exception):
     """What Database.run retries; records.WriteConflict is the one raised (a ConflictError,
     so that the pages' conflict handling shows it)."""
@@ -136,19 +149,35 @@ class Database:
 
     def run(self, work, attempts: int | None = None):
         """work() (a unit of work that opens its own transaction), run again from the start
-        when its transaction collided with a concurrent writer; after the last attempt the
-        WriteConflict goes to the caller. Inside an open transaction it runs once: only the
+        when its transaction collided with a concurrent writer (after the last attempt the
+        WriteConflict goes to the caller), or when a hook aborted it (HookAborted: again
+        without that hook). Inside an open transaction it runs once: only the
         outermost transaction can be rolled back and run again."""
         if self.in_transaction():
             return work()
         attempts = attempts or ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            try:
-                return work()
-            except WriteConflictBase:
-                if attempt == attempts:
-                    raise
-                self._backoff(attempt)
+        attempt, token = 1, None
+        try:
+            while True:
+                try:
+                    return work()
+                except WriteConflictBase:
+                    if attempt >= attempts:
+                        raise
+                    self._backoff(attempt)
+                    attempt += 1
+                except HookAborted as exc:  # again, without the hook that broke it
+                    skipped = SKIPPED_HOOKS.get()
+                    if exc.hook is None or exc.hook in skipped \
+                            or len(skipped) >= MAX_SKIPPED_HOOKS:
+                        raise
+                    if token is None:
+                        token = SKIPPED_HOOKS.set(skipped | {exc.hook})
+                    else:
+                        SKIPPED_HOOKS.set(skipped | {exc.hook})
+        finally:
+            if token is not None:
+                SKIPPED_HOOKS.reset(token)
 
     def _backoff(self, attempt: int) -> None:
         # jittered, so that the writers who collided do not collide again in step

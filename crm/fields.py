@@ -17,6 +17,7 @@ MULTI_SEPARATOR = "; "  # how a multiple choice is stored: "Red; Blue", in the c
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 TEXT_TYPES = {"text", "longtext", "email", "phone", "url"}
+NUMERIC_TYPES = ("number", "integer", "money")
 FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2100, 12, 31)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from crm import audit, dialect, i18n, rules, search
 from crm.auth import RANK, PermissionDenied, User, require
 from crm.db import Database, WriteConflictBase, retried, rows
-from crm.fields import META_FIELDS, TEXT_TYPES, Field, ValidationError, validate
+from crm.fields import META_FIELDS, NUMERIC_TYPES, TEXT_TYPES, Field, ValidationError, validate
 from crm.i18n import gettext as _
 
 
@@ -205,6 +205,24 @@ def _where(entity: Entity, user: User, q: Query) -> tuple[str, dict]:
         elif f.type == "bool":
             clauses.append(f"t.{name} = $f_{name}")
             params[f"f_{name}"] = bool(wanted)
+        elif f.type in NUMERIC_TYPES:  # (from, to), either may be None: both ends included
+            low, high = wanted
+            if low is not None:
+                clauses.append(f"t.{name} >= $f_{name}_from")
+                params[f"f_{name}_from"] = low
+            if high is not None:
+                clauses.append(f"t.{name} <= $f_{name}_to")
+                params[f"f_{name}_to"] = high
+        elif f.type in TEXT_TYPES:  # contains the typed text, as the search matches it
+            text = str(wanted).strip()
+            if not text:
+                continue
+            if search.needs_normalising(text):
+                params[f"f_{name}_re"] = search.regex(text)
+                clauses.append(search.regex_clause(f"t.{name}", f"f_{name}_re"))
+            else:
+                params[f"f_{name}"] = search.like_pattern(text)
+                clauses.append(f"t.{name} ILIKE $f_{name} ESCAPE '\\'")
         elif f.type == "multichoice":  # stored "A; B": any of the wanted choices
             names = []
             for i, v in enumerate(wanted):

@@ -20,9 +20,11 @@ How a rule runs
   converted by the field specs, users checked to exist and be active, links checked, with
   reads only. Only when every action of the rule planned cleanly are they carried out; a
   planning error makes the run "failed" (logged with the reason) and nothing of the rule is
-  written. Any exception of a rule is caught here; only if the database itself aborted the
-  transaction (which planning is there to prevent) is the failure logged on its own and the
-  write refused with a clear message, since it can no longer be committed. A collision with
+  written. Any exception of a rule is caught here. Should a statement of a rule fail anyway
+  (which planning is there to prevent), PostgreSQL undoes the rule back to a savepoint; on
+  DuckDB the aborted transaction cannot be committed, so the failure is logged on its own and
+  the command (run by Database.run) runs again without that rule: the write stands. An import
+  is not run again; it is refused with a clear message. A collision with
   another writer (a deadlock) is not the rule's fault: it goes up, and the whole save runs
   again (crm.db.Database.run).
 - Loops: actions that write trigger rules again, one level deeper; at MAX_DEPTH a rule that
@@ -43,7 +45,7 @@ from decimal import Decimal
 
 from crm import audit, dialect
 from crm.auth import PermissionDenied, User
-from crm.db import CURRENT, Database, rows
+from crm.db import CURRENT, SKIPPED_HOOKS, Database, HookAborted, rows
 from crm.fields import Field, ValidationError, convert
 from crm.i18n import N_, gettext as _
 
@@ -82,11 +84,17 @@ class RuleError(ValueError):
     """A rule cannot run as written (a field gone, a user locked…): its run is logged failed."""
 
 
-class RuleAbortedWrite(PermissionDenied):
+class RuleAbortedWrite(PermissionDenied, HookAborted):
     """The database aborted the transaction while a rule ran; the write cannot be committed.
 
-    A refusal of the save like a permission's: every form, the importer and the command line
+    A command run by Database.run (records.create, update, delete, the deal and conversion
+    commands...) runs again without the rule, so the write stands. Elsewhere (an import) it is
+    a refusal of the save like a permission's: every form, the importer and the command line
     already show such a refusal's message and keep what was typed."""
+
+    def __init__(self, message: str, rule_id: int | None = None):
+        super().__init__(message)
+        self.hook = rule_id
 
 
 @dataclass
@@ -687,7 +695,10 @@ def _fire(cur, entity, record_id: int, rules: list[Rule], changes: dict | None) 
             row = fetch(cur, entity, record_id) or {}
         return row
 
+    skipped = SKIPPED_HOOKS.get()
     for rule in rules:
+        if rule.id in skipped:  # it aborted this save once (logged): the save runs without it
+            continue
         try:
             if not _triggered(rule, changes, get_row):
                 continue
@@ -726,16 +737,26 @@ def _run(cur, rule: Rule, entity, row: dict) -> str | None:
             _log(cur, rule, record_id, "failed", _message(exc), depth)
             return "failed"
         done = []
+        # PostgreSQL undoes a failed statement back to a savepoint and the save goes on;
+        # DuckDB has none (see the module's doc)
+        savepoint = f"crm_rule_{depth}" if dialect.of(cur) == dialect.POSTGRESQL else None
+        if savepoint:
+            cur.execute(f"SAVEPOINT {savepoint}")
         try:
             for execute in plans:
                 done.append(execute())
         except Exception as exc:  # planned cleanly yet failed: not expected
             if dialect.is_write_conflict(exc):  # lost to another writer: the whole save reruns
                 raise
+            if savepoint:
+                cur.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                done = []  # undone
             _check_alive(cur, rule, record_id, exc, depth)
             _log(cur, rule, record_id, "failed", _("After {done}: {error}").format(
                 done="; ".join(done) or "-", error=_message(exc)), depth)
             return "failed"
+        if savepoint:
+            cur.execute(f"RELEASE SAVEPOINT {savepoint}")
         _log(cur, rule, record_id, "ok", "; ".join(done), depth)
         return "ok"
     finally:
@@ -770,7 +791,8 @@ def _check_alive(cur, rule: Rule, record_id, exc: Exception, depth: int) -> None
             log.exception("could not log the failure of rule %s", rule.id)
     raise RuleAbortedWrite(_("Automation rule #{id} failed in the database ({error}); the "
                              "save was undone. An admin can disable the rule under Settings "
-                             "> Automation rules.").format(id=rule.id, error=_message(exc)))
+                             "> Automation rules.").format(id=rule.id, error=_message(exc)),
+                           rule.id)
 
 
 def _log(cur, rule: Rule, record_id, status: str, message: str | None, depth: int | None = None

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from crm import activities, records
 from crm.auth import User, require
-from crm.db import Database
+from crm.db import Database, retried
 from crm.fields import Field, ValidationError, check_dates_not_future, validate
 from crm.i18n import N_, gettext as _
 
@@ -150,11 +150,13 @@ def insert_survey(cur, user: User, values: dict) -> int:
     return records.insert(cur, user, SURVEYS, _default_owner(user, values, customer))
 
 
+@retried  # run again on a write conflict, or without a rule that aborted it
 def create_survey(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
         return insert_survey(cur, user, values)
 
 
+@retried
 def update_survey(db: Database, user: User, survey_id: int, values: dict,
                   expected_version: int | None, base: dict | None = None) -> dict:
     with db.transaction() as cur:
@@ -179,11 +181,13 @@ def insert_complaint(cur, user: User, values: dict) -> int:
     return records.insert(cur, user, COMPLAINTS, _default_owner(user, values, customer))
 
 
+@retried
 def create_complaint(db: Database, user: User, values: dict) -> int:
     with db.transaction() as cur:
         return insert_complaint(cur, user, values)
 
 
+@retried
 def update_complaint(db: Database, user: User, complaint_id: int, values: dict,
                      expected_version: int | None, base: dict | None = None) -> dict:
     with db.transaction() as cur:

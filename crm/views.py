@@ -17,12 +17,13 @@ or a manager/admin; only managers and admins choose the team's default."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 
 from crm import audit, records
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database, rows
-from crm.fields import ValidationError
+from crm.fields import NUMERIC_TYPES, TEXT_TYPES, ValidationError
 from crm.i18n import gettext as _
 
 LIST, BOARD = "list", "board"
@@ -109,6 +110,14 @@ def _filter_value(f, value):
         return None if start is None and end is None else (start, end)
     if f.type == "bool":
         return value if isinstance(value, bool) else None
+    if f.type in NUMERIC_TYPES:  # (from, to)
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            return None
+        low, high = (_number(v) for v in value)
+        return None if low is None and high is None else (low, high)
+    if f.type in TEXT_TYPES:  # contains this text
+        text = str(value).strip()[:SEARCH_LENGTH] if isinstance(value, (str, int, float)) else ""
+        return text or None
     if not isinstance(value, (list, tuple)):
         return None
     if f.type == "choice":
@@ -123,6 +132,16 @@ def _filter_value(f, value):
     else:
         kept = [str(v) for v in value]
     return kept or None
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _day(value) -> date | None:

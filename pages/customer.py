@@ -1,13 +1,12 @@
 import streamlit as st
 
-from crm import auth, customers, i18n, records
+from crm import customers, i18n, records
 from crm.deals import DEALS
 from crm.i18n import gettext as _, ngettext
 from crm.ui.followup import activity_tab, tasks_tab
 from crm.ui.text import md_escape
-from crm.ui.forms import submit_form
 from crm.ui.guard import require_user
-from crm.ui.record import record_page
+from crm.ui.record import inline_create_form, record_page
 from crm.ui.service import customer_block, service_tab
 from crm.ui.session import get_db
 
@@ -29,11 +28,13 @@ def contacts(customer: dict) -> None:
     if customer["deleted_at"] is not None:
         return
     st.markdown(_("**Add a contact**"))
-    specs = [f for f in customers.CONTACT_FIELDS if f.name != "customer_id"]
-    added = submit_form(f"contact:new:{customer['id']}", specs, {"owner_id": user.id},
-                        {"owner_id": auth.owner_choices(db)},
-                        lambda values: customers.add_contact(db, user, customer["id"], values),
-                        submit_label=_("Add contact"))
+    # the contact's fields as they are now: an admin's custom fields too
+    specs = [f for f in customers.CONTACTS.fields if f.name != "customer_id"]
+    added = inline_create_form(customers.CONTACTS, f"contact:new:{customer['id']}",
+                               {"owner_id": user.id},
+                               lambda values: customers.add_contact(db, user, customer["id"],
+                                                                    values),
+                               submit_label=_("Add contact"), specs=specs)
     if added is None:
         return
     st.toast(_("Contact added"))

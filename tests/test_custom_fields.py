@@ -276,3 +276,96 @@ def test_backup_and_restore_carry_custom_fields_and_their_values(db, team, tmp_p
         assert customers.CUSTOMERS.spec["loyalty_tier"].choices == ("Gold", "Silver")
     finally:
         target.close()
+
+
+# what each engine's keyword catalog calls the words a column may be named unquoted
+UNRESERVED = {"duckdb": ("SELECT keyword_name, keyword_category FROM duckdb_keywords()",
+                         "unreserved"),
+              "postgresql": ("SELECT word, catcode FROM pg_get_keywords()", "U")}
+
+
+def test_every_keyword_the_engine_reserves_is_refused_as_a_name(db, team):
+    """Names are used unquoted in the list, insert and update queries: a keyword of the
+    engine's that is not unreserved would break them (PostgreSQL's grant did: after a lead
+    field named grant no lead could be created)."""
+    sql, unreserved = UNRESERVED[db.engine]
+    words = [w for w, category in (tuple(r.values()) for r in db.query(sql))
+             if category != unreserved and custom_fields.NAME_RE.fullmatch(w)]
+    assert len(words) > 50  # the catalog was read
+    accepted = [w for w in words if not custom_fields._name_problem(db, "leads", w)]
+    assert accepted == []
+    with pytest.raises(ValidationError) as exc:
+        add(db, team["admin"], name="grant", label="Grant", type="text")
+    assert "reserved" in exc.value.errors["name"]
+
+
+@pytest.mark.parametrize("name", ["type", "year", "value", "name_2", "comment"])
+def test_unreserved_keywords_work_as_names_in_every_query(db, team, name):
+    add(db, team["admin"], name=name, label="Word", type="choice", choices="A\nB",
+        filterable=True, in_list=True, searchable=True)
+    lead_id = leads.create_lead(db, team["reza"], {"last_name": "K", name: "A"})
+    leads.update_lead(db, team["reza"], lead_id, {name: "B"}, 1)
+    page = records.list_records(db, team["reza"], leads.LEADS,
+                                Query(filters={name: ["B"]}, sort=name, search="K"))
+    assert [(r["id"], r[name]) for r in page.rows] == [(lead_id, "B")]
+    assert "B" in records.export(db, team["admin"], leads.LEADS, Query()).decode("utf-8-sig")
+
+
+def test_number_and_text_fields_filter_by_a_range_and_by_contained_text(db, team):
+    """"Filter by it" on a number, whole number, money or text field: a from-to range (both
+    ends included, either open) or the text it contains; saved views keep both."""
+    from crm import views
+
+    admin = team["admin"]
+    add(db, admin, name="score", label="Score", type="number", filterable=True)
+    add(db, admin, name="seats", label="Seats", type="integer", filterable=True)
+    add(db, admin, name="budget", label="Budget", type="money", filterable=True)
+    add(db, admin, name="nickname", label="Nickname", type="text", filterable=True)
+    made = {}
+    for name, score, seats, budget, nick in [("A", "1.5", "1", "100", "Red fox"),
+                                             ("B", "10", "5", "250.50", "Blue 50%"),
+                                             ("C", "20.25", "9", "1000", "علی رضا"),
+                                             ("D", None, None, None, None)]:
+        made[name] = leads.create_lead(db, team["reza"], {
+            "last_name": name, "score": score, "seats": seats, "budget": budget,
+            "nickname": nick})
+
+    def found(**filters):
+        page = records.list_records(db, team["reza"], leads.LEADS,
+                                    Query(filters=filters, sort="last_name",
+                                          descending=False))
+        return [r["last_name"] for r in page.rows]
+
+    assert found(score=(1.5, 10)) == ["A", "B"]
+    assert found(score=(10.5, None)) == ["C"]
+    assert found(seats=(None, 5)) == ["A", "B"]
+    assert found(budget=(250.5, 250.5)) == ["B"]
+    assert found(score=(None, None)) == ["A", "B", "C", "D"]
+    assert found(nickname="FOX") == ["A"]
+    assert found(nickname="50%") == ["B"]  # % is the text, not a wildcard
+    assert found(nickname="0%") == ["B"]
+    assert found(nickname="علي") == ["C"]  # Arabic yeh finds the Persian one, as search does
+    assert found(nickname="  ") == ["A", "B", "C", "D"]
+    config, dropped = views.clean_config(leads.LEADS, {"filters": {
+        "score": [1, None], "seats": ["x", "3"], "nickname": " fox ", "budget": [None, None]}})
+    assert config["filters"] == {"score": (1.0, None), "seats": (None, 3.0), "nickname": "fox"}
+    assert dropped == []
+    view_id = views.create_view(db, team["reza"], leads.LEADS, "Foxes",
+                                {"filters": {"score": (1, 2), "nickname": "fox"}})
+    stored = views.get_view(db, team["reza"], view_id)
+    assert views.query_for(leads.LEADS, stored["config"]).filters == {
+        "score": (1.0, 2.0), "nickname": "fox"}
+
+
+def test_length_limit_and_section_of_a_field(db, team):
+    add(db, team["admin"], name="code_name", label="Code name", type="text", max_length=5,
+        section="Secret things")
+    spec = leads.LEADS.spec["code_name"]
+    assert spec.max_length == 5 and spec.section == "Secret things"
+    with pytest.raises(ValidationError) as exc:
+        leads.create_lead(db, team["reza"], {"last_name": "L", "code_name": "toolong"})
+    assert "at most 5" in exc.value.errors["code_name"]
+    assert leads.create_lead(db, team["reza"], {"last_name": "L", "code_name": "short"})
+    with pytest.raises(ValidationError) as exc:
+        add(db, team["admin"], name="code_2", label="Code", type="text", max_length=9000)
+    assert "max_length" in exc.value.errors

@@ -106,3 +106,44 @@ def test_admin_adds_a_choice_field_a_rep_fills_it_and_filters_by_it(tmp_path):
         expect(rep.get_by_text("Coldwell", exact=True)).to_have_count(0, timeout=15_000)
         shot(rep, "leads_filtered_by_custom_field")
         assert not errors, errors
+
+
+def budgets(db, admin):
+    """A rep's leads with a money field an admin lets the list filter by."""
+    from crm import auth, custom_fields, leads
+
+    team(db, admin)
+    custom_fields.add_field(db, admin, "leads", {"name": "budget", "label": "Budget",
+                                                 "type": "money", "filterable": True,
+                                                 "in_list": True})
+    reza = auth.get_user(db, "reza")
+    for last, budget in (("Smallbudget", "100"), ("Midbudget", "450.50"),
+                         ("Bigbudget", "9000")):
+        leads.create_lead(db, reza, {"last_name": last, "budget": budget})
+
+
+def test_a_rep_filters_the_leads_by_a_range_of_a_money_field(tmp_path):
+    with crm_server(tmp_path / "crm.duckdb", prepare=budgets) as url, chromium() as browser:
+        errors = []
+        rep = browser.new_page(viewport={"width": 1400, "height": 1000})
+        rep.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(rep, url, "reza")
+        rep.goto(url + "/leads")
+        expect(rep.get_by_role("heading", name="Leads")).to_be_visible(timeout=30_000)
+        expect(rep.get_by_text("Bigbudget", exact=True)).to_be_attached(timeout=15_000)
+        rep.get_by_text("Filters and columns").click()
+        low = rep.get_by_role("textbox", name="Budget between")
+        expect(low).to_be_visible(timeout=30_000)
+        settle(rep)
+        low.fill("200")
+        low.press("Enter")
+        settle(rep)
+        high = rep.get_by_role("textbox", name="and", exact=True)
+        high.fill("1 000")
+        high.press("Enter")
+        settle(rep)
+        expect(rep.get_by_text(re.compile(r"^1 lead"))).to_be_visible(timeout=30_000)
+        expect(rep.get_by_text("Midbudget", exact=True)).to_be_attached(timeout=15_000)
+        expect(rep.get_by_text("Bigbudget", exact=True)).to_have_count(0, timeout=15_000)
+        shot(rep, "leads_filtered_by_a_money_range")
+        assert not errors, errors

@@ -273,6 +273,29 @@ def test_lead_conversion_runs_the_rules_of_the_records_it_creates(db, team, stag
     assert len(runs_of(db, r)) == 1
 
 
+def test_a_rule_runs_in_the_writes_transaction_and_goes_with_it(db, team, stage):
+    """What a rule wrote is part of the save: when the save fails after the rule ran (here a
+    conversion whose contact is refused after its customer was inserted), the rule's task and
+    its run log go too, and the next, valid save runs the rule once."""
+    r = rule(db, team["admin"], entity="customers",
+             actions=[{"kind": "create_task", "title": "Onboard {name}", "assignee": "owner",
+                       "due_days": 7}])
+    lead = leads.create_lead(db, team["reza"], {"last_name": "Park", "company": "Parkco",
+                                                "status": "qualified"})
+    v = records.get(db, team["reza"], leads.LEADS, lead)["version"]
+    with pytest.raises(ValidationError):
+        conversion.convert_lead(db, team["reza"], lead, v,
+                                customer={"name": "Parkco", "kind": "company"},
+                                contact={"last_name": "Park", "email": "not an email"})
+    assert db.scalar("SELECT count(*) FROM customers") == 0
+    assert tasks(db) == [] and runs_of(db, r) == []
+    conversion.convert_lead(db, team["reza"], lead, v,
+                            customer={"name": "Parkco", "kind": "company"},
+                            contact={"last_name": "Park"})
+    assert [t["title"] for t in tasks(db)] == ["Onboard Parkco"]
+    assert [x["status"] for x in runs_of(db, r)] == ["ok"]
+
+
 # --- failures and loops -----------------------------------------------------------------------
 
 def test_a_failing_rule_keeps_the_users_write_and_logs_the_failure(db, team):
@@ -520,21 +543,69 @@ def test_rules_change_records_others_reference_in_the_transaction_that_made_them
     assert db.scalar("SELECT count(*) FROM rule_runs WHERE status <> 'ok'") == 0
 
 
-def test_when_the_database_aborts_the_transaction_the_failure_is_still_logged(db, team,
-                                                                              monkeypatch):
+def test_when_the_database_aborts_a_rules_statement_the_write_still_stands(db, team,
+                                                                            monkeypatch):
     """The last resort: planning exists so that this does not happen, but if a statement of
-    a rule fails in DuckDB (no SAVEPOINT: the whole transaction is aborted) the save cannot be
-    committed. The user gets a clear refusal and the rule's failure is logged on its own."""
+    a rule fails in the database, the user's write still stands: on PostgreSQL the rule's
+    statements are undone back to a savepoint; on DuckDB (no SAVEPOINT: the whole transaction
+    is aborted) the save runs again without that rule. The failure is logged once, and the
+    other rules of the save run as usual."""
+    r = rule(db, team["admin"], name="Broken")
+    other = rule(db, team["admin"], name="Fine", actions=[
+        {"kind": "set_field", "field": "notes", "value": "set by the other rule"}])
+    calls = []
+
+    def failing_statement(cur, user, values):
+        calls.append(1)
+        cur.execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(activities, "insert_task", failing_statement)
+    lead = leads.create_lead(db, team["reza"], {"last_name": "Kept"})
+    row = records.get(db, team["reza"], leads.LEADS, lead)
+    assert (row["last_name"], row["notes"]) == ("Kept", "set by the other rule")
+    assert db.scalar("SELECT count(*) FROM leads") == 1 and calls == [1]
+    [run] = runs_of(db, r)
+    assert run["status"] == "failed" and "no_such_table" in run["message"]
+    assert [x["status"] for x in runs_of(db, other)] == ["ok"]
+    # an update too, and the next save runs the rule again (it is not switched off)
+    rule(db, team["admin"], name="Broken on change", trigger="changed",
+         config={"field": "title"})
+    saved = leads.update_lead(db, team["reza"], lead, {"title": "CEO"}, row["version"])
+    assert saved["title"] == "CEO"
+    leads.create_lead(db, team["reza"], {"last_name": "Next"})
+    assert len(calls) == 3 and [x["status"] for x in runs_of(db, r)] == ["failed", "failed"]
+    # the activity and task commands, surveys and complaints are run again too
+    on_activity = rule(db, team["admin"], entity="activities", name="Broken on activity")
+    activity = activities.log_activity(db, team["reza"], {"kind": "call", "subject": "Hi",
+                                                         "lead_id": lead})
+    assert db.scalar("SELECT subject FROM activities WHERE id = $i", {"i": activity}) == "Hi"
+    assert [x["status"] for x in runs_of(db, on_activity)] == ["failed"]
+
+
+def test_an_import_whose_rule_aborts_the_transaction_is_refused_on_duckdb(db, team,
+                                                                          monkeypatch):
+    """An import is not run again (on DuckDB its rows would all go through once more): a rule
+    that aborts its transaction refuses it with a clear message there; PostgreSQL undoes the
+    rule alone and the import stands."""
+    from crm import importer
+
     r = rule(db, team["admin"])
 
     def failing_statement(cur, user, values):
         cur.execute("SELECT * FROM no_such_table")
 
     monkeypatch.setattr(activities, "insert_task", failing_statement)
-    with pytest.raises(rules.RuleAbortedWrite) as exc:
-        leads.create_lead(db, team["reza"], {"last_name": "Lost"})
-    assert f"Automation rule #{r} failed" in str(exc.value)
-    assert db.scalar("SELECT count(*) FROM leads") == 0
+    source = importer.read(b"Last Name\nImported\n", "in.csv")
+    plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers))
+    if db.engine == "duckdb":
+        with pytest.raises(importer.ImportFileError) as exc:  # the import's refusal
+            importer.execute(db, team["admin"], plan)
+        assert f"Automation rule #{r} failed" in str(exc.value)
+        assert db.scalar("SELECT count(*) FROM leads") == 0
+    else:
+        importer.execute(db, team["admin"], plan)
+        assert db.scalar("SELECT count(*) FROM leads") == 1
     [run] = runs_of(db, r)
     assert run["status"] == "failed" and "no_such_table" in run["message"]
 

@@ -5,11 +5,11 @@ from datetime import datetime
 
 import streamlit as st
 
-from crm import activities, auth, i18n
+from crm import activities, i18n
 from crm.auth import PermissionDenied, User
 from crm.fields import ValidationError, spec_map
 from crm.i18n import gettext as _
-from crm.ui.forms import submit_form
+from crm.ui.record import inline_create_form
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
 
@@ -22,11 +22,10 @@ def activity_tab(user: User, link: str, record_id: int, key: str = "") -> None:
     db = get_db()
     with st.expander(_("Log an activity"), icon=":material/add_comment:",
                      expanded=not activities.timeline(db, user, link, record_id, limit=1)):
-        logged = submit_form(
-            f"activity:new:{link}:{record_id}{key}", activities.ACTIVITY_FIELDS,
+        logged = inline_create_form(
+            activities.ACTIVITIES, f"activity:new:{link}:{record_id}{key}",
             {"owner_id": user.id, link: record_id, "kind": "call",
              "occurred_at": datetime.now().replace(second=0, microsecond=0)},
-            {"owner_id": auth.owner_choices(db)},
             lambda values: activities.log_activity(db, user, values),
             submit_label=_("Log activity"), hidden=HIDDEN_LINKS)
         if logged is not None:
@@ -67,10 +66,9 @@ def tasks_tab(user: User, link: str, record_id: int) -> None:
     else:
         st.caption(_("No tasks yet."))
     with st.expander(_("Add a task"), icon=":material/add_task:", expanded=not found):
-        added = submit_form(
-            f"task:new:{link}:{record_id}", activities.TASK_FIELDS,
+        added = inline_create_form(
+            activities.TASKS, f"task:new:{link}:{record_id}",
             {"owner_id": user.id, link: record_id, "due_at": activities.due_default()},
-            {"owner_id": auth.owner_choices(db)},
             lambda values: activities.create_task(db, user, values),
             submit_label=_("Add task"), hidden=HIDDEN_LINKS + ("status",))
         if added is not None:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from crm import auth, records
 from crm.auth import PermissionDenied, User
-from crm.fields import ValidationError
+from crm.fields import ValidationError, multichoice_values
 from crm.ui.forms import clear_form, edited, spec_form, submit_form
 from crm.ui.session import get_db
 from crm.ui.tables import grid
@@ -47,6 +47,20 @@ def field_choices(entity: records.Entity, row: dict | None, extra: Choices | Non
     found.update(custom_link_choices(entity, user_of_session()))
     found.update(extra(row) if extra else {})
     return found
+
+
+def inline_create_form(entity: records.Entity, form_key: str, initial: dict, save,
+                       submit_label: str, hidden: tuple[str, ...] = (),
+                       specs: list | None = None):
+    """submit_form for a record made inside another record's page (a task, an activity, a
+    contact): the entity's fields as they are now (an admin's custom fields included, in the
+    layout's order; those the layout keeps for the record page hidden unless required), with
+    the pickers they need."""
+    specs = entity.fields if specs is None else specs
+    later = tuple(f.name for f in specs
+                  if not f.quick and not f.required and f.name not in initial)
+    return submit_form(form_key, specs, initial, field_choices(entity, None, None), save,
+                       submit_label=submit_label, hidden=tuple(hidden) + later)
 
 
 def custom_link_choices(entity: records.Entity, user: User | None) -> dict[str, dict]:
@@ -292,7 +306,8 @@ def timeline(entity: records.Entity, user: User, record_id: int) -> None:
             f = spec.get(name)
             lines.append({"When": e["at"], "Who": e["username"], "What": _action(e["action"]),
                           "Field": f.shown_label if f else name,
-                          "Before": _shown(f, old, owners), "After": _shown(f, new, owners)})
+                          "Before": _shown(f, old, owners, user),
+                          "After": _shown(f, new, owners, user)})
     for line in lines:
         line["When"] = i18n.format_datetime(line["When"])
     grid(pd.DataFrame(lines), hide_index=True,
@@ -300,17 +315,34 @@ def timeline(entity: records.Entity, user: User, record_id: int) -> None:
                                 for name in TIMELINE_COLUMNS})
 
 
-def _shown(f, value, owners) -> str:
+def _shown(f, value, owners, user: User | None = None) -> str:
+    """A value of the audit log as the record page shows it (links by name, numbers, dates
+    and choices in the user's language)."""
     if f is not None and f.type == "user" and value is not None:
         return owners.get(value, _("user #{id}").format(id=value))
+    if f is not None and f.type == "ref" and f.ref and value is not None and user is not None:
+        try:  # a name the user may see, else "#id"
+            return records.ref_label(get_db(), user, f.ref, int(value))
+        except (KeyError, TypeError, ValueError):
+            return _text(value)
     if f is not None and f.type == "choice":
         return f.choice_label(value) or "—"
+    if f is not None and f.type == "multichoice" and value:
+        return ", ".join(f.choice_label(c) for c in multichoice_values(value))
     if f is not None and f.type == "bool":
         return _("yes") if value else _("no")
     if f is not None and f.type == "date" and value:
         return i18n.format_date(_as_date(value))
+    if f is not None and f.type == "datetime" and value:
+        from datetime import datetime
+
+        return i18n.format_datetime(datetime.fromisoformat(value) if isinstance(value, str)
+                                    else value)
     if f is not None and f.type in ("money", "number", "integer") and value is not None:
-        return i18n.number(value, 2 if f.type == "money" else 0)
+        if f.type == "money":
+            return i18n.number(value, 2)
+        # a fraction is kept (42.5 is not 42), as the list shows it
+        return i18n.number(value, 0 if float(value).is_integer() else 2)
     return _text(value)
 
 

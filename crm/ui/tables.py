@@ -8,7 +8,7 @@ import streamlit as st
 
 from crm import auth, i18n, records, views
 from crm.auth import User
-from crm.fields import Field, multichoice_values
+from crm.fields import NUMERIC_TYPES, TEXT_TYPES, Field, multichoice_values
 from crm.i18n import gettext as _
 from crm.ui.session import get_db
 from crm.ui.text import md_escape
@@ -156,6 +156,12 @@ def _apply_view(entity: records.Entity, config: dict | None, choices: dict[str, 
             state[key] = [v for v in value or [] if v in options]
         elif f.type == "bool":
             state[key] = "any" if value is None else "yes" if value else "no"
+        elif f.type in NUMERIC_TYPES:
+            low, high = value or (None, None)
+            state[key + ":from"] = "" if low is None else f"{low:g}"
+            state[key + ":to"] = "" if high is None else f"{high:g}"
+        elif f.type in TEXT_TYPES:
+            state[key] = value or ""
         elif f.type in ("date", "datetime"):
             start, end = value or (None, None)
             state[key] = (start, end) if start and end else (start,) if start else ()
@@ -171,7 +177,10 @@ def _search_hint(entity: records.Entity) -> str:
 def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> dict:
     t = entity.table
     out: dict = {}
-    specs = [f for f in entity.all_fields if f.filter]
+    # reps only ever see their own records: no owner filter (other user fields vary), and no
+    # gap where it would have been
+    specs = [f for f in entity.all_fields
+             if f.filter and not (f.name == "owner_id" and user.role == "rep")]
     cols = st.columns(3)
     for i, f in enumerate(specs):
         with cols[i % 3]:
@@ -180,8 +189,6 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
                 chosen = st.multiselect(f.shown_label, list(f.choices), key=key,
                                         format_func=f.choice_label, placeholder=_("Any"))
             elif f.type in ("user", "ref"):
-                if f.type == "user" and user.role == "rep":
-                    continue  # reps only ever see their own records
                 options = choices.get(f.name, {})
                 chosen = st.multiselect(f.shown_label, list(options), key=key,
                                         format_func=lambda i, o=options: o.get(i, f"#{i}"),
@@ -193,11 +200,32 @@ def _filters(entity: records.Entity, choices: dict[str, dict], user: User) -> di
                 chosen = None if pick == "any" else pick == "yes"
             elif f.type in ("date", "datetime"):
                 chosen = date_range(f, key)
+            elif f.type in NUMERIC_TYPES:
+                chosen = number_range(f, key)
+            elif f.type in TEXT_TYPES:
+                chosen = st.text_input(f.shown_label, key=key, placeholder=_("Contains…"),
+                                       max_chars=200).strip() or None
             else:
                 continue
             if chosen not in (None, [], (), (None, None)):
                 out[f.name] = chosen
     return out
+
+
+def number_range(f: Field, key: str) -> tuple:
+    """(from, to), both ends included; (None, None) when both boxes are empty. Typed as in a
+    form (1,250.5; Persian digits too): plain boxes, no steppers to crowd a narrow column."""
+    low_col, high_col = st.columns(2)
+    typed = (low_col.text_input(_("{field} between").format(field=f.shown_label),
+                                key=key + ":from", max_chars=40),
+             high_col.text_input(_("and"), key=key + ":to", max_chars=40))
+    from crm.importer import number  # how the forms read a typed number (1 234,5; ۱٬۲۳۴)
+
+    try:
+        return tuple(float(number(text, f)) if text.strip() else None for text in typed)
+    except ValueError as exc:
+        st.error(md_escape(exc), icon=":material/error:")
+        return None, None
 
 
 def date_range(f: Field, key: str) -> tuple:
