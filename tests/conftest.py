@@ -54,6 +54,14 @@ POSTGRES_READY = {
     # browser tests whose server opens the test's database (the board's demo app has none)
     "test_e2e.py",
     "test_kanban_e2e.py",
+    "test_e2e_studio.py",
+    "test_e2e_import.py",
+    "test_e2e_languages.py",
+    "test_e2e_defects.py",
+    "test_e2e_sales.py",
+    "test_e2e_market.py",
+    "test_e2e_satisfaction.py",
+    "test_views_e2e.py",
 }
 
 
@@ -72,6 +80,22 @@ def pytest_generate_tests(metafunc):
             engines.append("postgresql")
         # module scope: a module's shared fixtures (new_database) follow the engine too
         metafunc.parametrize("engine", engines, scope="module")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests (or parameters) marked e2e_duckdb_only are left out on PostgreSQL: a
+    browser test takes tens of seconds, and the PostgreSQL half of each browser file runs its
+    main scenarios only (CRM_PG_ALL=1 runs them all)."""
+    if os.environ.get("CRM_PG_ALL") == "1":
+        return
+    kept, left = [], []
+    for item in items:
+        on_pg = getattr(item, "callspec", None) and item.callspec.params.get(
+            "engine") == "postgresql"
+        (left if on_pg and item.get_closest_marker("e2e_duckdb_only") else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -358,6 +358,76 @@ def test_stage_history_is_exact(loaded):
         " WHERE d.probability IS NOT NULL AND h.probability = d.probability") > 0
 
 
+class _Undo(Exception):
+    """Raised to roll a test's transaction back."""
+
+
+def _snapshots_per_day(cur, today: date) -> int:
+    """The demo's forecast snapshots rebuilt one day at a time, as the demo once did (48
+    rebuilds): what the one-pass rebuild must match."""
+    from crm import calendar
+
+    written = 0
+    for day in demo_sales_history.snapshot_days(today):
+        cur.execute("DELETE FROM forecast_snapshots WHERE taken_on = $d", {"d": day})
+        for name, lang in (("gregorian", "en"), ("jalali", "fa")):
+            key, join = calendar.period("x.expected", "month", lang)
+            written += cur.execute(
+                "INSERT INTO forecast_snapshots (taken_on, calendar, period_key,"
+                " forecast_category, pipeline_id, owner_id, currency, deals, amount, weighted)"
+                f" SELECT $d, $cal, {key}, x.category, x.pipeline_id, x.owner_id, x.currency,"
+                " count(*), coalesce(sum(x.amount), 0),"
+                " coalesce(sum(x.amount * x.probability / 100.0), 0) FROM ("
+                " SELECT coalesce(t.closed_on, t.expected_close_date) AS expected,"
+                " s.forecast_category AS category, t.pipeline_id, t.owner_id, t.currency,"
+                " coalesce(h.amount, t.amount) AS amount, h.probability"
+                " FROM deal_stage_history h JOIN (SELECT deal_id, max(changed_at) AS at"
+                "   FROM deal_stage_history WHERE changed_at < $d GROUP BY deal_id) last"
+                "   ON last.deal_id = h.deal_id AND last.at = h.changed_at"
+                " JOIN stages s ON s.id = h.to_stage_id JOIN deals t ON t.id = h.deal_id"
+                " WHERE s.kind = 'open' AND t.deleted_at IS NULL) x"
+                f"{join} WHERE x.expected IS NOT NULL GROUP BY 3, 4, 5, 6, 7",
+                {"d": day, "cal": name}).fetchone()[0]
+    return written
+
+
+SNAPSHOT_COLUMNS = ("taken_on, calendar, period_key, forecast_category, pipeline_id, owner_id,"
+                    " currency, deals, amount, weighted")
+
+
+def test_snapshots_in_one_pass_are_the_rebuild_per_day(loaded):
+    """The demo builds a year of forecast snapshots in one set-based pass: the same rows as one
+    rebuild per snapshot day, also for two moves of a deal at one moment and a deleted deal."""
+    today = date.today()
+    with pytest.raises(_Undo):
+        with loaded.db.transaction() as cur:
+            moved = cur.execute(
+                "SELECT deal_id, max(changed_at) FROM deal_stage_history h"
+                " JOIN stages s ON s.id = h.to_stage_id WHERE s.kind = 'open'"
+                " AND changed_at < $d GROUP BY deal_id ORDER BY deal_id LIMIT 2",
+                {"d": today - timedelta(days=90)}).fetchall()
+            assert len(moved) == 2
+            cur.execute(  # a second move at the same moment, into another open stage
+                "INSERT INTO deal_stage_history (deal_id, from_stage_id, to_stage_id,"
+                " changed_at, changed_by, amount, probability) SELECT h.deal_id,"
+                " h.to_stage_id, s.id, h.changed_at, h.changed_by, h.amount + 1, 42"
+                " FROM deal_stage_history h JOIN stages o ON o.id = h.to_stage_id"
+                " JOIN stages s ON s.pipeline_id = o.pipeline_id AND s.kind = 'open'"
+                " AND s.id <> o.id WHERE h.deal_id = $deal AND h.changed_at = $at"
+                " ORDER BY s.id LIMIT 1", {"deal": moved[0][0], "at": moved[0][1]})
+            cur.execute("UPDATE deals SET deleted_at = $at WHERE id = $deal",
+                        {"at": loaded.at, "deal": moved[1][0]})
+            one = demo_sales_history.rebuild_snapshots(cur, today)
+            rows = cur.execute(f"SELECT {SNAPSHOT_COLUMNS} FROM forecast_snapshots"
+                               " ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall()
+            assert len({r[0] for r in rows}) >= 12
+            per_day = _snapshots_per_day(cur, today)
+            assert cur.execute(f"SELECT {SNAPSHOT_COLUMNS} FROM forecast_snapshots"
+                               " ORDER BY 1, 2, 3, 4, 5, 6, 7").fetchall() == rows
+            assert one == per_day == len(rows)
+            raise _Undo
+
+
 def test_closed_deals_have_a_close_date_and_lost_ones_a_reason(loaded):
     db = loaded.db
     row = db.one(

@@ -23,9 +23,10 @@ HOSTILE = (f"![t](http://{EVIL}/x.png) [Reset password](http://{EVIL}/phish) "
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db_file = tmp_path_factory.mktemp("e2e") / "crm.duckdb"
-    run_log = db_file.parent / "runs.log"
+def server(new_database, tmp_path_factory):
+    """On each engine (conftest: a DuckDB file, or a new PostgreSQL database)."""
+    db_file = new_database()
+    run_log = tmp_path_factory.mktemp("e2e") / "runs.log"
     db = Database(db_file)
     auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
     admin = auth.get_user(db, "admin")
@@ -101,6 +102,7 @@ def settled(page, seconds=1.5):
                            timeout=30_000)
 
 
+@pytest.mark.e2e_duckdb_only  # on PostgreSQL: the file's other tests (CI time)
 def test_hostile_names_stay_text_on_every_page(server, page):
     url, ids, _ = server
     fetched = []
@@ -173,6 +175,7 @@ def test_one_run_per_navigation_and_per_page_click(server, page):
     expect(page.get_by_role("heading", name="Customers")).to_be_visible()
 
 
+@pytest.mark.e2e_duckdb_only  # on PostgreSQL: the file's other tests (CI time)
 def test_the_grid_offers_no_csv_download(server, page):
     url, _, _ = server
     sign_in(page, url, "/leads")

@@ -20,14 +20,15 @@ CSV = ("First Name,Last Name,E-mail Address,Company,Lead Source\n"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db_file = tmp_path_factory.mktemp("e2e_import") / "crm.duckdb"
+def server(new_database, tmp_path_factory):
+    """On each engine (conftest: a DuckDB file, or a new PostgreSQL database)."""
+    db_file = new_database()
     db = Database(db_file)
     auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
     db.close()  # the server process needs the file lock
     with streamlit_server("app.py", {"CRM_DB": str(db_file),
                                      "CRM_COOKIE_KEY": "e2e-" + "k" * 40}) as url:
-        yield url, db_file.parent
+        yield url, tmp_path_factory.mktemp("e2e_import")
 
 
 def settle(page):

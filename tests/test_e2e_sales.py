@@ -30,8 +30,9 @@ def demo_server(db_file):
 
 
 @pytest.fixture
-def server(tmp_path):
-    with demo_server(tmp_path / "crm.duckdb") as url:
+def server(db_url):
+    """On each engine (conftest: a DuckDB file, or a new PostgreSQL database)."""
+    with demo_server(db_url) as url:
         yield url
 
 
@@ -99,6 +100,7 @@ def _open(page, name: str):
     return box
 
 
+@pytest.mark.e2e_duckdb_only  # on PostgreSQL: the file's other tests (CI time)
 def test_a_lost_deal_names_a_competitor_picked_or_typed(server, page):
     """The lost-to-competitor picker offers the known competitors and takes a new name, which
     becomes a competitor record."""

@@ -11,11 +11,12 @@ from playwright.sync_api import expect  # noqa: E402
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(db_url):
+    """On each engine (conftest: a DuckDB file, or a new PostgreSQL database)."""
     from crm import auth, customers, service
     from crm.db import Database
 
-    path = tmp_path / "crm.duckdb"
+    path = db_url
     db = Database(path)  # the records first, by the system; crm_server adds the admin
     acme = customers.create_customer(db, auth.SYSTEM, {"name": "Acme Unhappy",
                                                        "segment": "vip"})

@@ -55,8 +55,8 @@ def shot(page, name):
         page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
 
 
-def test_admin_adds_a_choice_field_a_rep_fills_it_and_filters_by_it(tmp_path):
-    with crm_server(tmp_path / "crm.duckdb", prepare=team) as url, chromium() as browser:
+def test_admin_adds_a_choice_field_a_rep_fills_it_and_filters_by_it(db_url):
+    with crm_server(db_url, prepare=team) as url, chromium() as browser:
         errors = []
         admin = browser.new_page(viewport={"width": 1400, "height": 1000})
         admin.on("pageerror", lambda e: errors.append(str(e)))
