@@ -826,7 +826,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None and entity.table == "deals":  # crm/importer_deals.py
+        if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
             found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
@@ -1100,55 +1100,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             if p.staged_updates:
                 importer_updates.write_updates(cur, user, p, import_id)
             _update_many(cur, user, rest, import_id)
-        for row in p.rows:
+        if p.staged_updates and not batched:  # deals: crm/importer_updates.py
+            importer_updates.write_updates(cur, user, p, import_id)
+        for row in importer_updates.unstaged(p).rows:
             if row.action not in ("create", "update") or batched:
                 continue
-            values = {k: (stage_ids[v[1]] if isinstance(v, tuple) else v)
-                      for k, v in row.values.items()}
-            try:
-                if row.action == "create":
-                    record_id = _insert(cur, user, p.entity, values)
-                    if p.entity.table == "deals":
-                        _deal_dates(cur, record_id, values, row.extra)
-                        if row.extra.get("product_lines"):
-                            from crm import deals
-
-                            deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
-                    before = None
-                else:
-                    changed = {k: values[k] for k in row.changes if k != "product_lines"}
-                    before = {k: old for k, (old, _new) in row.changes.items()}
-                    if changed and p.entity.update_in:  # the entity's own rules (links, dates)
-                        p.entity.update_in(cur, user, row.record_id, changed, row.version)
-                    elif changed:
-                        records.update_in(cur, user, p.entity, row.record_id, changed,
-                                          row.version)
-                    if "product_lines" in row.changes:  # deals: the file's lines replace theirs
-                        from crm import deals
-
-                        deals.replace_lines(cur, user, row.record_id,
-                                            row.extra["product_lines"],
-                                            None if changed else row.version)
-                        before["product_lines"] = _plain_lines(row.extra["lines_before"])
-                    record_id = row.record_id
-            except ValidationError as exc:
-                raise ImportFileError(_("Row {line}: {reason}").format(
-                    line=row.line, reason="; ".join(exc.errors.values()))) from None
-            except PermissionDenied as exc:
-                raise ImportFileError(_("Row {line}: {reason}").format(
-                    line=row.line, reason=exc)) from None
-            except (records.ConflictError, records.NotFound):
-                raise ImportFileError(_("Row {line}: the record changed since the dry run; "
-                                        "run it again.").format(line=row.line)) from None
-            version = cur.execute(f"SELECT version FROM {p.entity.table} WHERE id = $id",
-                                  {"id": record_id}).fetchone()[0]
-            cur.execute(
-                "INSERT INTO import_records (import_id, line, record_id, action, before,"
-                " version_after) VALUES ($i, $l, $r, $a, $b, $v)",
-                {"i": import_id, "l": row.line, "r": record_id, "a": row.action,
-                 "b": None if before is None else audit._payload(
-                     {k: (v, None) for k, v in before.items()}),
-                 "v": version})
+            write_row(cur, user, p, row, import_id, stage_ids)
         cur.execute("UPDATE audit_log SET import_id = $i WHERE id > $first"
                     " AND import_id IS NULL", {"i": import_id, "first": first_audit})
         # the records it created: their audit rows name the import, as the set-based path
@@ -1165,6 +1122,57 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             time.sleep(float(os.environ["CRM_IMPORT_TEST_PAUSE"]))
     discard(db, p)
     return import_id
+
+
+def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dict) -> None:
+    """One row of the plan by the entity's own command, with its import_records row; a
+    refusal refuses the import with the row's line."""
+    values = {k: (stage_ids[v[1]] if isinstance(v, tuple) else v)
+              for k, v in row.values.items()}
+    try:
+        if row.action == "create":
+            record_id = _insert(cur, user, p.entity, values)
+            if p.entity.table == "deals":
+                _deal_dates(cur, record_id, values, row.extra)
+                if row.extra.get("product_lines"):
+                    from crm import deals
+
+                    deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
+            before = None
+        else:
+            changed = {k: values[k] for k in row.changes if k != "product_lines"}
+            before = {k: old for k, (old, _new) in row.changes.items()}
+            if changed and p.entity.update_in:  # the entity's own rules (links, dates)
+                p.entity.update_in(cur, user, row.record_id, changed, row.version)
+            elif changed:
+                records.update_in(cur, user, p.entity, row.record_id, changed,
+                                  row.version)
+            if "product_lines" in row.changes:  # deals: the file's lines replace theirs
+                from crm import deals
+
+                deals.replace_lines(cur, user, row.record_id,
+                                    row.extra["product_lines"],
+                                    None if changed else row.version)
+                before["product_lines"] = _plain_lines(row.extra["lines_before"])
+            record_id = row.record_id
+    except ValidationError as exc:
+        raise ImportFileError(_("Row {line}: {reason}").format(
+            line=row.line, reason="; ".join(exc.errors.values()))) from None
+    except PermissionDenied as exc:
+        raise ImportFileError(_("Row {line}: {reason}").format(
+            line=row.line, reason=exc)) from None
+    except (records.ConflictError, records.NotFound):
+        raise ImportFileError(_("Row {line}: the record changed since the dry run; "
+                                "run it again.").format(line=row.line)) from None
+    version = cur.execute(f"SELECT version FROM {p.entity.table} WHERE id = $id",
+                          {"id": record_id}).fetchone()[0]
+    cur.execute(
+        "INSERT INTO import_records (import_id, line, record_id, action, before,"
+        " version_after) VALUES ($i, $l, $r, $a, $b, $v)",
+        {"i": import_id, "l": row.line, "r": record_id, "a": row.action,
+         "b": None if before is None else audit._payload(
+             {k: (v, None) for k, v in before.items()}),
+         "v": version})
 
 
 def _plain_lines(lines: list[dict]) -> list[dict]:
@@ -1861,6 +1869,11 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
         bad_update = list(bad)
+        if entity.table == "deals" and {"contact_id", "customer_id"} <= set(clean):
+            # _check: the file's contact must work for the file's customer
+            bad_update.append("(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
+                              " (SELECT x.customer_id FROM contacts x WHERE x.id ="
+                              " f_contact_id) IS DISTINCT FROM f_customer_id)")
         for spec in entity.editable:
             if spec.name not in clean:
                 constants[spec.name] = convert(spec, spec.default)
@@ -1909,6 +1922,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if mode != "create":
             counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
                                                       mode, key, list(clean))
+            # the rejected rows' names resolved in SQL, for the row path's words
+            importer_refs.fill(cur, converters, specs, name,
+                               [(r[0], r[1], *r[3:]) for r in rejected])
         elif not (n_bad or dups or existing or unique):
             cur.execute(f"ALTER TABLE {name}_c RENAME TO {name.split('.')[1]}")
             counts, write = {"create": n_rows}, ("true", "line - 1")
@@ -2086,7 +2102,14 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
         for r in db.query(f"SELECT t.* FROM {entity.table} t WHERE {where} AND t.id IN"
                           f" ({', '.join('$' + n for n in names)})", {**visible, **names}):
             current[r["id"]] = r
-    rows = []
+    rows, contacts = [], None
+    if entity.table == "deals" and "contact_id" in converters:  # _check: the contact's customer
+        from crm import importer_deals
+
+        _h, index, found = converters["contact_id"]
+        contacts = importer_deals.contact_customers(db, [
+            found.get(cells[index], (None,))[0] for _l, _d, _r, *cells in rejected
+            if cells[index] is not None])
     for line, dup_of, record_id, *cells in rejected:
         if dup_of is not None or record_id is None and mode == "upsert":
             row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
@@ -2099,7 +2122,7 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
             else:
                 row.record_id, row.version = record_id, current[record_id]["version"]
                 if not row.errors:
-                    _check(user, entity, row, specs, current[record_id])
+                    _check(user, entity, row, specs, current[record_id], contacts=contacts)
             if row.errors:
                 row.action = "reject"
         rows.append(row)
