@@ -1570,10 +1570,8 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     kept_apart = any(f.only_when and (f.default is not None or (
         mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
         for f in specs.values())
-    # unique fields are checked set-based among new records only (an update's own record
-    # may keep its code)
-    if not refs and (entity.creator or entity.parent or (entity.unique and mode != "create")
-                     or entity.table in ("deals", "activities")
+    # unique fields are checked set-based (_match: an update's own record may keep its code)
+    if not refs and (entity.creator or entity.parent or entity.table in ("deals", "activities")
                      or _sql_check(entity) is None) or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if any(specs[v].type not in _SQL_TYPES | _PY_TYPES
@@ -2040,9 +2038,10 @@ def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, 
     updates [(line, record_id, version, current values..., new values...)])."""
     table = entity.table
     counts = _match(cur, user, entity, name, mode, key, fields)
+    unique = "".join(f", s.u_{n}_first, s.u_{n}_id" for n in entity.unique if n in fields)
     rejected = [] if not counts.get("reject") else cur.execute(
         f"SELECT s.line, s.dup_of, s.record_id, {', '.join('r.c%d' % i for i in range(width))}"
-        f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
+        f"{unique} FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
         " ORDER BY s.line").fetchall()
     preview = [] if not counts.get("update") else cur.execute(
         f"SELECT p.line, p.record_id, t.version, {', '.join(f't.{n}' for n in fields)},"
@@ -2075,6 +2074,22 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
         f" FROM {name}_c s LEFT JOIN {name}_d d ON d.k = s.k LEFT JOIN {name}_e e ON e.k = s.k"
         f" LEFT JOIN {table} t ON t.id = e.id")
     cur.execute(f"DROP TABLE {name}_e")
+    for n in [n for n in entity.unique if n in fields]:
+        # _check_unique: among the rows to create or update, and the live records (not the
+        # row's own): the first row of a value keeps it, the others are rejected
+        v, acts = f"lower(c.f_{n})", "a.action IN ('create', 'update')"
+        first = f"min(a.line) FILTER (WHERE {acts} AND {v} IS NOT NULL) OVER (PARTITION BY {v})"
+        cur.execute(
+            f"CREATE TABLE {name}_x AS SELECT a.* EXCLUDE (action), CASE WHEN {acts} AND {v} IS"
+            f" NOT NULL AND a.line > {first} THEN {first} END AS u_{n}_first, CASE WHEN {acts}"
+            f" AND {v} IS NOT NULL AND tk.id IS DISTINCT FROM a.record_id THEN tk.id END"
+            f" AS u_{n}_id, CASE WHEN {acts} AND {v} IS NOT NULL AND (a.line > {first} OR"
+            f" (tk.id IS NOT NULL AND tk.id IS DISTINCT FROM a.record_id)) THEN 'reject'"
+            f" ELSE a.action END AS action FROM {name} a JOIN {name}_c c"
+            f" ON c.line = a.line LEFT JOIN (SELECT lower({n}) AS v, min(id) AS id FROM {table}"
+            f" WHERE deleted_at IS NULL AND {n} IS NOT NULL GROUP BY 1) tk ON tk.v = {v}")
+        cur.execute(f"DROP TABLE {name}")
+        cur.execute(f"ALTER TABLE {name}_x RENAME TO {name.split('.')[1]}")
     return dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
                 .fetchall())
 
@@ -2110,7 +2125,9 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
         contacts = importer_deals.contact_customers(db, [
             found.get(cells[index], (None,))[0] for _l, _d, _r, *cells in rejected
             if cells[index] is not None])
+    width, unique = len(source.headers), [n for n in entity.unique if n in fields]
     for line, dup_of, record_id, *cells in rejected:
+        cells, taken = cells[:width], cells[width:]
         if dup_of is not None or record_id is None and mode == "upsert":
             row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
         else:
@@ -2123,6 +2140,17 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
                 row.record_id, row.version = record_id, current[record_id]["version"]
                 if not row.errors:
                     _check(user, entity, row, specs, current[record_id], contacts=contacts)
+            if row.errors:
+                row.action = "reject"
+        for i, n in enumerate(unique):  # _check_unique's words, where SQL found it
+            first, other = taken[2 * i:2 * i + 2]
+            label = specs[n].shown_label
+            if row.action in ("create", "update") and first is not None:
+                row.errors[label] = _("the same {field} as row {line}").format(
+                    field=label, line=first)
+            elif row.action in ("create", "update") and other is not None:
+                row.errors[label] = _("{entity} #{id} already has this {field}").format(
+                    entity=_(entity.label), id=other, field=label)
             if row.errors:
                 row.action = "reject"
         rows.append(row)

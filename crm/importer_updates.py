@@ -220,6 +220,11 @@ def _refused(cur, user: User, p) -> bool:
         if not user.sees_all:
             tests.append("(u.d_owner_id AND u.v_owner_id IS DISTINCT FROM $me)")
             params["me"] = user.id
+    for n in entity.unique:  # records._check_unique: a code another live record has
+        if n in fields:
+            tests.append(f"(u.c_{n} AND u.v_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM"
+                         f" {entity.table} x WHERE x.deleted_at IS NULL AND lower(x.{n}) ="
+                         f" lower(u.v_{n}) AND x.id <> u.record_id))")
     if entity.table == "deals":
         tests += _deal_tests(user, merged, params)
     if not tests:
@@ -359,6 +364,11 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         return f"CASE WHEN u.h_{n} THEN u.n_{n} ELSE t.{n} END" if n in fields else f"t.{n}"
 
     checks += importer._record_sql(entity, merged)
+    for n in entity.unique:  # records._check_unique: a code another live record has now
+        if n in fields:
+            checks.append(f"(u.h_{n} AND u.n_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {table} x"
+                          f" WHERE x.deleted_at IS NULL AND lower(x.{n}) = lower(u.n_{n})"
+                          " AND x.id <> u.record_id))")
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
                       " (SELECT id FROM users WHERE active))")

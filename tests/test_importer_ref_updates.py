@@ -159,3 +159,98 @@ def test_undo_refuses_contacts_changed_since(two):
 
     final = compare(two, update_file(40), "update", since=since)
     assert [r["reason"] for r in final[3]["refused"]] == ["changed since the import"]
+
+
+# --- products: their code is unique among live products --------------------------------
+
+def product_state(db) -> dict:
+    key = {r["id"]: r["name"] for r in db.query("SELECT id, name FROM products")}
+    skip = {"id", "created_at", "updated_at", "deleted_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM products")), key=lambda r: r["name"])
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'products'"
+                               " ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    return {"products": stored, "audit": audit, "import_records": records_,
+            "imports": imports}
+
+
+def seed_products(db, team, n: int) -> None:
+    from crm import products
+
+    deal_world(db, team)
+    for i in range(n):
+        records.create(db, team["admin"], products.PRODUCTS, {
+            "name": f"Product {i}" if i % 6 else f"کالا {i}", "code": f"P-{i}",
+            "unit_price": str(i * 5), "category": "Tools" if i % 2 else None})
+    records.delete(db, team["admin"], products.PRODUCTS, db.scalar(
+        "SELECT id FROM products WHERE code = 'P-3'"))
+
+
+def product_file(n: int) -> str:
+    lines = ["Name,Code,Category,Unit price,Active"]
+    for i in range(n):
+        name = f"Product {i}" if i % 6 else f"کالا {i}"
+        code, category, price, active = f"P-{i}", "Tools" if i % 2 else "", str(i * 5), "yes"
+        if i % 9 != 0:
+            category = ["Tools", "ابزار", "", "Parts"][i % 4]
+            price = ["1,234.50", "۱۲", "", "99"][i % 4]
+            active = ["yes", "no", "بله"][i % 3]
+        if i % 11 == 4:
+            code = "gtx-1"  # another product's code, any case
+        elif i % 11 == 5:
+            code = "NEW-CODE"  # the same new code as another row
+        elif i % 11 == 6:
+            code = f"p-{i + 1}"  # the next product's code
+        elif i % 11 == 7:
+            price = "-5"
+        elif i % 11 == 8:
+            code = "P-3"  # a trashed product's: free
+        elif i % 11 == 9:
+            code = f"X-{i}"
+        lines.append(f"{name},{code},{category},\"{price}\",{active}")
+    lines.append("Product 1,Z-1,,,")  # the same name as row 3
+    lines.append("Brand new,NEW-CODE,,10,yes")
+    lines.append("Another new,P-7,,10,yes")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_a_product_update_checks_codes_alike(two, mode, monkeypatch):
+    from crm import products
+
+    real, calls = records.update_many, []
+    monkeypatch.setattr(records, "update_many",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        seed_products(db, team, 60)
+        user = team["maria"]
+        source = importer.read(product_file(60).encode(), "p.csv", fast=fast)
+        plan = importer.plan(db, user, products.PRODUCTS, source,
+                             importer.propose_mapping(products.PRODUCTS, source.headers),
+                             mode=mode, key="name")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                          key=str)
+        import_id = importer.execute(db, user, plan)
+        after = product_state(db)
+        undone = importer.undo(db, user, import_id)
+        results.append((plan.counts, rejected, after, undone, product_state(db)))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+        assert b == a, part
+    counts, rejected = results[1][:2]
+    reasons = " ".join(str(e) for _l, e in rejected)
+    assert "already has this Code" in reasons and "the same Code as row" in reasons
+    assert counts["update"] > 20
+    assert len(calls) == 1  # the row path's; the set-based import wrote without it
