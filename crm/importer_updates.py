@@ -186,13 +186,17 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
             f" concat_ws(', ', {', '.join(pieces)}), '}}'), $i FROM {name}_u WHERE changed",
             {"own": first - 1, "now": now, "by": by, "uname": user.username, "table": table,
              "i": import_id})
-    olds = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
+    # before: the fields update_many changed; an entity's own command (deals) is given the
+    # fields that differ from the file's, which the row path's import record holds
+    flag = "d" if entity.update_in is not None else "c"
+    olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
             " ', null]') END" for f in fields]
+    some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
     first = importer._draw_ids(cur, "import_records_id_seq", n)
     cur.execute(
         "INSERT INTO import_records (id, import_id, line, record_id, action, before,"
         " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line, record_id,"
-        f" 'update', CASE WHEN changed THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
+        f" 'update', CASE WHEN {some} THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
         " '}') END, version + CASE WHEN changed THEN 1 ELSE 0 END FROM " + f"{name}_u",
         {"own": first - 1, "i": import_id})
 

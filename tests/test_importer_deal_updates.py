@@ -251,3 +251,18 @@ def test_files_that_move_stages_or_relink_go_row_by_row_with_a_note(two, column)
                          key="title")
     assert plan.staged_updates is None
     assert any("row by row" in n for n in plan.notes)
+
+
+def test_an_emptied_owner_becomes_the_importer_alike(two):
+    """update_in gives a deal whose owner the file empties to the one who imports; a deal
+    that is theirs already changes nothing, and its import record holds the owner all the
+    same, as on the row path."""
+    for db, team in two:
+        seed(db, team, 20)
+        with db.transaction() as cur:
+            cur.execute("UPDATE deals SET owner_id = $a WHERE title IN ('Deal 1', 'Deal 2')",
+                        {"a": team["admin"].id})
+    lines = ["Title,Owner,Next step"] + [f"{title(i)},,{'Call' if i % 2 else ''}"
+                                         for i in range(20)]
+    counts = compare(two, "\n".join(lines) + "\n")[0]
+    assert counts["update"] > 10
