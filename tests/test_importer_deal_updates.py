@@ -266,3 +266,17 @@ def test_an_emptied_owner_becomes_the_importer_alike(two):
                                          for i in range(20)]
     counts = compare(two, "\n".join(lines) + "\n")[0]
     assert counts["update"] > 10
+
+
+def test_with_rules_watching_deals_the_rows_go_through_update_deal_in_and_rules_run(two):
+    for db, team in two:
+        seed(db, team, 30)
+        rules.save_rule(db, team["admin"], {
+            "name": "Big", "entity": "deals", "trigger": "changed",
+            "trigger_config": {"field": "amount"}, "match": "all", "conditions": [],
+            "enabled": True, "actions": [{"kind": "create_task", "title": "Check {title}",
+                                          "assignee": "owner", "due_days": 2}]})
+    lines = ["Title,Amount"] + [f"{title(i)},{i * 10 + i % 2}" for i in range(30)]
+    compare(two, "\n".join(lines) + "\n")
+    made = [db.query("SELECT title, owner_id FROM tasks ORDER BY title") for db, _t in two]
+    assert made[0] == made[1] and made[0]
