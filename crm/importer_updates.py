@@ -6,7 +6,12 @@ for its undo): the same values, versions, updated_at/by, one audit row a changed
 its {field: [old, new]}, and import_records holding the old values for undo. Where the row
 path would do more than that (automation rules watching the table) or refuse something (a
 check over the whole record, an owner who is no longer active), the rows go through the row
-path instead, which does it and words the refusal."""
+path instead, which does it and words the refusal.
+
+Deals (the fields deals.update_deal_in changes alone: not a stage, a lost-to name or product
+lines, which crm/importer_deals.refusal keeps on the row path) are written so too, with
+update_deal_in's link checks as SQL conditions (_deal_tests); contacts and products are
+update_many's (a product's code checked unique in importer._match)."""
 from __future__ import annotations
 
 import dataclasses
