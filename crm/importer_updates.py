@@ -52,7 +52,7 @@ def drop(db: Database, name: str) -> None:
 
 def writable(db: Database, p) -> bool:
     """Whether execute() writes the plan's staged updates set-based."""
-    from crm import importer
+    from crm import importer, importer_refs
 
     if not p.staged_updates or db.dialect != dialect.DUCKDB:
         return False
@@ -61,8 +61,9 @@ def writable(db: Database, p) -> bool:
         from crm import importer_deals
 
         return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
-    if not importer._batchable(entity) or entity.update_in is not None:
-        return False
+    if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
+            or entity.update_in is not None:
+        return False  # (tasks: their own create, records.update_in a row)
     specs = entity.spec
     return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
                for n in p._update_fields)
@@ -160,7 +161,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     if rules.watched(cur, table) or _refused(cur, user, p):
         # rules run on each record's changes, and a refusal is worded by the row path: the
         # staged rows go through it (as one records.update_many; deals: update_deal_in each)
-        if entity.update_in is not None:
+        if entity.update_in is not None or not importer._batchable(entity):
             for row in _rows(cur, p):
                 importer.write_row(cur, user, p, row, import_id, {})
             return
@@ -191,9 +192,9 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
             f" concat_ws(', ', {', '.join(pieces)}), '}}'), $i FROM {name}_u WHERE changed",
             {"own": first - 1, "now": now, "by": by, "uname": user.username, "table": table,
              "i": import_id})
-    # before: the fields update_many changed; an entity's own command (deals) is given the
-    # fields that differ from the file's, which the row path's import record holds
-    flag = "d" if entity.update_in is not None else "c"
+    # before: the fields update_many changed; where the row path writes a row at a time
+    # (deals, tasks) the fields that differ from the file's, which its import record holds
+    flag = "d" if entity.update_in is not None or not importer._batchable(entity) else "c"
     olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
             " ', null]') END" for f in fields]
     some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
@@ -235,7 +236,7 @@ def _refused(cur, user: User, p) -> bool:
                          f" {entity.table} x WHERE x.deleted_at IS NULL AND lower(x.{n}) ="
                          f" lower(u.v_{n}) AND x.id <> u.record_id))")
     if entity.table == "deals":
-        tests += _deal_tests(user, merged, params)
+        tests += _deal_tests(user, merged, params, fields)
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
@@ -243,9 +244,9 @@ def _refused(cur, user: User, p) -> bool:
     return bool(cur.execute(sql, importer._used(params, sql)).fetchone()[0])
 
 
-def _deal_tests(user: User, merged, params: dict) -> list[str]:
-    """What deals.update_deal_in refuses or does beyond records.update_in, for the changed
-    rows (merged(n): a field of the deal as it would be): _check_links (the customer and
+def _deal_tests(user: User, merged, params: dict, fields: list[str]) -> list[str]:
+    """What deals.update_deal_in refuses or does beyond records.update_in, for the rows
+    given to it (merged(n): a field of the deal as it would be): _check_links (the customer and
     contact live and visible to the user, the contact working for the customer) and
     relink_competitor linking a lost-to name anew."""
     from crm import customers
@@ -263,7 +264,9 @@ def _deal_tests(user: User, merged, params: dict) -> list[str]:
     tests.append("(t.lost_to_competitor_id IS DISTINCT FROM (SELECT min(x.id) FROM competitors x"
                  " WHERE x.deleted_at IS NULL AND NOT x.is_us AND lower(trim(x.name)) ="
                  " lower(trim(t.lost_to_competitor))))")
-    return [f"(u.changed AND {t})" for t in tests]
+    # the rows the row path gives update_deal_in: a field differs from the file's
+    given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
+    return [f"(({given}) AND {t})" for t in tests]
 
 
 def _rows(cur, p) -> list:
@@ -326,9 +329,12 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
                           " action <> 'create'", {"i": import_id}).fetchone()[0]
     if not n_items:
         return 0
+    from crm import importer_refs
+
     deals = entity.table == "deals"  # the row path undoes them by records.update_in too
-    if (not deals and (entity.update_in is not None or not importer._batchable(entity)
-                       or importer._fast_refusal(entity, {}, "update", None) is not None)) \
+    if (not deals and (entity.update_in is not None or not (
+            importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES)
+            or importer._fast_refusal(entity, {}, "update", None) is not None)) \
             or importer._sql_check(entity) is None or rules.watched(cur, table) \
             or not (user.sees_all or entity.owned):
         return None

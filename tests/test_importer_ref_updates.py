@@ -254,3 +254,64 @@ def test_a_product_update_checks_codes_alike(two, mode, monkeypatch):
     assert "already has this Code" in reasons and "the same Code as row" in reasons
     assert counts["update"] > 20
     assert len(calls) == 1  # the row path's; the set-based import wrote without it
+
+
+# --- tasks: their own create, records.update_in a row ------------------------------------
+
+def task_state(db) -> dict:
+    key = {r["id"]: r["title"] for r in db.query("SELECT id, title FROM tasks")}
+    skip = {"id", "created_at", "updated_at", "deleted_at", "completed_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM tasks")), key=lambda r: r["title"])
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'tasks' ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    return {"tasks": stored, "audit": audit, "import_records": records_, "imports": imports}
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_task_update_is_written_set_based_as_the_row_path_writes_it(two, mode, user):
+    from crm import activities
+
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        deal_world(db, team)
+        ada = db.scalar("SELECT id FROM customers WHERE name = 'Bletchley Park Trust'")
+        for i in range(40):
+            activities.create_task(db, team["reza" if i % 2 else "admin"], {
+                "title": f"Task {i}" if i % 5 else f"کار {i}", "customer_id": ada,
+                "owner_id": team["reza" if i % 2 else "admin"].id})
+        lines = ["Task,Due,Priority,Status,Assignee,Notes"]
+        for i in range(40):
+            name = f"Task {i}" if i % 5 else f"کار {i}"
+            due = ["2025-05-01 10:00", "", "31.12.2025", "tomorrow"][i % 4]
+            priority = ["high", "low", "", "Urgentt"][i % 4 if i % 7 == 0 else i % 3]
+            status = ["open", "done", "Open"][i % 3]
+            owner = ["", "reza", "Nobody", "Ada Admin"][i % 4]
+            lines.append(f"{name},{due},{priority},{status},{owner},یادداشت {i % 3}")
+        lines.append("Task 1,,,,,dup")
+        lines.append("A new task,,,,,")
+        source = importer.read(("\n".join(lines) + "\n").encode(), "t.csv", fast=fast)
+        plan = importer.plan(db, team[user], activities.TASKS, source,
+                             importer.propose_mapping(activities.TASKS, source.headers),
+                             mode=mode, key="title")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                          key=str)
+        import_id = importer.execute(db, team[user], plan)
+        after = task_state(db)
+        undone = importer.undo(db, team[user], import_id)
+        results.append((plan.counts, rejected, after, undone, task_state(db)))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+        assert b == a, part
+    assert results[1][0]["update"] > 5 and results[1][0]["reject"] > 3
