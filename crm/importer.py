@@ -826,7 +826,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None and entity.table == "deals":  # crm/importer_deals.py
+        if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
             found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
@@ -1100,55 +1100,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             if p.staged_updates:
                 importer_updates.write_updates(cur, user, p, import_id)
             _update_many(cur, user, rest, import_id)
-        for row in p.rows:
+        if p.staged_updates and not batched:  # deals: crm/importer_updates.py
+            importer_updates.write_updates(cur, user, p, import_id)
+        for row in importer_updates.unstaged(p).rows:
             if row.action not in ("create", "update") or batched:
                 continue
-            values = {k: (stage_ids[v[1]] if isinstance(v, tuple) else v)
-                      for k, v in row.values.items()}
-            try:
-                if row.action == "create":
-                    record_id = _insert(cur, user, p.entity, values)
-                    if p.entity.table == "deals":
-                        _deal_dates(cur, record_id, values, row.extra)
-                        if row.extra.get("product_lines"):
-                            from crm import deals
-
-                            deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
-                    before = None
-                else:
-                    changed = {k: values[k] for k in row.changes if k != "product_lines"}
-                    before = {k: old for k, (old, _new) in row.changes.items()}
-                    if changed and p.entity.update_in:  # the entity's own rules (links, dates)
-                        p.entity.update_in(cur, user, row.record_id, changed, row.version)
-                    elif changed:
-                        records.update_in(cur, user, p.entity, row.record_id, changed,
-                                          row.version)
-                    if "product_lines" in row.changes:  # deals: the file's lines replace theirs
-                        from crm import deals
-
-                        deals.replace_lines(cur, user, row.record_id,
-                                            row.extra["product_lines"],
-                                            None if changed else row.version)
-                        before["product_lines"] = _plain_lines(row.extra["lines_before"])
-                    record_id = row.record_id
-            except ValidationError as exc:
-                raise ImportFileError(_("Row {line}: {reason}").format(
-                    line=row.line, reason="; ".join(exc.errors.values()))) from None
-            except PermissionDenied as exc:
-                raise ImportFileError(_("Row {line}: {reason}").format(
-                    line=row.line, reason=exc)) from None
-            except (records.ConflictError, records.NotFound):
-                raise ImportFileError(_("Row {line}: the record changed since the dry run; "
-                                        "run it again.").format(line=row.line)) from None
-            version = cur.execute(f"SELECT version FROM {p.entity.table} WHERE id = $id",
-                                  {"id": record_id}).fetchone()[0]
-            cur.execute(
-                "INSERT INTO import_records (import_id, line, record_id, action, before,"
-                " version_after) VALUES ($i, $l, $r, $a, $b, $v)",
-                {"i": import_id, "l": row.line, "r": record_id, "a": row.action,
-                 "b": None if before is None else audit._payload(
-                     {k: (v, None) for k, v in before.items()}),
-                 "v": version})
+            write_row(cur, user, p, row, import_id, stage_ids)
         cur.execute("UPDATE audit_log SET import_id = $i WHERE id > $first"
                     " AND import_id IS NULL", {"i": import_id, "first": first_audit})
         # the records it created: their audit rows name the import, as the set-based path
@@ -1165,6 +1122,57 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             time.sleep(float(os.environ["CRM_IMPORT_TEST_PAUSE"]))
     discard(db, p)
     return import_id
+
+
+def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dict) -> None:
+    """One row of the plan by the entity's own command, with its import_records row; a
+    refusal refuses the import with the row's line."""
+    values = {k: (stage_ids[v[1]] if isinstance(v, tuple) else v)
+              for k, v in row.values.items()}
+    try:
+        if row.action == "create":
+            record_id = _insert(cur, user, p.entity, values)
+            if p.entity.table == "deals":
+                _deal_dates(cur, record_id, values, row.extra)
+                if row.extra.get("product_lines"):
+                    from crm import deals
+
+                    deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
+            before = None
+        else:
+            changed = {k: values[k] for k in row.changes if k != "product_lines"}
+            before = {k: old for k, (old, _new) in row.changes.items()}
+            if changed and p.entity.update_in:  # the entity's own rules (links, dates)
+                p.entity.update_in(cur, user, row.record_id, changed, row.version)
+            elif changed:
+                records.update_in(cur, user, p.entity, row.record_id, changed,
+                                  row.version)
+            if "product_lines" in row.changes:  # deals: the file's lines replace theirs
+                from crm import deals
+
+                deals.replace_lines(cur, user, row.record_id,
+                                    row.extra["product_lines"],
+                                    None if changed else row.version)
+                before["product_lines"] = _plain_lines(row.extra["lines_before"])
+            record_id = row.record_id
+    except ValidationError as exc:
+        raise ImportFileError(_("Row {line}: {reason}").format(
+            line=row.line, reason="; ".join(exc.errors.values()))) from None
+    except PermissionDenied as exc:
+        raise ImportFileError(_("Row {line}: {reason}").format(
+            line=row.line, reason=exc)) from None
+    except (records.ConflictError, records.NotFound):
+        raise ImportFileError(_("Row {line}: the record changed since the dry run; "
+                                "run it again.").format(line=row.line)) from None
+    version = cur.execute(f"SELECT version FROM {p.entity.table} WHERE id = $id",
+                          {"id": record_id}).fetchone()[0]
+    cur.execute(
+        "INSERT INTO import_records (import_id, line, record_id, action, before,"
+        " version_after) VALUES ($i, $l, $r, $a, $b, $v)",
+        {"i": import_id, "l": row.line, "r": record_id, "a": row.action,
+         "b": None if before is None else audit._payload(
+             {k: (v, None) for k, v in before.items()}),
+         "v": version})
 
 
 def _plain_lines(lines: list[dict]) -> list[dict]:
@@ -1562,10 +1570,8 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     kept_apart = any(f.only_when and (f.default is not None or (
         mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
         for f in specs.values())
-    # unique fields are checked set-based among new records only (an update's own record
-    # may keep its code)
-    if not refs and (entity.creator or entity.parent or (entity.unique and mode != "create")
-                     or entity.table in ("deals", "activities")
+    # unique fields are checked set-based (_match: an update's own record may keep its code)
+    if not refs and (entity.creator or entity.parent or entity.table in ("deals", "activities")
                      or _sql_check(entity) is None) or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     if any(specs[v].type not in _SQL_TYPES | _PY_TYPES
@@ -1861,6 +1867,11 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
         bad_update = list(bad)
+        if entity.table == "deals" and {"contact_id", "customer_id"} <= set(clean):
+            # _check: the file's contact must work for the file's customer
+            bad_update.append("(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
+                              " (SELECT x.customer_id FROM contacts x WHERE x.id ="
+                              " f_contact_id) IS DISTINCT FROM f_customer_id)")
         for spec in entity.editable:
             if spec.name not in clean:
                 constants[spec.name] = convert(spec, spec.default)
@@ -1909,6 +1920,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         if mode != "create":
             counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
                                                       mode, key, list(clean))
+            # the rejected rows' names resolved in SQL, for the row path's words
+            importer_refs.fill(cur, converters, specs, name,
+                               [(r[0], r[1], *r[3:]) for r in rejected])
         elif not (n_bad or dups or existing or unique):
             cur.execute(f"ALTER TABLE {name}_c RENAME TO {name.split('.')[1]}")
             counts, write = {"create": n_rows}, ("true", "line - 1")
@@ -2024,9 +2038,10 @@ def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, 
     updates [(line, record_id, version, current values..., new values...)])."""
     table = entity.table
     counts = _match(cur, user, entity, name, mode, key, fields)
+    unique = "".join(f", s.u_{n}_first, s.u_{n}_id" for n in entity.unique if n in fields)
     rejected = [] if not counts.get("reject") else cur.execute(
         f"SELECT s.line, s.dup_of, s.record_id, {', '.join('r.c%d' % i for i in range(width))}"
-        f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
+        f"{unique} FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
         " ORDER BY s.line").fetchall()
     preview = [] if not counts.get("update") else cur.execute(
         f"SELECT p.line, p.record_id, t.version, {', '.join(f't.{n}' for n in fields)},"
@@ -2059,6 +2074,22 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
         f" FROM {name}_c s LEFT JOIN {name}_d d ON d.k = s.k LEFT JOIN {name}_e e ON e.k = s.k"
         f" LEFT JOIN {table} t ON t.id = e.id")
     cur.execute(f"DROP TABLE {name}_e")
+    for n in [n for n in entity.unique if n in fields]:
+        # _check_unique: among the rows to create or update, and the live records (not the
+        # row's own): the first row of a value keeps it, the others are rejected
+        v, acts = f"lower(c.f_{n})", "a.action IN ('create', 'update')"
+        first = f"min(a.line) FILTER (WHERE {acts} AND {v} IS NOT NULL) OVER (PARTITION BY {v})"
+        cur.execute(
+            f"CREATE TABLE {name}_x AS SELECT a.* EXCLUDE (action), CASE WHEN {acts} AND {v} IS"
+            f" NOT NULL AND a.line > {first} THEN {first} END AS u_{n}_first, CASE WHEN {acts}"
+            f" AND {v} IS NOT NULL AND tk.id IS DISTINCT FROM a.record_id THEN tk.id END"
+            f" AS u_{n}_id, CASE WHEN {acts} AND {v} IS NOT NULL AND (a.line > {first} OR"
+            f" (tk.id IS NOT NULL AND tk.id IS DISTINCT FROM a.record_id)) THEN 'reject'"
+            f" ELSE a.action END AS action FROM {name} a JOIN {name}_c c"
+            f" ON c.line = a.line LEFT JOIN (SELECT lower({n}) AS v, min(id) AS id FROM {table}"
+            f" WHERE deleted_at IS NULL AND {n} IS NOT NULL GROUP BY 1) tk ON tk.v = {v}")
+        cur.execute(f"DROP TABLE {name}")
+        cur.execute(f"ALTER TABLE {name}_x RENAME TO {name.split('.')[1]}")
     return dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
                 .fetchall())
 
@@ -2086,8 +2117,17 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
         for r in db.query(f"SELECT t.* FROM {entity.table} t WHERE {where} AND t.id IN"
                           f" ({', '.join('$' + n for n in names)})", {**visible, **names}):
             current[r["id"]] = r
-    rows = []
+    rows, contacts = [], None
+    if entity.table == "deals" and "contact_id" in converters:  # _check: the contact's customer
+        from crm import importer_deals
+
+        _h, index, found = converters["contact_id"]
+        contacts = importer_deals.contact_customers(db, [
+            found.get(cells[index], (None,))[0] for _l, _d, _r, *cells in rejected
+            if cells[index] is not None])
+    width, unique = len(source.headers), [n for n in entity.unique if n in fields]
     for line, dup_of, record_id, *cells in rejected:
+        cells, taken = cells[:width], cells[width:]
         if dup_of is not None or record_id is None and mode == "upsert":
             row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
         else:
@@ -2099,7 +2139,18 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
             else:
                 row.record_id, row.version = record_id, current[record_id]["version"]
                 if not row.errors:
-                    _check(user, entity, row, specs, current[record_id])
+                    _check(user, entity, row, specs, current[record_id], contacts=contacts)
+            if row.errors:
+                row.action = "reject"
+        for i, n in enumerate(unique):  # _check_unique's words, where SQL found it
+            first, other = taken[2 * i:2 * i + 2]
+            label = specs[n].shown_label
+            if row.action in ("create", "update") and first is not None:
+                row.errors[label] = _("the same {field} as row {line}").format(
+                    field=label, line=first)
+            elif row.action in ("create", "update") and other is not None:
+                row.errors[label] = _("{entity} #{id} already has this {field}").format(
+                    entity=_(entity.label), id=other, field=label)
             if row.errors:
                 row.action = "reject"
         rows.append(row)

@@ -32,13 +32,30 @@ LINKS = ("customer_id", "contact_id", "stage_id", "competitor_id")  # ref fields
 _SQL_REFS = {"customers", "contacts"}
 
 
+# what a set-based update of deals may change (crm/importer_updates.py): the stage moves
+# through deals.move_deal, a lost-to name relinks a competitor, product lines replace the
+# deal's own: files with those go row by row
+UPDATE_FIELDS = ("title", "customer_id", "contact_id", "owner_id", "amount", "currency",
+                 "expected_close_date", "probability", "forecast_category", "source",
+                 "next_step", "notes", "lost_reason", "competitor_id")
+
+
 def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -> str | None:
     """Why a deals import cannot go the set-based way (None when it can): creates (records
     there by a text key skipped) of fields this module checks in SQL."""
     specs = {f.name: f for f in imp.importable(entity)}
     rules_own = _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    if mode != "create" or any(f.only_when for f in specs.values()):
+    if mode == "upsert" or any(f.only_when for f in specs.values()):
         return rules_own
+    if mode == "update":  # crm/importer_updates.py: the fields update_deal_in changes alone
+        for name in {v for v in mapping.values() if v}:
+            if name not in UPDATE_FIELDS and name not in specs:
+                return rules_own  # product lines, dates of the stage history
+            if name not in UPDATE_FIELDS and specs[name].type == "ref":
+                # a stage moves through deals.move_deal; a lost-to name links a competitor
+                return _("{field} names other records").format(field=specs[name].shown_label)
+            if name not in UPDATE_FIELDS:
+                return rules_own
     if key and specs[key].type not in imp._KEY_TYPES:
         return _("{field} names other records").format(field=specs[key].shown_label)
     for name in {v for v in mapping.values() if v}:

@@ -1,6 +1,7 @@
 """The set-based import (importer._fast_plan) of new records that name other records or are
 checked by a command of their own: contacts, tasks, activities, survey answers, complaints,
-price records, returns, competitors and users (their updates go row by row).
+price records, returns, competitors and users (their updates go row by row, but for
+contacts' and tasks').
 
 A column naming a customer, contact, lead, deal, product, complaint or competitor is resolved
 in SQL: its distinct texts joined, case-insensitively, to the names (and a contact's emails)
@@ -18,7 +19,7 @@ from crm import records
 from crm.auth import User
 from crm.i18n import gettext as _
 
-# the entities whose new records go set-based here (their updates go row by row)
+# the entities whose new records go set-based here
 TABLES = ("contacts", "tasks", "activities", "surveys", "complaints", "price_records",
           "customer_returns", "competitors", "users")
 # tables a reference column can name here (importer._resolver's)
@@ -31,8 +32,14 @@ _DATES = {  # fields that cannot be in the future (the entity's check)
 }
 
 
+# of those, the entities whose updates and upserts go set-based too (crm/importer_updates.py:
+# their updates are records.update_many's, whose checks that module writes in SQL)
+UPDATE_TABLES = ("contacts", "tasks")
+
+
 def handles(entity: records.Entity, mode: str) -> bool:
-    return entity.table in TABLES and mode == "create" and sql_check(entity) is not None
+    return entity.table in TABLES and (mode == "create" or entity.table in UPDATE_TABLES) \
+        and sql_check(entity) is not None
 
 
 def sql_check(entity: records.Entity):

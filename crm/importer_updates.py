@@ -6,7 +6,12 @@ for its undo): the same values, versions, updated_at/by, one audit row a changed
 its {field: [old, new]}, and import_records holding the old values for undo. Where the row
 path would do more than that (automation rules watching the table) or refuse something (a
 check over the whole record, an owner who is no longer active), the rows go through the row
-path instead, which does it and words the refusal."""
+path instead, which does it and words the refusal.
+
+Deals (the fields deals.update_deal_in changes alone: not a stage, a lost-to name or product
+lines, which crm/importer_deals.refusal keeps on the row path) are written so too, with
+update_deal_in's link checks as SQL conditions (_deal_tests); contacts and products are
+update_many's (a product's code checked unique in importer._match)."""
 from __future__ import annotations
 
 import dataclasses
@@ -47,13 +52,18 @@ def drop(db: Database, name: str) -> None:
 
 def writable(db: Database, p) -> bool:
     """Whether execute() writes the plan's staged updates set-based."""
-    from crm import importer
+    from crm import importer, importer_refs
 
     if not p.staged_updates or db.dialect != dialect.DUCKDB:
         return False
     entity = p.entity
-    if not importer._batchable(entity) or entity.update_in is not None:
-        return False
+    if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
+        from crm import importer_deals
+
+        return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
+    if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
+            or entity.update_in is not None:
+        return False  # (tasks: their own create, records.update_in a row)
     specs = entity.spec
     return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
                for n in p._update_fields)
@@ -150,7 +160,11 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         return
     if rules.watched(cur, table) or _refused(cur, user, p):
         # rules run on each record's changes, and a refusal is worded by the row path: the
-        # staged rows go through it (as one records.update_many)
+        # staged rows go through it (as one records.update_many; deals: update_deal_in each)
+        if entity.update_in is not None or not importer._batchable(entity):
+            for row in _rows(cur, p):
+                importer.write_row(cur, user, p, row, import_id, {})
+            return
         importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p)),
                               import_id)
         return
@@ -178,13 +192,17 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
             f" concat_ws(', ', {', '.join(pieces)}), '}}'), $i FROM {name}_u WHERE changed",
             {"own": first - 1, "now": now, "by": by, "uname": user.username, "table": table,
              "i": import_id})
-    olds = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
+    # before: the fields update_many changed; where the row path writes a row at a time
+    # (deals, tasks) the fields that differ from the file's, which its import record holds
+    flag = "d" if entity.update_in is not None or not importer._batchable(entity) else "c"
+    olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
             " ', null]') END" for f in fields]
+    some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
     first = importer._draw_ids(cur, "import_records_id_seq", n)
     cur.execute(
         "INSERT INTO import_records (id, import_id, line, record_id, action, before,"
         " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line, record_id,"
-        f" 'update', CASE WHEN changed THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
+        f" 'update', CASE WHEN {some} THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
         " '}') END, version + CASE WHEN changed THEN 1 ELSE 0 END FROM " + f"{name}_u",
         {"own": first - 1, "i": import_id})
 
@@ -212,11 +230,43 @@ def _refused(cur, user: User, p) -> bool:
         if not user.sees_all:
             tests.append("(u.d_owner_id AND u.v_owner_id IS DISTINCT FROM $me)")
             params["me"] = user.id
+    for n in entity.unique:  # records._check_unique: a code another live record has
+        if n in fields:
+            tests.append(f"(u.c_{n} AND u.v_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM"
+                         f" {entity.table} x WHERE x.deleted_at IS NULL AND lower(x.{n}) ="
+                         f" lower(u.v_{n}) AND x.id <> u.record_id))")
+    if entity.table == "deals":
+        tests += _deal_tests(user, merged, params, fields)
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
            f" WHERE {' OR '.join(tests)}")
     return bool(cur.execute(sql, importer._used(params, sql)).fetchone()[0])
+
+
+def _deal_tests(user: User, merged, params: dict, fields: list[str]) -> list[str]:
+    """What deals.update_deal_in refuses or does beyond records.update_in, for the rows
+    given to it (merged(n): a field of the deal as it would be): _check_links (the customer and
+    contact live and visible to the user, the contact working for the customer) and
+    relink_competitor linking a lost-to name anew."""
+    from crm import customers
+
+    tests = []
+    for n, entity in (("customer_id", customers.CUSTOMERS), ("contact_id", customers.CONTACTS)):
+        where, visible = records.visible(entity, user)
+        where = where.replace("$", f"$v{n[:2]}_")
+        params.update({f"v{n[:2]}_{k}": v for k, v in visible.items()})
+        tests.append(f"({merged(n)} IS NOT NULL AND {merged(n)} NOT IN (SELECT t.id FROM"
+                     f" {entity.table} t WHERE {where}))")
+    tests.append(f"({merged('contact_id')} IS NOT NULL AND {merged('customer_id')} IS NOT NULL"
+                 f" AND (SELECT x.customer_id FROM contacts x WHERE x.id ="
+                 f" {merged('contact_id')}) IS DISTINCT FROM {merged('customer_id')})")
+    tests.append("(t.lost_to_competitor_id IS DISTINCT FROM (SELECT min(x.id) FROM competitors x"
+                 " WHERE x.deleted_at IS NULL AND NOT x.is_us AND lower(trim(x.name)) ="
+                 " lower(trim(t.lost_to_competitor))))")
+    # the rows the row path gives update_deal_in: a field differs from the file's
+    given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
+    return [f"(({given}) AND {t})" for t in tests]
 
 
 def _rows(cur, p) -> list:
@@ -248,7 +298,7 @@ def _json(spec: Field, v: str) -> str:
         return f"coalesce(CAST(to_json({v}) AS VARCHAR), 'null')"
     if t in ("money", "number"):
         value = f"CAST(CAST({v} AS DOUBLE) AS VARCHAR)"
-    elif t in ("integer", "user"):
+    elif t in ("integer", "user", "ref"):
         value = f"CAST({v} AS VARCHAR)"
     elif t == "bool":
         value = f"CASE WHEN {v} THEN 'true' ELSE 'false' END"
@@ -279,8 +329,12 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
                           " action <> 'create'", {"i": import_id}).fetchone()[0]
     if not n_items:
         return 0
-    if entity.update_in is not None or not importer._batchable(entity) \
-            or importer._fast_refusal(entity, {}, "update", None) is not None \
+    from crm import importer_refs
+
+    deals = entity.table == "deals"  # the row path undoes them by records.update_in too
+    if (not deals and (entity.update_in is not None or not (
+            importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES)
+            or importer._fast_refusal(entity, {}, "update", None) is not None)) \
             or importer._sql_check(entity) is None or rules.watched(cur, table) \
             or not (user.sees_all or entity.owned):
         return None
@@ -289,7 +343,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
     specs = entity.spec
     editable = {f.name for f in entity.editable}
-    if any(k not in editable or specs[k].type not in _TYPES or specs[k].create_only
+    if any(k not in editable or (specs[k].type not in _TYPES and not (
+            deals and specs[k].type == "ref")) or specs[k].create_only
            or k == entity.parent or (specs[k].type == "user" and k != "owner_id")
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
@@ -324,6 +379,11 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         return f"CASE WHEN u.h_{n} THEN u.n_{n} ELSE t.{n} END" if n in fields else f"t.{n}"
 
     checks += importer._record_sql(entity, merged)
+    for n in entity.unique:  # records._check_unique: a code another live record has now
+        if n in fields:
+            checks.append(f"(u.h_{n} AND u.n_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {table} x"
+                          f" WHERE x.deleted_at IS NULL AND lower(x.{n}) = lower(u.n_{n})"
+                          " AND x.id <> u.record_id))")
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
                       " (SELECT id FROM users WHERE active))")
@@ -391,15 +451,15 @@ def _restored(spec: Field, j: str) -> tuple[str, str]:
         elif t == "choice":  # another spelling of a choice: convert() finds it, the row path
             bad.append(f"{s} NOT IN ({', '.join(_quote(c) for c in spec.choices) or 'NULL'})")
         value = s
-    elif t in ("money", "number", "integer", "user"):
-        cast = {"integer": "BIGINT", "user": "BIGINT"}.get(t, "DECIMAL(38, 10)")
+    elif t in ("money", "number", "integer", "user", "ref"):
+        cast = {"integer": "BIGINT", "user": "BIGINT", "ref": "BIGINT"}.get(t, "DECIMAL(38, 10)")
         value = f"TRY_CAST(CAST({j} AS VARCHAR) AS {cast})"
         if t == "money":
             value = f"round_even({value}, 2)"
         bad = [f"({j} IS NOT NULL AND json_type({j}) <> 'NULL' AND {value} IS NULL)"]
-        if t != "user" and spec.min_value is not None:
+        if t not in ("user", "ref") and spec.min_value is not None:
             bad.append(f"{value} < {float(spec.min_value)!r}")
-        if t != "user" and spec.max_value is not None:
+        if t not in ("user", "ref") and spec.max_value is not None:
             bad.append(f"{value} > {float(spec.max_value)!r}")
     elif t == "bool":
         value = f"coalesce(TRY_CAST(CAST({j} AS VARCHAR) AS BOOLEAN), false)"

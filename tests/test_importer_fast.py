@@ -707,24 +707,30 @@ def test_fast_path_refusals_name_their_reason():
     assert importer._fast_refusal(customers.CUSTOMERS, {"B": "birthday"}, "upsert",
                                   "email") == "Customers are checked by rules of their own"
     # records naming others go set-based when new (tests/test_importer_refs.py), their
-    # updates row by row
+    # updates row by row but contacts' (tests/test_importer_ref_updates.py)
     assert importer._fast_refusal(customers.CONTACTS, {"C": "customer_id"}, "create",
                                   None) is None
     assert importer._fast_refusal(activities.TASKS, {}, "create", None) is None
-    assert importer._fast_refusal(customers.CONTACTS, {}, "upsert", "email") \
-        == "Contacts are checked by rules of their own"
-    assert importer._fast_refusal(activities.TASKS, {}, "update", "title") \
-        == "Tasks are checked by rules of their own"
+    assert importer._fast_refusal(customers.CONTACTS, {}, "upsert", "email") is None
+    assert importer._fast_refusal(activities.TASKS, {}, "update", "title") is None
+    assert importer._fast_refusal(activities.ACTIVITIES, {}, "update", "subject") \
+        == "Activities are checked by rules of their own"
     assert importer._fast_refusal(products.PRODUCTS, {}, "create", None) is None
-    assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") \
-        == "Products are checked by rules of their own"
-    # deals: creates with their stage, links, product lines and dates; not updates (yet)
+    assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") is None
+    # deals: creates with their stage, links, product lines and dates; updates of the deal's
+    # own fields (tests/test_importer_deal_updates.py), not upserts
     mapping = {"S": "stage_id", "C": "customer_id", "K": "contact_id", "O": "owner_id",
                "P": "product_lines", "E": "created_at", "D": "closed_on", "R": "competitor_id",
                "L": "lost_to_competitor"}
     assert importer._fast_refusal(deals.DEALS, mapping, "create", None) is None
     assert importer._fast_refusal(deals.DEALS, mapping, "upsert", "title") \
         == "Deals are checked by rules of their own"
+    assert importer._fast_refusal(deals.DEALS, {"S": "stage_id"}, "update", "title") \
+        == "Stage names other records"
+    assert importer._fast_refusal(deals.DEALS, {"P": "product_lines"}, "update", "title") \
+        == "Deals are checked by rules of their own"
+    assert importer._fast_refusal(deals.DEALS, {k: v for k, v in mapping.items() if k in "CKOR"},
+                                  "update", "title") is None
     assert importer._fast_refusal(deals.DEALS, mapping, "create", "title") is None
     assert importer._fast_refusal(deals.DEALS, mapping, "create", "amount") \
         == "Amount names other records"
@@ -820,8 +826,8 @@ def test_a_rep_cannot_import_products_on_either_path(two_dbs):
     source = importer.read(b"Product,SKU\nA,B\n", "p.csv", fast=True)
     plan = importer.plan(db, team["admin"], products.PRODUCTS, source,
                          importer.propose_mapping(products.PRODUCTS, source.headers),
-                         mode="upsert", key="code")  # an update may keep its own code: rows
-    assert not plan.replan and any("rules of their own" in n for n in plan.notes)
+                         mode="upsert", key="code")  # set-based (an update keeps its code)
+    assert plan.replan and plan.staged_updates
 
 
 def test_a_customers_file_over_fast_rows_goes_the_fast_way_by_itself(two_dbs, monkeypatch):

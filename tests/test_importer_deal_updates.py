@@ -1,0 +1,282 @@
+"""Set-based updates of deals (crm/importer_updates.py, DuckDB): the same deals, versions,
+audit rows, import records, rejected rows and undo as the row path (deals.update_deal_in a
+row), compared on two databases that start the same."""
+import pytest
+
+from crm import deals, importer, records, rules
+from tests.test_importer_fast import deal_world, make_db
+
+HEADER = "Title,Amount,Close Date,Owner,Customer,Contact,Probability,Notes,Competing against"
+
+
+@pytest.fixture
+def two(tmp_path):
+    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
+    yield made
+    for db, _team in made:
+        db.close()
+    rules.invalidate()
+
+
+CUSTOMERS = ["Analytical Engines Ltd", "Bletchley Park Trust", "پارسیان تجارت", None]
+
+
+def seed(db, team, n: int) -> None:
+    """The fast tests' customers and contacts, and n deals: reza's on his customers, the
+    others maria's; a few closed, one in the trash."""
+    deal_world(db, team)
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    proposal = db.scalar("SELECT id FROM stages WHERE name = 'Proposal'")
+    for i in range(n):
+        mine = i % 3 == 0
+        customer = CUSTOMERS[1 + i % 3] if mine else CUSTOMERS[i % 4]
+        deals.create_deal(db, team["reza" if mine else "maria"], {
+            "title": f"Deal {i}" if i % 7 else f"معامله {i}", "stage_id": proposal,
+            "customer_id": ids.get(customer), "amount": str(i * 10),
+            "owner_id": team["reza"].id if mine else team["maria"].id,
+            "notes": "یادداشت" if i % 5 == 0 else None})
+    deals.delete_deal(db, team["admin"], db.scalar("SELECT id FROM deals WHERE title ="
+                                                   " 'Deal 4'"))
+
+
+def title(i: int) -> str:
+    return f"Deal {i}" if i % 7 else f"معامله {i}"
+
+
+def update_file(n: int) -> str:
+    """Updates to deals 0..n-1: amounts, close dates, owners, customers and contacts, with
+    unknown names, near misses, names a rep may not see, a contact of another customer, bad
+    numbers, rows that change nothing, duplicates by title and a title that is not there."""
+    lines = [HEADER]
+    for i in range(n):
+        mine = i % 3 == 0
+        customer = CUSTOMERS[1 + i % 3] if mine else CUSTOMERS[i % 4]
+        owner = "reza" if mine else "Maria Manager"
+        contact, amount, close, prob, notes, rival = "", str(i * 10), "", "", "", ""
+        if i % 11 == 0:  # nothing changes
+            notes = "یادداشت" if i % 5 == 0 else ""
+        else:
+            amount = ["1,234.56", "۱٬۲۳۴٫۵", "99", "12 500 €", str(i)][i % 5]
+            close = ["2025-03-01", "15.04.2025", "", "2025-12-31"][i % 4]
+            notes = ["note", "", "یادداشت", 'with "quotes"'][i % 4]
+            prob = ["", "40", "75"][i % 3]
+            rival = ["", "Rival Co", ""][i % 3]
+        if i % 13 == 5:
+            customer = "Nobody Inc"  # unknown
+        elif i % 13 == 6:
+            customer = "Analytical Engine Ltd"  # a near miss
+        elif i % 13 == 7:
+            customer = "UAB Saulė"  # sam's: a rep does not see it
+        elif i % 13 == 8:
+            customer, contact = "Analytical Engines Ltd", "Alan Turing"  # Bletchley's contact
+        elif i % 13 == 9:
+            customer, contact = "Analytical Engines Ltd", "Ada Lovelace"
+        elif i % 13 == 10:
+            prob = "150"  # over 100
+        elif i % 13 == 11:
+            amount = "(3)"
+        elif i % 13 == 12:
+            owner = "Nobody"
+        cells = [title(i), amount, close, owner, customer or "", contact, prob, notes, rival]
+        lines.append(",".join(f'"{c.replace(chr(34), chr(34) * 2)}"' if ',' in c or '"' in c
+                              else c for c in cells))
+    lines.append(f"{title(2)},1,,,,,,,")  # the same title as an earlier row
+    lines.append("No such deal,1,,,,,,,")
+    return "\n".join(lines) + "\n"
+
+
+def do_import(db, user, text: str, fast: bool, mode="update", key="title"):
+    source = importer.read(text.encode("utf-8"), "deals.csv", fast=fast)
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    plan = importer.plan(db, user, deals.DEALS, source, mapping, mode=mode, key=key)
+    assert bool(plan.staged_updates) == fast, plan.notes
+    rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+    return plan, rejected, importer.execute(db, user, plan)
+
+
+def state(db) -> dict:
+    """Every deal, its audit rows and import records (by title), imports, stage history."""
+    key = {r["id"]: (r["title"], r["id"]) for r in db.query("SELECT id, title FROM deals")}
+    skip = {"id", "created_at", "updated_at", "deleted_at", "stage_entered_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM deals")), key=lambda r: r["title"])
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"], r["username"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'deals' ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query("SELECT * FROM import_records ORDER BY id")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    history = db.query("SELECT deal_id, from_stage_id, to_stage_id, amount, probability"
+                       " FROM deal_stage_history ORDER BY id")
+    return {"deals": stored, "audit": audit, "import_records": records_, "imports": imports,
+            "history": history}
+
+
+def compare(two, text: str, user="admin", since=None, between=None):
+    """The same import on both paths, then (after `since` changed records on both) its undo:
+    everything compared at each step. between(db, team) changes records after the dry run."""
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        source = importer.read(text.encode("utf-8"), "deals.csv", fast=fast)
+        mapping = importer.propose_mapping(deals.DEALS, source.headers)
+        plan = importer.plan(db, team[user], deals.DEALS, source, mapping, mode="update",
+                             key="title")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+        if between:
+            between(db, team)
+        import_id = importer.execute(db, team[user], plan)
+        after = state(db)
+        if since:
+            since(db, team)
+        undone = importer.undo(db, team[user], import_id)
+        results.append((plan.counts, sorted(rejected), after, undone, state(db)))
+    slow, fast = results
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), slow, fast):
+        if isinstance(a, dict):
+            for k in a:
+                assert b[k] == a[k], (part, k)
+        assert b == a, part
+    return fast
+
+
+def test_a_messy_deal_update_is_written_set_based_as_the_row_path_writes_it(two, monkeypatch):
+    for db, team in two:
+        seed(db, team, 120)
+    counts, rejected, after, undone, _final = compare(two, update_file(120))
+    assert counts["update"] > 40 and counts["skip"] >= 3 and counts["reject"] > 15
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("no 'Nobody Inc' here", "Did you mean analytical engines ltd?",
+                  "The contact works for another customer", "cannot be more than 100",
+                  "no 'Nobody' here", "the same Title as row 4", "no record with this Title"):
+        assert words in reasons, words
+    assert undone["undone"] == counts["update"] and not undone["refused"]
+    assert any(a[1] == "update" and a[5] for a in after["audit"])
+
+
+@pytest.mark.parametrize("user", ["reza", "maria"])
+def test_a_rep_or_manager_updates_deals_alike(two, user):
+    for db, team in two:
+        seed(db, team, 80)
+    compare(two, update_file(80), user=user)
+
+
+def test_undo_refuses_deals_changed_or_trashed_since(two):
+    for db, team in two:
+        seed(db, team, 60)
+
+    def since(db, team):
+        admin = team["admin"]
+        for name in ("Deal 1", "Deal 2"):
+            deal = db.one("SELECT id, version FROM deals WHERE title = $t", {"t": name})
+            deals.update_deal(db, admin, deal["id"], {"next_step": "Since"}, deal["version"])
+        deals.delete_deal(db, admin, db.scalar("SELECT id FROM deals WHERE title = 'Deal 40'"))
+
+    final = compare(two, update_file(60), since=since)
+    assert [r["reason"] for r in final[3]["refused"]] == ["changed since the import"] * 3
+
+
+def test_a_deal_changed_after_the_dry_run_refuses_the_import_alike(two):
+    messages = []
+    for (db, team), fast in zip(two, (False, True)):
+        seed(db, team, 40)
+        source = importer.read(update_file(40).encode(), "d.csv", fast=fast)
+        plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                             importer.propose_mapping(deals.DEALS, source.headers),
+                             mode="update", key="title")
+        # a deal to update goes to the trash: the counts are not the dry run's any more
+        deals.delete_deal(db, team["admin"], db.scalar("SELECT id FROM deals"
+                                                       " WHERE title = 'Deal 1'"))
+        with pytest.raises(importer.ImportFileError) as refused:
+            importer.execute(db, team["admin"], plan)
+        messages.append(str(refused.value))
+        assert db.scalar("SELECT count(*) FROM imports") == 0
+    # the row path meets the trashed deal at its row; the set-based one matches the rows again
+    # first, as it does for leads, and finds the counts changed
+    assert messages == ["Row 3: the record changed since the dry run; run it again.",
+                        "The records changed since the dry run; run it again."]
+
+
+def test_a_contact_of_the_deals_own_other_customer_is_refused_at_the_write_alike(two):
+    """A file naming only contacts: update_deal_in checks each against the deal's customer
+    as stored, at the write; both paths refuse the import with the row's words."""
+    messages = []
+    for (db, team), fast in zip(two, (False, True)):
+        seed(db, team, 30)
+        lines = ["Title,Contact"] + [f"{title(i)},{'Ada Lovelace' if i == 13 else ''}"
+                                     for i in range(30)]
+        source = importer.read(("\n".join(lines) + "\n").encode(), "d.csv", fast=fast)
+        plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                             importer.propose_mapping(deals.DEALS, source.headers),
+                             mode="update", key="title")
+        assert bool(plan.staged_updates) == fast
+        with pytest.raises(importer.ImportFileError) as refused:
+            importer.execute(db, team["admin"], plan)
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1] and "another customer" in messages[0]
+
+
+def test_the_fast_deal_update_and_undo_do_not_use_the_row_path(two, monkeypatch):
+    db, team = two[1]
+    admin = team["admin"]
+    seed(db, team, 50)
+    lines = ["Title,Amount,Next step"] + [f"{title(i)},{i + 1},Call {i}" for i in range(50)]
+    source = importer.read(("\n".join(lines) + "\n").encode(), "d.csv", fast=True)
+    plan = importer.plan(db, admin, deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers),
+                         mode="update", key="title")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the row path ran")
+    monkeypatch.setattr(records, "update_in", refuse)
+    monkeypatch.setattr(deals, "update_deal_in", refuse)
+    monkeypatch.setattr(deals, "_check_links", refuse)
+    import_id = importer.execute(db, admin, plan)
+    assert db.scalar("SELECT count(*) FROM deals WHERE next_step LIKE 'Call %'") == 49
+    assert importer.undo(db, admin, import_id) == {"undone": 49, "refused": []}
+    assert db.scalar("SELECT count(*) FROM deals WHERE next_step LIKE 'Call %'") == 0
+
+
+@pytest.mark.parametrize("column", ["Stage", "Lost to competitor", "Products"])
+def test_files_that_move_stages_or_relink_go_row_by_row_with_a_note(two, column):
+    db, team = two[1]
+    seed(db, team, 5)
+    text = f"Title,{column}\nDeal 1,Won\n"
+    source = importer.read(text.encode(), "d.csv", fast=True)
+    mapping = importer.propose_mapping(deals.DEALS, source.headers)
+    plan = importer.plan(db, team["admin"], deals.DEALS, source, mapping, mode="update",
+                         key="title")
+    assert plan.staged_updates is None
+    assert any("row by row" in n for n in plan.notes)
+
+
+def test_an_emptied_owner_becomes_the_importer_alike(two):
+    """update_in gives a deal whose owner the file empties to the one who imports; a deal
+    that is theirs already changes nothing, and its import record holds the owner all the
+    same, as on the row path."""
+    for db, team in two:
+        seed(db, team, 20)
+        with db.transaction() as cur:
+            cur.execute("UPDATE deals SET owner_id = $a WHERE title IN ('Deal 1', 'Deal 2')",
+                        {"a": team["admin"].id})
+    lines = ["Title,Owner,Next step"] + [f"{title(i)},,{'Call' if i % 2 else ''}"
+                                         for i in range(20)]
+    counts = compare(two, "\n".join(lines) + "\n")[0]
+    assert counts["update"] > 10
+
+
+def test_with_rules_watching_deals_the_rows_go_through_update_deal_in_and_rules_run(two):
+    for db, team in two:
+        seed(db, team, 30)
+        rules.save_rule(db, team["admin"], {
+            "name": "Big", "entity": "deals", "trigger": "changed",
+            "trigger_config": {"field": "amount"}, "match": "all", "conditions": [],
+            "enabled": True, "actions": [{"kind": "create_task", "title": "Check {title}",
+                                          "assignee": "owner", "due_days": 2}]})
+    lines = ["Title,Amount"] + [f"{title(i)},{i * 10 + i % 2}" for i in range(30)]
+    compare(two, "\n".join(lines) + "\n")
+    made = [db.query("SELECT title, owner_id FROM tasks ORDER BY title") for db, _t in two]
+    assert made[0] == made[1] and made[0]

@@ -1,0 +1,317 @@
+"""Set-based updates and upserts of contacts (crm/importer_updates.py, DuckDB): the same
+contacts, versions, audit rows, import records, rejected rows and undo as the row path
+(records.update_many), compared on two databases that start the same."""
+import pytest
+
+from crm import customers, importer, records, rules
+from tests.test_importer_fast import deal_world, make_db
+
+
+@pytest.fixture
+def two(tmp_path):
+    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
+    yield made
+    for db, _team in made:
+        db.close()
+    rules.invalidate()
+
+
+def seed(db, team, n: int) -> None:
+    """The fast tests' customers, and n contacts: reza's on his customers, the others
+    the admin's; one in the trash."""
+    deal_world(db, team)
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    for i in range(n):
+        mine = i % 3 == 0
+        customer = "Bletchley Park Trust" if mine else "Analytical Engines Ltd"
+        user = team["reza" if mine else "admin"]
+        customers.add_contact(db, user, ids[customer], {
+            "first_name": ["Ada", "علی", None][i % 3], "last_name": f"Person {i}",
+            "email": f"c{i}@example.com", "phone": "555-0100" if i % 2 else None,
+            "owner_id": user.id, "notes": "یادداشت" if i % 5 == 0 else None})
+    records.delete(db, team["admin"], customers.CONTACTS, db.scalar(
+        "SELECT id FROM contacts WHERE email = 'c4@example.com'"))
+
+
+def update_file(n: int) -> str:
+    lines = ["E-mail Address,First Name,Last Name,Job title,Phone,Owner,Notes,Consent given"]
+    for i in range(n):
+        mine = i % 3 == 0
+        owner = "reza" if mine else "Ada Admin"
+        first, last = ["Ada", "علی", ""][i % 3], f"Person {i}"
+        phone, title, notes, consent = "555-0100" if i % 2 else "", "", "", "no"
+        if i % 11 == 0:
+            notes = "یادداشت" if i % 5 == 0 else ""  # nothing changes
+        else:
+            title = ["CEO", "مدیر", "", 'The "Boss"'][i % 4]
+            notes = ["note", "", "tab\there"][i % 3]
+            consent = ["yes", "بله", "no"][i % 3]
+        if i % 13 == 5:
+            phone = "call me"  # not a phone number
+        elif i % 13 == 6:
+            last = ""  # required
+        elif i % 13 == 7:
+            owner = "Nobody"
+        elif i % 13 == 8:
+            owner = "Rez"  # a near miss
+        elif i % 13 == 9:
+            owner = "sam"  # a rep may assign only to themselves
+        cells = [f"C{i}@Example.com", first, last, title, phone, owner, notes, consent]
+        lines.append(",".join(f'"{c.replace(chr(34), chr(34) * 2)}"' if any(
+            x in c for x in ',"\t') else c for c in cells))
+    lines.append("c2@example.com,Dup,Licate,,,,,")
+    lines.append("nobody@example.com,New,Person,,,,,")
+    return "\n".join(lines) + "\n"
+
+
+def state(db) -> dict:
+    key = {r["id"]: r["email"] for r in db.query("SELECT id, email FROM contacts")}
+    skip = {"id", "created_at", "updated_at", "deleted_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM contacts")),
+                    key=lambda r: r["email"] or "")
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"], r["username"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'contacts'"
+                               " ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    return {"contacts": stored, "audit": audit, "import_records": records_,
+            "imports": imports}
+
+
+def compare(two, text: str, mode: str, user="admin", since=None, staged=True):
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        source = importer.read(text.encode("utf-8"), "contacts.csv", fast=fast)
+        mapping = importer.propose_mapping(customers.CONTACTS, source.headers)
+        plan = importer.plan(db, team[user], customers.CONTACTS, source, mapping, mode=mode,
+                             key="email")
+        assert bool(plan.staged_updates) == (fast and staged), plan.notes
+        rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+        import_id = importer.execute(db, team[user], plan)
+        after = state(db)
+        if since:
+            since(db, team)
+        undone = importer.undo(db, team[user], import_id)
+        results.append((plan.counts, sorted(rejected, key=str), after, undone, state(db)))
+    slow, fast = results
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), slow, fast):
+        if isinstance(a, dict):
+            for k in a:
+                assert b[k] == a[k], (part, k)
+        assert b == a, part
+    return fast
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it(two, user,
+                                                                              monkeypatch):
+    for db, team in two:
+        seed(db, team, 100)
+    real, calls = records.update_many, []
+    monkeypatch.setattr(records, "update_many",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    counts, rejected, _after, undone, _final = compare(two, update_file(100), "update",
+                                                       user=user)
+    assert counts["update"] > 10 and counts["skip"] >= 1 and counts["reject"] > 5
+    assert len(calls) <= 1  # the row path's; the set-based import wrote without it
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("no 'Nobody' here", "no record with this Email", "the same Email as row 4"):
+        assert words in reasons, words
+    assert undone["undone"] == counts["update"] and not undone["refused"]
+
+
+def test_an_upsert_of_contacts_without_a_customer_column_alike(two):
+    """An upsert's new contacts need a customer: without the column they are rejected, on
+    both paths alike."""
+    for db, team in two:
+        seed(db, team, 40)
+    compare(two, update_file(40), "upsert")
+
+
+def test_a_customer_column_keeps_the_write_on_the_row_path(two):
+    """The customer is given once (create_only): a file that maps it is checked set-based
+    and written by the row path, alike."""
+    for db, team in two:
+        seed(db, team, 30)
+    lines = ["Email,Customer,Job title"] + [
+        f"c{i}@example.com,{['Analytical Engines Ltd', 'Nobody Inc', 'Bletchley Park Trst'][i % 3]}"
+        f",T{i}" for i in range(30)]
+    compare(two, "\n".join(lines) + "\n", "update", staged=True)
+
+
+def test_undo_refuses_contacts_changed_since(two):
+    for db, team in two:
+        seed(db, team, 40)
+
+    def since(db, team):
+        c = db.one("SELECT id, version FROM contacts WHERE email = 'c1@example.com'")
+        customers.CONTACTS.update(db, team["admin"], c["id"], {"title": "Since"},
+                                  c["version"])
+
+    final = compare(two, update_file(40), "update", since=since)
+    assert [r["reason"] for r in final[3]["refused"]] == ["changed since the import"]
+
+
+# --- products: their code is unique among live products --------------------------------
+
+def product_state(db) -> dict:
+    key = {r["id"]: r["name"] for r in db.query("SELECT id, name FROM products")}
+    skip = {"id", "created_at", "updated_at", "deleted_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM products")), key=lambda r: r["name"])
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'products'"
+                               " ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    return {"products": stored, "audit": audit, "import_records": records_,
+            "imports": imports}
+
+
+def seed_products(db, team, n: int) -> None:
+    from crm import products
+
+    deal_world(db, team)
+    for i in range(n):
+        records.create(db, team["admin"], products.PRODUCTS, {
+            "name": f"Product {i}" if i % 6 else f"کالا {i}", "code": f"P-{i}",
+            "unit_price": str(i * 5), "category": "Tools" if i % 2 else None})
+    records.delete(db, team["admin"], products.PRODUCTS, db.scalar(
+        "SELECT id FROM products WHERE code = 'P-3'"))
+
+
+def product_file(n: int) -> str:
+    lines = ["Name,Code,Category,Unit price,Active"]
+    for i in range(n):
+        name = f"Product {i}" if i % 6 else f"کالا {i}"
+        code, category, price, active = f"P-{i}", "Tools" if i % 2 else "", str(i * 5), "yes"
+        if i % 9 != 0:
+            category = ["Tools", "ابزار", "", "Parts"][i % 4]
+            price = ["1,234.50", "۱۲", "", "99"][i % 4]
+            active = ["yes", "no", "بله"][i % 3]
+        if i % 11 == 4:
+            code = "gtx-1"  # another product's code, any case
+        elif i % 11 == 5:
+            code = "NEW-CODE"  # the same new code as another row
+        elif i % 11 == 6:
+            code = f"p-{i + 1}"  # the next product's code
+        elif i % 11 == 7:
+            price = "-5"
+        elif i % 11 == 8:
+            code = "P-3"  # a trashed product's: free
+        elif i % 11 == 9:
+            code = f"X-{i}"
+        lines.append(f"{name},{code},{category},\"{price}\",{active}")
+    lines.append("Product 1,Z-1,,,")  # the same name as row 3
+    lines.append("Brand new,NEW-CODE,,10,yes")
+    lines.append("Another new,P-7,,10,yes")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_a_product_update_checks_codes_alike(two, mode, monkeypatch):
+    from crm import products
+
+    real, calls = records.update_many, []
+    monkeypatch.setattr(records, "update_many",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        seed_products(db, team, 60)
+        user = team["maria"]
+        source = importer.read(product_file(60).encode(), "p.csv", fast=fast)
+        plan = importer.plan(db, user, products.PRODUCTS, source,
+                             importer.propose_mapping(products.PRODUCTS, source.headers),
+                             mode=mode, key="name")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                          key=str)
+        import_id = importer.execute(db, user, plan)
+        after = product_state(db)
+        undone = importer.undo(db, user, import_id)
+        results.append((plan.counts, rejected, after, undone, product_state(db)))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+        assert b == a, part
+    counts, rejected = results[1][:2]
+    reasons = " ".join(str(e) for _l, e in rejected)
+    assert "already has this Code" in reasons and "the same Code as row" in reasons
+    assert counts["update"] > 20
+    assert len(calls) == 1  # the row path's; the set-based import wrote without it
+
+
+# --- tasks: their own create, records.update_in a row ------------------------------------
+
+def task_state(db) -> dict:
+    key = {r["id"]: r["title"] for r in db.query("SELECT id, title FROM tasks")}
+    skip = {"id", "created_at", "updated_at", "deleted_at", "completed_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM tasks")), key=lambda r: r["title"])
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'tasks' ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    return {"tasks": stored, "audit": audit, "import_records": records_, "imports": imports}
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_task_update_is_written_set_based_as_the_row_path_writes_it(two, mode, user):
+    from crm import activities
+
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        deal_world(db, team)
+        ada = db.scalar("SELECT id FROM customers WHERE name = 'Bletchley Park Trust'")
+        for i in range(40):
+            activities.create_task(db, team["reza" if i % 2 else "admin"], {
+                "title": f"Task {i}" if i % 5 else f"کار {i}", "customer_id": ada,
+                "owner_id": team["reza" if i % 2 else "admin"].id})
+        lines = ["Task,Due,Priority,Status,Assignee,Notes"]
+        for i in range(40):
+            name = f"Task {i}" if i % 5 else f"کار {i}"
+            due = ["2025-05-01 10:00", "", "31.12.2025", "tomorrow"][i % 4]
+            priority = ["high", "low", "", "Urgentt"][i % 4 if i % 7 == 0 else i % 3]
+            status = ["open", "done", "Open"][i % 3]
+            owner = ["", "reza", "Nobody", "Ada Admin"][i % 4]
+            lines.append(f"{name},{due},{priority},{status},{owner},یادداشت {i % 3}")
+        lines.append("Task 1,,,,,dup")
+        lines.append("A new task,,,,,")
+        source = importer.read(("\n".join(lines) + "\n").encode(), "t.csv", fast=fast)
+        plan = importer.plan(db, team[user], activities.TASKS, source,
+                             importer.propose_mapping(activities.TASKS, source.headers),
+                             mode=mode, key="title")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                          key=str)
+        import_id = importer.execute(db, team[user], plan)
+        after = task_state(db)
+        undone = importer.undo(db, team[user], import_id)
+        results.append((plan.counts, rejected, after, undone, task_state(db)))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+        assert b == a, part
+    assert results[1][0]["update"] > 5 and results[1][0]["reject"] > 3
