@@ -161,52 +161,60 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
     """Moves a deal to a stage: permission, lost-reason rule, close date, stage history and audit
     in one transaction. The board, 'Move to', the importer and the CLI all come here."""
     with db.transaction() as cur:
-        dialect.lock_row(cur, "deals", deal_id)  # moves from other servers wait: true history
-        deal = records.fetch(cur, DEALS, deal_id)
-        if deal is None or deal["deleted_at"] is not None:
-            raise records.NotFound(_("Deal #{id} does not exist or is in the trash").format(
-                id=deal_id))
-        require(user, "edit", deal)
-        if expected_version is not None and deal["version"] != expected_version:
-            raise records.ConflictError(deal, [])
-        source = pipelines.get_stage(cur, deal["stage_id"])
-        target = pipelines.get_stage(cur, to_stage_id)
-        if target is None:
-            raise ValidationError({"stage_id": _("That stage does not exist")})
-        if target["id"] == deal["stage_id"]:
-            return deal
-        changes = {"stage_id": (deal["stage_id"], target["id"])}
-        sets = {"stage_id": target["id"], "pipeline_id": target["pipeline_id"],
-                "probability": None, "forecast_category": None}
-        if target["kind"] == "lost":
-            reason = validate([f for f in FIELDS if f.name == "lost_reason"],
-                              {"lost_reason": lost_reason})["lost_reason"]
-            if not reason:
-                raise ValidationError({"lost_reason": _("Say why the deal was lost")})
-            rival = validate([f for f in FIELDS if f.name == "lost_to_competitor"],
-                             {"lost_to_competitor": competitor})["lost_to_competitor"]
-            sets.update(lost_reason=reason, **_rival(cur, user, rival))
-        else:
-            sets.update(lost_reason=None, lost_to_competitor=None, lost_to_competitor_id=None)
-        today = date.today()
-        sets["closed_on"] = today if target["kind"] in ("won", "lost") else None
-        for name in ("lost_reason", "lost_to_competitor", "lost_to_competitor_id", "closed_on",
-                     "probability", "forecast_category"):
-            if deal[name] != sets[name]:
-                changes[name] = (deal[name], sets[name])
-        now = datetime.now()
-        assigns = ", ".join(f"{k} = ${k}" for k in sets)
-        cur.execute(
-            f"UPDATE deals SET {assigns}, stage_entered_at = $now, version = version + 1,"
-            f" updated_at = $now, updated_by = $by WHERE id = $id",
-            {**sets, "now": now, "by": user.id or None, "id": deal_id},
-        )
-        # source None: the deal sat in a stage deleted meanwhile; history still names it
-        _history(cur, user, deal_id, source or {"id": deal["stage_id"]}, target,
-                 deal["amount"], None, now)
-        audit.record(cur, user, "deals", deal_id, "move", changes)
-        rules.on_changed(cur, user, DEALS, deal_id, changes)  # e.g. "moved to stage X"
-        return records.fetch(cur, DEALS, deal_id)
+        return move_deal_in(cur, user, deal_id, to_stage_id, lost_reason, competitor,
+                            expected_version)
+
+
+def move_deal_in(cur, user: User, deal_id: int, to_stage_id: int,
+                 lost_reason: str | None = None, competitor: str | None = None,
+                 expected_version: int | None = None) -> dict:
+    """move_deal inside a caller's transaction (the importer's)."""
+    dialect.lock_row(cur, "deals", deal_id)  # moves from other servers wait: true history
+    deal = records.fetch(cur, DEALS, deal_id)
+    if deal is None or deal["deleted_at"] is not None:
+        raise records.NotFound(_("Deal #{id} does not exist or is in the trash").format(
+            id=deal_id))
+    require(user, "edit", deal)
+    if expected_version is not None and deal["version"] != expected_version:
+        raise records.ConflictError(deal, [])
+    source = pipelines.get_stage(cur, deal["stage_id"])
+    target = pipelines.get_stage(cur, to_stage_id)
+    if target is None:
+        raise ValidationError({"stage_id": _("That stage does not exist")})
+    if target["id"] == deal["stage_id"]:
+        return deal
+    changes = {"stage_id": (deal["stage_id"], target["id"])}
+    sets = {"stage_id": target["id"], "pipeline_id": target["pipeline_id"],
+            "probability": None, "forecast_category": None}
+    if target["kind"] == "lost":
+        reason = validate([f for f in FIELDS if f.name == "lost_reason"],
+                          {"lost_reason": lost_reason})["lost_reason"]
+        if not reason:
+            raise ValidationError({"lost_reason": _("Say why the deal was lost")})
+        rival = validate([f for f in FIELDS if f.name == "lost_to_competitor"],
+                         {"lost_to_competitor": competitor})["lost_to_competitor"]
+        sets.update(lost_reason=reason, **_rival(cur, user, rival))
+    else:
+        sets.update(lost_reason=None, lost_to_competitor=None, lost_to_competitor_id=None)
+    today = date.today()
+    sets["closed_on"] = today if target["kind"] in ("won", "lost") else None
+    for name in ("lost_reason", "lost_to_competitor", "lost_to_competitor_id", "closed_on",
+                 "probability", "forecast_category"):
+        if deal[name] != sets[name]:
+            changes[name] = (deal[name], sets[name])
+    now = datetime.now()
+    assigns = ", ".join(f"{k} = ${k}" for k in sets)
+    cur.execute(
+        f"UPDATE deals SET {assigns}, stage_entered_at = $now, version = version + 1,"
+        f" updated_at = $now, updated_by = $by WHERE id = $id",
+        {**sets, "now": now, "by": user.id or None, "id": deal_id},
+    )
+    # source None: the deal sat in a stage deleted meanwhile; history still names it
+    _history(cur, user, deal_id, source or {"id": deal["stage_id"]}, target,
+             deal["amount"], None, now)
+    audit.record(cur, user, "deals", deal_id, "move", changes)
+    rules.on_changed(cur, user, DEALS, deal_id, changes)  # e.g. "moved to stage X"
+    return records.fetch(cur, DEALS, deal_id)
 
 
 def move_all(cur, user: User, source: dict, target: dict) -> int:

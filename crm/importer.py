@@ -1142,11 +1142,14 @@ def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dic
         else:
             changed = {k: values[k] for k in row.changes if k != "product_lines"}
             before = {k: old for k, (old, _new) in row.changes.items()}
+            version = row.version
+            if "stage_id" in changed and p.entity.table == "deals":
+                _move_deal(cur, user, row.record_id, changed, before, version)
+                version = None  # checked by the move, which made a new one
             if changed and p.entity.update_in:  # the entity's own rules (links, dates)
-                p.entity.update_in(cur, user, row.record_id, changed, row.version)
+                p.entity.update_in(cur, user, row.record_id, changed, version)
             elif changed:
-                records.update_in(cur, user, p.entity, row.record_id, changed,
-                                  row.version)
+                records.update_in(cur, user, p.entity, row.record_id, changed, version)
             if "product_lines" in row.changes:  # deals: the file's lines replace theirs
                 from crm import deals
 
@@ -1173,6 +1176,43 @@ def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dic
          "b": None if before is None else audit._payload(
              {k: (v, None) for k, v in before.items()}),
          "v": version})
+
+
+# what a stage move sets besides the stage, kept for the import's undo
+_MOVED = ("lost_reason", "lost_to_competitor", "closed_on", "probability", "forecast_category")
+
+
+def _move_deal(cur, user: User, deal_id: int, changed: dict, before: dict,
+               version: int | None) -> None:
+    """A deal update's new stage, moved as the board moves it (stage history, close date,
+    lost reason); takes stage_id out of changed and adds what the move changed to before,
+    the rest of changed being written after it (the file's probability over the stage's)."""
+    from crm import deals
+
+    current = records.fetch(cur, deals.DEALS, deal_id)
+    if current is None:
+        raise records.NotFound(deal_id)
+    deals.move_deal_in(cur, user, deal_id, changed.pop("stage_id"),
+                       changed.get("lost_reason", current["lost_reason"]),
+                       changed.get("lost_to_competitor", current["lost_to_competitor"]),
+                       version)
+    for name in _MOVED:
+        before.setdefault(name, current[name])
+
+
+def _unmove_deal(cur, user: User, deal_id: int, old: dict, version: int) -> None:
+    """Undo of _move_deal: the deal moved back to its old stage (a new history row), the old
+    lost reason given where that stage is a lost one; old keeps the fields to restore."""
+    from crm import deals
+
+    closed_on = old.pop("closed_on", False)
+    moved = deals.move_deal_in(cur, user, deal_id, old.pop("stage_id"),
+                               old.get("lost_reason"), old.get("lost_to_competitor"), version)
+    if closed_on is not False and str(moved["closed_on"] or "") != str(closed_on or ""):
+        cur.execute("UPDATE deals SET closed_on = $c WHERE id = $id",
+                    {"c": closed_on, "id": deal_id})  # the day it closed, not the undo's
+        audit.record(cur, user, "deals", deal_id, "update",
+                     {"closed_on": (moved["closed_on"], closed_on)})
 
 
 def _plain_lines(lines: list[dict]) -> list[dict]:
@@ -1446,8 +1486,12 @@ def undo(db: Database, user: User, import_id: int) -> dict:
             # an update: the fields (and a deal's product lines) as they were
             old = {k: v[0] for k, v in json.loads(before or "{}").items()}  # {}: none changed
             lines = old.pop("product_lines", None) if "product_lines" in old else False
+            version = version_after
+            if "stage_id" in old and table == "deals":
+                _unmove_deal(cur, user, record_id, old, version)
+                version = None
             if old:
-                records.update_in(cur, user, entity, record_id, old, version_after)
+                records.update_in(cur, user, entity, record_id, old, version)
             if lines is not False:
                 from crm import deals
 

@@ -571,3 +571,49 @@ def test_a_deal_whose_contact_works_for_another_customer_is_rejected_in_the_dry_
     assert plan.rows[1].errors == {"Contact": "The contact works for another customer"}
     importer.execute(db, admin, plan)
     assert db.scalar("SELECT count(*) FROM deals") == 2
+
+
+def test_a_deal_update_that_changes_the_stage_moves_it_and_undo_moves_it_back(db, team):
+    """A file that updates deals' stages moves them as the board does (stage history, close
+    date, lost reason; the file's probability kept over the stage's); undo moves them back
+    with the old values. The stage used to be dropped silently while the dry run showed it."""
+    admin = team["admin"]
+    stage = {s["name"]: s["id"] for s in pipelines.stages_of(db, pipelines.default_pipeline_id(db))}
+    won = deals.create_deal(db, admin, {"title": "To win", "stage_id": stage["Proposal"],
+                                        "amount": 100, "probability": 40})
+    lost = deals.create_deal(db, admin, {"title": "To lose", "stage_id": stage["Proposal"],
+                                         "amount": 200})
+    kept = deals.create_deal(db, admin, {"title": "Kept", "stage_id": stage["Proposal"],
+                                         "amount": 300})
+    deals.move_deal(db, admin, kept, stage["Lost"], "Price", "Rival Co")
+    before = {r["id"]: r for r in db.query("SELECT * FROM deals ORDER BY id")}
+    source = read("title,stage,lost reason,probability,amount\n"
+                  "To win,Won,,,150\nTo lose,Lost,Price,,\nKept,Proposal,,70,\n")
+    plan = importer.plan(db, admin, deals.DEALS, source, importer.propose_mapping(
+        deals.DEALS, source.headers), mode="update", key="title")
+    assert plan.counts["update"] == 3, [r.errors for r in plan.rows]
+    import_id = importer.execute(db, admin, plan)
+    after = {r["id"]: r for r in db.query("SELECT * FROM deals ORDER BY id")}
+    assert (after[won]["stage_id"], after[won]["amount"], after[won]["closed_on"]) == (
+        stage["Won"], Decimal("150.00"), date.today())
+    assert (after[lost]["stage_id"], after[lost]["lost_reason"]) == (stage["Lost"], "price")
+    assert (after[kept]["stage_id"], after[kept]["lost_reason"], after[kept]["closed_on"],
+            after[kept]["probability"]) == (stage["Proposal"], None, None, 70)
+    history = db.query("SELECT deal_id, from_stage_id, to_stage_id FROM deal_stage_history"
+                       " WHERE deal_id IN ($a, $b, $c) ORDER BY id",
+                       {"a": won, "b": lost, "c": kept})
+    assert history[-3:] == [
+        {"deal_id": won, "from_stage_id": stage["Proposal"], "to_stage_id": stage["Won"]},
+        {"deal_id": lost, "from_stage_id": stage["Proposal"], "to_stage_id": stage["Lost"]},
+        {"deal_id": kept, "from_stage_id": stage["Lost"], "to_stage_id": stage["Proposal"]}]
+    assert db.scalar("SELECT count(*) FROM audit_log WHERE entity = 'deals' AND action = 'move'"
+                     " AND record_id = $d", {"d": won}) == 1
+    result = importer.undo(db, admin, import_id)
+    assert (result["undone"], result["refused"]) == (3, [])
+    undone = {r["id"]: r for r in db.query("SELECT * FROM deals ORDER BY id")}
+    for deal_id in (won, lost, kept):
+        for name in ("stage_id", "amount", "probability", "forecast_category", "lost_reason",
+                     "lost_to_competitor", "closed_on"):
+            assert undone[deal_id][name] == before[deal_id][name], (deal_id, name)
+    assert db.scalar("SELECT count(*) FROM deal_stage_history WHERE deal_id = $d",
+                     {"d": kept}) == 4  # created, lost, reopened by the file, lost again
