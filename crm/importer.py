@@ -1783,14 +1783,50 @@ def _sql_value(spec: Field, c: str, p: str) -> tuple[list[list[tuple[str, str]]]
     return layers, f"{p}_v", f"{p}_ce", f"{p}_ve"
 
 
+def _stage_raw(cur, source: Source, raw: str) -> tuple[str | None, str | None]:
+    """The file into table raw by DuckDB's reader: (the SELECT of its data rows with their
+    lines, blank rows left out, None), or (None, why DuckDB cannot read it as a plain CSV)."""
+    width = len(source.headers)
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+    staging = (f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
+               f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
+               " escape = '\"', strict_mode = true, null_padding = false)")
+    try:
+        try:
+            cur.execute(staging, {"path": source.path, "sep": source.delimiter})
+        except duckdb.Error:
+            if not _settle(source):  # not UTF-8 beyond its head: read re-encoded
+                raise
+            cur.execute(f"DROP TABLE IF EXISTS {raw}")
+            cur.execute(staging, {"path": source.path, "sep": source.delimiter})
+    except duckdb.Error as exc:
+        cur.execute(f"DROP TABLE IF EXISTS {raw}")
+        return None, _("DuckDB's CSV reader found rows it cannot read as plain CSV"
+                       " ({reason})").format(reason=str(exc).splitlines()[0][:200])
+    cells = ", ".join(f"c{i}" for i in range(width))
+    # a blank row: every cell missing or white space; the regular expression only for
+    # rows whose first cell there starts with white space (ord: its first character)
+    first = f"ord(coalesce({cells}))"
+    blank = (f"CASE WHEN coalesce({first}, -1) <= 32 OR {first} IN ({_WIDE_WS}) THEN NOT"
+             f" coalesce(regexp_matches(concat_ws('', {cells}), '[^{_SPACE_CLASS}]'),"
+             " false) ELSE false END")
+    total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
+                                f" FROM {raw}").fetchone()
+    if total == blanks:
+        raise ImportFileError(_("The file has a header row but no data rows."))
+    if isinstance(source.rows, _FileRows):
+        source.rows.known_len = total - blanks
+    return (f"SELECT rowid + 2 AS line, {cells} FROM {raw}" if not blanks else
+            f"SELECT row_number() OVER (ORDER BY rowid) + 1 AS line, {cells} FROM {raw}"
+            f" WHERE NOT ({blank})"), None
+
+
 def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                mapping: dict, key: str | None, mode: str = "create"):
     """The plan of a big CSV, set-based; a reason (str) when DuckDB cannot read the file as
     a plain CSV and the row path must. Updates and upserts are planned set-based too (their
     dry run: counts, rejected rows and the changes of the first rows), and written by
     execute() through the row path."""
-    import duckdb  # noqa: F401 - the fast path is DuckDB-only by design
-
     from crm import importer_refs
 
     specs = {f.name: f for f in importable(entity)}
@@ -1800,38 +1836,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
     try:
         _attach(cur)
         width = len(source.headers)
-        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
-        staging = (f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
-                   f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
-                   " escape = '\"', strict_mode = true, null_padding = false)")
-        try:
-            try:
-                cur.execute(staging, {"path": source.path, "sep": source.delimiter})
-            except duckdb.Error:
-                if not _settle(source):  # not UTF-8 beyond its head: read re-encoded
-                    raise
-                cur.execute(f"DROP TABLE IF EXISTS {raw}")
-                cur.execute(staging, {"path": source.path, "sep": source.delimiter})
-        except duckdb.Error as exc:
-            cur.execute(f"DROP TABLE IF EXISTS {raw}")
-            return _("DuckDB's CSV reader found rows it cannot read as plain CSV ({reason})"
-                     ).format(reason=str(exc).splitlines()[0][:200])
-        cells = ", ".join(f"c{i}" for i in range(width))
-        # a blank row: every cell missing or white space; the regular expression only for
-        # rows whose first cell there starts with white space (ord: its first character)
-        first = f"ord(coalesce({cells}))"
-        blank = (f"CASE WHEN coalesce({first}, -1) <= 32 OR {first} IN ({_WIDE_WS}) THEN NOT"
-                 f" coalesce(regexp_matches(concat_ws('', {cells}), '[^{_SPACE_CLASS}]'),"
-                 " false) ELSE false END")
-        total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
-                                    f" FROM {raw}").fetchone()
-        if total == blanks:
-            raise ImportFileError(_("The file has a header row but no data rows."))
-        src = (f"SELECT rowid + 2 AS line, {cells} FROM {raw}" if not blanks else
-               f"SELECT row_number() OVER (ORDER BY rowid) + 1 AS line, {cells} FROM {raw}"
-               f" WHERE NOT ({blank})")
-        if isinstance(source.rows, _FileRows):
-            source.rows.known_len = total - blanks
+        src, reason = _stage_raw(cur, source, raw)
+        if reason:
+            return reason
 
         notes, converters, joins, selects, flags, clean = [], {}, [], [], [], {}
         values_sql = {}

@@ -16,8 +16,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-import duckdb
-
 from crm import audit, records, rules
 from crm import importer as imp
 from crm.auth import User
@@ -72,44 +70,6 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
     return None
 
 
-def _read_raw(cur, source: imp.Source, raw: str):
-    """The file into table raw by DuckDB's reader (as importer._fast_plan reads it): the
-    source of the data rows with their lines, and how many there are; a reason (str) when
-    DuckDB cannot read it as a plain CSV."""
-    width = len(source.headers)
-    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
-    staging = (f"CREATE TABLE {raw} AS SELECT * FROM read_csv($path, header = true,"
-               f" auto_detect = false, columns = {{{columns}}}, delim = $sep, quote = '\"',"
-               " escape = '\"', strict_mode = true, null_padding = false)")
-    try:
-        try:
-            cur.execute(staging, {"path": source.path, "sep": source.delimiter})
-        except duckdb.Error:
-            if not imp._settle(source):
-                raise
-            cur.execute(f"DROP TABLE IF EXISTS {raw}")
-            cur.execute(staging, {"path": source.path, "sep": source.delimiter})
-    except duckdb.Error as exc:
-        cur.execute(f"DROP TABLE IF EXISTS {raw}")
-        return None, _("DuckDB's CSV reader found rows it cannot read as plain CSV ({reason})"
-                       ).format(reason=str(exc).splitlines()[0][:200])
-    cells = ", ".join(f"c{i}" for i in range(width))
-    first = f"ord(coalesce({cells}))"
-    blank = (f"CASE WHEN coalesce({first}, -1) <= 32 OR {first} IN ({imp._WIDE_WS}) THEN NOT"
-             f" coalesce(regexp_matches(concat_ws('', {cells}), '[^{imp._SPACE_CLASS}]'),"
-             " false) ELSE false END")
-    total, blanks = cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {blank})"
-                                f" FROM {raw}").fetchone()
-    if total == blanks:
-        raise imp.ImportFileError(_("The file has a header row but no data rows."))
-    src = (f"SELECT rowid + 2 AS line, {cells} FROM {raw}" if not blanks else
-           f"SELECT row_number() OVER (ORDER BY rowid) + 1 AS line, {cells} FROM {raw}"
-           f" WHERE NOT ({blank})")
-    if isinstance(source.rows, imp._FileRows):
-        source.rows.known_len = total - blanks
-    return src, None
-
-
 def _fill(cur, table: str, columns: list[str], rows: list[tuple]) -> None:
     if rows:
         cur.execute(f"INSERT INTO {table} SELECT {', '.join(f'unnest(${c})' for c in columns)}",
@@ -133,7 +93,7 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
     made = [raw]
     try:
         imp._attach(cur)
-        src, reason = _read_raw(cur, source, raw)
+        src, reason = imp._stage_raw(cur, source, raw)
         if reason:
             return reason
         width = len(source.headers)
