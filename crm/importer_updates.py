@@ -62,11 +62,23 @@ def writable(db: Database, p) -> bool:
 
         return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
-            or entity.update_in is not None:
+            or not _plain_update(entity):
         return False  # (tasks: their own create, records.update_in a row)
+    if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
+        return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
     return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
                for n in p._update_fields)
+
+
+def _plain_update(entity: records.Entity) -> bool:
+    """Whether the entity's updates are records.update_in's, or its own command's whose
+    checks _refused writes in SQL (a competitor: market._us_taken)."""
+    if entity.update_in is None:
+        return True
+    from crm import market
+
+    return entity.update_in is market.update_competitor_in
 
 
 def unstaged(p):
@@ -230,6 +242,10 @@ def _refused(cur, user: User, p) -> bool:
         if not user.sees_all:
             tests.append("(u.d_owner_id AND u.v_owner_id IS DISTINCT FROM $me)")
             params["me"] = user.id
+    if not user.sees_all:  # auth.require: a rep changes their own records alone (a shared
+        # entity's records are matched for them too)
+        tests.append("(t.owner_id IS DISTINCT FROM $me)" if entity.owned else "true")
+        params["me"] = user.id
     for n in entity.unique:  # records._check_unique: a code another live record has
         if n in fields:
             tests.append(f"(u.c_{n} AND u.v_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM"
@@ -237,6 +253,11 @@ def _refused(cur, user: User, p) -> bool:
                          f" lower(u.v_{n}) AND x.id <> u.record_id))")
     if entity.table == "deals":
         tests += _deal_tests(user, merged, params, fields)
+    if entity.table == "competitors" and "is_us" in fields:
+        # market._us_taken: a row that makes one ours while another live one is, or two such
+        tests.append("(u.d_is_us AND u.f_is_us AND (EXISTS (SELECT 1 FROM competitors x WHERE"
+                     " x.is_us AND x.deleted_at IS NULL AND x.id <> u.record_id) OR (SELECT"
+                     f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
@@ -331,8 +352,9 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         return 0
     from crm import importer_refs
 
-    deals = entity.table == "deals"  # the row path undoes them by records.update_in too
-    if (not deals and (entity.update_in is not None or not (
+    # the row path undoes every entity by records.update_in (deals, competitors too)
+    deals = entity.table == "deals"
+    if (not deals and (not _plain_update(entity) or not (
             importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES)
             or importer._fast_refusal(entity, {}, "update", None) is not None)) \
             or importer._sql_check(entity) is None or rules.watched(cur, table) \
