@@ -73,12 +73,13 @@ def writable(db: Database, p) -> bool:
 
 def _plain_update(entity: records.Entity) -> bool:
     """Whether the entity's updates are records.update_in's, or its own command's whose
-    checks _refused writes in SQL (a competitor: market._us_taken)."""
+    checks _refused writes in SQL (a competitor: market._us_taken; a survey answer:
+    service._references over the answer as it is, its links being create-only here)."""
     if entity.update_in is None:
         return True
-    from crm import market
+    from crm import market, service
 
-    return entity.update_in is market.update_competitor_in
+    return entity.update_in in (market.update_competitor_in, service.update_survey_in)
 
 
 def unstaged(p):
@@ -258,6 +259,8 @@ def _refused(cur, user: User, p) -> bool:
         tests.append("(u.d_is_us AND u.f_is_us AND (EXISTS (SELECT 1 FROM competitors x WHERE"
                      " x.is_us AND x.deleted_at IS NULL AND x.id <> u.record_id) OR (SELECT"
                      f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
+    if entity.table == "surveys":
+        tests += _survey_tests(user, params, fields)
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
@@ -286,6 +289,25 @@ def _deal_tests(user: User, merged, params: dict, fields: list[str]) -> list[str
                  " WHERE x.deleted_at IS NULL AND NOT x.is_us AND lower(trim(x.name)) ="
                  " lower(trim(t.lost_to_competitor))))")
     # the rows the row path gives update_deal_in: a field differs from the file's
+    given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
+    return [f"(({given}) AND {t})" for t in tests]
+
+
+def _survey_tests(user: User, params: dict, fields: list[str]) -> list[str]:
+    """service._references, which update_survey_in runs over the answer as it would be (its
+    links stay the answer's: a file mapping one is written by the row path): the customer
+    live and visible to the user, the contact and deal live and the customer's, the product
+    live; for the rows given to it (a field differs from the file's)."""
+    mine = "true" if user.sees_all else "c.owner_id = $me"
+    params["me"] = user.id
+    tests = [f"NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.customer_id AND"
+             f" c.deleted_at IS NULL AND {mine})"]
+    for n, table in (("contact_id", "contacts"), ("deal_id", "deals")):
+        tests.append(f"(t.{n} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
+                     f" x.id = t.{n} AND x.deleted_at IS NULL AND x.customer_id ="
+                     " t.customer_id))")
+    tests.append("(t.product_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM products x WHERE"
+                 " x.id = t.product_id AND x.deleted_at IS NULL))")
     given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
     return [f"(({given}) AND {t})" for t in tests]
 

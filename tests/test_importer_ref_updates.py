@@ -454,7 +454,7 @@ def compare_entity(two, entity, seed_records, text: str, mode: str, user: str, k
     if refused:
         assert isinstance(results[1][2], str) and refused in results[1][2], results[1][2]
     else:
-        assert written[1] == 0, results[1][2]  # the set-based import wrote without update_many
+        assert len(written) == 2 and written[1] == 0, results[1][2]  # the set-based import wrote without update_many
     return results[1]
 
 
@@ -617,3 +617,54 @@ def test_our_company_once_alike(two, us, refused, monkeypatch):
                            "update", "admin", "name", "name", monkeypatch, refused=refused)
     if not refused:
         assert final[3]["undone"] == final[0]["update"]
+
+
+# --- survey answers: service.update_survey_in checks the answer's links -------------------
+
+def seed_surveys(db, team, broken: bool = False) -> None:
+    from crm import service
+
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    for i in range(40):
+        user = team["reza" if i % 2 else "admin"]
+        customer = "Bletchley Park Trust" if i % 2 else "Analytical Engines Ltd"
+        service.create_survey(db, user, {
+            "customer_id": ids[customer], "answered_on": "2025-02-01", "channel": "email",
+            "csat": 3, "owner_id": user.id, "comment": f"S{i}" if i % 5 else f"نظر {i}"})
+    if broken:  # an answer whose contact works elsewhere now: update_survey_in refuses it
+        with db.transaction() as cur:
+            cur.execute("UPDATE surveys SET contact_id = (SELECT id FROM contacts WHERE"
+                        " last_name = 'Stranger') WHERE comment = 'S9'")
+
+
+def survey_file() -> str:
+    lines = ["Comment,Answered on,CSAT (1-5),NPS (0-10),Owner"]
+    for i in range(40):
+        name = f"S{i}" if i % 5 else f"نظر {i}"
+        answered = ["2025-03-01", "01.04.2025", "", "bad"][i % 4 if i % 5 == 2 else i % 2]
+        csat = ["4", "", "9", "x"][i % 4 if i % 3 == 0 else i % 2]
+        nps = ["10", "0", "7"][i % 3]
+        owner = ["", "reza", "Nobody", "Ada Admin"][(i // 2) % 4]
+        lines.append(f"{name},{answered},{csat},{nps},{owner}")
+    lines.append("S1,,,,")
+    lines.append("A new answer,2025-01-02,3,,")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_survey_answer_update_is_written_set_based_as_the_row_path_writes_it(
+        two, mode, user, monkeypatch):
+    from crm import service
+
+    final = compare_entity(two, service.SURVEYS, seed_surveys, survey_file(), mode, user,
+                           "comment", "comment", monkeypatch)
+    assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+
+
+def test_a_survey_answer_whose_links_broke_refuses_alike(two, monkeypatch):
+    from crm import service
+
+    compare_entity(two, service.SURVEYS, lambda db, team: seed_surveys(db, team, True),
+                   survey_file(), "update", "admin", "comment", "comment", monkeypatch,
+                   refused="It belongs to another customer")
