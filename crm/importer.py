@@ -1102,7 +1102,10 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
             _update_many(cur, user, rest, import_id)
         if p.staged_updates and not batched:  # deals: crm/importer_updates.py
             importer_updates.write_updates(cur, user, p, import_id)
-        for row in importer_updates.unstaged(p).rows:
+        # the creates first, then the updates (as insert_many and update_many write them, and
+        # the set-based write: the same audit and import record order either way)
+        for row in sorted(importer_updates.unstaged(p).rows,
+                          key=lambda r: (r.action != "create", r.line)):
             if row.action not in ("create", "update") or batched:
                 continue
             write_row(cur, user, p, row, import_id, stage_ids)
@@ -1553,6 +1556,10 @@ def _sql_check(entity: records.Entity):
         return ("consent_date",), True
     if entity.check is customers._check:
         return ("birthday", "consent_date", "first_purchase_date"), True
+    from crm import importer_refs
+
+    if entity.table in importer_refs.UPDATE_TABLES:  # their updates: importer_refs writes
+        return importer_refs.sql_check(entity)  # the rest of the check (_record_sql)
     return None
 
 
@@ -1577,6 +1584,11 @@ def _record_sql(entity: records.Entity, merged) -> list[str] | None:
     for f in entity.editable:
         if f.only_when:
             tests.append(f"({merged(f.name)} IS NOT NULL AND {kept(f.name)} IS NULL)")
+    from crm import importer_refs
+
+    if entity.check is not None and entity.table in importer_refs.UPDATE_TABLES:
+        # the check's other conditions (a price names a product; a complaint's dates)
+        tests += importer_refs.conditions(entity, merged, {f.name for f in entity.fields})
     return tests
 
 

@@ -1,7 +1,8 @@
 """The set-based import (importer._fast_plan) of new records that name other records or are
 checked by a command of their own: contacts, tasks, activities, survey answers, complaints,
 price records, returns, competitors and users (their updates go row by row, but for
-contacts' and tasks').
+contacts', tasks', activities', price records', returns', competitors' and survey
+answers').
 
 A column naming a customer, contact, lead, deal, product, complaint or competitor is resolved
 in SQL: its distinct texts joined, case-insensitively, to the names (and a contact's emails)
@@ -34,7 +35,8 @@ _DATES = {  # fields that cannot be in the future (the entity's check)
 
 # of those, the entities whose updates and upserts go set-based too (crm/importer_updates.py:
 # their updates are records.update_many's, whose checks that module writes in SQL)
-UPDATE_TABLES = ("contacts", "tasks")
+UPDATE_TABLES = ("contacts", "tasks", "activities", "price_records", "customer_returns",
+                 "competitors", "surveys")
 
 
 def handles(entity: records.Entity, mode: str) -> bool:

@@ -62,11 +62,24 @@ def writable(db: Database, p) -> bool:
 
         return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
-            or entity.update_in is not None:
+            or not _plain_update(entity):
         return False  # (tasks: their own create, records.update_in a row)
+    if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
+        return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
     return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
                for n in p._update_fields)
+
+
+def _plain_update(entity: records.Entity) -> bool:
+    """Whether the entity's updates are records.update_in's, or its own command's whose
+    checks _refused writes in SQL (a competitor: market._us_taken; a survey answer:
+    service._references over the answer as it is, its links being create-only here)."""
+    if entity.update_in is None:
+        return True
+    from crm import market, service
+
+    return entity.update_in in (market.update_competitor_in, service.update_survey_in)
 
 
 def unstaged(p):
@@ -230,6 +243,10 @@ def _refused(cur, user: User, p) -> bool:
         if not user.sees_all:
             tests.append("(u.d_owner_id AND u.v_owner_id IS DISTINCT FROM $me)")
             params["me"] = user.id
+    if not user.sees_all:  # auth.require: a rep changes their own records alone (a shared
+        # entity's records are matched for them too)
+        tests.append("(t.owner_id IS DISTINCT FROM $me)" if entity.owned else "true")
+        params["me"] = user.id
     for n in entity.unique:  # records._check_unique: a code another live record has
         if n in fields:
             tests.append(f"(u.c_{n} AND u.v_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM"
@@ -237,6 +254,13 @@ def _refused(cur, user: User, p) -> bool:
                          f" lower(u.v_{n}) AND x.id <> u.record_id))")
     if entity.table == "deals":
         tests += _deal_tests(user, merged, params, fields)
+    if entity.table == "competitors" and "is_us" in fields:
+        # market._us_taken: a row that makes one ours while another live one is, or two such
+        tests.append("(u.d_is_us AND u.f_is_us AND (EXISTS (SELECT 1 FROM competitors x WHERE"
+                     " x.is_us AND x.deleted_at IS NULL AND x.id <> u.record_id) OR (SELECT"
+                     f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
+    if entity.table == "surveys":
+        tests += _survey_tests(user, params, fields)
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
@@ -265,6 +289,25 @@ def _deal_tests(user: User, merged, params: dict, fields: list[str]) -> list[str
                  " WHERE x.deleted_at IS NULL AND NOT x.is_us AND lower(trim(x.name)) ="
                  " lower(trim(t.lost_to_competitor))))")
     # the rows the row path gives update_deal_in: a field differs from the file's
+    given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
+    return [f"(({given}) AND {t})" for t in tests]
+
+
+def _survey_tests(user: User, params: dict, fields: list[str]) -> list[str]:
+    """service._references, which update_survey_in runs over the answer as it would be (its
+    links stay the answer's: a file mapping one is written by the row path): the customer
+    live and visible to the user, the contact and deal live and the customer's, the product
+    live; for the rows given to it (a field differs from the file's)."""
+    mine = "true" if user.sees_all else "c.owner_id = $me"
+    params["me"] = user.id
+    tests = [f"NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.customer_id AND"
+             f" c.deleted_at IS NULL AND {mine})"]
+    for n, table in (("contact_id", "contacts"), ("deal_id", "deals")):
+        tests.append(f"(t.{n} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
+                     f" x.id = t.{n} AND x.deleted_at IS NULL AND x.customer_id ="
+                     " t.customer_id))")
+    tests.append("(t.product_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM products x WHERE"
+                 " x.id = t.product_id AND x.deleted_at IS NULL))")
     given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
     return [f"(({given}) AND {t})" for t in tests]
 
@@ -331,8 +374,9 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         return 0
     from crm import importer_refs
 
-    deals = entity.table == "deals"  # the row path undoes them by records.update_in too
-    if (not deals and (entity.update_in is not None or not (
+    # the row path undoes every entity by records.update_in (deals, competitors too)
+    deals = entity.table == "deals"
+    if (not deals and (not _plain_update(entity) or not (
             importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES)
             or importer._fast_refusal(entity, {}, "update", None) is not None)) \
             or importer._sql_check(entity) is None or rules.watched(cur, table) \

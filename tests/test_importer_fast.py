@@ -700,21 +700,23 @@ def test_customer_updates_of_a_birthday_without_the_kind_go_row_by_row(two_dbs):
 
 
 def test_fast_path_refusals_name_their_reason():
-    from crm import activities, customers, deals, products
+    from crm import activities, customers, deals, products, service
 
     assert importer._fast_refusal(customers.CUSTOMERS, {"B": "birthday", "K": "kind"},
                                   "upsert", "email") is None
     assert importer._fast_refusal(customers.CUSTOMERS, {"B": "birthday"}, "upsert",
                                   "email") == "Customers are checked by rules of their own"
     # records naming others go set-based when new (tests/test_importer_refs.py), their
-    # updates row by row but contacts' (tests/test_importer_ref_updates.py)
+    # updates row by row but contacts', tasks' and activities'
+    # (tests/test_importer_ref_updates.py)
     assert importer._fast_refusal(customers.CONTACTS, {"C": "customer_id"}, "create",
                                   None) is None
     assert importer._fast_refusal(activities.TASKS, {}, "create", None) is None
     assert importer._fast_refusal(customers.CONTACTS, {}, "upsert", "email") is None
     assert importer._fast_refusal(activities.TASKS, {}, "update", "title") is None
-    assert importer._fast_refusal(activities.ACTIVITIES, {}, "update", "subject") \
-        == "Activities are checked by rules of their own"
+    assert importer._fast_refusal(activities.ACTIVITIES, {}, "update", "subject") is None
+    assert importer._fast_refusal(service.COMPLAINTS, {}, "update", "subject") \
+        == "Complaints are checked by rules of their own"
     assert importer._fast_refusal(products.PRODUCTS, {}, "create", None) is None
     assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") is None
     # deals: creates with their stage, links, product lines and dates; updates of the deal's

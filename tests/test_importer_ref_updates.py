@@ -4,6 +4,7 @@ contacts, versions, audit rows, import records, rejected rows and undo as the ro
 import pytest
 
 from crm import customers, importer, records, rules
+from crm.auth import PermissionDenied
 from tests.test_importer_fast import deal_world, make_db
 
 
@@ -315,3 +316,355 @@ def test_a_task_update_is_written_set_based_as_the_row_path_writes_it(two, mode,
     for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
         assert b == a, part
     assert results[1][0]["update"] > 5 and results[1][0]["reject"] > 3
+
+
+# --- activities: their own create, records.update_in a row --------------------------------
+
+def activity_state(db) -> dict:
+    key = {r["id"]: r["subject"] for r in db.query("SELECT id, subject FROM activities")}
+    skip = {"id", "created_at", "updated_at", "deleted_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None}
+                     for r in db.query("SELECT * FROM activities")),
+                    key=lambda r: r["subject"])
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = 'activities'"
+                               " ORDER BY id")]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    deals_ = db.query("SELECT id, last_activity_at FROM deals ORDER BY id")
+    return {"activities": stored, "audit": audit, "import_records": records_,
+            "imports": imports, "deals": deals_}
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_an_activity_update_is_written_set_based_as_the_row_path_writes_it(two, mode, user,
+                                                                           monkeypatch):
+    from crm import activities
+
+    real, calls = records.update_in, []
+    monkeypatch.setattr(records, "update_in",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    results = []
+    for (db, team), fast in zip(two, (False, True)):
+        deal_world(db, team)
+        ada = db.scalar("SELECT id FROM customers WHERE name = 'Bletchley Park Trust'")
+        for i in range(40):
+            activities.log_activity(db, team["reza" if i % 2 else "admin"], {
+                "subject": f"Call {i}" if i % 5 else f"تماس {i}", "customer_id": ada,
+                "kind": "call", "occurred_at": "2025-03-01 09:00",
+                "owner_id": team["reza" if i % 2 else "admin"].id})
+        lines = ["Subject,Type,When,Duration (minutes),Outcome,By,Notes"]
+        for i in range(40):
+            name = f"Call {i}" if i % 5 else f"تماس {i}"
+            kind = ["call", "Meeting", "email", "Cal"][i % 4 if i % 7 == 0 else i % 3]
+            when = "yesterday" if i % 7 == 3 else "" if i % 9 == 2 else [
+                "2025-05-01 10:00", "31.12.2025 08:30", "2025-03-01 09:00"][i % 3]
+            minutes = ["15", "", "-3", "\"1,5\""][i % 4 if i % 3 == 0 else 1]
+            owner = ["", "reza", "Nobody", "Ada Admin"][(i // 2) % 4]
+            lines.append(f"{name},{kind},{when},{minutes},,{owner},یادداشت {i % 3}")
+        lines.append("Call 1,,,,,,dup")
+        lines.append("A new call,call,2025-01-02 10:00,,,,")
+        source = importer.read(("\n".join(lines) + "\n").encode(), "a.csv", fast=fast)
+        plan = importer.plan(db, team[user], activities.ACTIVITIES, source,
+                             importer.propose_mapping(activities.ACTIVITIES, source.headers),
+                             mode=mode, key="subject")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                          key=str)
+        calls.clear()
+        import_id = importer.execute(db, team[user], plan)
+        written = len(calls)
+        after = activity_state(db)
+        undone = importer.undo(db, team[user], import_id)
+        results.append((plan.counts, rejected, after, undone, activity_state(db)))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+        assert b == a, part
+    assert results[1][0]["update"] > 3 and results[1][0]["reject"] > 3
+    assert written == 0  # the set-based import wrote without the row path's update_in
+
+
+# --- price records and returns: records.update_many, their checks in SQL -------------------
+
+def table_state(db, table: str, key_sql: str) -> dict:
+    key = {r["id"]: r["k"] for r in db.query(f"SELECT id, {key_sql} AS k FROM {table}")}
+    skip = {"id", "created_at", "updated_at", "deleted_at"}
+    stored = sorted(({k: v for k, v in r.items() if k not in skip}
+                     | {"deleted": r["deleted_at"] is not None, "key": key[r["id"]]}
+                     for r in db.query(f"SELECT * FROM {table}")), key=lambda r: str(r["key"]))
+    audit = [(key.get(r["record_id"]), r["action"], r["changes"], r["user_id"],
+              r["import_id"] is not None)
+             for r in db.query("SELECT * FROM audit_log WHERE entity = $t ORDER BY id",
+                               {"t": table})]
+    records_ = [(r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+                for r in db.query(
+                    "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action,"
+                    " r.before, r.version_after FROM import_records r CROSS JOIN LATERAL"
+                    " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")]
+    imports = db.query("SELECT mode, created_count, updated_count, skipped_count,"
+                       " rejected_count, rejected, undone_at IS NULL AS live FROM imports"
+                       " ORDER BY id")
+    return {table: stored, "audit": audit, "import_records": records_, "imports": imports}
+
+
+def compare_entity(two, entity, seed_records, text: str, mode: str, user: str, key: str,
+                   key_sql: str, monkeypatch, since=None, refused=None) -> list:
+    real, calls = records.update_many, []
+    monkeypatch.setattr(records, "update_many",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    results, written = [], []
+    for (db, team), fast in zip(two, (False, True)):
+        deal_world(db, team)
+        seed_records(db, team)
+        source = importer.read(text.encode(), "f.csv", fast=fast)
+        plan = importer.plan(db, team[user], entity, source,
+                             importer.propose_mapping(entity, source.headers),
+                             mode=mode, key=key)
+        assert bool(plan.staged_updates) == fast, plan.notes
+        rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                          key=str)
+        calls.clear()
+        try:
+            import_id = importer.execute(db, team[user], plan)
+        except importer.ImportFileError as exc:  # refused as a whole: alike, nothing written
+            results.append((plan.counts, rejected, str(exc), None,
+                            table_state(db, entity.table, key_sql)))
+            continue
+        written.append(len(calls))
+        after = table_state(db, entity.table, key_sql)
+        if since:
+            since(db, team)
+        try:
+            undone = importer.undo(db, team[user], import_id)
+        except PermissionDenied as exc:  # the row path's undo refuses so: alike
+            undone = repr(exc)
+        results.append((plan.counts, rejected, after, undone,
+                        table_state(db, entity.table, key_sql)))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+        assert b == a, part
+    assert results[1][0]["update"] > 3 and results[1][0]["reject"] > 3, results[1][0]
+    if refused:
+        assert isinstance(results[1][2], str) and refused in results[1][2], results[1][2]
+    else:
+        assert len(written) == 2 and written[1] == 0, results[1][2]  # the set-based import wrote without update_many
+    return results[1]
+
+
+def seed_prices(db, team) -> None:
+    from crm import market
+
+    rival = db.scalar("SELECT id FROM competitors WHERE name = 'Rival Co'")
+    for i in range(40):
+        user = team["reza" if i % 2 else "admin"]
+        market.PRICE_RECORDS.create(db, user, {
+            "competitor_id": rival, "competitor_product": f"Rival {i}" if i % 5 else f"رقیب {i}",
+            "price": str(100 + i), "observed_on": "2025-02-01", "region": "North",
+            "owner_id": user.id})
+
+
+def price_file() -> str:
+    lines = ["Competitor's product,Price,Currency,Observed on,Source,Region,Recorded by,Notes"]
+    for i in range(40):
+        name = f"Rival {i}" if i % 5 else f"رقیب {i}"
+        price = ["120", "\"1.234,50\"", "-5", "$99.90", "", "abc"][i % 6 if i % 4 == 0 else i % 2]
+        currency = ["USD", "eur", "XYZ"][i % 3 if i % 7 == 0 else i % 2]
+        observed = ["2025-03-01", "01.04.2025", "", "bad"][i % 4 if i % 5 == 2 else i % 2]
+        source = ["website", "Inquiry", "price_list"][i % 3]
+        region = ["North", "", "جنوب"][i % 3]
+        owner = ["", "reza", "Nobody", "Ada Admin"][(i // 2) % 4]
+        lines.append(f"{name},{price},{currency},{observed},{source},{region},{owner},n{i % 3}")
+    lines.append("Rival 1,10,,,,,,dup")
+    lines.append("A new rival,10,USD,2025-01-02,,,,")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_price_record_update_is_written_set_based_as_the_row_path_writes_it(
+        two, mode, user, monkeypatch):
+    from crm import market
+
+    # price records are shared: a rep matches the admin's too, and the row path refuses the
+    # import at the first (auth.require), which the set-based write leaves to it
+    refused = "Reps can only see and change their own records" if user == "reza" else None
+    final = compare_entity(two, market.PRICE_RECORDS, seed_prices, price_file(), mode, user,
+                           "competitor_product", "competitor_product", monkeypatch,
+                           refused=refused)
+    if not refused:
+        assert final[3]["undone"] == final[0]["update"]
+
+
+def seed_returns(db, team) -> None:
+    from crm import market
+
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    for i in range(40):
+        user = team["reza" if i % 2 else "admin"]
+        customer = "Bletchley Park Trust" if i % 2 else "Analytical Engines Ltd"
+        market.RETURNS.create(db, user, {
+            "customer_id": ids[customer], "kind": "return", "occurred_on": "2025-02-01",
+            "amount": str(10 * i), "reason": "price", "owner_id": user.id,
+            "notes": f"R{i}" if i % 5 else f"بازگشت {i}"})
+
+
+def return_file() -> str:
+    lines = ["Notes,Kind,Date,Amount,Currency,Reason,Owner"]
+    for i in range(40):
+        name = f"R{i}" if i % 5 else f"بازگشت {i}"
+        kind = ["cancellation", "Return", "refund"][i % 3 if i % 7 == 0 else i % 2]
+        occurred = ["2025-03-01", "01.04.2025", "", "bad"][i % 4 if i % 5 == 2 else i % 2]
+        amount = ["120", "\"1.234,50\"", "-5", "", "abc"][i % 5 if i % 4 == 0 else i % 2]
+        reason = ["defective", "", "Price", "whatever"][i % 4 if i % 9 == 0 else i % 3]
+        owner = ["", "reza", "Nobody", "Ada Admin"][(i // 2) % 4]
+        lines.append(f"{name},{kind},{occurred},{amount},EUR,{reason},{owner}")
+    lines.append("R1,,,,,,")
+    lines.append("A new return,return,2025-01-02,5,USD,,")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_return_update_is_written_set_based_as_the_row_path_writes_it(two, mode, user,
+                                                                        monkeypatch):
+    from crm import market
+
+    final = compare_entity(two, market.RETURNS, seed_returns, return_file(), mode, user,
+                           "notes", "notes", monkeypatch)
+    assert final[3]["undone"] == final[0]["update"]
+
+
+def test_undo_refuses_price_records_changed_since(two, monkeypatch):
+    from crm import market
+
+    def since(db, team):
+        c = db.one("SELECT id, version FROM price_records WHERE competitor_product = 'Rival 1'")
+        market.PRICE_RECORDS.update(db, team["admin"], c["id"], {"region": "Since"},
+                                    c["version"])
+
+    final = compare_entity(two, market.PRICE_RECORDS, seed_prices, price_file(), "update",
+                           "admin", "competitor_product", "competitor_product", monkeypatch,
+                           since=since)
+    assert [r["reason"] for r in final[3]["refused"]] == ["changed since the import"]
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_a_price_in_the_future_refuses_the_import_alike(two, mode, monkeypatch):
+    """The row path's update_many refuses the record as it would be (a date in the future):
+    the whole import, with the row's line, on both paths."""
+    from crm import market
+
+    text = price_file().replace(
+        "Rival 3,", "Rival 3,1,USD,2099-01-01,website,North,,n0\nRival 33,", 1)
+    compare_entity(two, market.PRICE_RECORDS, seed_prices, text, mode, "admin",
+                   "competitor_product", "competitor_product", monkeypatch,
+                   refused="Observed on cannot be in the future")
+
+
+# --- competitors: market.update_competitor_in (one record describes our company) ----------
+
+def seed_competitors(db, team) -> None:
+    from crm import market
+
+    for i in range(40):
+        user = team["reza" if i % 2 else "admin"]
+        market.COMPETITORS.create(db, user, {
+            "name": f"Comp {i}" if i % 5 else f"رقیب {i}", "country": "Iran",
+            "threat_level": "medium", "owner_id": user.id, "website": "example.com"})
+
+
+def competitor_file(us: str = "") -> str:
+    lines = ["Name,Website,Country,Threat level,Owner,Notes" + (",This is our company" if us
+                                                                 else "")]
+    for i in range(40):
+        name = f"Comp {i}" if i % 5 else f"رقیب {i}"
+        site = ["example.org", "", "x" * 400][i % 3 if i % 7 == 0 else i % 2]
+        country = ["Lithuania", "", "ایران"][i % 3]
+        threat = ["high", "Low", "", "huge"][i % 4 if i % 6 == 0 else i % 3]
+        owner = ["", "reza", "Nobody", "Ada Admin"][(i // 2) % 4]
+        ours = ("," + ("yes" if str(i) in us.split() else "no")) if us else ""
+        lines.append(f"{name},{site},{country},{threat},{owner},n{i % 3}{ours}")
+    lines.append("Comp 1,,,,,dup" + (",no" if us else ""))
+    lines.append("A new rival,,,,," + (",no" if us else ""))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_competitor_update_is_written_set_based_as_the_row_path_writes_it(
+        two, mode, user, monkeypatch):
+    from crm import market
+
+    refused = "Reps can only see and change their own records" if user == "reza" else None
+    final = compare_entity(two, market.COMPETITORS, seed_competitors, competitor_file(), mode,
+                           user, "name", "name", monkeypatch, refused=refused)
+    if not refused:
+        assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+
+
+@pytest.mark.parametrize("us, refused", [("3", None), ("3 6", "already describes our company")])
+def test_our_company_once_alike(two, us, refused, monkeypatch):
+    from crm import market
+
+    final = compare_entity(two, market.COMPETITORS, seed_competitors, competitor_file(us),
+                           "update", "admin", "name", "name", monkeypatch, refused=refused)
+    if not refused:
+        assert final[3]["undone"] == final[0]["update"]
+
+
+# --- survey answers: service.update_survey_in checks the answer's links -------------------
+
+def seed_surveys(db, team, broken: bool = False) -> None:
+    from crm import service
+
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    for i in range(40):
+        user = team["reza" if i % 2 else "admin"]
+        customer = "Bletchley Park Trust" if i % 2 else "Analytical Engines Ltd"
+        service.create_survey(db, user, {
+            "customer_id": ids[customer], "answered_on": "2025-02-01", "channel": "email",
+            "csat": 3, "owner_id": user.id, "comment": f"S{i}" if i % 5 else f"نظر {i}"})
+    if broken:  # an answer whose contact works elsewhere now: update_survey_in refuses it
+        with db.transaction() as cur:
+            cur.execute("UPDATE surveys SET contact_id = (SELECT id FROM contacts WHERE"
+                        " last_name = 'Stranger') WHERE comment = 'S9'")
+
+
+def survey_file() -> str:
+    lines = ["Comment,Answered on,CSAT (1-5),NPS (0-10),Owner"]
+    for i in range(40):
+        name = f"S{i}" if i % 5 else f"نظر {i}"
+        answered = ["2025-03-01", "01.04.2025", "", "bad"][i % 4 if i % 5 == 2 else i % 2]
+        csat = ["4", "", "9", "x"][i % 4 if i % 3 == 0 else i % 2]
+        nps = ["10", "0", "7"][i % 3]
+        owner = ["", "reza", "Nobody", "Ada Admin"][(i // 2) % 4]
+        lines.append(f"{name},{answered},{csat},{nps},{owner}")
+    lines.append("S1,,,,")
+    lines.append("A new answer,2025-01-02,3,,")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_survey_answer_update_is_written_set_based_as_the_row_path_writes_it(
+        two, mode, user, monkeypatch):
+    from crm import service
+
+    final = compare_entity(two, service.SURVEYS, seed_surveys, survey_file(), mode, user,
+                           "comment", "comment", monkeypatch)
+    assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+
+
+def test_a_survey_answer_whose_links_broke_refuses_alike(two, monkeypatch):
+    from crm import service
+
+    compare_entity(two, service.SURVEYS, lambda db, team: seed_surveys(db, team, True),
+                   survey_file(), "update", "admin", "comment", "comment", monkeypatch,
+                   refused="It belongs to another customer")

@@ -345,8 +345,9 @@ def test_returns_take_the_fast_path_with_the_row_paths_results(seeded, user):
 
 
 def test_updates_of_these_records_go_row_by_row_with_their_reason():
-    for entity in (service.SURVEYS, market.RETURNS,  # contacts, tasks: set-based
-                   market.PRICE_RECORDS, market.COMPETITORS, team_entity()):
+    # contacts, tasks, activities, price records, returns, competitors, survey answers:
+    # set-based (tests/test_importer_ref_updates.py)
+    for entity in (service.COMPLAINTS, team_entity()):
         assert importer._fast_refusal(entity, {}, "create", None) is None
         assert importer._fast_refusal(entity, {}, "upsert", "notes") \
             == f"{entity.plural} are checked by rules of their own"
