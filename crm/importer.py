@@ -649,7 +649,7 @@ def resolve(db: Database, user: User, spec: Field, texts: list[str],
         if _missing(text):
             continue
         key = str(text).strip().lower()
-        if key.isdigit() and spec.type == "ref" and int(key) in known.values():
+        if key.isdecimal() and spec.type == "ref" and int(key) in known.values():
             column.values[i] = int(key)
         elif key in known:
             column.values[i] = known[key]

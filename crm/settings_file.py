@@ -445,7 +445,7 @@ def _username(db, user_id) -> str:
 def _user_id(db, username, rule: str) -> int:
     """A user of this installation by username (or #id, for one that had no username)."""
     text = str(username)
-    if text.startswith("#") and text[1:].isdigit():
+    if text.startswith("#") and text[1:].isdecimal():
         return int(text[1:])
     found = db.scalar("SELECT id FROM users WHERE lower(username) = lower($u)", {"u": text})
     if found is None:

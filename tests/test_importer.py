@@ -617,3 +617,15 @@ def test_a_deal_update_that_changes_the_stage_moves_it_and_undo_moves_it_back(db
             assert undone[deal_id][name] == before[deal_id][name], (deal_id, name)
     assert db.scalar("SELECT count(*) FROM deal_stage_history WHERE deal_id = $d",
                      {"d": kept}) == 4  # created, lost, reopened by the file, lost again
+
+
+def test_a_superscript_digit_where_a_record_is_named_is_reported_not_a_crash(db, team):
+    """'²' passes str.isdigit() but int() refuses it: the row path took it for an id and
+    crashed; it is a name that matches nothing now, with the row's reason."""
+    admin = team["admin"]
+    customers.create_customer(db, admin, {"name": "Acme"})
+    source = read("title,stage,customer\nSquared,Proposal,²\nPersian id,Proposal,۱\n")
+    plan = importer.plan(db, admin, deals.DEALS, source, importer.propose_mapping(
+        deals.DEALS, source.headers))
+    assert [r.action for r in plan.rows] == ["reject", "create"]
+    assert "no '²' here" in str(plan.rows[0].errors)
