@@ -1150,7 +1150,12 @@ def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dic
                 _move_deal(cur, user, row.record_id, changed, before, version)
                 version = None  # checked by the move, which made a new one
             if changed and p.entity.update_in:  # the entity's own rules (links, dates)
-                p.entity.update_in(cur, user, row.record_id, changed, version)
+                was = records.fetch(cur, p.entity, row.record_id)
+                saved = p.entity.update_in(cur, user, row.record_id, changed, version)
+                for f in p.entity.editable:  # what the command set beside (a resolved date)
+                    if f.name not in before and was is not None \
+                            and records._differs(was[f.name], saved[f.name]):
+                        before[f.name] = was[f.name]  # for the undo
             elif changed:
                 records.update_in(cur, user, p.entity, row.record_id, changed, version)
             if "product_lines" in row.changes:  # deals: the file's lines replace theirs

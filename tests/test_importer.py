@@ -629,3 +629,24 @@ def test_a_superscript_digit_where_a_record_is_named_is_reported_not_a_crash(db,
         deals.DEALS, source.headers))
     assert [r.action for r in plan.rows] == ["reject", "create"]
     assert "no '²' here" in str(plan.rows[0].errors)
+
+
+def test_undo_of_a_complaint_closed_by_a_file_clears_the_resolved_date_its_command_set(db, team):
+    """update_complaint_in resolves a closed complaint today; the import's record keeps the
+    date it had, so undo reopens it without one (it used to keep today's date)."""
+    from crm import service
+
+    admin = team["admin"]
+    acme = customers.create_customer(db, admin, {"name": "Acme"})
+    complaint = service.create_complaint(db, admin, {"customer_id": acme, "subject": "Late"})
+    source = read("subject,status\nLate,resolved\n")
+    plan = importer.plan(db, admin, service.COMPLAINTS, source,
+                         {"subject": "subject", "status": "status"}, mode="update",
+                         key="subject")
+    assert plan.counts["update"] == 1, [r.errors for r in plan.rows]
+    import_id = importer.execute(db, admin, plan)
+    assert db.one("SELECT status, resolved_on FROM complaints WHERE id = $i",
+                  {"i": complaint}) == {"status": "resolved", "resolved_on": date.today()}
+    assert importer.undo(db, admin, import_id)["refused"] == []
+    assert db.one("SELECT status, resolved_on FROM complaints WHERE id = $i",
+                  {"i": complaint}) == {"status": "open", "resolved_on": None}
