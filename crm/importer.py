@@ -4,7 +4,17 @@ write every valid row in one transaction that can be undone.
 
 The same functions serve the Import page and `python -m crm import`. Rows go through the
 entities' own insert and update commands, so validation, permissions and audit are those of
-the forms; the audit rows carry the import's id."""
+the forms; the audit rows carry the import's id.
+
+Big CSV files go set-based (the fast path, below): DuckDB's read_csv stages the file, SQL
+converts and checks every row at once, and INSERT ... SELECT writes them. On PostgreSQL, which
+has no read_csv, new leads, customers and products go the same way: the file is read and
+checked by the same SQL in an in-memory DuckDB of this process; PostgreSQL answers only what
+the checks ask of the records (which of the file's keys and unique codes records have, sent as
+one array each, skipped when no record has any), and execute() COPYs the rows to write into a
+TEMP table of the import's one transaction, from which the same INSERT ... SELECT statements
+write the records (ids drawn from their sequence), import_records and audit_log: all or none,
+and undo as on DuckDB. Other entities and updates go row by row there, with a note why."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +24,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
 import weakref
@@ -824,8 +835,12 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         raise ImportFileError(_("The key {field} needs a column of the file mapped to it.")
                               .format(field=specs[key].shown_label if key in specs else key))
     notes = []
-    if source.path and fast is not False and db.dialect == dialect.DUCKDB:  # read_csv
+    if source.path and fast is not False:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
+        if why is None and db.dialect != dialect.DUCKDB and (
+                entity.table not in PG_TABLES or mode != "create"):
+            why = _("on PostgreSQL only new leads, customers and products are checked "
+                    "set-based")
         if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
@@ -1525,10 +1540,10 @@ def rejected_csv(import_plan: Plan) -> bytes:
     return out.getvalue().encode("utf-8-sig")
 
 
-# --- the fast path: big CSV files set-based in SQL (DuckDB-only) -----------------------------
+# --- the fast path: big CSV files set-based in SQL ---------------------------------------------
 #
 # DuckDB's own CSV reader puts the file into a staging table of an in-memory database attached
-# to the connection; each mapped column is converted in SQL (text, email, phone, numbers) or,
+# to the connection (on PostgreSQL: to this process's own in-memory DuckDB, see PG_TABLES); each mapped column is converted in SQL (text, email, phone, numbers) or,
 # for columns of few distinct values (choices, booleans, dates, owners), by the row path's own
 # Python functions over the distinct values, joined back. The checks of the row path become one
 # `bad` flag per row; only rejected rows come back to Python, where the row path's functions
@@ -1652,6 +1667,27 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     if key and specs[key].type not in _KEY_TYPES:
         return _("{field} names other records").format(field=specs[key].shown_label)
     return None
+
+
+# On PostgreSQL the file is read and checked in this process's own in-memory DuckDB (the
+# stage connection: one a process, a cursor a unit of work); only what the checks need (the
+# file's keys and unique values) goes to PostgreSQL and back, and execute() copies the rows to
+# write into a TEMP table of the import's transaction (COPY), where one INSERT ... SELECT each
+# writes the records, import_records and audit rows as on DuckDB.
+PG_TABLES = ("leads", "customers", "products")  # entities planned set-based on PostgreSQL
+_LOCAL: list = []  # the stage connection, made on first use
+_LOCAL_LOCK = threading.Lock()
+
+
+def _stage_cursor(db: Database):
+    """A cursor where the staging tables live: the database's own on DuckDB (they join its
+    tables), this process's in-memory DuckDB beside a PostgreSQL database."""
+    if db.dialect == dialect.DUCKDB:
+        return db.cursor()
+    with _LOCAL_LOCK:
+        if not _LOCAL:
+            _LOCAL.append(duckdb.connect(":memory:"))
+        return _LOCAL[0].cursor()
 
 
 def _attach(cur) -> None:
@@ -1849,7 +1885,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
     specs = {f.name: f for f in importable(entity)}
     name = f"{_STAGE}.i{uuid.uuid4().hex[:16]}"
     raw = name + "_raw"
-    cur = db.cursor()
+    pg = db.dialect != dialect.DUCKDB  # staged in this process's DuckDB (_stage_cursor)
+    cur = _stage_cursor(db)
     try:
         _attach(cur)
         width = len(source.headers)
@@ -1983,8 +2020,26 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                         " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
             dups = bool(cur.execute(f"SELECT count(*) FROM {name}_d").fetchone()[0])
             where, visible = records.visible(entity, user)
-            existing = bool(cur.execute(f"SELECT count(*) FROM {entity.table} t WHERE {where}"
-                                        f" AND t.{key} IS NOT NULL", visible).fetchone()[0])
+            if pg and db.scalar(f"SELECT count(*) FROM (SELECT 1 FROM {entity.table} t WHERE"
+                                f" {where} AND t.{key} IS NOT NULL LIMIT 1) x", visible):
+                # the file's keys that records the user sees have, from PostgreSQL
+                existing = bool(_pg_found(
+                    db, cur, f"SELECT DISTINCT k FROM {name}_c WHERE k IS NOT NULL",
+                    f"SELECT DISTINCT x.v FROM unnest(CAST($vals AS TEXT[])) AS x(v)"
+                    f" JOIN {entity.table} t ON lower(CAST(t.{key} AS VARCHAR)) = x.v"
+                    f" WHERE {where}", visible, f"{name}_k", "k VARCHAR"))
+            elif not pg:
+                existing = bool(cur.execute(f"SELECT count(*) FROM {entity.table} t WHERE"
+                                            f" {where} AND t.{key} IS NOT NULL", visible
+                                            ).fetchone()[0])
+        for n in unique if pg and mode == "create" else ():
+            # the live records' values of a unique field the file brings, from PostgreSQL
+            _pg_found(db, cur, f"SELECT DISTINCT lower(f_{n}) FROM {name}_c"
+                               f" WHERE f_{n} IS NOT NULL",
+                      f"SELECT lower(t.{n}), min(t.id) FROM {entity.table} t JOIN"
+                      f" unnest(CAST($vals AS TEXT[])) AS x(v) ON lower(t.{n}) = x.v"
+                      f" WHERE t.deleted_at IS NULL AND t.{n} IS NOT NULL GROUP BY 1", {},
+                      f"{name}_u{n}", "v VARCHAR, id BIGINT")
         if mode != "create":
             counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
                                                       mode, key, list(clean))
@@ -1997,10 +2052,13 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         else:
             action = "CASE WHEN s.bad THEN 'reject' ELSE 'create' END"
             joins_sql, dup_of = "", "NULL"
-            if existing:
+            if existing and pg:
+                joins_sql += f" LEFT JOIN {name}_k e ON e.k = s.k"
+            elif existing:
                 params.update(visible)
                 joins_sql += (f" LEFT JOIN (SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k"
                               f" FROM {entity.table} t WHERE {where}) e ON e.k = s.k")
+            if existing:
                 action = f"CASE WHEN e.k IS NOT NULL THEN 'skip' ELSE {action} END"
             if dups:
                 joins_sql += f" LEFT JOIN {name}_d d ON d.k = s.k"
@@ -2010,6 +2068,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                      f" FROM {name}_c s{joins_sql}")
             for n in unique:  # _check_unique: among the rows to create, and the live records
                 v = f"lower(b.f_{n})"
+                taken = (f"{name}_u{n}" if pg else f"(SELECT lower({n}) AS v, min(id) AS id"
+                         f" FROM {entity.table} WHERE deleted_at IS NULL AND {n} IS NOT NULL"
+                         " GROUP BY 1)")
                 acted = (
                     f"SELECT b.* EXCLUDE (action), CASE WHEN b.action = 'create' AND {v} IS NOT"
                     f" NULL AND b.line > min(b.line) FILTER (WHERE b.action = 'create') OVER"
@@ -2018,9 +2079,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                     f" 'create' THEN tk.id END AS u_{n}_id, CASE WHEN b.action = 'create' AND"
                     f" {v} IS NOT NULL AND (b.line > min(b.line) FILTER (WHERE b.action ="
                     f" 'create') OVER (PARTITION BY {v}) OR tk.id IS NOT NULL) THEN 'reject'"
-                    f" ELSE b.action END AS action FROM ({acted}) b LEFT JOIN (SELECT"
-                    f" lower({n}) AS v, min(id) AS id FROM {entity.table} WHERE deleted_at IS"
-                    f" NULL AND {n} IS NOT NULL GROUP BY 1) tk ON tk.v = {v}")
+                    f" ELSE b.action END AS action FROM ({acted}) b LEFT JOIN {taken} tk"
+                    f" ON tk.v = {v}")
             sql = (f"CREATE TABLE {name} AS SELECT *, CASE WHEN action = 'create' THEN"
                    " row_number() OVER (PARTITION BY action = 'create' ORDER BY line) END"
                    f" AS seq FROM ({acted})")
@@ -2044,10 +2104,13 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                 rejected = []
         for m in range(width):
             cur.execute(f"DROP TABLE IF EXISTS {name}_m{m}")
+        for table in [f"{name}_k"] + [f"{name}_u{n}" for n in unique]:  # PostgreSQL's
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
         cur.execute(f"DROP TABLE {raw}")
     except BaseException:
-        for table in [raw, name, name + "_c", name + "_d", name + "_e"] + [
-                f"{name}_m{m}" for m in range(len(source.headers))]:
+        for table in [raw, name, name + "_c", name + "_d", name + "_e", name + "_k"] + [
+                f"{name}_m{m}" for m in range(len(source.headers))] + [
+                f"{name}_u{n}" for n in entity.unique]:
             try:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
             except Exception:  # noqa: BLE001 - cleaning up after the real error
@@ -2092,11 +2155,33 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                                  "skip": counts.get("skip", 0)})
     result._constants = constants  # the values of unmapped fields, for execute
     result._write = write  # which staged rows to write, and their order (1, 2, ...)
+    result._db = db  # whose stage holds them (PostgreSQL: this process's DuckDB)
     weakref.finalize(result, _drop_quietly, db, name)
     return result
 
 
 PREVIEW_ROWS = 1000  # updates whose changes a set-based dry run shows, field by field
+
+
+def _pg_found(db: Database, cur, values: str, found: str, params: dict, out: str,
+              columns: str) -> int:
+    """Stage table out (columns) of the rows PostgreSQL's query found gives for the distinct
+    values the stage's query values gives (passed as the array $vals); returns their count.
+    What the checks need of the records, without moving the file or the table."""
+    texts = [r[0] for r in cur.execute(values).fetchall()]
+    cur.execute(f"CREATE TABLE {out} ({columns})")
+    if not texts:
+        return 0
+    pg = db.cursor()
+    try:
+        rows = pg.execute(found, {**_used(params, found), "vals": texts}).fetchall()
+    finally:
+        pg.close()
+    if rows:
+        names = [f"a{i}" for i in range(len(rows[0]))]
+        cur.execute(f"INSERT INTO {out} SELECT {', '.join(f'unnest(${n})' for n in names)}",
+                    {n: [r[i] for r in rows] for i, n in enumerate(names)})
+    return len(rows)
 
 
 def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, width: int,
@@ -2287,6 +2372,9 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     entity, table = p.entity, p.entity.table
     constants = getattr(p, "_constants", {})
     where, seq = getattr(p, "_write", ("action = 'create'", "seq"))
+    staged = p.staged
+    if dialect.of(cur) != dialect.DUCKDB:  # the rows to write, into this transaction
+        staged, where, seq = _to_postgresql(cur, p, staged, where, seq), "true", "seq"
     # every row's id given, not left to the sequence's DEFAULT: with nextval in it DuckDB
     # inserts on one thread (the audit rows took 1.9 s instead of 1.2 s a million)
     first = _draw_ids(cur, f"{table}_id_seq", n)
@@ -2310,17 +2398,17 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     values += ["$now", "$now", "$by", "$by"]
     from crm import importer_refs
 
-    refused = importer_refs.refusal(cur, entity, p.staged, where)
+    refused = importer_refs.refusal(cur, entity, staged, where)
     if refused:
         raise ImportFileError(refused)
     stored = importer_refs.written(entity, user, dict(zip(cols, values)), params)
     cols, values = list(stored), list(stored.values())
     cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(values)}"
-                f" FROM {p.staged} WHERE {where}", _used(params, ", ".join(values)))
+                f" FROM {staged} WHERE {where}", _used(params, ", ".join(values)))
     # one import_records row a run of consecutive lines (their ids are consecutive too)
     cur.execute("INSERT INTO import_records (import_id, line, record_id, action, before,"
                 " version_after, span) SELECT $i, min(line), $first + min(" + seq + "),"
-                f" 'create', NULL, 1, count(*) FROM {p.staged} WHERE {where}"
+                f" 'create', NULL, 1, count(*) FROM {staged} WHERE {where}"
                 f" GROUP BY line - {seq} ORDER BY min(line)",
                 {"i": import_id, "first": first - 1})
     # each new record's audit row names the import and its user, without repeating the
@@ -2328,15 +2416,50 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
     # and writing them again as JSON was a third of a million-row import's time
     cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
                 f" action, changes, import_id) SELECT $own + {seq}, $now, $by, $uname, $table,"
-                f" $first + {seq}, 'create', NULL, $i FROM {p.staged} WHERE {where}",
+                f" $first + {seq}, 'create', NULL, $i FROM {staged} WHERE {where}",
                 {"now": now, "by": user.id or None, "uname": user.username, "table": table,
                  "first": first - 1, "i": import_id, "own": first_audit - 1})
 
-    importer_refs.after(cur, entity, p.staged, where, params)
+    importer_refs.after(cur, entity, staged, where, params)
     if rules.watched(cur, table):  # automation rules on the new records (one cached lookup)
-        ids = [r[0] for r in cur.execute(f"SELECT $first + {seq} FROM {p.staged} WHERE {where}"
+        ids = [r[0] for r in cur.execute(f"SELECT $first + {seq} FROM {staged} WHERE {where}"
                                          f" ORDER BY {seq}", {"first": first - 1}).fetchall()]
         rules.on_created(cur, user, entity, ids)
+
+
+# PostgreSQL's types of the stage's columns (by DuckDB's type name's start)
+_PG_TYPES = (("VARCHAR", "TEXT"), ("BOOLEAN", "BOOLEAN"), ("DATE", "DATE"),
+             ("TIMESTAMP", "TIMESTAMP"), ("DECIMAL", "NUMERIC"), ("DOUBLE", "DOUBLE PRECISION"),
+             ("FLOAT", "DOUBLE PRECISION"), ("HUGEINT", "NUMERIC"), ("BIGINT", "BIGINT"),
+             ("INTEGER", "BIGINT"), ("SMALLINT", "BIGINT"), ("TINYINT", "BIGINT"),
+             ("UBIGINT", "NUMERIC"), ("UINTEGER", "BIGINT"))
+
+
+def _to_postgresql(cur, p: Plan, staged: str, where: str, seq: str) -> str:
+    """The stage's rows to write (their line, order and field values) copied into a TEMP
+    table of the import's PostgreSQL transaction (dropped at its end), by COPY of Arrow's
+    CSV; returns its name. Its seq numbers the rows 1, 2, ... as the stage's does."""
+    stage = _stage_cursor(p._db)
+    try:
+        cols = [r[0] for r in stage.execute(f"SELECT * FROM {staged} LIMIT 0").description]
+        picked = ["line", f"{seq} AS seq"] + [c for c in cols if c.startswith("f_")]
+        query = f"SELECT {', '.join(picked)} FROM {staged} WHERE {where} ORDER BY line"
+        kinds = [str(r[1]).upper() for r in stage.execute(f"DESCRIBE {query}").fetchall()]
+        types = [next((t for k, t in _PG_TYPES if kind.startswith(k)), "TEXT")
+                 for kind in kinds]
+        names = ["line", "seq"] + [c for c in cols if c.startswith("f_")]
+        temp = "crm_import_rows"
+        cur.execute(f"DROP TABLE IF EXISTS pg_temp.{temp}")
+        cur.execute(f"CREATE TEMPORARY TABLE {temp} ("
+                    + ", ".join(f"{n} {t}" for n, t in zip(names, types)) + ") ON COMMIT DROP")
+        reader = stage.sql(query).to_arrow_reader(dialect._CSV_CHUNK)
+        import pyarrow as pa
+
+        for batch in reader:
+            dialect._copy_arrow(cur._cur, temp, pa.Table.from_batches([batch]))
+        return temp
+    finally:
+        stage.close()
 
 
 def _draw_ids(cur, sequence: str, n: int, tries: int = 5) -> int:
@@ -2344,8 +2467,10 @@ def _draw_ids(cur, sequence: str, n: int, tries: int = 5) -> int:
     ...). Drawn again, leaving a gap, when another writer drew one of them meanwhile."""
     for _attempt in range(tries):
         first = cur.execute(f"SELECT nextval('{sequence}')").fetchone()[0]
+        rows = ("range($more)" if dialect.of(cur) == dialect.DUCKDB
+                else "generate_series(1, $more)")
         last = first if n == 1 else cur.execute(
-            f"SELECT max(nextval('{sequence}')) FROM range($more)", {"more": n - 1}
+            f"SELECT max(nextval('{sequence}')) FROM {rows}", {"more": n - 1}
         ).fetchone()[0]
         if last - first == n - 1:  # nobody else's value among them
             return first
@@ -2360,7 +2485,7 @@ def _used(params: dict, sql: str) -> dict:
 
 def _drop_quietly(db: Database, name: str) -> None:
     try:
-        cur = db.cursor()
+        cur = _stage_cursor(db)
         try:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
         finally:
