@@ -837,10 +837,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None and db.dialect != dialect.DUCKDB and (
-                entity.table not in PG_TABLES or mode != "create"):
-            why = _("on PostgreSQL only new leads, customers and products are checked "
-                    "set-based")
+        if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES:
+            why = _("on PostgreSQL only leads, customers and products are checked set-based")
         if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
@@ -2041,8 +2039,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                       f" WHERE t.deleted_at IS NULL AND t.{n} IS NOT NULL GROUP BY 1", {},
                       f"{name}_u{n}", "v VARCHAR, id BIGINT")
         if mode != "create":
+            if pg:  # the records the file's keys name, and the codes taken, from PostgreSQL
+                pg_snapshot(db, cur, user, entity, name, key, list(clean))
             counts, rejected, preview = _fast_changes(cur, user, entity, name, src, width,
-                                                      mode, key, list(clean))
+                                                      mode, key, list(clean), pg)
             # the rejected rows' names resolved in SQL, for the row path's words
             importer_refs.fill(cur, converters, specs, name,
                                [(r[0], r[1], *r[3:]) for r in rejected])
@@ -2124,6 +2124,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         from crm import importer_updates
 
         importer_updates.keep(db, found, name, constants, counts, rejected, preview)
+        found._db = db  # whose stage holds them (PostgreSQL: this process's DuckDB)
         return found
     rows = []
     for line, dup_of, *texts in rejected:
@@ -2163,34 +2164,76 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
 PREVIEW_ROWS = 1000  # updates whose changes a set-based dry run shows, field by field
 
 
+def pg_snapshot(db: Database, cur, user: User, entity: records.Entity, name: str, key: str,
+                fields: list[str]) -> None:
+    """For an update or upsert on PostgreSQL: stage table {name}_t, a copy of the records the
+    user sees that the file's keys name (all their columns: _match and the write compare the
+    fields and check the versions), and {name}_tk<field> of the live records' values of a
+    unique field the file brings. Made again when execute() matches the rows again."""
+    where, visible = records.visible(entity, user)
+    cur.execute(f"DROP TABLE IF EXISTS {name}_t")
+    _pg_found(db, cur, f"SELECT DISTINCT k FROM {name}_c WHERE k IS NOT NULL",
+              f"SELECT t.* FROM {entity.table} t WHERE {where} AND"
+              f" lower(CAST(t.{key} AS VARCHAR)) IN (SELECT x.v FROM"
+              f" unnest(CAST($vals AS TEXT[])) AS x(v))", visible, f"{name}_t", None)
+    for n in [n for n in entity.unique if n in fields]:
+        cur.execute(f"DROP TABLE IF EXISTS {name}_tk{n}")
+        _pg_found(db, cur, f"SELECT DISTINCT lower(f_{n}) FROM {name}_c"
+                           f" WHERE f_{n} IS NOT NULL",
+                  f"SELECT lower(t.{n}), min(t.id) FROM {entity.table} t JOIN"
+                  f" unnest(CAST($vals AS TEXT[])) AS x(v) ON lower(t.{n}) = x.v"
+                  f" WHERE t.deleted_at IS NULL AND t.{n} IS NOT NULL GROUP BY 1", {},
+                  f"{name}_tk{n}", "v VARCHAR, id BIGINT")
+
+
+# DuckDB's types of PostgreSQL's columns (by type OID; others as text)
+_DUCK_TYPES = {16: "BOOLEAN", 20: "BIGINT", 21: "BIGINT", 23: "BIGINT", 700: "DOUBLE",
+               701: "DOUBLE", 1082: "DATE", 1114: "TIMESTAMP", 1184: "TIMESTAMPTZ"}
+
+
+def _duck_type(column) -> str:
+    if column.type_code == 1700:  # numeric: its precision and scale where declared
+        if column.precision and column.precision <= 38 and column.scale is not None:
+            return f"DECIMAL({column.precision}, {column.scale})"
+        return "DECIMAL(38, 10)"
+    return _DUCK_TYPES.get(column.type_code, "VARCHAR")
+
+
 def _pg_found(db: Database, cur, values: str, found: str, params: dict, out: str,
-              columns: str) -> int:
-    """Stage table out (columns) of the rows PostgreSQL's query found gives for the distinct
-    values the stage's query values gives (passed as the array $vals); returns their count.
-    What the checks need of the records, without moving the file or the table."""
+              columns: str | None) -> int:
+    """Stage table out (columns; None: found's own, typed as PostgreSQL types them) of the rows
+    PostgreSQL's query found gives for the distinct values the stage's query values gives
+    (passed as the array $vals); returns their count. What the checks need of the records,
+    without moving the file or the table."""
     texts = [r[0] for r in cur.execute(values).fetchall()]
-    cur.execute(f"CREATE TABLE {out} ({columns})")
-    if not texts:
-        return 0
     pg = db.cursor()
     try:
         rows = pg.execute(found, {**_used(params, found), "vals": texts}).fetchall()
+        if columns is None:
+            columns = ", ".join(f'"{d.name}" {_duck_type(d)}' for d in pg._cur.description)
     finally:
         pg.close()
-    if rows:
-        names = [f"a{i}" for i in range(len(rows[0]))]
-        cur.execute(f"INSERT INTO {out} SELECT {', '.join(f'unnest(${n})' for n in names)}",
-                    {n: [r[i] for r in rows] for i, n in enumerate(names)})
+    cur.execute(f"CREATE TABLE {out} ({columns})")
+    if rows:  # through Arrow: exact decimals and dates, in C (a million rows in a second)
+        import pyarrow as pa
+
+        view = f"crm_found_{uuid.uuid4().hex[:12]}"
+        cur.register(view, pa.table({f"a{i}": pa.array([r[i] for r in rows])
+                                     for i in range(len(rows[0]))}))
+        try:
+            cur.execute(f"INSERT INTO {out} SELECT * FROM {view}")
+        finally:
+            cur.unregister(view)
     return len(rows)
 
 
 def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, width: int,
-                  mode: str, key: str, fields: list[str]):
+                  mode: str, key: str, fields: list[str], pg: bool = False):
     """An update's or upsert's checked rows against the records there, set-based: (counts by
     action, the rejected rows [(line, dup_of, record_id, *cells)], the first PREVIEW_ROWS
     updates [(line, record_id, version, current values..., new values...)])."""
-    table = entity.table
-    counts = _match(cur, user, entity, name, mode, key, fields)
+    table = f"{name}_t" if pg else entity.table  # PostgreSQL: pg_snapshot's copy
+    counts = _match(cur, user, entity, name, mode, key, fields, pg)
     unique = "".join(f", s.u_{n}_first, s.u_{n}_id" for n in entity.unique if n in fields)
     rejected = [] if not counts.get("reject") else cur.execute(
         f"SELECT s.line, s.dup_of, s.record_id, {', '.join('r.c%d' % i for i in range(width))}"
@@ -2206,10 +2249,11 @@ def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, 
 
 
 def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: str,
-           fields: list[str]) -> dict:
+           fields: list[str], pg: bool = False) -> dict:
     """The checked rows ({name}_c) matched by key to the records the user sees, into table
-    {name} (line, record_id, the record's version, dup_of, action); the counts by action."""
-    table = entity.table
+    {name} (line, record_id, the record's version, dup_of, action); the counts by action.
+    pg: the records are pg_snapshot's copies of PostgreSQL's ({name}_t, {name}_tk<field>)."""
+    table = f"{name}_t" if pg else entity.table
     where, visible = records.visible(entity, user)
     sql = (f"CREATE TABLE {name}_e AS SELECT lower(CAST(t.{key} AS VARCHAR)) AS k,"
            f" min(t.id) AS id FROM {table} t WHERE {where} AND t.{key} IS NOT NULL GROUP BY 1")
@@ -2231,6 +2275,8 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
         # _check_unique: among the rows to create or update, and the live records (not the
         # row's own): the first row of a value keeps it, the others are rejected
         v, acts = f"lower(c.f_{n})", "a.action IN ('create', 'update')"
+        taken = (f"{name}_tk{n}" if pg else f"(SELECT lower({n}) AS v, min(id) AS id FROM"
+                 f" {table} WHERE deleted_at IS NULL AND {n} IS NOT NULL GROUP BY 1)")
         first = f"min(a.line) FILTER (WHERE {acts} AND {v} IS NOT NULL) OVER (PARTITION BY {v})"
         cur.execute(
             f"CREATE TABLE {name}_x AS SELECT a.* EXCLUDE (action), CASE WHEN {acts} AND {v} IS"
@@ -2239,8 +2285,7 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
             f" AS u_{n}_id, CASE WHEN {acts} AND {v} IS NOT NULL AND (a.line > {first} OR"
             f" (tk.id IS NOT NULL AND tk.id IS DISTINCT FROM a.record_id)) THEN 'reject'"
             f" ELSE a.action END AS action FROM {name} a JOIN {name}_c c"
-            f" ON c.line = a.line LEFT JOIN (SELECT lower({n}) AS v, min(id) AS id FROM {table}"
-            f" WHERE deleted_at IS NULL AND {n} IS NOT NULL GROUP BY 1) tk ON tk.v = {v}")
+            f" ON c.line = a.line LEFT JOIN {taken} tk ON tk.v = {v}")
         cur.execute(f"DROP TABLE {name}")
         cur.execute(f"ALTER TABLE {name}_x RENAME TO {name.split('.')[1]}")
     return dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
@@ -2436,28 +2481,37 @@ _PG_TYPES = (("VARCHAR", "TEXT"), ("BOOLEAN", "BOOLEAN"), ("DATE", "DATE"),
 
 
 def _to_postgresql(cur, p: Plan, staged: str, where: str, seq: str) -> str:
-    """The stage's rows to write (their line, order and field values) copied into a TEMP
-    table of the import's PostgreSQL transaction (dropped at its end), by COPY of Arrow's
-    CSV; returns its name. Its seq numbers the rows 1, 2, ... as the stage's does."""
+    """The stage's rows to write (their line, order and field values) in a TEMP table of the
+    import's PostgreSQL transaction; returns its name. Its seq numbers the rows 1, 2, ... as
+    the stage's does."""
     stage = _stage_cursor(p._db)
     try:
         cols = [r[0] for r in stage.execute(f"SELECT * FROM {staged} LIMIT 0").description]
-        picked = ["line", f"{seq} AS seq"] + [c for c in cols if c.startswith("f_")]
-        query = f"SELECT {', '.join(picked)} FROM {staged} WHERE {where} ORDER BY line"
-        kinds = [str(r[1]).upper() for r in stage.execute(f"DESCRIBE {query}").fetchall()]
-        types = [next((t for k, t in _PG_TYPES if kind.startswith(k)), "TEXT")
-                 for kind in kinds]
-        names = ["line", "seq"] + [c for c in cols if c.startswith("f_")]
-        temp = "crm_import_rows"
+    finally:
+        stage.close()
+    picked = ["line", f"{seq} AS seq"] + [c for c in cols if c.startswith("f_")]
+    temp = "crm_import_rows"
+    _copy_to_postgresql(cur, p._db, f"SELECT {', '.join(picked)} FROM {staged}"
+                                    f" WHERE {where} ORDER BY line", temp)
+    return temp
+
+
+def _copy_to_postgresql(cur, db: Database, query: str, temp: str) -> None:
+    """The rows of a query of the stage into a new TEMP table temp of cur's PostgreSQL
+    transaction (dropped at its end), by COPY of Arrow's CSV (the demo loader's way)."""
+    import pyarrow as pa
+
+    stage = _stage_cursor(db)
+    try:
+        described = stage.execute(f"DESCRIBE {query}").fetchall()
+        types = [next((t for k, t in _PG_TYPES if str(r[1]).upper().startswith(k)), "TEXT")
+                 for r in described]
         cur.execute(f"DROP TABLE IF EXISTS pg_temp.{temp}")
         cur.execute(f"CREATE TEMPORARY TABLE {temp} ("
-                    + ", ".join(f"{n} {t}" for n, t in zip(names, types)) + ") ON COMMIT DROP")
-        reader = stage.sql(query).to_arrow_reader(dialect._CSV_CHUNK)
-        import pyarrow as pa
-
-        for batch in reader:
+                    + ", ".join(f'"{r[0]}" {t}' for r, t in zip(described, types))
+                    + ") ON COMMIT DROP")
+        for batch in stage.sql(query).to_arrow_reader(dialect._CSV_CHUNK):
             dialect._copy_arrow(cur._cur, temp, pa.Table.from_batches([batch]))
-        return temp
     finally:
         stage.close()
 

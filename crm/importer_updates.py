@@ -46,7 +46,8 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
 def drop(db: Database, name: str) -> None:
     from crm import importer
 
-    for suffix in ("", "_c", "_d", "_u", "_w"):
+    taken = tuple(f"_tk{n}" for e in importer.entities() for n in e.unique)  # pg_snapshot's
+    for suffix in ("", "_c", "_d", "_u", "_w", "_t") + taken:
         importer._drop_quietly(db, name + suffix)
 
 
@@ -54,9 +55,11 @@ def writable(db: Database, p) -> bool:
     """Whether execute() writes the plan's staged updates set-based."""
     from crm import importer, importer_refs
 
-    if not p.staged_updates or db.dialect != dialect.DUCKDB:
+    if not p.staged_updates:
         return False
     entity = p.entity
+    if db.dialect != dialect.DUCKDB and entity.table not in importer.PG_TABLES:
+        return False
     if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
         from crm import importer_deals
 
@@ -67,6 +70,9 @@ def writable(db: Database, p) -> bool:
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
+    if db.dialect != dialect.DUCKDB and any(specs[n].type == "datetime"
+                                            for n in p._update_fields):
+        return False  # _json writes DuckDB's datetime text only
     return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
                for n in p._update_fields)
 
@@ -99,11 +105,14 @@ def prepare(db: Database, user: User, p) -> None:
     from crm import importer
 
     name, entity, fields = p.staged_updates, p.entity, p._update_fields
-    cur = db.cursor()
+    pg = db.dialect != dialect.DUCKDB  # the records: a fresh copy of PostgreSQL's ({name}_t)
+    cur = importer._stage_cursor(db)
     try:
         for suffix in ("", "_u", "_w"):
             cur.execute(f"DROP TABLE IF EXISTS {name}{suffix}")
-        counts = importer._match(cur, user, entity, name, p.mode, p.key, fields)
+        if pg:
+            importer.pg_snapshot(db, cur, user, entity, name, p.key, fields)
+        counts = importer._match(cur, user, entity, name, p.mode, p.key, fields, pg)
         rejected = {r[0] for r in cur.execute(
             f"SELECT line FROM {name} WHERE action = 'reject'").fetchall()}
         if counts != p._update_counts or rejected != p._update_rejected:
@@ -121,7 +130,7 @@ def prepare(db: Database, user: User, p) -> None:
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
             cols += [f"c.f_{n} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
         inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
-                 f" JOIN {name}_c c ON c.line = a.line JOIN {entity.table} t"
+                 f" JOIN {name}_c c ON c.line = a.line JOIN {name + '_t' if pg else entity.table} t"
                  " ON t.id = a.record_id WHERE a.action = 'update'")
         flags = []
         for n in fields:
@@ -144,12 +153,18 @@ def write_creates(cur, user: User, p, import_id: int) -> None:
     from crm import importer
 
     name = p.staged_updates
-    n = cur.execute(f"SELECT count(*) FROM {name}_w").fetchone()[0]
+    stage = importer._stage_cursor(p._db) if hasattr(p, "_db") else cur
+    try:
+        n = stage.execute(f"SELECT count(*) FROM {name}_w").fetchone()[0]
+    finally:
+        if stage is not cur:
+            stage.close()
     if not n:
         return
     creates = dataclasses.replace(p, rows=[], staged=f"{name}_w", staged_counts={"create": n},
                                   staged_updates=None)
     creates._constants, creates._write = p._update_constants, ("true", "seq")
+    creates._db = getattr(p, "_db", None)
     importer._fast_write(cur, user, creates, import_id)
 
 
@@ -166,19 +181,24 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
 
     name, entity = p.staged_updates, p.entity
     table, fields = entity.table, _ordered(entity, p._update_fields)
+    pg = dialect.of(cur) != dialect.DUCKDB
+    if pg:  # the staged updates into a TEMP table of the import's transaction
+        importer._copy_to_postgresql(cur, p._db, f"SELECT * FROM {name}_u",
+                                     "crm_import_upd_u")
+        name = "crm_import_upd"
     n, n_changed, first_line = cur.execute(
         f"SELECT count(*), count(*) FILTER (WHERE changed), min(line) FILTER (WHERE changed)"
         f" FROM {name}_u").fetchone()
     if not n:
         return
-    if rules.watched(cur, table) or _refused(cur, user, p):
+    if rules.watched(cur, table) or _refused(cur, user, p, name):
         # rules run on each record's changes, and a refusal is worded by the row path: the
         # staged rows go through it (as one records.update_many; deals: update_deal_in each)
         if entity.update_in is not None or not importer._batchable(entity):
-            for row in _rows(cur, p):
+            for row in _rows(cur, p, name):
                 importer.write_row(cur, user, p, row, import_id, {})
             return
-        importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p)),
+        importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p, name)),
                               import_id)
         return
     specs, now, by = entity.spec, datetime.now(), user.id or None
@@ -195,8 +215,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         if updated != n_changed:  # someone saved meanwhile: the transaction rolls back
             raise importer.ImportFileError(_("Row {line}: the record changed since the dry "
                                              "run; run it again.").format(line=first_line))
-        pieces = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
-                  f" ', ', {_json(specs[f], f'v_{f}')}, ']') END" for f in fields]
+        pieces = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}', pg)},"
+                  f" ', ', {_json(specs[f], f'v_{f}', pg)}, ']') END" for f in fields]
         first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
         cur.execute(
             "INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
@@ -208,7 +228,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     # before: the fields update_many changed; where the row path writes a row at a time
     # (deals, tasks) the fields that differ from the file's, which its import record holds
     flag = "d" if entity.update_in is not None or not importer._batchable(entity) else "c"
-    olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
+    olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}', pg)},"
             " ', null]') END" for f in fields]
     some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
     first = importer._draw_ids(cur, "import_records_id_seq", n)
@@ -220,13 +240,13 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         {"own": first - 1, "i": import_id})
 
 
-def _refused(cur, user: User, p) -> bool:
+def _refused(cur, user: User, p, name: str) -> bool:
     """Whether records.update_many would refuse some staged row at the write: the entity's
     check over the whole record as it would be stored, an owner given who is not an active
     user (or, for a rep, not themselves)."""
     from crm import importer
 
-    name, entity, fields = p.staged_updates, p.entity, p._update_fields
+    entity, fields = p.entity, p._update_fields
     params: dict = {"today": date.today()}
     tests = []
 
@@ -312,12 +332,12 @@ def _survey_tests(user: User, params: dict, fields: list[str]) -> list[str]:
     return [f"(({given}) AND {t})" for t in tests]
 
 
-def _rows(cur, p) -> list:
+def _rows(cur, p, name: str) -> list:
     """The staged updates as the row path's rows (values as the file gives them; changes:
     the fields whose value differs, as the plan has them)."""
     from crm import importer
 
-    name, fields = p.staged_updates, p._update_fields
+    fields = p._update_fields
     out = []
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
@@ -334,12 +354,16 @@ def _rows(cur, p) -> list:
     return out
 
 
-def _json(spec: Field, v: str) -> str:
+def _json(spec: Field, v: str, pg: bool = False) -> str:
     """The value's JSON text as audit._payload writes it (json.dumps of audit._plain)."""
     t = spec.type
     if t in _TEXT:
         return f"coalesce(CAST(to_json({v}) AS VARCHAR), 'null')"
-    if t in ("money", "number"):
+    if t in ("money", "number") and pg:  # Python's repr of the float: 1500.0, 1234.5
+        value = (f"CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e16 THEN"
+                 f" concat(CAST(CAST({v} AS BIGINT) AS VARCHAR), '.0')"
+                 f" ELSE CAST(CAST({v} AS DOUBLE PRECISION) AS VARCHAR) END")
+    elif t in ("money", "number"):
         value = f"CAST(CAST({v} AS DOUBLE) AS VARCHAR)"
     elif t in ("integer", "user", "ref"):
         value = f"CAST({v} AS VARCHAR)"

@@ -115,7 +115,7 @@ def test_products_set_based_on_postgresql_give_the_row_paths_results(two_dbs, us
         assert reasons[5] == {"Code": "Product #1 already has this Code"}
 
 
-def test_what_postgresql_does_not_check_set_based_goes_row_by_row_with_a_note(two_dbs):
+def test_other_entities_go_row_by_row_on_postgresql_with_a_note(two_dbs):
     from crm import customers
 
     db, team = two_dbs[1]
@@ -128,7 +128,7 @@ def test_what_postgresql_does_not_check_set_based_goes_row_by_row_with_a_note(tw
     plan = importer.plan(db, team["admin"], leads.LEADS, source,
                          importer.propose_mapping(leads.LEADS, source.headers),
                          mode="upsert", key="email")
-    assert plan.staged is None and not plan.replan and plan.counts["create"] == 1
+    assert plan.replan and plan.staged_updates and plan.counts["create"] == 1  # set-based
 
 
 def test_a_kill_9_before_the_commit_leaves_postgresql_as_before(new_database, tmp_path):
@@ -189,3 +189,50 @@ def test_a_kill_9_before_the_commit_leaves_postgresql_as_before(new_database, tm
                          " AND action = 'create'") == 150_000
     finally:
         db.close()
+
+
+# --- updates and upserts: test_importer_updates.py's comparisons, on PostgreSQL ----------------
+
+from tests.test_importer_updates import (  # noqa: E402
+    test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
+    test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
+    test_a_rep_updates_their_own_records_alike, test_the_messy_file_updates_alike,
+    test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
+    test_what_update_many_refuses_at_the_write_is_refused_alike,
+    test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
+
+UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL (undo of updates: row by row)
+    test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
+    test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
+    test_a_rep_updates_their_own_records_alike, test_the_messy_file_updates_alike,
+    test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
+    test_what_update_many_refuses_at_the_write_is_refused_alike,
+    test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
+
+
+@pytest.fixture
+def two(two_dbs):
+    from crm import rules
+
+    yield two_dbs
+    rules.invalidate()
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_customer_updates_set_based_on_postgresql_give_the_row_paths_results(two_dbs, mode,
+                                                                             user):
+    from tests.test_importer_fast import CUSTOMERS_THERE
+
+    text = CUSTOMER_HEADER + "\n" + "\n".join(CUSTOMERS_MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = customer_outcome(slow_db, slow_team[user], text, False, mode=mode,
+                            existing=CUSTOMERS_THERE)
+    fast = customer_outcome(fast_db, fast_team[user], text, True, mode=mode,
+                            existing=CUSTOMERS_THERE)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    if user == "admin":
+        assert fast["counts"]["update"] >= 3
