@@ -236,3 +236,51 @@ def test_customer_updates_set_based_on_postgresql_give_the_row_paths_results(two
         assert fast[part] == slow[part], part
     if user == "admin":
         assert fast["counts"]["update"] >= 3
+
+
+def product_state(db: Database) -> dict:
+    key = {r["id"]: r["code"] or r["name"] for r in db.query("SELECT id, code, name"
+                                                              " FROM products")}
+    return {
+        "products": db.query("SELECT name, code, category, unit_price, currency, active, unit,"
+                             " description, price_notes, version, created_by, updated_by,"
+                             " deleted_at IS NULL AS live FROM products ORDER BY name, code"),
+        "audit": [(key.get(r["record_id"]), r["action"], r["changes"], r["username"],
+                   r["import_id"] is not None) for r in db.query(
+            "SELECT * FROM audit_log WHERE entity = 'products' ORDER BY id")],
+        "records": [(r["line"], key[r["record_id"]], r["action"], r["before"],
+                     r["version_after"]) for r in db.query(
+            "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action, r.before,"
+            " r.version_after FROM import_records r CROSS JOIN LATERAL"
+            " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")],
+    }
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_product_updates_by_code_set_based_on_postgresql_give_the_row_paths_results(
+        two_dbs, mode):
+    from crm import products, records
+
+    text = PRODUCT_HEADER + "\n" + "\n".join(
+        PRODUCTS_MESSY + ["Live again,TAKEN-1,Tools,\"1,234.50\",EUR,no,,changed"]) + "\n"
+    results = []
+    for (db, team), fast in zip(two_dbs, (False, True)):
+        admin = team["admin"]
+        for values, trashed in EXISTING_PRODUCTS + [({"name": "Kept", "code": "KEEP-9",
+                                                      "unit_price": "5"}, False)]:
+            found = records.create(db, admin, products.PRODUCTS, values)
+            if trashed:
+                records.delete(db, admin, products.PRODUCTS, found)
+        source = importer.read(text.encode("utf-8"), "products.csv", fast=fast)
+        plan = importer.plan(db, admin, products.PRODUCTS, source,
+                             importer.propose_mapping(products.PRODUCTS, source.headers),
+                             mode=mode, key="code")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        counts = plan.counts
+        rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+        import_id = importer.execute(db, admin, plan)
+        after = product_state(db)
+        undone = importer.undo(db, admin, import_id)
+        results.append((counts, rejected, after, undone, product_state(db)))
+    assert results[1] == results[0]
+    assert results[1][0]["update"] >= 1
