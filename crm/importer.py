@@ -1677,10 +1677,10 @@ _LOCAL: list = []  # the stage connection, made on first use
 _LOCAL_LOCK = threading.Lock()
 
 
-def _stage_cursor(db: Database):
+def _stage_cursor(db: Database | None):
     """A cursor where the staging tables live: the database's own on DuckDB (they join its
-    tables), this process's in-memory DuckDB beside a PostgreSQL database."""
-    if db.dialect == dialect.DUCKDB:
+    tables), this process's in-memory DuckDB beside a PostgreSQL database (db None)."""
+    if db is not None and db.dialect == dialect.DUCKDB:
         return db.cursor()
     with _LOCAL_LOCK:
         if not _LOCAL:
@@ -2208,11 +2208,18 @@ def _pg_found(db: Database, cur, values: str, found: str, params: dict, out: str
     texts = [r[0] for r in cur.execute(values).fetchall()]
     pg = db.cursor()
     try:
-        rows = pg.execute(found, {**_used(params, found), "vals": texts}).fetchall()
-        if columns is None:
-            columns = ", ".join(f'"{d.name}" {_duck_type(d)}' for d in pg._cur.description)
+        return pg_into_stage(pg, cur, found, {**_used(params, found), "vals": texts}, out,
+                             columns)
     finally:
         pg.close()
+
+
+def pg_into_stage(pg, cur, sql: str, params: dict, out: str, columns: str | None = None) -> int:
+    """The rows of a PostgreSQL query (cursor pg) into new stage table out (columns; None:
+    the query's own, typed as PostgreSQL types them); returns their count."""
+    rows = pg.execute(sql, _used(params, sql)).fetchall()
+    if columns is None:
+        columns = ", ".join(f'"{d.name}" {_duck_type(d)}' for d in pg._cur.description)
     cur.execute(f"CREATE TABLE {out} ({columns})")
     if rows:  # through Arrow: exact decimals and dates, in C (a million rows in a second)
         import pyarrow as pa
@@ -2496,7 +2503,7 @@ def _to_postgresql(cur, p: Plan, staged: str, where: str, seq: str) -> str:
     return temp
 
 
-def _copy_to_postgresql(cur, db: Database, query: str, temp: str) -> None:
+def _copy_to_postgresql(cur, db: Database | None, query: str, temp: str) -> None:
     """The rows of a query of the stage into a new TEMP table temp of cur's PostgreSQL
     transaction (dropped at its end), by COPY of Arrow's CSV (the demo loader's way)."""
     import pyarrow as pa

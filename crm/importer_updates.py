@@ -389,8 +389,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     record it would refuse (it then words the refusal)."""
     from crm import importer
 
-    if isinstance(cur, dialect.PgCursor):  # DuckDB's JSON functions
-        return None
+    pg = isinstance(cur, dialect.PgCursor)
     table = entity.table
     n_items = cur.execute("SELECT count(*) FROM import_records WHERE import_id = $i AND"
                           " action <> 'create'", {"i": import_id}).fetchone()[0]
@@ -407,6 +406,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
             or not (user.sees_all or entity.owned):
         return None
     keys = [r[0] for r in cur.execute(
+        "SELECT DISTINCT json_object_keys(CAST(before AS JSON)) FROM import_records"
+        " WHERE import_id = $i AND action <> 'create' AND before IS NOT NULL" if pg else
         "SELECT DISTINCT unnest(json_keys(before)) FROM import_records WHERE import_id = $i"
         " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
     specs = entity.spec
@@ -417,8 +418,70 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
     fields = _ordered(entity, keys)
+    if pg and any(specs[k].type == "datetime" for k in fields):
+        return None  # _json writes DuckDB's datetime text only
     params = {"i": import_id, "by": user.id or None, "today": date.today(),
               **importer._CONSTANTS}
+    if pg:  # computed in the stage (DuckDB's JSON), from copies made in this transaction
+        stage = importer._stage_cursor(None)
+        try:
+            return _undo_on_postgresql(cur, stage, user, entity, import_id, refused, fields,
+                                       params)
+        finally:
+            stage.close()
+    return _undo(cur, cur, user, entity, fields, params, refused, "import_records", table,
+                 "users")
+
+
+def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_id: int,
+                        refused: list, fields: list[str], params: dict) -> int | None:
+    """undo_updates on PostgreSQL: the import's records of updates, the records they name,
+    the live records of a unique value they restore and the active users copied into the
+    stage, where _undo's SQL reads them; its writes run on PostgreSQL (cur)."""
+    import uuid
+
+    from crm import importer
+
+    table = entity.table
+    importer._attach(stage)
+    name = f"{importer._STAGE}.u{uuid.uuid4().hex[:16]}"
+    made = [f"{name}_r", f"{name}_t", f"{name}_users"] + [f"{name}_x{n}"
+                                                          for n in entity.unique]
+    mine = ("SELECT record_id FROM import_records WHERE import_id = $i"
+            " AND action <> 'create'")
+    try:
+        importer.pg_into_stage(cur, stage, "SELECT id, import_id, line, record_id, action,"
+                               " before, version_after FROM import_records WHERE"
+                               " import_id = $i AND action <> 'create'", params, made[0])
+        importer.pg_into_stage(cur, stage, f"SELECT t.* FROM {table} t WHERE t.id IN ({mine})",
+                               params, made[1])
+        importer.pg_into_stage(cur, stage, "SELECT id, active FROM users", {}, made[2])
+        unique = {}
+        for n in entity.unique:
+            if n in fields:
+                unique[n] = f"{name}_x{n}"
+                importer.pg_into_stage(
+                    cur, stage, f"SELECT x.id, x.{n}, x.deleted_at FROM {table} x WHERE"
+                    f" x.deleted_at IS NULL AND lower(x.{n}) IN (SELECT lower(CAST(before AS"
+                    f" JSON) -> '{n}' ->> 0) FROM import_records WHERE import_id = $i AND"
+                    " action <> 'create')", params, unique[n])
+        return _undo(cur, stage, user, entity, fields, params, refused, made[0], made[1],
+                     made[2], unique)
+    finally:
+        for t in made:
+            stage.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], params: dict,
+          refused: list, items: str, records_table: str, users: str,
+          unique: dict | None = None) -> int | None:
+    """undo_updates' work: reads the import's records of updates (items), the records
+    (records_table) and the users through stage (on DuckDB the same cursor as cur, beside
+    PostgreSQL the stage's copies), writes through cur."""
+    from crm import importer
+
+    table, specs = entity.table, entity.spec
+    pg = stage is not cur
     cols, checks = [], []
     for n in fields:
         spec = specs[n]
@@ -432,7 +495,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         checks.append(f"u.b_{n}")
     owner = "t.owner_id" if entity.owned else "CAST(NULL AS BIGINT)"
     base = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {owner} AS owner"
-            f"{''.join(', ' + c for c in cols)} FROM import_records r JOIN {table} t"
+            f"{''.join(', ' + c for c in cols)} FROM {items} r JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
             " AND t.version = r.version_after AND t.deleted_at IS NULL")
     flags = [f"(h_{n} AND {importer._differs_sql(specs[n], f'o_{n}', f'n_{n}')}) AS c_{n}"
@@ -449,42 +512,52 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     checks += importer._record_sql(entity, merged)
     for n in entity.unique:  # records._check_unique: a code another live record has now
         if n in fields:
-            checks.append(f"(u.h_{n} AND u.n_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {table} x"
+            others = (unique or {}).get(n, table)
+            checks.append(f"(u.h_{n} AND u.n_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {others} x"
                           f" WHERE x.deleted_at IS NULL AND lower(x.{n}) = lower(u.n_{n})"
                           " AND x.id <> u.record_id))")
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
-                      " (SELECT id FROM users WHERE active))")
+                      f" (SELECT id FROM {users} WHERE active))")
     if not user.sees_all:
         checks.append("u.owner IS DISTINCT FROM $me")
         if "owner_id" in fields:
             checks.append("(u.c_owner_id AND u.n_owner_id IS DISTINCT FROM $me)")
         params["me"] = user.id
     sql = (f"SELECT count(*) FILTER (WHERE {' OR '.join(checks) or 'false'}), count(*),"
-           f" count(*) FILTER (WHERE u.changed) FROM ({u}) u JOIN {table} t"
+           f" count(*) FILTER (WHERE u.changed) FROM ({u}) u JOIN {records_table} t"
            " ON t.id = u.record_id")
-    n_bad, n_done, n_changed = cur.execute(sql, importer._used(params, sql)).fetchone()
+    n_bad, n_done, n_changed = stage.execute(sql, importer._used(params, sql)).fetchone()
     if n_bad:
         return None
-    for n, line, record_id in cur.execute(
-            f"SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN {table} t"
+    for n, line, record_id in stage.execute(
+            f"SELECT r.id, r.line, r.record_id FROM {items} r LEFT JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
             " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
-            " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall():
+            " OR t.deleted_at IS NOT NULL)", {"i": params["i"]}).fetchall():
         refused.append((n, {"line": line, "record_id": record_id,
                             "reason": _("changed since the import")}))
     if not n_changed:
         return n_done
     now, by = datetime.now(), user.id or None
+    if pg:  # the rows to write into a TEMP table of PostgreSQL's transaction
+        sql = f"SELECT * FROM ({u}) WHERE changed"
+        staged = f"{records_table}_w"
+        stage.execute(f"CREATE TABLE {staged} AS {sql}", importer._used(params, sql))
+        try:
+            importer._copy_to_postgresql(cur, None, f"SELECT * FROM {staged}", "crm_undo_u")
+        finally:
+            stage.execute(f"DROP TABLE IF EXISTS {staged}")
+        u = "SELECT * FROM crm_undo_u"
     # the audit rows first (they read the values as they are), numbered in the row path's
     # order: the newest import record first
-    pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}')}, ', ',"
-              f" {_json(specs[n], f'n_{n}')}, ']') END" for n in fields]
+    pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}', pg)},"
+              f" ', ', {_json(specs[n], f'n_{n}', pg)}, ']') END" for n in fields]
     first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
     sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
            " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC), $now, $uid,"
            f" $uname, $table, record_id, 'update', concat('{{', concat_ws(', ',"
-           f" {', '.join(pieces)}), '}}') FROM ({u}) WHERE changed")
+           f" {', '.join(pieces)}), '}}') FROM ({u}) x WHERE changed")
     cur.execute(sql, importer._used({**params, "own": first - 1, "now": now, "uid": by,
                                      "uname": user.username, "table": table}, sql))
     assigns = ", ".join(f"{n} = CASE WHEN u.c_{n} THEN u.n_{n} ELSE {table}.{n} END"

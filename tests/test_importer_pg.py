@@ -197,16 +197,18 @@ from tests.test_importer_updates import (  # noqa: E402
     test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
     test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
     test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
-    test_a_rep_updates_their_own_records_alike, test_the_messy_file_updates_alike,
+    test_a_rep_updates_their_own_records_alike, test_the_fast_write_and_undo_do_not_use_the_row_path,
+    test_the_messy_file_updates_alike, test_the_set_based_undo_of_a_small_row_path_import,
     test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
     test_what_update_many_refuses_at_the_write_is_refused_alike,
     test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
 
-UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL (undo of updates: row by row)
+UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
     test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
     test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
     test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
-    test_a_rep_updates_their_own_records_alike, test_the_messy_file_updates_alike,
+    test_a_rep_updates_their_own_records_alike, test_the_fast_write_and_undo_do_not_use_the_row_path,
+    test_the_messy_file_updates_alike, test_the_set_based_undo_of_a_small_row_path_import,
     test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
     test_what_update_many_refuses_at_the_write_is_refused_alike,
     test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
