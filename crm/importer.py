@@ -2167,13 +2167,16 @@ PREVIEW_ROWS = 1000  # updates whose changes a set-based dry run shows, field by
 def pg_snapshot(db: Database, cur, user: User, entity: records.Entity, name: str, key: str,
                 fields: list[str]) -> None:
     """For an update or upsert on PostgreSQL: stage table {name}_t, a copy of the records the
-    user sees that the file's keys name (all their columns: _match and the write compare the
-    fields and check the versions), and {name}_tk<field> of the live records' values of a
+    user sees that the file's keys name (the columns _match and prepare read: the fields,
+    the key, the version), and {name}_tk<field> of the live records' values of a
     unique field the file brings. Made again when execute() matches the rows again."""
     where, visible = records.visible(entity, user)
     cur.execute(f"DROP TABLE IF EXISTS {name}_t")
+    # the columns the stage's SQL reads (the condition of visibility names its own)
+    wanted = ["id", "version", key, *fields, *re.findall(r"\bt\.(\w+)", where)]
+    columns = ", ".join(f"t.{c}" for c in dict.fromkeys(wanted))
     _pg_found(db, cur, f"SELECT DISTINCT k FROM {name}_c WHERE k IS NOT NULL",
-              f"SELECT t.* FROM {entity.table} t WHERE {where} AND"
+              f"SELECT {columns} FROM {entity.table} t WHERE {where} AND"
               f" lower(CAST(t.{key} AS VARCHAR)) IN (SELECT x.v FROM"
               f" unnest(CAST($vals AS TEXT[])) AS x(v))", visible, f"{name}_t", None)
     for n in [n for n in entity.unique if n in fields]:

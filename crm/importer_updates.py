@@ -1,5 +1,8 @@
 """The set-based write of a big CSV file's updates (and upserts), and the set-based undo of
-an import's updated records (DuckDB).
+an import's updated records (DuckDB; on PostgreSQL for leads, customers and products: the
+matching and the undo's old values computed by the same SQL in the importer's in-process
+DuckDB stage over copies of the records, the writes run on PostgreSQL from a TEMP table of
+the transaction).
 
 They write what the row path writes (records.update_many for an import, records.update_in
 for its undo): the same values, versions, updated_at/by, one audit row a changed record with
@@ -385,11 +388,14 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     """Gives the import's updated records their old values back, set-based, as the row path
     (records.update_in a record) does: records changed or trashed since are added to refused
     (id, {line, record_id, reason}); returns how many were undone. None when the row path
-    must do it: not DuckDB, rules watch the table, fields or checks only it knows, or a
-    record it would refuse (it then words the refusal)."""
+    must do it: on PostgreSQL another entity than leads, customers and products, rules watch
+    the table, fields or checks only it knows, or a record it would refuse (it then words the
+    refusal)."""
     from crm import importer
 
     pg = isinstance(cur, dialect.PgCursor)
+    if pg and entity.table not in importer.PG_TABLES:
+        return None
     table = entity.table
     n_items = cur.execute("SELECT count(*) FROM import_records WHERE import_id = $i AND"
                           " action <> 'create'", {"i": import_id}).fetchone()[0]
