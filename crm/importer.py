@@ -2018,8 +2018,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                         " WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1")
             dups = bool(cur.execute(f"SELECT count(*) FROM {name}_d").fetchone()[0])
             where, visible = records.visible(entity, user)
-            if pg and db.scalar(f"SELECT count(*) FROM (SELECT 1 FROM {entity.table} t WHERE"
-                                f" {where} AND t.{key} IS NOT NULL LIMIT 1) x", visible):
+            if pg and mode == "create" and db.scalar(  # updates: pg_snapshot below
+                    f"SELECT count(*) FROM (SELECT 1 FROM {entity.table} t WHERE {where}"
+                    f" AND t.{key} IS NOT NULL LIMIT 1) x", visible):
                 # the file's keys that records the user sees have, from PostgreSQL
                 existing = bool(_pg_found(
                     db, cur, f"SELECT DISTINCT k FROM {name}_c WHERE k IS NOT NULL",
