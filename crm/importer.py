@@ -8,13 +8,18 @@ the forms; the audit rows carry the import's id.
 
 Big CSV files go set-based (the fast path, below): DuckDB's read_csv stages the file, SQL
 converts and checks every row at once, and INSERT ... SELECT writes them. On PostgreSQL, which
-has no read_csv, new leads, customers and products go the same way: the file is read and
-checked by the same SQL in an in-memory DuckDB of this process; PostgreSQL answers only what
-the checks ask of the records (which of the file's keys and unique codes records have, sent as
-one array each, skipped when no record has any), and execute() COPYs the rows to write into a
-TEMP table of the import's one transaction, from which the same INSERT ... SELECT statements
-write the records (ids drawn from their sequence), import_records and audit_log: all or none,
-and undo as on DuckDB. Other entities and updates go row by row there, with a note why."""
+has no read_csv, leads, customers and products go the same way (new records, and updates and
+upserts by key): the file is read and checked by the same SQL in an in-memory DuckDB of this
+process; PostgreSQL answers only what the checks ask of the records (which of the file's keys
+and unique codes records have, sent as one array each and skipped when no record has any; for
+an update, copies of the records the keys name, pg_snapshot), and execute() COPYs the rows to
+write into a TEMP table of the import's one transaction, from which the same INSERT ... SELECT
+and version-checked UPDATE ... FROM statements write the records (ids drawn from their
+sequence), import_records and audit_log: all or none. Undo is set-based there too
+(importer_updates.undo_updates). Other entities go row by row on PostgreSQL, with a note why.
+Moving only keys and the rows to write between the engines is the simplest honest split:
+PostgreSQL has no reader for the file and DuckDB cannot see PostgreSQL's tables here (no
+postgres extension), and the checks stay one SQL text for both engines."""
 from __future__ import annotations
 
 import csv
@@ -1541,7 +1546,8 @@ def rejected_csv(import_plan: Plan) -> bytes:
 # --- the fast path: big CSV files set-based in SQL ---------------------------------------------
 #
 # DuckDB's own CSV reader puts the file into a staging table of an in-memory database attached
-# to the connection (on PostgreSQL: to this process's own in-memory DuckDB, see PG_TABLES); each mapped column is converted in SQL (text, email, phone, numbers) or,
+# to the connection (on PostgreSQL: to this process's own in-memory DuckDB, see PG_TABLES);
+# each mapped column is converted in SQL (text, email, phone, numbers) or,
 # for columns of few distinct values (choices, booleans, dates, owners), by the row path's own
 # Python functions over the distinct values, joined back. The checks of the row path become one
 # `bad` flag per row; only rejected rows come back to Python, where the row path's functions
