@@ -33,16 +33,17 @@ def main(args) -> int:
     parser.add_argument("--import-runs", type=int, default=3,
                         help="runs of the 1,000,000-lead CSV import (0: leave it out)")
     parser.add_argument("--import-rows", type=int, default=None,
-                        help=f"rows of the imported CSV (default: {IMPORT_ROWS:,}; on"
-                             f" PostgreSQL {PG_IMPORT_ROWS:,}, which imports row by row)")
+                        help=f"rows of the imported CSV (default: {IMPORT_ROWS:,}; with"
+                             f" --row-path on PostgreSQL {PG_IMPORT_ROWS:,})")
     parser.add_argument("--import-only", action="store_true",
                         help="time only the CSV import, not the pages and commands")
     parser.add_argument("--update-rows", type=int, default=UPDATE_ROWS,
                         help="leads a CSV update import (and its undo) changes, timed with"
                              " --import-only (0: leave it out)")
     parser.add_argument("--row-path", action="store_true",
-                        help="time that update import and undo row by row, as they were"
-                             " before they went set-based (slow: minutes)")
+                        help="time row by row, as they were before they went set-based, the"
+                             " update import and its undo (DuckDB) or the import of new leads"
+                             " (PostgreSQL; slow: minutes)")
     parser.add_argument("--sales-only", action="store_true",
                         help="time only the home and forecast pages against their bare SQL")
     parser.add_argument("--market-only", action="store_true",
@@ -57,16 +58,17 @@ def main(args) -> int:
     target = config.db_target(getattr(args, "db", None))
     opts.server = target if dialect.is_url(target) else None
     if opts.import_rows is None:
-        opts.import_rows = PG_IMPORT_ROWS if opts.server else IMPORT_ROWS
+        opts.import_rows = PG_IMPORT_ROWS if opts.server and opts.row_path else IMPORT_ROWS
     if opts.server:
         print(f"engine: PostgreSQL on {dialect.shown_url(opts.server)} (a throw-away database"
               " there, dropped at the end)")
     if opts.import_only:
         ok = opts.import_runs <= 0 or import_bench(opts.import_runs, opts.import_rows,
-                                                   opts.server)
-        if opts.update_rows > 0 and not opts.server:  # its set-based write is DuckDB's
+                                                   opts.server,
+                                                   opts.row_path and bool(opts.server))
+        if opts.update_rows > 0:
             ok = update_import_bench(max(1, opts.import_runs), opts.update_rows,
-                                     opts.row_path) and ok
+                                     opts.row_path, opts.server) and ok
         return 0 if ok else 1
     if opts.market_only:
         return 0 if market_bench(opts) else 1
@@ -386,7 +388,7 @@ def market_bench(opts) -> bool:
 # --- import of a 1,000,000-lead CSV ----------------------------------------------------------
 
 IMPORT_ROWS = 1_000_000
-PG_IMPORT_ROWS = 100_000  # PostgreSQL imports row by row (no read_csv): minutes at 1,000,000
+PG_IMPORT_ROWS = 100_000  # --row-path on PostgreSQL: row by row, minutes at 1,000,000
 IMPORT_GOAL_S = 10.0
 IMPORT_MAX_RATIO = 3.0
 
@@ -427,12 +429,15 @@ def write_leads_csv(path: Path, rows: int = IMPORT_ROWS, changed: bool = False) 
         con.close()
 
 
-def import_bench(runs: int, rows: int = IMPORT_ROWS, server: str | None = None) -> bool:
+def import_bench(runs: int, rows: int = IMPORT_ROWS, server: str | None = None,
+                 row_path: bool = False) -> bool:
     """importer.read + plan + execute of the file into a fresh database, against the engine's
     bare load of the same file into a table of its own (DuckDB: CREATE TABLE AS SELECT * FROM
     read_csv; PostgreSQL: COPY ... FROM STDIN (FORMAT csv) into text columns) in another fresh
     one; alternately, medians of runs. Returns whether the goals hold (under 10 s, at most 3x
-    the bare read). server: a postgresql:// URL to import into throw-away databases there."""
+    the bare read). server: a postgresql:// URL to import into throw-away databases there
+    (set-based: the file read and checked by an in-process DuckDB, the rows written from a
+    TEMP table). row_path: the import row by row, as it was before it went set-based."""
     import statistics
 
     from crm import importer
@@ -452,7 +457,8 @@ def import_bench(runs: int, rows: int = IMPORT_ROWS, server: str | None = None) 
                 source = importer.read(csv_path.read_bytes(), csv_path.name,
                                        file_path=csv_path)
                 mapping = importer.propose_mapping(leads.LEADS, source.headers)
-                plan = importer.plan(db, admin, leads.LEADS, source, mapping, key="email")
+                plan = importer.plan(db, admin, leads.LEADS, source, mapping, key="email",
+                                     fast=False if row_path else None)
                 planned = time.perf_counter()
                 fast = plan.staged is not None
                 importer.execute(db, admin, plan)
@@ -482,8 +488,7 @@ def import_bench(runs: int, rows: int = IMPORT_ROWS, server: str | None = None) 
           f"  [median of {runs}]")
     if rows != IMPORT_ROWS:
         print(f"  note: {rows:,} rows, not {IMPORT_ROWS:,}"
-              + (" (PostgreSQL imports row by row; --import-rows to change)" if server
-                 else ""))
+              + (" (row by row; --import-rows to change)" if row_path else ""))
     cpu_ours, cpu_bare = (statistics.median(c[i] for c in cpu) for i in (0, 1))
     # on PostgreSQL the server's processor time is not in ours nor in bare
     print(f"  processor time (all threads{'' if server is None else ' of this process'};"
@@ -498,11 +503,13 @@ def import_bench(runs: int, rows: int = IMPORT_ROWS, server: str | None = None) 
 UPDATE_ROWS = 200_000
 
 
-def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = False) -> bool:
+def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = False,
+                        server: str | None = None) -> bool:
     """A CSV update of rows leads (every other one changes its company and status) into a
     database holding them: the dry run (read + plan), the write, and the undo; medians of
     runs. row_path: as before they went set-based (the write planned again and written row
-    by row, the undo a record at a time), for comparison."""
+    by row, the undo a record at a time), for comparison. server: on PostgreSQL (where the
+    undo of updates goes a record at a time)."""
     import statistics
     from unittest import mock
 
@@ -514,7 +521,8 @@ def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = Fal
         write_leads_csv(changed, rows, changed=True)
         times, counts = [], {}
         for run in range(runs):
-            db = Database(Path(tmp) / f"update{run}.duckdb")
+            place = contextlib.ExitStack()
+            db = Database(place.enter_context(throwaway_database(server)))
             auth.create_user(db, None, "bench", "Bench Admin", None, "bench-pass-123", "admin")
             admin = auth.get_user(db, "bench")
             source = importer.read(created.read_bytes(), created.name, file_path=created)
@@ -536,6 +544,7 @@ def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = Fal
                 times.append((planned - start, written - planned, time.perf_counter() - written))
             counts = {**plan.counts, "undone": undone["undone"]}
             db.close()
+            place.close()
     plan_s, write_s, undo_s = (statistics.median(t[i] for t in times) for i in range(3))
     how = "row by row, as before" if row_path else "set-based"
     print(f"update {rows:,} leads from CSV ({counts.get('update', 0):,} changed,"

@@ -1,5 +1,8 @@
 """The set-based write of a big CSV file's updates (and upserts), and the set-based undo of
-an import's updated records (DuckDB).
+an import's updated records (DuckDB; on PostgreSQL for leads, customers and products: the
+matching and the undo's old values computed by the same SQL in the importer's in-process
+DuckDB stage over copies of the records, the writes run on PostgreSQL from a TEMP table of
+the transaction).
 
 They write what the row path writes (records.update_many for an import, records.update_in
 for its undo): the same values, versions, updated_at/by, one audit row a changed record with
@@ -46,7 +49,8 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
 def drop(db: Database, name: str) -> None:
     from crm import importer
 
-    for suffix in ("", "_c", "_d", "_u", "_w"):
+    taken = tuple(f"_tk{n}" for e in importer.entities() for n in e.unique)  # pg_snapshot's
+    for suffix in ("", "_c", "_d", "_u", "_w", "_t") + taken:
         importer._drop_quietly(db, name + suffix)
 
 
@@ -54,9 +58,11 @@ def writable(db: Database, p) -> bool:
     """Whether execute() writes the plan's staged updates set-based."""
     from crm import importer, importer_refs
 
-    if not p.staged_updates or db.dialect != dialect.DUCKDB:
+    if not p.staged_updates:
         return False
     entity = p.entity
+    if db.dialect != dialect.DUCKDB and entity.table not in importer.PG_TABLES:
+        return False
     if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
         from crm import importer_deals
 
@@ -67,6 +73,9 @@ def writable(db: Database, p) -> bool:
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
+    if db.dialect != dialect.DUCKDB and any(specs[n].type == "datetime"
+                                            for n in p._update_fields):
+        return False  # _json writes DuckDB's datetime text only
     return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
                for n in p._update_fields)
 
@@ -99,11 +108,14 @@ def prepare(db: Database, user: User, p) -> None:
     from crm import importer
 
     name, entity, fields = p.staged_updates, p.entity, p._update_fields
-    cur = db.cursor()
+    pg = db.dialect != dialect.DUCKDB  # the records: a fresh copy of PostgreSQL's ({name}_t)
+    cur = importer._stage_cursor(db)
     try:
         for suffix in ("", "_u", "_w"):
             cur.execute(f"DROP TABLE IF EXISTS {name}{suffix}")
-        counts = importer._match(cur, user, entity, name, p.mode, p.key, fields)
+        if pg:
+            importer.pg_snapshot(db, cur, user, entity, name, p.key, fields)
+        counts = importer._match(cur, user, entity, name, p.mode, p.key, fields, pg)
         rejected = {r[0] for r in cur.execute(
             f"SELECT line FROM {name} WHERE action = 'reject'").fetchall()}
         if counts != p._update_counts or rejected != p._update_rejected:
@@ -121,7 +133,7 @@ def prepare(db: Database, user: User, p) -> None:
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
             cols += [f"c.f_{n} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
         inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
-                 f" JOIN {name}_c c ON c.line = a.line JOIN {entity.table} t"
+                 f" JOIN {name}_c c ON c.line = a.line JOIN {name + '_t' if pg else entity.table} t"
                  " ON t.id = a.record_id WHERE a.action = 'update'")
         flags = []
         for n in fields:
@@ -144,12 +156,18 @@ def write_creates(cur, user: User, p, import_id: int) -> None:
     from crm import importer
 
     name = p.staged_updates
-    n = cur.execute(f"SELECT count(*) FROM {name}_w").fetchone()[0]
+    stage = importer._stage_cursor(p._db) if hasattr(p, "_db") else cur
+    try:
+        n = stage.execute(f"SELECT count(*) FROM {name}_w").fetchone()[0]
+    finally:
+        if stage is not cur:
+            stage.close()
     if not n:
         return
     creates = dataclasses.replace(p, rows=[], staged=f"{name}_w", staged_counts={"create": n},
                                   staged_updates=None)
     creates._constants, creates._write = p._update_constants, ("true", "seq")
+    creates._db = getattr(p, "_db", None)
     importer._fast_write(cur, user, creates, import_id)
 
 
@@ -166,19 +184,24 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
 
     name, entity = p.staged_updates, p.entity
     table, fields = entity.table, _ordered(entity, p._update_fields)
+    pg = dialect.of(cur) != dialect.DUCKDB
+    if pg:  # the staged updates into a TEMP table of the import's transaction
+        importer._copy_to_postgresql(cur, p._db, f"SELECT * FROM {name}_u",
+                                     "crm_import_upd_u")
+        name = "crm_import_upd"
     n, n_changed, first_line = cur.execute(
         f"SELECT count(*), count(*) FILTER (WHERE changed), min(line) FILTER (WHERE changed)"
         f" FROM {name}_u").fetchone()
     if not n:
         return
-    if rules.watched(cur, table) or _refused(cur, user, p):
+    if rules.watched(cur, table) or _refused(cur, user, p, name):
         # rules run on each record's changes, and a refusal is worded by the row path: the
         # staged rows go through it (as one records.update_many; deals: update_deal_in each)
         if entity.update_in is not None or not importer._batchable(entity):
-            for row in _rows(cur, p):
+            for row in _rows(cur, p, name):
                 importer.write_row(cur, user, p, row, import_id, {})
             return
-        importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p)),
+        importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p, name)),
                               import_id)
         return
     specs, now, by = entity.spec, datetime.now(), user.id or None
@@ -195,8 +218,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         if updated != n_changed:  # someone saved meanwhile: the transaction rolls back
             raise importer.ImportFileError(_("Row {line}: the record changed since the dry "
                                              "run; run it again.").format(line=first_line))
-        pieces = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
-                  f" ', ', {_json(specs[f], f'v_{f}')}, ']') END" for f in fields]
+        pieces = [f"CASE WHEN c_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}', pg)},"
+                  f" ', ', {_json(specs[f], f'v_{f}', pg)}, ']') END" for f in fields]
         first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
         cur.execute(
             "INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
@@ -208,7 +231,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     # before: the fields update_many changed; where the row path writes a row at a time
     # (deals, tasks) the fields that differ from the file's, which its import record holds
     flag = "d" if entity.update_in is not None or not importer._batchable(entity) else "c"
-    olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
+    olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}', pg)},"
             " ', null]') END" for f in fields]
     some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
     first = importer._draw_ids(cur, "import_records_id_seq", n)
@@ -220,13 +243,13 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         {"own": first - 1, "i": import_id})
 
 
-def _refused(cur, user: User, p) -> bool:
+def _refused(cur, user: User, p, name: str) -> bool:
     """Whether records.update_many would refuse some staged row at the write: the entity's
     check over the whole record as it would be stored, an owner given who is not an active
     user (or, for a rep, not themselves)."""
     from crm import importer
 
-    name, entity, fields = p.staged_updates, p.entity, p._update_fields
+    entity, fields = p.entity, p._update_fields
     params: dict = {"today": date.today()}
     tests = []
 
@@ -312,12 +335,12 @@ def _survey_tests(user: User, params: dict, fields: list[str]) -> list[str]:
     return [f"(({given}) AND {t})" for t in tests]
 
 
-def _rows(cur, p) -> list:
+def _rows(cur, p, name: str) -> list:
     """The staged updates as the row path's rows (values as the file gives them; changes:
     the fields whose value differs, as the plan has them)."""
     from crm import importer
 
-    name, fields = p.staged_updates, p._update_fields
+    fields = p._update_fields
     out = []
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
@@ -334,12 +357,16 @@ def _rows(cur, p) -> list:
     return out
 
 
-def _json(spec: Field, v: str) -> str:
+def _json(spec: Field, v: str, pg: bool = False) -> str:
     """The value's JSON text as audit._payload writes it (json.dumps of audit._plain)."""
     t = spec.type
     if t in _TEXT:
         return f"coalesce(CAST(to_json({v}) AS VARCHAR), 'null')"
-    if t in ("money", "number"):
+    if t in ("money", "number") and pg:  # Python's repr of the float: 1500.0, 1234.5
+        value = (f"CASE WHEN {v} = trunc({v}) AND abs({v}) < 1e16 THEN"
+                 f" concat(CAST(CAST({v} AS BIGINT) AS VARCHAR), '.0')"
+                 f" ELSE CAST(CAST({v} AS DOUBLE PRECISION) AS VARCHAR) END")
+    elif t in ("money", "number"):
         value = f"CAST(CAST({v} AS DOUBLE) AS VARCHAR)"
     elif t in ("integer", "user", "ref"):
         value = f"CAST({v} AS VARCHAR)"
@@ -361,11 +388,13 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     """Gives the import's updated records their old values back, set-based, as the row path
     (records.update_in a record) does: records changed or trashed since are added to refused
     (id, {line, record_id, reason}); returns how many were undone. None when the row path
-    must do it: not DuckDB, rules watch the table, fields or checks only it knows, or a
-    record it would refuse (it then words the refusal)."""
+    must do it: on PostgreSQL another entity than leads, customers and products, rules watch
+    the table, fields or checks only it knows, or a record it would refuse (it then words the
+    refusal)."""
     from crm import importer
 
-    if isinstance(cur, dialect.PgCursor):  # DuckDB's JSON functions
+    pg = isinstance(cur, dialect.PgCursor)
+    if pg and entity.table not in importer.PG_TABLES:
         return None
     table = entity.table
     n_items = cur.execute("SELECT count(*) FROM import_records WHERE import_id = $i AND"
@@ -383,6 +412,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
             or not (user.sees_all or entity.owned):
         return None
     keys = [r[0] for r in cur.execute(
+        "SELECT DISTINCT json_object_keys(CAST(before AS JSON)) FROM import_records"
+        " WHERE import_id = $i AND action <> 'create' AND before IS NOT NULL" if pg else
         "SELECT DISTINCT unnest(json_keys(before)) FROM import_records WHERE import_id = $i"
         " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
     specs = entity.spec
@@ -393,8 +424,70 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
     fields = _ordered(entity, keys)
+    if pg and any(specs[k].type == "datetime" for k in fields):
+        return None  # _json writes DuckDB's datetime text only
     params = {"i": import_id, "by": user.id or None, "today": date.today(),
               **importer._CONSTANTS}
+    if pg:  # computed in the stage (DuckDB's JSON), from copies made in this transaction
+        stage = importer._stage_cursor(None)
+        try:
+            return _undo_on_postgresql(cur, stage, user, entity, import_id, refused, fields,
+                                       params)
+        finally:
+            stage.close()
+    return _undo(cur, cur, user, entity, fields, params, refused, "import_records", table,
+                 "users")
+
+
+def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_id: int,
+                        refused: list, fields: list[str], params: dict) -> int | None:
+    """undo_updates on PostgreSQL: the import's records of updates, the records they name,
+    the live records of a unique value they restore and the active users copied into the
+    stage, where _undo's SQL reads them; its writes run on PostgreSQL (cur)."""
+    import uuid
+
+    from crm import importer
+
+    table = entity.table
+    importer._attach(stage)
+    name = f"{importer._STAGE}.u{uuid.uuid4().hex[:16]}"
+    made = [f"{name}_r", f"{name}_t", f"{name}_users"] + [f"{name}_x{n}"
+                                                          for n in entity.unique]
+    mine = ("SELECT record_id FROM import_records WHERE import_id = $i"
+            " AND action <> 'create'")
+    try:
+        importer.pg_into_stage(cur, stage, "SELECT id, import_id, line, record_id, action,"
+                               " before, version_after FROM import_records WHERE"
+                               " import_id = $i AND action <> 'create'", params, made[0])
+        importer.pg_into_stage(cur, stage, f"SELECT t.* FROM {table} t WHERE t.id IN ({mine})",
+                               params, made[1])
+        importer.pg_into_stage(cur, stage, "SELECT id, active FROM users", {}, made[2])
+        unique = {}
+        for n in entity.unique:
+            if n in fields:
+                unique[n] = f"{name}_x{n}"
+                importer.pg_into_stage(
+                    cur, stage, f"SELECT x.id, x.{n}, x.deleted_at FROM {table} x WHERE"
+                    f" x.deleted_at IS NULL AND lower(x.{n}) IN (SELECT lower(CAST(before AS"
+                    f" JSON) -> '{n}' ->> 0) FROM import_records WHERE import_id = $i AND"
+                    " action <> 'create')", params, unique[n])
+        return _undo(cur, stage, user, entity, fields, params, refused, made[0], made[1],
+                     made[2], unique)
+    finally:
+        for t in made:
+            stage.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], params: dict,
+          refused: list, items: str, records_table: str, users: str,
+          unique: dict | None = None) -> int | None:
+    """undo_updates' work: reads the import's records of updates (items), the records
+    (records_table) and the users through stage (on DuckDB the same cursor as cur, beside
+    PostgreSQL the stage's copies), writes through cur."""
+    from crm import importer
+
+    table, specs = entity.table, entity.spec
+    pg = stage is not cur
     cols, checks = [], []
     for n in fields:
         spec = specs[n]
@@ -408,7 +501,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         checks.append(f"u.b_{n}")
     owner = "t.owner_id" if entity.owned else "CAST(NULL AS BIGINT)"
     base = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {owner} AS owner"
-            f"{''.join(', ' + c for c in cols)} FROM import_records r JOIN {table} t"
+            f"{''.join(', ' + c for c in cols)} FROM {items} r JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
             " AND t.version = r.version_after AND t.deleted_at IS NULL")
     flags = [f"(h_{n} AND {importer._differs_sql(specs[n], f'o_{n}', f'n_{n}')}) AS c_{n}"
@@ -425,42 +518,52 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     checks += importer._record_sql(entity, merged)
     for n in entity.unique:  # records._check_unique: a code another live record has now
         if n in fields:
-            checks.append(f"(u.h_{n} AND u.n_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {table} x"
+            others = (unique or {}).get(n, table)
+            checks.append(f"(u.h_{n} AND u.n_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {others} x"
                           f" WHERE x.deleted_at IS NULL AND lower(x.{n}) = lower(u.n_{n})"
                           " AND x.id <> u.record_id))")
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
-                      " (SELECT id FROM users WHERE active))")
+                      f" (SELECT id FROM {users} WHERE active))")
     if not user.sees_all:
         checks.append("u.owner IS DISTINCT FROM $me")
         if "owner_id" in fields:
             checks.append("(u.c_owner_id AND u.n_owner_id IS DISTINCT FROM $me)")
         params["me"] = user.id
     sql = (f"SELECT count(*) FILTER (WHERE {' OR '.join(checks) or 'false'}), count(*),"
-           f" count(*) FILTER (WHERE u.changed) FROM ({u}) u JOIN {table} t"
+           f" count(*) FILTER (WHERE u.changed) FROM ({u}) u JOIN {records_table} t"
            " ON t.id = u.record_id")
-    n_bad, n_done, n_changed = cur.execute(sql, importer._used(params, sql)).fetchone()
+    n_bad, n_done, n_changed = stage.execute(sql, importer._used(params, sql)).fetchone()
     if n_bad:
         return None
-    for n, line, record_id in cur.execute(
-            f"SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN {table} t"
+    for n, line, record_id in stage.execute(
+            f"SELECT r.id, r.line, r.record_id FROM {items} r LEFT JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
             " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
-            " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall():
+            " OR t.deleted_at IS NOT NULL)", {"i": params["i"]}).fetchall():
         refused.append((n, {"line": line, "record_id": record_id,
                             "reason": _("changed since the import")}))
     if not n_changed:
         return n_done
     now, by = datetime.now(), user.id or None
+    if pg:  # the rows to write into a TEMP table of PostgreSQL's transaction
+        sql = f"SELECT * FROM ({u}) WHERE changed"
+        staged = f"{records_table}_w"
+        stage.execute(f"CREATE TABLE {staged} AS {sql}", importer._used(params, sql))
+        try:
+            importer._copy_to_postgresql(cur, None, f"SELECT * FROM {staged}", "crm_undo_u")
+        finally:
+            stage.execute(f"DROP TABLE IF EXISTS {staged}")
+        u = "SELECT * FROM crm_undo_u"
     # the audit rows first (they read the values as they are), numbered in the row path's
     # order: the newest import record first
-    pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}')}, ', ',"
-              f" {_json(specs[n], f'n_{n}')}, ']') END" for n in fields]
+    pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}', pg)},"
+              f" ', ', {_json(specs[n], f'n_{n}', pg)}, ']') END" for n in fields]
     first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
     sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
            " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC), $now, $uid,"
            f" $uname, $table, record_id, 'update', concat('{{', concat_ws(', ',"
-           f" {', '.join(pieces)}), '}}') FROM ({u}) WHERE changed")
+           f" {', '.join(pieces)}), '}}') FROM ({u}) x WHERE changed")
     cur.execute(sql, importer._used({**params, "own": first - 1, "now": now, "uid": by,
                                      "uname": user.username, "table": table}, sql))
     assigns = ", ".join(f"{n} = CASE WHEN u.c_{n} THEN u.n_{n} ELSE {table}.{n} END"

@@ -1,0 +1,290 @@
+"""The set-based import on PostgreSQL (the file read and checked in a local DuckDB, the rows
+written by INSERT ... SELECT from a TEMP table of the import's transaction): the same messy
+files through the row path (fast=False) and the set-based path (fast=True) leave the same
+records, audit rows, import records, rejects and rejected-rows CSV, and the same after undo;
+a kill -9 before the commit leaves the database as it was."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from crm import importer, leads
+from crm.db import Database
+from tests.test_importer_fast import (
+    CUSTOMER_HEADER, CUSTOMERS_MESSY, EXISTING_PRODUCTS, HEADER, MESSY, PRODUCT_HEADER,
+    PRODUCTS_MESSY, ROOT, customer_outcome, make_db, outcome, product_outcome)
+
+pytestmark = pytest.mark.postgresql_only
+
+
+@pytest.fixture
+def two_dbs(new_database):
+    made = [make_db(new_database()), make_db(new_database())]
+    yield made
+    for db, _team in made:
+        db.close()
+
+
+def leftover(db: Database, user, import_id) -> dict:
+    """What the database holds beyond ids and times: every lead, every audit row and import
+    record, and the same after the import's undo."""
+    def snapshot() -> dict:
+        return {
+            "leads": db.query("SELECT first_name, last_name, company, email, phone, source,"
+                              " status, owner_id, estimated_value, notes, consent,"
+                              " consent_date, created_by, updated_by, version,"
+                              " deleted_at IS NULL AS live, deleted_by FROM leads"
+                              " ORDER BY email, last_name"),
+            "audit": db.query("SELECT a.entity, a.action, a.changes, a.user_id, a.username,"
+                              " a.import_id IS NOT NULL AS imported, l.email FROM audit_log a"
+                              " LEFT JOIN leads l ON a.entity = 'leads' AND l.id = a.record_id"
+                              " ORDER BY a.entity, l.email, l.last_name, a.action,"
+                              " CASE WHEN a.entity <> 'leads' THEN a.record_id END"),
+            # a row of the set-based path stands for a run of span lines
+            "records": db.query("SELECT r.line + g.k AS line, r.action, r.before,"
+                                " r.version_after, l.email FROM import_records r CROSS JOIN"
+                                " LATERAL generate_series(0, r.span - 1) AS g(k) LEFT JOIN"
+                                " leads l ON l.id = r.record_id + g.k ORDER BY 1"),
+            "imports": db.query("SELECT entity, mode, created_count, skipped_count,"
+                                " rejected_count, rejected, undone_at IS NULL AS kept"
+                                " FROM imports"),
+        }
+    found = {"after": snapshot()}
+    if import_id:
+        found["undone"] = importer.undo(db, user, import_id)
+        found["after_undo"] = snapshot()
+    return found
+
+
+def compare(two_dbs, text, user="admin", **options):
+    results = []
+    for (db, team), fast in zip(two_dbs, (False, True)):
+        found = outcome(db, team[user], text, fast, **options)
+        import_id = db.scalar("SELECT max(id) FROM imports")
+        found.update(leftover(db, team[user], import_id))
+        results.append(found)
+    slow, fast = results
+    for part in slow:
+        assert fast[part] == slow[part], part
+    return fast
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+@pytest.mark.parametrize("key", ["email", None])
+def test_leads_set_based_on_postgresql_give_the_row_paths_results(two_dbs, user, key):
+    found = compare(two_dbs, HEADER + "\n" + "\n".join(MESSY) + "\n", user=user, key=key)
+    assert found["counts"]["create"] >= 5 and found["counts"]["reject"] >= 10
+    assert {(r["audit_action"], r["changes"]) for r in found["stored"]} == {("create", None)}
+    assert found["undone"]["undone"] == found["counts"]["create"]
+    assert not any(r["live"] for r in found["after_undo"]["leads"])
+    if user == "reza":
+        assert {r["owner_id"] for r in found["stored"]} == {two_dbs[1][1]["reza"].id}
+
+
+def test_leads_already_there_are_skipped_alike_on_postgresql(two_dbs):
+    existing = [{"last_name": "There", "email": "ada@example.com"},
+                {"last_name": "There too", "email": "SAM@example.com"}]
+    found = compare(two_dbs, HEADER + "\n" + "\n".join(MESSY) + "\n", existing=existing)
+    assert found["counts"]["skip"] == 2
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_customers_set_based_on_postgresql_give_the_row_paths_results(two_dbs, user):
+    text = CUSTOMER_HEADER + "\n" + "\n".join(CUSTOMERS_MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = customer_outcome(slow_db, slow_team[user], text, False)
+    fast = customer_outcome(fast_db, fast_team[user], text, True)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    assert fast["counts"]["create"] >= 3 and fast["undone"]["undone"] == fast["counts"]["create"]
+
+
+@pytest.mark.parametrize("user,key", [("admin", None), ("maria", None), ("admin", "code")])
+def test_products_set_based_on_postgresql_give_the_row_paths_results(two_dbs, user, key):
+    text = PRODUCT_HEADER + "\n" + "\n".join(PRODUCTS_MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = product_outcome(slow_db, slow_team[user], text, False, key, EXISTING_PRODUCTS)
+    fast = product_outcome(fast_db, fast_team[user], text, True, key, EXISTING_PRODUCTS)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    reasons = dict(fast["rejected"])
+    if key is None:
+        assert reasons[5] == {"Code": "Product #1 already has this Code"}
+
+
+def test_other_entities_go_row_by_row_on_postgresql_with_a_note(two_dbs):
+    from crm import customers
+
+    db, team = two_dbs[1]
+    source = importer.read(b"Name,Email\nA,a@example.com\n", "c.csv", fast=True)
+    plan = importer.plan(db, team["admin"], customers.CONTACTS, source,
+                         importer.propose_mapping(customers.CONTACTS, source.headers))
+    assert plan.staged is None and plan.counts["reject"] + plan.counts["create"] == 1
+    assert any("PostgreSQL" in n for n in plan.notes)
+    source = importer.read(b"Last Name,Email\nA,a@example.com\n", "l.csv", fast=True)
+    plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                         importer.propose_mapping(leads.LEADS, source.headers),
+                         mode="upsert", key="email")
+    assert plan.replan and plan.staged_updates and plan.counts["create"] == 1  # set-based
+
+
+def test_a_kill_9_before_the_commit_leaves_postgresql_as_before(new_database, tmp_path):
+    url = new_database()
+    db, team = make_db(url)
+    leads.create_lead(db, team["admin"], {"last_name": "Before", "email": "before@example.com"})
+    before = {t: db.scalar(f"SELECT count(*) FROM {t}")
+              for t in ("leads", "imports", "import_records", "audit_log")}
+    db.close()
+    big = tmp_path / "big.csv"
+    env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from crm"
+                    " import bench; bench.write_leads_csv(Path(sys.argv[1]), 150_000)",
+                    str(big)], cwd=ROOT, env=env, check=True, timeout=120)
+    child = subprocess.Popen([sys.executable, "-m", "crm", "import", "leads", str(big),
+                              "--db", url], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 180
+        for line in child.stdout:  # the rows are written; the commit has not happened
+            seen.append(line)
+            if "import: writing" in line or time.monotonic() > deadline:
+                break
+        assert "import: writing" in "".join(seen), "".join(seen)
+        db = Database(url)
+        try:  # written, in the open transaction only: nobody else sees the rows
+            assert db.scalar("SELECT count(*) FROM leads") == before["leads"]
+        finally:
+            db.close()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+    db = Database(url)
+    try:
+        deadline = time.monotonic() + 30  # the server notices the lost client, rolls back
+        while db.scalar("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in"
+                        " transaction%' AND datname = current_database()") and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        after = {t: db.scalar(f"SELECT count(*) FROM {t}") for t in before}
+        assert after == before
+    finally:
+        db.close()
+    env.pop("CRM_IMPORT_TEST_PAUSE")
+    done = subprocess.run([sys.executable, "-m", "crm", "import", "leads", str(big),
+                           "--db", url], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "row by row" not in done.stdout
+    db = Database(url)
+    try:
+        assert db.scalar("SELECT count(*) FROM leads") == 150_001
+        assert db.scalar("SELECT count(*) FROM audit_log WHERE import_id IS NOT NULL"
+                         " AND action = 'create'") == 150_000
+    finally:
+        db.close()
+
+
+# --- updates and upserts: test_importer_updates.py's comparisons, on PostgreSQL ----------------
+
+from tests.test_importer_updates import (  # noqa: E402
+    test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
+    test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
+    test_a_rep_updates_their_own_records_alike,
+    test_the_fast_write_and_undo_do_not_use_the_row_path,
+    test_the_messy_file_updates_alike, test_the_set_based_undo_of_a_small_row_path_import,
+    test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
+    test_what_update_many_refuses_at_the_write_is_refused_alike,
+    test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
+
+UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
+    test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
+    test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
+    test_a_rep_updates_their_own_records_alike,
+    test_the_fast_write_and_undo_do_not_use_the_row_path,
+    test_the_messy_file_updates_alike, test_the_set_based_undo_of_a_small_row_path_import,
+    test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
+    test_what_update_many_refuses_at_the_write_is_refused_alike,
+    test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
+
+
+@pytest.fixture
+def two(two_dbs):
+    from crm import rules
+
+    yield two_dbs
+    rules.invalidate()
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_customer_updates_set_based_on_postgresql_give_the_row_paths_results(two_dbs, mode,
+                                                                             user):
+    from tests.test_importer_fast import CUSTOMERS_THERE
+
+    text = CUSTOMER_HEADER + "\n" + "\n".join(CUSTOMERS_MESSY) + "\n"
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = customer_outcome(slow_db, slow_team[user], text, False, mode=mode,
+                            existing=CUSTOMERS_THERE)
+    fast = customer_outcome(fast_db, fast_team[user], text, True, mode=mode,
+                            existing=CUSTOMERS_THERE)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    if user == "admin":
+        assert fast["counts"]["update"] >= 3
+
+
+def product_state(db: Database) -> dict:
+    key = {r["id"]: r["code"] or r["name"] for r in db.query("SELECT id, code, name"
+                                                              " FROM products")}
+    return {
+        "products": db.query("SELECT name, code, category, unit_price, currency, active, unit,"
+                             " description, price_notes, version, created_by, updated_by,"
+                             " deleted_at IS NULL AS live FROM products ORDER BY name, code"),
+        "audit": [(key.get(r["record_id"]), r["action"], r["changes"], r["username"],
+                   r["import_id"] is not None) for r in db.query(
+            "SELECT * FROM audit_log WHERE entity = 'products' ORDER BY id")],
+        "records": [(r["line"], key[r["record_id"]], r["action"], r["before"],
+                     r["version_after"]) for r in db.query(
+            "SELECT r.line + g.k AS line, r.record_id + g.k AS record_id, r.action, r.before,"
+            " r.version_after FROM import_records r CROSS JOIN LATERAL"
+            " generate_series(0, r.span - 1) AS g(k) ORDER BY r.id, g.k")],
+    }
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_product_updates_by_code_set_based_on_postgresql_give_the_row_paths_results(
+        two_dbs, mode):
+    from crm import products, records
+
+    text = PRODUCT_HEADER + "\n" + "\n".join(
+        PRODUCTS_MESSY + ["Live again,TAKEN-1,Tools,\"1,234.50\",EUR,no,,changed"]) + "\n"
+    results = []
+    for (db, team), fast in zip(two_dbs, (False, True)):
+        admin = team["admin"]
+        for values, trashed in EXISTING_PRODUCTS + [({"name": "Kept", "code": "KEEP-9",
+                                                      "unit_price": "5"}, False)]:
+            found = records.create(db, admin, products.PRODUCTS, values)
+            if trashed:
+                records.delete(db, admin, products.PRODUCTS, found)
+        source = importer.read(text.encode("utf-8"), "products.csv", fast=fast)
+        plan = importer.plan(db, admin, products.PRODUCTS, source,
+                             importer.propose_mapping(products.PRODUCTS, source.headers),
+                             mode=mode, key="code")
+        assert bool(plan.staged_updates) == fast, plan.notes
+        counts = plan.counts
+        rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
+        import_id = importer.execute(db, admin, plan)
+        after = product_state(db)
+        undone = importer.undo(db, admin, import_id)
+        results.append((counts, rejected, after, undone, product_state(db)))
+    assert results[1] == results[0]
+    assert results[1][0]["update"] >= 1
