@@ -669,6 +669,11 @@ class _Bare:
                         " $by, NULL, 10)",
                         {"d": self.deal_id, "f": stage, "t": target, "now": now,
                          "by": self.admin.id})
+            # the deal's last move (crm.last_moves), written as plainly
+            cur.execute("DELETE FROM deal_last_moves WHERE deal_id = $d", {"d": self.deal_id})
+            cur.execute("INSERT INTO deal_last_moves (deal_id, changed_at, stage_id, amount,"
+                        " probability, tied) VALUES ($d, $now, $t, NULL, 10, FALSE)",
+                        {"d": self.deal_id, "t": target, "now": now})
             self._audit(cur, "deals", self.deal_id, "move", now)
             cur.execute("SELECT * FROM deals WHERE id = $id", {"id": self.deal_id}).fetchall()
 
