@@ -1,14 +1,14 @@
-"""deal_last_moves (crm/last_moves.py) stays each deal's last stage history row through every
-writer of the history, and the home page's open pipeline at a past day's end read through it
-equals the computation over the whole history, as first written (kpis.
-open_pipeline_as_of_history): on random backdated histories with ties, then after moves,
-a stage deleted with its deals moved, imports and their undo, deletes and restores."""
+"""deal_stage_spans (crm/stage_spans.py) stays the stage history with each row's end through
+every writer of the history, and the home page's open pipeline at a past day's end read
+through it equals the computation over the whole history, as first written (kpis.
+open_pipeline_as_of_history): on random backdated histories with ties, then after moves, a
+stage deleted with its deals moved, imports and their undo, deletes and restores."""
 import random
 from datetime import date, datetime, timedelta
 
 import pytest
 
-from crm import deals, importer, last_moves, pipelines
+from crm import deals, importer, stage_spans, pipelines
 from crm.analytics import kpis
 from crm.analytics.periods import Scope
 from tests.test_importer_fast import DEAL_HEADER, DEALS_MESSY, deal_world
@@ -17,20 +17,19 @@ START = datetime(2025, 1, 1)
 
 
 def stored(db) -> list[dict]:
-    return db.query("SELECT deal_id, changed_at, stage_id, amount, probability, tied"
-                    " FROM deal_last_moves ORDER BY deal_id")
+    return db.query("SELECT history_id, deal_id, stage_id, amount, probability, from_at, to_at"
+                    " FROM deal_stage_spans ORDER BY history_id")
 
 
 def from_history(db) -> list[dict]:
-    """What the table should hold, written another way: each deal's latest row (the highest
-    id among those at its latest moment), tied when another row shares that moment."""
-    return db.query(
-        "SELECT h.deal_id, h.changed_at, h.to_stage_id AS stage_id, h.amount, h.probability,"
-        " (SELECT count(*) FROM deal_stage_history x WHERE x.deal_id = h.deal_id"
-        "  AND x.changed_at = h.changed_at) > 1 AS tied"
-        " FROM deal_stage_history h WHERE h.id = (SELECT max(y.id) FROM deal_stage_history y"
-        "  WHERE y.deal_id = h.deal_id AND y.changed_at = (SELECT max(z.changed_at)"
-        "  FROM deal_stage_history z WHERE z.deal_id = h.deal_id)) ORDER BY h.deal_id")
+    """What the table should hold, written another way: every history row, until the first
+    later moment of its deal (SPAN_END without one)."""
+    found = db.query(
+        "SELECT h.id AS history_id, h.deal_id, h.to_stage_id AS stage_id, h.amount,"
+        " h.probability, h.changed_at AS from_at, (SELECT min(x.changed_at)"
+        " FROM deal_stage_history x WHERE x.deal_id = h.deal_id"
+        " AND x.changed_at > h.changed_at) AS to_at FROM deal_stage_history h ORDER BY h.id")
+    return [{**r, "to_at": r["to_at"] or stage_spans.SPAN_END} for r in found]
 
 
 def approx(result: dict) -> dict:
@@ -103,10 +102,12 @@ def history(db, team):
                 previous = s["id"]
                 if rng.random() > 0.15:  # else the next move at the same moment: a tie
                     at += timedelta(hours=rng.randrange(1, 2000))
-        last_moves.rebuild(cur)
+        stage_spans.rebuild(cur)
     for deal_id in ids[::9]:
         deals.delete_deal(db, team["admin"], deal_id)
-    assert db.scalar("SELECT count(*) FROM deal_last_moves WHERE tied") > 0
+    assert db.scalar("SELECT count(*) FROM deal_stage_spans WHERE from_at = to_at") == 0
+    assert db.scalar("SELECT count(*) FROM (SELECT deal_id, from_at FROM deal_stage_spans"
+                     " GROUP BY 1, 2 HAVING count(*) > 1) x") > 0  # ties
     return ids
 
 
@@ -187,7 +188,8 @@ def test_a_restored_backup_rebuilds_it(db, team, history, new_database, tmp_path
         "SELECT id FROM stages WHERE name = 'Negotiation' AND pipeline_id = (SELECT"
         " pipeline_id FROM deals WHERE id = $id)", {"id": history[2]}))
     manifest = backup.backup(db, tmp_path / "b")
-    assert "deal_last_moves" not in manifest["tables"]
+    assert "deal_stage_spans" not in manifest["tables"]
+    assert stored(db) == from_history(db)
     target = Database(new_database())
     try:
         backup.restore(target, tmp_path / "b")
