@@ -196,3 +196,11 @@ def test_a_restored_backup_rebuilds_it(db, team, history, new_database, tmp_path
         assert stored(target) == stored(db)
     finally:
         target.close()
+
+
+def test_the_demo_load_builds_it(db, team):
+    from crm import demo
+
+    demo.load_demo(db, "small", seed=3)
+    assert db.scalar("SELECT count(*) FROM deal_stage_spans") > 1000
+    assert stored(db) == from_history(db)
