@@ -33,14 +33,20 @@ _INSERT = ("INSERT INTO deal_stage_spans (history_id, deal_id, stage_id, amount,
 def refresh(cur, deals_sql: str, params: dict | None = None) -> None:
     """Recomputes the spans of the deals that deals_sql (a SELECT of deal ids, from a trusted
     caller, with params) names, from their history."""
-    params = params or {}
-    cur.execute(f"DELETE FROM deal_stage_spans WHERE deal_id IN ({deals_sql})", params)
-    cur.execute(_INSERT + _SELECT.format(where=f" WHERE deal_id IN ({deals_sql})",
-                                         where_h=f" WHERE h.deal_id IN ({deals_sql})"), params)
+    _refresh(cur, "{col} IN (" + deals_sql + ")", params or {})
 
 
 def refresh_deal(cur, deal_id: int) -> None:
-    refresh(cur, "SELECT CAST($deal AS BIGINT)", {"deal": deal_id})
+    # an equality, not IN (SELECT ...): DuckDB reads one deal's rows by the history's index
+    _refresh(cur, "{col} = $deal", {"deal": deal_id})
+
+
+def _refresh(cur, condition: str, params: dict) -> None:
+    """condition: over the deal id column, written {col}."""
+    own, history = condition.replace("{col}", "deal_id"), condition.replace("{col}", "h.deal_id")
+    cur.execute("DELETE FROM deal_stage_spans WHERE " + own, params)
+    cur.execute(_INSERT + _SELECT.format(where=" WHERE " + own, where_h=" WHERE " + history),
+                params)
 
 
 def rebuild(cur) -> None:
