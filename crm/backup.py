@@ -23,13 +23,14 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from crm import custom_fields, dialect
+from crm import custom_fields, dialect, stage_spans
 from crm.db import MIGRATIONS, Database
 
 APP = "crm"
 FORMAT = 1  # of the backup folder itself
 MANIFEST = "manifest.json"
-SKIPPED = {"calendar_days": "rebuilt by migration 005_calendar"}
+SKIPPED = {"calendar_days": "rebuilt by migration 005_calendar",
+           "deal_stage_spans": "rebuilt from deal_stage_history"}
 # tables that migrations fill; a database to restore into may hold their rows (replaced)
 SEEDED = {"schema_migrations", "pipelines", "stages", "settings"}
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -135,6 +136,7 @@ def restore(db: Database, source, progress=None) -> dict:
                 if progress:
                     progress(done, len(wanted), table)
             _set_sequences(cur, manifest.get("sequences") or {})
+            stage_spans.rebuild(cur)  # skipped by the backup (and older ones lack it)
         except BaseException:
             cur.execute("ROLLBACK")
             raise

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from crm import auth, config, deals, dialect, leads, pipelines, records
+from crm import auth, config, deals, dialect, leads, pipelines, records, stage_spans
 from crm.db import Database, DatabaseUnavailable
 from crm.ui.page_timing import ROOT, page_and_its_sql, page_run_ms, paired_median_ms
 
@@ -678,6 +678,16 @@ class _Bare:
                         " $by, NULL, 10)",
                         {"d": self.deal_id, "f": stage, "t": target, "now": now,
                          "by": self.admin.id})
+            # the deal's stage spans (crm.stage_spans), written as plainly: the span it
+            # left ends now, the new one is open
+            cur.execute("UPDATE deal_stage_spans SET to_at = $now WHERE deal_id = $d"
+                        " AND to_at = $end", {"d": self.deal_id, "now": now,
+                                              "end": stage_spans.SPAN_END})
+            cur.execute("INSERT INTO deal_stage_spans (history_id, deal_id, stage_id, amount,"
+                        " probability, from_at, to_at) SELECT max(id), $d, $t, NULL, 10, $now,"
+                        " $end FROM deal_stage_history WHERE deal_id = $d",
+                        {"d": self.deal_id, "t": target, "now": now,
+                         "end": stage_spans.SPAN_END})
             self._audit(cur, "deals", self.deal_id, "move", now)
             cur.execute("SELECT * FROM deals WHERE id = $id", {"id": self.deal_id}).fetchall()
 

@@ -299,6 +299,9 @@ def _open_pool(url: str, size: int):
 
 def _configure(conn) -> None:
     conn.adapters.register_loader("numeric", _numeric_loader())
+    # JIT compiles each big aggregate anew (70-320 ms of the large demo's dashboard queries,
+    # more than it saves on them)
+    conn.execute("SET jit = off")
 
 
 def _reason(exc: BaseException) -> str:

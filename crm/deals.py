@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crm import audit, dialect, pipelines, records, rules
+from crm import audit, dialect, pipelines, records, rules, stage_spans
 from crm.auth import User, require
 from crm.db import Database, retried, rows
 from crm.fields import Field, ValidationError, validate
@@ -236,6 +236,8 @@ def move_all(cur, user: User, source: dict, target: dict) -> int:
         " changed_by, amount, probability) SELECT id, $s, $t, $now, $by, amount, $p"
         " FROM deals WHERE stage_id = $s",
         {k: params[k] for k in ("s", "t", "now", "by", "p")})
+    stage_spans.refresh(cur, "SELECT id FROM deals WHERE stage_id = $s",
+                        {"s": source["id"]})
     audit.record_many(cur, user, "deals", "SELECT id FROM deals WHERE stage_id = $s",
                       {"s": source["id"]}, "move", {"stage_id": (source["id"], target["id"])})
     cur.execute(
@@ -259,6 +261,7 @@ def _history(cur, user: User, deal_id: int, source: dict | None, target: dict, a
         {"d": deal_id, "f": source["id"] if source else None, "t": target["id"], "at": when,
          "by": user.id or None, "amount": amount,
          "p": probability if probability is not None else target["probability"]})
+    stage_spans.refresh_deal(cur, deal_id)
 
 
 LINE_FIELDS = [

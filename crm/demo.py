@@ -364,6 +364,9 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         result["sales_history"] = add_sales_history(cur, actor, size, now, seed, customers["id"])
         from crm import demo_market  # competitors, prices, costs, returns (market audit)
         result.update(demo_market.load(cur, actor, rng, now, size, language, owner_ids))
+        from crm import stage_spans  # the history was bulk-inserted: its spans at once
+
+        stage_spans.rebuild(cur)
 
     result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
     with db.transaction() as cur:

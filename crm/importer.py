@@ -40,7 +40,7 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, dialect, i18n, records, rules
+from crm import audit, dialect, i18n, records, rules, stage_spans
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -1334,6 +1334,7 @@ def _deal_dates(cur, deal_id: int, values: dict, extra: dict) -> None:
                     {"t": moment, "id": deal_id})
         cur.execute("UPDATE deal_stage_history SET changed_at = $t WHERE deal_id = $id",
                     {"t": moment, "id": deal_id})
+        stage_spans.refresh_deal(cur, deal_id)
     if kind != "open" and closed is not None:
         cur.execute("UPDATE deals SET closed_on = $d WHERE id = $id", {"d": closed, "id": deal_id})
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from crm import audit, records, rules
+from crm import audit, records, rules, stage_spans
 from crm import importer as imp
 from crm.auth import User
 from crm.db import Database
@@ -507,6 +507,8 @@ def write(cur, user: User, p, import_id: int) -> None:
            " NULL, st.id, coalesce(s.engaged, $now), $by, s.f_amount,"
            f" coalesce(s.f_probability, st.probability){joined}")
     cur.execute(sql, imp._used({**params, "h": first_h - 1}, sql))
+    stage_spans.refresh(cur, f"SELECT $first + s.seq FROM {staged} s WHERE s.w",
+                        {"first": first - 1})
     # product lines, in the file's order, and an audit entry for each deal that has some
     n_lines = cur.execute(f"SELECT count(*) FROM {staged} s JOIN {staged}_lines l"
                           " ON l.txt = s.pl WHERE s.w").fetchone()[0] \

@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 import pytest
 
-from crm import auth, deals, leads, pipelines
+from crm import auth, deals, leads, pipelines, stage_spans
 from crm.analytics import forecast, kpis, periods
 from crm.fields import ValidationError
 
@@ -37,6 +37,7 @@ def make(db, user, title, amount, path, currency="USD", expected=None, probabili
         for hid, (_name, when) in zip(ids, path):
             cur.execute("UPDATE deal_stage_history SET changed_at = $t WHERE id = $id",
                         {"t": when, "id": hid})
+        stage_spans.refresh_deal(cur, deal_id)  # as every writer of the history does
         last = path[-1]
         closed = last[1].date() if last[0] in ("Won", "Lost") else None
         cur.execute("UPDATE deals SET created_at = $c, closed_on = $closed,"
