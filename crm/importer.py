@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, dialect, i18n, records, rules
+from crm import audit, dialect, i18n, importer_near, records, rules
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -607,17 +607,23 @@ def _lookup(db: Database, sql: str, params: dict | None = None) -> dict[str, int
 
 def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
     """{lower name: id} for a user or reference field, the way people name them."""
+    found = {}
+    for sql, params in _resolver_sql(db, user, spec, pipeline_id):
+        found.update(_lookup(db, sql, params))
+    return found
+
+
+def _resolver_sql(db: Database, user: User, spec: Field, pipeline_id: int | None):
+    """The queries (SELECT id, k) whose rows _resolver maps, later ones winning."""
     if spec.type == "user":
-        found = {}
-        for column in ("name", "email", "username"):
-            found.update(_lookup(db, f"SELECT id, {column} AS k FROM users WHERE active"))
-        return found
+        return [(f"SELECT id, {column} AS k FROM users WHERE active", {})
+                for column in ("name", "email", "username")]
     if spec.ref == "stages":
         from crm import pipelines
 
         pid = pipeline_id or pipelines.default_pipeline_id(db)
-        return _lookup(db, "SELECT id, name AS k FROM stages WHERE pipeline_id = $p"
-                           " AND deleted_at IS NULL", {"p": pid})
+        return [("SELECT id, name AS k FROM stages WHERE pipeline_id = $p"
+                 " AND deleted_at IS NULL", {"p": pid})]
     if spec.ref in records.REF_LABELS:
         table = spec.ref
         from crm import customers, deals, leads, products, service
@@ -626,24 +632,33 @@ def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
                   "deals": deals.DEALS, "leads": leads.LEADS,
                   "complaints": service.COMPLAINTS, "products": products.PRODUCTS}.get(table)
         if entity is None:
-            return _lookup(db, f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
-                               f" FROM {table} t")
+            return [(f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
+                     f" FROM {table} t", {})]
         where, params = records.visible(entity, user)
-        found = _lookup(db, f"SELECT t.id, {entity.title_sql} AS k FROM {table} t"
-                            f" WHERE {where}", params)
+        found = [(f"SELECT t.id, {entity.title_sql} AS k FROM {table} t WHERE {where}",
+                  params)]
         if table == "contacts":
-            found.update(_lookup(db, f"SELECT t.id, t.email AS k FROM contacts t WHERE {where}",
-                                 params))
+            found.append((f"SELECT t.id, t.email AS k FROM contacts t WHERE {where}", params))
         return found
-    return {}
+    return []
+
+
+def _suggest(db: Database, user: User, spec: Field, pipeline_id: int | None, key: str,
+             known) -> list[str]:
+    """closest(key, known): over many names, through a SQL shortlist (crm/importer_near.py)."""
+    if len(known) < importer_near.SHORTLIST_AT or spec.ref == "stages":
+        return closest(key, known)
+    return importer_near.suggest(db, _resolver_sql(db, user, spec, pipeline_id), key)
 
 
 def resolve(db: Database, user: User, spec: Field, texts: list[str],
             pipeline_id: int | None = None, create_missing: bool = False,
-            created: dict | None = None) -> Column:
+            created: dict | None = None, known=None) -> Column:
     """Names to ids; an unknown name is an error with the nearest known names, or (stages,
-    with create_missing) a stage to add to the pipeline."""
-    known = _resolver(db, user, spec, pipeline_id)
+    with create_missing) a stage to add to the pipeline. known: the names' map when given
+    (importer_near.Names: a few texts among many records)."""
+    if known is None:
+        known = _resolver(db, user, spec, pipeline_id)
     column = Column(spec, [None] * len(texts))
     for i, text in enumerate(texts):
         if _missing(text):
@@ -658,7 +673,7 @@ def resolve(db: Database, user: User, spec: Field, texts: list[str],
             if created is not None:
                 created.setdefault("stages", set()).add(str(text).strip())
         else:
-            close = closest(key, known)
+            close = _suggest(db, user, spec, pipeline_id, key, known)
             message = _("{label}: no {value} here.").format(label=spec.shown_label,
                                                            value=repr(str(text).strip()))
             if close:
@@ -1706,13 +1721,13 @@ def _strip_sql(c: str) -> str:
             f" ELSE {c} END")
 
 
-def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
+def _distinct_map(db: Database, user: User, spec: Field, texts: list[str], known=None):
     """The row path's conversion of each distinct text of a column: (note, {text: (coerced
     value, coerce error)}, [(text, clean value as text, coerce error?, validation error?)])."""
     if spec.type in ("date", "datetime"):
         column = _dates(spec, texts)
     elif spec.type in ("user", "ref"):
-        column = resolve(db, user, spec, texts)
+        column = resolve(db, user, spec, texts, known=known)
     else:
         column = coerce(spec, texts)
     found, table = {}, []

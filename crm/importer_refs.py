@@ -139,7 +139,11 @@ def ref_map(cur, db, user: User, spec, raw: str, index: int, m: str):
     rest = [t for t in rest if not importer._missing(t)]  # missing: no value, no error
     if not rest:
         return None, {}
-    note, found, table = importer._distinct_map(db, user, spec, rest)
+    from crm import importer_near
+
+    # the few texts SQL did not resolve: their names looked up one at a time, not all read
+    names = importer_near.Names(db, importer._resolver_sql(db, user, spec, None), rest)
+    note, found, table = importer._distinct_map(db, user, spec, rest, names)
     cur.execute(f"INSERT INTO {m} SELECT unnest($t), unnest($v), unnest($c), unnest($e)",
                 {"t": [r[0] for r in table], "v": [r[1] for r in table],
                  "c": [r[2] for r in table], "e": [r[3] for r in table]})
