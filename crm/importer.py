@@ -2323,8 +2323,11 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
         values.append(value)
     cols += ["created_at", "updated_at", "created_by", "updated_by"]
     values += ["$now", "$now", "$by", "$by"]
-    from crm import importer_refs
+    from crm import importer_recheck, importer_refs
 
+    # a record a row names trashed since the dry run, an owner no longer active: the row
+    # path's refusal
+    importer_recheck.refuse(cur, user, p, p.staged, where, import_id)
     refused = importer_refs.refusal(cur, entity, p.staged, where)
     if refused:
         raise ImportFileError(refused)
