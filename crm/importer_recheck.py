@@ -19,11 +19,12 @@ _LINKS = {
     "activities": ("lead_id", "customer_id", "contact_id", "deal_id", "complaint_id"),
     "surveys": ("customer_id", "contact_id", "deal_id", "product_id"),  # service._references
     "complaints": ("customer_id", "contact_id", "deal_id", "product_id"),
+    "deals": ("customer_id", "contact_id"),  # deals._check_links
 }
 # of those, the ones a rep must own (auth.require view/edit); products are shared
 _MINE = {"contacts": ("customer_id",), "tasks": _LINKS["tasks"],
          "activities": _LINKS["activities"], "surveys": ("customer_id",),
-         "complaints": ("customer_id",)}
+         "complaints": ("customer_id",), "deals": ("customer_id", "contact_id")}
 _TABLES = {"lead_id": "leads", "customer_id": "customers", "contact_id": "contacts",
            "deal_id": "deals", "complaint_id": "complaints", "product_id": "products"}
 
@@ -73,6 +74,10 @@ def _phases(user: User, entity: records.Entity, cols: set) -> list[tuple[list, d
                 links.append(f"(s.f_{n} IS NOT NULL AND EXISTS (SELECT 1 FROM {table} x"
                              f" WHERE x.id = s.f_{n} AND x.customer_id IS DISTINCT FROM"
                              " s.f_customer_id))")
+    if entity.table == "deals" and {"f_customer_id", "f_contact_id"} <= cols:
+        links.append("(s.f_contact_id IS NOT NULL AND s.f_customer_id IS NOT NULL AND"
+                     " EXISTS (SELECT 1 FROM contacts x WHERE x.id = s.f_contact_id AND"
+                     " x.customer_id IS DISTINCT FROM s.f_customer_id))")
     if importer._batchable(entity):
         return [(owner, params), (links, params)]
     return [(owner + links, params)]
@@ -89,7 +94,16 @@ def _refuse_row(cur, user: User, p, staged: str, line: int, cols: set,
     found = cur.execute(f"SELECT {', '.join(f'f_{n}' for n in mapped) or '1'} FROM {staged}"
                         " WHERE line = $line", {"line": line}).fetchone()
     values = dict(zip(mapped, found)) if mapped else {}
+    stage_ids = {}
+    if "new_stage" in cols:  # a deal's stage the import added (importer._add_stages)
+        name = cur.execute(f"SELECT new_stage FROM {staged} WHERE line = $line",
+                           {"line": line}).fetchone()[0]
+        if name is not None:
+            values["stage_id"] = ("new stage", name)
+            stage_ids[name] = cur.execute(
+                "SELECT max(id) FROM stages WHERE pipeline_id = $p AND name = $n AND"
+                " deleted_at IS NULL", {"p": p._pid, "n": name}).fetchone()[0]
     row = importer.Row(line=line, action="create", values=values)
-    importer.write_row(cur, user, p, row, import_id, {})
+    importer.write_row(cur, user, p, row, import_id, stage_ids)
     raise importer.ImportFileError(_("Row {line}: the record changed since the dry run; run "
                                      "it again.").format(line=line))

@@ -5,8 +5,18 @@ as the row path does, with its words, and leaves both databases alike
 import pytest
 
 from crm import activities, auth, customers, deals, importer, products, records, service
-from tests.test_importer_fast import RUNS
-from tests.test_importer_refs import seeded  # noqa: F401 (the fixture)
+from tests.test_importer_fast import RUNS, make_db
+from tests.test_importer_refs import seed
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
+    for db, team in made:
+        seed(db, team)
+    yield made
+    for db, _team in made:
+        db.close()
 
 
 def _id(db, table, column, value):
@@ -70,7 +80,7 @@ def outcome(db, team, user, entity, text, fast, key, change):
             "deals": db.query("SELECT id, last_activity_at, version FROM deals ORDER BY id")}
 
 
-def compare(seeded, entity, rows, change, user="admin", key=None):  # noqa: F811
+def compare(seeded, entity, rows, change, user="admin", key=None):
     (slow_db, slow_team), (fast_db, fast_team) = seeded
     text = "\n".join(rows) + "\n"
     slow = outcome(slow_db, slow_team, user, entity, text, False, key, change)
@@ -105,7 +115,7 @@ CONTACTS = ["Customer,First Name,Last Name,E-mail Address,Owner",
 ])
 @pytest.mark.parametrize("key", [None, "email"])
 def test_new_contacts_of_a_customer_trashed_since_the_dry_run_refuse_alike(
-        seeded, user, change, refused, key):  # noqa: F811
+        seeded, user, change, refused, key):
     found = compare(seeded, customers.CONTACTS, CONTACTS, change, user, key)
     assert bool(found["error"]) == bool(refused)
     if not key:
@@ -131,7 +141,7 @@ ACTIVITIES = ["Type,Subject,When,Customer,Deal,Lead,By",
 ])
 @pytest.mark.parametrize("entity", [activities.TASKS, activities.ACTIVITIES])
 def test_tasks_and_activities_linked_to_a_trashed_record_refuse_alike(
-        seeded, user, change, refused, entity):  # noqa: F811
+        seeded, user, change, refused, entity):
     rows = TASKS if entity is activities.TASKS else ACTIVITIES
     found = compare(seeded, entity, rows, change, user)
     assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
@@ -154,10 +164,32 @@ COMPLAINTS = ["Customer,Opened on,Subject,Contact,Product",
 ])
 @pytest.mark.parametrize("entity", [service.SURVEYS, service.COMPLAINTS])
 def test_survey_answers_and_complaints_naming_a_trashed_record_refuse_alike(
-        seeded, change, refused, entity):  # noqa: F811
+        seeded, change, refused, entity):
     rows = SURVEYS if entity is service.SURVEYS else COMPLAINTS
     found = compare(seeded, entity, rows, change)
     if entity is service.COMPLAINTS and "Row 2" in (refused or ""):
         refused = None  # a complaint names no contact: the column is ignored
+    assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
+        == bool(refused)
+
+
+DEALS = ["Deal Name,Deal Stage,Amount,Company,Contact,Owner",
+         "Acme more,Qualification,100,Acme,Ada Lovelace,",
+         "Pars more,Qualification,5,شرکت پارس,علی رحیمی,Reza Rahimi",
+         "Lone deal,Qualification,7,,,"]
+
+
+@pytest.mark.parametrize("user,change,refused", [
+    ("admin", trash_customer("Acme"), "Row 2: That customer does not exist"),
+    ("admin", trash(customers.CONTACTS, "email", "ada@acme.com"),
+     "Row 2: That contact does not exist"),
+    ("admin", lock("reza"), "Row 3: Owner must be an active user"),
+    ("admin", nothing, None),
+    ("reza", give_customer("شرکت پارس", "sam"), "Row 3:"),
+    ("reza", nothing, None),
+])
+def test_new_deals_of_a_customer_trashed_since_the_dry_run_refuse_alike(
+        seeded, user, change, refused):
+    found = compare(seeded, deals.DEALS, DEALS, change, user)
     assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
         == bool(refused)
