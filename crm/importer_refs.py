@@ -1,8 +1,8 @@
 """The set-based import (importer._fast_plan) of new records that name other records or are
 checked by a command of their own: contacts, tasks, activities, survey answers, complaints,
 price records, returns, competitors and users (their updates go row by row, but for
-contacts', tasks', activities', price records', returns', competitors' and survey
-answers').
+contacts', tasks', activities', price records', returns', competitors', survey answers' and
+complaints' (crm/importer_complaints.py)).
 
 A column naming a customer, contact, lead, deal, product, complaint or competitor is resolved
 in SQL: its distinct texts joined, case-insensitively, to the names (and a contact's emails)
@@ -36,7 +36,7 @@ _DATES = {  # fields that cannot be in the future (the entity's check)
 # of those, the entities whose updates and upserts go set-based too (crm/importer_updates.py:
 # their updates are records.update_many's, whose checks that module writes in SQL)
 UPDATE_TABLES = ("contacts", "tasks", "activities", "price_records", "customer_returns",
-                 "competitors", "surveys")
+                 "competitors", "surveys", "complaints")  # complaints: importer_complaints
 
 
 def handles(entity: records.Entity, mode: str) -> bool:

@@ -61,8 +61,10 @@ def writable(db: Database, p) -> bool:
         from crm import importer_deals
 
         return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
+    from crm import importer_complaints
+
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
-            or not _plain_update(entity):
+            or not (_plain_update(entity) or importer_complaints.handles(entity)):
         return False  # (tasks: their own create, records.update_in a row)
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
@@ -96,9 +98,11 @@ def prepare(db: Database, user: User, p) -> None:
     new plan does). Then stages the rows to create ({name}_w) and the updates with their old
     and new values ({name}_u). Outside the import's transaction: DuckDB writes one database
     a transaction, and the UPDATE checks each record's version anyway."""
-    from crm import importer
+    from crm import importer, importer_complaints
 
     name, entity, fields = p.staged_updates, p.entity, p._update_fields
+    # fields the entity's command sets beside the file's (a complaint's resolved date)
+    p._derived = importer_complaints.derived(entity, fields)
     cur = db.cursor()
     try:
         for suffix in ("", "_u", "_w"):
@@ -114,23 +118,25 @@ def prepare(db: Database, user: User, p) -> None:
                     " WHERE a.action = 'create'")
         specs = entity.spec
         cols = []
-        for n in fields:
-            new = f"c.f_{n}"
+        for n in fields + p._derived:
+            new = given = importer_complaints.given(fields, n)
             if n == "owner_id":  # update_many: an emptied owner becomes the importing user
                 new = (f"CASE WHEN c.f_{n} IS NULL AND t.{n} IS NOT NULL"
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
-            cols += [f"c.f_{n} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
+            elif n == importer_complaints.DATE and importer_complaints.handles(entity):
+                new = importer_complaints.new_date(fields)  # the command's resolved date
+            cols += [f"{given} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
         inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
                  f" JOIN {name}_c c ON c.line = a.line JOIN {entity.table} t"
                  " ON t.id = a.record_id WHERE a.action = 'update'")
         flags = []
-        for n in fields:
+        for n in fields + p._derived:
             flags.append(f"{importer._differs_sql(specs[n], f'o_{n}', f'f_{n}')} AS d_{n}")
             flags.append(f"{importer._differs_sql(specs[n], f'o_{n}', f'v_{n}')} AS c_{n}")
-        changed = " OR ".join(f"c_{n}" for n in fields) or "false"
+        changed = " OR ".join(f"c_{n}" for n in fields + p._derived) or "false"
         sql = (f"CREATE TABLE {name}_u AS SELECT *, ({changed}) AS changed FROM"
                f" (SELECT *, {', '.join(flags)} FROM ({inner}))")
-        cur.execute(sql, importer._used({"by": user.id or None}, sql))
+        cur.execute(sql, importer._used({"by": user.id or None, "today": date.today()}, sql))
     except BaseException:
         for suffix in ("", "_u", "_w"):
             cur.execute(f"DROP TABLE IF EXISTS {name}{suffix}")
@@ -165,7 +171,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     from crm import importer
 
     name, entity = p.staged_updates, p.entity
-    table, fields = entity.table, _ordered(entity, p._update_fields)
+    derived = getattr(p, "_derived", [])
+    table, fields = entity.table, _ordered(entity, p._update_fields + derived)
     n, n_changed, first_line = cur.execute(
         f"SELECT count(*), count(*) FILTER (WHERE changed), min(line) FILTER (WHERE changed)"
         f" FROM {name}_u").fetchone()
@@ -211,6 +218,14 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}')},"
             " ', null]') END" for f in fields]
     some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
+    from crm import importer_complaints
+
+    if importer_complaints.handles(entity):  # the row path's before: after the file's
+        # fields, what the command set beside them (the resolved date)
+        d = importer_complaints.DATE
+        olds.append(f"CASE WHEN c_{d} AND NOT d_{d} THEN concat('\"{d}\": [',"
+                    f" {_json(specs[d], f'o_{d}')}, ', null]') END")
+        some += f" OR c_{d}"
     first = importer._draw_ids(cur, "import_records_id_seq", n)
     cur.execute(
         "INSERT INTO import_records (id, import_id, line, record_id, action, before,"
@@ -230,7 +245,13 @@ def _refused(cur, user: User, p) -> bool:
     params: dict = {"today": date.today()}
     tests = []
 
+    from crm import importer_complaints
+
+    complaints = importer_complaints.handles(entity)
+
     def merged(n: str) -> str:  # update_many: the record with the fields the plan changes
+        if complaints and n == importer_complaints.DATE:
+            return f"u.v_{n}"  # as the command sets it
         return f"CASE WHEN u.d_{n} THEN u.f_{n} ELSE u.o_{n} END" if n in fields else f"t.{n}"
 
     found = importer._record_sql(entity, merged)
@@ -261,6 +282,8 @@ def _refused(cur, user: User, p) -> bool:
                      f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
     if entity.table == "surveys":
         tests += _survey_tests(user, params, fields)
+    if complaints:
+        tests += importer_complaints.tests(user, params, fields)
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
