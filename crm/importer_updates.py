@@ -397,9 +397,13 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         return 0
     from crm import importer_refs
 
-    # the row path undoes every entity by records.update_in (deals, competitors too)
+    # the row path undoes every entity by records.update_in (deals, competitors, complaints
+    # too: their commands' side effects are in the import records' before)
+    from crm import importer_complaints
+
     deals = entity.table == "deals"
-    if (not deals and (not _plain_update(entity) or not (
+    plain = _plain_update(entity) or importer_complaints.handles(entity)
+    if (not deals and (not plain or not (
             importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES)
             or importer._fast_refusal(entity, {}, "update", None) is not None)) \
             or importer._sql_check(entity) is None or rules.watched(cur, table) \
