@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, dialect, i18n, importer_near, records, rules
+from crm import audit, dialect, i18n, importer_kept, importer_near, records, rules
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -1635,17 +1635,13 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     from crm import importer_refs
 
     specs = {f.name: f for f in importable(entity)}
-    mapped = {v for v in mapping.values() if v}
     # entities naming other records (contacts, tasks, ...): new records only (importer_refs)
     refs = importer_refs.handles(entity, mode)
     if entity.table in importer_refs.TABLES and not refs:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    # an only_when field is judged by its other field: the file's or, on create, its default;
-    # an update without that other field judges it by the record's, which the staged rows
-    # (an upsert's creates among them) do not hold
-    kept_apart = any(f.only_when and (f.default is not None or (
-        mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
-        for f in specs.values())
+    # an only_when field is judged by its other field: the file's or, on create, its default
+    # (an update without that other field: by the record's, at write time, importer_kept)
+    kept_apart = any(f.only_when and f.default is not None for f in specs.values())
     # unique fields are checked set-based (_match: an update's own record may keep its code)
     if not refs and (entity.creator or entity.parent or entity.table in ("deals", "activities")
                      or _sql_check(entity) is None) or kept_apart:
@@ -1931,7 +1927,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             return f"$k_{field_name}"
 
         for field_name, value in values_sql.items():
-            kept = _kept_sql(specs[field_name], value, value_sql)
+            kept = value if importer_kept.later(specs[field_name], mode, values_sql) \
+                else _kept_sql(specs[field_name], value, value_sql)
             selects.append(f"{kept} AS f_{field_name}")
         if key:
             header, index, _found = converters[key]
@@ -1963,6 +1960,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         future, consent = importer_refs.sql_check(entity) or _sql_check(entity)
 
         def value_of(field_name: str) -> str:
+            if field_name in clean and importer_kept.later(specs[field_name], mode, clean):
+                # a new record of an upsert: kept by the other field's default
+                return _kept_sql(specs[field_name], clean[field_name], value_of)
             if field_name in clean:
                 return clean[field_name]
             params[f"k_{field_name}"] = constants[field_name]

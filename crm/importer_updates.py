@@ -113,8 +113,14 @@ def prepare(db: Database, user: User, p) -> None:
         if counts != p._update_counts or rejected != p._update_rejected:
             raise importer.ImportFileError(_("The records changed since the dry run; run it "
                                              "again."))
-        cur.execute(f"CREATE TABLE {name}_w AS SELECT c.*, row_number() OVER (ORDER BY c.line)"
-                    f" AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
+        from crm import importer_kept
+
+        kept = importer_kept.fields(entity, fields)  # a birthday without the kind
+        replaced = ", ".join(f"{importer_kept.created(entity, n, p._update_constants)} AS f_{n}"
+                             for n in kept)
+        cur.execute(f"CREATE TABLE {name}_w AS SELECT c.*"
+                    f"{f' REPLACE ({replaced})' if kept else ''}, row_number() OVER"
+                    f" (ORDER BY c.line) AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
                     " WHERE a.action = 'create'")
         specs = entity.spec
         cols = []
@@ -125,6 +131,8 @@ def prepare(db: Database, user: User, p) -> None:
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
             elif n == importer_complaints.DATE and importer_complaints.handles(entity):
                 new = importer_complaints.new_date(fields)  # the command's resolved date
+            elif n in kept:  # kept by the record's kind, as update_many keeps it
+                new = importer_kept.stored(entity, n, given)
             cols += [f"{given} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
         inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
                  f" JOIN {name}_c c ON c.line = a.line JOIN {entity.table} t"
@@ -245,13 +253,14 @@ def _refused(cur, user: User, p) -> bool:
     params: dict = {"today": date.today()}
     tests = []
 
-    from crm import importer_complaints
+    from crm import importer_complaints, importer_kept
 
     complaints = importer_complaints.handles(entity)
+    kept = importer_kept.fields(entity, fields)
 
     def merged(n: str) -> str:  # update_many: the record with the fields the plan changes
-        if complaints and n == importer_complaints.DATE:
-            return f"u.v_{n}"  # as the command sets it
+        if complaints and n == importer_complaints.DATE or n in kept:
+            return f"u.v_{n}"  # as the command sets it, as update_many keeps it
         return f"CASE WHEN u.d_{n} THEN u.f_{n} ELSE u.o_{n} END" if n in fields else f"t.{n}"
 
     found = importer._record_sql(entity, merged)
