@@ -22,6 +22,7 @@ from crm import dialect
 
 SHORTLIST_AT = 20_000  # fewer names than this: closest() over them all is as cheap
 _SAMPLE = 1000  # names read to order the tests
+_FEW = 16  # texts Names looks up by strpos() (more: by their keys, each name stripped)
 _EPS = 1e-9  # float slack, on the keeping side
 
 
@@ -103,15 +104,20 @@ class Names:
         self.ids: set = set()
         from crm import importer
 
-        key_sql = _key(db.dialect, "CAST(x.k AS VARCHAR)")
+        if len(keys) <= _FEW:  # a name holds its key (stripped, lowered): strpos, cheap
+            named = " OR ".join(f"strpos(lower(CAST(x.k AS VARCHAR)), $key{i}) > 0"
+                                for i in range(len(keys))) or "false"
+        else:
+            named = f"{_key(db.dialect, 'CAST(x.k AS VARCHAR)')} IN (SELECT unnest($keys))"
         for sql, params in pieces:  # the later query's name wins, as in _resolver
             # names SQL may lower otherwise than Python (İ, Σ): read too, compared in Python;
             # of one name, the last row (the newest record: the order a table is read in)
             query = (f"SELECT x.id, x.k FROM ({sql}) x WHERE x.k IS NOT NULL AND"
-                     f" CAST(x.k AS VARCHAR) <> '' AND ({key_sql} IN (SELECT unnest($keys))"
+                     f" CAST(x.k AS VARCHAR) <> '' AND ({named}"
                      " OR strpos(CAST(x.k AS VARCHAR), 'İ') > 0"
                      " OR strpos(CAST(x.k AS VARCHAR), 'Σ') > 0) ORDER BY x.id")
-            every = {**params, **importer._CONSTANTS, "keys": keys}
+            every = {**params, **importer._CONSTANTS, "keys": keys,
+                     **{f"key{i}": k for i, k in enumerate(keys)}}
             wanted = set(keys)
             for r in db.query(query, importer._used(every, query)):
                 k = str(r["k"]).strip().lower()

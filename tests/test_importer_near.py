@@ -79,7 +79,7 @@ def test_the_shortlist_answers_as_difflib_among_many_alike_names(names_db):
               suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(st.text(ALPHABET, min_size=0, max_size=6), max_size=25),
        texts=st.lists(st.one_of(st.text(ALPHABET, max_size=6), st.integers(0, 30).map(str),
-                                st.sampled_from(["9" * 25, "۱۲", " 3 "])), max_size=12))
+                                st.sampled_from(["9" * 25, "۱۲", " 3 "])), max_size=24))
 def test_the_names_read_for_a_few_texts_are_the_resolvers(names_db, names, texts):
     """importer_near.Names (a text's name and id looked up in SQL) resolves texts as the
     whole map does: the same ids, the same errors and suggestions."""
