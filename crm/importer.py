@@ -1646,8 +1646,9 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     if not refs and (entity.creator or entity.parent or entity.table in ("deals", "activities")
                      or _sql_check(entity) is None) or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    # custom links are resolved set-based for every entity (importer_refs.ref_map)
     if any(specs[v].type not in _SQL_TYPES | _PY_TYPES
-           and not (refs and importer_refs.mappable(specs[v]))
+           and not ((refs or specs[v].custom) and importer_refs.mappable(specs[v]))
            for v in mapping.values() if v in specs):
         return _("some mapped fields are checked one row at a time (links, web addresses,"
                  " multiple choices)")
@@ -1655,7 +1656,7 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     for name in {v for v in mapping.values() if v}:
         spec = specs[name]
-        if refs and importer_refs.mappable(spec):
+        if (refs or spec.custom) and importer_refs.mappable(spec):
             continue
         if spec.type not in _SQL_TYPES | _PY_TYPES or (spec.type == "user"
                                                         and name != "owner_id"):

@@ -1,7 +1,8 @@
 """The write-time re-check of a set-based import's new records (importer._fast_write).
 
 The dry run checked the records a row names; between it and the import someone may trash one
-of them (a customer, a deal), or deactivate the owner a row names. The row path's commands
+of them (a customer, a deal), or deactivate the owner a row names. (A custom link to a table
+the resolver reads whole, competitors, may name a trashed record already.) The row path's commands
 check those again as they write, and a refusal refuses the whole import with the row's line
 and their words. Here the same checks are one SQL query over the staged rows; the first row
 the row path would refuse is given to the row path's own write (importer.write_row), which
@@ -78,9 +79,25 @@ def _phases(user: User, entity: records.Entity, cols: set) -> list[tuple[list, d
         links.append("(s.f_contact_id IS NOT NULL AND s.f_customer_id IS NOT NULL AND"
                      " EXISTS (SELECT 1 FROM contacts x WHERE x.id = s.f_contact_id AND"
                      " x.customer_id IS DISTINCT FROM s.f_customer_id))")
-    if importer._batchable(entity):
-        return [(owner, params), (links, params)]
-    return [(owner + links, params)]
+    custom = custom_links(user, entity, cols, "s.f_{n}")
+    if importer._batchable(entity):  # insert_many: owners, parents, then custom links
+        return [(owner, params), (links, params), (custom, params)]
+    return [(owner + links + custom, params)]
+
+
+def custom_links(user: User, entity: records.Entity, cols: set, value: str) -> list[str]:
+    """records._check_links: a custom link names a live record the user may see (value: the
+    SQL of field n's new value, a format with {n})."""
+    tests = []
+    for f in entity.fields:
+        if not (f.custom and f.type == "ref" and f"f_{f.name}" in cols):
+            continue
+        v = value.format(n=f.name)
+        mine = " AND x.owner_id = $me" if f.ref in records.OWNED and not user.sees_all \
+            else ""
+        tests.append(f"({v} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {f.ref} x WHERE"
+                     f" x.id = {v} AND x.deleted_at IS NULL{mine}))")
+    return tests
 
 
 def _refuse_row(cur, user: User, p, staged: str, line: int, cols: set,

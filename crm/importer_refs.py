@@ -63,9 +63,9 @@ def _checks() -> dict:
 
 
 def mappable(spec) -> bool:
-    """Whether a mapped reference field is resolved here (custom links go row by row: their
-    checks are records._check_links')."""
-    return spec.type == "ref" and not spec.custom and spec.ref in REF_TABLES
+    """Whether a mapped reference field is resolved here (a custom link too: its write-time
+    check, records._check_links', is crm/importer_recheck.py's)."""
+    return spec.type == "ref" and spec.ref in REF_TABLES
 
 
 def conditions(entity: records.Entity, value_of, mapped: set) -> list[str]:

@@ -69,8 +69,14 @@ def writable(db: Database, p) -> bool:
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
-    return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
-               for n in p._update_fields)
+    return all((specs[n].type in _TYPES or _custom_link(specs[n])) and not specs[n].create_only
+               and n != entity.parent for n in p._update_fields)
+
+
+def _custom_link(spec: Field) -> bool:
+    """A custom link field (to a record: resolved by name in the dry run, checked live and
+    visible at the write, crm/importer_recheck.py)."""
+    return spec.custom and spec.type == "ref"
 
 
 def _plain_update(entity: records.Entity) -> bool:
@@ -293,6 +299,12 @@ def _refused(cur, user: User, p) -> bool:
         tests += _survey_tests(user, params, fields)
     if complaints:
         tests += importer_complaints.tests(user, params, fields)
+    from crm import importer_recheck  # records._check_links over the changed custom links
+
+    tests += importer_recheck.custom_links(user, entity, {f"f_{n}" for n in fields},
+                                           "CASE WHEN u.c_{n} THEN u.v_{n} END")
+    if not user.sees_all:
+        params["me"] = user.id
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
