@@ -436,7 +436,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     specs = entity.spec
     editable = {f.name for f in entity.editable}
     if any(k not in editable or (specs[k].type not in _TYPES and not (
-            deals and specs[k].type == "ref")) or specs[k].create_only
+            deals and specs[k].type == "ref") and not _custom_link(specs[k]))
+           or specs[k].create_only
            or k == entity.parent or (specs[k].type == "user" and k != "owner_id")
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
@@ -479,6 +480,10 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
                       " (SELECT id FROM users WHERE active))")
+    from crm import importer_recheck  # update_in's _check_links over restored custom links
+
+    checks += importer_recheck.custom_links(user, entity, {f"f_{n}" for n in fields},
+                                            "CASE WHEN u.c_{n} THEN u.n_{n} END")
     if not user.sees_all:
         checks.append("u.owner IS DISTINCT FROM $me")
         if "owner_id" in fields:

@@ -122,3 +122,38 @@ def test_custom_links_no_longer_keep_a_file_on_the_row_path():
     assert importer.importable  # (the leads' fields carry no custom link outside a test)
     assert "referrer" not in with_links or with_links["referrer"].custom
     assert importer._fast_refusal(customers.CUSTOMERS, {"N": "name"}, "create", None) is None
+
+
+def test_undo_of_custom_links_to_a_record_trashed_since_refuses_alike(tmp_path):
+    """The undo gives the leads their old links back as records.update_in does, which refuses
+    a link to a record trashed since (the set-based undo leaves it to the row path): the same
+    refusal, nothing undone."""
+    from crm.fields import ValidationError
+    from tests.test_importer_fast import deal_world
+    from tests.test_importer_ref_updates import table_state
+
+    found = []
+    for fast in (False, True):
+        db, team = make_db(tmp_path / f"{fast}.duckdb")
+        try:
+            deal_world(db, team)
+            seed_leads(db, team)
+            source = importer.read(lead_file().encode(), "f.csv", fast=fast)
+            plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                                 importer.propose_mapping(leads.LEADS, source.headers),
+                                 mode="update", key="email")
+            assert bool(plan.staged_updates) == fast
+            import_id = importer.execute(db, team["admin"], plan)
+            with db.transaction() as cur:
+                cur.execute("UPDATE customers SET deleted_at = now() WHERE name ="
+                            " 'Analytical Engines Ltd'")
+            try:
+                undone = importer.undo(db, team["admin"], import_id)
+            except ValidationError as exc:
+                undone = str(exc)
+            found.append((undone, table_state(db, "leads", "email")))
+        finally:
+            db.close()
+            rules.invalidate()
+    assert found[1] == found[0]
+    assert "does not exist" in str(found[1][0])
