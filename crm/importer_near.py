@@ -71,11 +71,19 @@ def suggest(db, pieces: list[tuple[str, dict]], word: str, cutoff: float = 0.75)
     shared = " + ".join(f"least({counts[c]}, b.lb - length(replace(b.key, $ch{i}, '')))"
                         for i, c in enumerate(chars))
     odd = "strpos(n.k, 'İ') > 0 OR strpos(n.k, 'Σ') > 0"
+    if engine != dialect.DUCKDB and not _lowers_unicode(db):  # a C locale lowers ASCII alone
+        odd += " OR octet_length(n.k) <> length(n.k)"
     sql = (f"SELECT DISTINCT b.k FROM (SELECT a.*, length(a.key) AS lb FROM (SELECT n.k,"
            f" {key} AS key, {odd} AS odd FROM {names} n WHERE n.k IS NOT NULL AND n.k <> '')"
            f" a) b WHERE b.odd OR CASE {' '.join(tests)} ELSE 2.0 * ({shared}) >= {need} END")
     found = {str(r["k"]).strip().lower() for r in db.query(sql, importer._used(params, sql))}
     return importer.closest(word, found, cutoff)
+
+
+def _lowers_unicode(db) -> bool:
+    """Whether the database's lower() lowers letters beyond ASCII as Python does (PostgreSQL:
+    by its locale)."""
+    return db.scalar("SELECT lower('ÄÖΣ')") == "äöσ"
 
 
 def _union(pieces: list[tuple[str, dict]]) -> tuple[str, dict]:
