@@ -9,6 +9,7 @@ import pytest
 
 from crm import customers, importer, rules
 from tests.test_importer_fast import make_db
+from tests.test_importer_complaint_updates import reports
 from tests.test_importer_ref_updates import compare_entity
 
 FUTURE = (date.today() + timedelta(days=40)).isoformat()
@@ -56,8 +57,10 @@ def birthday_file(future: bool = False) -> str:
 @pytest.mark.parametrize("user", ["admin", "reza"])
 def test_a_birthday_without_the_kind_is_written_set_based_as_the_row_path_writes_it(
         two, mode, user, monkeypatch):
+    made = reports(monkeypatch)
     final = compare_entity(two, customers.CUSTOMERS, seed_customers, birthday_file(), mode,
                            user, "email", "email", monkeypatch)
+    assert len(made) == 2 and made[1] == made[0] and b"not a date" in made[1]
     assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
     stored = {r["key"]: r for r in final[2]["customers"]}
     if user == "admin":

@@ -19,6 +19,24 @@ def two(tmp_path):
         db.close()
     rules.invalidate()
 
+def reports(monkeypatch) -> list:
+    """The rejected-rows CSV of each plan the test imports (importer.execute's first call;
+    a replan's own call inside it is not the test's)."""
+    made, real, depth = [], importer.execute, []
+
+    def execute(db, user, plan):
+        if not depth:
+            made.append(importer.rejected_csv(plan))
+        depth.append(1)
+        try:
+            return real(db, user, plan)
+        finally:
+            depth.pop()
+
+    monkeypatch.setattr(importer, "execute", execute)
+    return made
+
+
 SEEDED = [("open", None), ("in_progress", None), ("resolved", "2025-02-10"),
           ("rejected", "2025-02-11")]
 
@@ -68,8 +86,10 @@ def test_a_complaint_update_is_written_set_based_as_the_row_path_writes_it(
     rows = []
     real = importer.write_row
     monkeypatch.setattr(importer, "write_row", lambda *a, **k: rows.append(a) or real(*a, **k))
+    made = reports(monkeypatch)
     final = compare_entity(two, service.COMPLAINTS, seed_complaints, complaint_file(dates),
                            mode, user, "subject", "subject", monkeypatch)
+    assert len(made) == 2 and made[1] == made[0] and b"bogus" in made[1]
     assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
     # the set-based import wrote its updates without the row path (the row path: a row each)
     assert len(rows) == final[0]["update"]

@@ -6,6 +6,7 @@ import pytest
 
 from crm import custom_fields, importer, leads, market, records, rules
 from tests.test_importer_fast import make_db
+from tests.test_importer_complaint_updates import reports
 from tests.test_importer_ref_updates import compare_entity
 from tests.test_importer_refs import compare, seed
 
@@ -106,8 +107,10 @@ def test_custom_links_in_an_update_are_written_set_based_as_the_row_path_writes_
         tmp_path, mode, user, monkeypatch):
     two = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
     try:
+        made = reports(monkeypatch)
         final = compare_entity(two, leads.LEADS, seed_leads, lead_file(), mode, user, "email",
                                "email", monkeypatch)
+        assert len(made) == 2 and made[1] == made[0] and b"Nobody" in made[1]
         assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
     finally:
         for db, _team in two:
