@@ -206,6 +206,42 @@ def links(rows: int, runs: int) -> None:
              leads.LEADS, "email")
 
 
+def new_links(rows: int, runs: int) -> None:
+    """New leads naming a customer in a custom link field: the set-based create."""
+    from crm import custom_fields, leads
+
+    with tempfile.TemporaryDirectory(prefix="bench-links-") as tmp:
+        tmp = Path(tmp)
+        csv = tmp / "leads.csv"
+        with csv.open("w") as f:
+            f.write("First Name,Last Name,Email,Referred by\n")
+            for i in range(rows):
+                f.write(f"F{i},L{i},n{i}@x.com,Cust {1 + i % 1000}\n")
+        times = []
+        for run in range(runs):
+            db, admin = _db(tmp / f"n{run}.duckdb")
+            _customers(db, admin, 1000)
+            custom_fields.add_field(db, admin, "leads", {
+                "name": "referrer", "label": "Referred by", "type": "ref",
+                "ref_table": "customers"})
+            bare = _bare(tmp, csv)
+            start = time.perf_counter()
+            source = importer.read(csv.read_bytes(), csv.name, file_path=csv, fast=True)
+            plan = importer.plan(db, admin, leads.LEADS, source,
+                                 importer.propose_mapping(leads.LEADS, source.headers))
+            assert plan.staged, plan.notes
+            planned = time.perf_counter()
+            importer.execute(db, admin, plan)
+            imported = time.perf_counter() - planned
+            linked = db.scalar("SELECT count(referrer) FROM leads")
+            times.append((bare, planned - start, imported))
+            print(f"  run {run}: bare {bare:.2f} s, dry run {planned - start:.2f} s, import"
+                  f" {imported:.2f} s; {plan.counts}, {linked:,} linked", flush=True)
+            db.close()
+        _report(f"new leads with a custom link, {rows:,} rows", times,
+                ("bare read_csv", "dry run", "import"))
+
+
 def near(path: str, runs: int) -> None:
     import random
 
@@ -259,7 +295,8 @@ def _report(title: str, times: list, names: tuple) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["complaints", "recheck", "near", "birthdays", "links"])
+    ap.add_argument("what", choices=["complaints", "recheck", "near", "birthdays", "links",
+                                        "new-links"])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--db", default="/tmp/hN/big.duckdb")
@@ -272,5 +309,7 @@ if __name__ == "__main__":
         birthdays(args.rows, args.runs)
     elif args.what == "links":
         links(args.rows, args.runs)
+    elif args.what == "new-links":
+        new_links(args.rows, args.runs)
     else:
         near(args.db, args.runs)
