@@ -105,18 +105,26 @@ class Names:
     looked up too (resolve() takes a visible record's id for a name)."""
 
     def __init__(self, db, pieces: list[tuple[str, dict]], texts):
-        self.db, self.pieces = db, pieces
-        keys = sorted({str(t).strip().lower() for t in texts} - {""})
-        ids = sorted({int(k) for k in keys if k.isdecimal() and len(k) < 19})
-        self.map: dict = {}
-        self.ids: set = set()
         from crm import importer
 
-        if len(keys) <= _FEW:  # a name holds its key (stripped, lowered): strpos, cheap
+        self.db, self.pieces = db, pieces
+        keys = {str(t).strip().lower() for t in texts} - {""}
+        ids = sorted({int(k) for k in keys if k.isdecimal() and len(k) < 19})
+        # an id resolves when it is what the map gives one of its record's names (of two
+        # records of a name, the map keeps one): those names are looked up too
+        for sql, params in pieces if ids else ():
+            query = (f"SELECT x.k FROM ({sql}) x WHERE x.id IN (SELECT unnest($ids))"
+                     " AND x.k IS NOT NULL AND CAST(x.k AS VARCHAR) <> ''")
+            keys |= {str(r["k"]).strip().lower() for r in db.query(query, {**params,
+                                                                        "ids": ids})}
+        keys = sorted(keys)
+        if len(keys) <= _FEW and "" not in keys:  # a name holds its key (stripped,
+            # lowered): strpos, cheap
             named = " OR ".join(f"strpos(lower(CAST(x.k AS VARCHAR)), $key{i}) > 0"
                                 for i in range(len(keys))) or "false"
         else:
             named = f"{_key(db.dialect, 'CAST(x.k AS VARCHAR)')} IN (SELECT unnest($keys))"
+        self.map: dict = {}
         for sql, params in pieces:  # the later query's name wins, as in _resolver
             # names SQL may lower otherwise than Python (İ, Σ): read too, compared in Python;
             # of one name, the last row (the newest record: the order a table is read in)
@@ -124,17 +132,14 @@ class Names:
                      f" CAST(x.k AS VARCHAR) <> '' AND ({named}"
                      " OR strpos(CAST(x.k AS VARCHAR), 'İ') > 0"
                      " OR strpos(CAST(x.k AS VARCHAR), 'Σ') > 0) ORDER BY x.id")
-            every = {**params, **importer._CONSTANTS, "keys": keys,
+            every = {**params, **importer._CONSTANTS, "keys": keys or [""],
                      **{f"key{i}": k for i, k in enumerate(keys)}}
             wanted = set(keys)
             for r in db.query(query, importer._used(every, query)):
                 k = str(r["k"]).strip().lower()
                 if k in wanted:
                     self.map[k] = r["id"]
-            if ids:
-                query = (f"SELECT x.id FROM ({sql}) x WHERE x.id IN (SELECT unnest($ids))"
-                         " AND x.k IS NOT NULL AND CAST(x.k AS VARCHAR) <> ''")
-                self.ids |= {r["id"] for r in db.query(query, {**params, "ids": ids})}
+        self.ids = set(ids) & set(self.map.values())
 
     def __len__(self) -> int:  # many: importer._suggest shortlists in SQL
         return SHORTLIST_AT
