@@ -40,7 +40,8 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import audit, dialect, i18n, records, rules, stage_spans
+from crm import (audit, dialect, i18n, importer_kept, importer_near, records, rules,
+                 stage_spans)
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -623,17 +624,23 @@ def _lookup(db: Database, sql: str, params: dict | None = None) -> dict[str, int
 
 def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
     """{lower name: id} for a user or reference field, the way people name them."""
+    found = {}
+    for sql, params in _resolver_sql(db, user, spec, pipeline_id):
+        found.update(_lookup(db, sql, params))
+    return found
+
+
+def _resolver_sql(db: Database, user: User, spec: Field, pipeline_id: int | None):
+    """The queries (SELECT id, k) whose rows _resolver maps, later ones winning."""
     if spec.type == "user":
-        found = {}
-        for column in ("name", "email", "username"):
-            found.update(_lookup(db, f"SELECT id, {column} AS k FROM users WHERE active"))
-        return found
+        return [(f"SELECT id, {column} AS k FROM users WHERE active", {})
+                for column in ("name", "email", "username")]
     if spec.ref == "stages":
         from crm import pipelines
 
         pid = pipeline_id or pipelines.default_pipeline_id(db)
-        return _lookup(db, "SELECT id, name AS k FROM stages WHERE pipeline_id = $p"
-                           " AND deleted_at IS NULL", {"p": pid})
+        return [("SELECT id, name AS k FROM stages WHERE pipeline_id = $p"
+                 " AND deleted_at IS NULL", {"p": pid})]
     if spec.ref in records.REF_LABELS:
         table = spec.ref
         from crm import customers, deals, leads, products, service
@@ -642,24 +649,33 @@ def _resolver(db: Database, user: User, spec: Field, pipeline_id: int | None):
                   "deals": deals.DEALS, "leads": leads.LEADS,
                   "complaints": service.COMPLAINTS, "products": products.PRODUCTS}.get(table)
         if entity is None:
-            return _lookup(db, f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
-                               f" FROM {table} t")
+            return [(f"SELECT id, {records.REF_LABELS[table].format(a='t')} AS k"
+                     f" FROM {table} t", {})]
         where, params = records.visible(entity, user)
-        found = _lookup(db, f"SELECT t.id, {entity.title_sql} AS k FROM {table} t"
-                            f" WHERE {where}", params)
+        found = [(f"SELECT t.id, {entity.title_sql} AS k FROM {table} t WHERE {where}",
+                  params)]
         if table == "contacts":
-            found.update(_lookup(db, f"SELECT t.id, t.email AS k FROM contacts t WHERE {where}",
-                                 params))
+            found.append((f"SELECT t.id, t.email AS k FROM contacts t WHERE {where}", params))
         return found
-    return {}
+    return []
+
+
+def _suggest(db: Database, user: User, spec: Field, pipeline_id: int | None, key: str,
+             known) -> list[str]:
+    """closest(key, known): over many names, through a SQL shortlist (crm/importer_near.py)."""
+    if len(known) < importer_near.SHORTLIST_AT or spec.ref == "stages":
+        return closest(key, known)
+    return importer_near.suggest(db, _resolver_sql(db, user, spec, pipeline_id), key)
 
 
 def resolve(db: Database, user: User, spec: Field, texts: list[str],
             pipeline_id: int | None = None, create_missing: bool = False,
-            created: dict | None = None) -> Column:
+            created: dict | None = None, known=None) -> Column:
     """Names to ids; an unknown name is an error with the nearest known names, or (stages,
-    with create_missing) a stage to add to the pipeline."""
-    known = _resolver(db, user, spec, pipeline_id)
+    with create_missing) a stage to add to the pipeline. known: the names' map when given
+    (importer_near.Names: a few texts among many records)."""
+    if known is None:
+        known = _resolver(db, user, spec, pipeline_id)
     column = Column(spec, [None] * len(texts))
     for i, text in enumerate(texts):
         if _missing(text):
@@ -674,7 +690,7 @@ def resolve(db: Database, user: User, spec: Field, texts: list[str],
             if created is not None:
                 created.setdefault("stages", set()).add(str(text).strip())
         else:
-            close = closest(key, known)
+            close = _suggest(db, user, spec, pipeline_id, key, known)
             message = _("{label}: no {value} here.").format(label=spec.shown_label,
                                                            value=repr(str(text).strip()))
             if close:
@@ -844,6 +860,10 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
         why = _fast_refusal(entity, mapping, mode, key)
         if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES:
             why = _("on PostgreSQL only leads, customers and products are checked set-based")
+        elif why is None and db.dialect != dialect.DUCKDB and _pg_row_fields(entity, mapping,
+                                                                             mode):
+            why = _("some mapped fields are checked one row at a time (links, web addresses,"
+                    " multiple choices)")
         if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
@@ -1640,23 +1660,20 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
     from crm import importer_refs
 
     specs = {f.name: f for f in importable(entity)}
-    mapped = {v for v in mapping.values() if v}
     # entities naming other records (contacts, tasks, ...): new records only (importer_refs)
     refs = importer_refs.handles(entity, mode)
     if entity.table in importer_refs.TABLES and not refs:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    # an only_when field is judged by its other field: the file's or, on create, its default;
-    # an update without that other field judges it by the record's, which the staged rows
-    # (an upsert's creates among them) do not hold
-    kept_apart = any(f.only_when and (f.default is not None or (
-        mode != "create" and f.name in mapped and f.only_when[0] not in mapped))
-        for f in specs.values())
+    # an only_when field is judged by its other field: the file's or, on create, its default
+    # (an update without that other field: by the record's, at write time, importer_kept)
+    kept_apart = any(f.only_when and f.default is not None for f in specs.values())
     # unique fields are checked set-based (_match: an update's own record may keep its code)
     if not refs and (entity.creator or entity.parent or entity.table in ("deals", "activities")
                      or _sql_check(entity) is None) or kept_apart:
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
+    # custom links are resolved set-based for every entity (importer_refs.ref_map)
     if any(specs[v].type not in _SQL_TYPES | _PY_TYPES
-           and not (refs and importer_refs.mappable(specs[v]))
+           and not ((refs or specs[v].custom) and importer_refs.mappable(specs[v]))
            for v in mapping.values() if v in specs):
         return _("some mapped fields are checked one row at a time (links, web addresses,"
                  " multiple choices)")
@@ -1664,7 +1681,7 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
         return _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
     for name in {v for v in mapping.values() if v}:
         spec = specs[name]
-        if refs and importer_refs.mappable(spec):
+        if (refs or spec.custom) and importer_refs.mappable(spec):
             continue
         if spec.type not in _SQL_TYPES | _PY_TYPES or (spec.type == "user"
                                                         and name != "owner_id"):
@@ -1680,6 +1697,16 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
 # write into a TEMP table of the import's transaction (COPY), where one INSERT ... SELECT each
 # writes the records, import_records and audit rows as on DuckDB.
 PG_TABLES = ("leads", "customers", "products")  # entities planned set-based on PostgreSQL
+
+
+def _pg_row_fields(entity: records.Entity, mapping: dict, mode: str) -> bool:
+    """Whether the file maps fields whose set-based checks read live tables beside the stage
+    (custom links; a birthday an update keeps by the record's kind): row by row on
+    PostgreSQL, where the stage is a DuckDB of its own."""
+    specs = entity.spec
+    mapped = [v for v in mapping.values() if v in specs]
+    return any(specs[v].custom and specs[v].type == "ref" for v in mapped) or any(
+        importer_kept.later(specs[v], mode, mapped) for v in mapped)
 _LOCAL: list = []  # the stage connection, made on first use
 _LOCAL_LOCK = threading.Lock()
 
@@ -1747,13 +1774,13 @@ def _strip_sql(c: str) -> str:
             f" ELSE {c} END")
 
 
-def _distinct_map(db: Database, user: User, spec: Field, texts: list[str]):
+def _distinct_map(db: Database, user: User, spec: Field, texts: list[str], known=None):
     """The row path's conversion of each distinct text of a column: (note, {text: (coerced
     value, coerce error)}, [(text, clean value as text, coerce error?, validation error?)])."""
     if spec.type in ("date", "datetime"):
         column = _dates(spec, texts)
     elif spec.type in ("user", "ref"):
-        column = resolve(db, user, spec, texts)
+        column = resolve(db, user, spec, texts, known=known)
     else:
         column = coerce(spec, texts)
     found, table = {}, []
@@ -1958,7 +1985,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             return f"$k_{field_name}"
 
         for field_name, value in values_sql.items():
-            kept = _kept_sql(specs[field_name], value, value_sql)
+            kept = value if importer_kept.later(specs[field_name], mode, values_sql) \
+                else _kept_sql(specs[field_name], value, value_sql)
             selects.append(f"{kept} AS f_{field_name}")
         if key:
             header, index, _found = converters[key]
@@ -1990,6 +2018,9 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         future, consent = importer_refs.sql_check(entity) or _sql_check(entity)
 
         def value_of(field_name: str) -> str:
+            if field_name in clean and importer_kept.later(specs[field_name], mode, clean):
+                # a new record of an upsert: kept by the other field's default
+                return _kept_sql(specs[field_name], clean[field_name], value_of)
             if field_name in clean:
                 return clean[field_name]
             params[f"k_{field_name}"] = constants[field_name]
@@ -2459,8 +2490,11 @@ def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:
         values.append(value)
     cols += ["created_at", "updated_at", "created_by", "updated_by"]
     values += ["$now", "$now", "$by", "$by"]
-    from crm import importer_refs
+    from crm import importer_recheck, importer_refs
 
+    # a record a row names trashed since the dry run, an owner no longer active: the row
+    # path's refusal
+    importer_recheck.refuse(cur, user, p, staged, where, import_id)
     refused = importer_refs.refusal(cur, entity, staged, where)
     if refused:
         raise ImportFileError(refused)

@@ -460,6 +460,9 @@ def write(cur, user: User, p, import_id: int) -> None:
     if not n:
         return
     staged, constants = p.staged, p._constants
+    from crm import importer_recheck  # a customer trashed since the dry run: the row path's
+
+    importer_recheck.refuse(cur, user, p, staged, "w", import_id)
     now, today, by = datetime.now(), date.today(), user.id or None
     # the competitors lost_to_competitor names (made when new), in the file's order
     rivals = []

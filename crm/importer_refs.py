@@ -1,8 +1,8 @@
 """The set-based import (importer._fast_plan) of new records that name other records or are
 checked by a command of their own: contacts, tasks, activities, survey answers, complaints,
 price records, returns, competitors and users (their updates go row by row, but for
-contacts', tasks', activities', price records', returns', competitors' and survey
-answers').
+contacts', tasks', activities', price records', returns', competitors', survey answers' and
+complaints' (crm/importer_complaints.py)).
 
 A column naming a customer, contact, lead, deal, product, complaint or competitor is resolved
 in SQL: its distinct texts joined, case-insensitively, to the names (and a contact's emails)
@@ -36,7 +36,7 @@ _DATES = {  # fields that cannot be in the future (the entity's check)
 # of those, the entities whose updates and upserts go set-based too (crm/importer_updates.py:
 # their updates are records.update_many's, whose checks that module writes in SQL)
 UPDATE_TABLES = ("contacts", "tasks", "activities", "price_records", "customer_returns",
-                 "competitors", "surveys")
+                 "competitors", "surveys", "complaints")  # complaints: importer_complaints
 
 
 def handles(entity: records.Entity, mode: str) -> bool:
@@ -63,9 +63,9 @@ def _checks() -> dict:
 
 
 def mappable(spec) -> bool:
-    """Whether a mapped reference field is resolved here (custom links go row by row: their
-    checks are records._check_links')."""
-    return spec.type == "ref" and not spec.custom and spec.ref in REF_TABLES
+    """Whether a mapped reference field is resolved here (a custom link too: its write-time
+    check, records._check_links', is crm/importer_recheck.py's)."""
+    return spec.type == "ref" and spec.ref in REF_TABLES
 
 
 def conditions(entity: records.Entity, value_of, mapped: set) -> list[str]:
@@ -139,7 +139,11 @@ def ref_map(cur, db, user: User, spec, raw: str, index: int, m: str):
     rest = [t for t in rest if not importer._missing(t)]  # missing: no value, no error
     if not rest:
         return None, {}
-    note, found, table = importer._distinct_map(db, user, spec, rest)
+    from crm import importer_near
+
+    # the few texts SQL did not resolve: their names looked up one at a time, not all read
+    names = importer_near.Names(db, importer._resolver_sql(db, user, spec, None), rest)
+    note, found, table = importer._distinct_map(db, user, spec, rest, names)
     cur.execute(f"INSERT INTO {m} SELECT unnest($t), unnest($v), unnest($c), unnest($e)",
                 {"t": [r[0] for r in table], "v": [r[1] for r in table],
                  "c": [r[2] for r in table], "e": [r[3] for r in table]})

@@ -67,17 +67,30 @@ def writable(db: Database, p) -> bool:
         from crm import importer_deals
 
         return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
+    from crm import importer_complaints
+
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
-            or not _plain_update(entity):
+            or not (_plain_update(entity) or importer_complaints.handles(entity)):
         return False  # (tasks: their own create, records.update_in a row)
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
-    if db.dialect != dialect.DUCKDB and any(specs[n].type == "datetime"
-                                            for n in p._update_fields):
-        return False  # _json writes DuckDB's datetime text only
-    return all(specs[n].type in _TYPES and not specs[n].create_only and n != entity.parent
-               for n in p._update_fields)
+    if db.dialect != dialect.DUCKDB:
+        from crm import importer_kept
+
+        # _json writes DuckDB's datetime text only; custom links and a birthday kept by the
+        # record's kind are checked against live tables, which the local stage lacks there
+        if any(specs[n].type == "datetime" or _custom_link(specs[n])
+               for n in p._update_fields) or importer_kept.fields(entity, p._update_fields):
+            return False
+    return all((specs[n].type in _TYPES or _custom_link(specs[n])) and not specs[n].create_only
+               and n != entity.parent for n in p._update_fields)
+
+
+def _custom_link(spec: Field) -> bool:
+    """A custom link field (to a record: resolved by name in the dry run, checked live and
+    visible at the write, crm/importer_recheck.py)."""
+    return spec.custom and spec.type == "ref"
 
 
 def _plain_update(entity: records.Entity) -> bool:
@@ -105,10 +118,12 @@ def prepare(db: Database, user: User, p) -> None:
     new plan does). Then stages the rows to create ({name}_w) and the updates with their old
     and new values ({name}_u). Outside the import's transaction: DuckDB writes one database
     a transaction, and the UPDATE checks each record's version anyway."""
-    from crm import importer
+    from crm import importer, importer_complaints
 
     name, entity, fields = p.staged_updates, p.entity, p._update_fields
     pg = db.dialect != dialect.DUCKDB  # the records: a fresh copy of PostgreSQL's ({name}_t)
+    # fields the entity's command sets beside the file's (a complaint's resolved date)
+    p._derived = importer_complaints.derived(entity, fields)
     cur = importer._stage_cursor(db)
     try:
         for suffix in ("", "_u", "_w"):
@@ -121,28 +136,38 @@ def prepare(db: Database, user: User, p) -> None:
         if counts != p._update_counts or rejected != p._update_rejected:
             raise importer.ImportFileError(_("The records changed since the dry run; run it "
                                              "again."))
-        cur.execute(f"CREATE TABLE {name}_w AS SELECT c.*, row_number() OVER (ORDER BY c.line)"
-                    f" AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
+        from crm import importer_kept
+
+        kept = importer_kept.fields(entity, fields)  # a birthday without the kind
+        replaced = ", ".join(f"{importer_kept.created(entity, n, p._update_constants)} AS f_{n}"
+                             for n in kept)
+        cur.execute(f"CREATE TABLE {name}_w AS SELECT c.*"
+                    f"{f' REPLACE ({replaced})' if kept else ''}, row_number() OVER"
+                    f" (ORDER BY c.line) AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
                     " WHERE a.action = 'create'")
         specs = entity.spec
         cols = []
-        for n in fields:
-            new = f"c.f_{n}"
+        for n in fields + p._derived:
+            new = given = importer_complaints.given(fields, n)
             if n == "owner_id":  # update_many: an emptied owner becomes the importing user
                 new = (f"CASE WHEN c.f_{n} IS NULL AND t.{n} IS NOT NULL"
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
-            cols += [f"c.f_{n} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
+            elif n == importer_complaints.DATE and importer_complaints.handles(entity):
+                new = importer_complaints.new_date(fields)  # the command's resolved date
+            elif n in kept:  # kept by the record's kind, as update_many keeps it
+                new = importer_kept.stored(entity, n, given)
+            cols += [f"{given} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
         inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
                  f" JOIN {name}_c c ON c.line = a.line JOIN {name + '_t' if pg else entity.table} t"
                  " ON t.id = a.record_id WHERE a.action = 'update'")
         flags = []
-        for n in fields:
+        for n in fields + p._derived:
             flags.append(f"{importer._differs_sql(specs[n], f'o_{n}', f'f_{n}')} AS d_{n}")
             flags.append(f"{importer._differs_sql(specs[n], f'o_{n}', f'v_{n}')} AS c_{n}")
-        changed = " OR ".join(f"c_{n}" for n in fields) or "false"
+        changed = " OR ".join(f"c_{n}" for n in fields + p._derived) or "false"
         sql = (f"CREATE TABLE {name}_u AS SELECT *, ({changed}) AS changed FROM"
                f" (SELECT *, {', '.join(flags)} FROM ({inner}))")
-        cur.execute(sql, importer._used({"by": user.id or None}, sql))
+        cur.execute(sql, importer._used({"by": user.id or None, "today": date.today()}, sql))
     except BaseException:
         for suffix in ("", "_u", "_w"):
             cur.execute(f"DROP TABLE IF EXISTS {name}{suffix}")
@@ -183,7 +208,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     from crm import importer
 
     name, entity = p.staged_updates, p.entity
-    table, fields = entity.table, _ordered(entity, p._update_fields)
+    derived = getattr(p, "_derived", [])
+    table, fields = entity.table, _ordered(entity, p._update_fields + derived)
     pg = dialect.of(cur) != dialect.DUCKDB
     if pg:  # the staged updates into a TEMP table of the import's transaction
         importer._copy_to_postgresql(cur, p._db, f"SELECT * FROM {name}_u",
@@ -234,6 +260,14 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     olds = [f"CASE WHEN {flag}_{f} THEN concat('\"{f}\": [', {_json(specs[f], f'o_{f}', pg)},"
             " ', null]') END" for f in fields]
     some = "changed" if flag == "c" else " OR ".join(f"d_{f}" for f in fields)
+    from crm import importer_complaints
+
+    if importer_complaints.handles(entity):  # the row path's before: after the file's
+        # fields, what the command set beside them (the resolved date)
+        d = importer_complaints.DATE
+        olds.append(f"CASE WHEN c_{d} AND NOT d_{d} THEN concat('\"{d}\": [',"
+                    f" {_json(specs[d], f'o_{d}', pg)}, ', null]') END")
+        some += f" OR c_{d}"
     first = importer._draw_ids(cur, "import_records_id_seq", n)
     cur.execute(
         "INSERT INTO import_records (id, import_id, line, record_id, action, before,"
@@ -253,7 +287,14 @@ def _refused(cur, user: User, p, name: str) -> bool:
     params: dict = {"today": date.today()}
     tests = []
 
+    from crm import importer_complaints, importer_kept
+
+    complaints = importer_complaints.handles(entity)
+    kept = importer_kept.fields(entity, fields)
+
     def merged(n: str) -> str:  # update_many: the record with the fields the plan changes
+        if complaints and n == importer_complaints.DATE or n in kept:
+            return f"u.v_{n}"  # as the command sets it, as update_many keeps it
         return f"CASE WHEN u.d_{n} THEN u.f_{n} ELSE u.o_{n} END" if n in fields else f"t.{n}"
 
     found = importer._record_sql(entity, merged)
@@ -284,6 +325,14 @@ def _refused(cur, user: User, p, name: str) -> bool:
                      f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
     if entity.table == "surveys":
         tests += _survey_tests(user, params, fields)
+    if complaints:
+        tests += importer_complaints.tests(user, params, fields)
+    from crm import importer_recheck  # records._check_links over the changed custom links
+
+    tests += importer_recheck.custom_links(user, entity, {f"f_{n}" for n in fields},
+                                           "CASE WHEN u.c_{n} THEN u.v_{n} END")
+    if not user.sees_all:
+        params["me"] = user.id
     if not tests:
         return False
     sql = (f"SELECT count(*) FROM {name}_u u JOIN {entity.table} t ON t.id = u.record_id"
@@ -403,9 +452,13 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         return 0
     from crm import importer_refs
 
-    # the row path undoes every entity by records.update_in (deals, competitors too)
+    # the row path undoes every entity by records.update_in (deals, competitors, complaints
+    # too: their commands' side effects are in the import records' before)
+    from crm import importer_complaints
+
     deals = entity.table == "deals"
-    if (not deals and (not _plain_update(entity) or not (
+    plain = _plain_update(entity) or importer_complaints.handles(entity)
+    if (not deals and (not plain or not (
             importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES)
             or importer._fast_refusal(entity, {}, "update", None) is not None)) \
             or importer._sql_check(entity) is None or rules.watched(cur, table) \
@@ -419,13 +472,14 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     specs = entity.spec
     editable = {f.name for f in entity.editable}
     if any(k not in editable or (specs[k].type not in _TYPES and not (
-            deals and specs[k].type == "ref")) or specs[k].create_only
+            deals and specs[k].type == "ref") and not _custom_link(specs[k]))
+           or specs[k].create_only
            or k == entity.parent or (specs[k].type == "user" and k != "owner_id")
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
     fields = _ordered(entity, keys)
-    if pg and any(specs[k].type == "datetime" for k in fields):
-        return None  # _json writes DuckDB's datetime text only
+    if pg and any(specs[k].type == "datetime" or _custom_link(specs[k]) for k in fields):
+        return None  # _json writes DuckDB's datetime text only; links are checked live
     params = {"i": import_id, "by": user.id or None, "today": date.today(),
               **importer._CONSTANTS}
     if pg:  # computed in the stage (DuckDB's JSON), from copies made in this transaction
@@ -525,6 +579,10 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
     if "owner_id" in fields:
         checks.append("(u.c_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
                       f" (SELECT id FROM {users} WHERE active))")
+    from crm import importer_recheck  # update_in's _check_links over restored custom links
+
+    checks += importer_recheck.custom_links(user, entity, {f"f_{n}" for n in fields},
+                                            "CASE WHEN u.c_{n} THEN u.n_{n} END")
     if not user.sees_all:
         checks.append("u.owner IS DISTINCT FROM $me")
         if "owner_id" in fields:

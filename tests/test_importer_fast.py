@@ -665,9 +665,9 @@ def test_customer_updates_go_set_based_with_the_row_paths_results(two_dbs, mode,
         assert found["counts"]["update"] >= 3
 
 
-def test_customer_updates_of_a_birthday_without_the_kind_go_row_by_row(two_dbs):
-    """Without the kind in the file a birthday is kept or dropped by the record's kind, which
-    the staged rows do not hold: the row path, with its reason."""
+def test_customer_updates_of_a_birthday_without_the_kind_go_set_based(two_dbs):
+    """Without the kind in the file a birthday is kept or dropped by the record's kind, at
+    the write (crm/importer_kept.py; tests/test_importer_birthday_updates.py)."""
     from crm import customers
 
     text = ("Name,Email,Birthday\nAda,ada@example.com,1915-12-11\n"
@@ -680,9 +680,8 @@ def test_customer_updates_of_a_birthday_without_the_kind_go_row_by_row(two_dbs):
     mapping = importer.propose_mapping(customers.CUSTOMERS, source.headers)
     plan = importer.plan(db, admin, customers.CUSTOMERS, source, mapping, mode="update",
                          key="email")
-    assert not plan.replan and plan.staged is None
-    assert plan.notes == ["Read row by row (slower): Customers are checked by rules of their"
-                          " own"]
+    assert plan.replan and plan.staged_updates
+    assert not any(n.startswith("Read row by row") for n in plan.notes)
     importer.execute(db, admin, plan)
     assert db.query("SELECT email, birthday FROM customers WHERE email LIKE 'a%' ORDER BY 1"
                     ) == [{"email": "acme@example.com", "birthday": None},
@@ -705,7 +704,7 @@ def test_fast_path_refusals_name_their_reason():
     assert importer._fast_refusal(customers.CUSTOMERS, {"B": "birthday", "K": "kind"},
                                   "upsert", "email") is None
     assert importer._fast_refusal(customers.CUSTOMERS, {"B": "birthday"}, "upsert",
-                                  "email") == "Customers are checked by rules of their own"
+                                  "email") is None  # (tests/test_importer_birthday_updates.py)
     # records naming others go set-based when new (tests/test_importer_refs.py), their
     # updates row by row but contacts', tasks' and activities'
     # (tests/test_importer_ref_updates.py)
@@ -715,8 +714,8 @@ def test_fast_path_refusals_name_their_reason():
     assert importer._fast_refusal(customers.CONTACTS, {}, "upsert", "email") is None
     assert importer._fast_refusal(activities.TASKS, {}, "update", "title") is None
     assert importer._fast_refusal(activities.ACTIVITIES, {}, "update", "subject") is None
-    assert importer._fast_refusal(service.COMPLAINTS, {}, "update", "subject") \
-        == "Complaints are checked by rules of their own"
+    assert importer._fast_refusal(service.COMPLAINTS, {}, "update", "subject") is None
+    # (tests/test_importer_complaint_updates.py)
     assert importer._fast_refusal(products.PRODUCTS, {}, "create", None) is None
     assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") is None
     # deals: creates with their stage, links, product lines and dates; updates of the deal's

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from crm import importer, leads
+from crm import customers, importer, leads
 from crm.db import Database
 from tests.test_importer_fast import (
     CUSTOMER_HEADER, CUSTOMERS_MESSY, EXISTING_PRODUCTS, HEADER, MESSY, PRODUCT_HEADER,
@@ -288,3 +288,68 @@ def test_product_updates_by_code_set_based_on_postgresql_give_the_row_paths_resu
         results.append((counts, rejected, after, undone, product_state(db)))
     assert results[1] == results[0]
     assert results[1][0]["update"] >= 1
+
+
+@pytest.fixture
+def linked(new_database):
+    from tests.test_importer_custom_links import add_links
+    from tests.test_importer_refs import seed
+
+    made = [make_db(new_database()), make_db(new_database())]
+    for db, team in made:
+        seed(db, team)
+    for db, team in made:
+        add_links(db, team)
+    yield made
+    for db, _team in made:
+        db.close()
+    from crm import rules
+
+    rules.invalidate()
+
+
+def test_custom_links_go_row_by_row_on_postgresql_and_import(linked):
+    """Custom links are checked against live tables, which PostgreSQL's local stage lacks:
+    a big file mapping one is planned row by row there, with the reason, and imports."""
+    from tests.test_importer_custom_links import LEADS
+
+    db, team = linked[0]
+    source = importer.read(("\n".join(LEADS) + "\n").encode(), "links.csv", fast=True)
+    mapping = importer.propose_mapping(leads.LEADS, source.headers)
+    assert mapping["Referred by"] == "referrer"
+    plan = importer.plan(db, team["admin"], leads.LEADS, source, mapping)
+    assert plan.staged is None
+    assert any("one row at a time" in n for n in plan.notes), plan.notes
+    assert plan.counts["create"] >= 7
+    import_id = importer.execute(db, team["admin"], plan)
+    linked_to = {r["email"]: r["name"] for r in db.query(
+        "SELECT l.email, c.name FROM leads l JOIN customers c ON c.id = l.referrer"
+        " WHERE l.deleted_at IS NULL")}
+    assert linked_to["ann@x.com"] == "Acme" and linked_to["bo@x.com"] == "Acme"
+    importer.undo(db, team["admin"], import_id)
+    assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL"
+                     " AND email = 'ann@x.com'") == 0
+
+
+def test_a_birthday_without_the_kind_goes_row_by_row_on_postgresql(new_database):
+    """Such an update keeps the birthday by the record's kind, a live read the local stage
+    cannot make: planned row by row on PostgreSQL, a company's birthday dropped."""
+    from tests.test_importer_birthday_updates import seed_customers
+
+    db, team = make_db(new_database())
+    try:
+        seed_customers(db, team)
+        text = "Email,Birthday\np1@example.com,1990-05-01\np0@example.com,1991-05-01\n"
+        source = importer.read(text.encode(), "birthdays.csv", fast=True)
+        plan = importer.plan(db, team["admin"], customers.CUSTOMERS, source,
+                             {"Email": "email", "Birthday": "birthday"}, mode="update",
+                             key="email")
+        assert plan.staged_updates is None
+        assert any("one row at a time" in n for n in plan.notes), plan.notes
+        importer.execute(db, team["admin"], plan)
+        found = {r["email"]: r["birthday"] for r in db.query(
+            "SELECT email, CAST(birthday AS VARCHAR) AS birthday FROM customers"
+            " WHERE email IN ('p0@example.com', 'p1@example.com')")}
+        assert found == {"p1@example.com": "1990-05-01", "p0@example.com": None}
+    finally:
+        db.close()

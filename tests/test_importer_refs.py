@@ -346,8 +346,10 @@ def test_returns_take_the_fast_path_with_the_row_paths_results(seeded, user):
 
 def test_updates_of_these_records_go_row_by_row_with_their_reason():
     # contacts, tasks, activities, price records, returns, competitors, survey answers:
-    # set-based (tests/test_importer_ref_updates.py)
-    for entity in (service.COMPLAINTS, team_entity()):
+    # set-based (tests/test_importer_ref_updates.py); complaints too
+    # (tests/test_importer_complaint_updates.py)
+    assert importer._fast_refusal(service.COMPLAINTS, {}, "upsert", "subject") is None
+    for entity in (team_entity(),):
         assert importer._fast_refusal(entity, {}, "create", None) is None
         assert importer._fast_refusal(entity, {}, "upsert", "notes") \
             == f"{entity.plural} are checked by rules of their own"
