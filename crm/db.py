@@ -299,6 +299,9 @@ def _open_pool(url: str, size: int):
 
 def _configure(conn) -> None:
     conn.adapters.register_loader("numeric", _numeric_loader())
+    # JIT compiles the pages' big aggregates on each run (50-310 ms each at the large demo)
+    # and won back less than that: every query it touched ran faster without it
+    conn.execute("SET jit = off")
 
 
 def _reason(exc: BaseException) -> str:
