@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from crm import auth, config, deals, dialect, leads, pipelines, records, stage_spans
+from crm.bench_imports import FILES as REFS_FILES, REFS_ROW_ROWS, REFS_ROWS, refs_import_bench
+from crm.bench_imports import bare_duckdb_load as _bare_duckdb_load
 from crm.db import Database, DatabaseUnavailable
 from crm.ui.page_timing import ROOT, page_and_its_sql, page_run_ms, paired_median_ms
 
@@ -40,10 +42,18 @@ def main(args) -> int:
     parser.add_argument("--update-rows", type=int, default=UPDATE_ROWS,
                         help="leads a CSV update import (and its undo) changes, timed with"
                              " --import-only (0: leave it out)")
+    parser.add_argument("--refs-rows", type=int, default=REFS_ROWS,
+                        help="rows of each file of records naming others (contacts, tasks,"
+                             " activities, surveys, complaints, price records, returns,"
+                             " competitors, users, deals) timed with --import-only against"
+                             " the bare read of the file (0: leave them out)")
+    parser.add_argument("--refs", default=",".join(REFS_FILES),
+                        help="which of those, comma-separated (default: all)")
     parser.add_argument("--row-path", action="store_true",
                         help="time row by row, as they were before they went set-based, the"
                              " update import and its undo (DuckDB) or the import of new leads"
-                             " (PostgreSQL; slow: minutes)")
+                             " (PostgreSQL), and each file naming other records on a tenth of"
+                             f" its rows (at most {REFS_ROW_ROWS:,}; slow: minutes)")
     parser.add_argument("--sales-only", action="store_true",
                         help="time only the home and forecast pages against their bare SQL")
     parser.add_argument("--market-only", action="store_true",
@@ -53,6 +63,10 @@ def main(args) -> int:
                         help="time only adding a custom field to the leads and the list"
                              " filtered and sorted by it")
     opts = parser.parse_args(getattr(args, "bench_args", []) or [])
+    wanted = [e.strip() for e in opts.refs.split(",") if e.strip()]
+    if set(wanted) - set(REFS_FILES):
+        parser.error(f"--refs: unknown {', '.join(sorted(set(wanted) - set(REFS_FILES)))};"
+                     f" known: {', '.join(REFS_FILES)}")
     # --db or CRM_DB names the engine (and for PostgreSQL the server); the bench never opens
     # the user's data
     target = config.db_target(getattr(args, "db", None))
@@ -69,6 +83,10 @@ def main(args) -> int:
         if opts.update_rows > 0:
             ok = update_import_bench(max(1, opts.import_runs), opts.update_rows,
                                      opts.row_path, opts.server) and ok
+        if opts.refs_rows > 0 and not opts.server:  # the set-based reads are DuckDB's
+            ok = refs_import_bench(max(1, opts.import_runs), opts.refs_rows, opts.refs_rows,
+                                   wanted, min(REFS_ROW_ROWS, opts.refs_rows // 10) if opts.row_path
+                                   else 0) and ok
         return 0 if ok else 1
     if opts.market_only:
         return 0 if market_bench(opts) else 1
@@ -552,16 +570,6 @@ def update_import_bench(runs: int, rows: int = UPDATE_ROWS, row_path: bool = Fal
           f" dry run {plan_s:.2f} s, import {write_s:.2f} s, undo {undo_s:.2f} s"
           f" ({counts.get('undone', 0):,} undone)  [median of {runs}]")
     return counts.get("update", 0) == rows // 2 and counts.get("undone") == rows // 2
-
-
-def _bare_duckdb_load(path: Path, csv_path: Path) -> None:
-    import duckdb
-
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("CREATE TABLE t AS SELECT * FROM read_csv($path)", {"path": str(csv_path)})
-    finally:
-        con.close()
 
 
 def _bare_postgresql_load(url: str, csv_path: Path) -> None:

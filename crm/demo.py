@@ -37,6 +37,7 @@ from crm.i18n import N_, gettext as _, ngettext
 from crm.fields import ValidationError, convert, spec_map
 from crm.leads import FIELDS as LEAD_FIELDS
 from crm import demo_service  # noqa: E402  issue 10: surveys and complaints
+from crm import demo_sales_history
 from crm.demo_sales_history import add_sales_history
 
 SIZES = {
@@ -51,6 +52,10 @@ DEAL_MIX = {
     "small": {"renewals": 0.20, "won": 0.15, "lost": 0.12},
     "large": {"renewals": 0.04, "won": 0.068, "lost": 0.052},
 }
+# The tables the load fills in bulk: loaded into an empty database, their keys are checked and
+# their indexes built once at the end, on PostgreSQL (crm.dialect.bulk_load)
+BULK_TABLES = ("leads", "customers", "contacts", "deals", "deal_stage_history", "deal_products",
+               "activities", "tasks")
 HISTORY_DAYS = 548  # records were created over the last 18 months
 
 DEMO_USERS = (  # username, name, email, role
@@ -316,7 +321,8 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
                           counts["customers"]).format(count=i18n.number(counts["customers"])))
     customers = _customers_frame(rng, pools, lang, counts["customers"], owner_ids, now)
 
-    with db.transaction() as cur:
+    rows = sum(counts.values()) + sum(demo_sales_history.HISTORY.get(size, {}).values())
+    with db.transaction() as cur, dialect.bulk_load(cur, BULK_TABLES, rows):
         leads.insert(0, "id", _new_ids(cur, "leads", len(leads)))
         customers.insert(0, "id", _new_ids(cur, "customers", len(customers)))
         report(0.4, _("Adding contacts to companies"))

@@ -161,7 +161,9 @@ def add_sales_history(cur, actor, size: str, now: datetime, seed: int | None = N
     finally:
         cur.unregister("demo_history_customers")
     if dialect.of(cur) == dialect.POSTGRESQL:
-        # PostgreSQL checks each row's foreign key (and updates each index) one at a time:
+        # Into tables that hold rows already (into empty ones dialect.bulk_load drops the keys
+        # and indexes meanwhile), PostgreSQL checks each row's foreign key (and updates each
+        # index) one at a time:
         # rows in the order of the deals they point to, and the deals in the order of their
         # ids, make those lookups walk the deals in order instead of jumping about tables
         # larger than its buffers (the large demo's 4,800,000 activities: minutes)

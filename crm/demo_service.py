@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from crm import audit
+from crm import audit, dialect
 from crm.db import Database
 
 SIZES = {"small": {"surveys": 1_500, "complaints": 250},
@@ -95,7 +95,8 @@ def load(db: Database, actor, size: str, seed: int | None, language: str,
     for frame in (complaints, surveys):
         frame["created_by"] = frame["updated_by"] = actor.id or None
         frame["version"] = 1
-    with db.transaction() as cur:
+    with db.transaction() as cur, dialect.bulk_load(cur, ("complaints", "surveys"),
+                                                      len(complaints) + len(surveys)):
         _bulk_insert(cur, "complaints", complaints)
         _bulk_insert(cur, "surveys", surveys)
         for table, frame in (("complaints", complaints), ("surveys", surveys)):

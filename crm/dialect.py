@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
+from contextlib import contextmanager
 from functools import lru_cache
 
 DUCKDB = "duckdb"
@@ -523,3 +524,61 @@ def refresh_statistics(cur, tables: tuple[str, ...] = ()) -> None:
     autovacuum never sees a transaction's own rows (DuckDB keeps its own as it writes)."""
     if of(cur) != DUCKDB:
         cur.execute("ANALYZE" + (f" {', '.join(tables)}" if tables else ""))
+
+
+# --- bulk loads into empty tables ------------------------------------------------------------
+
+# From about this many rows a load into empty tables drops their keys and indexes: dropping
+# and making them again costs some 0.15 s, checking a row's keys some 15 microseconds
+BULK_LOAD_ROWS = 50_000
+
+
+@contextmanager
+def bulk_load(cur, tables: tuple[str, ...], rows: int):
+    """Around a bulk load of about `rows` rows inside the caller's transaction. On PostgreSQL,
+    the foreign keys and secondary indexes of those of the tables that are empty at the start
+    are dropped, and made again from their catalog definitions at the end: one set-based check
+    per key and one index build instead of a lookup and an index insert per row (the large
+    demo's 4,800,000 activities and 3,600,000 history rows: minutes). All in the one
+    transaction, so a load that fails leaves them as they were; meanwhile the tables and those
+    their keys reference are locked. DuckDB checks its keys in bulk already (and cannot drop
+    them): nothing to do."""
+    if of(cur) == DUCKDB or rows < BULK_LOAD_ROWS:
+        yield
+        return
+    # one big transaction: its commit need not wait for the disk; indexes built in memory
+    cur.execute("SET LOCAL synchronous_commit = off")
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    empty = [t for t in tables
+             if cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {t})").fetchone()[0]]
+    keys, indexes = _checks_of(cur, empty)
+    for table, name, _definition in keys:
+        cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _definition in indexes:
+        cur.execute(f'DROP INDEX "{name}"')
+    yield
+    for _name, definition in indexes:
+        cur.execute(definition)
+    for table, name, definition in keys:
+        cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+
+
+def _checks_of(cur, tables: list[str]) -> tuple[list, list]:
+    """The tables' foreign keys (table, name, definition) and their indexes that back no
+    constraint (name, CREATE INDEX statement), as the catalog defines them."""
+    if not tables:
+        return [], []
+    names = {"tables": list(tables)}
+    keys = cur.execute(
+        "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k"
+        " JOIN pg_class c ON c.oid = k.conrelid"
+        " WHERE k.contype = 'f' AND c.relnamespace = current_schema()::regnamespace"
+        " AND c.relname = ANY($tables) ORDER BY c.relname, k.conname", names).fetchall()
+    indexes = cur.execute(
+        "SELECT x.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+        " JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid"
+        " WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY($tables)"
+        " AND NOT i.indisprimary"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+        " ORDER BY c.relname, x.relname", names).fetchall()
+    return keys, indexes

@@ -153,6 +153,19 @@ def test_a_failed_transaction_leaves_nothing(db):
 
 # --- PostgreSQL only -------------------------------------------------------------------
 
+@pytest.mark.postgresql_only
+def test_every_connection_runs_without_jit(db):
+    """JIT compile time outweighed what it won on the pages' big queries (crm/db.py)."""
+    cursors = [db.cursor() for _ in range(2)]  # two connections of the pool
+    try:
+        assert [c.execute("SHOW jit").fetchone()[0] for c in cursors] == ["off", "off"]
+    finally:
+        for cur in cursors:
+            cur.close()
+    with db.transaction() as cur:
+        assert cur.execute("SHOW jit").fetchone()[0] == "off"
+
+
 def _empty_database(pg_cluster, name: str) -> str:
     import psycopg
 

@@ -663,3 +663,101 @@ def test_unknown_size_or_language_is_refused(tmp_path):
         assert db.scalar("SELECT count(*) FROM users") == 0
     finally:
         db.close()
+
+
+# --- the bulk load into an empty database (crm.dialect.bulk_load) ------------------------------
+
+def _schema(db) -> dict:
+    """Every constraint and index of the database, as its catalog defines them."""
+    if db.engine == "postgresql":
+        keys = db.query("SELECT conrelid::regclass::text AS t, conname AS name,"
+                        " pg_get_constraintdef(oid) AS definition FROM pg_constraint"
+                        " WHERE connamespace = current_schema()::regnamespace")
+        indexes = db.query("SELECT tablename AS t, indexname AS name, indexdef AS definition"
+                           " FROM pg_indexes WHERE schemaname = current_schema()")
+    else:
+        keys = db.query("SELECT table_name AS t, constraint_name AS name,"
+                        " constraint_text AS definition FROM duckdb_constraints()")
+        indexes = db.query("SELECT table_name AS t, index_name AS name, sql AS definition"
+                           " FROM duckdb_indexes()")
+    return {"constraints": sorted(tuple(r.values()) for r in keys),
+            "indexes": sorted(tuple(r.values()) for r in indexes)}
+
+
+def _foreign_keys(cur, table: str) -> int:
+    if getattr(cur, "dialect", "duckdb") == "postgresql":
+        sql = ("SELECT count(*) FROM pg_constraint WHERE contype = 'f'"
+               " AND conrelid = CAST($t AS regclass)")
+    else:
+        sql = ("SELECT count(*) FROM duckdb_constraints() WHERE table_name = $t"
+               " AND constraint_type = 'FOREIGN KEY'")
+    return cur.execute(sql, {"t": table}).fetchone()[0]
+
+
+ORPHAN_ACTIVITY = ("INSERT INTO activities (kind, subject, occurred_at, deal_id, created_at,"
+                   " updated_at) VALUES ('call', 'x', CURRENT_TIMESTAMP, 999999999,"
+                   " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+
+
+@pytest.fixture
+def bulk(monkeypatch):
+    """The bulk path at the small size too (it starts at dialect.BULK_LOAD_ROWS), and the
+    number of foreign keys of activities seen in the middle of each load."""
+    from crm import dialect
+
+    monkeypatch.setattr(dialect, "BULK_LOAD_ROWS", 0)
+    seen, original = [], demo.add_sales_history
+
+    def spy(cur, *args, **kwargs):
+        seen.append(_foreign_keys(cur, "activities"))
+        return original(cur, *args, **kwargs)
+
+    monkeypatch.setattr(demo, "add_sales_history", spy)
+    return seen
+
+
+def test_a_load_into_an_empty_database_keeps_the_schema_of_the_migrations(db, bulk):
+    """On PostgreSQL the keys of the empty tables are dropped during the load and come back
+    exactly; a second load (into tables with rows) keeps them throughout."""
+    migrated = _schema(db)
+    keys = _foreign_keys(db.cursor(), "activities")
+    assert keys == 4
+    demo.load_demo(db, "small", seed=11)
+    assert _schema(db) == migrated
+    demo.load_demo(db, "small", seed=12)
+    assert _schema(db) == migrated
+    assert bulk == ([0, keys] if db.engine == "postgresql" else [keys, keys])
+    # the keys check again: an activity of no deal is refused
+    with pytest.raises(Exception, match="(?i)foreign key"):
+        with db.transaction() as cur:
+            cur.execute(ORPHAN_ACTIVITY)
+
+
+@pytest.mark.parametrize("failure", ["error", "broken key"])
+def test_a_failing_load_leaves_the_database_as_before(db, bulk, monkeypatch, failure):
+    """An error late in the load, or a row whose key the check at the end refuses (on
+    PostgreSQL nothing checks it before), rolls the whole load back, keys and indexes too."""
+    from crm import demo_market
+
+    migrated = _schema(db)
+
+    def fail(cur, *args, **kwargs):
+        if failure == "error":
+            raise RuntimeError("the load breaks")
+        cur.execute(ORPHAN_ACTIVITY)
+        return {}
+
+    monkeypatch.setattr(demo_market, "load", fail)
+    with pytest.raises(Exception, match="the load breaks" if failure == "error"
+                       else "(?i)foreign key"):
+        demo.load_demo(db, "small", seed=13)
+    assert _schema(db) == migrated
+    for table in demo.BULK_TABLES:
+        assert db.scalar(f"SELECT count(*) FROM {table}") == 0, table
+    monkeypatch.undo()  # and a load after it works (on the bulk path)
+    from crm import dialect
+
+    monkeypatch.setattr(dialect, "BULK_LOAD_ROWS", 0)
+    demo.load_demo(db, "small", seed=13)
+    assert _schema(db) == migrated
+    assert db.scalar("SELECT count(*) FROM leads") == 300
