@@ -831,8 +831,11 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
 
             found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
                                              pipeline_id, create_missing)
+        elif why is None and entity.table == "deals" and create_missing:
+            found = _("{entity} are checked by rules of their own").format(
+                entity=_(entity.plural))  # a stage to add: the row path adds it
         elif why is None:
-            found = _fast_plan(db, user, entity, source, mapping, key, mode)
+            found = _fast_plan(db, user, entity, source, mapping, key, mode, pipeline_id)
         if why is None:
             if isinstance(found, Plan):
                 return found
@@ -1839,7 +1842,8 @@ def _stage_raw(cur, source: Source, raw: str) -> tuple[str | None, str | None]:
 
 
 def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
-               mapping: dict, key: str | None, mode: str = "create"):
+               mapping: dict, key: str | None, mode: str = "create",
+               pipeline_id: int | None = None):
     """The plan of a big CSV, set-based; a reason (str) when DuckDB cannot read the file as
     a plain CSV and the row path must. Updates and upserts are planned set-based too (their
     dry run: counts, rejected rows and the changes of the first rows), and written by
@@ -1866,7 +1870,14 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             if not field_name:
                 continue
             spec, c = specs[field_name], f"r.c{index}"
-            if spec.type == "ref":  # names of other records, resolved in SQL
+            if spec.type == "ref" and spec.ref == "stages":  # a deal update's stage
+                from crm import importer_deals
+
+                m = f"{name}_m{index}"
+                note, found = importer_deals.stage_map(cur, db, user, spec, raw, index, m,
+                                                       pipeline_id)
+                table = None
+            elif spec.type == "ref":  # names of other records, resolved in SQL
                 m = f"{name}_m{index}"
                 note, found = importer_refs.ref_map(cur, db, user, spec, raw, index, m)
                 table = None
@@ -1940,6 +1951,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             bad_update.append("(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
                               " (SELECT x.customer_id FROM contacts x WHERE x.id ="
                               " f_contact_id) IS DISTINCT FROM f_customer_id)")
+        if entity.table == "deals":  # _check: a lost stage needs the file's lost reason
+            from crm import importer_deals
+
+            bad_update += importer_deals.update_conditions(set(clean))
         for spec in entity.editable:
             if spec.name not in clean:
                 constants[spec.name] = convert(spec, spec.default)
@@ -2058,6 +2073,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
     if mode != "create":
         found = _fast_changes_plan(db, user, entity, source, mapping, mode, key, specs,
                                    converters, notes, counts, rejected, preview)
+        found.pipeline_id = pipeline_id  # (a replan on the row path resolves stages there)
         from crm import importer_updates
 
         importer_updates.keep(db, found, name, constants, counts, rejected, preview)
@@ -2185,7 +2201,10 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
         for r in db.query(f"SELECT t.* FROM {entity.table} t WHERE {where} AND t.id IN"
                           f" ({', '.join('$' + n for n in names)})", {**visible, **names}):
             current[r["id"]] = r
-    rows, contacts = [], None
+    rows, contacts, lost, closed = [], None, set(), set()
+    if entity.table == "deals":  # _check: a lost stage needs a lost reason
+        lost = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind = 'lost'")}
+        closed = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")}
     if entity.table == "deals" and "contact_id" in converters:  # _check: the contact's customer
         from crm import importer_deals
 
@@ -2207,7 +2226,8 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
             else:
                 row.record_id, row.version = record_id, current[record_id]["version"]
                 if not row.errors:
-                    _check(user, entity, row, specs, current[record_id], contacts=contacts)
+                    _check(user, entity, row, specs, current[record_id], lost, closed,
+                           contacts)
             if row.errors:
                 row.action = "reject"
         for i, n in enumerate(unique):  # _check_unique's words, where SQL found it

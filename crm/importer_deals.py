@@ -20,7 +20,7 @@ from crm import audit, records, rules
 from crm import importer as imp
 from crm.auth import User
 from crm.db import Database
-from crm.fields import ValidationError, convert, validate
+from crm.fields import Field, ValidationError, convert, validate
 from crm.i18n import gettext as _
 
 # a customer or contact column with more distinct texts than this is matched in SQL (the
@@ -30,12 +30,15 @@ LINKS = ("customer_id", "contact_id", "stage_id", "competitor_id")  # ref fields
 _SQL_REFS = {"customers", "contacts"}
 
 
-# what a set-based update of deals may change (crm/importer_updates.py): the stage moves
-# through deals.move_deal, a lost-to name relinks a competitor, product lines replace the
-# deal's own: files with those go row by row
+# what a set-based update of deals may change (crm/importer_updates.py; a new stage and a
+# lost-to name are written by write_updates here, as deals.move_deal_in and
+# relink_competitor write them); product lines replace the deal's own: files with those go
+# row by row
 UPDATE_FIELDS = ("title", "customer_id", "contact_id", "owner_id", "amount", "currency",
                  "expected_close_date", "probability", "forecast_category", "source",
-                 "next_step", "notes", "lost_reason", "competitor_id")
+                 "next_step", "notes", "lost_reason", "competitor_id", "stage_id",
+                 "lost_to_competitor")
+MOVE_FIELDS = ("stage_id", "lost_to_competitor")  # written by write_updates below
 
 
 def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -> str | None:
@@ -544,3 +547,247 @@ def write(cur, user: User, p, import_id: int) -> None:
         ids = [r[0] for r in cur.execute(f"SELECT $first + seq FROM {staged} WHERE w"
                                          " ORDER BY seq", {"first": first - 1}).fetchall()]
         rules.on_created(cur, user, p.entity, ids)
+
+
+# --- updates that move deals or name a lost-to competitor, set-based ----------------------
+
+def stage_map(cur, db: Database, user: User, spec, raw: str, index: int, m: str,
+              pipeline_id: int | None):
+    """importer_refs.ref_map for a deal update's stage column: each distinct text resolved
+    by the row path's resolver (the pipeline's live stages, its words and suggestions)."""
+    from crm import pipelines
+
+    texts = [r[0] for r in cur.execute(f"SELECT DISTINCT c{index} FROM {raw}"
+                                       f" WHERE c{index} IS NOT NULL").fetchall()]
+    pid = pipeline_id or pipelines.default_pipeline_id(db)
+    found, table = _ref_map(db, user, spec, texts, pid, False, {})
+    cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN, verr BOOLEAN)")
+    _fill(cur, m, ["t", "v", "c", "e"],
+          [(t, None if v is None else str(v), bool(e), False) for t, v, _n, e in table])
+    return None, found
+
+
+def update_conditions(mapped: set) -> list[str]:
+    """importer._check's rule for an update naming a stage, in SQL: a lost stage needs the
+    file's lost reason."""
+    if "stage_id" not in mapped:
+        return []
+    reason = "f_lost_reason" if "lost_reason" in mapped else "NULL"
+    return ["coalesce(f_stage_id IN (SELECT id FROM stages WHERE kind = 'lost') AND"
+            f" {reason} IS NULL, false)"]
+
+
+# what deals.move_deal_in sets beside the stage (its audit entry's order), with their types
+_MOVE_SETS = ("lost_reason", "lost_to_competitor", "lost_to_competitor_id", "closed_on",
+              "probability", "forecast_category")
+_CLOSED_ON = Field("closed_on", "Closed on", "date")
+
+
+def _spec(name: str):
+    return _CLOSED_ON if name == "closed_on" else records_spec()[name]
+
+
+def records_spec() -> dict:
+    from crm import deals
+
+    return {f.name: f for f in deals.DEALS.fields}
+
+
+def moves(p) -> bool:
+    """Whether a staged deal update is written by write_updates here (it names a stage or a
+    lost-to competitor)."""
+    return p.entity.table == "deals" and bool(set(MOVE_FIELDS) & set(p._update_fields))
+
+
+def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
+    """(the staged updates with what the row path's write_row does to each deal, as SQL over
+    the rivals' names $rt/$ri/$rn; the rival texts to look up first, in the row path's order)
+
+    write_row, a row: deals.move_deal_in (when the stage differs: the stage's history row, the
+    lost reason and competitor, closed on, probability and forecast category emptied), then
+    deals.update_deal_in with the other fields that differ (records.update_in against the
+    deal as moved; relink_competitor on the lost-to name it ends with)."""
+    name, has = p.staged_updates, set(fields)
+    mv = "u.d_stage_id" if "stage_id" in has else "false"
+    given = " OR ".join(f"u.d_{n}" for n in fields if n != "stage_id") or "false"
+    # move_deal_in's lost reason and competitor: the file's where it differs, else the deal's
+    m_lr = "CASE WHEN u.d_lost_reason THEN u.f_lost_reason ELSE t.lost_reason END" \
+        if "lost_reason" in has else "t.lost_reason"
+    m_ltc = ("CASE WHEN u.d_lost_to_competitor THEN u.f_lost_to_competitor"
+             " ELSE t.lost_to_competitor END") if "lost_to_competitor" in has \
+        else "t.lost_to_competitor"
+    olds = ", ".join(f"t.{n} AS t_{n}" for n in ("stage_id", "amount") + _MOVE_SETS)
+    a = (f"SELECT u.*, {olds}, {mv} AS mv, ({given}) AS given, st.id AS s_id,"
+         " st.kind AS s_kind, st.pipeline_id AS s_pipeline, st.probability AS s_prob,"
+         f" {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM {name}_u u JOIN deals t"
+         " ON t.id = u.record_id LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON"
+         " pp.id = s.pipeline_id WHERE s.deleted_at IS NULL AND pp.deleted_at IS NULL) st"
+         f" ON st.id = {'u.f_stage_id' if 'stage_id' in has else 'NULL'}")
+    rivals = "(SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name)"
+    b = ("SELECT a.*, a.mv AND a.s_kind = 'lost' AS lost,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
+         " ELSE a.t_lost_reason END AS p_lost_reason,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.name END"
+         " ELSE a.t_lost_to_competitor END AS p_lost_to_competitor,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.id END"
+         " ELSE a.t_lost_to_competitor_id END AS p_lost_to_competitor_id,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind IN ('won', 'lost') THEN $today END"
+         " ELSE a.t_closed_on END AS p_closed_on,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_probability END AS p_probability,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_forecast_category END AS p_forecast_category"
+         f" FROM ({a}) a LEFT JOIN {rivals} rm ON rm.txt = a.m_ltc")
+    specs = records_spec()
+    c_cols = []
+    for n in fields:
+        if n == "stage_id":
+            continue
+        post = f"b.p_{n}" if n in _MOVE_SETS else f"b.o_{n}"
+        c_cols += [f"{post} AS q_{n}",
+                   f"b.d_{n} AND {imp._differs_sql(specs[n], post, f'b.v_{n}')} AS x_{n}"]
+    upd = " OR ".join(f"x_{n}" for n in fields if n != "stage_id") or "false"
+    c = f"SELECT b.*{''.join(', ' + x for x in c_cols)} FROM ({b}) b"
+    # the deal's lost-to name after the update, which relink_competitor looks up
+    final = ("CASE WHEN c.x_lost_to_competitor THEN c.v_lost_to_competitor ELSE"
+             " c.p_lost_to_competitor END") if "lost_to_competitor" in has \
+        else "c.p_lost_to_competitor"
+    d = (f"SELECT c.*, ({upd}) AS upd, {final} AS fin_ltc FROM ({c}) c")
+    e = ("SELECT d.*, d.given AND rf.id IS DISTINCT FROM d.p_lost_to_competitor_id AS relink,"
+         " rf.id AS r_id, rf.name AS r_name"
+         f" FROM ({d}) d LEFT JOIN {rivals} rf ON rf.txt = d.fin_ltc")
+    # the rival texts: the move's (into a lost stage), then the relink's, row by row
+    relinked = ("CASE WHEN a.d_lost_to_competitor THEN a.f_lost_to_competitor WHEN a.mv"
+                " THEN NULL ELSE a.t_lost_to_competitor END") if "lost_to_competitor" in has \
+        else "CASE WHEN a.mv THEN NULL ELSE a.t_lost_to_competitor END"
+    texts = (f"SELECT txt FROM (SELECT a.line * 2 AS k, a.m_ltc AS txt FROM ({a}) a"
+             " WHERE a.mv AND a.s_kind = 'lost' UNION ALL SELECT a.line * 2 + 1,"
+             f" {relinked} FROM ({a}) a WHERE a.given) WHERE txt IS NOT NULL"
+             " GROUP BY txt ORDER BY min(k)")
+    return e, texts
+
+
+def refused_moves(cur, p) -> bool:
+    """Whether some staged row's move would be refused by move_deal_in (a stage gone since,
+    a lost stage without a lost reason): the row path then writes the rows and words it."""
+    if "stage_id" not in p._update_fields:
+        return False
+    fields = [n for n in p._update_fields]
+    a, _texts = _moved_rows(p, fields)
+    sql = (f"SELECT count(*) FROM ({a}) x WHERE x.mv AND (x.s_id IS NULL OR"
+           " (x.s_kind = 'lost' AND x.m_lr IS NULL))")
+    return bool(cur.execute(sql, imp._used({"rt": [""], "ri": [None], "rn": [None],
+                                            "today": date.today()}, sql)).fetchone()[0])
+
+
+def write_updates(cur, user: User, p, import_id: int) -> None:
+    """The staged deal updates that name a stage or a lost-to competitor, set-based, as
+    importer.write_row writes them a row at a time: the rivals named looked up (or made) in
+    the row path's order, the new stage history rows, the audit rows (move, update, relink)
+    in the rows' order, the import records (with what undo moves back) and one UPDATE of the
+    deals, version-checked."""
+    from crm import deals
+    from crm import importer_updates as iu
+
+    name = p.staged_updates
+    fields = iu._ordered(p.entity, p._update_fields)
+    n = cur.execute(f"SELECT count(*) FROM {name}_u").fetchone()[0]
+    if not n:
+        return
+    now, today, by = datetime.now(), date.today(), user.id or None
+    rows_sql, texts_sql = _moved_rows(p, fields)
+    empty = {"rt": [""], "ri": [None], "rn": [None], "today": today}
+    rivals = []
+    for (text,) in cur.execute(texts_sql, imp._used(empty, texts_sql)).fetchall():
+        rival = deals._rival(cur, user, text)
+        if rival["lost_to_competitor_id"] is not None:
+            rivals.append((text, rival["lost_to_competitor_id"], rival["lost_to_competitor"]))
+    params = {"rt": [r[0] for r in rivals] or [""], "ri": [r[1] for r in rivals] or [None],
+              "rn": [r[2] for r in rivals] or [None], "today": today, "now": now, "by": by,
+              "uname": user.username, "i": import_id}
+    x = f"({rows_sql}) x"
+    n_moved, n_upd, n_relink, n_written, first_line = cur.execute(
+        f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE upd), count(*) FILTER"
+        f" (WHERE relink), count(*) FILTER (WHERE mv OR upd OR relink), min(line) FILTER"
+        f" (WHERE mv OR upd OR relink) FROM {x}",
+        imp._used(params, rows_sql)).fetchone()
+    specs = records_spec()
+
+    def pair(n: str, old: str, new: str) -> str:
+        spec = _spec(n)
+        return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
+                " ']')")
+
+    if n_moved:  # deals._history: from the deal's stage, its amount, the stage's probability
+        first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
+        sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+               " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
+               " (ORDER BY line), record_id, t_stage_id, s_id, $now, $by, t_amount, s_prob"
+               f" FROM {x} WHERE mv")
+        cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
+    n_audit = n_moved + n_upd + n_relink
+    if n_audit:
+        moved = [pair("stage_id", "t_stage_id", "s_id")] + [
+            f"CASE WHEN t_{m} IS DISTINCT FROM p_{m} THEN {pair(m, f't_{m}', f'p_{m}')} END"
+            for m in _MOVE_SETS]
+        updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'v_{m}')} END"
+                   for m in fields if m != "stage_id"] or ["NULL"]
+        relinked = pair("lost_to_competitor_id", "p_lost_to_competitor_id", "r_id")
+
+        def js(pieces: list[str]) -> str:
+            return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+
+        first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
+        sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+               " action, changes, import_id) SELECT $own + row_number() OVER (ORDER BY line,"
+               " k), $now, $by, $uname, 'deals', record_id, action, changes, $i FROM ("
+               f"SELECT line, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
+               f" FROM {x} WHERE mv UNION ALL SELECT line, 1, record_id, 'update',"
+               f" {js(updated)} FROM {x} WHERE upd UNION ALL SELECT line, 2, record_id,"
+               f" 'update', concat('{{', {relinked}, '}}') FROM {x} WHERE relink)")
+        cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+    # what undo gives back: the fields that differ from the file's, then (a move) what the
+    # move set beside, then (a relink of a name not the file's) the name as it was
+    befores = [f"CASE WHEN d_{m} THEN concat('\"{m}\": [', {iu._json(specs[m], f'o_{m}')},"
+               " ', null]') END" for m in fields]
+    for m in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
+              "forecast_category"):  # importer._MOVED
+        kept = f" AND NOT d_{m}" if m in fields else ""
+        befores.append(f"CASE WHEN mv{kept} THEN concat('\"{m}\": [',"
+                       f" {iu._json(_spec(m), f't_{m}')}, ', null]') END")
+    # (update_deal_in's caller keeps a field the command changed beside: relink's spelling)
+    kept = " AND NOT d_lost_to_competitor" if "lost_to_competitor" in fields else ""
+    spec = specs["lost_to_competitor"]
+    befores.append(f"CASE WHEN relink AND NOT mv{kept} AND"
+                   f" {imp._differs_sql(spec, 't_lost_to_competitor', 'r_name')} THEN concat("
+                   f"'\"lost_to_competitor\": [', {iu._json(spec, 't_lost_to_competitor')},"
+                   " ', null]') END")
+    first = imp._draw_ids(cur, "import_records_id_seq", n)
+    sql = ("INSERT INTO import_records (id, import_id, line, record_id, action, before,"
+           " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line,"
+           f" record_id, 'update', concat('{{', concat_ws(', ', {', '.join(befores)}), '}}'),"
+           " version + CASE WHEN mv THEN 1 ELSE 0 END + CASE WHEN upd THEN 1 ELSE 0 END"
+           f" FROM {x}")
+    cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+    # the deals as the row path leaves them
+    ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
+    for m in fields:
+        if m != "stage_id":
+            ends[m] = f"CASE WHEN x.x_{m} THEN x.v_{m} ELSE x.q_{m} END"
+    ends["lost_to_competitor"] = "CASE WHEN x.relink THEN x.r_name ELSE x.fin_ltc END"
+    ends["lost_to_competitor_id"] = ("CASE WHEN x.relink THEN x.r_id"
+                                     " ELSE x.p_lost_to_competitor_id END")
+    assigns = [f"{m} = {v}" for m, v in ends.items()]
+    if "stage_id" in fields:
+        assigns += ["stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
+                    "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id"
+                    " END",
+                    "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at"
+                    " END"]
+    sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
+           " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = CASE WHEN"
+           " x.mv OR x.upd THEN $now ELSE deals.updated_at END, updated_by = CASE WHEN x.mv"
+           f" OR x.upd THEN $by ELSE deals.updated_by END FROM {x} WHERE deals.id ="
+           " x.record_id AND deals.version = x.version AND (x.mv OR x.upd OR x.relink)")
+    updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
+    if updated != n_written:  # someone saved meanwhile: the transaction rolls back
+        raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "
+                                    "again.").format(line=first_line))

@@ -171,7 +171,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         f" FROM {name}_u").fetchone()
     if not n:
         return
-    if rules.watched(cur, table) or _refused(cur, user, p):
+    if rules.watched(cur, table) or _refused(cur, user, p) or _moves_refused(cur, p):
         # rules run on each record's changes, and a refusal is worded by the row path: the
         # staged rows go through it (as one records.update_many; deals: update_deal_in each)
         if entity.update_in is not None or not importer._batchable(entity):
@@ -181,6 +181,10 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p)),
                               import_id)
         return
+    from crm import importer_deals
+
+    if importer_deals.moves(p):  # a new stage, a lost-to name: deals.move_deal_in's writes
+        return importer_deals.write_updates(cur, user, p, import_id)
     specs, now, by = entity.spec, datetime.now(), user.id or None
     if n_changed:
         moved = [f for f in fields if cur.execute(
@@ -218,6 +222,15 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         f" 'update', CASE WHEN {some} THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
         " '}') END, version + CASE WHEN changed THEN 1 ELSE 0 END FROM " + f"{name}_u",
         {"own": first - 1, "i": import_id})
+
+
+def _moves_refused(cur, p) -> bool:
+    """Deals: a move that deals.move_deal_in would refuse (the row path words it)."""
+    if p.entity.table != "deals":
+        return False
+    from crm import importer_deals
+
+    return importer_deals.refused_moves(cur, p)
 
 
 def _refused(cur, user: User, p) -> bool:
@@ -317,7 +330,8 @@ def _rows(cur, p) -> list:
     the fields whose value differs, as the plan has them)."""
     from crm import importer
 
-    name, fields = p.staged_updates, p._update_fields
+    # (in the entity's field order, as the row path's plan has its changes)
+    name, fields = p.staged_updates, _ordered(p.entity, p._update_fields)
     out = []
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
