@@ -791,3 +791,168 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     if updated != n_written:  # someone saved meanwhile: the transaction rolls back
         raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "
                                     "again.").format(line=first_line))
+
+
+def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> int | None:
+    """importer.undo of a deal import that moved stages, set-based, as its row path does each
+    record (newest import record first): importer._unmove_deal (deals.move_deal_in back to
+    the old stage with the old lost reason and competitor, then the old closed-on date where
+    the move set another), then records.update_in with the other old values. Records changed
+    or trashed since are added to refused; returns how many were undone. None where the row
+    path must: a value or a move it would refuse (it words the refusal)."""
+    from crm import deals
+    from crm import importer_updates as iu
+
+    entity, specs = deals.DEALS, records_spec()
+    editable = {f.name for f in entity.editable}
+    plain = [k for k in keys if k not in ("stage_id", "closed_on")]
+    if any(k not in editable or (specs[k].type not in iu._TYPES and specs[k].type != "ref")
+           or specs[k].create_only or (specs[k].type == "user" and k != "owner_id")
+           for k in plain):
+        return None
+    fields = iu._ordered(entity, plain)
+    now, today, by = datetime.now(), date.today(), user.id or None
+    params = {"i": import_id, "by": by, "today": today, **imp._CONSTANTS}
+    cols, checks = [], []
+    for n, spec in [("stage_id", specs["stage_id"]), ("closed_on", _CLOSED_ON)] + [
+            (n, specs[n]) for n in fields]:
+        has = f"json_exists(r.before, '$.\"{n}\"')"
+        value, bad = iu._restored(spec, f"json_extract(r.before, '$.\"{n}\"[0]')")
+        if n == "stage_id":
+            bad = "false"  # (required: checked below, with the stage)
+        if n == "owner_id":  # update_in: an emptied owner becomes the one who undoes
+            value = (f"CASE WHEN ({value}) IS NULL AND t.{n} IS NOT NULL"
+                     f" THEN CAST($by AS BIGINT) ELSE {value} END")
+        cols += [f"{has} AS h_{n}", f"{value} AS n_{n}", f"({has} AND ({bad})) AS b_{n}"]
+        checks.append(f"u.b_{n}")
+    olds = ", ".join(f"t.{n} AS t_{n}" for n in ("stage_id", "amount", "owner_id")
+                     + _MOVE_SETS + tuple(n for n in fields if n not in _MOVE_SETS))
+    m_lr = "a.n_lost_reason" if "lost_reason" in fields else "NULL"
+    m_ltc = "a.n_lost_to_competitor" if "lost_to_competitor" in fields else "NULL"
+    a = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {olds}, {', '.join(cols)}"
+         " FROM import_records r JOIN deals t ON t.id = r.record_id WHERE r.import_id = $i"
+         " AND r.action <> 'create' AND t.version = r.version_after AND t.deleted_at IS NULL")
+    a = (f"SELECT a.*, a.h_stage_id AS mv, st.id AS s_id, st.kind AS s_kind, st.pipeline_id"
+         f" AS s_pipeline, st.probability AS s_prob, {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM"
+         f" ({a}) a LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON pp.id ="
+         " s.pipeline_id WHERE s.deleted_at IS NULL AND pp.deleted_at IS NULL) st"
+         " ON st.id = a.n_stage_id")
+    rivals = "(SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name)"
+    b = ("SELECT a.*, a.mv AND a.s_kind = 'lost' AS lost,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
+         " ELSE a.t_lost_reason END AS p_lost_reason,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.name END"
+         " ELSE a.t_lost_to_competitor END AS p_lost_to_competitor,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.id END"
+         " ELSE a.t_lost_to_competitor_id END AS p_lost_to_competitor_id,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind IN ('won', 'lost') THEN $today END"
+         " ELSE a.t_closed_on END AS m_closed_on,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_probability END AS p_probability,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_forecast_category END AS p_forecast_category"
+         f" FROM ({a}) a LEFT JOIN {rivals} rm ON rm.txt = a.m_ltc")
+    b = ("SELECT b.*, b.mv AND b.h_closed_on AND b.n_closed_on IS DISTINCT FROM b.m_closed_on"
+         " AS rc, CASE WHEN b.mv AND b.h_closed_on THEN b.n_closed_on ELSE b.m_closed_on END"
+         f" AS p_closed_on FROM ({b}) b")
+    c_cols = []
+    for n in fields:
+        post = f"b.p_{n}" if n in _MOVE_SETS else f"b.t_{n}"
+        c_cols += [f"{post} AS q_{n}",
+                   f"b.h_{n} AND {imp._differs_sql(specs[n], post, f'b.n_{n}')} AS x_{n}"]
+    upd = " OR ".join(f"x_{n}" for n in fields) or "false"
+    c = f"SELECT b.*{''.join(', ' + x for x in c_cols)} FROM ({b}) b"
+    u = f"SELECT c.*, ({upd}) AS upd FROM ({c}) c"
+
+    def merged(n: str) -> str:  # the deal as update_in would store it
+        return f"CASE WHEN u.x_{n} THEN u.n_{n} ELSE u.q_{n} END" if n in fields \
+            else f"t.{n}"
+
+    checks += imp._record_sql(entity, merged) or []
+    checks += ["(u.mv AND (u.s_id IS NULL OR u.n_stage_id IS NULL OR u.n_stage_id ="
+               " u.t_stage_id OR (u.lost AND u.m_lr IS NULL)))"]
+    if "owner_id" in fields:
+        checks.append("(u.x_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
+                      " (SELECT id FROM users WHERE active))")
+    if not user.sees_all:
+        checks.append("u.t_owner_id IS DISTINCT FROM $me")
+        if "owner_id" in fields:
+            checks.append("(u.x_owner_id AND u.n_owner_id IS DISTINCT FROM $me)")
+        params["me"] = user.id
+    empty = {"rt": [""], "ri": [None], "rn": [None]}
+    sql = (f"SELECT count(*) FILTER (WHERE {' OR '.join(checks)}), count(*) FROM ({u}) u"
+           " JOIN deals t ON t.id = u.record_id")
+    n_bad, n_done = cur.execute(sql, imp._used({**params, **empty}, sql)).fetchone()
+    if n_bad:
+        return None
+    for n, line, record_id in cur.execute(
+            "SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN deals t"
+            " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
+            " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
+            " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall():
+        refused.append((n, {"line": line, "record_id": record_id,
+                            "reason": _("changed since the import")}))
+    # the competitors the moves back name (made when gone), in the row path's order
+    texts = (f"SELECT m_ltc FROM ({a}) a WHERE a.mv AND a.s_kind = 'lost' AND m_ltc IS NOT"
+             " NULL GROUP BY m_ltc ORDER BY max(item) DESC")
+    rivals_found = []
+    for (text,) in cur.execute(texts, imp._used(params, texts)).fetchall():
+        rival = deals._rival(cur, user, text)
+        if rival["lost_to_competitor_id"] is not None:
+            rivals_found.append((text, rival["lost_to_competitor_id"],
+                                 rival["lost_to_competitor"]))
+    params.update({"rt": [r[0] for r in rivals_found] or [""],
+                   "ri": [r[1] for r in rivals_found] or [None],
+                   "rn": [r[2] for r in rivals_found] or [None],
+                   "now": now, "uname": user.username})
+    x = f"({u}) x"
+    n_moved, n_rc, n_upd, n_written = cur.execute(
+        f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE rc), count(*) FILTER"
+        f" (WHERE upd), count(*) FILTER (WHERE mv OR upd) FROM {x}",
+        imp._used(params, u)).fetchone()
+
+    def pair(n: str, old: str, new: str) -> str:
+        spec = _spec(n)
+        return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
+                " ']')")
+
+    def js(pieces: list[str]) -> str:
+        return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+
+    if n_moved:
+        first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
+        sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+               " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
+               " (ORDER BY item DESC), record_id, t_stage_id, s_id, $now, $by, t_amount,"
+               f" s_prob FROM {x} WHERE mv")
+        cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
+    n_audit = n_moved + n_rc + n_upd
+    if n_audit:
+        moved = [pair("stage_id", "t_stage_id", "n_stage_id")] + [
+            f"CASE WHEN t_{m} IS DISTINCT FROM {p} THEN {pair(m, f't_{m}', p)} END"
+            for m in _MOVE_SETS for p in [f"m_{m}" if m == "closed_on" else f"p_{m}"]]
+        updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'n_{m}')} END"
+                   for m in fields] or ["NULL"]
+        first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
+        sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+               " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC, k),"
+               " $now, $by, $uname, 'deals', record_id, action, changes FROM ("
+               f"SELECT item, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
+               f" FROM {x} WHERE mv UNION ALL SELECT item, 1, record_id, 'update',"
+               f" {js([pair('closed_on', 'm_closed_on', 'n_closed_on')])} FROM {x} WHERE rc"
+               f" UNION ALL SELECT item, 2, record_id, 'update', {js(updated)} FROM {x}"
+               " WHERE upd)")
+        cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+    ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
+    for m in fields:
+        ends[m] = f"CASE WHEN x.x_{m} THEN x.n_{m} ELSE x.q_{m} END"
+    assigns = [f"{m} = {v}" for m, v in ends.items()] + [
+        "stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
+        "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id END",
+        "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at END"]
+    sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
+           " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = $now,"
+           f" updated_by = $by FROM {x} WHERE deals.id = x.record_id AND deals.version ="
+           " x.version AND (x.mv OR x.upd)")
+    updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
+    if updated != n_written:  # cannot happen inside the transaction; never half an undo
+        raise records.ConflictError({}, [])
+    return n_done

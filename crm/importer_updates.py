@@ -399,6 +399,10 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     keys = [r[0] for r in cur.execute(
         "SELECT DISTINCT unnest(json_keys(before)) FROM import_records WHERE import_id = $i"
         " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
+    if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
+        from crm import importer_deals
+
+        return importer_deals.undo_moves(cur, user, import_id, refused, keys)
     specs = entity.spec
     editable = {f.name for f in entity.editable}
     if any(k not in editable or (specs[k].type not in _TYPES and not (
