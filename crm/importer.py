@@ -1946,15 +1946,14 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             bad.append("coalesce(f_owner_id <> $me, false)")
             params["me"] = user.id
         bad_update = list(bad)
-        if entity.table == "deals" and {"contact_id", "customer_id"} <= set(clean):
-            # _check: the file's contact must work for the file's customer
-            bad_update.append("(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
-                              " (SELECT x.customer_id FROM contacts x WHERE x.id ="
-                              " f_contact_id) IS DISTINCT FROM f_customer_id)")
-        if entity.table == "deals":  # _check: a lost stage needs the file's lost reason
+        if entity.table == "deals":  # _check: the file's contact must work for the file's
+            # customer, a lost stage needs the file's lost reason (an upsert's new deals too)
             from crm import importer_deals
 
-            bad_update += importer_deals.update_conditions(set(clean))
+            deal_rules = importer_deals.update_conditions(set(clean))
+            bad_update += deal_rules
+            if mode == "upsert":
+                bad += deal_rules
         for spec in entity.editable:
             if spec.name not in clean:
                 constants[spec.name] = convert(spec, spec.default)
@@ -2216,7 +2215,8 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
     for line, dup_of, record_id, *cells in rejected:
         cells, taken = cells[:width], cells[width:]
         if dup_of is not None or record_id is None and mode == "upsert":
-            row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells))
+            row = _fast_row(user, entity, specs, converters, key, line, dup_of, list(cells),
+                            lost, closed, contacts)
         else:
             row = _cells_row(specs, converters, line, list(cells))
             row.action = "update" if record_id is not None else "reject"
@@ -2260,7 +2260,9 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
 
 
 def _fast_row(user: User, entity: records.Entity, specs: dict, converters: dict,
-              key: str | None, line: int, dup_of: int | None, cells: list) -> Row:
+              key: str | None, line: int, dup_of: int | None, cells: list,
+              lost: set = frozenset(), closed: set = frozenset(),
+              contacts: dict | None = None) -> Row:
     """A rejected row worded as the row path words it, from the file's cells."""
     row = _cells_row(specs, converters, line, cells)
     errors = row.errors
@@ -2269,7 +2271,7 @@ def _fast_row(user: User, entity: records.Entity, specs: dict, converters: dict,
             "the same {field} as row {line}").format(field=specs[key].shown_label, line=dup_of)}
         return row
     if not errors:
-        _check(user, entity, row, specs, None)
+        _check(user, entity, row, specs, None, lost, closed, contacts)
     if row.errors:
         row.action = "reject"
     return row

@@ -13,6 +13,7 @@ reasons. The writes are one INSERT ... SELECT each: the deals, their first stage
 import_records runs for undo."""
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -46,9 +47,10 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
     there by a text key skipped) of fields this module checks in SQL."""
     specs = {f.name: f for f in imp.importable(entity)}
     rules_own = _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    if mode == "upsert" or any(f.only_when for f in specs.values()):
+    if any(f.only_when for f in specs.values()):
         return rules_own
-    if mode == "update":  # crm/importer_updates.py: the fields update_deal_in changes alone
+    if mode != "create":  # crm/importer_updates.py: the fields update_deal_in changes alone
+        # (an upsert's new deals: write() here, from importer_updates.write_creates)
         for name in {v for v in mapping.values() if v}:
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
@@ -568,13 +570,18 @@ def stage_map(cur, db: Database, user: User, spec, raw: str, index: int, m: str,
 
 
 def update_conditions(mapped: set) -> list[str]:
-    """importer._check's rule for an update naming a stage, in SQL: a lost stage needs the
-    file's lost reason."""
-    if "stage_id" not in mapped:
-        return []
-    reason = "f_lost_reason" if "lost_reason" in mapped else "NULL"
-    return ["coalesce(f_stage_id IN (SELECT id FROM stages WHERE kind = 'lost') AND"
-            f" {reason} IS NULL, false)"]
+    """importer._check's rules for a row of a deal update or upsert, in SQL: the file's
+    contact works for the file's customer; a lost stage needs the file's lost reason."""
+    found = []
+    if {"contact_id", "customer_id"} <= mapped:
+        found.append("(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
+                     " (SELECT x.customer_id FROM contacts x WHERE x.id = f_contact_id)"
+                     " IS DISTINCT FROM f_customer_id)")
+    if "stage_id" in mapped:
+        reason = "f_lost_reason" if "lost_reason" in mapped else "NULL"
+        found.append("coalesce(f_stage_id IN (SELECT id FROM stages WHERE kind = 'lost') AND"
+                     f" {reason} IS NULL, false)")
+    return found
 
 
 # what deals.move_deal_in sets beside the stage (its audit entry's order), with their types
@@ -703,94 +710,102 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     params = {"rt": [r[0] for r in rivals] or [""], "ri": [r[1] for r in rivals] or [None],
               "rn": [r[2] for r in rivals] or [None], "today": today, "now": now, "by": by,
               "uname": user.username, "i": import_id}
-    x = f"({rows_sql}) x"
-    n_moved, n_upd, n_relink, n_written, first_line = cur.execute(
-        f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE upd), count(*) FILTER"
-        f" (WHERE relink), count(*) FILTER (WHERE mv OR upd OR relink), min(line) FILTER"
-        f" (WHERE mv OR upd OR relink) FROM {x}",
-        imp._used(params, rows_sql)).fetchone()
-    specs = records_spec()
+    # computed once (a temporary table: the staging database takes no writes in the
+    # import's transaction)
+    tmp = f"crm_import_moves_{uuid.uuid4().hex[:16]}"
+    sql = f"CREATE TEMP TABLE {tmp} AS {rows_sql}"
+    cur.execute(sql, imp._used(params, sql))
+    x = f"{tmp} x"
+    try:
+        n_moved, n_upd, n_relink, n_written, first_line = cur.execute(
+            f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE upd), count(*) FILTER"
+            f" (WHERE relink), count(*) FILTER (WHERE mv OR upd OR relink), min(line) FILTER"
+            f" (WHERE mv OR upd OR relink) FROM {x}",
+            {}).fetchone()
+        specs = records_spec()
 
-    def pair(n: str, old: str, new: str) -> str:
-        spec = _spec(n)
-        return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
-                " ']')")
+        def pair(n: str, old: str, new: str) -> str:
+            spec = _spec(n)
+            return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
+                    " ']')")
 
-    if n_moved:  # deals._history: from the deal's stage, its amount, the stage's probability
-        first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
-        sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
-               " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
-               " (ORDER BY line), record_id, t_stage_id, s_id, $now, $by, t_amount, s_prob"
-               f" FROM {x} WHERE mv")
-        cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
-    n_audit = n_moved + n_upd + n_relink
-    if n_audit:
-        moved = [pair("stage_id", "t_stage_id", "s_id")] + [
-            f"CASE WHEN t_{m} IS DISTINCT FROM p_{m} THEN {pair(m, f't_{m}', f'p_{m}')} END"
-            for m in _MOVE_SETS]
-        updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'v_{m}')} END"
-                   for m in fields if m != "stage_id"] or ["NULL"]
-        relinked = pair("lost_to_competitor_id", "p_lost_to_competitor_id", "r_id")
+        if n_moved:  # deals._history: from the deal's stage, its amount, the stage's probability
+            first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
+            sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+                   " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
+                   " (ORDER BY line), record_id, t_stage_id, s_id, $now, $by, t_amount, s_prob"
+                   f" FROM {x} WHERE mv")
+            cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
+        n_audit = n_moved + n_upd + n_relink
+        if n_audit:
+            moved = [pair("stage_id", "t_stage_id", "s_id")] + [
+                f"CASE WHEN t_{m} IS DISTINCT FROM p_{m} THEN {pair(m, f't_{m}', f'p_{m}')} END"
+                for m in _MOVE_SETS]
+            updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'v_{m}')} END"
+                       for m in fields if m != "stage_id"] or ["NULL"]
+            relinked = pair("lost_to_competitor_id", "p_lost_to_competitor_id", "r_id")
 
-        def js(pieces: list[str]) -> str:
-            return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+            def js(pieces: list[str]) -> str:
+                return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
 
-        first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
-        sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
-               " action, changes, import_id) SELECT $own + row_number() OVER (ORDER BY line,"
-               " k), $now, $by, $uname, 'deals', record_id, action, changes, $i FROM ("
-               f"SELECT line, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
-               f" FROM {x} WHERE mv UNION ALL SELECT line, 1, record_id, 'update',"
-               f" {js(updated)} FROM {x} WHERE upd UNION ALL SELECT line, 2, record_id,"
-               f" 'update', concat('{{', {relinked}, '}}') FROM {x} WHERE relink)")
+            first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
+            sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+                   " action, changes, import_id) SELECT $own + row_number() OVER (ORDER BY line,"
+                   " k), $now, $by, $uname, 'deals', record_id, action, changes, $i FROM ("
+                   f"SELECT line, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
+                   f" FROM {x} WHERE mv UNION ALL SELECT line, 1, record_id, 'update',"
+                   f" {js(updated)} FROM {x} WHERE upd UNION ALL SELECT line, 2, record_id,"
+                   f" 'update', concat('{{', {relinked}, '}}') FROM {x} WHERE relink)")
+            cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+        # what undo gives back: the fields that differ from the file's, then (a move) what the
+        # move set beside, then (a relink of a name not the file's) the name as it was
+        befores = [f"CASE WHEN d_{m} THEN concat('\"{m}\": [', {iu._json(specs[m], f'o_{m}')},"
+                   " ', null]') END" for m in fields]
+        for m in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
+                  "forecast_category"):  # importer._MOVED
+            kept = f" AND NOT d_{m}" if m in fields else ""
+            befores.append(f"CASE WHEN mv{kept} THEN concat('\"{m}\": [',"
+                           f" {iu._json(_spec(m), f't_{m}')}, ', null]') END")
+        # (update_deal_in's caller keeps a field the command changed beside: relink's spelling)
+        kept = " AND NOT d_lost_to_competitor" if "lost_to_competitor" in fields else ""
+        spec = specs["lost_to_competitor"]
+        befores.append(f"CASE WHEN relink AND NOT mv{kept} AND"
+                       f" {imp._differs_sql(spec, 't_lost_to_competitor', 'r_name')} THEN concat("
+                       f"'\"lost_to_competitor\": [', {iu._json(spec, 't_lost_to_competitor')},"
+                       " ', null]') END")
+        first = imp._draw_ids(cur, "import_records_id_seq", n)
+        sql = ("INSERT INTO import_records (id, import_id, line, record_id, action, before,"
+               " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line,"
+               f" record_id, 'update', concat('{{', concat_ws(', ', {', '.join(befores)}), '}}'),"
+               " version + CASE WHEN mv THEN 1 ELSE 0 END + CASE WHEN upd THEN 1 ELSE 0 END"
+               f" FROM {x}")
         cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
-    # what undo gives back: the fields that differ from the file's, then (a move) what the
-    # move set beside, then (a relink of a name not the file's) the name as it was
-    befores = [f"CASE WHEN d_{m} THEN concat('\"{m}\": [', {iu._json(specs[m], f'o_{m}')},"
-               " ', null]') END" for m in fields]
-    for m in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
-              "forecast_category"):  # importer._MOVED
-        kept = f" AND NOT d_{m}" if m in fields else ""
-        befores.append(f"CASE WHEN mv{kept} THEN concat('\"{m}\": [',"
-                       f" {iu._json(_spec(m), f't_{m}')}, ', null]') END")
-    # (update_deal_in's caller keeps a field the command changed beside: relink's spelling)
-    kept = " AND NOT d_lost_to_competitor" if "lost_to_competitor" in fields else ""
-    spec = specs["lost_to_competitor"]
-    befores.append(f"CASE WHEN relink AND NOT mv{kept} AND"
-                   f" {imp._differs_sql(spec, 't_lost_to_competitor', 'r_name')} THEN concat("
-                   f"'\"lost_to_competitor\": [', {iu._json(spec, 't_lost_to_competitor')},"
-                   " ', null]') END")
-    first = imp._draw_ids(cur, "import_records_id_seq", n)
-    sql = ("INSERT INTO import_records (id, import_id, line, record_id, action, before,"
-           " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line,"
-           f" record_id, 'update', concat('{{', concat_ws(', ', {', '.join(befores)}), '}}'),"
-           " version + CASE WHEN mv THEN 1 ELSE 0 END + CASE WHEN upd THEN 1 ELSE 0 END"
-           f" FROM {x}")
-    cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
-    # the deals as the row path leaves them
-    ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
-    for m in fields:
-        if m != "stage_id":
-            ends[m] = f"CASE WHEN x.x_{m} THEN x.v_{m} ELSE x.q_{m} END"
-    ends["lost_to_competitor"] = "CASE WHEN x.relink THEN x.r_name ELSE x.fin_ltc END"
-    ends["lost_to_competitor_id"] = ("CASE WHEN x.relink THEN x.r_id"
-                                     " ELSE x.p_lost_to_competitor_id END")
-    assigns = [f"{m} = {v}" for m, v in ends.items()]
-    if "stage_id" in fields:
-        assigns += ["stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
-                    "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id"
-                    " END",
-                    "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at"
-                    " END"]
-    sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
-           " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = CASE WHEN"
-           " x.mv OR x.upd THEN $now ELSE deals.updated_at END, updated_by = CASE WHEN x.mv"
-           f" OR x.upd THEN $by ELSE deals.updated_by END FROM {x} WHERE deals.id ="
-           " x.record_id AND deals.version = x.version AND (x.mv OR x.upd OR x.relink)")
-    updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
-    if updated != n_written:  # someone saved meanwhile: the transaction rolls back
-        raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "
-                                    "again.").format(line=first_line))
+        # the deals as the row path leaves them
+        ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
+        for m in fields:
+            if m != "stage_id":
+                ends[m] = f"CASE WHEN x.x_{m} THEN x.v_{m} ELSE x.q_{m} END"
+        ends["lost_to_competitor"] = "CASE WHEN x.relink THEN x.r_name ELSE x.fin_ltc END"
+        ends["lost_to_competitor_id"] = ("CASE WHEN x.relink THEN x.r_id"
+                                         " ELSE x.p_lost_to_competitor_id END")
+        assigns = [f"{m} = {v}" for m, v in ends.items()]
+        if "stage_id" in fields:
+            assigns += ["stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
+                        "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id"
+                        " END",
+                        "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at"
+                        " END"]
+        sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
+               " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = CASE WHEN"
+               " x.mv OR x.upd THEN $now ELSE deals.updated_at END, updated_by = CASE WHEN x.mv"
+               f" OR x.upd THEN $by ELSE deals.updated_by END FROM {x} WHERE deals.id ="
+               " x.record_id AND deals.version = x.version AND (x.mv OR x.upd OR x.relink)")
+        updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
+        if updated != n_written:  # someone saved meanwhile: the transaction rolls back
+            raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "
+                                        "again.").format(line=first_line))
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {tmp}")
 
 
 def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> int | None:
@@ -814,10 +829,11 @@ def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> in
     now, today, by = datetime.now(), date.today(), user.id or None
     params = {"i": import_id, "by": by, "today": today, **imp._CONSTANTS}
     cols, checks = [], []
-    for n, spec in [("stage_id", specs["stage_id"]), ("closed_on", _CLOSED_ON)] + [
-            (n, specs[n]) for n in fields]:
-        has = f"json_exists(r.before, '$.\"{n}\"')"
-        value, bad = iu._restored(spec, f"json_extract(r.before, '$.\"{n}\"[0]')")
+    named = [("stage_id", specs["stage_id"]), ("closed_on", _CLOSED_ON)] + [
+        (n, specs[n]) for n in fields]
+    for k, (n, spec) in enumerate(named, 1):  # (each record's JSON parsed once: r.jk, r.jv)
+        has = f"coalesce(list_contains(r.jk, '{n}'), false)"
+        value, bad = iu._restored(spec, f"r.jv[{k}]")
         if n == "stage_id":
             bad = "false"  # (required: checked below, with the stage)
         if n == "owner_id":  # update_in: an emptied owner becomes the one who undoes
@@ -829,9 +845,12 @@ def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> in
                      + _MOVE_SETS + tuple(n for n in fields if n not in _MOVE_SETS))
     m_lr = "a.n_lost_reason" if "lost_reason" in fields else "NULL"
     m_ltc = "a.n_lost_to_competitor" if "lost_to_competitor" in fields else "NULL"
+    paths = ", ".join(f"'$.\"{n}\"[0]'" for n, _spec in named)
     a = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {olds}, {', '.join(cols)}"
-         " FROM import_records r JOIN deals t ON t.id = r.record_id WHERE r.import_id = $i"
-         " AND r.action <> 'create' AND t.version = r.version_after AND t.deleted_at IS NULL")
+         " FROM (SELECT r.*, json_keys(r.before) AS jk, json_extract(r.before, ["
+         f"{paths}]) AS jv FROM import_records r WHERE r.import_id = $i AND r.action <>"
+         " 'create') r JOIN deals t ON t.id = r.record_id WHERE"
+         " t.version = r.version_after AND t.deleted_at IS NULL")
     a = (f"SELECT a.*, a.h_stage_id AS mv, st.id AS s_id, st.kind AS s_kind, st.pipeline_id"
          f" AS s_pipeline, st.probability AS s_prob, {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM"
          f" ({a}) a LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON pp.id ="
@@ -903,56 +922,96 @@ def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> in
                    "ri": [r[1] for r in rivals_found] or [None],
                    "rn": [r[2] for r in rivals_found] or [None],
                    "now": now, "uname": user.username})
-    x = f"({u}) x"
-    n_moved, n_rc, n_upd, n_written = cur.execute(
-        f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE rc), count(*) FILTER"
-        f" (WHERE upd), count(*) FILTER (WHERE mv OR upd) FROM {x}",
-        imp._used(params, u)).fetchone()
+    # computed once (a temporary table: the staging database takes no writes in the
+    # import's transaction)
+    tmp = f"crm_import_moves_{uuid.uuid4().hex[:16]}"
+    sql = f"CREATE TEMP TABLE {tmp} AS {u}"
+    cur.execute(sql, imp._used(params, sql))
+    x = f"{tmp} x"
+    try:
+        n_moved, n_rc, n_upd, n_written = cur.execute(
+            f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE rc), count(*) FILTER"
+            f" (WHERE upd), count(*) FILTER (WHERE mv OR upd) FROM {x}",
+            {}).fetchone()
 
-    def pair(n: str, old: str, new: str) -> str:
-        spec = _spec(n)
-        return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
-                " ']')")
+        def pair(n: str, old: str, new: str) -> str:
+            spec = _spec(n)
+            return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
+                    " ']')")
 
-    def js(pieces: list[str]) -> str:
-        return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+        def js(pieces: list[str]) -> str:
+            return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
 
-    if n_moved:
-        first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
-        sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
-               " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
-               " (ORDER BY item DESC), record_id, t_stage_id, s_id, $now, $by, t_amount,"
-               f" s_prob FROM {x} WHERE mv")
-        cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
-    n_audit = n_moved + n_rc + n_upd
-    if n_audit:
-        moved = [pair("stage_id", "t_stage_id", "n_stage_id")] + [
-            f"CASE WHEN t_{m} IS DISTINCT FROM {p} THEN {pair(m, f't_{m}', p)} END"
-            for m in _MOVE_SETS for p in [f"m_{m}" if m == "closed_on" else f"p_{m}"]]
-        updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'n_{m}')} END"
-                   for m in fields] or ["NULL"]
-        first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
-        sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
-               " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC, k),"
-               " $now, $by, $uname, 'deals', record_id, action, changes FROM ("
-               f"SELECT item, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
-               f" FROM {x} WHERE mv UNION ALL SELECT item, 1, record_id, 'update',"
-               f" {js([pair('closed_on', 'm_closed_on', 'n_closed_on')])} FROM {x} WHERE rc"
-               f" UNION ALL SELECT item, 2, record_id, 'update', {js(updated)} FROM {x}"
-               " WHERE upd)")
-        cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
-    ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
-    for m in fields:
-        ends[m] = f"CASE WHEN x.x_{m} THEN x.n_{m} ELSE x.q_{m} END"
-    assigns = [f"{m} = {v}" for m, v in ends.items()] + [
-        "stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
-        "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id END",
-        "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at END"]
-    sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
-           " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = $now,"
-           f" updated_by = $by FROM {x} WHERE deals.id = x.record_id AND deals.version ="
-           " x.version AND (x.mv OR x.upd)")
-    updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
-    if updated != n_written:  # cannot happen inside the transaction; never half an undo
-        raise records.ConflictError({}, [])
-    return n_done
+        if n_moved:
+            first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
+            sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+                   " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
+                   " (ORDER BY item DESC), record_id, t_stage_id, s_id, $now, $by, t_amount,"
+                   f" s_prob FROM {x} WHERE mv")
+            cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
+        n_audit = n_moved + n_rc + n_upd
+        if n_audit:
+            moved = [pair("stage_id", "t_stage_id", "n_stage_id")] + [
+                f"CASE WHEN t_{m} IS DISTINCT FROM {p} THEN {pair(m, f't_{m}', p)} END"
+                for m in _MOVE_SETS for p in [f"m_{m}" if m == "closed_on" else f"p_{m}"]]
+            updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'n_{m}')} END"
+                       for m in fields] or ["NULL"]
+            first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
+            sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+                   " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC, k),"
+                   " $now, $by, $uname, 'deals', record_id, action, changes FROM ("
+                   f"SELECT item, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
+                   f" FROM {x} WHERE mv UNION ALL SELECT item, 1, record_id, 'update',"
+                   f" {js([pair('closed_on', 'm_closed_on', 'n_closed_on')])} FROM {x} WHERE rc"
+                   f" UNION ALL SELECT item, 2, record_id, 'update', {js(updated)} FROM {x}"
+                   " WHERE upd)")
+            cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+        ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
+        for m in fields:
+            ends[m] = f"CASE WHEN x.x_{m} THEN x.n_{m} ELSE x.q_{m} END"
+        assigns = [f"{m} = {v}" for m, v in ends.items()] + [
+            "stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
+            "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id END",
+            "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at END"]
+        sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
+               " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = $now,"
+               f" updated_by = $by FROM {x} WHERE deals.id = x.record_id AND deals.version ="
+               " x.version AND (x.mv OR x.upd)")
+        updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
+        if updated != n_written:  # cannot happen inside the transaction; never half an undo
+            raise records.ConflictError({}, [])
+        return n_done
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {tmp}")
+
+
+# --- an upsert's new deals (crm/importer_updates.py) --------------------------------------
+
+_TYPED = {"text": "VARCHAR", "longtext": "VARCHAR", "email": "VARCHAR", "phone": "VARCHAR",
+          "choice": "VARCHAR", "money": "DECIMAL(18, 2)", "integer": "BIGINT",
+          "number": "DOUBLE", "bool": "BOOLEAN", "date": "DATE", "datetime": "TIMESTAMP",
+          "user": "BIGINT", "ref": "BIGINT"}
+
+
+def stage_creates(cur, p, table: str) -> None:
+    """An upsert's staged rows to create (importer_updates.prepare: the fields the file maps)
+    in the shape write() takes: every field of the deal (the unmapped ones their defaults),
+    no stage to add, engage or close date from the file, no product lines."""
+    from crm import deals
+
+    cols = {r[0] for r in cur.execute(f"SELECT * FROM {table} LIMIT 0").description}
+    params, picked = {}, ["line", "seq", "true AS w"]
+    for spec in deals.DEALS.editable:
+        if f"f_{spec.name}" in cols:
+            picked.append(f"f_{spec.name}")
+            continue
+        params[f"k_{spec.name}"] = p._update_constants.get(spec.name)
+        typed = _TYPED.get(spec.type)
+        picked.append(f"CAST($k_{spec.name} AS {typed}) AS f_{spec.name}" if typed
+                      else f"$k_{spec.name} AS f_{spec.name}")
+    picked += ["CAST(NULL AS VARCHAR) AS new_stage", "CAST(NULL AS TIMESTAMP) AS engaged",
+               "CAST(NULL AS DATE) AS closed", "CAST(NULL AS VARCHAR) AS pl"]
+    sql = f"CREATE TABLE {table}_x AS SELECT {', '.join(picked)} FROM {table}"
+    cur.execute(sql, imp._used(params, sql))
+    cur.execute(f"DROP TABLE {table}")
+    cur.execute(f"ALTER TABLE {table}_x RENAME TO {table.split('.')[1]}")

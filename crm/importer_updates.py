@@ -8,10 +8,11 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (the fields deals.update_deal_in changes alone: not a stage, a lost-to name or product
-lines, which crm/importer_deals.refusal keeps on the row path) are written so too, with
-update_deal_in's link checks as SQL conditions (_deal_tests); contacts and products are
-update_many's (a product's code checked unique in importer._match)."""
+Deals (not product lines, which crm/importer_deals.refusal keeps on the row path) are written
+so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
+stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
+an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
+product's code checked unique in importer._match)."""
 from __future__ import annotations
 
 import dataclasses
@@ -112,6 +113,10 @@ def prepare(db: Database, user: User, p) -> None:
         cur.execute(f"CREATE TABLE {name}_w AS SELECT c.*, row_number() OVER (ORDER BY c.line)"
                     f" AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
                     " WHERE a.action = 'create'")
+        if entity.table == "deals":  # an upsert's new deals, as importer_deals.write takes them
+            from crm import importer_deals
+
+            importer_deals.stage_creates(cur, p, f"{name}_w")
         specs = entity.spec
         cols = []
         for n in fields:
@@ -150,6 +155,11 @@ def write_creates(cur, user: User, p, import_id: int) -> None:
     creates = dataclasses.replace(p, rows=[], staged=f"{name}_w", staged_counts={"create": n},
                                   staged_updates=None)
     creates._constants, creates._write = p._update_constants, ("true", "seq")
+    if p.entity.table == "deals":  # insert_deal's writes: crm/importer_deals.py
+        from crm import importer_deals
+
+        creates._pid = p.pipeline_id  # (stages the import adds: none, the row path adds them)
+        return importer_deals.write(cur, user, creates, import_id)
     importer._fast_write(cur, user, creates, import_id)
 
 

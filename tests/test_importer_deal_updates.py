@@ -333,6 +333,14 @@ def move_file(n: int) -> str:
 
 def full_state(db) -> dict:
     found = state(db)
+    key = {r["id"]: (r["title"], r["id"]) for r in db.query("SELECT id, title FROM deals")}
+    # a run of new deals (the set-based path's one import record) as a record each
+    found["import_records"] = [
+        (r["line"], key[r["record_id"]], r["action"], r["before"], r["version_after"])
+        for r in db.query("SELECT r.line + g.k AS line, r.record_id + g.k AS record_id,"
+                          " r.action, r.before, r.version_after FROM import_records r CROSS"
+                          " JOIN LATERAL generate_series(0, r.span - 1) AS g(k)"
+                          " ORDER BY r.id, g.k")]
     found["competitors"] = db.query("SELECT id, name, deleted_at IS NULL AS live FROM"
                                     " competitors ORDER BY id")
     found["history"] = db.query("SELECT deal_id, from_stage_id, to_stage_id, amount,"
@@ -343,13 +351,16 @@ def full_state(db) -> dict:
     return found
 
 
-def compare_moves(two, text: str, user="admin", since=None, fast_expected=True):
+def compare_moves(two, text: str, user="admin", since=None, fast_expected=True,
+                  mode="update", pipeline=None):
     results = []
     for (db, team), fast in zip(two, (False, True)):
         source = importer.read(text.encode("utf-8"), "deals.csv", fast=fast)
         mapping = importer.propose_mapping(deals.DEALS, source.headers)
-        plan = importer.plan(db, team[user], deals.DEALS, source, mapping, mode="update",
-                             key="title")
+        pid = pipeline and db.scalar("SELECT id FROM pipelines WHERE name = $n",
+                                     {"n": pipeline})
+        plan = importer.plan(db, team[user], deals.DEALS, source, mapping, mode=mode,
+                             key="title", pipeline_id=pid)
         assert bool(plan.staged_updates) == (fast and fast_expected), plan.notes
         rejected = [(r.line, r.errors) for r in plan.rows if r.action == "reject"]
         report = importer.rejected_csv(plan)
@@ -477,3 +488,96 @@ def test_the_fast_move_and_its_undo_do_not_use_the_row_path(two, monkeypatch):
     assert importer.undo(db, admin, import_id)["refused"] == []
     assert db.scalar("SELECT count(*) FROM deals d JOIN stages s ON s.id = d.stage_id"
                      " WHERE s.name = 'Negotiation'") == 0
+
+
+def upsert_file(n: int) -> str:
+    """move_file's updates of deals 0..n-1, and as many new deals: won, lost with and without
+    a reason, with new and known competitors, customers and contacts right and wrong, owners
+    a rep may and may not give, unknown stages, no stage."""
+    lines = move_file(n).splitlines()
+    head, rows = lines[0] + ",Customer,Contact,Owner", lines[1:]
+    rows = [r + ",,," for r in rows]
+    stages = ["Won", "Lost", "Negotiation", "", "Prospectin", "Lost", "Proposal"]
+    for i in range(n):
+        stage, reason = stages[i % 7], ["price", "", "timing"][i % 3]
+        rival = ["Rival Co", "Brand New", "", "brand new"][i % 4]
+        customer, contact = [("Analytical Engines Ltd", "Ada Lovelace"),
+                             ("Bletchley Park Trust", "Alan Turing"),
+                             ("Analytical Engines Ltd", "Alan Turing"),
+                             ("UAB Saulė", ""), ("", "")][i % 5]
+        owner = ["", "reza", "Maria Manager", "Nobody"][i % 4]
+        close = ["", "2025-02-03"][i % 2]
+        rows.append(",".join([f"New {i}", stage, reason, rival, str(i * 3), "", close and "",
+                              customer, contact, owner]))
+    rows.append("New 3,Won,,,,,,,,")  # the same new title twice
+    return "\n".join([head] + rows) + "\n"
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_deal_upsert_is_written_set_based_as_the_row_path_writes_it(two, user):
+    for db, team in two:
+        seed_closed(db, team, 60)
+    counts, rejected, _report, after, undone, final = compare_moves(
+        two, upsert_file(60), user=user, mode="upsert")
+    assert counts["create"] > 10 and counts["update"] > 5 and counts["reject"] > 10
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("A lost deal needs a lost reason", "no 'Prospectin' here",
+                  "the same Title as row"):
+        assert words in reasons, words
+    if user == "admin":
+        assert "The contact works for another customer" in reasons
+    assert undone["undone"] == counts["create"] + counts["update"]
+
+
+def test_the_fast_upsert_does_not_use_the_row_path(two, monkeypatch):
+    db, team = two[1]
+    admin = team["admin"]
+    seed_closed(db, team, 20)
+    lines = ["Title,Stage,Lost reason,Lost to competitor"] + [
+        f"{title(i) if i < 20 else f'New {i}'},{'Lost' if i % 2 else 'Won'},"
+        f"{'price' if i % 2 else ''},{'Newcomer' if i % 4 == 1 else ''}" for i in range(40)]
+    source = importer.read(("\n".join(lines) + "\n").encode(), "d.csv", fast=True)
+    plan = importer.plan(db, admin, deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers),
+                         mode="upsert", key="title")
+    assert plan.staged_updates and plan.counts["create"] == 21  # (Deal 4 is in the trash)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the row path ran")
+    for name in ("insert_deal", "move_deal_in", "update_deal_in", "relink_competitor"):
+        monkeypatch.setattr(deals, name, refuse)
+    monkeypatch.setattr(records, "update_in", refuse)  # (records.insert makes a competitor)
+    import_id = importer.execute(db, admin, plan)
+    assert db.scalar("SELECT count(*) FROM deals d JOIN stages s ON s.id = d.stage_id"
+                     " WHERE d.title LIKE 'New %' AND s.name = 'Won'") == 10
+    assert db.scalar("SELECT count(*) FROM deal_stage_history h JOIN deals d"
+                     " ON d.id = h.deal_id WHERE d.title LIKE 'New %'") == 20
+    monkeypatch.undo()
+    assert importer.undo(db, admin, import_id)["refused"] == []
+
+
+def test_stages_are_named_in_the_chosen_pipeline_alike(two):
+    """A file's stages are looked up in the pipeline the import names: deals move into it."""
+    from crm import pipelines
+
+    for db, team in two:
+        seed_closed(db, team, 40)
+        pid = pipelines.create_pipeline(db, team["admin"], "Partners")
+        pipelines.add_stage(db, team["admin"], pid, {"name": "Pilot", "probability": 60})
+    lines = ["Title,Stage,Lost reason"] + [
+        f"{title(i)},{['Pilot', 'Won', 'Lost', 'Proposal'][i % 4]},{'price' if i % 4 == 2 else ''}"
+        for i in range(40)]
+    after = compare_moves(two, "\n".join(lines) + "\n", pipeline="Partners")[3]
+    partners = two[1][0].scalar("SELECT id FROM pipelines WHERE name = 'Partners'")
+    assert sum(1 for d in after["deals"] if d["pipeline_id"] == partners) >= 20
+
+
+def test_a_file_that_would_add_stages_goes_row_by_row_with_a_note(two):
+    db, team = two[1]
+    seed(db, team, 5)
+    source = importer.read(b"Title,Stage\nDeal 1,Brand new stage\n", "d.csv", fast=True)
+    plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                         importer.propose_mapping(deals.DEALS, source.headers),
+                         mode="update", key="title", create_missing=True)
+    assert plan.staged_updates is None
+    assert any("row by row" in n for n in plan.notes)
