@@ -831,7 +831,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
 
             found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
                                              pipeline_id, create_missing)
-        elif why is None and entity.table == "deals" and create_missing:
+        elif why is None and entity.table == "deals" and create_missing \
+                and "stage_id" in mapping.values():
             found = _("{entity} are checked by rules of their own").format(
                 entity=_(entity.plural))  # a stage to add: the row path adds it
         elif why is None:
