@@ -1455,10 +1455,14 @@ def undo(db: Database, user: User, import_id: int) -> dict:
         entity = by_table[table]
         # created records, set-based (a big import made a million): to the trash unless
         # changed or trashed since; one audit entry each
-        unchanged = (f"r.import_id = $i AND r.action = 'create' AND {table}.id BETWEEN"
-                     f" r.record_id AND r.record_id + r.span - 1"
-                     f" AND {table}.version = r.version_after AND {table}.deleted_at IS NULL")
-        done = cur.execute(f"SELECT count(*) FROM {table}, import_records r WHERE {unchanged}",
+        # each run of ids a row each, joined by id (a range join over many short runs, an
+        # upsert's new records between its updates, took minutes: 100,000 runs 245 s)
+        runs = ("(SELECT r.record_id + g.k AS id, r.version_after FROM import_records r"
+                " CROSS JOIN LATERAL generate_series(0, r.span - 1) AS g(k)"
+                " WHERE r.import_id = $i AND r.action = 'create') r")
+        unchanged = (f"{table}.id = r.id AND {table}.version = r.version_after"
+                     f" AND {table}.deleted_at IS NULL")
+        done = cur.execute(f"SELECT count(*) FROM {table}, {runs} WHERE {unchanged}",
                            {"i": import_id}).fetchone()[0]
         refused = [((n, line), {"line": line, "record_id": record_id,
                                 "reason": _("changed since the import")})
@@ -1471,12 +1475,12 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                    ).fetchall()]
         if done:
             audit.record_many(cur, user, table, f"SELECT {table}.id FROM {table},"
-                              f" import_records r WHERE {unchanged}", {"i": import_id},
+                              f" {runs} WHERE {unchanged}", {"i": import_id},
                               "delete", {"import_undone": [None, import_id]})
             cur.execute(f"UPDATE {table} SET deleted_at = $t, deleted_by = $by,"
                         " version = version + 1"
                         + (", active = FALSE" if table == "users" else "")  # no sign-in
-                        + f" FROM import_records r WHERE {unchanged}",
+                        + f" FROM {runs} WHERE {unchanged}",
                         {"t": datetime.now(), "by": user.id or None, "i": import_id})
         from crm import importer_updates
 
