@@ -13,6 +13,7 @@ reasons. The writes are one INSERT ... SELECT each: the deals, their first stage
 import_records runs for undo."""
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from crm import audit, records, rules, stage_spans
 from crm import importer as imp
 from crm.auth import User
 from crm.db import Database
-from crm.fields import ValidationError, convert, validate
+from crm.fields import Field, ValidationError, convert, validate
 from crm.i18n import gettext as _
 
 # a customer or contact column with more distinct texts than this is matched in SQL (the
@@ -30,12 +31,15 @@ LINKS = ("customer_id", "contact_id", "stage_id", "competitor_id")  # ref fields
 _SQL_REFS = {"customers", "contacts"}
 
 
-# what a set-based update of deals may change (crm/importer_updates.py): the stage moves
-# through deals.move_deal, a lost-to name relinks a competitor, product lines replace the
-# deal's own: files with those go row by row
+# what a set-based update of deals may change (crm/importer_updates.py; a new stage and a
+# lost-to name are written by write_updates here, as deals.move_deal_in and
+# relink_competitor write them); product lines replace the deal's own: files with those go
+# row by row
 UPDATE_FIELDS = ("title", "customer_id", "contact_id", "owner_id", "amount", "currency",
                  "expected_close_date", "probability", "forecast_category", "source",
-                 "next_step", "notes", "lost_reason", "competitor_id")
+                 "next_step", "notes", "lost_reason", "competitor_id", "stage_id",
+                 "lost_to_competitor")
+MOVE_FIELDS = ("stage_id", "lost_to_competitor")  # written by write_updates below
 
 
 def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -> str | None:
@@ -43,9 +47,10 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
     there by a text key skipped) of fields this module checks in SQL."""
     specs = {f.name: f for f in imp.importable(entity)}
     rules_own = _("{entity} are checked by rules of their own").format(entity=_(entity.plural))
-    if mode == "upsert" or any(f.only_when for f in specs.values()):
+    if any(f.only_when for f in specs.values()):
         return rules_own
-    if mode == "update":  # crm/importer_updates.py: the fields update_deal_in changes alone
+    if mode != "create":  # crm/importer_updates.py: the fields update_deal_in changes alone
+        # (an upsert's new deals: write() here, from importer_updates.write_creates)
         for name in {v for v in mapping.values() if v}:
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
@@ -549,3 +554,471 @@ def write(cur, user: User, p, import_id: int) -> None:
         ids = [r[0] for r in cur.execute(f"SELECT $first + seq FROM {staged} WHERE w"
                                          " ORDER BY seq", {"first": first - 1}).fetchall()]
         rules.on_created(cur, user, p.entity, ids)
+
+
+# --- updates that move deals or name a lost-to competitor, set-based ----------------------
+
+def stage_map(cur, db: Database, user: User, spec, raw: str, index: int, m: str,
+              pipeline_id: int | None):
+    """importer_refs.ref_map for a deal update's stage column: each distinct text resolved
+    by the row path's resolver (the pipeline's live stages, its words and suggestions)."""
+    from crm import pipelines
+
+    texts = [r[0] for r in cur.execute(f"SELECT DISTINCT c{index} FROM {raw}"
+                                       f" WHERE c{index} IS NOT NULL").fetchall()]
+    pid = pipeline_id or pipelines.default_pipeline_id(db)
+    found, table = _ref_map(db, user, spec, texts, pid, False, {})
+    cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN, verr BOOLEAN)")
+    _fill(cur, m, ["t", "v", "c", "e"],
+          [(t, None if v is None else str(v), bool(e), False) for t, v, _n, e in table])
+    return None, found
+
+
+def update_conditions(mapped: set) -> list[str]:
+    """importer._check's rules for a row of a deal update or upsert, in SQL: the file's
+    contact works for the file's customer; a lost stage needs the file's lost reason."""
+    found = []
+    if {"contact_id", "customer_id"} <= mapped:
+        found.append("(f_contact_id IS NOT NULL AND f_customer_id IS NOT NULL AND"
+                     " (SELECT x.customer_id FROM contacts x WHERE x.id = f_contact_id)"
+                     " IS DISTINCT FROM f_customer_id)")
+    if "stage_id" in mapped:
+        reason = "f_lost_reason" if "lost_reason" in mapped else "NULL"
+        found.append("coalesce(f_stage_id IN (SELECT id FROM stages WHERE kind = 'lost') AND"
+                     f" {reason} IS NULL, false)")
+    return found
+
+
+# what deals.move_deal_in sets beside the stage (its audit entry's order), with their types
+_MOVE_SETS = ("lost_reason", "lost_to_competitor", "lost_to_competitor_id", "closed_on",
+              "probability", "forecast_category")
+_CLOSED_ON = Field("closed_on", "Closed on", "date")
+
+
+def _spec(name: str):
+    return _CLOSED_ON if name == "closed_on" else records_spec()[name]
+
+
+def records_spec() -> dict:
+    from crm import deals
+
+    return {f.name: f for f in deals.DEALS.fields}
+
+
+def moves(p) -> bool:
+    """Whether a staged deal update is written by write_updates here (it names a stage or a
+    lost-to competitor)."""
+    return p.entity.table == "deals" and bool(set(MOVE_FIELDS) & set(p._update_fields))
+
+
+def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
+    """(the staged updates with what the row path's write_row does to each deal, as SQL over
+    the rivals' names $rt/$ri/$rn; the rival texts to look up first, in the row path's order)
+
+    write_row, a row: deals.move_deal_in (when the stage differs: the stage's history row, the
+    lost reason and competitor, closed on, probability and forecast category emptied), then
+    deals.update_deal_in with the other fields that differ (records.update_in against the
+    deal as moved; relink_competitor on the lost-to name it ends with)."""
+    name, has = p.staged_updates, set(fields)
+    mv = "u.d_stage_id" if "stage_id" in has else "false"
+    given = " OR ".join(f"u.d_{n}" for n in fields if n != "stage_id") or "false"
+    # move_deal_in's lost reason and competitor: the file's where it differs, else the deal's
+    m_lr = "CASE WHEN u.d_lost_reason THEN u.f_lost_reason ELSE t.lost_reason END" \
+        if "lost_reason" in has else "t.lost_reason"
+    m_ltc = ("CASE WHEN u.d_lost_to_competitor THEN u.f_lost_to_competitor"
+             " ELSE t.lost_to_competitor END") if "lost_to_competitor" in has \
+        else "t.lost_to_competitor"
+    olds = ", ".join(f"t.{n} AS t_{n}" for n in ("stage_id", "amount") + _MOVE_SETS)
+    a = (f"SELECT u.*, {olds}, {mv} AS mv, ({given}) AS given, st.id AS s_id,"
+         " st.kind AS s_kind, st.pipeline_id AS s_pipeline, st.probability AS s_prob,"
+         f" {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM {name}_u u JOIN deals t"
+         " ON t.id = u.record_id LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON"
+         " pp.id = s.pipeline_id WHERE s.deleted_at IS NULL AND pp.deleted_at IS NULL) st"
+         f" ON st.id = {'u.f_stage_id' if 'stage_id' in has else 'NULL'}")
+    rivals = "(SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name)"
+    b = ("SELECT a.*, a.mv AND a.s_kind = 'lost' AS lost,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
+         " ELSE a.t_lost_reason END AS p_lost_reason,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.name END"
+         " ELSE a.t_lost_to_competitor END AS p_lost_to_competitor,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.id END"
+         " ELSE a.t_lost_to_competitor_id END AS p_lost_to_competitor_id,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind IN ('won', 'lost') THEN $today END"
+         " ELSE a.t_closed_on END AS p_closed_on,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_probability END AS p_probability,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_forecast_category END AS p_forecast_category"
+         f" FROM ({a}) a LEFT JOIN {rivals} rm ON rm.txt = a.m_ltc")
+    specs = records_spec()
+    c_cols = []
+    for n in fields:
+        if n == "stage_id":
+            continue
+        post = f"b.p_{n}" if n in _MOVE_SETS else f"b.o_{n}"
+        c_cols += [f"{post} AS q_{n}",
+                   f"b.d_{n} AND {imp._differs_sql(specs[n], post, f'b.v_{n}')} AS x_{n}"]
+    upd = " OR ".join(f"x_{n}" for n in fields if n != "stage_id") or "false"
+    c = f"SELECT b.*{''.join(', ' + x for x in c_cols)} FROM ({b}) b"
+    # the deal's lost-to name after the update, which relink_competitor looks up
+    final = ("CASE WHEN c.x_lost_to_competitor THEN c.v_lost_to_competitor ELSE"
+             " c.p_lost_to_competitor END") if "lost_to_competitor" in has \
+        else "c.p_lost_to_competitor"
+    d = (f"SELECT c.*, ({upd}) AS upd, {final} AS fin_ltc FROM ({c}) c")
+    e = ("SELECT d.*, d.given AND rf.id IS DISTINCT FROM d.p_lost_to_competitor_id AS relink,"
+         " rf.id AS r_id, rf.name AS r_name"
+         f" FROM ({d}) d LEFT JOIN {rivals} rf ON rf.txt = d.fin_ltc")
+    # the rival texts: the move's (into a lost stage), then the relink's, row by row
+    relinked = ("CASE WHEN a.d_lost_to_competitor THEN a.f_lost_to_competitor WHEN a.mv"
+                " THEN NULL ELSE a.t_lost_to_competitor END") if "lost_to_competitor" in has \
+        else "CASE WHEN a.mv THEN NULL ELSE a.t_lost_to_competitor END"
+    texts = (f"SELECT txt FROM (SELECT a.line * 2 AS k, a.m_ltc AS txt FROM ({a}) a"
+             " WHERE a.mv AND a.s_kind = 'lost' UNION ALL SELECT a.line * 2 + 1,"
+             f" {relinked} FROM ({a}) a WHERE a.given) WHERE txt IS NOT NULL"
+             " GROUP BY txt ORDER BY min(k)")
+    return e, texts
+
+
+def refused_moves(cur, p) -> bool:
+    """Whether some staged row's move would be refused by move_deal_in (a stage gone since,
+    a lost stage without a lost reason): the row path then writes the rows and words it."""
+    if "stage_id" not in p._update_fields:
+        return False
+    fields = [n for n in p._update_fields]
+    a, _texts = _moved_rows(p, fields)
+    sql = (f"SELECT count(*) FROM ({a}) x WHERE x.mv AND (x.s_id IS NULL OR"
+           " (x.s_kind = 'lost' AND x.m_lr IS NULL))")
+    return bool(cur.execute(sql, imp._used({"rt": [""], "ri": [None], "rn": [None],
+                                            "today": date.today()}, sql)).fetchone()[0])
+
+
+def write_updates(cur, user: User, p, import_id: int) -> None:
+    """The staged deal updates that name a stage or a lost-to competitor, set-based, as
+    importer.write_row writes them a row at a time: the rivals named looked up (or made) in
+    the row path's order, the new stage history rows, the audit rows (move, update, relink)
+    in the rows' order, the import records (with what undo moves back) and one UPDATE of the
+    deals, version-checked."""
+    from crm import deals
+    from crm import importer_updates as iu
+
+    name = p.staged_updates
+    fields = iu._ordered(p.entity, p._update_fields)
+    n = cur.execute(f"SELECT count(*) FROM {name}_u").fetchone()[0]
+    if not n:
+        return
+    now, today, by = datetime.now(), date.today(), user.id or None
+    rows_sql, texts_sql = _moved_rows(p, fields)
+    empty = {"rt": [""], "ri": [None], "rn": [None], "today": today}
+    rivals = []
+    for (text,) in cur.execute(texts_sql, imp._used(empty, texts_sql)).fetchall():
+        rival = deals._rival(cur, user, text)
+        if rival["lost_to_competitor_id"] is not None:
+            rivals.append((text, rival["lost_to_competitor_id"], rival["lost_to_competitor"]))
+    params = {"rt": [r[0] for r in rivals] or [""], "ri": [r[1] for r in rivals] or [None],
+              "rn": [r[2] for r in rivals] or [None], "today": today, "now": now, "by": by,
+              "uname": user.username, "i": import_id}
+    # computed once (a temporary table: the staging database takes no writes in the
+    # import's transaction)
+    tmp = f"crm_import_moves_{uuid.uuid4().hex[:16]}"
+    sql = f"CREATE TEMP TABLE {tmp} AS {rows_sql}"
+    cur.execute(sql, imp._used(params, sql))
+    x = f"{tmp} x"
+    try:
+        n_moved, n_upd, n_relink, n_written, first_line = cur.execute(
+            f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE upd), count(*) FILTER"
+            f" (WHERE relink), count(*) FILTER (WHERE mv OR upd OR relink), min(line) FILTER"
+            f" (WHERE mv OR upd OR relink) FROM {x}",
+            {}).fetchone()
+        specs = records_spec()
+
+        def pair(n: str, old: str, new: str) -> str:
+            spec = _spec(n)
+            return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
+                    " ']')")
+
+        if n_moved:  # deals._history: from the deal's stage, its amount, the stage's probability
+            first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
+            sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+                   " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
+                   " (ORDER BY line), record_id, t_stage_id, s_id, $now, $by, t_amount, s_prob"
+                   f" FROM {x} WHERE mv")
+            cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
+            stage_spans.refresh(cur, f"SELECT record_id FROM {x} WHERE mv")
+        n_audit = n_moved + n_upd + n_relink
+        if n_audit:
+            moved = [pair("stage_id", "t_stage_id", "s_id")] + [
+                f"CASE WHEN t_{m} IS DISTINCT FROM p_{m} THEN {pair(m, f't_{m}', f'p_{m}')} END"
+                for m in _MOVE_SETS]
+            updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'v_{m}')} END"
+                       for m in fields if m != "stage_id"] or ["NULL"]
+            relinked = pair("lost_to_competitor_id", "p_lost_to_competitor_id", "r_id")
+
+            def js(pieces: list[str]) -> str:
+                return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+
+            first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
+            sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+                   " action, changes, import_id) SELECT $own + row_number() OVER (ORDER BY line,"
+                   " k), $now, $by, $uname, 'deals', record_id, action, changes, $i FROM ("
+                   f"SELECT line, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
+                   f" FROM {x} WHERE mv UNION ALL SELECT line, 1, record_id, 'update',"
+                   f" {js(updated)} FROM {x} WHERE upd UNION ALL SELECT line, 2, record_id,"
+                   f" 'update', concat('{{', {relinked}, '}}') FROM {x} WHERE relink)")
+            cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+        # what undo gives back: the fields that differ from the file's, then (a move) what the
+        # move set beside, then (a relink of a name not the file's) the name as it was
+        befores = [f"CASE WHEN d_{m} THEN concat('\"{m}\": [', {iu._json(specs[m], f'o_{m}')},"
+                   " ', null]') END" for m in fields]
+        for m in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
+                  "forecast_category"):  # importer._MOVED
+            kept = f" AND NOT d_{m}" if m in fields else ""
+            befores.append(f"CASE WHEN mv{kept} THEN concat('\"{m}\": [',"
+                           f" {iu._json(_spec(m), f't_{m}')}, ', null]') END")
+        # (update_deal_in's caller keeps a field the command changed beside: relink's spelling)
+        kept = " AND NOT d_lost_to_competitor" if "lost_to_competitor" in fields else ""
+        spec = specs["lost_to_competitor"]
+        befores.append(f"CASE WHEN relink AND NOT mv{kept} AND"
+                       f" {imp._differs_sql(spec, 't_lost_to_competitor', 'r_name')} THEN concat("
+                       f"'\"lost_to_competitor\": [', {iu._json(spec, 't_lost_to_competitor')},"
+                       " ', null]') END")
+        first = imp._draw_ids(cur, "import_records_id_seq", n)
+        sql = ("INSERT INTO import_records (id, import_id, line, record_id, action, before,"
+               " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line,"
+               f" record_id, 'update', concat('{{', concat_ws(', ', {', '.join(befores)}), '}}'),"
+               " version + CASE WHEN mv THEN 1 ELSE 0 END + CASE WHEN upd THEN 1 ELSE 0 END"
+               f" FROM {x}")
+        cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+        # the deals as the row path leaves them
+        ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
+        for m in fields:
+            if m != "stage_id":
+                ends[m] = f"CASE WHEN x.x_{m} THEN x.v_{m} ELSE x.q_{m} END"
+        ends["lost_to_competitor"] = "CASE WHEN x.relink THEN x.r_name ELSE x.fin_ltc END"
+        ends["lost_to_competitor_id"] = ("CASE WHEN x.relink THEN x.r_id"
+                                         " ELSE x.p_lost_to_competitor_id END")
+        assigns = [f"{m} = {v}" for m, v in ends.items()]
+        if "stage_id" in fields:
+            assigns += ["stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
+                        "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id"
+                        " END",
+                        "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at"
+                        " END"]
+        sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
+               " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = CASE WHEN"
+               " x.mv OR x.upd THEN $now ELSE deals.updated_at END, updated_by = CASE WHEN x.mv"
+               f" OR x.upd THEN $by ELSE deals.updated_by END FROM {x} WHERE deals.id ="
+               " x.record_id AND deals.version = x.version AND (x.mv OR x.upd OR x.relink)")
+        updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
+        if updated != n_written:  # someone saved meanwhile: the transaction rolls back
+            raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "
+                                        "again.").format(line=first_line))
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {tmp}")
+
+
+def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> int | None:
+    """importer.undo of a deal import that moved stages, set-based, as its row path does each
+    record (newest import record first): importer._unmove_deal (deals.move_deal_in back to
+    the old stage with the old lost reason and competitor, then the old closed-on date where
+    the move set another), then records.update_in with the other old values. Records changed
+    or trashed since are added to refused; returns how many were undone. None where the row
+    path must: a value or a move it would refuse (it words the refusal)."""
+    from crm import deals
+    from crm import importer_updates as iu
+
+    entity, specs = deals.DEALS, records_spec()
+    editable = {f.name for f in entity.editable}
+    plain = [k for k in keys if k not in ("stage_id", "closed_on")]
+    if any(k not in editable or (specs[k].type not in iu._TYPES and specs[k].type != "ref")
+           or specs[k].create_only or (specs[k].type == "user" and k != "owner_id")
+           for k in plain):
+        return None
+    fields = iu._ordered(entity, plain)
+    now, today, by = datetime.now(), date.today(), user.id or None
+    params = {"i": import_id, "by": by, "today": today, **imp._CONSTANTS}
+    cols, checks = [], []
+    named = [("stage_id", specs["stage_id"]), ("closed_on", _CLOSED_ON)] + [
+        (n, specs[n]) for n in fields]
+    for k, (n, spec) in enumerate(named, 1):  # (each record's JSON parsed once: r.jk, r.jv)
+        has = f"coalesce(list_contains(r.jk, '{n}'), false)"
+        value, bad = iu._restored(spec, f"r.jv[{k}]")
+        if n == "stage_id":
+            bad = "false"  # (required: checked below, with the stage)
+        if n == "owner_id":  # update_in: an emptied owner becomes the one who undoes
+            value = (f"CASE WHEN ({value}) IS NULL AND t.{n} IS NOT NULL"
+                     f" THEN CAST($by AS BIGINT) ELSE {value} END")
+        cols += [f"{has} AS h_{n}", f"{value} AS n_{n}", f"({has} AND ({bad})) AS b_{n}"]
+        checks.append(f"u.b_{n}")
+    olds = ", ".join(f"t.{n} AS t_{n}" for n in ("stage_id", "amount", "owner_id")
+                     + _MOVE_SETS + tuple(n for n in fields if n not in _MOVE_SETS))
+    m_lr = "a.n_lost_reason" if "lost_reason" in fields else "NULL"
+    m_ltc = "a.n_lost_to_competitor" if "lost_to_competitor" in fields else "NULL"
+    paths = ", ".join(f"'$.\"{n}\"[0]'" for n, _spec in named)
+    a = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {olds}, {', '.join(cols)}"
+         " FROM (SELECT r.*, json_keys(r.before) AS jk, json_extract(r.before, ["
+         f"{paths}]) AS jv FROM import_records r WHERE r.import_id = $i AND r.action <>"
+         " 'create') r JOIN deals t ON t.id = r.record_id WHERE"
+         " t.version = r.version_after AND t.deleted_at IS NULL")
+    a = (f"SELECT a.*, a.h_stage_id AS mv, st.id AS s_id, st.kind AS s_kind, st.pipeline_id"
+         f" AS s_pipeline, st.probability AS s_prob, {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM"
+         f" ({a}) a LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON pp.id ="
+         " s.pipeline_id WHERE s.deleted_at IS NULL AND pp.deleted_at IS NULL) st"
+         " ON st.id = a.n_stage_id")
+    rivals = "(SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name)"
+    b = ("SELECT a.*, a.mv AND a.s_kind = 'lost' AS lost,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
+         " ELSE a.t_lost_reason END AS p_lost_reason,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.name END"
+         " ELSE a.t_lost_to_competitor END AS p_lost_to_competitor,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.id END"
+         " ELSE a.t_lost_to_competitor_id END AS p_lost_to_competitor_id,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind IN ('won', 'lost') THEN $today END"
+         " ELSE a.t_closed_on END AS m_closed_on,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_probability END AS p_probability,"
+         " CASE WHEN a.mv THEN NULL ELSE a.t_forecast_category END AS p_forecast_category"
+         f" FROM ({a}) a LEFT JOIN {rivals} rm ON rm.txt = a.m_ltc")
+    b = ("SELECT b.*, b.mv AND b.h_closed_on AND b.n_closed_on IS DISTINCT FROM b.m_closed_on"
+         " AS rc, CASE WHEN b.mv AND b.h_closed_on THEN b.n_closed_on ELSE b.m_closed_on END"
+         f" AS p_closed_on FROM ({b}) b")
+    c_cols = []
+    for n in fields:
+        post = f"b.p_{n}" if n in _MOVE_SETS else f"b.t_{n}"
+        c_cols += [f"{post} AS q_{n}",
+                   f"b.h_{n} AND {imp._differs_sql(specs[n], post, f'b.n_{n}')} AS x_{n}"]
+    upd = " OR ".join(f"x_{n}" for n in fields) or "false"
+    c = f"SELECT b.*{''.join(', ' + x for x in c_cols)} FROM ({b}) b"
+    u = f"SELECT c.*, ({upd}) AS upd FROM ({c}) c"
+
+    def merged(n: str) -> str:  # the deal as update_in would store it
+        return f"CASE WHEN u.x_{n} THEN u.n_{n} ELSE u.q_{n} END" if n in fields \
+            else f"t.{n}"
+
+    checks += imp._record_sql(entity, merged) or []
+    checks += ["(u.mv AND (u.s_id IS NULL OR u.n_stage_id IS NULL OR u.n_stage_id ="
+               " u.t_stage_id OR (u.lost AND u.m_lr IS NULL)))"]
+    if "owner_id" in fields:
+        checks.append("(u.x_owner_id AND u.n_owner_id IS NOT NULL AND u.n_owner_id NOT IN"
+                      " (SELECT id FROM users WHERE active))")
+    if not user.sees_all:
+        checks.append("u.t_owner_id IS DISTINCT FROM $me")
+        if "owner_id" in fields:
+            checks.append("(u.x_owner_id AND u.n_owner_id IS DISTINCT FROM $me)")
+        params["me"] = user.id
+    empty = {"rt": [""], "ri": [None], "rn": [None]}
+    sql = (f"SELECT count(*) FILTER (WHERE {' OR '.join(checks)}), count(*) FROM ({u}) u"
+           " JOIN deals t ON t.id = u.record_id")
+    n_bad, n_done = cur.execute(sql, imp._used({**params, **empty}, sql)).fetchone()
+    if n_bad:
+        return None
+    for n, line, record_id in cur.execute(
+            "SELECT r.id, r.line, r.record_id FROM import_records r LEFT JOIN deals t"
+            " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
+            " AND (t.id IS NULL OR t.version IS DISTINCT FROM r.version_after"
+            " OR t.deleted_at IS NOT NULL)", {"i": import_id}).fetchall():
+        refused.append((n, {"line": line, "record_id": record_id,
+                            "reason": _("changed since the import")}))
+    # the competitors the moves back name (made when gone), in the row path's order
+    texts = (f"SELECT m_ltc FROM ({a}) a WHERE a.mv AND a.s_kind = 'lost' AND m_ltc IS NOT"
+             " NULL GROUP BY m_ltc ORDER BY max(item) DESC")
+    rivals_found = []
+    for (text,) in cur.execute(texts, imp._used(params, texts)).fetchall():
+        rival = deals._rival(cur, user, text)
+        if rival["lost_to_competitor_id"] is not None:
+            rivals_found.append((text, rival["lost_to_competitor_id"],
+                                 rival["lost_to_competitor"]))
+    params.update({"rt": [r[0] for r in rivals_found] or [""],
+                   "ri": [r[1] for r in rivals_found] or [None],
+                   "rn": [r[2] for r in rivals_found] or [None],
+                   "now": now, "uname": user.username})
+    # computed once (a temporary table: the staging database takes no writes in the
+    # import's transaction)
+    tmp = f"crm_import_moves_{uuid.uuid4().hex[:16]}"
+    sql = f"CREATE TEMP TABLE {tmp} AS {u}"
+    cur.execute(sql, imp._used(params, sql))
+    x = f"{tmp} x"
+    try:
+        n_moved, n_rc, n_upd, n_written = cur.execute(
+            f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE rc), count(*) FILTER"
+            f" (WHERE upd), count(*) FILTER (WHERE mv OR upd) FROM {x}",
+            {}).fetchone()
+
+        def pair(n: str, old: str, new: str) -> str:
+            spec = _spec(n)
+            return (f"concat('\"{n}\": [', {iu._json(spec, old)}, ', ', {iu._json(spec, new)},"
+                    " ']')")
+
+        def js(pieces: list[str]) -> str:
+            return f"concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+
+        if n_moved:
+            first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
+            sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
+                   " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
+                   " (ORDER BY item DESC), record_id, t_stage_id, s_id, $now, $by, t_amount,"
+                   f" s_prob FROM {x} WHERE mv")
+            cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
+            stage_spans.refresh(cur, f"SELECT record_id FROM {x} WHERE mv")
+        n_audit = n_moved + n_rc + n_upd
+        if n_audit:
+            moved = [pair("stage_id", "t_stage_id", "n_stage_id")] + [
+                f"CASE WHEN t_{m} IS DISTINCT FROM {p} THEN {pair(m, f't_{m}', p)} END"
+                for m in _MOVE_SETS for p in [f"m_{m}" if m == "closed_on" else f"p_{m}"]]
+            updated = [f"CASE WHEN x_{m} THEN {pair(m, f'q_{m}', f'n_{m}')} END"
+                       for m in fields] or ["NULL"]
+            first = imp._draw_ids(cur, "audit_log_id_seq", n_audit)
+            sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+                   " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC, k),"
+                   " $now, $by, $uname, 'deals', record_id, action, changes FROM ("
+                   f"SELECT item, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
+                   f" FROM {x} WHERE mv UNION ALL SELECT item, 1, record_id, 'update',"
+                   f" {js([pair('closed_on', 'm_closed_on', 'n_closed_on')])} FROM {x} WHERE rc"
+                   f" UNION ALL SELECT item, 2, record_id, 'update', {js(updated)} FROM {x}"
+                   " WHERE upd)")
+            cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
+        ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
+        for m in fields:
+            ends[m] = f"CASE WHEN x.x_{m} THEN x.n_{m} ELSE x.q_{m} END"
+        assigns = [f"{m} = {v}" for m, v in ends.items()] + [
+            "stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
+            "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id END",
+            "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at END"]
+        sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
+               " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = $now,"
+               f" updated_by = $by FROM {x} WHERE deals.id = x.record_id AND deals.version ="
+               " x.version AND (x.mv OR x.upd)")
+        updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
+        if updated != n_written:  # cannot happen inside the transaction; never half an undo
+            raise records.ConflictError({}, [])
+        return n_done
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {tmp}")
+
+
+# --- an upsert's new deals (crm/importer_updates.py) --------------------------------------
+
+_TYPED = {"text": "VARCHAR", "longtext": "VARCHAR", "email": "VARCHAR", "phone": "VARCHAR",
+          "choice": "VARCHAR", "money": "DECIMAL(18, 2)", "integer": "BIGINT",
+          "number": "DOUBLE", "bool": "BOOLEAN", "date": "DATE", "datetime": "TIMESTAMP",
+          "user": "BIGINT", "ref": "BIGINT"}
+
+
+def stage_creates(cur, p, table: str) -> None:
+    """An upsert's staged rows to create (importer_updates.prepare: the fields the file maps)
+    in the shape write() takes: every field of the deal (the unmapped ones their defaults),
+    no stage to add, engage or close date from the file, no product lines."""
+    from crm import deals
+
+    cols = {r[0] for r in cur.execute(f"SELECT * FROM {table} LIMIT 0").description}
+    params, picked = {}, ["line", "seq", "true AS w"]
+    for spec in deals.DEALS.editable:
+        if f"f_{spec.name}" in cols:
+            picked.append(f"f_{spec.name}")
+            continue
+        params[f"k_{spec.name}"] = p._update_constants.get(spec.name)
+        typed = _TYPED.get(spec.type)
+        picked.append(f"CAST($k_{spec.name} AS {typed}) AS f_{spec.name}" if typed
+                      else f"$k_{spec.name} AS f_{spec.name}")
+    picked += ["CAST(NULL AS VARCHAR) AS new_stage", "CAST(NULL AS TIMESTAMP) AS engaged",
+               "CAST(NULL AS DATE) AS closed", "CAST(NULL AS VARCHAR) AS pl"]
+    sql = f"CREATE TABLE {table}_x AS SELECT {', '.join(picked)} FROM {table}"
+    cur.execute(sql, imp._used(params, sql))
+    cur.execute(f"DROP TABLE {table}")
+    cur.execute(f"ALTER TABLE {table}_x RENAME TO {table.split('.')[1]}")

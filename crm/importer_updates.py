@@ -11,10 +11,11 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (the fields deals.update_deal_in changes alone: not a stage, a lost-to name or product
-lines, which crm/importer_deals.refusal keeps on the row path) are written so too, with
-update_deal_in's link checks as SQL conditions (_deal_tests); contacts and products are
-update_many's (a product's code checked unique in importer._match)."""
+Deals (not product lines, which crm/importer_deals.refusal keeps on the row path) are written
+so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
+stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
+an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
+product's code checked unique in importer._match)."""
 from __future__ import annotations
 
 import dataclasses
@@ -145,6 +146,10 @@ def prepare(db: Database, user: User, p) -> None:
                     f"{f' REPLACE ({replaced})' if kept else ''}, row_number() OVER"
                     f" (ORDER BY c.line) AS seq FROM {name}_c c JOIN {name} a ON a.line = c.line"
                     " WHERE a.action = 'create'")
+        if entity.table == "deals":  # an upsert's new deals, as importer_deals.write takes them
+            from crm import importer_deals
+
+            importer_deals.stage_creates(cur, p, f"{name}_w")
         specs = entity.spec
         cols = []
         for n in fields + p._derived:
@@ -193,6 +198,11 @@ def write_creates(cur, user: User, p, import_id: int) -> None:
                                   staged_updates=None)
     creates._constants, creates._write = p._update_constants, ("true", "seq")
     creates._db = getattr(p, "_db", None)
+    if p.entity.table == "deals":  # insert_deal's writes: crm/importer_deals.py
+        from crm import importer_deals
+
+        creates._pid = p.pipeline_id  # (stages the import adds: none, the row path adds them)
+        return importer_deals.write(cur, user, creates, import_id)
     importer._fast_write(cur, user, creates, import_id)
 
 
@@ -220,7 +230,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         f" FROM {name}_u").fetchone()
     if not n:
         return
-    if rules.watched(cur, table) or _refused(cur, user, p, name):
+    if rules.watched(cur, table) or _refused(cur, user, p, name) or _moves_refused(cur, p):
         # rules run on each record's changes, and a refusal is worded by the row path: the
         # staged rows go through it (as one records.update_many; deals: update_deal_in each)
         if entity.update_in is not None or not importer._batchable(entity):
@@ -230,6 +240,10 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p, name)),
                               import_id)
         return
+    from crm import importer_deals
+
+    if importer_deals.moves(p):  # a new stage, a lost-to name: deals.move_deal_in's writes
+        return importer_deals.write_updates(cur, user, p, import_id)
     specs, now, by = entity.spec, datetime.now(), user.id or None
     if n_changed:
         moved = [f for f in fields if cur.execute(
@@ -275,6 +289,15 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         f" 'update', CASE WHEN {some} THEN concat('{{', concat_ws(', ', {', '.join(olds)}),"
         " '}') END, version + CASE WHEN changed THEN 1 ELSE 0 END FROM " + f"{name}_u",
         {"own": first - 1, "i": import_id})
+
+
+def _moves_refused(cur, p) -> bool:
+    """Deals: a move that deals.move_deal_in would refuse (the row path words it)."""
+    if p.entity.table != "deals":
+        return False
+    from crm import importer_deals
+
+    return importer_deals.refused_moves(cur, p)
 
 
 def _refused(cur, user: User, p, name: str) -> bool:
@@ -389,7 +412,8 @@ def _rows(cur, p, name: str) -> list:
     the fields whose value differs, as the plan has them)."""
     from crm import importer
 
-    fields = p._update_fields
+    # (in the entity's field order, as the row path's plan has its changes)
+    fields = _ordered(p.entity, p._update_fields)
     out = []
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
@@ -469,6 +493,10 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         " WHERE import_id = $i AND action <> 'create' AND before IS NOT NULL" if pg else
         "SELECT DISTINCT unnest(json_keys(before)) FROM import_records WHERE import_id = $i"
         " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
+    if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
+        from crm import importer_deals
+
+        return importer_deals.undo_moves(cur, user, import_id, refused, keys)
     specs = entity.spec
     editable = {f.name for f in entity.editable}
     if any(k not in editable or (specs[k].type not in _TYPES and not (
