@@ -421,8 +421,9 @@ def checks_import_bench(runs: int, rows: int = CHECKS_ROWS,
     return ok
 
 
-_SYLLABLES = ("al", "ber", "cor", "dan", "el", "fi", "gor", "han", "is", "jo", "ka", "lin", "mar",
-              "nor", "os", "pe", "qui", "ros", "sen", "tor", "ul", "ver", "wes", "xan", "yor", "zen")
+_SYLLABLES = ("al", "ber", "cor", "dan", "el", "fi", "gor", "han", "is", "jo", "ka", "lin",
+              "mar", "nor", "os", "pe", "qui", "ros", "sen", "tor", "ul", "ver", "wes", "xan",
+              "yor", "zen")
 _TRADES = ("Trading", "Logistics", "Foods", "Systems", "Textiles", "Motors", "Media", "Partners",
            "Labs", "Holdings", "Bakery", "Consulting")
 _FORMS = ("Ltd", "GmbH", "UAB", "Inc", "AB", "SA", "Oy")
