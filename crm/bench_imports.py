@@ -6,7 +6,12 @@ extrapolated).
 A base database holds `customers` customers (named "Customer <n>"), deals, leads, products,
 complaints and competitors; each entity's file names them (a few near misses among them, for
 the "did you mean" path) and is imported into a copy of it. DuckDB only: the set-based import
-reads the file with DuckDB's read_csv; PostgreSQL imports these row by row."""
+reads the file with DuckDB's read_csv; PostgreSQL imports these row by row.
+
+Then the set-based checks (CHECKS: updates with their undo, new records with a custom link, the
+write-time re-check) on databases seeded through the import itself, and a near miss among many
+customers through the SQL shortlist (crm/importer_near.py) against a bare scan of their names.
+The few SQL statements here count what a line reports (bench-only)."""
 from __future__ import annotations
 
 import contextlib
