@@ -20,6 +20,8 @@ from pathlib import Path
 
 from crm import auth, config, deals, dialect, leads, pipelines, records, stage_spans
 from crm.bench_imports import FILES as REFS_FILES, REFS_ROW_ROWS, REFS_ROWS, refs_import_bench
+from crm.bench_imports import CHECKS, CHECKS_ROWS, NEAR_CUSTOMERS, checks_import_bench
+from crm.bench_imports import near_miss_bench
 from crm.bench_imports import bare_duckdb_load as _bare_duckdb_load
 from crm.db import Database, DatabaseUnavailable
 from crm.ui.page_timing import ROOT, page_and_its_sql, page_run_ms, paired_median_ms
@@ -49,11 +51,24 @@ def main(args) -> int:
                              " the bare read of the file (0: leave them out)")
     parser.add_argument("--refs", default=",".join(REFS_FILES),
                         help="which of those, comma-separated (default: all)")
+    parser.add_argument("--checks-rows", type=int, default=CHECKS_ROWS,
+                        help="rows of the files timed with --import-only for the set-based"
+                             " checks: complaint, customer birthday and custom link updates"
+                             " (with their undo), new leads with a custom link, new contacts"
+                             " with and without the write-time re-check; each against the bare"
+                             " read of the file (0: leave them out)")
+    parser.add_argument("--checks", default=",".join(CHECKS),
+                        help="which of those, comma-separated (default: all)")
+    parser.add_argument("--near-customers", type=int, default=NEAR_CUSTOMERS,
+                        help="customers among which --import-only times a near-miss"
+                             " suggestion against a bare scan of their names (0: leave it"
+                             " out)")
     parser.add_argument("--row-path", action="store_true",
                         help="time row by row, as they were before they went set-based, the"
                              " update import and its undo (DuckDB) or the import of new leads"
                              " (PostgreSQL), and each file naming other records on a tenth of"
-                             f" its rows (at most {REFS_ROW_ROWS:,}; slow: minutes)")
+                             f" its rows (at most {REFS_ROW_ROWS:,}; slow: minutes); and the"
+                             " near miss as before its SQL shortlist")
     parser.add_argument("--sales-only", action="store_true",
                         help="time only the home and forecast pages against their bare SQL")
     parser.add_argument("--market-only", action="store_true",
@@ -67,6 +82,10 @@ def main(args) -> int:
     if set(wanted) - set(REFS_FILES):
         parser.error(f"--refs: unknown {', '.join(sorted(set(wanted) - set(REFS_FILES)))};"
                      f" known: {', '.join(REFS_FILES)}")
+    checks = [e.strip() for e in opts.checks.split(",") if e.strip()]
+    if set(checks) - set(CHECKS):
+        parser.error(f"--checks: unknown {', '.join(sorted(set(checks) - set(CHECKS)))};"
+                     f" known: {', '.join(CHECKS)}")
     # --db or CRM_DB names the engine (and for PostgreSQL the server); the bench never opens
     # the user's data
     target = config.db_target(getattr(args, "db", None))
@@ -87,6 +106,11 @@ def main(args) -> int:
             ok = refs_import_bench(max(1, opts.import_runs), opts.refs_rows, opts.refs_rows,
                                    wanted, min(REFS_ROW_ROWS, opts.refs_rows // 10) if opts.row_path
                                    else 0) and ok
+        if opts.checks_rows > 0 and checks and not opts.server:  # DuckDB's read_csv again
+            ok = checks_import_bench(max(1, opts.import_runs), opts.checks_rows, checks) and ok
+        if opts.near_customers > 0 and not opts.server:
+            ok = near_miss_bench(max(1, opts.import_runs), opts.near_customers,
+                                 opts.row_path) and ok
         return 0 if ok else 1
     if opts.market_only:
         return 0 if market_bench(opts) else 1

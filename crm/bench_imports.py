@@ -6,9 +6,15 @@ extrapolated).
 A base database holds `customers` customers (named "Customer <n>"), deals, leads, products,
 complaints and competitors; each entity's file names them (a few near misses among them, for
 the "did you mean" path) and is imported into a copy of it. DuckDB only: the set-based import
-reads the file with DuckDB's read_csv; PostgreSQL imports these row by row."""
+reads the file with DuckDB's read_csv; PostgreSQL imports these row by row.
+
+Then the set-based checks (CHECKS: updates with their undo, new records with a custom link, the
+write-time re-check) on databases seeded through the import itself, and a near miss among many
+customers through the SQL shortlist (crm/importer_near.py) against a bare scan of their names.
+The few SQL statements here count what a line reports (bench-only)."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 import tempfile
@@ -199,4 +205,308 @@ def refs_import_bench(runs: int, rows: int = REFS_ROWS, n_customers: int = REFS_
                   flush=True)
             for note in problems:
                 print(f"  note: {note}")
+    return ok
+
+
+# --- the set-based checks of issue #8: updates, links, the write-time re-check, near misses --
+
+CHECKS_ROWS = 200_000
+NEAR_CUSTOMERS = 1_000_000
+_STATUSES = ("open", "in_progress", "resolved", "rejected")
+
+
+def _admin_db(path: Path):
+    db = Database(path)
+    auth.create_user(db, None, "admin", "Ada Admin", None, "bench-pass-123", "admin")
+    return db, auth.get_user(db, "admin")
+
+
+def _load(db, admin, entity, csv_path: Path, header: str, lines) -> dict:
+    """Seeds records through the import itself (its set-based create): the plan's counts."""
+    with open(csv_path, "w", encoding="utf-8") as out:
+        out.write(header + "\n" + "".join(line + "\n" for line in lines))
+    source = importer.read(csv_path.read_bytes(), csv_path.name, file_path=csv_path, fast=True)
+    plan = importer.plan(db, admin, entity, source,
+                         importer.propose_mapping(entity, source.headers))
+    importer.execute(db, admin, plan)
+    return plan.counts
+
+
+def _some_customers(db, admin, tmp: Path, kinds: bool = False, n: int = 1000) -> None:
+    _load(db, admin, customers.CUSTOMERS, tmp / "seed-customers.csv", "Name,Kind,Email",
+          (f"Cust {i},{('company' if i % 3 == 0 else 'individual') if kinds else 'company'},"
+           f"c{i}@x.com" for i in range(1, n + 1)))
+
+
+def _referrer(db, admin) -> None:
+    from crm import custom_fields
+
+    custom_fields.add_field(db, admin, "leads", {"name": "referrer", "label": "Referred by",
+                                                 "type": "ref", "ref_table": "customers"})
+
+
+def _seed_complaints(db, admin, tmp: Path, rows: int) -> None:
+    _some_customers(db, admin, tmp)
+    _load(db, admin, service.COMPLAINTS, tmp / "seed.csv",
+          "Subject,Customer,Category,Severity,Status,Opened on,Resolved on",
+          (f"C{i},Cust {1 + i % 1000},service,low,{_STATUSES[(i + 1) % 4]},2025-02-01,"
+           f"{'2025-02-10' if (i + 1) % 4 >= 2 else ''}" for i in range(rows)))
+
+
+def _seed_birthdays(db, admin, tmp: Path, rows: int) -> None:
+    _some_customers(db, admin, tmp, kinds=True, n=rows)
+
+
+def _seed_links(db, admin, tmp: Path, rows: int) -> None:
+    _some_customers(db, admin, tmp)
+    _referrer(db, admin)
+    _load(db, admin, leads.LEADS, tmp / "seed.csv", "First Name,Last Name,Email",
+          (f"F,L{i},l{i}@x.com" for i in range(1, rows + 1)))
+
+
+def _seed_new_links(db, admin, tmp: Path, rows: int) -> None:
+    _some_customers(db, admin, tmp)
+    _referrer(db, admin)
+
+
+# name -> (title, entity, header, line i, seed(db, admin, tmp, rows), update key or None,
+# (what the line counts after the import, its bench-only SQL) or None)
+CHECKS = {
+    "complaints": (
+        "update {rows} complaints", service.COMPLAINTS, "Subject,Status,Severity,Description",
+        lambda i: f"C{i},{_STATUSES[i % 4]},high,changed {i % 3}", _seed_complaints, "subject",
+        ("resolved today", "SELECT count(*) FROM complaints WHERE resolved_on = current_date")),
+    "birthdays": (
+        "update {rows} customers' birthdays without the kind", customers.CUSTOMERS,
+        "Email,Birthday,Phone",
+        lambda i: f"c{i + 1}@x.com,19{50 + i % 50}-0{1 + i % 9}-1{i % 10},+1 555 {i % 9999}",
+        _seed_birthdays, "email",
+        ("birthdays kept (individuals only)",
+         "SELECT count(*) FROM customers WHERE birthday IS NOT NULL")),
+    "links": (
+        "update {rows} leads' custom link to a customer", leads.LEADS, "Email,Referred by",
+        lambda i: f"l{i + 1}@x.com,Cust {1 + i % 1000}", _seed_links, "email",
+        ("linked", "SELECT count(referrer) FROM leads")),
+    "new-links": (
+        "import {rows} new leads with a custom link", leads.LEADS,
+        "First Name,Last Name,Email,Referred by",
+        lambda i: f"F{i},L{i},n{i}@x.com,Cust {1 + i % 1000}", _seed_new_links, None,
+        ("linked", "SELECT count(referrer) FROM leads")),
+    "recheck": (
+        "import {rows} new contacts, the write-time re-check", customers.CONTACTS,
+        "First Name,Last Name,E-mail Address,Customer",
+        lambda i: f"F{i},L{i},c{i}@x.com,Cust {1 + i % 1000}",
+        lambda db, admin, tmp, rows: _some_customers(db, admin, tmp), None, None),
+}
+
+
+def _expected(name: str, rows: int) -> int:
+    """Rows the line's note counts when every row went in as it should."""
+    if name == "complaints":  # the file closes rows whose seeded status was open/in progress
+        return sum(1 for i in range(rows) if i % 4 >= 2 and (i + 1) % 4 < 2)
+    if name == "birthdays":
+        return sum(1 for i in range(1, rows + 1) if i % 3)
+    return rows
+
+
+def _check_run(db_path: Path, csv_path: Path, entity, key, note, refuse=None):
+    """read + plan (dry run), execute, then undo of an update: (seconds each, counts, note,
+    undone). refuse: the write-time re-check's stand-in (importer_recheck.refuse)."""
+    from unittest import mock
+
+    from crm import importer_recheck
+
+    db = Database(db_path)
+    try:
+        admin = auth.get_user(db, "admin")
+        with mock.patch.object(importer_recheck, "refuse", refuse) if refuse \
+                else contextlib.nullcontext():
+            start = time.perf_counter()
+            source = importer.read(csv_path.read_bytes(), csv_path.name, file_path=csv_path,
+                                   fast=True)
+            plan = importer.plan(db, admin, entity, source,
+                                 importer.propose_mapping(entity, source.headers),
+                                 **({"mode": "update", "key": key} if key else {}))
+            planned = time.perf_counter()
+            staged = plan.staged_updates if key else plan.staged
+            import_id = importer.execute(db, admin, plan)
+            written = time.perf_counter()
+        times = [planned - start, written - planned]
+        said = db.scalar(note[1]) if note else None
+        undone = None
+        if key:
+            undone = importer.undo(db, admin, import_id)["undone"]
+            times.append(time.perf_counter() - written)
+        return times, plan.counts, said, undone, bool(staged) or plan.notes
+    finally:
+        db.close()
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.2f}" if seconds >= 0.1 else f"{seconds:.3f}"
+
+
+def _x(ratio: float) -> str:
+    return f"{ratio:.1f}x" if ratio >= 0.1 else f"{ratio:.2f}x"
+
+
+def checks_import_bench(runs: int, rows: int = CHECKS_ROWS,
+                        which: list[str] | None = None) -> bool:
+    """One line per check (CHECKS): an update file's dry run, import and undo, or a new-records
+    file's dry run and import, on the set-based path against DuckDB's bare read_csv of the same
+    file timed in the same run, and the ratios; medians of runs. Returns whether every import
+    took the set-based path and every row did what it should."""
+    from crm import importer_recheck
+
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="crm-bench-checks-") as name:
+        tmp = Path(name)
+        for check in which or list(CHECKS):
+            title, entity, header, line, seed, key, note = CHECKS[check]
+            base = tmp / f"{check}.duckdb"
+            db, admin = _admin_db(base)
+            try:
+                seed(db, admin, tmp, rows)
+            finally:
+                db.close()
+            csv_path = tmp / f"{check}.csv"
+            with open(csv_path, "w", encoding="utf-8") as out:
+                out.write(header + "\n" + "".join(line(i) + "\n" for i in range(rows)))
+            names = ["dry run", "import"] + (["undo"] if key else [])
+            if check == "recheck":
+                names += ["re-check query", "import without it"]
+            times, problems = [], []
+            for _run in range(runs):
+                target = tmp / "bare.duckdb"
+                target.unlink(missing_ok=True)
+                begun = time.perf_counter()
+                bare_duckdb_load(target, csv_path)
+                bare = time.perf_counter() - begun
+                copy = tmp / "run.duckdb"
+                shutil.copy(base, copy)
+                spent: list[float] = []
+                real = importer_recheck.refuse
+
+                def timed(*a, _real=real, **k):
+                    begun = time.perf_counter()
+                    _real(*a, **k)
+                    spent.append(time.perf_counter() - begun)
+
+                run, counts, said, undone, staged = _check_run(
+                    copy, csv_path, entity, key, note, timed if check == "recheck" else None)
+                copy.unlink()
+                if staged is not True:
+                    problems = list(staged or ["not set-based"])
+                if check == "recheck":
+                    shutil.copy(base, copy)
+                    without, *_rest = _check_run(copy, csv_path, entity, key, note,
+                                                 lambda *a, **k: None)
+                    copy.unlink()
+                    run += [sum(spent), without[1]]
+                times.append((bare, run))
+            b = statistics.median(t[0] for t in times)
+            medians = [statistics.median(t[1][j] for t in times) for j in range(len(names))]
+            done = counts.get("update" if key else "create", 0) == rows and (
+                undone is None or undone == rows)
+            if check == "recheck":
+                done = done and spent != []
+            else:
+                done = done and said == _expected(check, rows)
+            ok = ok and done and not problems
+            print(f"{title.format(rows=f'{rows:,}')}: "
+                  + ", ".join(f"{n} {_s(m)} s" for n, m in zip(names, medians))
+                  + f" / bare read_csv {_s(b)} s ("
+                  + ", ".join(_x(m / b) for m in medians) + ")"
+                  + (f"; {said:,} {note[0]}" if note else "")
+                  + (f", {undone:,} undone" if undone is not None else "")
+                  + f"  [median of {runs}]{'' if done else ' NO: rows not as expected'}",
+                  flush=True)
+            for problem in problems:
+                print(f"  note: {problem}")
+    return ok
+
+
+_SYLLABLES = ("al", "ber", "cor", "dan", "el", "fi", "gor", "han", "is", "jo", "ka", "lin",
+              "mar", "nor", "os", "pe", "qui", "ros", "sen", "tor", "ul", "ver", "wes", "xan",
+              "yor", "zen")
+_TRADES = ("Trading", "Logistics", "Foods", "Systems", "Textiles", "Motors", "Media", "Partners",
+           "Labs", "Holdings", "Bakery", "Consulting")
+_FORMS = ("Ltd", "GmbH", "UAB", "Inc", "AB", "SA", "Oy")
+
+
+def company_names(n: int, seed: int = 3) -> list[str]:
+    """n made-up company names of varied length and letters (a shortlist by length and shared
+    characters cuts "Customer <n>" names poorly: they all look alike)."""
+    import random
+
+    rng = random.Random(seed)
+    syl, trades, forms = _SYLLABLES, _TRADES, _FORMS
+    return [("".join(rng.choice(syl) for _ in range(rng.randint(2, 4))).capitalize() + " "
+             + rng.choice(trades) + " " + rng.choice(forms)) for _ in range(n)]
+
+
+def near_miss_bench(runs: int, n_customers: int = NEAR_CUSTOMERS, before: bool = False) -> bool:
+    """One line: a near miss (a customer's name with a letter left out) among n_customers
+    customers, suggested through the SQL shortlist (crm/importer_near.py) and the fast path's
+    resolve() of it, against a bare scan lowering every name in the same run; medians of runs.
+    before: also as before the shortlist (every name read into Python, closest() over them),
+    and the answers compared. Returns whether every run suggested a name (and the same one)."""
+    import random
+
+    from crm import importer_near
+
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="crm-bench-near-") as name:
+        tmp = Path(name)
+        start = time.perf_counter()
+        db, admin = _admin_db(tmp / "near.duckdb")
+        try:
+            names = company_names(n_customers)
+            _load(db, admin, customers.CUSTOMERS, tmp / "customers.csv", "Name",
+                  (f'"{n}"' for n in names))
+            print(f"near misses: a base of {n_customers:,} customers"
+                  f" ({time.perf_counter() - start:.1f} s)", flush=True)
+            spec = customers.CONTACTS.spec["customer_id"]
+            rng = random.Random(3)
+            times, answers = [], []
+            for _run in range(runs):
+                word = rng.choice(names).lower()
+                j = rng.randrange(len(word))
+                word = word[:j] + word[j + 1:]
+                run = []
+                begun = time.perf_counter()
+                db.scalar("SELECT count(*) FROM (SELECT lower(name) AS k FROM customers"
+                          " WHERE deleted_at IS NULL) WHERE length(k) > 0")
+                run.append(time.perf_counter() - begun)
+                pieces = importer._resolver_sql(db, admin, spec, None)
+                begun = time.perf_counter()
+                after = importer_near.suggest(db, pieces, word)
+                run.append(time.perf_counter() - begun)
+                begun = time.perf_counter()
+                few = importer.resolve(db, admin, spec, [word],
+                                       known=importer_near.Names(db, pieces, [word]))
+                run.append(time.perf_counter() - begun)
+                ok = ok and bool(after) and str(after[0]) in few.errors.get(0, "")
+                if before:
+                    begun = time.perf_counter()
+                    known = importer._resolver(db, admin, spec, None)
+                    run.append(time.perf_counter() - begun)
+                    begun = time.perf_counter()
+                    old = importer.closest(word, known)
+                    run.append(time.perf_counter() - begun)
+                    ok = ok and old == after
+                times.append(run)
+                answers.append(f"{word!r} -> {after[0] if after else None!r}")
+        finally:
+            db.close()
+    medians = [statistics.median(t[j] for t in times) for j in range(len(times[0]))]
+    bare, *ours = medians
+    said = ["SQL shortlist", "fast path's resolve"] + (
+        ["before: names into Python", "closest() over them"] if before else [])
+    print(f"near miss among {n_customers:,} customers: "
+          + ", ".join(f"{n} {_s(m)} s" for n, m in zip(said, ours))
+          + f" / bare scan lowering every name {_s(bare)} s ("
+          + ", ".join(_x(m / bare) for m in ours) + f"); {', '.join(answers)}"
+          + f"  [median of {runs}]{'' if ok else ' NO: no suggestion, or not the same'}",
+          flush=True)
     return ok
