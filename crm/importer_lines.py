@@ -1,0 +1,56 @@
+"""Deals' product lines in SQL, as the row path's Python words and compares them: the ground
+for a set-based update of deals with product lines (issue #8, item 9), which
+crm/importer_deals.refusal still sends row by row.
+
+- keys: importer._line_keys as one text a deal (the same text for the same lines, whether
+  read from deal_products by current() or made in Python from a file's lines by keys()),
+  so "the lines differ" is one comparison of two texts in SQL;
+- text: deals.lines_text of the deal's lines (the change shown, the audit's old value);
+- plain: json.dumps(importer._plain_lines(...)) of them (an import record's before, for
+  undo), character for character."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+
+def _normal(q: str) -> str:
+    """A DECIMAL's text as Decimal.normalize() formats it with :f (no trailing zeros)."""
+    return f"CASE WHEN contains({q}, '.') THEN rtrim(rtrim({q}, '0'), '.') ELSE {q} END"
+
+
+def key_sql(product_id: str, description: str, quantity: str, unit_price: str) -> str:
+    """One line's key (quantity and unit_price as DECIMAL expressions)."""
+    return (f"concat(coalesce(CAST({product_id} AS VARCHAR), ''), '|', to_json({description}),"
+            f" '|', {_normal(f'CAST({quantity} AS VARCHAR)')}, '|',"
+            f" CAST(CAST({unit_price} AS DECIMAL(14, 2)) AS VARCHAR))")
+
+
+def current_sql(deal_ids: str) -> str:
+    """SELECT deal_id, keys, text, plain of the product lines of the deals deal_ids (a
+    subquery of ids) selects; deals without lines have no row."""
+    q = "CAST(d.quantity AS VARCHAR)"
+    return (
+        "SELECT d.deal_id,"
+        f" string_agg({key_sql('d.product_id', 'd.description', 'd.quantity', 'd.unit_price')},"
+        " ';' ORDER BY d.id) AS keys,"
+        f" string_agg(concat(d.description, ' × ', {_normal(q)}), '; ' ORDER BY d.id) AS text,"
+        " concat('[', string_agg(concat('{\"product_id\": ', coalesce(CAST(d.product_id AS"
+        " VARCHAR), 'null'), ', \"description\": ', to_json(d.description), ', \"quantity\": ',"
+        f" to_json({q}), ', \"unit_price\": ', to_json(CAST(d.unit_price AS VARCHAR)), '}}'),"
+        " ', ' ORDER BY d.id), ']') AS plain"
+        f" FROM deal_products d WHERE d.deal_id IN ({deal_ids}) GROUP BY d.deal_id")
+
+
+def keys(lines: list[dict] | None) -> str | None:
+    """The keys current_sql() gives lines equal to these (importer._line_keys), in Python
+    (a file's lines, made once per distinct cell)."""
+    if not lines:
+        return None
+    out = []
+    for x in lines:
+        q = f"{Decimal(str(x['quantity'])).normalize():f}"
+        price = Decimal(str(x["unit_price"])).quantize(Decimal("0.01"))
+        pid = "" if x.get("product_id") is None else str(x["product_id"])
+        out.append(f"{pid}|{json.dumps(x['description'], ensure_ascii=False)}|{q}|{price}")
+    return ";".join(out)
