@@ -54,3 +54,31 @@ def keys(lines: list[dict] | None) -> str | None:
         pid = "" if x.get("product_id") is None else str(x["product_id"])
         out.append(f"{pid}|{json.dumps(x['description'], ensure_ascii=False)}|{q}|{price}")
     return ";".join(out)
+
+
+def undo_lines(items: str) -> str:
+    """SELECT item, pos, product_id, description, quantity, unit_price, bad: the old product
+    lines an import's records of updates (items, as import_records) hold (_plain_lines'
+    JSON), as deals.replace_lines validates them; bad when validate() would refuse one."""
+    from crm import deals
+    from crm.importer_updates import _restored
+
+    specs = {f.name: f for f in deals.LINE_FIELDS}
+    pid, pid_bad = _restored(specs["product_id"], "json_extract(l.e, '$.product_id')")
+    text, text_bad = _restored(specs["description"], "json_extract(l.e, '$.description')")
+    q = "TRY_CAST(json_extract_string(l.e, '$.quantity') AS DECIMAL(38, 10))"
+    p = "TRY_CAST(json_extract_string(l.e, '$.unit_price') AS DECIMAL(38, 10))"
+    bad = (f"({pid_bad}) OR ({text_bad}) OR coalesce({q} IS NULL OR {q} < 0.001 OR {q} > 1e9,"
+           f" true) OR coalesce({p} IS NULL OR {p} < 0 OR {p} > 1e12, true)")
+    return (f"SELECT r.id AS item, l.k AS pos, {pid} AS product_id, {text} AS description,"
+            f" {q} AS quantity, round_even({p}, 2) AS unit_price,"
+            f" trim(json_extract_string(l.e, '$.quantity')) AS q_text, {bad} AS bad"
+            f" FROM {items} r, LATERAL (SELECT unnest(x) AS e, generate_subscripts(x, 1) AS k"
+            " FROM (SELECT CAST(json_extract(r.before, '$.product_lines[0][*]') AS JSON[]) AS x))"
+            " l WHERE r.import_id = $i AND r.action <> 'create'"
+            " AND json_exists(r.before, '$.product_lines')")
+
+
+def text_sql(q_text: str, description: str) -> str:
+    """One line as deals.lines_text words it (q_text: the quantity's decimal text)."""
+    return f"concat({description}, ' × ', {_normal(q_text)})"
