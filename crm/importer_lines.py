@@ -7,7 +7,9 @@ crm/importer_deals.refusal still sends row by row.
   so "the lines differ" is one comparison of two texts in SQL;
 - text: deals.lines_text of the deal's lines (the change shown, the audit's old value);
 - plain: json.dumps(importer._plain_lines(...)) of them (an import record's before, for
-  undo), character for character."""
+  undo), character for character;
+- undo_lines: the old lines an import record holds, as replace_lines validates them
+  (importer_updates._undo writes them back set-based)."""
 from __future__ import annotations
 
 import json

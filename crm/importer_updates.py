@@ -11,15 +11,15 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (not product lines, which crm/importer_deals.refusal keeps on the row path) are written
-so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
+Deals (not product lines, which crm/importer_deals.refusal keeps on the row path; their undo,
+the old lines back as deals.replace_lines writes them, is set-based here) are written so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
 stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
 an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
 product's code checked unique in importer._match)."""
 from __future__ import annotations
 
 import dataclasses
-import os
+import uuid
 import weakref
 from datetime import date, datetime
 
@@ -535,7 +535,6 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
     """undo_updates on PostgreSQL: the import's records of updates, the records they name,
     the live records of a unique value they restore and the active users copied into the
     stage, where _undo's SQL reads them; its writes run on PostgreSQL (cur)."""
-    import uuid
 
     from crm import importer
 
@@ -669,7 +668,7 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
         # the row path writes update_in's audit row, then replace_lines' (newest item first)
         from crm import importer_lines
 
-        made = f"crm_undo_lines_{os.getpid()}"
+        made = f"crm_undo_lines_{uuid.uuid4().hex[:16]}"
         slots = ("coalesce(sum(CAST(x.changed AS INTEGER) + CAST(coalesce(x.h_lines, false) AS"
                  " INTEGER)) OVER (ORDER BY x.item DESC ROWS BETWEEN UNBOUNDED PRECEDING AND"
                  " 1 PRECEDING), 0)")
