@@ -11,8 +11,9 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (not product lines, which crm/importer_deals.refusal keeps on the row path; their undo,
-the old lines back as deals.replace_lines writes them, is set-based here) are written so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
+Deals (not product lines, which crm/importer_deals.refusal keeps on the row path; their
+undo, the old lines back as deals.replace_lines writes them, is set-based here) are written
+so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
 stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
 an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
 product's code checked unique in importer._match)."""
