@@ -11,7 +11,8 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (not product lines, which crm/importer_deals.refusal keeps on the row path) are written
+Deals (not product lines, which crm/importer_deals.refusal keeps on the row path; their
+undo, the old lines back as deals.replace_lines writes them, is set-based here) are written
 so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
 stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
 an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
@@ -19,6 +20,7 @@ product's code checked unique in importer._match)."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 import weakref
 from datetime import date, datetime
 
@@ -493,7 +495,13 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         " WHERE import_id = $i AND action <> 'create' AND before IS NOT NULL" if pg else
         "SELECT DISTINCT unnest(json_keys(before)) FROM import_records WHERE import_id = $i"
         " AND action <> 'create' AND before IS NOT NULL", {"i": import_id}).fetchall()]
+    lines = deals and "product_lines" in keys  # the deals' old lines, as replace_lines
+    # writes them after update_in (crm/importer_lines.py)
+    if lines:
+        keys = [k for k in keys if k != "product_lines"]
     if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
+        if lines:
+            return None
         from crm import importer_deals
 
         return importer_deals.undo_moves(cur, user, import_id, refused, keys)
@@ -508,6 +516,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     fields = _ordered(entity, keys)
     if pg and any(specs[k].type == "datetime" or _custom_link(specs[k]) for k in fields):
         return None  # _json writes DuckDB's datetime text only; links are checked live
+    if pg and lines:
+        return None
     params = {"i": import_id, "by": user.id or None, "today": date.today(),
               **importer._CONSTANTS}
     if pg:  # computed in the stage (DuckDB's JSON), from copies made in this transaction
@@ -518,7 +528,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         finally:
             stage.close()
     return _undo(cur, cur, user, entity, fields, params, refused, "import_records", table,
-                 "users")
+                 "users", lines=lines)
 
 
 def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_id: int,
@@ -526,7 +536,6 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
     """undo_updates on PostgreSQL: the import's records of updates, the records they name,
     the live records of a unique value they restore and the active users copied into the
     stage, where _undo's SQL reads them; its writes run on PostgreSQL (cur)."""
-    import uuid
 
     from crm import importer
 
@@ -562,7 +571,7 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
 
 def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], params: dict,
           refused: list, items: str, records_table: str, users: str,
-          unique: dict | None = None) -> int | None:
+          unique: dict | None = None, lines: bool = False) -> int | None:
     """undo_updates' work: reads the import's records of updates (items), the records
     (records_table) and the users through stage (on DuckDB the same cursor as cur, beside
     PostgreSQL the stage's copies), writes through cur."""
@@ -582,6 +591,8 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
                  f"({has} AND ({bad})) AS b_{n}"]
         checks.append(f"u.b_{n}")
     owner = "t.owner_id" if entity.owned else "CAST(NULL AS BIGINT)"
+    if lines:  # the deal's old product lines to restore (deals.replace_lines)
+        cols.append("json_exists(r.before, '$.product_lines') AS h_lines")
     base = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {owner} AS owner"
             f"{''.join(', ' + c for c in cols)} FROM {items} r JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
@@ -622,6 +633,18 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
     n_bad, n_done, n_changed = stage.execute(sql, importer._used(params, sql)).fetchone()
     if n_bad:
         return None
+    old_lines = None
+    if lines:
+        from crm import importer_lines
+
+        old_lines = importer_lines.undo_lines(items)
+        sql = (f"SELECT count(*) FILTER (WHERE l.bad) FROM ({old_lines}) l"
+               f" JOIN ({u}) u ON u.item = l.item")
+        bad = stage.execute(sql, importer._used(params, sql)).fetchone()[0]
+        if bad:
+            return None  # a line replace_lines would refuse: the row path words it
+        n_lines = stage.execute(f"SELECT count(*) FROM ({u}) u WHERE u.h_lines",
+                                importer._used(params, u)).fetchone()[0]
     for n, line, record_id in stage.execute(
             f"SELECT r.id, r.line, r.record_id FROM {items} r LEFT JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
@@ -629,7 +652,7 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
             " OR t.deleted_at IS NOT NULL)", {"i": params["i"]}).fetchall():
         refused.append((n, {"line": line, "record_id": record_id,
                             "reason": _("changed since the import")}))
-    if not n_changed:
+    if not n_changed and not (lines and n_lines):
         return n_done
     now, by = datetime.now(), user.id or None
     if pg:  # the rows to write into a TEMP table of PostgreSQL's transaction
@@ -641,27 +664,90 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
         finally:
             stage.execute(f"DROP TABLE IF EXISTS {staged}")
         u = "SELECT * FROM crm_undo_u"
+    made = None
+    if lines:  # (DuckDB) the rows as they are before any write, with each item's audit slot:
+        # the row path writes update_in's audit row, then replace_lines' (newest item first)
+        from crm import importer_lines
+
+        made = f"crm_undo_lines_{uuid.uuid4().hex[:16]}"
+        slots = ("coalesce(sum(CAST(x.changed AS INTEGER) + CAST(coalesce(x.h_lines, false) AS"
+                 " INTEGER)) OVER (ORDER BY x.item DESC ROWS BETWEEN UNBOUNDED PRECEDING AND"
+                 " 1 PRECEDING), 0)")
+        sql = (f"CREATE TEMP TABLE {made} AS SELECT x.*, {slots} AS slot, c.text AS lines_was,"
+               f" n.text AS lines_now FROM ({u}) x LEFT JOIN ("
+               + importer_lines.current_sql(f"SELECT record_id FROM ({u}) WHERE h_lines")
+               + ") c ON c.deal_id = x.record_id AND x.h_lines LEFT JOIN (SELECT item,"
+               f" string_agg({importer_lines.text_sql('q_text', 'description')}, '; '"
+               f" ORDER BY pos) AS text FROM ({old_lines}) GROUP BY item) n ON n.item = x.item")
+        cur.execute(f"DROP TABLE IF EXISTS {made}")
+        cur.execute(sql, importer._used(params, sql))
+        u = f"SELECT * FROM {made}"
+    try:
+        _undo_writes(cur, specs, table, fields, params, u, old_lines, user, now, by, pg,
+                     n_changed, n_lines if lines else 0)
+    finally:
+        if made:
+            cur.execute(f"DROP TABLE IF EXISTS {made}")
+    return n_done
+
+
+def _undo_writes(cur, specs, table: str, fields: list[str], params: dict, u: str,
+                 old_lines: str | None, user: User, now, by, pg: bool, n_changed: int,
+                 n_lines: int) -> None:
+    """_undo's writes: the audit rows, the records' old values, and (old_lines) the deals'
+    old product lines as deals.replace_lines writes them after update_in."""
+    from crm import importer
+
     # the audit rows first (they read the values as they are), numbered in the row path's
     # order: the newest import record first
     pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}', pg)},"
               f" ', ', {_json(specs[n], f'n_{n}', pg)}, ']') END" for n in fields]
-    first = importer._draw_ids(cur, "audit_log_id_seq", n_changed)
-    sql = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
-           " action, changes) SELECT $own + row_number() OVER (ORDER BY item DESC), $now, $uid,"
-           f" $uname, $table, record_id, 'update', concat('{{', concat_ws(', ',"
-           f" {', '.join(pieces)}), '}}') FROM ({u}) x WHERE changed")
-    cur.execute(sql, importer._used({**params, "own": first - 1, "now": now, "uid": by,
-                                     "uname": user.username, "table": table}, sql))
-    assigns = ", ".join(f"{n} = CASE WHEN u.c_{n} THEN u.n_{n} ELSE {table}.{n} END"
-                        for n in fields)
-    sql = (f"UPDATE {table} SET {assigns}, version = {table}.version + 1, updated_at = $now,"
-           f" updated_by = $uid FROM ({u}) u WHERE {table}.id = u.record_id AND u.changed"
-           f" AND {table}.version = u.version")
-    updated = cur.execute(sql, importer._used({**params, "now": now, "uid": by}, sql)
-                          ).fetchone()[0]
-    if updated != n_changed:  # cannot happen inside the transaction; never half an undo
+    first = importer._draw_ids(cur, "audit_log_id_seq", n_changed + n_lines)
+    slot = "slot" if old_lines else "row_number() OVER (ORDER BY item DESC) - 1"
+    head = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
+            f" action, changes) SELECT $own + {slot} + 1, $now, $uid, $uname, $table, record_id,")
+    names = {**params, "own": first - 1, "now": now, "uid": by, "uname": user.username,
+             "table": table}
+    if n_changed:
+        sql = (f"{head} 'update', concat('{{', concat_ws(', ', {', '.join(pieces)}), '}}')"
+               f" FROM ({u}) x WHERE changed")
+        cur.execute(sql, importer._used(names, sql))
+    if n_lines:  # replace_lines: {"product_lines": [the lines' text before, after]}
+        sql = (f"{head} 'update', concat('{{\"product_lines\": [', coalesce(CAST(to_json("
+               "lines_was) AS VARCHAR), 'null'), ', ', coalesce(CAST(to_json(lines_now) AS"
+               f" VARCHAR), 'null'), ']}}') FROM ({u}) x WHERE h_lines")
+        cur.execute(sql.replace("$own + slot + 1", "$own + slot + CAST(changed AS INTEGER) + 1"),
+                    importer._used(names, sql))
+    if n_changed:
+        assigns = ", ".join(f"{n} = CASE WHEN u.c_{n} THEN u.n_{n} ELSE {table}.{n} END"
+                            for n in fields)
+        sql = (f"UPDATE {table} SET {assigns}, version = {table}.version + 1,"
+               f" updated_at = $now, updated_by = $uid FROM ({u}) u WHERE"
+               f" {table}.id = u.record_id AND u.changed AND {table}.version = u.version")
+        updated = cur.execute(sql, importer._used({**params, "now": now, "uid": by}, sql)
+                              ).fetchone()[0]
+        if updated != n_changed:  # cannot happen inside the transaction; never half an undo
+            raise records.ConflictError({}, [])
+    if not n_lines:
+        return
+    cur.execute(f"DELETE FROM deal_products WHERE deal_id IN (SELECT record_id FROM ({u})"
+                " WHERE h_lines)")
+    n = cur.execute(f"SELECT count(*) FROM ({old_lines}) l JOIN ({u}) x ON x.item = l.item"
+                    " WHERE x.h_lines", importer._used(params, old_lines)).fetchone()[0]
+    if n:
+        own = importer._draw_ids(cur, "deal_products_id_seq", n)
+        sql = ("INSERT INTO deal_products (id, deal_id, product_id, description, quantity,"
+               " unit_price, created_at, created_by) SELECT $own + row_number() OVER (ORDER BY"
+               " l.item DESC, l.pos) - 1, x.record_id, l.product_id, l.description, l.quantity,"
+               f" l.unit_price, $now, $uid FROM ({old_lines}) l JOIN ({u}) x ON x.item = l.item"
+               " WHERE x.h_lines")
+        cur.execute(sql, importer._used({**params, "own": own, "now": now, "uid": by}, sql))
+    sql = (f"UPDATE deals SET version = deals.version + 1, updated_at = $now, updated_by = $uid"
+           f" FROM ({u}) u WHERE deals.id = u.record_id AND u.h_lines"
+           " AND deals.version = u.version + CAST(u.changed AS INTEGER)")
+    if cur.execute(sql, importer._used({**params, "now": now, "uid": by}, sql)
+                   ).fetchone()[0] != n_lines:
         raise records.ConflictError({}, [])
-    return n_done
 
 
 def _restored(spec: Field, j: str) -> tuple[str, str]:
