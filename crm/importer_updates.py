@@ -85,7 +85,20 @@ def writable(db: Database, p) -> bool:
                for n in p._update_fields) or importer_kept.fields(entity, p._update_fields):
             return False
     return all((specs[n].type in _TYPES or _custom_link(specs[n])) and not specs[n].create_only
-               and n != entity.parent for n in p._update_fields)
+               and n != entity.parent for n in _written(p))
+
+
+def _drops_parent(entity: records.Entity) -> bool:
+    """Whether the entity's updates are records.update_many's (update_in's), which drop the
+    parent field (a contact's customer: changed only by its own command): the file's parent
+    is matched and checked like the row path's, and written by neither."""
+    return bool(entity.parent) and entity.update_in is None
+
+
+def _written(p) -> list[str]:
+    """The file's fields an update writes (not a parent _drops_parent drops)."""
+    entity = p.entity
+    return [n for n in p._update_fields if n != entity.parent or not _drops_parent(entity)]
 
 
 def _custom_link(spec: Field) -> bool:
@@ -151,7 +164,7 @@ def prepare(db: Database, user: User, p) -> None:
 
             importer_deals.stage_creates(cur, p, f"{name}_w")
         specs = entity.spec
-        cols = []
+        cols, fields = [], _written(p)  # (matched above with the parent, if any)
         for n in fields + p._derived:
             new = given = importer_complaints.given(fields, n)
             if n == "owner_id":  # update_many: an emptied owner becomes the importing user
@@ -219,7 +232,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
 
     name, entity = p.staged_updates, p.entity
     derived = getattr(p, "_derived", [])
-    table, fields = entity.table, _ordered(entity, p._update_fields + derived)
+    table, fields = entity.table, _ordered(entity, _written(p) + derived)
     pg = dialect.of(cur) != dialect.DUCKDB
     if pg:  # the staged updates into a TEMP table of the import's transaction
         importer._copy_to_postgresql(cur, p._db, f"SELECT * FROM {name}_u",
@@ -306,7 +319,7 @@ def _refused(cur, user: User, p, name: str) -> bool:
     user (or, for a rep, not themselves)."""
     from crm import importer
 
-    entity, fields = p.entity, p._update_fields
+    entity, fields = p.entity, _written(p)
     params: dict = {"today": date.today()}
     tests = []
 
@@ -413,7 +426,7 @@ def _rows(cur, p, name: str) -> list:
     from crm import importer
 
     # (in the entity's field order, as the row path's plan has its changes)
-    fields = _ordered(p.entity, p._update_fields)
+    fields = _ordered(p.entity, _written(p))
     out = []
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"

@@ -138,15 +138,40 @@ def test_an_upsert_of_contacts_without_a_customer_column_alike(two):
     compare(two, update_file(40), "upsert")
 
 
-def test_a_customer_column_keeps_the_write_on_the_row_path(two):
-    """The customer is given once (create_only): a file that maps it is checked set-based
-    and written by the row path, alike."""
-    for db, team in two:
-        seed(db, team, 30)
+def customer_file(n: int) -> str:
+    """Contacts naming customers: their own, another rep's, a trashed one, near misses, other
+    spellings, none; and new contacts (an upsert's)."""
+    names = ["Analytical Engines Ltd", "Nobody Inc", "Bletchley Park Trst", "UAB Saulė",
+             "Gone Ltd", " bletchley PARK trust ", "", "پارسیان تجارت", "n/a"]
     lines = ["Email,Customer,Job title"] + [
-        f"c{i}@example.com,{['Analytical Engines Ltd', 'Nobody Inc', 'Bletchley Park Trst'][i % 3]}"
-        f",T{i}" for i in range(30)]
-    compare(two, "\n".join(lines) + "\n", "update", staged=True)
+        f"c{i}@example.com,{names[(i + i // 3) % len(names)]},T{i % 4}" for i in range(n)]
+    lines += ["new1@example.com,Bletchley Park Trust,New", "new2@example.com,Gone Ltd,New",
+              "new3@example.com,UAB Saulė,New", "new4@example.com,,New"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does(
+        two, mode, user, monkeypatch):
+    """The customer is changed only by its own command: records.update_many drops it from an
+    update (its text still matched and refused alike); an upsert's new contacts take it, checked
+    live at the write. The set-based import writes without update_many, with the same
+    results."""
+    for db, team in two:
+        seed(db, team, 45)
+        gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
+        customers.delete_customer(db, team["admin"], gone)
+    real, calls = records.update_many, []
+    monkeypatch.setattr(records, "update_many",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    counts, rejected, after, undone, _final = compare(two, customer_file(45), mode, user=user)
+    assert len(calls) <= 1  # the row path's; the set-based import wrote without it
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("no 'Nobody Inc' here", "no 'Gone Ltd' here", "Did you mean"):
+        assert words in reasons, words
+    assert ("no 'UAB Saulė' here" in reasons) == (user == "reza")  # sam's customer
+    assert counts["update"] > 2 and undone["undone"] == counts["update"] + counts["create"]
 
 
 def test_undo_refuses_contacts_changed_since(two):
