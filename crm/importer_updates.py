@@ -84,8 +84,17 @@ def writable(db: Database, p) -> bool:
         if any(specs[n].type == "datetime" or _custom_link(specs[n])
                for n in p._update_fields) or importer_kept.fields(entity, p._update_fields):
             return False
-    return all((specs[n].type in _TYPES or _custom_link(specs[n])) and not specs[n].create_only
-               and n != entity.parent for n in _written(p))
+    return all((specs[n].type in _TYPES or _custom_link(specs[n]) or _survey_link(entity, n))
+               and not specs[n].create_only and n != entity.parent for n in _written(p))
+
+
+_SURVEY_LINKS = ("customer_id", "contact_id", "deal_id", "product_id")
+
+
+def _survey_link(entity: records.Entity, name: str) -> bool:
+    """A survey answer's link, which update_survey_in checks (service._references, in SQL by
+    _survey_tests) over the answer as it would be."""
+    return entity.table == "surveys" and name in _SURVEY_LINKS
 
 
 def _drops_parent(entity: records.Entity) -> bool:
@@ -360,7 +369,7 @@ def _refused(cur, user: User, p, name: str) -> bool:
                      " x.is_us AND x.deleted_at IS NULL AND x.id <> u.record_id) OR (SELECT"
                      f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
     if entity.table == "surveys":
-        tests += _survey_tests(user, params, fields)
+        tests += _survey_tests(user, params, fields, merged)
     if complaints:
         tests += importer_complaints.tests(user, params, fields)
     from crm import importer_recheck  # records._check_links over the changed custom links
@@ -401,21 +410,22 @@ def _deal_tests(user: User, merged, params: dict, fields: list[str]) -> list[str
     return [f"(({given}) AND {t})" for t in tests]
 
 
-def _survey_tests(user: User, params: dict, fields: list[str]) -> list[str]:
-    """service._references, which update_survey_in runs over the answer as it would be (its
-    links stay the answer's: a file mapping one is written by the row path): the customer
-    live and visible to the user, the contact and deal live and the customer's, the product
-    live; for the rows given to it (a field differs from the file's)."""
+def _survey_tests(user: User, params: dict, fields: list[str], merged) -> list[str]:
+    """service._references, which update_survey_in runs over the answer as it would be
+    (merged(n): its field n so): the customer live and visible to the user, the contact and
+    deal live and the customer's, the product live; for the rows given to it (a field differs
+    from the file's)."""
     mine = "true" if user.sees_all else "c.owner_id = $me"
     params["me"] = user.id
-    tests = [f"NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.customer_id AND"
+    customer = merged("customer_id")
+    tests = [f"NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = {customer} AND"
              f" c.deleted_at IS NULL AND {mine})"]
     for n, table in (("contact_id", "contacts"), ("deal_id", "deals")):
-        tests.append(f"(t.{n} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
-                     f" x.id = t.{n} AND x.deleted_at IS NULL AND x.customer_id ="
-                     " t.customer_id))")
-    tests.append("(t.product_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM products x WHERE"
-                 " x.id = t.product_id AND x.deleted_at IS NULL))")
+        tests.append(f"({merged(n)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
+                     f" x.id = {merged(n)} AND x.deleted_at IS NULL AND x.customer_id ="
+                     f" {customer}))")
+    tests.append(f"({merged('product_id')} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM products x"
+                 f" WHERE x.id = {merged('product_id')} AND x.deleted_at IS NULL))")
     given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
     return [f"(({given}) AND {t})" for t in tests]
 
@@ -513,7 +523,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     specs = entity.spec
     editable = {f.name for f in entity.editable}
     if any(k not in editable or (specs[k].type not in _TYPES and not (
-            deals and specs[k].type == "ref") and not _custom_link(specs[k]))
+            deals and specs[k].type == "ref") and not _custom_link(specs[k])
+            and not _survey_link(entity, k))
            or specs[k].create_only
            or k == entity.parent or (specs[k].type == "user" and k != "owner_id")
            for k in keys):

@@ -693,3 +693,68 @@ def test_a_survey_answer_whose_links_broke_refuses_alike(two, monkeypatch):
     compare_entity(two, service.SURVEYS, lambda db, team: seed_surveys(db, team, True),
                    survey_file(), "update", "admin", "comment", "comment", monkeypatch,
                    refused="It belongs to another customer")
+
+
+def seed_survey_links(db, team) -> None:
+    """seed_surveys' answers, and deals of two customers, a trashed product and customer."""
+    from crm import customers, deals, products
+
+    seed_surveys(db, team)
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    stage = db.scalar("SELECT min(id) FROM stages")
+    deals.create_deal(db, team["admin"], {"title": "Ada deal", "stage_id": stage,
+                                          "customer_id": ids["Analytical Engines Ltd"]})
+    deals.create_deal(db, team["reza"], {"title": "Alan deal", "stage_id": stage,
+                                         "customer_id": ids["Bletchley Park Trust"],
+                                         "owner_id": team["reza"].id})
+    old = records.create(db, team["admin"], products.PRODUCTS, {"name": "Old Thing",
+                                                                "code": "OLD-1"})
+    records.delete(db, team["admin"], products.PRODUCTS, old)
+    gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
+    customers.delete_customer(db, team["admin"], gone)
+
+
+def survey_link_file(mismatch: bool = False) -> str:
+    """Answers moved to other customers, contacts, deals and products: each row's links
+    agree (a mismatch: one row's contact works for another customer); near misses, trashed
+    records and other reps' records among them."""
+    a = ("Analytical Engines Ltd", "Ada Lovelace", "Ada deal")
+    b = ("Bletchley Park Trust", "Alan Turing", "Alan deal")
+    worlds = [a, b, (a[0], "", ""), (b[0], b[1], ""), (b[0], "", b[2]), ("Gone Ltd", "", ""),
+              ("Analytical Engins", "", ""), ("UAB Saulė", "Stranger", ""), ("", "", "")]
+    products = ["", "GTX Pro", "Old Thing", "GTX Pr", "mg special"]
+    lines = ["Comment,Customer,Contact,Deal,Product,CSAT (1-5)"]
+    for i in range(40):
+        name = f"S{i}" if i % 5 else f"نظر {i}"
+        customer, contact, deal = worlds[(i + i // 9) % len(worlds)]
+        if mismatch and i == 11:
+            contact = "Alan Turing" if customer != b[0] else "Ada Lovelace"
+        lines.append(f"{name},{customer},{contact},{deal},{products[i % 5]},{1 + i % 5}")
+    lines.append("A new answer,Bletchley Park Trust,Alan Turing,,GTX Pro,4")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_survey_answers_links_are_written_set_based_as_the_row_path_writes_them(
+        two, mode, user, monkeypatch):
+    from crm import service
+
+    real, rows = importer.write_row, []
+    monkeypatch.setattr(importer, "write_row", lambda *a, **k: rows.append(a) or real(*a, **k))
+    final = compare_entity(two, service.SURVEYS, seed_survey_links, survey_link_file(), mode,
+                           user, "comment", "comment", monkeypatch)
+    # the row path wrote each row by update_survey_in; the set-based import none
+    assert len(rows) == final[0]["update"] + final[0]["create"] > 3, len(rows)
+    assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+    reasons = " ".join(str(e) for _l, e in final[1])
+    for words in ("no 'Gone Ltd' here", "no 'Old Thing' here", "Did you mean"):
+        assert words in reasons, words
+
+
+def test_a_survey_answers_contact_of_another_customer_refuses_alike(two, monkeypatch):
+    from crm import service
+
+    compare_entity(two, service.SURVEYS, seed_survey_links, survey_link_file(True), "update",
+                   "admin", "comment", "comment", monkeypatch,
+                   refused="It belongs to another customer")
