@@ -52,6 +52,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
     if mode != "create":  # crm/importer_updates.py: the fields update_deal_in changes alone
         # (an upsert's new deals: write() here, from importer_updates.write_creates)
         for name in {v for v in mapping.values() if v}:
+            if name in specs and _custom_update(specs[name]):
+                continue  # checked live and visible at the write (importer_updates._refused)
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
             if name not in UPDATE_FIELDS and specs[name].type == "ref":
@@ -67,7 +69,7 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
         spec = specs[name]
         if spec.type == "ref" and name in LINKS and not spec.custom:
             continue
-        if _custom_link(spec, mode):
+        if _custom_link(spec, mode) or (mode != "create" and _custom_update(spec)):
             continue
         if spec.type == "user" and name != "owner_id":
             return _("{field} names other records").format(field=spec.shown_label)
@@ -83,6 +85,14 @@ def _custom_link(spec, mode: str) -> bool:
     from crm import importer_refs
 
     return mode == "create" and spec.custom and importer_refs.mappable(spec)
+
+
+def _custom_update(spec) -> bool:
+    """A custom link an update of deals takes set-based (resolved as importer._fast_plan
+    resolves one; records._check_links at the write: importer_recheck.custom_links)."""
+    from crm import importer_refs
+
+    return spec.custom and importer_refs.mappable(spec)
 
 
 def _custom_map(cur, db: Database, user: User, spec, header: str, raw: str, index: int,

@@ -67,7 +67,8 @@ def writable(db: Database, p) -> bool:
     if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
         from crm import importer_deals
 
-        return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
+        return all(n in importer_deals.UPDATE_FIELDS or _custom_link(entity.spec[n])
+                   for n in p._update_fields)
     from crm import importer_complaints
 
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \

@@ -4,7 +4,7 @@ near-miss suggestions and visibility), checked live and visible at the write
 (importer_recheck.refuse, as records._check_links checks them); compared with the row path."""
 import pytest
 
-from crm import custom_fields, deals, rules
+from crm import custom_fields, deals, importer, rules
 from tests.test_importer_fast import make_db
 from tests.test_importer_refs import compare, seed
 
@@ -84,3 +84,45 @@ def test_a_customer_trashed_since_the_dry_run_refuses_alike(seeded):
     assert found["error"] == "Row 2: Referred by: record #{} does not exist".format(
         seeded[0][0].scalar("SELECT id FROM customers WHERE name = 'Acme'"))
 
+
+
+def link_file(n: int) -> str:
+    """Deal updates naming customers in a custom link: their own, another rep's, a trashed
+    one, near misses, other spellings, none, an id."""
+    from tests.test_importer_deal_updates import title
+
+    names = ["Analytical Engines Ltd", "Nobody Inc", "Bletchley Park Trst", "UAB Saulė",
+             "Gone Ltd", " bletchley PARK trust ", "", "پارسیان تجارت", "n/a"]
+    lines = ["Title,Referred by,Amount"] + [
+        f"{title(i)},{names[(i + i // 3) % len(names)]},{i * 10 + i % 2}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_deal_updates_with_a_custom_link_are_written_set_based_alike(tmp_path, user,
+                                                                      monkeypatch):
+    from crm import customers
+    from tests import test_importer_deal_updates as du
+
+    two = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
+    try:
+        for db, team in two:
+            du.seed(db, team, 40)
+            gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
+            customers.delete_customer(db, team["admin"], gone)
+        for db, team in two:
+            add_links(db, team)
+        real, rows = importer.write_row, []
+        monkeypatch.setattr(importer, "write_row",
+                            lambda *a, **k: rows.append(a) or real(*a, **k))
+        counts, rejected, _after, undone, _final = du.compare(two, link_file(40), user=user)
+        assert len(rows) == counts["update"]  # the row path's update_deal_in; set-based none
+        reasons = " ".join(str(e) for _l, e in rejected)
+        for words in ("no 'Nobody Inc' here", "no 'Gone Ltd' here"):
+            assert words in reasons, words
+        assert ("no 'UAB Saulė' here" in reasons) == (user == "reza")  # sam's customer
+        assert counts["update"] > 3 and undone["undone"] == counts["update"]
+    finally:
+        for db, _team in two:
+            db.close()
+        rules.invalidate()
