@@ -102,9 +102,11 @@ def compare(two, text: str, mode: str, user="admin", since=None, staged=True):
         if since:
             since(db, team)
         undone = importer.undo(db, team[user], import_id)
-        results.append((plan.counts, sorted(rejected, key=str), after, undone, state(db)))
+        results.append((plan.counts, sorted(rejected, key=str), after, undone, state(db),
+                        importer.rejected_csv(plan)))
     slow, fast = results
-    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), slow, fast):
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo", "report"),
+                          slow, fast):
         if isinstance(a, dict):
             for k in a:
                 assert b[k] == a[k], (part, k)
@@ -120,7 +122,7 @@ def test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it(t
     real, calls = records.update_many, []
     monkeypatch.setattr(records, "update_many",
                         lambda *a, **k: calls.append(a) or real(*a, **k))
-    counts, rejected, _after, undone, _final = compare(two, update_file(100), "update",
+    counts, rejected, _after, undone, _final, _report = compare(two, update_file(100), "update",
                                                        user=user)
     assert counts["update"] > 10 and counts["skip"] >= 1 and counts["reject"] > 5
     assert len(calls) <= 1  # the row path's; the set-based import wrote without it
@@ -165,7 +167,8 @@ def test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does
     real, calls = records.update_many, []
     monkeypatch.setattr(records, "update_many",
                         lambda *a, **k: calls.append(a) or real(*a, **k))
-    counts, rejected, after, undone, _final = compare(two, customer_file(45), mode, user=user)
+    counts, rejected, _after, undone, _final, _report = compare(two, customer_file(45), mode,
+                                                                user=user)
     assert len(calls) <= 1  # the row path's; the set-based import wrote without it
     reasons = " ".join(str(e) for _l, e in rejected)
     for words in ("no 'Nobody Inc' here", "no 'Gone Ltd' here", "Did you mean"):
@@ -457,11 +460,12 @@ def compare_entity(two, entity, seed_records, text: str, mode: str, user: str, k
         rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
                           key=str)
         calls.clear()
+        report = importer.rejected_csv(plan)
         try:
             import_id = importer.execute(db, team[user], plan)
         except importer.ImportFileError as exc:  # refused as a whole: alike, nothing written
             results.append((plan.counts, rejected, str(exc), None,
-                            table_state(db, entity.table, key_sql)))
+                            table_state(db, entity.table, key_sql), report))
             continue
         written.append(len(calls))
         after = table_state(db, entity.table, key_sql)
@@ -472,8 +476,9 @@ def compare_entity(two, entity, seed_records, text: str, mode: str, user: str, k
         except PermissionDenied as exc:  # the row path's undo refuses so: alike
             undone = repr(exc)
         results.append((plan.counts, rejected, after, undone,
-                        table_state(db, entity.table, key_sql)))
-    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+                        table_state(db, entity.table, key_sql), report))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo", "report"),
+                          *results):
         assert b == a, part
     assert results[1][0]["update"] > 3 and results[1][0]["reject"] > 3, results[1][0]
     if refused:
