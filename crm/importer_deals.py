@@ -52,6 +52,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
     if mode != "create":  # crm/importer_updates.py: the fields update_deal_in changes alone
         # (an upsert's new deals: write() here, from importer_updates.write_creates)
         for name in {v for v in mapping.values() if v}:
+            if name in specs and _custom_update(specs[name]):
+                continue  # checked live and visible at the write (importer_updates._refused)
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
             if name not in UPDATE_FIELDS and specs[name].type == "ref":
@@ -67,12 +69,48 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
         spec = specs[name]
         if spec.type == "ref" and name in LINKS and not spec.custom:
             continue
+        if _custom_link(spec, mode) or (mode != "create" and _custom_update(spec)):
+            continue
         if spec.type == "user" and name != "owner_id":
             return _("{field} names other records").format(field=spec.shown_label)
         if spec.type not in imp._SQL_TYPES | imp._PY_TYPES:
             return _("some mapped fields are checked one row at a time (links, web addresses,"
                      " multiple choices)")
     return None
+
+
+def _custom_link(spec, mode: str) -> bool:
+    """A custom link field of new deals: resolved by name set-based (importer_refs.ref_map),
+    re-checked live and visible at the write (importer_recheck.refuse)."""
+    from crm import importer_refs
+
+    return mode == "create" and spec.custom and importer_refs.mappable(spec)
+
+
+def _custom_update(spec) -> bool:
+    """A custom link an update of deals takes set-based (resolved as importer._fast_plan
+    resolves one; records._check_links at the write: importer_recheck.custom_links)."""
+    from crm import importer_refs
+
+    return spec.custom and importer_refs.mappable(spec)
+
+
+def _custom_map(cur, db: Database, user: User, spec, header: str, raw: str, index: int,
+                m: str, field_name: str, converters: dict, joins: list, picked: list,
+                values_sql: dict, passed: list, notes: list) -> None:
+    """A custom link column, as importer._fast_plan takes one: its distinct plain names
+    joined in SQL, the rest by the row path's resolver (the same words and suggestions)."""
+    from crm import importer_refs
+
+    note, found = importer_refs.ref_map(cur, db, user, spec, raw, index, m)
+    if note:
+        notes.append(note)
+    converters[field_name] = (header, index, found)
+    joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = r.c{index}")
+    picked += [f"CAST(m{index}.val AS BIGINT) AS v_{field_name}",
+               f"coalesce(m{index}.cerr OR m{index}.verr, false) AS e_{field_name}"]
+    passed.append(f"e_{field_name}")
+    values_sql[field_name] = f"v_{field_name}"
 
 
 def _fill(cur, table: str, columns: list[str], rows: list[tuple]) -> None:
@@ -141,6 +179,10 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
                            f"coalesce(m{index}.cerr, false) AS e_product_lines"]
                 passed.append("e_product_lines")
                 converters[field_name] = (header, index, found)
+                continue
+            if field_name in specs and _custom_link(spec, "create"):
+                _custom_map(cur, db, user, spec, header, raw, index, m, field_name,
+                            converters, joins, picked, values_sql, passed, notes)
                 continue
             if spec.type == "ref":
                 texts_n = cur.execute(f"SELECT count(*) FROM ({distinct})").fetchone()[0]
@@ -284,6 +326,12 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
             f"SELECT s.line, s.dup_of, {', '.join('r.c%d' % i for i in range(width))}"
             f" FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE NOT s.w AND NOT s.skipped"
             " ORDER BY s.line").fetchall()
+        if rejected:  # the custom links' texts SQL resolved, for the row path's words
+            from crm import importer_refs
+
+            importer_refs.fill(cur, {n: c for n, c in converters.items()
+                                     if n in specs and _custom_link(specs[n], "create")},
+                               specs, name, rejected)
         made = [t for t in made if t not in (name, f"{name}_pl", f"{name}_lines")]
         # (the deals, their product lines and cells stay for write())
     finally:  # an early return (the row path) or an error leaves nothing staged either

@@ -69,7 +69,8 @@ def writable(db: Database, p) -> bool:
     if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
         from crm import importer_deals
 
-        return all(n in importer_deals.UPDATE_FIELDS for n in p._update_fields)
+        return all(n in importer_deals.UPDATE_FIELDS or _custom_link(entity.spec[n])
+                   for n in p._update_fields)
     from crm import importer_complaints
 
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
@@ -86,8 +87,30 @@ def writable(db: Database, p) -> bool:
         if any(specs[n].type == "datetime" or _custom_link(specs[n])
                for n in p._update_fields) or importer_kept.fields(entity, p._update_fields):
             return False
-    return all((specs[n].type in _TYPES or _custom_link(specs[n])) and not specs[n].create_only
-               and n != entity.parent for n in p._update_fields)
+    return all((specs[n].type in _TYPES or _custom_link(specs[n]) or _survey_link(entity, n))
+               and not specs[n].create_only and n != entity.parent for n in _written(p))
+
+
+_SURVEY_LINKS = ("customer_id", "contact_id", "deal_id", "product_id")
+
+
+def _survey_link(entity: records.Entity, name: str) -> bool:
+    """A survey answer's link, which update_survey_in checks (service._references, in SQL by
+    _survey_tests) over the answer as it would be."""
+    return entity.table == "surveys" and name in _SURVEY_LINKS
+
+
+def _drops_parent(entity: records.Entity) -> bool:
+    """Whether the entity's updates are records.update_many's (update_in's), which drop the
+    parent field (a contact's customer: changed only by its own command): the file's parent
+    is matched and checked like the row path's, and written by neither."""
+    return bool(entity.parent) and entity.update_in is None
+
+
+def _written(p) -> list[str]:
+    """The file's fields an update writes (not a parent _drops_parent drops)."""
+    entity = p.entity
+    return [n for n in p._update_fields if n != entity.parent or not _drops_parent(entity)]
 
 
 def _custom_link(spec: Field) -> bool:
@@ -153,7 +176,7 @@ def prepare(db: Database, user: User, p) -> None:
 
             importer_deals.stage_creates(cur, p, f"{name}_w")
         specs = entity.spec
-        cols = []
+        cols, fields = [], _written(p)  # (matched above with the parent, if any)
         for n in fields + p._derived:
             new = given = importer_complaints.given(fields, n)
             if n == "owner_id":  # update_many: an emptied owner becomes the importing user
@@ -221,7 +244,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
 
     name, entity = p.staged_updates, p.entity
     derived = getattr(p, "_derived", [])
-    table, fields = entity.table, _ordered(entity, p._update_fields + derived)
+    table, fields = entity.table, _ordered(entity, _written(p) + derived)
     pg = dialect.of(cur) != dialect.DUCKDB
     if pg:  # the staged updates into a TEMP table of the import's transaction
         importer._copy_to_postgresql(cur, p._db, f"SELECT * FROM {name}_u",
@@ -308,7 +331,7 @@ def _refused(cur, user: User, p, name: str) -> bool:
     user (or, for a rep, not themselves)."""
     from crm import importer
 
-    entity, fields = p.entity, p._update_fields
+    entity, fields = p.entity, _written(p)
     params: dict = {"today": date.today()}
     tests = []
 
@@ -349,7 +372,7 @@ def _refused(cur, user: User, p, name: str) -> bool:
                      " x.is_us AND x.deleted_at IS NULL AND x.id <> u.record_id) OR (SELECT"
                      f" count(*) FROM {name}_u y WHERE y.d_is_us AND y.f_is_us) > 1))")
     if entity.table == "surveys":
-        tests += _survey_tests(user, params, fields)
+        tests += _survey_tests(user, params, fields, merged)
     if complaints:
         tests += importer_complaints.tests(user, params, fields)
     from crm import importer_recheck  # records._check_links over the changed custom links
@@ -390,21 +413,22 @@ def _deal_tests(user: User, merged, params: dict, fields: list[str]) -> list[str
     return [f"(({given}) AND {t})" for t in tests]
 
 
-def _survey_tests(user: User, params: dict, fields: list[str]) -> list[str]:
-    """service._references, which update_survey_in runs over the answer as it would be (its
-    links stay the answer's: a file mapping one is written by the row path): the customer
-    live and visible to the user, the contact and deal live and the customer's, the product
-    live; for the rows given to it (a field differs from the file's)."""
+def _survey_tests(user: User, params: dict, fields: list[str], merged) -> list[str]:
+    """service._references, which update_survey_in runs over the answer as it would be
+    (merged(n): its field n so): the customer live and visible to the user, the contact and
+    deal live and the customer's, the product live; for the rows given to it (a field differs
+    from the file's)."""
     mine = "true" if user.sees_all else "c.owner_id = $me"
     params["me"] = user.id
-    tests = [f"NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.customer_id AND"
+    customer = merged("customer_id")
+    tests = [f"NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = {customer} AND"
              f" c.deleted_at IS NULL AND {mine})"]
     for n, table in (("contact_id", "contacts"), ("deal_id", "deals")):
-        tests.append(f"(t.{n} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
-                     f" x.id = t.{n} AND x.deleted_at IS NULL AND x.customer_id ="
-                     " t.customer_id))")
-    tests.append("(t.product_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM products x WHERE"
-                 " x.id = t.product_id AND x.deleted_at IS NULL))")
+        tests.append(f"({merged(n)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
+                     f" x.id = {merged(n)} AND x.deleted_at IS NULL AND x.customer_id ="
+                     f" {customer}))")
+    tests.append(f"({merged('product_id')} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM products x"
+                 f" WHERE x.id = {merged('product_id')} AND x.deleted_at IS NULL))")
     given = " OR ".join(f"u.d_{n}" for n in fields) or "false"
     return [f"(({given}) AND {t})" for t in tests]
 
@@ -415,7 +439,7 @@ def _rows(cur, p, name: str) -> list:
     from crm import importer
 
     # (in the entity's field order, as the row path's plan has its changes)
-    fields = _ordered(p.entity, p._update_fields)
+    fields = _ordered(p.entity, _written(p))
     out = []
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
@@ -508,7 +532,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     specs = entity.spec
     editable = {f.name for f in entity.editable}
     if any(k not in editable or (specs[k].type not in _TYPES and not (
-            deals and specs[k].type == "ref") and not _custom_link(specs[k]))
+            deals and specs[k].type == "ref") and not _custom_link(specs[k])
+            and not _survey_link(entity, k))
            or specs[k].create_only
            or k == entity.parent or (specs[k].type == "user" and k != "owner_id")
            for k in keys):

@@ -102,9 +102,11 @@ def compare(two, text: str, mode: str, user="admin", since=None, staged=True):
         if since:
             since(db, team)
         undone = importer.undo(db, team[user], import_id)
-        results.append((plan.counts, sorted(rejected, key=str), after, undone, state(db)))
+        results.append((plan.counts, sorted(rejected, key=str), after, undone, state(db),
+                        importer.rejected_csv(plan)))
     slow, fast = results
-    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), slow, fast):
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo", "report"),
+                          slow, fast):
         if isinstance(a, dict):
             for k in a:
                 assert b[k] == a[k], (part, k)
@@ -120,7 +122,7 @@ def test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it(t
     real, calls = records.update_many, []
     monkeypatch.setattr(records, "update_many",
                         lambda *a, **k: calls.append(a) or real(*a, **k))
-    counts, rejected, _after, undone, _final = compare(two, update_file(100), "update",
+    counts, rejected, _after, undone, _final, _report = compare(two, update_file(100), "update",
                                                        user=user)
     assert counts["update"] > 10 and counts["skip"] >= 1 and counts["reject"] > 5
     assert len(calls) <= 1  # the row path's; the set-based import wrote without it
@@ -138,15 +140,41 @@ def test_an_upsert_of_contacts_without_a_customer_column_alike(two):
     compare(two, update_file(40), "upsert")
 
 
-def test_a_customer_column_keeps_the_write_on_the_row_path(two):
-    """The customer is given once (create_only): a file that maps it is checked set-based
-    and written by the row path, alike."""
-    for db, team in two:
-        seed(db, team, 30)
+def customer_file(n: int) -> str:
+    """Contacts naming customers: their own, another rep's, a trashed one, near misses, other
+    spellings, none; and new contacts (an upsert's)."""
+    names = ["Analytical Engines Ltd", "Nobody Inc", "Bletchley Park Trst", "UAB Saulė",
+             "Gone Ltd", " bletchley PARK trust ", "", "پارسیان تجارت", "n/a"]
     lines = ["Email,Customer,Job title"] + [
-        f"c{i}@example.com,{['Analytical Engines Ltd', 'Nobody Inc', 'Bletchley Park Trst'][i % 3]}"
-        f",T{i}" for i in range(30)]
-    compare(two, "\n".join(lines) + "\n", "update", staged=True)
+        f"c{i}@example.com,{names[(i + i // 3) % len(names)]},T{i % 4}" for i in range(n)]
+    lines += ["new1@example.com,Bletchley Park Trust,New", "new2@example.com,Gone Ltd,New",
+              "new3@example.com,UAB Saulė,New", "new4@example.com,,New"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does(
+        two, mode, user, monkeypatch):
+    """The customer is changed only by its own command: records.update_many drops it from an
+    update (its text still matched and refused alike); an upsert's new contacts take it, checked
+    live at the write. The set-based import writes without update_many, with the same
+    results."""
+    for db, team in two:
+        seed(db, team, 45)
+        gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
+        customers.delete_customer(db, team["admin"], gone)
+    real, calls = records.update_many, []
+    monkeypatch.setattr(records, "update_many",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    counts, rejected, _after, undone, _final, _report = compare(two, customer_file(45), mode,
+                                                                user=user)
+    assert len(calls) <= 1  # the row path's; the set-based import wrote without it
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("no 'Nobody Inc' here", "no 'Gone Ltd' here", "Did you mean"):
+        assert words in reasons, words
+    assert ("no 'UAB Saulė' here" in reasons) == (user == "reza")  # sam's customer
+    assert counts["update"] > 2 and undone["undone"] == counts["update"] + counts["create"]
 
 
 def test_undo_refuses_contacts_changed_since(two):
@@ -432,11 +460,12 @@ def compare_entity(two, entity, seed_records, text: str, mode: str, user: str, k
         rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
                           key=str)
         calls.clear()
+        report = importer.rejected_csv(plan)
         try:
             import_id = importer.execute(db, team[user], plan)
         except importer.ImportFileError as exc:  # refused as a whole: alike, nothing written
             results.append((plan.counts, rejected, str(exc), None,
-                            table_state(db, entity.table, key_sql)))
+                            table_state(db, entity.table, key_sql), report))
             continue
         written.append(len(calls))
         after = table_state(db, entity.table, key_sql)
@@ -447,8 +476,9 @@ def compare_entity(two, entity, seed_records, text: str, mode: str, user: str, k
         except PermissionDenied as exc:  # the row path's undo refuses so: alike
             undone = repr(exc)
         results.append((plan.counts, rejected, after, undone,
-                        table_state(db, entity.table, key_sql)))
-    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo"), *results):
+                        table_state(db, entity.table, key_sql), report))
+    for part, a, b in zip(("counts", "rejected", "import", "undo", "after undo", "report"),
+                          *results):
         assert b == a, part
     assert results[1][0]["update"] > 3 and results[1][0]["reject"] > 3, results[1][0]
     if refused:
@@ -667,4 +697,69 @@ def test_a_survey_answer_whose_links_broke_refuses_alike(two, monkeypatch):
 
     compare_entity(two, service.SURVEYS, lambda db, team: seed_surveys(db, team, True),
                    survey_file(), "update", "admin", "comment", "comment", monkeypatch,
+                   refused="It belongs to another customer")
+
+
+def seed_survey_links(db, team) -> None:
+    """seed_surveys' answers, and deals of two customers, a trashed product and customer."""
+    from crm import customers, deals, products
+
+    seed_surveys(db, team)
+    ids = {r["name"]: r["id"] for r in db.query("SELECT id, name FROM customers")}
+    stage = db.scalar("SELECT min(id) FROM stages")
+    deals.create_deal(db, team["admin"], {"title": "Ada deal", "stage_id": stage,
+                                          "customer_id": ids["Analytical Engines Ltd"]})
+    deals.create_deal(db, team["reza"], {"title": "Alan deal", "stage_id": stage,
+                                         "customer_id": ids["Bletchley Park Trust"],
+                                         "owner_id": team["reza"].id})
+    old = records.create(db, team["admin"], products.PRODUCTS, {"name": "Old Thing",
+                                                                "code": "OLD-1"})
+    records.delete(db, team["admin"], products.PRODUCTS, old)
+    gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
+    customers.delete_customer(db, team["admin"], gone)
+
+
+def survey_link_file(mismatch: bool = False) -> str:
+    """Answers moved to other customers, contacts, deals and products: each row's links
+    agree (a mismatch: one row's contact works for another customer); near misses, trashed
+    records and other reps' records among them."""
+    a = ("Analytical Engines Ltd", "Ada Lovelace", "Ada deal")
+    b = ("Bletchley Park Trust", "Alan Turing", "Alan deal")
+    worlds = [a, b, (a[0], "", ""), (b[0], b[1], ""), (b[0], "", b[2]), ("Gone Ltd", "", ""),
+              ("Analytical Engins", "", ""), ("UAB Saulė", "Stranger", ""), ("", "", "")]
+    products = ["", "GTX Pro", "Old Thing", "GTX Pr", "mg special"]
+    lines = ["Comment,Customer,Contact,Deal,Product,CSAT (1-5)"]
+    for i in range(40):
+        name = f"S{i}" if i % 5 else f"نظر {i}"
+        customer, contact, deal = worlds[(i + i // 9) % len(worlds)]
+        if mismatch and i == 11:
+            contact = "Alan Turing" if customer != b[0] else "Ada Lovelace"
+        lines.append(f"{name},{customer},{contact},{deal},{products[i % 5]},{1 + i % 5}")
+    lines.append("A new answer,Bletchley Park Trust,Alan Turing,,GTX Pro,4")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_a_survey_answers_links_are_written_set_based_as_the_row_path_writes_them(
+        two, mode, user, monkeypatch):
+    from crm import service
+
+    real, rows = importer.write_row, []
+    monkeypatch.setattr(importer, "write_row", lambda *a, **k: rows.append(a) or real(*a, **k))
+    final = compare_entity(two, service.SURVEYS, seed_survey_links, survey_link_file(), mode,
+                           user, "comment", "comment", monkeypatch)
+    # the row path wrote each row by update_survey_in; the set-based import none
+    assert len(rows) == final[0]["update"] + final[0]["create"] > 3, len(rows)
+    assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+    reasons = " ".join(str(e) for _l, e in final[1])
+    for words in ("no 'Gone Ltd' here", "no 'Old Thing' here", "Did you mean"):
+        assert words in reasons, words
+
+
+def test_a_survey_answers_contact_of_another_customer_refuses_alike(two, monkeypatch):
+    from crm import service
+
+    compare_entity(two, service.SURVEYS, seed_survey_links, survey_link_file(True), "update",
+                   "admin", "comment", "comment", monkeypatch,
                    refused="It belongs to another customer")
