@@ -65,9 +65,10 @@ def test_every_chart_is_drawn_and_filters_redraw_them(server, page):
     expect(page.get_by_role("heading", name="Hello, Maria")).to_be_visible(timeout=30_000)
     wait_for_session_cookie(page)
 
-    # home: funnel, won by month, pipeline by owner, lead sources, leads by status
-    expect(page.locator(".js-plotly-plot")).to_have_count(5, timeout=30_000)
-    expect_drawn(page, 5)
+    # home: funnel, won by month, pipeline by owner, lead sources, leads by status; the
+    # default period (this month) may hold no records yet on its first day, so the five are
+    # counted over the last 12 months, which the demo data always fills
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
     period = page.locator("[data-testid=stCaptionContainer]", has_text="compared with")
     before = period.inner_text()
     page.get_by_role("combobox", name="Period").click()
