@@ -114,7 +114,8 @@ def _survey_link(entity: records.Entity, name: str) -> bool:
 def _drops_parent(entity: records.Entity) -> bool:
     """Whether the entity's updates are records.update_many's (update_in's), which drop the
     parent field (a contact's customer: changed only by its own command): the file's parent
-    is matched and checked like the row path's, and written by neither."""
+    is matched and checked like the row path's, written by neither, and a row naming another
+    one is rejected in the dry run by both (importer.kept_on_update)."""
     return bool(entity.parent) and entity.update_in is None
 
 
