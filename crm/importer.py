@@ -1091,11 +1091,23 @@ def _check(user: User, entity: records.Entity, row: Row, specs: dict,
             clean = validate(entity.fields, values, partial=True)
             row.changes = {k: (current.get(k), v) for k, v in clean.items()
                            if records._differs(current.get(k), v)}
+            for k in kept_on_update(entity):  # the write would keep them: no promise of it
+                if k in row.changes:
+                    row.errors[specs[k].shown_label] = _(
+                        "cannot be changed by an update (it is set when the record is created)")
             if not row.changes:
                 row.action = "skip"
     except ValidationError as exc:
         row.errors.update({specs[k].shown_label if k in specs else k: v
                            for k, v in exc.errors.items()})
+
+
+def kept_on_update(entity: records.Entity) -> list[str]:
+    """Fields an update keeps as they are (records.update_in and update_many drop them: set
+    once, changed only by their own commands, e.g. a contact's customer); a deal's stage is
+    not one of them (the import moves the deal)."""
+    return [f.name for f in entity.fields if (f.create_only or f.name == entity.parent)
+            and not (entity.table == "deals" and f.name == "stage_id")]
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -1117,6 +1129,12 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
                      pipeline_id=p.pipeline_id)
         if fresh.counts != p.counts:
             raise ImportFileError(_("The records changed since the dry run; run it again."))
+        # the row path's version check: an update of a record saved since the dry run
+        seen = importer_updates.dry_run_versions(db, p)
+        for row in fresh.rows:
+            if row.action == "update" and seen.get(row.line, row.version) != row.version:
+                raise ImportFileError(_("Row {line}: the record changed since the dry run; "
+                                        "run it again.").format(line=row.line))
         return execute(db, user, fresh)
     rejected = [{"line": r.line, "errors": r.errors} for r in p.rows if r.action == "reject"]
     with db.transaction() as cur:
@@ -1540,6 +1558,11 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                 continue
             # an update: the fields (and a deal's product lines) as they were
             old = {k: v[0] for k, v in json.loads(before or "{}").items()}  # {}: none changed
+            why = _undo_refusal(cur, user, entity, record_id, old)
+            if why:  # (checked before any write: a deal's move back would write first)
+                refused.append(((n, line), {"line": line, "record_id": record_id,
+                                            "reason": why}))
+                continue
             lines = old.pop("product_lines", None) if "product_lines" in old else False
             version = version_after
             if "stage_id" in old and table == "deals":
@@ -1556,6 +1579,26 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                     {"t": datetime.now(), "by": user.id or None, "i": import_id})
     return {"undone": done, "refused": [r for _n, r in sorted(refused, key=lambda r: r[0],
                                                                reverse=True)]}
+
+
+def _undo_refusal(cur, user: User, entity: records.Entity, record_id: int,
+                  old: dict) -> str | None:
+    """Why records.update_in would refuse to give the record its old values back: a custom
+    link (or user) field's old value no longer live (a record trashed since, a user
+    deactivated) or not visible to the user (records._check_links' words); None when
+    it would not."""
+    links = [f for f in entity.fields if f.custom and f.type in ("ref", "user")
+             and f.name in old and old[f.name] is not None]
+    if not links:
+        return None
+    current = records.fetch(cur, entity, record_id)
+    try:
+        records._check_links(cur, user, entity, {
+            f.name: convert(f, old[f.name]) for f in links
+            if records._differs(current[f.name], convert(f, old[f.name]))})
+    except ValidationError as exc:
+        return "; ".join(exc.errors.values())
+    return None
 
 
 def rejected_csv(import_plan: Plan) -> bytes:
@@ -2146,7 +2189,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             counts = dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
                           .fetchall())
             write = ("action = 'create'", "seq")
-        if mode != "create":  # its checked rows (_c, _d) stay: execute() matches them again
+        if mode != "create":  # its checked rows (_c, _d) stay: execute() matches them again,
+            # and refuses an update whose record changed since (_v: the versions seen here)
+            cur.execute(f"CREATE TABLE {name}_v AS SELECT line, version FROM {name}"
+                        " WHERE action = 'update'")
             cur.execute(f"DROP TABLE IF EXISTS {name}")
         else:
             cur.execute(f"DROP TABLE IF EXISTS {name}_c")
@@ -2166,7 +2212,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             cur.execute(f"DROP TABLE IF EXISTS {table}")
         cur.execute(f"DROP TABLE {raw}")
     except BaseException:
-        for table in [raw, name, name + "_c", name + "_d", name + "_e", name + "_k"] + [
+        for table in [raw, name, name + "_c", name + "_d", name + "_e", name + "_k",
+                      name + "_v"] + [
                 f"{name}_m{m}" for m in range(len(source.headers))] + [
                 f"{name}_u{n}" for n in entity.unique]:
             try:
@@ -2329,13 +2376,16 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
     cur.execute(sql, _used(visible, sql))
     differs = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", f"s.f_{n}")
                           for n in fields) or "false"
+    # _check: a field the update would keep (a contact's customer) given another value
+    kept = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", f"s.f_{n}")
+                       for n in kept_on_update(entity) if n in fields) or "false"
     unmatched = ("'reject'" if mode == "update"
                  else "CASE WHEN s.bad THEN 'reject' ELSE 'create' END")
     cur.execute(
         f"CREATE TABLE {name} AS SELECT s.line, e.id AS record_id, t.version,"
         " CASE WHEN s.line > d.first THEN d.first END AS dup_of,"
         " CASE WHEN s.line > d.first THEN 'reject'"
-        f" WHEN e.id IS NULL THEN {unmatched} WHEN s.bad_u THEN 'reject'"
+        f" WHEN e.id IS NULL THEN {unmatched} WHEN s.bad_u OR {kept} THEN 'reject'"
         f" WHEN {differs} THEN 'update' ELSE 'skip' END AS action"
         f" FROM {name}_c s LEFT JOIN {name}_d d ON d.k = s.k LEFT JOIN {name}_e e ON e.k = s.k"
         f" LEFT JOIN {table} t ON t.id = e.id")

@@ -53,8 +53,19 @@ def drop(db: Database, name: str) -> None:
     from crm import importer
 
     taken = tuple(f"_tk{n}" for e in importer.entities() for n in e.unique)  # pg_snapshot's
-    for suffix in ("", "_c", "_d", "_u", "_w", "_t") + taken:
+    for suffix in ("", "_c", "_d", "_u", "_w", "_t", "_v") + taken:
         importer._drop_quietly(db, name + suffix)
+
+
+def dry_run_versions(db: Database, p) -> dict[int, int]:
+    """{line: the record's version} of the rows a set-based dry run would update."""
+    from crm import importer
+
+    cur = importer._stage_cursor(getattr(p, "_db", None) or db)
+    try:
+        return dict(cur.execute(f"SELECT line, version FROM {p.staged_updates}_v").fetchall())
+    finally:
+        cur.close()
 
 
 def writable(db: Database, p) -> bool:
@@ -103,7 +114,8 @@ def _survey_link(entity: records.Entity, name: str) -> bool:
 def _drops_parent(entity: records.Entity) -> bool:
     """Whether the entity's updates are records.update_many's (update_in's), which drop the
     parent field (a contact's customer: changed only by its own command): the file's parent
-    is matched and checked like the row path's, and written by neither."""
+    is matched and checked like the row path's, written by neither, and a row naming another
+    one is rejected in the dry run by both (importer.kept_on_update)."""
     return bool(entity.parent) and entity.update_in is None
 
 
@@ -162,6 +174,14 @@ def prepare(db: Database, user: User, p) -> None:
         if counts != p._update_counts or rejected != p._update_rejected:
             raise importer.ImportFileError(_("The records changed since the dry run; run it "
                                              "again."))
+        # the row path writes its updates with the versions of its dry run: a record saved
+        # since (in any field, one the file does not touch too) refuses the import
+        line = cur.execute(f"SELECT min(a.line) FROM {name} a JOIN {name}_v v ON v.line ="
+                           " a.line WHERE a.action = 'update' AND a.version <> v.version"
+                           ).fetchone()[0]
+        if line is not None:
+            raise importer.ImportFileError(_("Row {line}: the record changed since the dry "
+                                             "run; run it again.").format(line=line))
         from crm import importer_kept
 
         kept = importer_kept.fields(entity, fields)  # a birthday without the kind

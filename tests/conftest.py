@@ -1,5 +1,7 @@
+import gc
 import itertools
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("CRM_BCRYPT_ROUNDS", "4")  # cheap hashes: tests sign in many times
@@ -19,6 +21,7 @@ POSTGRES_READY = {
     "test_records.py",
     "test_pipeline.py",
     "test_importer.py",
+    "test_importer_agreement.py",
     "test_auth.py",
     "test_analytics.py",
     "test_service.py",
@@ -227,3 +230,71 @@ def element_strings(at, names: tuple[str, ...], skip: tuple[str, ...] = ("Text",
             walk(node.proto)
         stack.extend(getattr(node, "children", {}).values())
     return found
+
+
+# --- the importer's tests: two databases that start the same (tests/importer_dbs.py) ------
+
+@pytest.fixture
+def two_dbs(new_database):
+    """Two new databases on the file's engine, each with the team: the row path's and the
+    set-based path's."""
+    from tests.importer_dbs import make_db
+
+    made = [make_db(new_database()), make_db(new_database())]
+    yield made
+    for db, _team in made:
+        db.close()
+
+
+@pytest.fixture
+def two(two_dbs):
+    """two_dbs, with the automation rules' cache dropped after the test."""
+    from crm import rules
+
+    yield two_dbs
+    rules.invalidate()
+
+
+@pytest.fixture
+def linked(two, request):
+    """two, each seeded with tests/test_importer_refs.py's records and then given two custom
+    link fields (importer_dbs.add_links) on the test module's LINKED table (leads unless it
+    names another)."""
+    from tests.importer_dbs import add_links
+    from tests.test_importer_refs import seed
+
+    for db, team in two:
+        seed(db, team)
+    for db, team in two:  # (a custom field is every database's entity's once added)
+        add_links(db, team, getattr(request.module, "LINKED", "leads"))
+    return two
+
+
+@pytest.fixture(autouse=True)
+def import_temp_files(request, monkeypatch):
+    """The import tests' temporary files (the importer's crm-import-*.csv copies, and those of
+    child processes they start) go to a folder of the test's own, not the system's, where a
+    test must leave none of ours behind (weakref.finalize removes a copy with its Source)."""
+    if not request.module.__name__.rsplit(".", 1)[-1].startswith("test_import"):
+        yield
+        return
+    if getattr(getattr(request.node, "callspec", None), "params", {}).get(
+            "engine") == "postgresql":
+        request.getfixturevalue("pg_cluster")  # its data folder in the system's, as before
+    folder = request.getfixturevalue("tmp_path") / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    yield folder
+    gc.collect()
+    left = sorted(p.name for p in folder.iterdir() if p.name.startswith("crm-"))
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.passed:  # (a failure's traceback keeps its plans)
+        assert not left, f"left in the temporary folder: {left}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call":
+        item.report_call = outcome.get_result()  # for import_temp_files

@@ -7,21 +7,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from crm import customers, importer, rules
-from tests.test_importer_fast import make_db
+from crm import customers, importer
 from tests.test_importer_complaint_updates import reports
 from tests.test_importer_ref_updates import compare_entity
 
 FUTURE = (date.today() + timedelta(days=40)).isoformat()
-
-
-@pytest.fixture
-def two(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    yield made
-    for db, _team in made:
-        db.close()
-    rules.invalidate()
 
 
 def seed_customers(db, team) -> None:

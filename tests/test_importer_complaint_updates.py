@@ -6,18 +6,9 @@ from datetime import date
 
 import pytest
 
-from crm import importer, rules, service
-from tests.test_importer_fast import make_db
+from crm import importer, service
 from tests.test_importer_ref_updates import compare_entity
 
-
-@pytest.fixture
-def two(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    yield made
-    for db, _team in made:
-        db.close()
-    rules.invalidate()
 
 def reports(monkeypatch) -> list:
     """The rejected-rows CSV of each plan the test imports (importer.execute's first call;
@@ -73,9 +64,6 @@ def complaint_file(dates: bool = True) -> str:
     lines.append("C1,,,," + more)
     lines.append("A new complaint,open,low," + more)  # an upsert's: it lacks a customer
     return "\n".join(lines) + "\n"
-
-
-
 
 
 @pytest.mark.parametrize("dates", [True, False])

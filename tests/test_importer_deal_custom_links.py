@@ -4,30 +4,12 @@ near-miss suggestions and visibility), checked live and visible at the write
 (importer_recheck.refuse, as records._check_links checks them); compared with the row path."""
 import pytest
 
-from crm import custom_fields, deals, importer, rules
-from tests.test_importer_fast import make_db
-from tests.test_importer_refs import compare, seed
+from crm import deals, importer
+from tests.importer_dbs import add_links
+from tests.test_importer_refs import compare
 
 
-def add_links(db, team):
-    admin = team["admin"]
-    custom_fields.add_field(db, admin, "deals", {"name": "referrer", "label": "Referred by",
-                                                 "type": "ref", "ref_table": "customers"})
-    custom_fields.add_field(db, admin, "deals", {"name": "rival", "label": "Main rival",
-                                                 "type": "ref", "ref_table": "competitors"})
-
-
-@pytest.fixture
-def seeded(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    for db, team in made:
-        seed(db, team)
-    for db, team in made:  # (a custom field is every database's entity's once added)
-        add_links(db, team)
-    yield made
-    for db, _team in made:
-        db.close()
-    rules.invalidate()
+LINKED = "deals"  # the table of the linked fixture's custom link fields
 
 
 DEALS = [
@@ -50,8 +32,8 @@ DEALS = [
 
 @pytest.mark.parametrize("user", ["admin", "reza"])
 def test_new_deals_with_custom_links_take_the_fast_path_with_the_row_paths_results(
-        seeded, user):
-    found = compare(seeded, deals.DEALS, DEALS, user)
+        linked, user):
+    found = compare(linked, deals.DEALS, DEALS, user)
     reasons = dict(found["rejected"])
     assert "Did you mean rival inc?" in str(reasons[4])
     assert ("Did you mean acme?" in str(reasons[4])) == (user == "admin")  # a rep's alone
@@ -60,7 +42,7 @@ def test_new_deals_with_custom_links_take_the_fast_path_with_the_row_paths_resul
     if user == "admin":
         assert found["counts"]["create"] >= 7, found
         stored = {r["line"]: r for r in found["stored"]}
-        twins = seeded[1][0].query("SELECT id FROM customers WHERE name = 'Twin' ORDER BY id")
+        twins = linked[1][0].query("SELECT id FROM customers WHERE name = 'Twin' ORDER BY id")
         assert stored[8]["referrer"] == twins[-1]["id"] and stored[10]["referrer"] == 1
         assert stored[2]["rival"] == stored[3]["rival"] is not None
     else:
@@ -69,21 +51,20 @@ def test_new_deals_with_custom_links_take_the_fast_path_with_the_row_paths_resul
     assert not any(r["live"] for r in found["after"] if r["title"] in ("One", "Two"))
 
 
-def test_a_custom_link_to_a_trashed_competitor_refuses_the_import_alike(seeded):
+def test_a_custom_link_to_a_trashed_competitor_refuses_the_import_alike(linked):
     """The resolver reads competitors whole (trashed too): the row path's write refuses a
     trashed one (records._check_links), and so does the set-based write."""
-    found = compare(seeded, deals.DEALS, DEALS[:3] + ["Fourteen,Proposal,,,Closed Rival,"])
+    found = compare(linked, deals.DEALS, DEALS[:3] + ["Fourteen,Proposal,,,Closed Rival,"])
     assert found["error"] and "does not exist" in found["error"], found["error"]
 
 
-def test_a_customer_trashed_since_the_dry_run_refuses_alike(seeded):
+def test_a_customer_trashed_since_the_dry_run_refuses_alike(linked):
     from tests.test_importer_recheck import compare as compare_after, trash_customer
 
-    found = compare_after(seeded, deals.DEALS, ["Deal name,Stage,Referred by", "One,Proposal,Acme"],
+    found = compare_after(linked, deals.DEALS, ["Deal name,Stage,Referred by", "One,Proposal,Acme"],
                           trash_customer("Acme"))
     assert found["error"] == "Row 2: Referred by: record #{} does not exist".format(
-        seeded[0][0].scalar("SELECT id FROM customers WHERE name = 'Acme'"))
-
+        linked[0][0].scalar("SELECT id FROM customers WHERE name = 'Acme'"))
 
 
 def link_file(n: int) -> str:
@@ -99,30 +80,23 @@ def link_file(n: int) -> str:
 
 
 @pytest.mark.parametrize("user", ["admin", "reza"])
-def test_deal_updates_with_a_custom_link_are_written_set_based_alike(tmp_path, user,
-                                                                      monkeypatch):
+def test_deal_updates_with_a_custom_link_are_written_set_based_alike(two, user, monkeypatch):
     from crm import customers
     from tests import test_importer_deal_updates as du
 
-    two = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    try:
-        for db, team in two:
-            du.seed(db, team, 40)
-            gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
-            customers.delete_customer(db, team["admin"], gone)
-        for db, team in two:
-            add_links(db, team)
-        real, rows = importer.write_row, []
-        monkeypatch.setattr(importer, "write_row",
-                            lambda *a, **k: rows.append(a) or real(*a, **k))
-        counts, rejected, _after, undone, _final = du.compare(two, link_file(40), user=user)
-        assert len(rows) == counts["update"]  # the row path's update_deal_in; set-based none
-        reasons = " ".join(str(e) for _l, e in rejected)
-        for words in ("no 'Nobody Inc' here", "no 'Gone Ltd' here"):
-            assert words in reasons, words
-        assert ("no 'UAB Saulė' here" in reasons) == (user == "reza")  # sam's customer
-        assert counts["update"] > 3 and undone["undone"] == counts["update"]
-    finally:
-        for db, _team in two:
-            db.close()
-        rules.invalidate()
+    for db, team in two:
+        du.seed(db, team, 40)
+        gone = customers.create_customer(db, team["admin"], {"name": "Gone Ltd"})
+        customers.delete_customer(db, team["admin"], gone)
+    for db, team in two:
+        add_links(db, team, "deals")
+    real, rows = importer.write_row, []
+    monkeypatch.setattr(importer, "write_row",
+                        lambda *a, **k: rows.append(a) or real(*a, **k))
+    counts, rejected, _after, undone, _final = du.compare(two, link_file(40), user=user)
+    assert len(rows) == counts["update"]  # the row path's update_deal_in; set-based none
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("no 'Nobody Inc' here", "no 'Gone Ltd' here"):
+        assert words in reasons, words
+    assert ("no 'UAB Saulė' here" in reasons) == (user == "reza")  # sam's customer
+    assert counts["update"] > 3 and undone["undone"] == counts["update"]

@@ -6,18 +6,9 @@ from unittest import mock
 import pytest
 
 from crm import deals, importer, importer_updates, records, rules
-from tests.test_importer_fast import deal_world, make_db
+from tests.test_importer_fast import deal_world
 
 HEADER = "Title,Amount,Close Date,Owner,Customer,Contact,Probability,Notes,Competing against"
-
-
-@pytest.fixture
-def two(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    yield made
-    for db, _team in made:
-        db.close()
-    rules.invalidate()
 
 
 CUSTOMERS = ["Analytical Engines Ltd", "Bletchley Park Trust", "پارسیان تجارت", None]

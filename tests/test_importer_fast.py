@@ -3,6 +3,7 @@ same results as the row path, and a kill -9 in the middle of a big import leaves
 as it was."""
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,8 @@ import pytest
 
 from crm import auth, importer, leads
 from crm.db import Database
+from tests.importer_dbs import make_db
 
-PASSWORD = "correct horse 42"
 ROOT = Path(__file__).resolve().parent.parent
 
 HEADER = ("First Name,Last Name,E-mail Address,Phone,Company,Status,Lead Source,Owner,"
@@ -52,17 +53,6 @@ MESSY = [
     'Dup,Again,Alan@example.com,,,new,,,,,,,',  # the same email as row 3, other case
     'Trail,Space,  space@example.com  ,,,NEW ,,,  42 ,,,,',
 ]
-
-
-def make_db(path: Path) -> tuple[Database, dict]:
-    db = Database(path)
-    auth.create_user(db, None, "admin", "Ada Admin", "ada@example.com", PASSWORD, "admin")
-    admin = auth.get_user(db, "admin")
-    for username, name, role in [("maria", "Maria Manager", "manager"),
-                                 ("reza", "Reza Rahimi", "rep"), ("sam", "Sam Seller", "rep"),
-                                 ("vic", "Vic Viewer", "viewer")]:
-        auth.create_user(db, admin, username, name, None, PASSWORD, role)
-    return db, {u: auth.get_user(db, u) for u in ("admin", "maria", "reza", "sam", "vic")}
 
 
 # import_records, a row a record (a row of the set-based path stands for a run of span lines)
@@ -101,14 +91,6 @@ def outcome(db: Database, user, text: str, fast: bool, key="email", existing=())
                                {"i": import_id})}
 
 
-@pytest.fixture
-def two_dbs(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    yield made
-    for db, _team in made:
-        db.close()
-
-
 def compare(two_dbs, text, user="admin", **options):
     (slow_db, slow_team), (fast_db, fast_team) = two_dbs
     slow = outcome(slow_db, slow_team[user], text, False, **options)
@@ -134,17 +116,12 @@ def test_without_a_key_and_against_records_already_there(two_dbs):
     compare(two_dbs, text, key=None)
 
 
-def test_records_already_there_are_skipped_alike(tmp_path):
+def test_records_already_there_are_skipped_alike(two_dbs):
     text = HEADER + "\n" + "\n".join(MESSY) + "\n"
-    made = [make_db(tmp_path / "a.duckdb"), make_db(tmp_path / "b.duckdb")]
-    try:
-        existing = [{"last_name": "There", "email": "ada@example.com"},
-                    {"last_name": "There too", "email": "SAM@example.com"}]
-        found = compare(made, text, existing=existing)
-        assert found["counts"]["skip"] == 2
-    finally:
-        for db, _team in made:
-            db.close()
+    existing = [{"last_name": "There", "email": "ada@example.com"},
+                {"last_name": "There too", "email": "SAM@example.com"}]
+    found = compare(two_dbs, text, existing=existing)
+    assert found["counts"]["skip"] == 2
 
 
 def test_a_rep_imports_only_their_own_records_and_a_viewer_nothing(two_dbs):
@@ -225,7 +202,12 @@ def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tm
               for t in ("leads", "imports", "import_records", "audit_log")}
     db.close()
     big = tmp_path / "big.csv"
-    env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT)}
+    # the child's temporary files in a folder of its own: its copy of the file outlives it
+    # (a finalizer does not run after kill -9), 30 MB each run in the system's folder before
+    child_tmp = tmp_path / "child-tmp"
+    child_tmp.mkdir()
+    env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT),
+           "TMPDIR": str(child_tmp)}
     # the bench's file, written in a child process (importing crm.bench here would shadow
     # the fake bench module of tests/test_cli.py)
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from crm"
@@ -266,6 +248,7 @@ def test_a_kill_9_in_the_middle_of_a_big_import_leaves_the_database_as_before(tm
         assert db.scalar("SELECT count(*) FROM leads") == 300_001
     finally:
         db.close()
+    shutil.rmtree(child_tmp)  # whatever the killed child left there
 
 
 def test_a_big_file_is_utf8_checked_by_duckdb_and_read_again_when_it_is_not(tmp_path):

@@ -4,7 +4,8 @@ import json
 from decimal import Decimal
 
 from crm import deals, importer, importer_lines
-from tests.test_importer_fast import deal_world, make_db
+from tests.importer_dbs import make_db
+from tests.test_importer_fast import deal_world
 
 DESCRIPTIONS = ["GTX Pro", 'with "quotes" and \\ back', "پارسیان × ۲", "a/b\tc", "Saulė; x|y",
                 "line\nbreak", "  spaced  "]
@@ -61,7 +62,7 @@ def test_lines_in_sql_are_the_row_paths_text_keys_and_undo_json(tmp_path):
 import pytest  # noqa: E402
 from unittest import mock  # noqa: E402
 
-from crm import importer_updates, rules  # noqa: E402
+from crm import importer_updates  # noqa: E402
 from tests.test_importer_deal_updates import seed, state, title  # noqa: E402
 
 LINE_CELLS = ["GTX Pro x 2; SKU-7", "MG Special (3)", "", "GTX-1", "SKU-7 x 1.5; GTX Pro",
@@ -97,15 +98,6 @@ def with_lines(db, team, n: int) -> None:
             deals.insert_lines(cur, team["admin"], deal_id, [{
                 "product_id": gtx, "description": "GTX Pro", "quantity": Decimal("2"),
                 "unit_price": Decimal("1000")}])
-
-
-@pytest.fixture
-def two(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    yield made
-    for db, _team in made:
-        db.close()
-    rules.invalidate()
 
 
 @pytest.mark.parametrize("user", ["admin", "reza"])

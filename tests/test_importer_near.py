@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 
 from crm import customers, importer, importer_near
 from crm.db import Database
-from tests.test_importer_fast import make_db
+from tests.importer_dbs import make_db
 
 # letters that make near misses likely, and the awkward ones: cases SQL and Python lower
 # alike or not (İ, Σ), white space str.strip() removes, Persian letters and digits

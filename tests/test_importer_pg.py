@@ -4,6 +4,7 @@ files through the row path (fast=False) and the set-based path (fast=True) leave
 records, audit rows, import records, rejects and rejected-rows CSV, and the same after undo;
 a kill -9 before the commit leaves the database as it was."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,17 +16,10 @@ from crm import customers, importer, leads
 from crm.db import Database
 from tests.test_importer_fast import (
     CUSTOMER_HEADER, CUSTOMERS_MESSY, EXISTING_PRODUCTS, HEADER, MESSY, PRODUCT_HEADER,
-    PRODUCTS_MESSY, ROOT, customer_outcome, make_db, outcome, product_outcome)
+    PRODUCTS_MESSY, ROOT, customer_outcome, outcome, product_outcome)
+from tests.importer_dbs import make_db
 
 pytestmark = pytest.mark.postgresql_only
-
-
-@pytest.fixture
-def two_dbs(new_database):
-    made = [make_db(new_database()), make_db(new_database())]
-    yield made
-    for db, _team in made:
-        db.close()
 
 
 def leftover(db: Database, user, import_id) -> dict:
@@ -139,7 +133,12 @@ def test_a_kill_9_before_the_commit_leaves_postgresql_as_before(new_database, tm
               for t in ("leads", "imports", "import_records", "audit_log")}
     db.close()
     big = tmp_path / "big.csv"
-    env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT)}
+    # the child's temporary files in a folder of its own: its copy of the file outlives it
+    # (a finalizer does not run after kill -9), 30 MB each run in the system's folder before
+    child_tmp = tmp_path / "child-tmp"
+    child_tmp.mkdir()
+    env = {**os.environ, "CRM_IMPORT_TEST_PAUSE": "60", "PYTHONPATH": str(ROOT),
+           "TMPDIR": str(child_tmp)}
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from crm"
                     " import bench; bench.write_leads_csv(Path(sys.argv[1]), 150_000)",
                     str(big)], cwd=ROOT, env=env, check=True, timeout=120)
@@ -182,6 +181,7 @@ def test_a_kill_9_before_the_commit_leaves_postgresql_as_before(new_database, tm
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "row by row" not in done.stdout
+    shutil.rmtree(child_tmp)  # whatever the killed child left there
     db = Database(url)
     try:
         assert db.scalar("SELECT count(*) FROM leads") == 150_001
@@ -195,7 +195,7 @@ def test_a_kill_9_before_the_commit_leaves_postgresql_as_before(new_database, tm
 
 from tests.test_importer_updates import (  # noqa: E402
     test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
-    test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
+    test_a_record_changed_since_the_dry_run_in_another_field_refuses_the_import_alike,
     test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
     test_a_rep_updates_their_own_records_alike,
     test_the_fast_write_and_undo_do_not_use_the_row_path,
@@ -204,9 +204,9 @@ from tests.test_importer_updates import (  # noqa: E402
     test_what_update_many_refuses_at_the_write_is_refused_alike,
     test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
 
-UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
+UPDATE_TESTS = (  # collected here too, with `two` (tests/conftest.py) on PostgreSQL
     test_a_big_update_is_written_set_based_as_the_row_path_writes_it,
-    test_a_record_changed_since_the_dry_run_in_another_field_is_written_as_replanned,
+    test_a_record_changed_since_the_dry_run_in_another_field_refuses_the_import_alike,
     test_a_record_saved_between_the_match_and_the_write_refuses_the_import,
     test_a_rep_updates_their_own_records_alike,
     test_the_fast_write_and_undo_do_not_use_the_row_path,
@@ -214,14 +214,6 @@ UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
     test_undo_refuses_records_changed_or_trashed_since_with_the_reason,
     test_what_update_many_refuses_at_the_write_is_refused_alike,
     test_with_rules_watching_the_rows_go_through_the_row_path_and_rules_run)
-
-
-@pytest.fixture
-def two(two_dbs):
-    from crm import rules
-
-    yield two_dbs
-    rules.invalidate()
 
 
 @pytest.mark.parametrize("mode", ["update", "upsert"])
@@ -288,24 +280,6 @@ def test_product_updates_by_code_set_based_on_postgresql_give_the_row_paths_resu
         results.append((counts, rejected, after, undone, product_state(db)))
     assert results[1] == results[0]
     assert results[1][0]["update"] >= 1
-
-
-@pytest.fixture
-def linked(new_database):
-    from tests.test_importer_custom_links import add_links
-    from tests.test_importer_refs import seed
-
-    made = [make_db(new_database()), make_db(new_database())]
-    for db, team in made:
-        seed(db, team)
-    for db, team in made:
-        add_links(db, team)
-    yield made
-    for db, _team in made:
-        db.close()
-    from crm import rules
-
-    rules.invalidate()
 
 
 def test_custom_links_go_row_by_row_on_postgresql_and_import(linked):

@@ -5,18 +5,15 @@ as the row path does, with its words, and leaves both databases alike
 import pytest
 
 from crm import activities, auth, customers, deals, importer, products, records, service
-from tests.test_importer_fast import RUNS, make_db
+from tests.test_importer_fast import RUNS
 from tests.test_importer_refs import seed
 
 
 @pytest.fixture
-def seeded(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    for db, team in made:
+def seeded(two_dbs):
+    for db, team in two_dbs:
         seed(db, team)
-    yield made
-    for db, _team in made:
-        db.close()
+    return two_dbs
 
 
 def _id(db, table, column, value):

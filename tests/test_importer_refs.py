@@ -8,7 +8,7 @@ import pytest
 
 from crm import activities, customers, deals, importer, leads, market, products, records
 from crm import service
-from tests.test_importer_fast import RUNS, make_db
+from tests.test_importer_fast import RUNS
 
 FUTURE = (date.today() + timedelta(days=30)).isoformat()
 LATER = (date.today() + timedelta(days=3)).isoformat() + " 10:00"
@@ -94,13 +94,10 @@ def outcome(db, user, entity, text, fast, key=None):
 
 
 @pytest.fixture
-def seeded(tmp_path):
-    made = [make_db(tmp_path / "row.duckdb"), make_db(tmp_path / "fast.duckdb")]
-    for db, team in made:
+def seeded(two_dbs):
+    for db, team in two_dbs:
         seed(db, team)
-    yield made
-    for db, _team in made:
-        db.close()
+    return two_dbs
 
 
 def compare(seeded, entity, rows, user="admin", key=None):
