@@ -228,25 +228,28 @@ _PASS_SETS = (("segment", "x.segment"), ("product", "x.product"), ("owner", "x.o
 
 def survey_numbers(db: Database, user: User, f: Filters | None = None,
                    lang: str | None = None) -> dict:
-    """What the page shows of the filtered answers, from one pass over them (GROUPING SETS:
-    the whole, each month, each CSAT score, segment, product and owner), equal to
-    {nps: nps_summary(), trend: nps_over_time(), csat: csat_distribution(), by:
-    scores_by_all()}, which read the answers four times (at the large demo 500,000 of them:
-    PostgreSQL 0.3-1.7 s each)."""
+    """What the page shows of the filtered answers, from one pass over them, equal to {nps:
+    nps_summary(), trend: nps_over_time(), csat: csat_distribution(), by: scores_by_all()},
+    which read the answers four times (at the large demo 500,000 of them: PostgreSQL 0.3-1.7 s
+    each). The answers are counted once per segment, product, owner, month and CSAT score,
+    and those few counts summed per grouping set (the whole, each month, each score, each
+    segment, product and owner); the CSAT averages are their sums over their counts."""
     tables, where, params = _surveys(user, f)
     key, join = calendar.period("t.answered_on", "month", lang)
     found = db.query(
         "WITH x AS (SELECT c.segment AS segment, t.product_id AS product,"
-        f" t.owner_id AS owner, {key} AS period, t.csat AS score, t.nps, t.csat"
-        f" FROM {tables}{join} WHERE {where}),"
+        f" t.owner_id AS owner, {key} AS period, t.csat AS score, count(*) AS n,"
+        f" {_NPS_COUNTS} FROM {tables}{join} WHERE {where}"
+        f" GROUP BY c.segment, t.product_id, t.owner_id, {key}, t.csat),"
         f" g AS (SELECT {', '.join(col for _d, col in _PASS_SETS)}, "
         + ", ".join(f"GROUPING({col}) AS g_{d}" for d, col in _PASS_SETS)
-        + ", count(*) AS n, count(x.nps) AS answers,"
-          " count(*) FILTER (WHERE x.nps >= 9) AS promoters,"
-          " count(*) FILTER (WHERE x.nps BETWEEN 7 AND 8) AS passives,"
-          " count(*) FILTER (WHERE x.nps <= 6) AS detractors,"
-          " count(x.csat) AS csat_answers, avg(x.csat) AS csat_average, "
-        + ", ".join(f"count(*) FILTER (WHERE x.csat = {s}) AS csat_{s}" for s in range(1, 6))
+        + ", sum(x.n) AS n, "
+        + ", ".join(f"sum(x.{k}) AS {k}" for k in ("answers", "promoters", "passives",
+                                                   "detractors"))
+        + ", coalesce(sum(x.n) FILTER (WHERE x.score IS NOT NULL), 0) AS csat_answers,"
+          " sum(x.score * x.n) AS csat_sum, "
+        + ", ".join(f"coalesce(sum(x.n) FILTER (WHERE x.score = {s}), 0) AS csat_{s}"
+                    for s in range(1, 6))
         + " FROM x GROUP BY GROUPING SETS ((), "
         + ", ".join(f"({col})" for _d, col in _PASS_SETS) + "))"
           " SELECT g.*, p.name AS product_name, u.name AS owner_name FROM g"
@@ -261,7 +264,7 @@ def survey_numbers(db: Database, user: User, f: Filters | None = None,
     for row in found:
         grouped = [d for d in sets if row[f"g_{d}"] == 0]
         if not grouped:
-            total = {k: row[k] for k in nps_keys}
+            total = {k: row[k] or 0 for k in nps_keys}  # no answers: NULL sums
         elif grouped == ["period"]:
             if row["answers"]:  # months with CSAT answers alone have no NPS point
                 trend.append(_with_nps({"period": row["period"],
@@ -273,10 +276,10 @@ def survey_numbers(db: Database, user: User, f: Filters | None = None,
             dimension = grouped[0]
             _with_nps(row)
             row["satisfied"] = satisfied_share({s: row[f"csat_{s}"] for s in range(1, 6)})
-            row["csat_average"] = (None if row["csat_average"] is None
-                                   else float(row["csat_average"]))
+            row["csat_average"] = (int(row["csat_sum"]) / row["csat_answers"]
+                                   if row["csat_answers"] else None)
             row["key"], row["label"] = row[dimension], row[labels[dimension]]
-            for k in ("period", "score", "g_period", "g_score"):
+            for k in ("period", "score", "g_period", "g_score", "csat_sum"):
                 row.pop(k)
             out[dimension].append(row)
     for rows in out.values():

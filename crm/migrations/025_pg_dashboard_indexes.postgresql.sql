@@ -20,3 +20,9 @@ CREATE INDEX deals_live_stage_amount ON deals (stage_id, amount DESC NULLS LAST,
 -- leads created in a period (home: lead conversion and sources)
 CREATE INDEX leads_live_created_facts ON leads (created_at)
     INCLUDE (source, status, converted_at, owner_id) WHERE deleted_at IS NULL;
+
+-- the live deals by id with what the open pipeline of a past day sums and filters by: its
+-- stage spans (deal_stage_spans) join their deals through it without reading the table
+-- (home, the pipeline at the previous period's end: 0.9 s -> 0.3 s at the large demo)
+CREATE INDEX deals_live_id_facts ON deals (id) INCLUDE (currency, owner_id, pipeline_id, amount)
+    WHERE deleted_at IS NULL;
