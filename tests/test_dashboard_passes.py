@@ -216,3 +216,16 @@ def test_page_numbers_read_the_answers_once(db, team, shop):
     assert {k: numbers[k] for k in ("nps", "trend", "csat", "by")} == \
         sat.survey_numbers(db, maria, f, "en")
     assert numbers["at_risk"] == sat.at_risk(db, maria, f, TODAY, 5)
+
+
+@pytest.mark.parametrize("who", ["maria", "reza"])
+def test_home_numbers_without_todays_bases(db, team, shop, who):
+    """The home page leaves today's bases out (its tiles count the period's): the rest is the
+    same."""
+    from crm.dashboard import home_numbers
+
+    full = home_numbers(db, team[who], TODAY)
+    assert full["customer_base"] > 0
+    lean = home_numbers(db, team[who], TODAY, bases=False)
+    assert lean == {k: v for k, v in full.items()
+                    if k not in ("customer_base", "installed_base", "customers")}
