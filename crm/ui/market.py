@@ -515,13 +515,13 @@ def customers_tab(db, user: User, f: dict) -> None:
                 for r in abc["top"][:15]]), space=540, height=260)
     else:
         st.info(_("No won deals in this currency and period yet."))
+    power, places = am.power_and_places(db, user, currency)  # one pass for both charts
     left, right = st.columns(2)
     with left:
         from crm.customers import PURCHASING_POWER
 
         order = {k: i for i, k in enumerate(PURCHASING_POWER)}
-        power = sorted(am.purchasing_power(db, user, currency),
-                       key=lambda r: order.get(r["purchasing_power"], -1))
+        power = sorted(power, key=lambda r: order.get(r["purchasing_power"], -1))
         field = CUSTOMERS.spec["purchasing_power"]
         x = [field.choice_label(r["purchasing_power"]) or _("Not set") for r in power]
         fig = go.Figure(go.Bar(
@@ -564,7 +564,6 @@ def customers_tab(db, user: User, f: dict) -> None:
         if user.at_least("rep"):
             links[1].page_link("pages/return.py", label=_("Record a return or cancellation"),
                                icon=":material/add:", query_params={"id": "new"})
-    places = am.geography(db, user, currency)
     if places:
         countries = sorted({r["country"] for r in places})
         ids = [f"country:{c}" for c in countries] + [f"city:{r['country']}:{r['city']}"
