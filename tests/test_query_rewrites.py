@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from crm import pipelines
+from crm import market, pipelines
 from crm.analytics import market as am
 from crm.market import COMPETITORS, PRICE_RECORDS
 from crm.products import PRODUCTS
@@ -141,7 +141,8 @@ def test_positioning_groups_by_product_and_period_alone(db, team):
         rival = rng.choice([None, *rivals])
         made = PRICE_RECORDS.create(db, maria, {
             "product_id": rng.choice(products), "competitor_id": rival,
-            "competitor_product": "x" if rival else None, "price": str(rng.choice([10, 20, 20, 35.5, 99, 120])),
+            "competitor_product": rng.choice(["x", " x", "y", "", "  "]) if rival else None,
+            "price": str(rng.choice([10, 20, 20, 35.5, 99, 120])),
             "currency": rng.choice(["USD", "USD", "EUR"]), "region": rng.choice(["N", "S"]),
             "observed_on": DAY - timedelta(days=rng.randrange(0, 1100))})
         if i % 17 == 0:
@@ -154,6 +155,13 @@ def test_positioning_groups_by_product_and_period_alone(db, team):
         new = am.positioning(db, team["vic"], **args)
         assert new == old_positioning(db, team["vic"], **args)
         assert new
+    # crm.market.compared_products as first written: count(DISTINCT (pair)) per product
+    old_compared = {r["product_id"]: r["n"] for r in db.query(
+        "SELECT product_id, count(DISTINCT (competitor_id, trim(competitor_product))) AS n"
+        " FROM price_records WHERE deleted_at IS NULL AND competitor_id IS NOT NULL"
+        " AND product_id IS NOT NULL AND trim(competitor_product) <> '' GROUP BY product_id")}
+    assert market.compared_products(db, team["vic"]) == old_compared
+    assert max(old_compared.values()) >= 2
 
 
 def old_abc_classes(db, user, currency, a=0.80, b=0.95, since=None, top=50):
