@@ -396,10 +396,13 @@ def feature_columns(db: Database, user: User, product_id: int | None = None) -> 
 def compared_products(db: Database, user: User) -> dict[int, int]:
     """{product id: how many competitors' products its price records compare it with}."""
     _reader(user)
+    # the distinct pairs first, then counted: PostgreSQL sorted the 200,000 records for a
+    # count(DISTINCT (pair)) per product (0.6 s at the large demo; this way 0.16 s)
     return {r["product_id"]: r["n"] for r in db.query(
-        "SELECT product_id, count(DISTINCT (competitor_id, trim(competitor_product))) AS n"
-        " FROM price_records WHERE deleted_at IS NULL AND competitor_id IS NOT NULL"
-        " AND product_id IS NOT NULL AND trim(competitor_product) <> '' GROUP BY product_id")}
+        "SELECT product_id, count(*) AS n FROM (SELECT DISTINCT product_id, competitor_id,"
+        " trim(competitor_product) AS competitor_product FROM price_records"
+        " WHERE deleted_at IS NULL AND competitor_id IS NOT NULL AND product_id IS NOT NULL"
+        " AND trim(competitor_product) <> '') x GROUP BY product_id")}
 
 
 def feature_matrix(db: Database, user: User, product_id: int | None = None

@@ -93,7 +93,7 @@ sales.tile(d, _("Retention"), i18n.percent(keep["rate"]) or "–", keep["rate"],
                                            kept=i18n.number(keep["retained"]),
                                            before=i18n.number(keep["active_before"])))
 
-numbers = home_numbers(db, user)
+numbers = home_numbers(db, user, bases=False)  # the tiles count the bases of the period
 bases, bases_before = tiles["bases"]["now"], tiles["bases"]["before"]
 a, b, c, d = st.columns(4)
 a.metric(_("Open leads"), i18n.number(numbers["open_leads"]),

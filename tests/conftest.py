@@ -35,6 +35,7 @@ POSTGRES_READY = {
     "test_i18n.py",
     "test_perf_queries.py",
     "test_query_rewrites.py",
+    "test_dashboard_passes.py",
     "test_stage_spans.py",
     "test_cli_kpis.py",
     "test_cli.py",

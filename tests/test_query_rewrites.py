@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from crm import pipelines
+from crm import market, pipelines
 from crm.analytics import market as am
 from crm.market import COMPETITORS, PRICE_RECORDS
 from crm.products import PRODUCTS
@@ -141,7 +141,8 @@ def test_positioning_groups_by_product_and_period_alone(db, team):
         rival = rng.choice([None, *rivals])
         made = PRICE_RECORDS.create(db, maria, {
             "product_id": rng.choice(products), "competitor_id": rival,
-            "competitor_product": "x" if rival else None, "price": str(rng.choice([10, 20, 20, 35.5, 99, 120])),
+            "competitor_product": rng.choice(["x", " x", "y", "", "  "]) if rival else None,
+            "price": str(rng.choice([10, 20, 20, 35.5, 99, 120])),
             "currency": rng.choice(["USD", "USD", "EUR"]), "region": rng.choice(["N", "S"]),
             "observed_on": DAY - timedelta(days=rng.randrange(0, 1100))})
         if i % 17 == 0:
@@ -154,3 +155,86 @@ def test_positioning_groups_by_product_and_period_alone(db, team):
         new = am.positioning(db, team["vic"], **args)
         assert new == old_positioning(db, team["vic"], **args)
         assert new
+    # crm.market.compared_products as first written: count(DISTINCT (pair)) per product
+    old_compared = {r["product_id"]: r["n"] for r in db.query(
+        "SELECT product_id, count(DISTINCT (competitor_id, trim(competitor_product))) AS n"
+        " FROM price_records WHERE deleted_at IS NULL AND competitor_id IS NOT NULL"
+        " AND product_id IS NOT NULL AND trim(competitor_product) <> '' GROUP BY product_id")}
+    assert market.compared_products(db, team["vic"]) == old_compared
+    assert max(old_compared.values()) >= 2
+
+
+def old_abc_classes(db, user, currency, a=0.80, b=0.95, since=None, top=50):
+    """analytics.market.abc_classes as first written: the classes and the top customers in
+    two statements."""
+    where, params = am._deals_visible(user)
+    params.update(currency=currency, a=a, b=b, top=top)
+    ranked = (f"WITH rev AS ({am._won_revenue(where, since, params)}),"
+              f" ranked AS (SELECT id, revenue, coalesce(sum(revenue) OVER (ORDER BY revenue"
+              f" DESC, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,"
+              f" sum(revenue) OVER () AS total FROM rev),"
+              f" classed AS (SELECT id, revenue, total, CASE WHEN before < $a * total THEN 'A'"
+              f" WHEN before < $b * total THEN 'B' ELSE 'C' END AS class FROM ranked)")
+    classes = db.query(
+        f"{ranked} SELECT k.class, count(*) AS customers, sum(k.revenue) AS revenue,"
+        f" max(k.total) AS total, sum(c.credit_limit) AS credit_limit,"
+        f" count(*) FILTER (WHERE c.purchasing_power IN ('high', 'very_high')) AS strong_buyers"
+        f" FROM classed k JOIN customers c ON c.id = k.id GROUP BY k.class ORDER BY k.class",
+        {k: v for k, v in params.items() if k != "top"})
+    total = float(classes[0]["total"]) if classes else 0.0
+    for r in classes:
+        r["revenue"] = float(r["revenue"])
+        r["share"] = r["revenue"] / total if total else None
+        r["credit_limit"] = None if r["credit_limit"] is None else float(r["credit_limit"])
+    top_rows = db.query(
+        f"{ranked} SELECT k.id, c.name, c.country, c.city, c.purchasing_power, c.credit_limit,"
+        f" k.revenue, k.class FROM classed k JOIN customers c ON c.id = k.id"
+        f" ORDER BY k.revenue DESC, k.id LIMIT $top", params)
+    return {"classes": classes, "top": top_rows, "total": total}
+
+
+@pytest.fixture
+def customer_deals(db, team, random_deals):
+    """The random deals given to 40 customers (places with blanks, cases and duplicates;
+    purchasing power and credit limits, some NULL; owned by the reps), some deals without."""
+    from crm import customers
+
+    rng = random.Random(17)
+    maria = team["maria"]
+    ids = [customers.create_customer(db, maria, {"name": f"C{i}"}) for i in range(40)]
+    with db.transaction() as cur:
+        for cid in ids:
+            cur.execute(
+                "UPDATE customers SET country = $country, city = $city, purchasing_power = $p,"
+                " credit_limit = $credit, owner_id = $o WHERE id = $id",
+                {"id": cid, "country": rng.choice([None, "", " IR", "IR", "DE", "us"]),
+                 "city": rng.choice([None, "", "Tehran", "Berlin ", "berlin", "Shiraz"]),
+                 "p": rng.choice([None, "low", "medium", "high", "very_high"]),
+                 "credit": rng.choice([None, 1000, 2500.5]),
+                 "o": rng.choice([team[u].id for u in ("maria", "reza", "sam")])})
+        cur.execute("SELECT id FROM deals ORDER BY id")
+        for (deal,) in cur.fetchall():
+            cur.execute("UPDATE deals SET customer_id = $c WHERE id = $id",
+                        {"c": rng.choice([None, *ids]), "id": deal})
+    return ids
+
+
+@pytest.mark.parametrize("who", ["maria", "reza", "vic"])
+def test_abc_classes_and_top_customers_from_one_statement(db, team, customer_deals, who):
+    user = team[who]
+    for currency in ("USD", "EUR"):
+        for since, a, b, top in ((None, 0.8, 0.95, 50), (date(2025, 6, 1), 0.5, 0.9, 7),
+                                 (date(2030, 1, 1), 0.8, 0.95, 50)):
+            assert am.abc_classes(db, user, currency, a, b, since, top) == \
+                old_abc_classes(db, user, currency, a, b, since, top)
+    assert am.abc_classes(db, team["maria"], "USD")["top"]
+
+
+@pytest.mark.parametrize("who", ["maria", "reza", "vic"])
+def test_power_and_places_equal_the_two_queries(db, team, customer_deals, who):
+    user = team[who]
+    for currency, limit in (("USD", 300), ("EUR", 4), ("GBP", 300)):
+        power, places = am.power_and_places(db, user, currency, limit)
+        assert power == am.purchasing_power(db, user, currency)
+        assert places == am.geography(db, user, currency, limit)
+    assert len(am.power_and_places(db, team["maria"], "USD")[1]) > 4

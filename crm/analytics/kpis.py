@@ -156,47 +156,79 @@ def customer_bases(db: Database, user: User, scope: Scope, day: date) -> dict:
     won deal closed by then or a first purchase typed in on or before it. Installed base: of
     them, those the Settings rule counts (status active, a won deal in the last N months
     before the day, or both); the status is today's."""
+    return customer_bases_on(db, user, scope, (day,))[0]
+
+
+def customer_bases_on(db: Database, user: User, scope: Scope, days: tuple[date, ...]
+                      ) -> list[dict]:
+    """customer_bases() at the end of each day, from one pass over the won deals (each day's
+    last won deal per customer as a FILTER of one grouping): [{customer_base,
+    installed_base}] in the days' order."""
     _check(user)
     chosen = settings.get_all(db)
     where, params = _owned_where(CUSTOMERS, user, scope)
-    params["day"] = day
-    rule = {"active_status": "t.status = 'active'",
-            "recent_purchase": "w.last_won > $since",
-            "active_and_recent": "t.status = 'active' AND w.last_won > $since",
-            }[chosen["installed_base_rule"]]
-    if "$since" in rule:
-        params["since"] = months_before(day, chosen["installed_base_months"])
-    bought = "(t.first_purchase_date <= $day OR w.customer_id IS NOT NULL)"
+    # the won stages' ids as values: PostgreSQL then reads those stages' deals from the
+    # stage index alone (migration 025) instead of every closed deal
+    won = [r["id"] for r in db.query("SELECT id FROM stages WHERE kind = 'won'")]
+    params.update({f"won{i}": s for i, s in enumerate(won)})
+    stages = ", ".join(f"$won{i}" for i in range(len(won))) or "NULL"
+    lasts, counts = [], []
+    for i, day in enumerate(days):
+        params[f"day{i}"] = day
+        lasts.append(f"max(d.closed_on) FILTER (WHERE d.closed_on <= $day{i}) AS last{i}")
+        rule = {"active_status": "t.status = 'active'",
+                "recent_purchase": f"w.last{i} > $since{i}",
+                "active_and_recent": f"t.status = 'active' AND w.last{i} > $since{i}",
+                }[chosen["installed_base_rule"]]
+        if "$since" in rule:
+            params[f"since{i}"] = months_before(day, chosen["installed_base_months"])
+        bought = f"(t.first_purchase_date <= $day{i} OR w.last{i} IS NOT NULL)"
+        counts.append(f"count(*) FILTER (WHERE {bought}) AS customer_base{i},"
+                      f" count(*) FILTER (WHERE {bought} AND {rule}) AS installed_base{i}")
+    params["last_day"] = max(days)
     row = db.one(
-        f"SELECT count(*) FILTER (WHERE {bought}) AS customer_base,"
-        f" count(*) FILTER (WHERE {bought} AND {rule}) AS installed_base"
-        " FROM customers t LEFT JOIN (SELECT d.customer_id, max(d.closed_on) AS last_won"
-        " FROM deals d JOIN stages s ON s.id = d.stage_id WHERE s.kind = 'won'"
-        " AND d.deleted_at IS NULL AND d.closed_on <= $day GROUP BY d.customer_id) w"
+        f"SELECT {', '.join(counts)} FROM customers t LEFT JOIN (SELECT d.customer_id,"
+        f" {', '.join(lasts)} FROM deals d WHERE d.stage_id IN ({stages})"
+        " AND d.deleted_at IS NULL AND d.closed_on <= $last_day GROUP BY d.customer_id) w"
         f" ON w.customer_id = t.id WHERE {where}", params)
-    return row
+    return [{"customer_base": row[f"customer_base{i}"],
+             "installed_base": row[f"installed_base{i}"]} for i in range(len(days))]
 
 
 def retention(db: Database, user: User, scope: Scope, prev_end: date, end: date) -> dict:
     """{active_before, retained, rate}: customers active at the end of the previous period
     (a won deal in the N installed-base months up to prev_end) and, of them, those active at
     the end of this period too (a won deal in the N months up to end)."""
+    return retention_chain(db, user, scope, (prev_end, end))[0]
+
+
+def retention_chain(db: Database, user: User, scope: Scope, ends: tuple[date, ...]
+                    ) -> list[dict]:
+    """retention() from each end to the next (ends in order: (a, b, c) gives a -> b and
+    b -> c), from one pass over the won deals: [{active_before, retained, rate}]."""
     _check(user)
     months = settings.get_all(db)["installed_base_months"]
     where, params = deal_where(user, scope)
-    params.update(a_from=months_before(prev_end, months), a_to=prev_end,
-                  b_from=months_before(end, months), b_to=end)
+    flags, counts = [], []
+    for i, end in enumerate(ends):
+        params.update({f"from{i}": months_before(end, months), f"to{i}": end})
+        flags.append(f"bool_or(t.closed_on > $from{i} AND t.closed_on <= $to{i}) AS a{i}")
+    for i in range(len(ends) - 1):
+        counts.append(f"count(*) FILTER (WHERE a{i}) AS active_before{i},"
+                      f" count(*) FILTER (WHERE a{i} AND a{i + 1}) AS retained{i}")
+    params["first"] = min(params[f"from{i}"] for i in range(len(ends)))
     row = db.one(
-        "SELECT count(*) FILTER (WHERE a) AS active_before,"
-        " count(*) FILTER (WHERE a AND b) AS retained FROM ("
-        " SELECT t.customer_id,"
-        " bool_or(t.closed_on > $a_from AND t.closed_on <= $a_to) AS a,"
-        " bool_or(t.closed_on > $b_from AND t.closed_on <= $b_to) AS b"
+        f"SELECT {', '.join(counts)} FROM ("
+        f" SELECT t.customer_id, {', '.join(flags)}"
         " FROM deals t JOIN stages s ON s.id = t.stage_id"
         f" WHERE {where} AND s.kind = 'won' AND t.customer_id IS NOT NULL"
-        " AND t.closed_on > $a_from GROUP BY t.customer_id) c", params)
-    before, kept = row["active_before"] or 0, row["retained"] or 0
-    return {"active_before": before, "retained": kept, "rate": kept / before if before else None}
+        " AND t.closed_on > $first GROUP BY t.customer_id) c", params)
+    out = []
+    for i in range(len(ends) - 1):
+        before, kept = row[f"active_before{i}"] or 0, row[f"retained{i}"] or 0
+        out.append({"active_before": before, "retained": kept,
+                    "rate": kept / before if before else None})
+    return out
 
 
 def tiles(db: Database, user: User, scope: Scope, today: date | None = None) -> dict:
@@ -211,11 +243,10 @@ def tiles(db: Database, user: User, scope: Scope, today: date | None = None) -> 
         "conversion": {"now": lead_conversion(db, user, scope, scope.start, scope.end),
                        "before": lead_conversion(db, user, scope, scope.prev_start,
                                                  scope.prev_end)},
-        "bases": {"now": customer_bases(db, user, scope, now_end),
-                  "before": customer_bases(db, user, scope, scope.prev_end)},
-        "retention": {"now": retention(db, user, scope, scope.prev_end, now_end),
-                      "before": retention(db, user, scope,
-                                          scope.prev_start - timedelta(days=1), scope.prev_end)},
+        "bases": dict(zip(("now", "before"),
+                          customer_bases_on(db, user, scope, (now_end, scope.prev_end)))),
+        "retention": dict(zip(("before", "now"), retention_chain(
+            db, user, scope, (scope.prev_start - timedelta(days=1), scope.prev_end, now_end)))),
     }
 
 

@@ -1,0 +1,2 @@
+-- Indexes for PostgreSQL's dashboards live in 025_pg_dashboard_indexes.postgresql.sql. DuckDB
+-- gets none (see 015_pg_indexes.sql); this file keeps both engines at the same version.
