@@ -266,3 +266,15 @@ def test_fast_stages_to_add_do_not_use_the_row_path(two, monkeypatch):
                      " WHERE s.name = 'Brand new'") > 1
     monkeypatch.undo()
     assert importer.undo(db, admin, import_id)["refused"] == []
+
+
+def test_an_engage_date_against_the_expected_close_date_of_a_closing_deal_alike(two):
+    for db, team in two:
+        seed_closed(db, team, 24)
+    text = "Title,Stage,Lost reason,Engaged on,Close Date\n" + "".join(
+        f"{title(i)},{['Won', 'Lost', 'Negotiation', ''][i % 4]},price,"
+        f"{['2024-05-01', '', '2024-01-01'][i % 3]},{['2024-02-01', '2024-07-01', ''][i % 5 % 3]}\n"
+        for i in range(24))
+    for mode in ("update", "upsert"):
+        counts, rejected = compare_dates(two, text, mode=mode)[:2]
+        assert counts["update"] and any("engage date" in str(e) for _l, e in rejected)
