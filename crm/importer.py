@@ -869,12 +869,9 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
 
             found = importer_deals.fast_plan(db, user, entity, source, mapping, key,
                                              pipeline_id, create_missing)
-        elif why is None and entity.table == "deals" and create_missing \
-                and "stage_id" in mapping.values():
-            found = _("{entity} are checked by rules of their own").format(
-                entity=_(entity.plural))  # a stage to add: the row path adds it
-        elif why is None:
-            found = _fast_plan(db, user, entity, source, mapping, key, mode, pipeline_id)
+        elif why is None:  # (a deal update's stages to add: importer_deals.stage_map)
+            found = _fast_plan(db, user, entity, source, mapping, key, mode, pipeline_id,
+                               create_missing)
         if why is None:
             if isinstance(found, Plan):
                 return found
@@ -1126,7 +1123,7 @@ def execute(db: Database, user: User, import_plan: Plan) -> int:
         importer_updates.prepare(db, user, p)
     elif p.replan:  # a set-based dry run of updates: the row path writes them
         fresh = plan(db, user, p.entity, p.source, p.mapping, p.mode, p.key, fast=False,
-                     pipeline_id=p.pipeline_id)
+                     pipeline_id=p.pipeline_id, create_missing=bool(p.new_stages))
         if fresh.counts != p.counts:
             raise ImportFileError(_("The records changed since the dry run; run it again."))
         # the row path's version check: an update of a record saved since the dry run
@@ -1959,7 +1956,7 @@ def _stage_raw(cur, source: Source, raw: str) -> tuple[str | None, str | None]:
 
 def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                mapping: dict, key: str | None, mode: str = "create",
-               pipeline_id: int | None = None):
+               pipeline_id: int | None = None, create_missing: bool = False):
     """The plan of a big CSV, set-based; a reason (str) when DuckDB cannot read the file as
     a plain CSV and the row path must. Updates and upserts are planned set-based too (their
     dry run: counts, rejected rows and the changes of the first rows), and written by
@@ -1979,12 +1976,25 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             return reason
 
         notes, converters, joins, selects, flags, clean = [], {}, [], [], [], {}
-        values_sql = {}
+        values_sql, created = {}, {}  # created: stages to add (create_missing)
         layers: list[list[tuple[str, str]]] = []
         picked: list[str] = []  # columns converted by distinct value, from their joins
         for index, header in enumerate(source.headers):
             field_name = mapping.get(header)
             if not field_name:
+                continue
+            if entity.table == "deals" and field_name in ("created_at", "closed_on"):
+                from crm import importer_deals  # a deal's engage or close date
+
+                m = f"{name}_m{index}"
+                note, found = importer_deals.date_map(cur, PSEUDO[entity.table][field_name],
+                                                      raw, index, m)
+                if note:
+                    notes.append(note)
+                converters[field_name] = (header, index, found)
+                joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = r.c{index}")
+                picked.append(f"m{index}.val AS x_{field_name},"
+                              f" coalesce(m{index}.cerr, false) AS xe_{field_name}")
                 continue
             spec, c = specs[field_name], f"r.c{index}"
             if spec.type == "ref" and spec.ref == "stages":  # a deal update's stage
@@ -1992,7 +2002,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
 
                 m = f"{name}_m{index}"
                 note, found = importer_deals.stage_map(cur, db, user, spec, raw, index, m,
-                                                       pipeline_id)
+                                                       pipeline_id, create_missing, created)
                 table = None
             elif spec.type == "ref":  # names of other records, resolved in SQL
                 m = f"{name}_m{index}"
@@ -2094,6 +2104,15 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             bad.append(f"({value_of('consent_date')} IS NOT NULL AND NOT"
                        f" coalesce({value_of('consent')}, false))")
         bad += importer_refs.conditions(entity, value_of, set(clean))
+        dated = []  # a deal's engage and close dates: checked, kept for new deals
+        if entity.table == "deals" and {"created_at", "closed_on"} & set(converters):
+            from crm import importer_deals
+
+            more, dated, checks = importer_deals.date_sql(
+                [n for n in converters if n in importer_deals.DATES], set(clean))
+            selects += more
+            bad += checks
+            bad_update += checks
         inner = (f"SELECT {', '.join(['r.*'] + picked)}"
                  f" FROM ({src}) r" + "".join(joins))
         for named in layers:  # one projection per layer: no expression is computed twice
@@ -2101,7 +2120,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                      f" FROM ({inner}) r")
         typed = f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({inner}) r"
         # the flags only make up `bad`: the checked rows keep the values, the key and it
-        kept = ["line", *clean.values(), *(["k"] if key else [])]
+        kept = ["line", *clean.values(), *(["k"] if key else []), *dated]
         checked = (f"SELECT {', '.join(kept)}, ({' OR '.join(bad) or 'false'}) AS bad"
                    + (f", ({' OR '.join(bad_update) or 'false'}) AS bad_u" if mode != "create"
                       else "") + f" FROM ({typed})")
@@ -2227,6 +2246,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         found = _fast_changes_plan(db, user, entity, source, mapping, mode, key, specs,
                                    converters, notes, counts, rejected, preview)
         found.pipeline_id = pipeline_id  # (a replan on the row path resolves stages there)
+        found.new_stages = created.get("stages", set())  # added by execute (_add_stages)
         from crm import importer_updates
 
         importer_updates.keep(db, found, name, constants, counts, rejected, preview)
@@ -2425,7 +2445,7 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
     """The dry run of a set-based update or upsert: the rejected rows worded as the row path
     words them (rows it would take after all keep its verdict), the first updates with their
     changes, and counts of the rest."""
-    fields = [n for n in converters]
+    fields = [n for n in converters if n in specs]  # (not a deal's engage or close date)
     ids = sorted({r[2] for r in rejected if r[2] is not None})
     current = {}
     where, visible = records.visible(entity, user)
@@ -2480,6 +2500,8 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
         line, record_id, version = found[:3]
         old, new = found[3:3 + len(fields)], found[3 + len(fields):]
         values = {n: (None if v is None else convert(specs[n], v)) for n, v in zip(fields, new)}
+        if entity.table == "deals" and (values.get("stage_id") or 0) < 0:
+            values["stage_id"] = 0  # a stage to add, as _check has it
         changes = {n: (o, values[n]) for n, o in zip(fields, old)
                    if records._differs(o, values[n])}
         rows.append(Row(line=line, action="update" if changes else "skip", values=values,
@@ -2515,7 +2537,7 @@ def _cells_row(specs: dict, converters: dict, line: int, cells: list) -> Row:
     """The file's cells of a row converted as the row path converts them (a new record's
     row, with the cells' errors by column)."""
     cells = ["" if c is None else c for c in cells]
-    values, errors = {}, {}
+    values, errors, extra = {}, {}, {}
     for field_name, (header, index, found) in converters.items():
         text = cells[index]
         if _missing(text):
@@ -2525,10 +2547,14 @@ def _cells_row(specs: dict, converters: dict, line: int, cells: list) -> Row:
         else:
             column = coerce(specs[field_name], [text])
             value, error = column.values[0], column.errors.get(0)
-        values[field_name] = value
+        if field_name in specs:
+            values[field_name] = value
+        elif value is not None:  # a deal's engage or close date, as plan() keeps it
+            extra[field_name] = value
         if error:
             errors[header] = error
-    return Row(line=line, action="create", values=values, errors=errors, cells=cells)
+    return Row(line=line, action="create", values=values, errors=errors, cells=cells,
+               extra=extra)
 
 
 def _fast_write(cur, user: User, p: Plan, import_id: int) -> None:

@@ -54,6 +54,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
         for name in {v for v in mapping.values() if v}:
             if name in specs and _custom_update(specs[name]):
                 continue  # checked live and visible at the write (importer_updates._refused)
+            if name in DATES:  # checked (date_sql); written on an upsert's new deals
+                continue
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
             if name not in UPDATE_FIELDS and specs[name].type == "ref":
@@ -607,18 +609,24 @@ def write(cur, user: User, p, import_id: int) -> None:
 # --- updates that move deals or name a lost-to competitor, set-based ----------------------
 
 def stage_map(cur, db: Database, user: User, spec, raw: str, index: int, m: str,
-              pipeline_id: int | None):
+              pipeline_id: int | None, create_missing: bool = False,
+              created: dict | None = None):
     """importer_refs.ref_map for a deal update's stage column: each distinct text resolved
-    by the row path's resolver (the pipeline's live stages, its words and suggestions)."""
+    by the row path's resolver (the pipeline's live stages, its words and suggestions; with
+    create_missing, a stage to add into created["stages"], staged as its placeholder id:
+    new_stage_key)."""
     from crm import pipelines
 
     texts = [r[0] for r in cur.execute(f"SELECT DISTINCT c{index} FROM {raw}"
                                        f" WHERE c{index} IS NOT NULL").fetchall()]
     pid = pipeline_id or pipelines.default_pipeline_id(db)
-    found, table = _ref_map(db, user, spec, texts, pid, False, {})
+    created = {} if created is None else created
+    found, table = _ref_map(db, user, spec, texts, pid, create_missing, created)
+    adding = sorted(created.get("stages", ()))
     cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN, verr BOOLEAN)")
     _fill(cur, m, ["t", "v", "c", "e"],
-          [(t, None if v is None else str(v), bool(e), False) for t, v, _n, e in table])
+          [(t, str(new_stage_key(adding, n)) if n is not None else None if v is None
+            else str(v), bool(e), False) for t, v, n, e in table])
     return None, found
 
 
@@ -680,9 +688,13 @@ def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
     a = (f"SELECT u.*, {olds}, {mv} AS mv, ({given}) AS given, st.id AS s_id,"
          " st.kind AS s_kind, st.pipeline_id AS s_pipeline, st.probability AS s_prob,"
          f" {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM {name}_u u JOIN deals t"
-         " ON t.id = u.record_id LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON"
+         " ON t.id = u.record_id"
+         # a stage the import added: its placeholder's stage ($nk, $ni: new_stage_params)
+         + (" LEFT JOIN (SELECT unnest($nk) AS k, unnest($ni) AS id) nw ON nw.k = u.f_stage_id"
+            if "stage_id" in has else "") +
+         " LEFT JOIN (SELECT s.* FROM stages s JOIN pipelines pp ON"
          " pp.id = s.pipeline_id WHERE s.deleted_at IS NULL AND pp.deleted_at IS NULL) st"
-         f" ON st.id = {'u.f_stage_id' if 'stage_id' in has else 'NULL'}")
+         f" ON st.id = {'coalesce(nw.id, u.f_stage_id)' if 'stage_id' in has else 'NULL'}")
     rivals = "(SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name)"
     b = ("SELECT a.*, a.mv AND a.s_kind = 'lost' AS lost,"
          " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
@@ -735,7 +747,8 @@ def refused_moves(cur, p) -> bool:
     sql = (f"SELECT count(*) FROM ({a}) x WHERE x.mv AND (x.s_id IS NULL OR"
            " (x.s_kind = 'lost' AND x.m_lr IS NULL))")
     return bool(cur.execute(sql, imp._used({"rt": [""], "ri": [None], "rn": [None],
-                                            "today": date.today()}, sql)).fetchone()[0])
+                                            "today": date.today(),
+                                            **new_stage_params(cur, p)}, sql)).fetchone()[0])
 
 
 def write_updates(cur, user: User, p, import_id: int) -> None:
@@ -754,7 +767,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         return
     now, today, by = datetime.now(), date.today(), user.id or None
     rows_sql, texts_sql = _moved_rows(p, fields)
-    empty = {"rt": [""], "ri": [None], "rn": [None], "today": today}
+    empty = {"rt": [""], "ri": [None], "rn": [None], "today": today,
+             **new_stage_params(cur, p)}
     rivals = []
     for (text,) in cur.execute(texts_sql, imp._used(empty, texts_sql)).fetchall():
         rival = deals._rival(cur, user, text)
@@ -762,7 +776,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
             rivals.append((text, rival["lost_to_competitor_id"], rival["lost_to_competitor"]))
     params = {"rt": [r[0] for r in rivals] or [""], "ri": [r[1] for r in rivals] or [None],
               "rn": [r[2] for r in rivals] or [None], "today": today, "now": now, "by": by,
-              "uname": user.username, "i": import_id}
+              "uname": user.username, "i": import_id,
+              **{k: empty[k] for k in ("nk", "ni")}}
     # computed once (a temporary table: the staging database takes no writes in the
     # import's transaction)
     tmp = f"crm_import_moves_{uuid.uuid4().hex[:16]}"
@@ -1051,12 +1066,18 @@ _TYPED = {"text": "VARCHAR", "longtext": "VARCHAR", "email": "VARCHAR", "phone":
 def stage_creates(cur, p, table: str) -> None:
     """An upsert's staged rows to create (importer_updates.prepare: the fields the file maps)
     in the shape write() takes: every field of the deal (the unmapped ones their defaults),
-    no stage to add, engage or close date from the file, no product lines."""
+    a stage to add by name, the engage and close dates the file has, no product lines."""
     from crm import deals
 
     cols = {r[0] for r in cur.execute(f"SELECT * FROM {table} LIMIT 0").description}
     params, picked = {}, ["line", "seq", "true AS w"]
+    adding = sorted(p.new_stages or ())
     for spec in deals.DEALS.editable:
+        if spec.name == "stage_id" and adding and "f_stage_id" in cols:
+            # a stage the import adds: by name (write() joins it once added)
+            params["nn"] = adding
+            picked.append("CASE WHEN f_stage_id >= 0 THEN f_stage_id END AS f_stage_id")
+            continue
         if f"f_{spec.name}" in cols:
             picked.append(f"f_{spec.name}")
             continue
@@ -1064,9 +1085,86 @@ def stage_creates(cur, p, table: str) -> None:
         typed = _TYPED.get(spec.type)
         picked.append(f"CAST($k_{spec.name} AS {typed}) AS f_{spec.name}" if typed
                       else f"$k_{spec.name} AS f_{spec.name}")
-    picked += ["CAST(NULL AS VARCHAR) AS new_stage", "CAST(NULL AS TIMESTAMP) AS engaged",
-               "CAST(NULL AS DATE) AS closed", "CAST(NULL AS VARCHAR) AS pl"]
+    picked.append("CASE WHEN f_stage_id < 0 THEN list_extract($nn, CAST(-f_stage_id AS"
+                  " INTEGER)) END AS new_stage" if "nn" in params
+                  else "CAST(NULL AS VARCHAR) AS new_stage")
+    picked += [f"CAST({'x_created_at' if 'x_created_at' in cols else 'NULL'} AS TIMESTAMP)"
+               " AS engaged", f"CAST({'x_closed_on' if 'x_closed_on' in cols else 'NULL'}"
+               " AS DATE) AS closed", "CAST(NULL AS VARCHAR) AS pl"]
     sql = f"CREATE TABLE {table}_x AS SELECT {', '.join(picked)} FROM {table}"
     cur.execute(sql, imp._used(params, sql))
     cur.execute(f"DROP TABLE {table}")
     cur.execute(f"ALTER TABLE {table}_x RENAME TO {table.split('.')[1]}")
+
+
+# --- the engage and close dates of an update's or upsert's deals, set-based ----------------
+
+# importer.PSEUDO's stage history dates: checked for a deal there (importer._check: the close
+# date not before the engage date; the row path writes neither on it), written on new deals
+DATES = ("created_at", "closed_on")
+
+
+def date_map(cur, spec, raw: str, index: int, m: str):
+    """A date column of the importer's own (the engage or close date) converted per distinct
+    text as the row path converts the column (importer._dates): (note, {text: (value,
+    error)}), and table m (txt, val, cerr) for the join."""
+    texts = [r[0] for r in cur.execute(f"SELECT DISTINCT c{index} FROM {raw}"
+                                       f" WHERE c{index} IS NOT NULL").fetchall()]
+    column = imp._dates(spec, texts)
+    found, table = {}, []
+    for i, text in enumerate(texts):
+        value, error = column.values[i], column.errors.get(i)
+        found[text] = (value, error)
+        moment = None if value is None else (
+            value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time()))
+        table.append((text, moment, error is not None))
+    cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val TIMESTAMP, cerr BOOLEAN)")
+    _fill(cur, m, ["t", "v", "e"], table)
+    return column.note, found
+
+
+def date_sql(dates: list[str], clean: set) -> tuple[list[str], list[str], list[str]]:
+    """The dates' columns of importer._fast_plan's typed rows, those its checked rows keep
+    (for an upsert's new deals, stage_creates) and the row path's checks of them: a date that
+    is none, the close date (else, the file's stage closed, its expected close date) before
+    the engage date (importer._check, the same for a deal there and a new one)."""
+    selects = [c for n in dates for c in (f"x_{n}", f"xe_{n}")]
+    kept = [f"x_{n}" for n in dates]
+    checks = [f"xe_{n}" for n in dates]
+    if "created_at" in dates:
+        closed = "CAST(x_closed_on AS DATE)" if "closed_on" in dates else "NULL"
+        if {"stage_id", "expected_close_date"} <= clean:
+            closed = (f"coalesce({closed}, CASE WHEN f_stage_id IN (SELECT id FROM stages"
+                      " WHERE kind <> 'open') THEN f_expected_close_date END)")
+        checks.append(f"coalesce({closed} < CAST(x_created_at AS DATE), false)")
+    return selects, kept, checks
+
+
+# --- stages an update or upsert adds (--create-missing), set-based -------------------------
+#
+# A stage the import adds (importer._add_stages, in its transaction before the rows) stands in
+# the staging as a placeholder id below zero: -1 for the first of the sorted names, and so on.
+# The checks see what importer._check sees (a stage that is neither lost nor closed, id 0 in
+# its preview); the writes look the stage up by name in the import's pipeline once it exists.
+
+def new_stage_key(adding: list[str], name: str) -> int:
+    return -1 - adding.index(name)
+
+
+def new_stage_ids(cur, p) -> dict[int, int]:
+    """{placeholder: the stage's id} of the stages the import added (after _add_stages)."""
+    adding = sorted(p.new_stages or ())
+    if not adding:
+        return {}
+    pid = p.pipeline_id or cur.execute("SELECT id FROM pipelines WHERE is_default AND"
+                                       " deleted_at IS NULL").fetchone()[0]
+    ids = dict(cur.execute("SELECT name, max(id) FROM stages WHERE pipeline_id = $p AND"
+                           " deleted_at IS NULL AND name IN (SELECT unnest($n)) GROUP BY name",
+                           {"p": pid, "n": adding}).fetchall())
+    return {new_stage_key(adding, n): ids[n] for n in adding if n in ids}
+
+
+def new_stage_params(cur, p) -> dict:
+    """$nk, $ni: the placeholders and their stages, for _moved_rows' join."""
+    found = new_stage_ids(cur, p)
+    return {"nk": list(found) or [0], "ni": list(found.values()) or [None]}

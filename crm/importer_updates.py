@@ -41,7 +41,10 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
     """Remembers a set-based dry run's staged rows ({name}_c, {name}_d) on its plan, with
     what execute() compares the rows matched again with."""
     p.staged_updates = name
-    p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)]
+    from crm import importer_deals  # (a deal's engage and close dates: checked, not fields)
+
+    p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)
+                        and p.mapping[h] not in importer_deals.DATES]
     p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
     p._update_counts = dict(counts)
     p._update_rejected = {r[0] for r in rejected}
@@ -246,7 +249,9 @@ def write_creates(cur, user: User, p, import_id: int) -> None:
     if p.entity.table == "deals":  # insert_deal's writes: crm/importer_deals.py
         from crm import importer_deals
 
-        creates._pid = p.pipeline_id  # (stages the import adds: none, the row path adds them)
+        # (stages the import added: looked up by name in its pipeline)
+        creates._pid = p.pipeline_id or cur.execute(
+            "SELECT id FROM pipelines WHERE is_default AND deleted_at IS NULL").fetchone()[0]
         return importer_deals.write(cur, user, creates, import_id)
     importer._fast_write(cur, user, creates, import_id)
 
@@ -460,7 +465,11 @@ def _rows(cur, p, name: str) -> list:
 
     # (in the entity's field order, as the row path's plan has its changes)
     fields = _ordered(p.entity, _written(p))
-    out = []
+    out, added = [], {}
+    if p.entity.table == "deals":  # a stage the import added, for its placeholder
+        from crm import importer_deals
+
+        added = importer_deals.new_stage_ids(cur, p)
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
             f" FROM {name}_u ORDER BY line").fetchall():
@@ -468,6 +477,8 @@ def _rows(cur, p, name: str) -> list:
         values, changes = {}, {}
         for i, n in enumerate(fields):
             new, old, differs = found[3 + 3 * i:6 + 3 * i]
+            if n == "stage_id" and new is not None and new < 0:
+                new = added[new]
             values[n] = new
             if differs:
                 changes[n] = (old, new)

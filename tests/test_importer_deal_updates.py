@@ -563,12 +563,13 @@ def test_stages_are_named_in_the_chosen_pipeline_alike(two):
     assert sum(1 for d in after["deals"] if d["pipeline_id"] == partners) >= 20
 
 
-def test_a_file_that_would_add_stages_goes_row_by_row_with_a_note(two):
+def test_a_file_that_would_add_stages_is_planned_set_based(two):
+    """(its comparison with the row path: tests/test_importer_deal_dates.py)"""
     db, team = two[1]
     seed(db, team, 5)
     source = importer.read(b"Title,Stage\nDeal 1,Brand new stage\n", "d.csv", fast=True)
     plan = importer.plan(db, team["admin"], deals.DEALS, source,
                          importer.propose_mapping(deals.DEALS, source.headers),
                          mode="update", key="title", create_missing=True)
-    assert plan.staged_updates is None
-    assert any("row by row" in n for n in plan.notes)
+    assert plan.staged_updates and plan.new_stages == {"Brand new stage"}
+    assert not any("Read row by row" in n for n in plan.notes)
