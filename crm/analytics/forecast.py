@@ -13,7 +13,7 @@ import math
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from crm import audit, calendar, i18n
+from crm import audit, calendar, i18n, stage_reach
 from crm.analytics import periods
 from crm.analytics.kpis import WEIGHT, _check, deal_where
 from crm.analytics.periods import Scope
@@ -404,16 +404,11 @@ def learned_probabilities(db: Database, user: User, pipeline_id: int,
     without deals."""
     _check(user)
     scope = scope or Scope(date.min, date.max, date.min, date.max)
-    where, params = deal_where(user, Scope(scope.start, scope.end, scope.prev_start,
-                                           scope.prev_end, None, scope.owner_ids))
-    params["p"] = pipeline_id
-    found = {r["stage_id"]: r for r in db.query(
-        "SELECT h.to_stage_id AS stage_id, count(DISTINCT t.id) AS deals,"
-        " count(DISTINCT t.id) FILTER (WHERE cs.kind = 'won') AS won"
-        " FROM deal_stage_history h JOIN deals t ON t.id = h.deal_id"
-        " JOIN stages cs ON cs.id = t.stage_id"
-        f" WHERE {where} AND t.pipeline_id = $p AND cs.kind IN ('won', 'lost')"
-        " GROUP BY h.to_stage_id", params)}
+    if user.role != "rep" and not scope.owner_ids:  # every live deal: the kept counts
+        found = {stage: {"deals": deals, "won": won} for stage, (deals, won)
+                 in stage_reach.counts(db, pipeline_id).items()}
+    else:  # some owners' deals: few enough to count from the history
+        found = _learned_from_history(db, user, pipeline_id, scope)
     out = []
     for s in db.query("SELECT id, name, probability FROM stages WHERE pipeline_id = $p"
                       " AND deleted_at IS NULL AND kind = 'open' ORDER BY position, id",
@@ -425,6 +420,20 @@ def learned_probabilities(db: Database, user: User, pipeline_id: int,
                     "learned": r["won"] / r["deals"] if r["deals"] else None,
                     "low": low, "high": high})
     return out
+
+
+def _learned_from_history(db: Database, user: User, pipeline_id: int, scope: Scope) -> dict:
+    """{stage id: {deals, won}} of learned_probabilities, counted over the history."""
+    where, params = deal_where(user, Scope(scope.start, scope.end, scope.prev_start,
+                                           scope.prev_end, None, scope.owner_ids))
+    params["p"] = pipeline_id
+    return {r["stage_id"]: r for r in db.query(
+        "SELECT h.to_stage_id AS stage_id, count(DISTINCT t.id) AS deals,"
+        " count(DISTINCT t.id) FILTER (WHERE cs.kind = 'won') AS won"
+        " FROM deal_stage_history h JOIN deals t ON t.id = h.deal_id"
+        " JOIN stages cs ON cs.id = t.stage_id"
+        f" WHERE {where} AND t.pipeline_id = $p AND cs.kind IN ('won', 'lost')"
+        " GROUP BY h.to_stage_id", params)}
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float | None, float | None]:
