@@ -8,12 +8,14 @@ import random
 
 import pytest
 
-from crm import deals, importer, pipelines, stage_reach, stage_spans
+from crm import deals, importer, pipelines, stage_reach
 from crm.analytics import forecast
 from crm.analytics.periods import Scope
 from tests.test_importer_fast import DEAL_HEADER, DEALS_MESSY
-from tests.test_stage_spans import _import, history  # noqa: F401 - a fixture
+from tests import test_stage_spans
+from tests.test_stage_spans import _import
 
+history = test_stage_spans.history  # the fixture: random backdated histories
 EVERYONE = Scope(*(forecast.date.min, forecast.date.max) * 2)
 
 
@@ -50,7 +52,7 @@ def check(db, team) -> None:
 
 
 @pytest.fixture
-def closed(db, team, history):  # noqa: F811 - the fixture imported above
+def closed(db, team, history):
     """The history's deals, a third of them then won or lost by the commands."""
     rng = random.Random(7)
     for deal_id in history[::3]:
