@@ -30,3 +30,11 @@ FROM deal_stages_reached GROUP BY 1, 2, 3;
 -- a deal's rows, recounted when it moves
 CREATE INDEX deal_stages_reached_deal ON deal_stages_reached (deal_id);
 ANALYZE deal_stages_reached;
+
+-- the forecast page's sums over deals by stage kind, currency and a date (open deals by
+-- expected close date, won ones by close date: weighted pipeline, categories, attainment,
+-- won months) read this index alone, the one stage's deals in one currency and date range,
+-- instead of the whole table (375 MB at the large demo: 300-650 ms a query, 7 of them)
+CREATE INDEX deals_live_stage_money ON deals (stage_id, currency, closed_on, expected_close_date)
+    INCLUDE (amount, probability, forecast_category, owner_id, pipeline_id)
+    WHERE deleted_at IS NULL;
