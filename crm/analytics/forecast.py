@@ -91,13 +91,13 @@ def categories(db: Database, user: User, scope: Scope, grain: str = "month",
         f" FROM deals t JOIN stages s ON s.id = t.stage_id{won_join}"
         f" WHERE {where} AND s.kind = 'won' AND t.currency = $cur"
         " AND t.closed_on >= $first AND t.closed_on <= $last GROUP BY 1", params)
-    open_ = db.query(
-        f"SELECT {open_key} AS period, {CATEGORY} AS category,"
-        " coalesce(sum(t.amount), 0) AS amount"
-        f" FROM deals t JOIN stages s ON s.id = t.stage_id{open_join}"
+    open_ = db.query(  # summed by day first, as weighted_by_period
+        f"SELECT {open_key} AS period, t.category, coalesce(sum(t.amount), 0) AS amount"
+        f" FROM (SELECT t.expected_close_date, {CATEGORY} AS category,"
+        " sum(t.amount) AS amount FROM deals t JOIN stages s ON s.id = t.stage_id"
         f" WHERE {where} AND s.kind = 'open' AND t.currency = $cur"
         " AND t.expected_close_date IS NOT NULL AND t.expected_close_date <= $last"
-        " GROUP BY 1, 2", params)
+        f" GROUP BY 1, 2) t{open_join} GROUP BY 1, 2", params)
     table = {k: {c: 0.0 for c in CATEGORIES} for k in keys}
     for r in won:
         if r["period"] in table:
