@@ -18,17 +18,23 @@ tests/test_stage_reach.py compares both with a count over the history."""
 from __future__ import annotations
 
 # the deals' rows anew from their history: one per stage reached, while the deal is live
-_REACHED = ("INSERT INTO deal_stages_reached (deal_id, reached_stage_id, pipeline_id, stage_id)"
-            " SELECT DISTINCT h.deal_id, h.to_stage_id, t.pipeline_id, t.stage_id"
-            " FROM deal_stage_history h JOIN deals t ON t.id = h.deal_id"
-            " WHERE t.deleted_at IS NULL{where}")
-# the kept rows of some deals added to (sign 1) or taken from (sign -1) the counts; ordered,
-# so that concurrent writers lock the count rows in one order (no deadlock on PostgreSQL)
-_COUNT = ("INSERT INTO stage_reach_counts (pipeline_id, stage_id, reached_stage_id, deals)"
-          " SELECT pipeline_id, stage_id, reached_stage_id, {sign} * count(*)"
-          " FROM deal_stages_reached{where} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-          " ON CONFLICT (pipeline_id, stage_id, reached_stage_id)"
-          " DO UPDATE SET deals = stage_reach_counts.deals + excluded.deals")
+_NEW = ("SELECT DISTINCT h.deal_id, h.to_stage_id AS reached_stage_id, t.pipeline_id, t.stage_id"
+        " FROM deal_stage_history h JOIN deals t ON t.id = h.deal_id"
+        " WHERE t.deleted_at IS NULL{where}")
+_REACHED = ("INSERT INTO deal_stages_reached (deal_id, reached_stage_id, pipeline_id, stage_id) "
+            + _NEW)
+# added to the counts (ordered, so that concurrent writers lock the count rows in one order:
+# no deadlock on PostgreSQL)
+_ADD = ("INSERT INTO stage_reach_counts (pipeline_id, stage_id, reached_stage_id, deals)"
+        " SELECT pipeline_id, stage_id, reached_stage_id, {deals} FROM {rows}"
+        " GROUP BY 1, 2, 3{having} ORDER BY 1, 2, 3"
+        " ON CONFLICT (pipeline_id, stage_id, reached_stage_id)"
+        " DO UPDATE SET deals = stage_reach_counts.deals + excluded.deals")
+# some deals' change of the counts in one pass: their new rows less their kept ones
+_DELTA = _ADD.format(deals="sum(n)", having=" HAVING sum(n) <> 0", rows=(
+    "(SELECT pipeline_id, stage_id, reached_stage_id, -1 AS n FROM deal_stages_reached"
+    " WHERE {own} UNION ALL SELECT pipeline_id, stage_id, reached_stage_id, 1 FROM ("
+    + _NEW + ") x) d"))
 
 
 def refresh(cur, deals_sql: str, params: dict | None = None) -> None:
@@ -43,12 +49,12 @@ def refresh_deal(cur, deal_id: int) -> None:
 
 
 def _refresh(cur, condition: str, params: dict) -> None:
-    own = " WHERE " + condition.replace("{col}", "deal_id")
-    cur.execute(_COUNT.format(sign=-1, where=own), params)
-    cur.execute("DELETE FROM deal_stages_reached" + own, params)
+    own = condition.replace("{col}", "deal_id")
+    cur.execute(_DELTA.format(own=own, where=" AND " + condition.replace("{col}", "h.deal_id")),
+                params)
+    cur.execute("DELETE FROM deal_stages_reached WHERE " + own, params)
     cur.execute(_REACHED.format(where=" AND " + condition.replace("{col}", "h.deal_id")),
                 params)
-    cur.execute(_COUNT.format(sign=1, where=own), params)
 
 
 def rebuild(cur) -> None:
@@ -57,7 +63,7 @@ def rebuild(cur) -> None:
     cur.execute("DELETE FROM deal_stages_reached")
     # in deal order: DuckDB then skips most of it by its zone maps when a deal is recounted
     cur.execute(_REACHED.format(where="") + " ORDER BY 1, 2")
-    cur.execute(_COUNT.format(sign=1, where=""))
+    cur.execute(_ADD.format(deals="count(*)", having="", rows="deal_stages_reached"))
 
 
 def counts(db, pipeline_id: int) -> dict[int, tuple[int, int]]:
