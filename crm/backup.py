@@ -23,14 +23,16 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from crm import custom_fields, dialect, stage_spans
+from crm import custom_fields, dialect, stage_reach, stage_spans
 from crm.db import MIGRATIONS, Database
 
 APP = "crm"
 FORMAT = 1  # of the backup folder itself
 MANIFEST = "manifest.json"
 SKIPPED = {"calendar_days": "rebuilt by migration 005_calendar",
-           "deal_stage_spans": "rebuilt from deal_stage_history"}
+           "deal_stage_spans": "rebuilt from deal_stage_history",
+           "deal_stages_reached": "rebuilt from deal_stage_history and deals",
+           "stage_reach_counts": "rebuilt from deal_stage_history and deals"}
 # tables that migrations fill; a database to restore into may hold their rows (replaced)
 SEEDED = {"schema_migrations", "pipelines", "stages", "settings"}
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -137,6 +139,7 @@ def restore(db: Database, source, progress=None) -> dict:
                     progress(done, len(wanted), table)
             _set_sequences(cur, manifest.get("sequences") or {})
             stage_spans.rebuild(cur)  # skipped by the backup (and older ones lack it)
+            stage_reach.rebuild(cur)  # the same
         except BaseException:
             cur.execute("ROLLBACK")
             raise

@@ -720,6 +720,22 @@ class _Bare:
                         " $end FROM deal_stage_history WHERE deal_id = $d",
                         {"d": self.deal_id, "t": target, "now": now,
                          "end": stage_spans.SPAN_END})
+            # and its kept stage counts (crm.stage_reach), as plainly: out of the old stage,
+            # the new one reached, into the new stage
+            bump = ("INSERT INTO stage_reach_counts (pipeline_id, stage_id, reached_stage_id,"
+                    " deals) SELECT pipeline_id, stage_id, reached_stage_id, {n} FROM"
+                    " deal_stages_reached WHERE deal_id = $d ON CONFLICT (pipeline_id,"
+                    " stage_id, reached_stage_id) DO UPDATE SET deals ="
+                    " stage_reach_counts.deals + excluded.deals")
+            cur.execute(bump.format(n=-1), {"d": self.deal_id})
+            cur.execute("DELETE FROM deal_stages_reached WHERE deal_id = $d AND"
+                        " reached_stage_id = $t", {"d": self.deal_id, "t": target})
+            cur.execute("UPDATE deal_stages_reached SET stage_id = $t WHERE deal_id = $d",
+                        {"d": self.deal_id, "t": target})
+            cur.execute("INSERT INTO deal_stages_reached (deal_id, reached_stage_id,"
+                        " pipeline_id, stage_id) SELECT id, $t, pipeline_id, $t FROM deals"
+                        " WHERE id = $d", {"d": self.deal_id, "t": target})
+            cur.execute(bump.format(n=1), {"d": self.deal_id})
             self._audit(cur, "deals", self.deal_id, "move", now)
             cur.execute("SELECT * FROM deals WHERE id = $id", {"id": self.deal_id}).fetchall()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crm import audit, dialect, pipelines, records, rules, stage_spans
+from crm import audit, dialect, pipelines, records, rules, stage_reach, stage_spans
 from crm.auth import User, require
 from crm.db import Database, retried, rows
 from crm.fields import Field, ValidationError, validate
@@ -247,6 +247,10 @@ def move_all(cur, user: User, source: dict, target: dict) -> int:
         " version = version + 1,"
         " updated_at = $now, updated_by = $by WHERE stage_id = $s",
         {k: params[k] for k in ("s", "t", "pipeline", "now", "by", "closed")})
+    # recounted in their new stage: the deals of the history rows written above
+    stage_reach.refresh(cur, "SELECT deal_id FROM deal_stage_history WHERE from_stage_id = $s"
+                        " AND to_stage_id = $t AND changed_at = $now",
+                        {k: params[k] for k in ("s", "t", "now")})
     if watched:
         rules.on_changed_many(cur, user, DEALS, watched,
                               [{"stage_id": (source["id"], target["id"])}] * len(watched))
@@ -262,6 +266,7 @@ def _history(cur, user: User, deal_id: int, source: dict | None, target: dict, a
          "by": user.id or None, "amount": amount,
          "p": probability if probability is not None else target["probability"]})
     stage_spans.refresh_deal(cur, deal_id)
+    stage_reach.refresh_deal(cur, deal_id)  # the deal's row and stage are written by now
 
 
 LINE_FIELDS = [

@@ -370,9 +370,10 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         result["sales_history"] = add_sales_history(cur, actor, size, now, seed, customers["id"])
         from crm import demo_market  # competitors, prices, costs, returns (market audit)
         result.update(demo_market.load(cur, actor, rng, now, size, language, owner_ids))
-        from crm import stage_spans  # the history was bulk-inserted: its spans at once
+        from crm import stage_reach, stage_spans  # the history was bulk-inserted: at once
 
         stage_spans.rebuild(cur)
+        stage_reach.rebuild(cur)
 
     result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
     with db.transaction() as cur:

@@ -1536,6 +1536,10 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                         + (", active = FALSE" if table == "users" else "")  # no sign-in
                         + f" FROM {runs} WHERE {unchanged}",
                         {"t": datetime.now(), "by": user.id or None, "i": import_id})
+            if table == "deals":  # trashed: out of the kept stage counts
+                from crm import stage_reach
+
+                stage_reach.refresh(cur, f"SELECT r.id FROM {runs}", {"i": import_id})
         from crm import importer_updates
 
         # updated records set-based where the row path would do nothing more (DuckDB, no

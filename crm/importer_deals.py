@@ -17,7 +17,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from crm import audit, records, rules, stage_spans
+from crm import audit, records, rules, stage_reach, stage_spans
 from crm import importer as imp
 from crm.auth import User
 from crm.db import Database
@@ -567,6 +567,8 @@ def write(cur, user: User, p, import_id: int) -> None:
     cur.execute(sql, imp._used({**params, "h": first_h - 1}, sql))
     stage_spans.refresh(cur, f"SELECT $first + s.seq FROM {staged} s WHERE s.w",
                         {"first": first - 1})
+    stage_reach.refresh(cur, f"SELECT $first + s.seq FROM {staged} s WHERE s.w",
+                        {"first": first - 1})
     # product lines, in the file's order, and an audit entry for each deal that has some
     n_lines = cur.execute(f"SELECT count(*) FROM {staged} s JOIN {staged}_lines l"
                           " ON l.txt = s.pl WHERE s.w").fetchone()[0] \
@@ -873,6 +875,8 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         if updated != n_written:  # someone saved meanwhile: the transaction rolls back
             raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "
                                         "again.").format(line=first_line))
+        if n_moved:  # recounted in their new stages (the deals are written by now)
+            stage_reach.refresh(cur, f"SELECT record_id FROM {x} WHERE mv")
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {tmp}")
 
@@ -1050,6 +1054,8 @@ def undo_moves(cur, user: User, import_id: int, refused: list, keys: list) -> in
         updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
         if updated != n_written:  # cannot happen inside the transaction; never half an undo
             raise records.ConflictError({}, [])
+        if n_moved:  # recounted in their old stages again
+            stage_reach.refresh(cur, f"SELECT record_id FROM {x} WHERE mv")
         return n_done
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {tmp}")

@@ -835,6 +835,10 @@ def _set_deleted(db: Database, user: User, entity: Entity, record_id: int, delet
              "now": now, "uid": user.id or None, "id": record_id},
         )
         audit.record(cur, user, entity.table, record_id, "delete" if deleted else "restore")
+        if entity.table == "deals":  # a trashed deal leaves the kept stage counts
+            from crm import stage_reach
+
+            stage_reach.refresh_deal(cur, record_id)
 
 
 def history(db: Database, user: User, entity: Entity, record_id: int) -> list[dict]:

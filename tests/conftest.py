@@ -37,6 +37,7 @@ POSTGRES_READY = {
     "test_query_rewrites.py",
     "test_dashboard_passes.py",
     "test_stage_spans.py",
+    "test_stage_reach.py",
     "test_cli_kpis.py",
     "test_cli.py",
     # page tests (AppTest): the pages open the test's database from CRM_DB

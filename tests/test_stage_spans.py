@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from crm import deals, importer, stage_spans, pipelines
+from crm import deals, importer, pipelines, stage_reach, stage_spans
 from crm.analytics import kpis
 from crm.analytics.periods import Scope
 from tests.test_importer_fast import DEAL_HEADER, DEALS_MESSY, deal_world
@@ -103,6 +103,7 @@ def history(db, team):
                 if rng.random() > 0.15:  # else the next move at the same moment: a tie
                     at += timedelta(hours=rng.randrange(1, 2000))
         stage_spans.rebuild(cur)
+        stage_reach.rebuild(cur)
     for deal_id in ids[::9]:
         deals.delete_deal(db, team["admin"], deal_id)
     assert db.scalar("SELECT count(*) FROM deal_stage_spans WHERE from_at = to_at") == 0
