@@ -858,7 +858,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES:
+        if why is None and db.dialect != dialect.DUCKDB and not pg_set_based(entity, mode):
             why = _("on PostgreSQL only leads, customers and products are checked set-based")
         elif why is None and db.dialect != dialect.DUCKDB and _pg_row_fields(entity, mapping,
                                                                              mode):
@@ -1704,7 +1704,17 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
 # file's keys and unique values) goes to PostgreSQL and back, and execute() copies the rows to
 # write into a TEMP table of the import's transaction (COPY), where one INSERT ... SELECT each
 # writes the records, import_records and audit rows as on DuckDB.
-PG_TABLES = ("leads", "customers", "products")  # entities planned set-based on PostgreSQL
+PG_TABLES = ("leads", "customers", "products", "contacts", "tasks", "activities")  # new records
+# of those, the entities whose updates and upserts go set-based on PostgreSQL too
+PG_UPDATE_TABLES = ("leads", "customers", "products")
+
+
+def pg_set_based(entity: records.Entity, mode: str) -> bool:
+    """Whether a file of the entity in this mode may be planned set-based on PostgreSQL (the
+    stage asks PostgreSQL only for the keys its checks need: a contact's, task's or
+    activity's links are resolved among the names PostgreSQL finds for the file's texts,
+    importer_refs.ref_map)."""
+    return entity.table in (PG_TABLES if mode == "create" else PG_UPDATE_TABLES)
 
 
 def _pg_row_fields(entity: records.Entity, mapping: dict, mode: str) -> bool:

@@ -64,7 +64,7 @@ def writable(db: Database, p) -> bool:
     if not p.staged_updates:
         return False
     entity = p.entity
-    if db.dialect != dialect.DUCKDB and entity.table not in importer.PG_TABLES:
+    if db.dialect != dialect.DUCKDB and entity.table not in importer.PG_UPDATE_TABLES:
         return False
     if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
         from crm import importer_deals
@@ -493,7 +493,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     from crm import importer
 
     pg = isinstance(cur, dialect.PgCursor)
-    if pg and entity.table not in importer.PG_TABLES:
+    if pg and entity.table not in importer.PG_UPDATE_TABLES:
         return None
     table = entity.table
     n_items = cur.execute("SELECT count(*) FROM import_records WHERE import_id = $i AND"

@@ -116,12 +116,12 @@ def test_products_set_based_on_postgresql_give_the_row_paths_results(two_dbs, us
 
 
 def test_other_entities_go_row_by_row_on_postgresql_with_a_note(two_dbs):
-    from crm import customers
+    from crm import service
 
     db, team = two_dbs[1]
-    source = importer.read(b"Name,Email\nA,a@example.com\n", "c.csv", fast=True)
-    plan = importer.plan(db, team["admin"], customers.CONTACTS, source,
-                         importer.propose_mapping(customers.CONTACTS, source.headers))
+    source = importer.read(b"Customer,CSAT\nA,5\n", "s.csv", fast=True)
+    plan = importer.plan(db, team["admin"], service.SURVEYS, source,
+                         importer.propose_mapping(service.SURVEYS, source.headers))
     assert plan.staged is None and plan.counts["reject"] + plan.counts["create"] == 1
     assert any("PostgreSQL" in n for n in plan.notes)
     source = importer.read(b"Last Name,Email\nA,a@example.com\n", "l.csv", fast=True)
@@ -353,3 +353,71 @@ def test_a_birthday_without_the_kind_goes_row_by_row_on_postgresql(new_database)
         assert found == {"p1@example.com": "1990-05-01", "p0@example.com": None}
     finally:
         db.close()
+
+
+# --- contacts, tasks and activities: test_importer_refs.py's comparisons, on PostgreSQL ----------
+# (their links resolved among the names PostgreSQL finds for the file's texts, copied into the
+# stage; the write-time re-check run on PostgreSQL over the TEMP table of the rows to write)
+
+from tests.test_importer_refs import (  # noqa: E402
+    test_activities_take_the_fast_path_and_touch_their_deals_alike,
+    test_contacts_take_the_fast_path_with_the_row_paths_results,
+    test_tasks_take_the_fast_path_with_the_row_paths_results)
+
+REF_TESTS = (test_activities_take_the_fast_path_and_touch_their_deals_alike,
+             test_contacts_take_the_fast_path_with_the_row_paths_results,
+             test_tasks_take_the_fast_path_with_the_row_paths_results)
+
+
+@pytest.fixture
+def seeded(new_database):
+    """test_importer_refs.seed's records in two PostgreSQL databases (row path, set-based)."""
+    from tests.test_importer_refs import seed
+
+    made = [make_db(new_database()), make_db(new_database())]
+    for db, team in made:
+        seed(db, team)
+    yield made
+    for db, _team in made:
+        db.close()
+
+
+@pytest.mark.parametrize("user,change,refused", [
+    ("admin", "trash Acme", "Row 2: The parent record does not exist"),
+    ("admin", "lock maria", "Row 5: Owner must be an active user"),
+    ("admin", "lock reza", "Row 3: Owner must be an active user"),  # before any parent
+    ("admin", None, None),
+    ("reza", "give Reza Retail", "Row 3:"),
+    ("reza", "trash Acme", None),  # not the rep's: those rows were rejected
+])
+def test_new_contacts_refused_at_the_write_alike_on_postgresql(seeded, user, change, refused):
+    from tests import test_importer_recheck as recheck
+
+    changes = {"trash Acme": recheck.trash_customer("Acme"), "lock maria": recheck.lock("maria"),
+               "lock reza": recheck.lock("reza"), None: recheck.nothing,
+               "give Reza Retail": recheck.give_customer("Reza Retail", "sam")}
+    found = recheck.compare(seeded, customers.CONTACTS, recheck.CONTACTS, changes[change], user)
+    assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
+        == bool(refused)
+
+
+@pytest.mark.parametrize("user,change,refused", [
+    ("admin", "trash Pars deal", "Row 3: That deal does not exist"),
+    ("admin", "trash Acme", "Row 2: That customer does not exist"),
+    ("admin", "lock reza", "Row 3: Owner must be an active user"),
+    ("reza", None, None),
+])
+@pytest.mark.parametrize("table", ["tasks", "activities"])
+def test_tasks_and_activities_refused_at_the_write_alike_on_postgresql(seeded, user, change,
+                                                                       refused, table):
+    from crm import activities, deals
+    from tests import test_importer_recheck as recheck
+
+    changes = {"trash Pars deal": recheck.trash(deals.DEALS, "title", "Pars deal"),
+               "trash Acme": recheck.trash_customer("Acme"), "lock reza": recheck.lock("reza"),
+               None: recheck.nothing}
+    entity, rows = ((activities.TASKS, recheck.TASKS) if table == "tasks"
+                    else (activities.ACTIVITIES, recheck.ACTIVITIES))
+    found = recheck.compare(seeded, entity, rows, changes[change], user)
+    assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
+        == bool(refused)
