@@ -1706,7 +1706,7 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
 # writes the records, import_records and audit rows as on DuckDB.
 PG_TABLES = ("leads", "customers", "products", "contacts", "tasks", "activities")  # new records
 # of those, the entities whose updates and upserts go set-based on PostgreSQL too
-PG_UPDATE_TABLES = ("leads", "customers", "products")
+PG_UPDATE_TABLES = ("leads", "customers", "products", "contacts", "tasks", "activities")
 
 
 def pg_set_based(entity: records.Entity, mode: str) -> bool:

@@ -82,10 +82,10 @@ def writable(db: Database, p) -> bool:
     if db.dialect != dialect.DUCKDB:
         from crm import importer_kept
 
-        # _json writes DuckDB's datetime text only; custom links and a birthday kept by the
-        # record's kind are checked against live tables, which the local stage lacks there
-        if any(specs[n].type == "datetime" or _custom_link(specs[n])
-               for n in p._update_fields) or importer_kept.fields(entity, p._update_fields):
+        # custom links and a birthday kept by the record's kind are checked against live
+        # tables, which the local stage lacks there
+        if any(_custom_link(specs[n]) for n in p._update_fields) \
+                or importer_kept.fields(entity, p._update_fields):
             return False
     return all((specs[n].type in _TYPES or _custom_link(specs[n]) or _survey_link(entity, n))
                and not specs[n].create_only and n != entity.parent for n in _written(p))
@@ -473,7 +473,12 @@ def _json(spec: Field, v: str, pg: bool = False) -> str:
         value = f"CASE WHEN {v} THEN 'true' ELSE 'false' END"
     elif t == "date":
         value = f"concat('\"', CAST({v} AS VARCHAR), '\"')"
-    else:  # datetime: isoformat, with microseconds only when there are some
+    elif pg:  # datetime: isoformat, with microseconds only when there are some
+        micro = f"(CAST(extract(microseconds FROM {v}) AS BIGINT) % 1000000)"
+        value = (f"concat('\"', to_char({v}, 'YYYY-MM-DD\"T\"HH24:MI:SS'), CASE WHEN"
+                 f" {micro} <> 0 THEN concat('.', lpad(CAST({micro} AS VARCHAR), 6, '0'))"
+                 " END, '\"')")
+    else:
         value = (f"concat('\"', strftime({v}, '%Y-%m-%dT%H:%M:%S'), CASE WHEN"
                  f" microsecond({v}) % 1000000 <> 0 THEN concat('.', lpad(CAST(microsecond({v})"
                  f" % 1000000 AS VARCHAR), 6, '0')) END, '\"')")
@@ -539,8 +544,8 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
     fields = _ordered(entity, keys)
-    if pg and any(specs[k].type == "datetime" or _custom_link(specs[k]) for k in fields):
-        return None  # _json writes DuckDB's datetime text only; links are checked live
+    if pg and any(_custom_link(specs[k]) for k in fields):
+        return None  # links are checked live
     if pg and lines:
         return None
     params = {"i": import_id, "by": user.id or None, "today": date.today(),

@@ -421,3 +421,22 @@ def test_tasks_and_activities_refused_at_the_write_alike_on_postgresql(seeded, u
     found = recheck.compare(seeded, entity, rows, changes[change], user)
     assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
         == bool(refused)
+
+
+# --- their updates and upserts: test_importer_ref_updates.py's comparisons, on PostgreSQL ------
+
+from tests.test_importer_ref_updates import (  # noqa: E402
+    test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does,
+    test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_task_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_activity_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_upsert_of_contacts_without_a_customer_column_alike,
+    test_undo_refuses_contacts_changed_since)
+
+REF_UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
+    test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does,
+    test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_task_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_activity_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_upsert_of_contacts_without_a_customer_column_alike,
+    test_undo_refuses_contacts_changed_since)
