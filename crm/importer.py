@@ -858,12 +858,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None and db.dialect != dialect.DUCKDB and not pg_set_based(entity, mode):
+        if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES:
             why = _("on PostgreSQL only leads, customers and products are checked set-based")
-        elif why is None and db.dialect != dialect.DUCKDB and _pg_row_fields(entity, mapping,
-                                                                             mode):
-            why = _("some mapped fields are checked one row at a time (links, web addresses,"
-                    " multiple choices)")
         if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
@@ -1704,27 +1700,10 @@ def _fast_refusal(entity: records.Entity, mapping: dict, mode: str,
 # file's keys and unique values) goes to PostgreSQL and back, and execute() copies the rows to
 # write into a TEMP table of the import's transaction (COPY), where one INSERT ... SELECT each
 # writes the records, import_records and audit rows as on DuckDB.
-PG_TABLES = ("leads", "customers", "products", "contacts", "tasks", "activities")  # new records
-# of those, the entities whose updates and upserts go set-based on PostgreSQL too
-PG_UPDATE_TABLES = ("leads", "customers", "products", "contacts", "tasks", "activities")
-
-
-def pg_set_based(entity: records.Entity, mode: str) -> bool:
-    """Whether a file of the entity in this mode may be planned set-based on PostgreSQL (the
-    stage asks PostgreSQL only for the keys its checks need: a contact's, task's or
-    activity's links are resolved among the names PostgreSQL finds for the file's texts,
-    importer_refs.ref_map)."""
-    return entity.table in (PG_TABLES if mode == "create" else PG_UPDATE_TABLES)
-
-
-def _pg_row_fields(entity: records.Entity, mapping: dict, mode: str) -> bool:
-    """Whether the file maps fields whose set-based checks read live tables beside the stage
-    (custom links; a birthday an update keeps by the record's kind): row by row on
-    PostgreSQL, where the stage is a DuckDB of its own."""
-    specs = entity.spec
-    mapped = [v for v in mapping.values() if v in specs]
-    return any(specs[v].custom and specs[v].type == "ref" for v in mapped) or any(
-        importer_kept.later(specs[v], mode, mapped) for v in mapped)
+PG_TABLES = ("leads", "customers", "products", "contacts", "tasks", "activities")  # entities
+# planned set-based on PostgreSQL (new records, updates and upserts): a contact's, task's or
+# activity's links are resolved among the names PostgreSQL finds for the file's texts
+# (importer_refs.ref_map), and checked again at the write on PostgreSQL (importer_recheck)
 _LOCAL: list = []  # the stage connection, made on first use
 _LOCAL_LOCK = threading.Lock()
 
@@ -2241,8 +2220,10 @@ def pg_snapshot(db: Database, cur, user: User, entity: records.Entity, name: str
     unique field the file brings. Made again when execute() matches the rows again."""
     where, visible = records.visible(entity, user)
     cur.execute(f"DROP TABLE IF EXISTS {name}_t")
-    # the columns the stage's SQL reads (the condition of visibility names its own)
-    wanted = ["id", "version", key, *fields, *re.findall(r"\bt\.(\w+)", where)]
+    # the columns the stage's SQL reads (the condition of visibility names its own; the
+    # other field a kept one is judged by, a birthday by the kind: importer_kept.stored)
+    kept = [entity.spec[n].only_when[0] for n in importer_kept.fields(entity, fields)]
+    wanted = ["id", "version", key, *fields, *kept, *re.findall(r"\bt\.(\w+)", where)]
     columns = ", ".join(f"t.{c}" for c in dict.fromkeys(wanted))
     _pg_found(db, cur, f"SELECT DISTINCT k FROM {name}_c WHERE k IS NOT NULL",
               f"SELECT {columns} FROM {entity.table} t WHERE {where} AND"

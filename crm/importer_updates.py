@@ -64,7 +64,7 @@ def writable(db: Database, p) -> bool:
     if not p.staged_updates:
         return False
     entity = p.entity
-    if db.dialect != dialect.DUCKDB and entity.table not in importer.PG_UPDATE_TABLES:
+    if db.dialect != dialect.DUCKDB and entity.table not in importer.PG_TABLES:
         return False
     if entity.table == "deals":  # update_deal_in's checks: _refused, write_updates
         from crm import importer_deals
@@ -79,14 +79,6 @@ def writable(db: Database, p) -> bool:
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
-    if db.dialect != dialect.DUCKDB:
-        from crm import importer_kept
-
-        # custom links and a birthday kept by the record's kind are checked against live
-        # tables, which the local stage lacks there
-        if any(_custom_link(specs[n]) for n in p._update_fields) \
-                or importer_kept.fields(entity, p._update_fields):
-            return False
     return all((specs[n].type in _TYPES or _custom_link(specs[n]) or _survey_link(entity, n))
                and not specs[n].create_only and n != entity.parent for n in _written(p))
 
@@ -498,7 +490,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     from crm import importer
 
     pg = isinstance(cur, dialect.PgCursor)
-    if pg and entity.table not in importer.PG_UPDATE_TABLES:
+    if pg and entity.table not in importer.PG_TABLES:
         return None
     table = entity.table
     n_items = cur.execute("SELECT count(*) FROM import_records WHERE import_id = $i AND"

@@ -308,51 +308,53 @@ def linked(new_database):
     rules.invalidate()
 
 
-def test_custom_links_go_row_by_row_on_postgresql_and_import(linked):
-    """Custom links are checked against live tables, which PostgreSQL's local stage lacks:
-    a big file mapping one is planned row by row there, with the reason, and imports."""
-    from tests.test_importer_custom_links import LEADS
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_new_leads_with_custom_links_set_based_on_postgresql_alike(linked, user):
+    """Custom links are resolved among the names PostgreSQL finds for the file's texts and
+    checked again on PostgreSQL at the write: the row path's results."""
+    from tests import test_importer_custom_links as links
 
-    db, team = linked[0]
-    source = importer.read(("\n".join(LEADS) + "\n").encode(), "links.csv", fast=True)
-    mapping = importer.propose_mapping(leads.LEADS, source.headers)
-    assert mapping["Referred by"] == "referrer"
-    plan = importer.plan(db, team["admin"], leads.LEADS, source, mapping)
-    assert plan.staged is None
-    assert any("one row at a time" in n for n in plan.notes), plan.notes
-    assert plan.counts["create"] >= 7
-    import_id = importer.execute(db, team["admin"], plan)
-    linked_to = {r["email"]: r["name"] for r in db.query(
-        "SELECT l.email, c.name FROM leads l JOIN customers c ON c.id = l.referrer"
-        " WHERE l.deleted_at IS NULL")}
-    assert linked_to["ann@x.com"] == "Acme" and linked_to["bo@x.com"] == "Acme"
-    importer.undo(db, team["admin"], import_id)
-    assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL"
-                     " AND email = 'ann@x.com'") == 0
+    links.test_new_leads_with_custom_links_take_the_fast_path_with_the_row_paths_results(
+        linked, user)
 
 
-def test_a_birthday_without_the_kind_goes_row_by_row_on_postgresql(new_database):
-    """Such an update keeps the birthday by the record's kind, a live read the local stage
-    cannot make: planned row by row on PostgreSQL, a company's birthday dropped."""
-    from tests.test_importer_birthday_updates import seed_customers
+def test_a_custom_link_to_a_trashed_record_refused_at_the_write_alike_on_postgresql(linked):
+    from tests import test_importer_custom_links as links
 
-    db, team = make_db(new_database())
-    try:
-        seed_customers(db, team)
-        text = "Email,Birthday\np1@example.com,1990-05-01\np0@example.com,1991-05-01\n"
-        source = importer.read(text.encode(), "birthdays.csv", fast=True)
-        plan = importer.plan(db, team["admin"], customers.CUSTOMERS, source,
-                             {"Email": "email", "Birthday": "birthday"}, mode="update",
-                             key="email")
-        assert plan.staged_updates is None
-        assert any("one row at a time" in n for n in plan.notes), plan.notes
-        importer.execute(db, team["admin"], plan)
-        found = {r["email"]: r["birthday"] for r in db.query(
-            "SELECT email, CAST(birthday AS VARCHAR) AS birthday FROM customers"
-            " WHERE email IN ('p0@example.com', 'p1@example.com')")}
-        assert found == {"p1@example.com": "1990-05-01", "p0@example.com": None}
-    finally:
-        db.close()
+    links.test_a_custom_link_to_a_trashed_record_refuses_the_import_alike(linked)
+
+
+def test_a_linked_customer_trashed_since_the_dry_run_refused_alike_on_postgresql(linked):
+    from tests import test_importer_custom_links as links
+
+    links.test_a_customer_trashed_since_the_dry_run_refuses_alike(linked)
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_custom_links_in_an_update_set_based_on_postgresql_alike(two, mode, user,
+                                                                monkeypatch):
+    from tests.test_importer_complaint_updates import reports
+    from tests.test_importer_custom_links import lead_file, seed_leads
+    from tests.test_importer_ref_updates import compare_entity
+
+    made = reports(monkeypatch)
+    final = compare_entity(two, leads.LEADS, seed_leads, lead_file(), mode, user, "email",
+                           "email", monkeypatch)
+    assert len(made) == 2 and made[1] == made[0] and b"Nobody" in made[1]
+    assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+
+
+from tests.test_importer_birthday_updates import (  # noqa: E402
+    test_a_birthday_without_the_kind_is_written_set_based_as_the_row_path_writes_it,
+    test_an_individuals_birthday_in_the_future_refuses_the_import_alike,
+    test_an_upsert_creates_new_customers_without_their_birthday_alike)
+
+BIRTHDAY_TESTS = (  # collected here too, with `two` on PostgreSQL: the kind read from
+    # pg_snapshot's copies in the dry run, from the live records at the write
+    test_a_birthday_without_the_kind_is_written_set_based_as_the_row_path_writes_it,
+    test_an_individuals_birthday_in_the_future_refuses_the_import_alike,
+    test_an_upsert_creates_new_customers_without_their_birthday_alike)
 
 
 # --- contacts, tasks and activities: test_importer_refs.py's comparisons, on PostgreSQL ----------
