@@ -859,7 +859,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     if source.path and fast is not False:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
         if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES:
-            why = _("on PostgreSQL only leads, customers and products are checked set-based")
+            why = _("on PostgreSQL only leads, customers, products, contacts, tasks and"
+                    " activities are checked set-based")
         if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 
