@@ -442,3 +442,86 @@ REF_UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
     test_an_activity_update_is_written_set_based_as_the_row_path_writes_it,
     test_an_upsert_of_contacts_without_a_customer_column_alike,
     test_undo_refuses_contacts_changed_since)
+
+
+# --- DuckDB's set-based import against PostgreSQL's: the same file, the same results ---------
+
+@pytest.fixture
+def both_engines(new_database, tmp_path):
+    """test_importer_refs.seed's records in a DuckDB file and a PostgreSQL database."""
+    from tests.test_importer_refs import seed
+
+    made = [make_db(tmp_path / "duck.duckdb"), make_db(new_database())]
+    for db, team in made:
+        seed(db, team)
+    yield made
+    for db, _team in made:
+        db.close()
+
+
+def _plain(value):
+    """A value as both engines' drivers give it comparable (JSON text parsed)."""
+    import json
+
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("table", ["contacts", "tasks", "activities"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_duckdb_and_postgresql_set_based_imports_give_the_same_results(both_engines, table,
+                                                                      user):
+    from crm import activities
+    from tests import test_importer_refs as refs
+
+    entity, rows = {"contacts": (customers.CONTACTS, refs.CONTACTS),
+                    "tasks": (activities.TASKS, refs.TASKS),
+                    "activities": (activities.ACTIVITIES, refs.ACTIVITIES)}[table]
+    text = "\n".join(rows) + "\n"
+    duck, pg = (refs.outcome(db, team[user], entity, text, True) for db, team in both_engines)
+    for part in duck:
+        assert _plain(pg[part]) == _plain(duck[part]), part
+    assert pg["counts"]["create"] >= 2 and pg["counts"]["reject"] >= 2
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_duckdb_and_postgresql_set_based_contact_updates_give_the_same_results(
+        new_database, tmp_path, mode, user):
+    from tests import test_importer_ref_updates as ref_updates
+
+    made = [make_db(tmp_path / "duck.duckdb"), make_db(new_database())]
+    results = []
+    try:
+        for db, team in made:
+            ref_updates.seed(db, team, 60)
+            text = ref_updates.update_file(60) + "new9@example.com,Nine,New,,,,,\n"
+            source = importer.read(text.encode("utf-8"), "contacts.csv", fast=True)
+            plan = importer.plan(db, team[user], customers.CONTACTS, source,
+                                 importer.propose_mapping(customers.CONTACTS, source.headers),
+                                 mode=mode, key="email")
+            assert plan.staged_updates, plan.notes
+            rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                              key=str)
+            import_id = importer.execute(db, team[user], plan)
+            after = ref_updates.state(db)
+            undone = importer.undo(db, team[user], import_id)
+            results.append(_plain({"counts": plan.counts, "rejected": rejected,
+                                   "after": after, "undone": undone,
+                                   "after_undo": ref_updates.state(db),
+                                   "report": importer.rejected_csv(plan)}))
+    finally:
+        for db, _team in made:
+            db.close()
+    duck, pg = results
+    for part in duck:
+        assert pg[part] == duck[part], part
+    assert pg["counts"]["update"] > 5
