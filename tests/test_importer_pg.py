@@ -525,3 +525,19 @@ def test_duckdb_and_postgresql_set_based_contact_updates_give_the_same_results(
     for part in duck:
         assert pg[part] == duck[part], part
     assert pg["counts"]["update"] > 5
+
+
+def test_the_bench_times_the_entities_set_based_on_postgresql(new_database, capsys):
+    """python -m crm --db postgresql://... bench --import-only: a line per entity planned
+    set-based there, beside a bare COPY of the same file, and the row path on request."""
+    import re
+
+    from crm import bench_imports
+
+    assert bench_imports.refs_import_bench(1, rows=60, n_customers=50, row_rows=20,
+                                           server=new_database())
+    out = capsys.readouterr().out
+    found = re.findall(r"^import 60 (\w+) \((\d+) created, (\d+) rejected\): ours \d+\.\d\d s"
+                       r" / bare COPY \d+\.\d\d s .*; row by row 20 rows", out, re.M)
+    assert [f[0] for f in found] == ["contacts", "tasks", "activities"], out
+    assert all(int(c) + int(r) == 60 for _e, c, r in found)
