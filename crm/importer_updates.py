@@ -536,8 +536,6 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
     fields = _ordered(entity, keys)
-    if pg and any(_custom_link(specs[k]) for k in fields):
-        return None  # links are checked live
     if pg and lines:
         return None
     params = {"i": import_id, "by": user.id or None, "today": date.today(),
@@ -575,6 +573,19 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
         importer.pg_into_stage(cur, stage, f"SELECT t.* FROM {table} t WHERE t.id IN ({mine})",
                                params, made[1])
         importer.pg_into_stage(cur, stage, "SELECT id, active FROM users", {}, made[2])
+        links = {}  # the records the restored custom links name (records._check_links)
+        for n in fields:
+            spec = entity.spec[n]
+            if not _custom_link(spec):
+                continue
+            links[n] = f"{name}_l{n}"
+            made.append(links[n])
+            owner = ", x.owner_id" if spec.ref in records.OWNED else ""
+            importer.pg_into_stage(
+                cur, stage, f"SELECT x.id, x.deleted_at{owner} FROM {spec.ref} x WHERE x.id IN"
+                f" (SELECT CAST(CAST(before AS JSON) -> '{n}' ->> 0 AS BIGINT) FROM"
+                " import_records WHERE import_id = $i AND action <> 'create')", params,
+                links[n])
         unique = {}
         for n in entity.unique:
             if n in fields:
@@ -585,7 +596,7 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
                     f" JSON) -> '{n}' ->> 0) FROM import_records WHERE import_id = $i AND"
                     " action <> 'create')", params, unique[n])
         return _undo(cur, stage, user, entity, fields, params, refused, made[0], made[1],
-                     made[2], unique)
+                     made[2], unique, links=links)
     finally:
         for t in made:
             stage.execute(f"DROP TABLE IF EXISTS {t}")
@@ -593,7 +604,8 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
 
 def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], params: dict,
           refused: list, items: str, records_table: str, users: str,
-          unique: dict | None = None, lines: bool = False) -> int | None:
+          unique: dict | None = None, lines: bool = False,
+          links: dict | None = None) -> int | None:
     """undo_updates' work: reads the import's records of updates (items), the records
     (records_table) and the users through stage (on DuckDB the same cursor as cur, beside
     PostgreSQL the stage's copies), writes through cur."""
@@ -643,7 +655,7 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
     from crm import importer_recheck  # update_in's _check_links over restored custom links
 
     checks += importer_recheck.custom_links(user, entity, {f"f_{n}" for n in fields},
-                                            "CASE WHEN u.c_{n} THEN u.n_{n} END")
+                                            "CASE WHEN u.c_{n} THEN u.n_{n} END", links)
     if not user.sees_all:
         checks.append("u.owner IS DISTINCT FROM $me")
         if "owner_id" in fields:

@@ -345,6 +345,53 @@ def test_custom_links_in_an_update_set_based_on_postgresql_alike(two, mode, user
     assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
 
 
+def test_undo_of_custom_links_set_based_on_postgresql(new_database, monkeypatch):
+    """The undo gives the leads their old links back set-based on PostgreSQL too (the records
+    the links name copied into the stage for update_in's check), as the row path does; a link
+    to a record trashed since refuses it alike."""
+    from crm import records
+    from crm.fields import ValidationError
+    from tests.test_importer_custom_links import lead_file, seed_leads
+    from tests.test_importer_fast import deal_world
+    from tests.test_importer_ref_updates import table_state
+
+    real, calls = records.update_in, []
+    monkeypatch.setattr(records, "update_in",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    found = []
+    for trash in (False, True):
+        for fast in (False, True):
+            db, team = make_db(new_database())
+            try:
+                deal_world(db, team)
+                seed_leads(db, team)
+                source = importer.read(lead_file().encode(), "f.csv", fast=fast)
+                plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                                     importer.propose_mapping(leads.LEADS, source.headers),
+                                     mode="update", key="email")
+                assert bool(plan.staged_updates) == fast
+                import_id = importer.execute(db, team["admin"], plan)
+                if trash:
+                    with db.transaction() as cur:
+                        cur.execute("UPDATE customers SET deleted_at = now() WHERE name ="
+                                    " 'Analytical Engines Ltd'")
+                calls.clear()
+                try:
+                    undone = importer.undo(db, team["admin"], import_id)
+                except ValidationError as exc:
+                    undone = str(exc)
+                if fast and not trash:
+                    assert not calls  # set-based: no update_in
+                found.append((undone, table_state(db, "leads", "email")))
+            finally:
+                db.close()
+                from crm import rules
+
+                rules.invalidate()
+    assert found[1] == found[0] and found[3] == found[2]
+    assert found[0][0]["undone"] > 5 and "does not exist" in str(found[3][0])
+
+
 from tests.test_importer_birthday_updates import (  # noqa: E402
     test_a_birthday_without_the_kind_is_written_set_based_as_the_row_path_writes_it,
     test_an_individuals_birthday_in_the_future_refuses_the_import_alike,
