@@ -5,7 +5,8 @@ and undo set-based, against a bare COPY of the same file in the same run; and, w
 the rows (at most 5,000), the row path's import and undo (the write planned again and written
 by records.update_many / update_in a row, the undo a record at a time), extrapolated.
 
-    python scripts/bench_import_pg_updates.py postgresql://user:pw@host:port/db [N] [runs]"""
+    python scripts/bench_import_pg_updates.py postgresql://user:pw@host:port/db [N] [runs]
+        [contacts,tasks,activities]"""
 import contextlib
 import pathlib
 import statistics
@@ -22,6 +23,7 @@ from crm.db import Database  # noqa: E402
 URL = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
 RUNS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+WANTED = sys.argv[4].split(",") if len(sys.argv) > 4 else None  # e.g. contacts,tasks
 
 # entity -> (its records.Entity, key, header, the file's line i (changed: every other one))
 FILES = {
@@ -101,7 +103,7 @@ def run_one(table, rows, tmp, row_path):
 def main():
     with tempfile.TemporaryDirectory() as name:
         tmp = pathlib.Path(name)
-        for table in FILES:
+        for table in WANTED or FILES:
             times = [run_one(table, N, tmp, False) for _run in range(RUNS)]
             dry, imp, undo, bare = (statistics.median(t[i] for t in times) for i in range(4))
             few = min(5_000, N // 20)
