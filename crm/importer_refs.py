@@ -16,6 +16,8 @@ another customer, a second record of our company, a username once taken) refuses
 with the row path's words."""
 from __future__ import annotations
 
+import json
+
 from crm import dialect, records
 from crm.auth import User
 from crm.i18n import gettext as _
@@ -132,10 +134,11 @@ def _pg_known(cur, db, known: str, params: dict, raw: str, index: int, m: str,
         odd += " OR octet_length(n.k) <> length(n.k)"
     sql = (f"SELECT n.k, n.id, n.p FROM (SELECT CAST(x.k AS TEXT) AS k, x.id, x.p FROM"
            f" ({known}) x WHERE x.k IS NOT NULL) n WHERE {importer_near._key(db.dialect, 'n.k')}"
-           f" IN (SELECT unnest(CAST($vals AS TEXT[]))) OR {odd}")
+           f" IN (SELECT json_array_elements_text(CAST($vals AS JSON))) OR {odd}")
     pg = db.cursor()
-    try:
-        importer.pg_into_stage(pg, cur, sql, {**params, "vals": keys,
+    try:  # the keys as one JSON text: the driver quotes an array's items one by one (2.5 s
+        # for 100,000 keys), a text at once
+        importer.pg_into_stage(pg, cur, sql, {**params, "vals": json.dumps(keys),
                                               "c_ws": importer._CONSTANTS["c_ws"]},
                                f"{m}_n", "k VARCHAR, id BIGINT, p INTEGER")
     finally:

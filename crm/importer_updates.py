@@ -1,5 +1,5 @@
 """The set-based write of a big CSV file's updates (and upserts), and the set-based undo of
-an import's updated records (DuckDB; on PostgreSQL for leads, customers and products: the
+an import's updated records (DuckDB; on PostgreSQL for importer.PG_TABLES' entities: the
 matching and the undo's old values computed by the same SQL in the importer's in-process
 DuckDB stage over copies of the records, the writes run on PostgreSQL from a TEMP table of
 the transaction).
@@ -484,7 +484,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     """Gives the import's updated records their old values back, set-based, as the row path
     (records.update_in a record) does: records changed or trashed since are added to refused
     (id, {line, record_id, reason}); returns how many were undone. None when the row path
-    must do it: on PostgreSQL another entity than leads, customers and products, rules watch
+    must do it: on PostgreSQL an entity not in importer.PG_TABLES, rules watch
     the table, fields or checks only it knows, or a record it would refuse (it then words the
     refusal)."""
     from crm import importer
