@@ -5,8 +5,9 @@ extrapolated).
 
 A base database holds `customers` customers (named "Customer <n>"), deals, leads, products,
 complaints and competitors; each entity's file names them (a few near misses among them, for
-the "did you mean" path) and is imported into a copy of it. DuckDB only: the set-based import
-reads the file with DuckDB's read_csv; PostgreSQL imports these row by row.
+the "did you mean" path) and is imported into a copy of it. On PostgreSQL (--db
+postgresql://...) the entities it plans set-based (importer.PG_TABLES: contacts, tasks,
+activities), in throw-away databases made from the base as a template, against a bare COPY.
 
 Then the set-based checks (CHECKS: updates with their undo, new records with a custom link, the
 write-time re-check) on databases seeded through the import itself, and a near miss among many
@@ -27,6 +28,7 @@ from crm.db import Database
 
 REFS_ROWS = 200_000
 REFS_ROW_ROWS = 20_000
+PG_REFS_ROW_ROWS = 5_000  # on PostgreSQL (--row-path)
 OWNERS = ("Ada Admin", "maria", "reza", "")
 
 
@@ -155,49 +157,92 @@ def _import(db_path: Path, csv_path: Path, entity, fast: bool) -> tuple[float, d
         db.close()
 
 
+@contextlib.contextmanager
+def _copy_of(base, tmp: Path, server: str | None, name: str):
+    """A fresh copy of the base database: a copied DuckDB file, or on PostgreSQL (server) a
+    throw-away database made from the base as its template."""
+    if server is None:
+        copy = tmp / f"{name}.duckdb"
+        shutil.copy(base, copy)
+        try:
+            yield copy
+        finally:
+            copy.unlink(missing_ok=True)
+        return
+    from crm import bench
+
+    made = f"{base.rsplit('/', 1)[1].split('?')[0]}_{name}"
+    bench._server_command(server, f"CREATE DATABASE {made} TEMPLATE"
+                                  f" {base.rsplit('/', 1)[1].split('?')[0]}")
+    try:
+        yield bench.database_url(server, made)
+    finally:
+        bench._server_command(server, f"DROP DATABASE IF EXISTS {made} WITH (FORCE)")
+
+
+def _bare(tmp: Path, csv_path: Path, server: str | None) -> float:
+    """Seconds of the engine's bare load of the file: DuckDB's read_csv into a table, or on
+    PostgreSQL a COPY into a table of text columns in a throw-away database."""
+    if server is None:
+        target = tmp / "bare.duckdb"
+        target.unlink(missing_ok=True)
+        begun = time.perf_counter()
+        bare_duckdb_load(target, csv_path)
+        return time.perf_counter() - begun
+    from crm import bench
+
+    with bench.throwaway_database(server) as url:
+        begun = time.perf_counter()
+        bench._bare_postgresql_load(url, csv_path)
+        return time.perf_counter() - begun
+
+
 def refs_import_bench(runs: int, rows: int = REFS_ROWS, n_customers: int = REFS_ROWS,
-                      entities: list[str] | None = None, row_rows: int = 0) -> bool:
+                      entities: list[str] | None = None, row_rows: int = 0,
+                      server: str | None = None) -> bool:
     """One line per entity: the import of a file of rows rows (medians of runs) against the
     bare read of the same file into a table of its own, alternately in the same run, and their
     ratio; row_rows: the row path on a file of that many rows too. Returns whether every
-    import took its path and every row was created or rejected."""
+    import took its path and every row was created or rejected. server: on PostgreSQL (a
+    postgresql:// URL; throw-away databases there, the bare read a COPY), the entities it
+    plans set-based (importer.PG_TABLES)."""
     ok = True
-    with tempfile.TemporaryDirectory(prefix="crm-bench-refs-") as name:
+    with tempfile.TemporaryDirectory(prefix="crm-bench-refs-") as name, \
+            contextlib.ExitStack() as places:
         tmp = Path(name)
-        base_db = tmp / "base.duckdb"
+        if server is None:
+            base_db = tmp / "base.duckdb"
+        else:
+            from crm import bench
+
+            base_db = places.enter_context(bench.throwaway_database(server))
         start = time.perf_counter()
         stages = _base(base_db, n_customers, tmp)
         print(f"imports naming other records: a base of {n_customers:,} customers"
               f" ({time.perf_counter() - start:.1f} s)", flush=True)
-        for table in entities or list(FILES):
+        for table in [t for t in entities or FILES  # PostgreSQL: the others go row by row
+                      if server is None or t in importer.PG_TABLES]:
             entity = FILES[table][0]
             big, small = tmp / f"{table}.csv", tmp / f"{table}-small.csv"
             write(big, table, rows, n_customers, stages)
             ours, bare = [], []
             for _run in range(runs):
-                copy = tmp / "fast.duckdb"
-                shutil.copy(base_db, copy)
-                seconds, counts, problems = _import(copy, big, entity, True)
+                with _copy_of(base_db, tmp, server, "fast") as copy:
+                    seconds, counts, problems = _import(copy, big, entity, True)
                 ours.append(seconds)
-                copy.unlink()
-                target = tmp / "bare.duckdb"
-                target.unlink(missing_ok=True)
-                begun = time.perf_counter()
-                bare_duckdb_load(target, big)
-                bare.append(time.perf_counter() - begun)
+                bare.append(_bare(tmp, big, server))
             f, b = statistics.median(ours), statistics.median(bare)
             done = counts.get("create", 0) + counts.get("reject", 0) == rows
             ok = ok and done and not problems
             each = ", ".join(f"{o / r:.1f}" for o, r in zip(ours, bare))
             line = (f"import {rows:,} {table} ({counts.get('create', 0):,} created,"
-                    f" {counts.get('reject', 0):,} rejected): ours {f:.2f} s / bare read_csv"
+                    f" {counts.get('reject', 0):,} rejected): ours {f:.2f} s / bare"
+                    f" {'read_csv' if server is None else 'COPY'}"
                     f" {b:.2f} s ({f / b:.1f}x; each run {each})")
             if row_rows > 0:
                 write(small, table, row_rows, n_customers, stages)
-                copy = tmp / "row.duckdb"
-                shutil.copy(base_db, copy)
-                row_s, _counts, _notes = _import(copy, small, entity, False)
-                copy.unlink()
+                with _copy_of(base_db, tmp, server, "row") as copy:
+                    row_s, _counts, _notes = _import(copy, small, entity, False)
                 per_row = row_s / row_rows
                 line += (f"; row by row {row_rows:,} rows {row_s:.1f} s -> {per_row * rows:.0f} s"
                          f" for {rows:,} ({per_row * rows / f:.0f}x)")

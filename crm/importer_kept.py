@@ -32,4 +32,5 @@ def stored(entity, n: str, value: str) -> str:
 def created(entity, n: str, constants: dict) -> str:
     """The field's value as a new record stores it: by the other field's default."""
     other, wanted = entity.spec[n].only_when
-    return f"c.f_{n}" if constants.get(other) == wanted else "NULL"
+    # (a NULL of the column's type: PostgreSQL's copy of the rows is typed by the stage's)
+    return f"c.f_{n}" if constants.get(other) == wanted else f"CASE WHEN false THEN c.f_{n} END"

@@ -85,9 +85,11 @@ def _phases(user: User, entity: records.Entity, cols: set) -> list[tuple[list, d
     return [(owner + links + custom, params)]
 
 
-def custom_links(user: User, entity: records.Entity, cols: set, value: str) -> list[str]:
+def custom_links(user: User, entity: records.Entity, cols: set, value: str,
+                 tables: dict | None = None) -> list[str]:
     """records._check_links: a custom link names a live record the user may see (value: the
-    SQL of field n's new value, a format with {n})."""
+    SQL of field n's new value, a format with {n}; tables: {field: a copy of the records it
+    may name}, where not the table itself)."""
     tests = []
     for f in entity.fields:
         if not (f.custom and f.type == "ref" and f"f_{f.name}" in cols):
@@ -95,7 +97,8 @@ def custom_links(user: User, entity: records.Entity, cols: set, value: str) -> l
         v = value.format(n=f.name)
         mine = " AND x.owner_id = $me" if f.ref in records.OWNED and not user.sees_all \
             else ""
-        tests.append(f"({v} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {f.ref} x WHERE"
+        table = (tables or {}).get(f.name, f.ref)
+        tests.append(f"({v} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} x WHERE"
                      f" x.id = {v} AND x.deleted_at IS NULL{mine}))")
     return tests
 

@@ -16,7 +16,9 @@ another customer, a second record of our company, a username once taken) refuses
 with the row path's words."""
 from __future__ import annotations
 
-from crm import records
+import json
+
+from crm import dialect, records
 from crm.auth import User
 from crm.i18n import gettext as _
 
@@ -114,6 +116,36 @@ def _known(user: User, spec) -> tuple[str, dict]:
     return sql, params
 
 
+def _pg_known(cur, db, known: str, params: dict, raw: str, index: int, m: str,
+              stripped: str) -> str:
+    """On PostgreSQL: stage table {m}_n (k, id, p) of the names _known lists that the column's
+    texts may name, fetched by the texts' keys (stripped, lowered) and not the whole table;
+    returns the SELECT of it that stands for _known's. Names PostgreSQL may lower otherwise
+    than DuckDB (İ, Σ; beyond ASCII under a C locale) come along too, and the stage's own join
+    decides as on DuckDB (a name missed here falls to the row path's resolve all the same)."""
+    from crm import importer, importer_near
+
+    keys = [r[0] for r in cur.execute(
+        f"SELECT DISTINCT lower({stripped}) FROM (SELECT DISTINCT c{index} AS txt FROM {raw}"
+        f" WHERE c{index} IS NOT NULL) d", importer._used(importer._CONSTANTS, stripped)
+    ).fetchall()]
+    odd = "strpos(n.k, 'İ') > 0 OR strpos(n.k, 'Σ') > 0"
+    if not importer_near._lowers_unicode(db):
+        odd += " OR octet_length(n.k) <> length(n.k)"
+    sql = (f"SELECT n.k, n.id, n.p FROM (SELECT CAST(x.k AS TEXT) AS k, x.id, x.p FROM"
+           f" ({known}) x WHERE x.k IS NOT NULL) n WHERE {importer_near._key(db.dialect, 'n.k')}"
+           f" IN (SELECT json_array_elements_text(CAST($vals AS JSON))) OR {odd}")
+    pg = db.cursor()
+    try:  # the keys as one JSON text: the driver quotes an array's items one by one (2.5 s
+        # for 100,000 keys), a text at once
+        importer.pg_into_stage(pg, cur, sql, {**params, "vals": json.dumps(keys),
+                                              "c_ws": importer._CONSTANTS["c_ws"]},
+                               f"{m}_n", "k VARCHAR, id BIGINT, p INTEGER")
+    finally:
+        pg.close()
+    return f"SELECT k, id, p FROM {m}_n"
+
+
 def ref_map(cur, db, user: User, spec, raw: str, index: int, m: str):
     """Table m (txt, val, cerr, verr) of the column's distinct texts that name a record or
     fail to, as importer._distinct_map makes for other columns; returns (note, {text: (value,
@@ -122,6 +154,8 @@ def ref_map(cur, db, user: User, spec, raw: str, index: int, m: str):
 
     known, params = _known(user, spec)
     stripped = importer._strip_sql("d.txt")
+    if db is not None and db.dialect != dialect.DUCKDB:  # the stage is this process's DuckDB
+        known, params = _pg_known(cur, db, known, params, raw, index, m, stripped), {}
     k = importer._strip_sql("CAST(n.k AS VARCHAR)")
     # the column's texts that are plain names (no missing word, not an id): joined in SQL
     sql = (f"CREATE TABLE {m} AS WITH d AS (SELECT DISTINCT c{index} AS txt FROM {raw}"
@@ -132,7 +166,10 @@ def ref_map(cur, db, user: User, spec, raw: str, index: int, m: str):
            " SELECT t.txt, CAST(n.id AS VARCHAR) AS val, false AS cerr, false AS verr FROM t"
            " JOIN n ON n.key = t.key WHERE NOT regexp_full_match(t.key, '[\\p{Nd}\\p{No}]+')"
            f" AND NOT {importer._one_of('t.key', importer._MISSING_WORDS)}")
-    cur.execute(sql, {**params, **importer._used(importer._CONSTANTS, sql)})
+    try:
+        cur.execute(sql, {**params, **importer._used(importer._CONSTANTS, sql)})
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {m}_n")
     rest = [r[0] for r in cur.execute(
         f"SELECT DISTINCT c{index} FROM {raw} r WHERE c{index} IS NOT NULL AND NOT EXISTS"
         f" (SELECT 1 FROM {m} WHERE {m}.txt = r.c{index})").fetchall()]

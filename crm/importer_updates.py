@@ -1,5 +1,5 @@
 """The set-based write of a big CSV file's updates (and upserts), and the set-based undo of
-an import's updated records (DuckDB; on PostgreSQL for leads, customers and products: the
+an import's updated records (DuckDB; on PostgreSQL for importer.PG_TABLES' entities: the
 matching and the undo's old values computed by the same SQL in the importer's in-process
 DuckDB stage over copies of the records, the writes run on PostgreSQL from a TEMP table of
 the transaction).
@@ -93,14 +93,6 @@ def writable(db: Database, p) -> bool:
     if entity.table == "competitors" and "is_us" in p._update_fields and p.mode != "update":
         return False  # our company named by a new row and an updated one: the row path's order
     specs = entity.spec
-    if db.dialect != dialect.DUCKDB:
-        from crm import importer_kept
-
-        # _json writes DuckDB's datetime text only; custom links and a birthday kept by the
-        # record's kind are checked against live tables, which the local stage lacks there
-        if any(specs[n].type == "datetime" or _custom_link(specs[n])
-               for n in p._update_fields) or importer_kept.fields(entity, p._update_fields):
-            return False
     return all((specs[n].type in _TYPES or _custom_link(specs[n]) or _survey_link(entity, n))
                and not specs[n].create_only and n != entity.parent for n in _written(p))
 
@@ -504,7 +496,12 @@ def _json(spec: Field, v: str, pg: bool = False) -> str:
         value = f"CASE WHEN {v} THEN 'true' ELSE 'false' END"
     elif t == "date":
         value = f"concat('\"', CAST({v} AS VARCHAR), '\"')"
-    else:  # datetime: isoformat, with microseconds only when there are some
+    elif pg:  # datetime: isoformat, with microseconds only when there are some
+        micro = f"(CAST(extract(microseconds FROM {v}) AS BIGINT) % 1000000)"
+        value = (f"concat('\"', to_char({v}, 'YYYY-MM-DD\"T\"HH24:MI:SS'), CASE WHEN"
+                 f" {micro} <> 0 THEN concat('.', lpad(CAST({micro} AS VARCHAR), 6, '0'))"
+                 " END, '\"')")
+    else:
         value = (f"concat('\"', strftime({v}, '%Y-%m-%dT%H:%M:%S'), CASE WHEN"
                  f" microsecond({v}) % 1000000 <> 0 THEN concat('.', lpad(CAST(microsecond({v})"
                  f" % 1000000 AS VARCHAR), 6, '0')) END, '\"')")
@@ -518,7 +515,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     """Gives the import's updated records their old values back, set-based, as the row path
     (records.update_in a record) does: records changed or trashed since are added to refused
     (id, {line, record_id, reason}); returns how many were undone. None when the row path
-    must do it: on PostgreSQL another entity than leads, customers and products, rules watch
+    must do it: on PostgreSQL an entity not in importer.PG_TABLES, rules watch
     the table, fields or checks only it knows, or a record it would refuse (it then words the
     refusal)."""
     from crm import importer
@@ -570,8 +567,6 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
            for k in keys):
         return None  # product lines, links, fields the row path drops or checks itself
     fields = _ordered(entity, keys)
-    if pg and any(specs[k].type == "datetime" or _custom_link(specs[k]) for k in fields):
-        return None  # _json writes DuckDB's datetime text only; links are checked live
     if pg and lines:
         return None
     params = {"i": import_id, "by": user.id or None, "today": date.today(),
@@ -609,6 +604,19 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
         importer.pg_into_stage(cur, stage, f"SELECT t.* FROM {table} t WHERE t.id IN ({mine})",
                                params, made[1])
         importer.pg_into_stage(cur, stage, "SELECT id, active FROM users", {}, made[2])
+        links = {}  # the records the restored custom links name (records._check_links)
+        for n in fields:
+            spec = entity.spec[n]
+            if not _custom_link(spec):
+                continue
+            links[n] = f"{name}_l{n}"
+            made.append(links[n])
+            owner = ", x.owner_id" if spec.ref in records.OWNED else ""
+            importer.pg_into_stage(
+                cur, stage, f"SELECT x.id, x.deleted_at{owner} FROM {spec.ref} x WHERE x.id IN"
+                f" (SELECT CAST(CAST(before AS JSON) -> '{n}' ->> 0 AS BIGINT) FROM"
+                " import_records WHERE import_id = $i AND action <> 'create')", params,
+                links[n])
         unique = {}
         for n in entity.unique:
             if n in fields:
@@ -619,7 +627,7 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
                     f" JSON) -> '{n}' ->> 0) FROM import_records WHERE import_id = $i AND"
                     " action <> 'create')", params, unique[n])
         return _undo(cur, stage, user, entity, fields, params, refused, made[0], made[1],
-                     made[2], unique)
+                     made[2], unique, links=links)
     finally:
         for t in made:
             stage.execute(f"DROP TABLE IF EXISTS {t}")
@@ -627,7 +635,8 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
 
 def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], params: dict,
           refused: list, items: str, records_table: str, users: str,
-          unique: dict | None = None, lines: bool = False) -> int | None:
+          unique: dict | None = None, lines: bool = False,
+          links: dict | None = None) -> int | None:
     """undo_updates' work: reads the import's records of updates (items), the records
     (records_table) and the users through stage (on DuckDB the same cursor as cur, beside
     PostgreSQL the stage's copies), writes through cur."""
@@ -677,7 +686,7 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
     from crm import importer_recheck  # update_in's _check_links over restored custom links
 
     checks += importer_recheck.custom_links(user, entity, {f"f_{n}" for n in fields},
-                                            "CASE WHEN u.c_{n} THEN u.n_{n} END")
+                                            "CASE WHEN u.c_{n} THEN u.n_{n} END", links)
     if not user.sees_all:
         checks.append("u.owner IS DISTINCT FROM $me")
         if "owner_id" in fields:

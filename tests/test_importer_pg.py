@@ -110,12 +110,12 @@ def test_products_set_based_on_postgresql_give_the_row_paths_results(two_dbs, us
 
 
 def test_other_entities_go_row_by_row_on_postgresql_with_a_note(two_dbs):
-    from crm import customers
+    from crm import service
 
     db, team = two_dbs[1]
-    source = importer.read(b"Name,Email\nA,a@example.com\n", "c.csv", fast=True)
-    plan = importer.plan(db, team["admin"], customers.CONTACTS, source,
-                         importer.propose_mapping(customers.CONTACTS, source.headers))
+    source = importer.read(b"Customer,CSAT\nA,5\n", "s.csv", fast=True)
+    plan = importer.plan(db, team["admin"], service.SURVEYS, source,
+                         importer.propose_mapping(service.SURVEYS, source.headers))
     assert plan.staged is None and plan.counts["reject"] + plan.counts["create"] == 1
     assert any("PostgreSQL" in n for n in plan.notes)
     source = importer.read(b"Last Name,Email\nA,a@example.com\n", "l.csv", fast=True)
@@ -282,48 +282,283 @@ def test_product_updates_by_code_set_based_on_postgresql_give_the_row_paths_resu
     assert results[1][0]["update"] >= 1
 
 
-def test_custom_links_go_row_by_row_on_postgresql_and_import(linked):
-    """Custom links are checked against live tables, which PostgreSQL's local stage lacks:
-    a big file mapping one is planned row by row there, with the reason, and imports."""
-    from tests.test_importer_custom_links import LEADS
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_new_leads_with_custom_links_set_based_on_postgresql_alike(linked, user):
+    """Custom links are resolved among the names PostgreSQL finds for the file's texts and
+    checked again on PostgreSQL at the write: the row path's results."""
+    from tests import test_importer_custom_links as links
 
-    db, team = linked[0]
-    source = importer.read(("\n".join(LEADS) + "\n").encode(), "links.csv", fast=True)
-    mapping = importer.propose_mapping(leads.LEADS, source.headers)
-    assert mapping["Referred by"] == "referrer"
-    plan = importer.plan(db, team["admin"], leads.LEADS, source, mapping)
-    assert plan.staged is None
-    assert any("one row at a time" in n for n in plan.notes), plan.notes
-    assert plan.counts["create"] >= 7
-    import_id = importer.execute(db, team["admin"], plan)
-    linked_to = {r["email"]: r["name"] for r in db.query(
-        "SELECT l.email, c.name FROM leads l JOIN customers c ON c.id = l.referrer"
-        " WHERE l.deleted_at IS NULL")}
-    assert linked_to["ann@x.com"] == "Acme" and linked_to["bo@x.com"] == "Acme"
-    importer.undo(db, team["admin"], import_id)
-    assert db.scalar("SELECT count(*) FROM leads WHERE deleted_at IS NULL"
-                     " AND email = 'ann@x.com'") == 0
+    links.test_new_leads_with_custom_links_take_the_fast_path_with_the_row_paths_results(
+        linked, user)
 
 
-def test_a_birthday_without_the_kind_goes_row_by_row_on_postgresql(new_database):
-    """Such an update keeps the birthday by the record's kind, a live read the local stage
-    cannot make: planned row by row on PostgreSQL, a company's birthday dropped."""
-    from tests.test_importer_birthday_updates import seed_customers
+def test_a_custom_link_to_a_trashed_record_refused_at_the_write_alike_on_postgresql(linked):
+    from tests import test_importer_custom_links as links
 
-    db, team = make_db(new_database())
-    try:
-        seed_customers(db, team)
-        text = "Email,Birthday\np1@example.com,1990-05-01\np0@example.com,1991-05-01\n"
-        source = importer.read(text.encode(), "birthdays.csv", fast=True)
-        plan = importer.plan(db, team["admin"], customers.CUSTOMERS, source,
-                             {"Email": "email", "Birthday": "birthday"}, mode="update",
-                             key="email")
-        assert plan.staged_updates is None
-        assert any("one row at a time" in n for n in plan.notes), plan.notes
-        importer.execute(db, team["admin"], plan)
-        found = {r["email"]: r["birthday"] for r in db.query(
-            "SELECT email, CAST(birthday AS VARCHAR) AS birthday FROM customers"
-            " WHERE email IN ('p0@example.com', 'p1@example.com')")}
-        assert found == {"p1@example.com": "1990-05-01", "p0@example.com": None}
-    finally:
+    links.test_a_custom_link_to_a_trashed_record_refuses_the_import_alike(linked)
+
+
+def test_a_linked_customer_trashed_since_the_dry_run_refused_alike_on_postgresql(linked):
+    from tests import test_importer_custom_links as links
+
+    links.test_a_customer_trashed_since_the_dry_run_refuses_alike(linked)
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_custom_links_in_an_update_set_based_on_postgresql_alike(two, mode, user,
+                                                                monkeypatch):
+    from tests.test_importer_complaint_updates import reports
+    from tests.test_importer_custom_links import lead_file, seed_leads
+    from tests.test_importer_ref_updates import compare_entity
+
+    made = reports(monkeypatch)
+    final = compare_entity(two, leads.LEADS, seed_leads, lead_file(), mode, user, "email",
+                           "email", monkeypatch)
+    assert len(made) == 2 and made[1] == made[0] and b"Nobody" in made[1]
+    assert final[3]["undone"] == final[0]["update"] + final[0]["create"]
+
+
+def test_undo_of_custom_links_set_based_on_postgresql(new_database, monkeypatch):
+    """The undo gives the leads their old links back set-based on PostgreSQL too (the records
+    the links name copied into the stage for update_in's check), as the row path does; a link
+    to a record trashed since refuses it alike."""
+    from crm import records
+    from crm.fields import ValidationError
+    from tests.test_importer_custom_links import lead_file, seed_leads
+    from tests.test_importer_fast import deal_world
+    from tests.test_importer_ref_updates import table_state
+
+    real, calls = records.update_in, []
+    monkeypatch.setattr(records, "update_in",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    found = []
+    for trash in (False, True):
+        for fast in (False, True):
+            db, team = make_db(new_database())
+            try:
+                deal_world(db, team)
+                seed_leads(db, team)
+                source = importer.read(lead_file().encode(), "f.csv", fast=fast)
+                plan = importer.plan(db, team["admin"], leads.LEADS, source,
+                                     importer.propose_mapping(leads.LEADS, source.headers),
+                                     mode="update", key="email")
+                assert bool(plan.staged_updates) == fast
+                import_id = importer.execute(db, team["admin"], plan)
+                if trash:
+                    with db.transaction() as cur:
+                        cur.execute("UPDATE customers SET deleted_at = now() WHERE name ="
+                                    " 'Analytical Engines Ltd'")
+                calls.clear()
+                try:
+                    undone = importer.undo(db, team["admin"], import_id)
+                except ValidationError as exc:
+                    undone = str(exc)
+                if fast and not trash:
+                    assert not calls  # set-based: no update_in
+                found.append((undone, table_state(db, "leads", "email")))
+            finally:
+                db.close()
+                from crm import rules
+
+                rules.invalidate()
+    assert found[1] == found[0] and found[3] == found[2]
+    assert found[0][0]["undone"] > 5 and "does not exist" in str(found[3][0])
+
+
+from tests.test_importer_birthday_updates import (  # noqa: E402
+    test_a_birthday_without_the_kind_is_written_set_based_as_the_row_path_writes_it,
+    test_an_individuals_birthday_in_the_future_refuses_the_import_alike,
+    test_an_upsert_creates_new_customers_without_their_birthday_alike)
+
+BIRTHDAY_TESTS = (  # collected here too, with `two` on PostgreSQL: the kind read from
+    # pg_snapshot's copies in the dry run, from the live records at the write
+    test_a_birthday_without_the_kind_is_written_set_based_as_the_row_path_writes_it,
+    test_an_individuals_birthday_in_the_future_refuses_the_import_alike,
+    test_an_upsert_creates_new_customers_without_their_birthday_alike)
+
+
+# --- contacts, tasks and activities: test_importer_refs.py's comparisons, on PostgreSQL ----------
+# (their links resolved among the names PostgreSQL finds for the file's texts, copied into the
+# stage; the write-time re-check run on PostgreSQL over the TEMP table of the rows to write)
+
+from tests.test_importer_refs import (  # noqa: E402
+    test_activities_take_the_fast_path_and_touch_their_deals_alike,
+    test_contacts_take_the_fast_path_with_the_row_paths_results,
+    test_tasks_take_the_fast_path_with_the_row_paths_results)
+
+REF_TESTS = (test_activities_take_the_fast_path_and_touch_their_deals_alike,
+             test_contacts_take_the_fast_path_with_the_row_paths_results,
+             test_tasks_take_the_fast_path_with_the_row_paths_results)
+
+
+@pytest.fixture
+def seeded(new_database):
+    """test_importer_refs.seed's records in two PostgreSQL databases (row path, set-based)."""
+    from tests.test_importer_refs import seed
+
+    made = [make_db(new_database()), make_db(new_database())]
+    for db, team in made:
+        seed(db, team)
+    yield made
+    for db, _team in made:
         db.close()
+
+
+@pytest.mark.parametrize("user,change,refused", [
+    ("admin", "trash Acme", "Row 2: The parent record does not exist"),
+    ("admin", "lock maria", "Row 5: Owner must be an active user"),
+    ("admin", "lock reza", "Row 3: Owner must be an active user"),  # before any parent
+    ("admin", None, None),
+    ("reza", "give Reza Retail", "Row 3:"),
+    ("reza", "trash Acme", None),  # not the rep's: those rows were rejected
+])
+def test_new_contacts_refused_at_the_write_alike_on_postgresql(seeded, user, change, refused):
+    from tests import test_importer_recheck as recheck
+
+    changes = {"trash Acme": recheck.trash_customer("Acme"), "lock maria": recheck.lock("maria"),
+               "lock reza": recheck.lock("reza"), None: recheck.nothing,
+               "give Reza Retail": recheck.give_customer("Reza Retail", "sam")}
+    found = recheck.compare(seeded, customers.CONTACTS, recheck.CONTACTS, changes[change], user)
+    assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
+        == bool(refused)
+
+
+@pytest.mark.parametrize("user,change,refused", [
+    ("admin", "trash Pars deal", "Row 3: That deal does not exist"),
+    ("admin", "trash Acme", "Row 2: That customer does not exist"),
+    ("admin", "lock reza", "Row 3: Owner must be an active user"),
+    ("reza", None, None),
+])
+@pytest.mark.parametrize("table", ["tasks", "activities"])
+def test_tasks_and_activities_refused_at_the_write_alike_on_postgresql(seeded, user, change,
+                                                                       refused, table):
+    from crm import activities, deals
+    from tests import test_importer_recheck as recheck
+
+    changes = {"trash Pars deal": recheck.trash(deals.DEALS, "title", "Pars deal"),
+               "trash Acme": recheck.trash_customer("Acme"), "lock reza": recheck.lock("reza"),
+               None: recheck.nothing}
+    entity, rows = ((activities.TASKS, recheck.TASKS) if table == "tasks"
+                    else (activities.ACTIVITIES, recheck.ACTIVITIES))
+    found = recheck.compare(seeded, entity, rows, changes[change], user)
+    assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
+        == bool(refused)
+
+
+# --- their updates and upserts: test_importer_ref_updates.py's comparisons, on PostgreSQL ------
+
+from tests.test_importer_ref_updates import (  # noqa: E402
+    test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does,
+    test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_task_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_activity_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_upsert_of_contacts_without_a_customer_column_alike,
+    test_undo_refuses_contacts_changed_since)
+
+REF_UPDATE_TESTS = (  # collected here too, with `two` on PostgreSQL
+    test_a_customer_column_is_checked_and_written_set_based_as_the_row_path_does,
+    test_a_messy_contact_update_is_written_set_based_as_the_row_path_writes_it,
+    test_a_task_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_activity_update_is_written_set_based_as_the_row_path_writes_it,
+    test_an_upsert_of_contacts_without_a_customer_column_alike,
+    test_undo_refuses_contacts_changed_since)
+
+
+# --- DuckDB's set-based import against PostgreSQL's: the same file, the same results ---------
+
+@pytest.fixture
+def both_engines(new_database, tmp_path):
+    """test_importer_refs.seed's records in a DuckDB file and a PostgreSQL database."""
+    from tests.test_importer_refs import seed
+
+    made = [make_db(tmp_path / "duck.duckdb"), make_db(new_database())]
+    for db, team in made:
+        seed(db, team)
+    yield made
+    for db, _team in made:
+        db.close()
+
+
+def _plain(value):
+    """A value as both engines' drivers give it comparable (JSON text parsed)."""
+    import json
+
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("table", ["contacts", "tasks", "activities"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_duckdb_and_postgresql_set_based_imports_give_the_same_results(both_engines, table,
+                                                                      user):
+    from crm import activities
+    from tests import test_importer_refs as refs
+
+    entity, rows = {"contacts": (customers.CONTACTS, refs.CONTACTS),
+                    "tasks": (activities.TASKS, refs.TASKS),
+                    "activities": (activities.ACTIVITIES, refs.ACTIVITIES)}[table]
+    text = "\n".join(rows) + "\n"
+    duck, pg = (refs.outcome(db, team[user], entity, text, True) for db, team in both_engines)
+    for part in duck:
+        assert _plain(pg[part]) == _plain(duck[part]), part
+    assert pg["counts"]["create"] >= 2 and pg["counts"]["reject"] >= 2
+
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_duckdb_and_postgresql_set_based_contact_updates_give_the_same_results(
+        new_database, tmp_path, mode, user):
+    from tests import test_importer_ref_updates as ref_updates
+
+    made = [make_db(tmp_path / "duck.duckdb"), make_db(new_database())]
+    results = []
+    try:
+        for db, team in made:
+            ref_updates.seed(db, team, 60)
+            text = ref_updates.update_file(60) + "new9@example.com,Nine,New,,,,,\n"
+            source = importer.read(text.encode("utf-8"), "contacts.csv", fast=True)
+            plan = importer.plan(db, team[user], customers.CONTACTS, source,
+                                 importer.propose_mapping(customers.CONTACTS, source.headers),
+                                 mode=mode, key="email")
+            assert plan.staged_updates, plan.notes
+            rejected = sorted(((r.line, r.errors) for r in plan.rows if r.action == "reject"),
+                              key=str)
+            import_id = importer.execute(db, team[user], plan)
+            after = ref_updates.state(db)
+            undone = importer.undo(db, team[user], import_id)
+            results.append(_plain({"counts": plan.counts, "rejected": rejected,
+                                   "after": after, "undone": undone,
+                                   "after_undo": ref_updates.state(db),
+                                   "report": importer.rejected_csv(plan)}))
+    finally:
+        for db, _team in made:
+            db.close()
+    duck, pg = results
+    for part in duck:
+        assert pg[part] == duck[part], part
+    assert pg["counts"]["update"] > 5
+
+
+def test_the_bench_times_the_entities_set_based_on_postgresql(new_database, capsys):
+    """python -m crm --db postgresql://... bench --import-only: a line per entity planned
+    set-based there, beside a bare COPY of the same file, and the row path on request."""
+    import re
+
+    from crm import bench_imports
+
+    assert bench_imports.refs_import_bench(1, rows=60, n_customers=50, row_rows=20,
+                                           server=new_database())
+    out = capsys.readouterr().out
+    found = re.findall(r"^import 60 (\w+) \((\d+) created, (\d+) rejected\): ours \d+\.\d\d s"
+                       r" / bare COPY \d+\.\d\d s .*; row by row 20 rows", out, re.M)
+    assert [f[0] for f in found] == ["contacts", "tasks", "activities"], out
+    assert all(int(c) + int(r) == 60 for _e, c, r in found)

@@ -271,15 +271,15 @@ def test_the_set_based_undo_of_a_small_row_path_import(two, monkeypatch):
             {k: v for k, v in old.items() if k not in ("version", "updated_by")}
 
 
-def test_writable_on_postgresql_only_for_leads_customers_and_products():
-    from crm import customers
+def test_writable_on_postgresql_only_for_the_entities_planned_set_based_there():
+    from crm import service
 
     class Db:
         dialect = "postgresql"
 
     class Plan:
         staged_updates = "x"
-        entity = customers.CONTACTS
+        entity = service.COMPLAINTS
     assert not importer_updates.writable(Db(), Plan())
 
 
