@@ -54,6 +54,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
         for name in {v for v in mapping.values() if v}:
             if name in specs and _custom_update(specs[name]):
                 continue  # checked live and visible at the write (importer_updates._refused)
+            if name == "product_lines" and _lines_update(mapping):
+                continue  # crm/importer_lines.py
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
             if name not in UPDATE_FIELDS and specs[name].type == "ref":
@@ -77,6 +79,12 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
             return _("some mapped fields are checked one row at a time (links, web addresses,"
                      " multiple choices)")
     return None
+
+
+def _lines_update(mapping: dict) -> bool:
+    from crm import importer_lines
+
+    return importer_lines.takes(mapping)
 
 
 def _custom_link(spec, mode: str) -> bool:
@@ -1065,7 +1073,13 @@ def stage_creates(cur, p, table: str) -> None:
         picked.append(f"CAST($k_{spec.name} AS {typed}) AS f_{spec.name}" if typed
                       else f"$k_{spec.name} AS f_{spec.name}")
     picked += ["CAST(NULL AS VARCHAR) AS new_stage", "CAST(NULL AS TIMESTAMP) AS engaged",
-               "CAST(NULL AS DATE) AS closed", "CAST(NULL AS VARCHAR) AS pl"]
+               "CAST(NULL AS DATE) AS closed",
+               "pl" if "pl" in cols else "CAST(NULL AS VARCHAR) AS pl"]
+    if "pl" in cols:  # product lines (crm/importer_lines.py): write() reads them beside
+        base = table[:-len("_w")]
+        for suffix in ("_pl", "_lines"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
+            cur.execute(f"CREATE TABLE {table}{suffix} AS SELECT * FROM {base}{suffix}")
     sql = f"CREATE TABLE {table}_x AS SELECT {', '.join(picked)} FROM {table}"
     cur.execute(sql, imp._used(params, sql))
     cur.execute(f"DROP TABLE {table}")

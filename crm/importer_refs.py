@@ -154,7 +154,7 @@ def fill(cur, converters: dict, specs: dict, name: str, rejected: list) -> None:
     """Adds the SQL-resolved texts of the rejected rows' reference columns to their
     converters' maps, so the row path's words for those rows see the same ids."""
     for field_name, (header, index, found) in converters.items():
-        if specs[field_name].type != "ref" or found is None:
+        if field_name not in specs or specs[field_name].type != "ref" or found is None:
             continue
         texts = sorted({r[2 + index] for r in rejected if r[2 + index] is not None}
                        - set(found))

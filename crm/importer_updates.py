@@ -41,7 +41,8 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
     """Remembers a set-based dry run's staged rows ({name}_c, {name}_d) on its plan, with
     what execute() compares the rows matched again with."""
     p.staged_updates = name
-    p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)]
+    p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)
+                        and p.mapping[h] != "product_lines"]  # (crm/importer_lines.py)
     p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
     p._update_counts = dict(counts)
     p._update_rejected = {r[0] for r in rejected}
@@ -53,7 +54,8 @@ def drop(db: Database, name: str) -> None:
     from crm import importer
 
     taken = tuple(f"_tk{n}" for e in importer.entities() for n in e.unique)  # pg_snapshot's
-    for suffix in ("", "_c", "_d", "_u", "_w", "_t") + taken:
+    for suffix in ("", "_c", "_d", "_u", "_w", "_t", "_pl", "_lines", "_w_pl",
+                   "_w_lines") + taken:
         importer._drop_quietly(db, name + suffix)
 
 
@@ -265,8 +267,10 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p, name)),
                               import_id)
         return
-    from crm import importer_deals
+    from crm import importer_deals, importer_lines
 
+    if importer_lines.mapped(p):  # product lines: deals.replace_lines' writes beside
+        return importer_lines.write_updates(cur, user, p, import_id)
     if importer_deals.moves(p):  # a new stage, a lost-to name: deals.move_deal_in's writes
         return importer_deals.write_updates(cur, user, p, import_id)
     specs, now, by = entity.spec, datetime.now(), user.id or None
@@ -453,6 +457,9 @@ def _rows(cur, p, name: str) -> list:
                 changes[n] = (old, new)
         out.append(importer.Row(line=line, action="update", values=values,
                                 record_id=record_id, version=version, changes=changes))
+    from crm import importer_lines
+
+    importer_lines.attach(cur, p, name, out)
     return out
 
 
