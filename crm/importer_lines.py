@@ -1,6 +1,6 @@
-"""Deals' product lines in SQL, as the row path's Python words and compares them: the ground
-for a set-based update of deals with product lines (issue #8, item 9), which
-crm/importer_deals.refusal still sends row by row.
+"""Deals' product lines in SQL, as the row path's Python words and compares them, and the
+set-based update (and upsert) of deals with product lines (issue #8, item 9; DuckDB): a file
+that maps the amount too and no engage or close date (takes()), else row by row.
 
 - keys: importer._line_keys as one text a deal (the same text for the same lines, whether
   read from deal_products by current() or made in Python from a file's lines by keys()),
@@ -9,7 +9,9 @@ crm/importer_deals.refusal still sends row by row.
 - plain: json.dumps(importer._plain_lines(...)) of them (an import record's before, for
   undo), character for character;
 - undo_lines: the old lines an import record holds, as replace_lines validates them
-  (importer_updates._undo writes them back set-based)."""
+  (importer_updates._undo writes them back set-based);
+- stage_column, match_sql, preview, attach, write_updates: the import's dry run and write
+  (importer._fast_plan, importer._match, importer_updates.write_updates)."""
 from __future__ import annotations
 
 import json

@@ -352,3 +352,16 @@ def test_a_file_without_an_amount_column_or_with_dates_stays_row_by_row(two):
                              key="title")
         assert not plan.staged_updates and "Read row by row" in plan.notes[0], plan.notes
         assert plan.counts["update"] == 1
+
+
+def test_with_rules_watching_deals_lines_go_row_by_row_and_rules_run(two):
+    for db, team in two:
+        with_lines(db, team, 30)
+        rules.save_rule(db, team["admin"], {
+            "name": "Priced", "entity": "deals", "trigger": "changed",
+            "trigger_config": {"field": "amount"}, "match": "all", "conditions": [],
+            "enabled": True, "actions": [{"kind": "create_task", "title": "Check {title}",
+                                          "assignee": "owner", "due_days": 2}]})
+    compare_lines(two, messy_lines_file(30), "admin")
+    made = [db.query("SELECT title, owner_id FROM tasks ORDER BY title") for db, _t in two]
+    assert made[0] == made[1] and made[0]
