@@ -328,22 +328,19 @@ def _plain_writes(cur, user, p, x: str, name: str, names: dict, n_lines: int) ->
                f" WHERE changed UNION ALL SELECT line, 1, record_id, {_LINES_AUDIT}"
                f" FROM {x} WHERE ld)")
         cur.execute(sql, imp._used({**names, "own": first - 1}, sql))
-    if n_changed:
-        moved = [f for f in fields if cur.execute(
-            f"SELECT bool_or(c_{f}) FROM {x}").fetchone()[0]]
-        assigns = ", ".join(f"{f} = CASE WHEN u.c_{f} THEN u.v_{f} ELSE deals.{f} END"
-                            for f in moved)
-        sql = (f"UPDATE deals SET {assigns}, version = deals.version + 1, updated_at = $now,"
-               f" updated_by = $by FROM {x} u WHERE deals.id = u.record_id AND"
-               " deals.version = u.version AND u.changed")
-        if cur.execute(sql, imp._used(names, sql)).fetchone()[0] != n_changed:
-            raise _changed_since(first_line)
+    n_written = cur.execute(f"SELECT count(*) FROM {x} WHERE changed OR ld").fetchone()[0]
     if n_lines:
         _replace(cur, x, name, names)
-        sql = (f"UPDATE deals SET version = deals.version + 1, updated_at = $now,"
-               f" updated_by = $by FROM {x} u WHERE deals.id = u.record_id AND u.ld AND"
-               " deals.version = u.version + CAST(u.changed AS INTEGER)")
-        if cur.execute(sql, imp._used(names, sql)).fetchone()[0] != n_lines:
+    if n_written:  # update_in's and replace_lines' versions, in one UPDATE (the same deals)
+        moved = [f for f in fields if n_changed and cur.execute(
+            f"SELECT bool_or(c_{f}) FROM {x}").fetchone()[0]]
+        assigns = "".join(f"{f} = CASE WHEN u.c_{f} THEN u.v_{f} ELSE deals.{f} END, "
+                          for f in moved)
+        sql = (f"UPDATE deals SET {assigns}version = deals.version + CAST(u.changed AS INTEGER)"
+               " + CAST(u.ld AS INTEGER), updated_at = $now, updated_by = $by FROM"
+               f" {x} u WHERE deals.id = u.record_id AND deals.version = u.version AND"
+               " (u.changed OR u.ld)")
+        if cur.execute(sql, imp._used(names, sql)).fetchone()[0] != n_written:
             raise _changed_since(first_line)
     # before: the fields that differ from the file's, then the deal's old lines
     olds = [f"CASE WHEN d_{f} THEN concat('\"{f}\": [', {iu._json(specs[f], f'o_{f}')},"
