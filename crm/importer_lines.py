@@ -32,18 +32,22 @@ def key_sql(product_id: str, description: str, quantity: str, unit_price: str) -
 
 def current_sql(deal_ids: str) -> str:
     """SELECT deal_id, keys, text, plain of the product lines of the deals deal_ids (a
-    subquery of ids) selects; deals without lines have no row."""
+    subquery of ids) selects; deals without lines have no row. (Each deal's lines gathered
+    once and sorted by id in the list: three string_agg(... ORDER BY id) took 2.5x as long.)"""
     q = "CAST(d.quantity AS VARCHAR)"
+    key = key_sql("d.product_id", "d.description", "d.quantity", "d.unit_price")
+    text = f"concat(d.description, ' × ', {_normal(q)})"
+    plain = ("concat('{\"product_id\": ', coalesce(CAST(d.product_id AS VARCHAR), 'null'),"
+             " ', \"description\": ', to_json(d.description), ', \"quantity\": ',"
+             f" to_json({q}), ', \"unit_price\": ', to_json(CAST(d.unit_price AS VARCHAR)),"
+             " '}')")
     return (
-        "SELECT d.deal_id,"
-        f" string_agg({key_sql('d.product_id', 'd.description', 'd.quantity', 'd.unit_price')},"
-        " ';' ORDER BY d.id) AS keys,"
-        f" string_agg(concat(d.description, ' × ', {_normal(q)}), '; ' ORDER BY d.id) AS text,"
-        " concat('[', string_agg(concat('{\"product_id\": ', coalesce(CAST(d.product_id AS"
-        " VARCHAR), 'null'), ', \"description\": ', to_json(d.description), ', \"quantity\": ',"
-        f" to_json({q}), ', \"unit_price\": ', to_json(CAST(d.unit_price AS VARCHAR)), '}}'),"
-        " ', ' ORDER BY d.id), ']') AS plain"
-        f" FROM deal_products d WHERE d.deal_id IN ({deal_ids}) GROUP BY d.deal_id")
+        "SELECT deal_id, array_to_string(list_transform(l, lambda x: x.k), ';') AS keys,"
+        " array_to_string(list_transform(l, lambda x: x.t), '; ') AS text,"
+        " concat('[', array_to_string(list_transform(l, lambda x: x.p), ', '), ']') AS plain"
+        f" FROM (SELECT d.deal_id, list_sort(list({{'i': d.id, 'k': {key}, 't': {text},"
+        f" 'p': {plain}}})) AS l FROM deal_products d WHERE d.deal_id IN ({deal_ids})"
+        " GROUP BY d.deal_id)")
 
 
 def keys(lines: list[dict] | None) -> str | None:
