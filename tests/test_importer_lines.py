@@ -365,3 +365,17 @@ def test_with_rules_watching_deals_lines_go_row_by_row_and_rules_run(two):
     compare_lines(two, messy_lines_file(30), "admin")
     made = [db.query("SELECT title, owner_id FROM tasks ORDER BY title") for db, _t in two]
     assert made[0] == made[1] and made[0]
+
+
+def test_the_same_lines_spelt_otherwise_skip_a_deal_alike(two):
+    for db, team in two:
+        with_lines(db, team, 24)
+        with db.transaction() as cur:  # (the same on both: a setup, not a command)
+            cur.execute("UPDATE deals SET amount = 2000 WHERE id IN (SELECT deal_id FROM"
+                        " deal_products)")
+    cells = ["GTX Pro x 2", "gtx-1 * 2.000", "2 x GTX Pro", "GTX Pro (2)"]
+    text = "\n".join(["Title,Amount,Product lines"] + [
+        f'{title(i)},"{["", "2,000", "2000.00", ""][i % 4]}",{cells[i % 4]}'
+        for i in range(24)]) + "\n"
+    dry, *_rest = compare_lines(two, text, "admin")
+    assert dry[0]["skip"] >= 5 and dry[0]["update"] >= 10
