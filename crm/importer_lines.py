@@ -413,3 +413,84 @@ def _after_moves(cur, p, x: str, name: str, names: dict, mark: int) -> None:
         cur.execute(sql, imp._used(names, sql))
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {order}")
+
+
+def undo_moves(cur, user, import_id: int, refused: list, keys: list) -> int | None:
+    """importer.undo of a deal import that moved stages and replaced product lines,
+    set-based: importer_deals.undo_moves (the move back, update_in), then deals.replace_lines
+    with the old lines of each record it undid, as the row path does a record at a time
+    (newest first): the lines, one more version, the lines' audit row after the record's own
+    (the undo's audit rows numbered again in that order). None (nothing written) where the
+    row path must: an old line replace_lines would refuse, or undo_moves' own refusals."""
+    import uuid
+    from datetime import datetime
+
+    from crm import importer as imp
+    from crm import importer_deals, records
+
+    params = {"i": import_id, **imp._CONSTANTS}
+    old = undo_lines("import_records")
+    bad = cur.execute(f"SELECT count(*) FILTER (WHERE l.bad) FROM ({old}) l",
+                      imp._used(params, old)).fetchone()[0]
+    if bad:
+        return None
+    tmp = f"crm_undo_lines_{uuid.uuid4().hex[:16]}"
+    # the records undo_moves will undo (unchanged since, live) that held lines, before it
+    # writes: their lines now and the old lines' text
+    live = ("SELECT r.id AS item, r.record_id, r.version_after FROM import_records r JOIN"
+            " deals t ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
+            " AND t.version = r.version_after AND t.deleted_at IS NULL"
+            " AND json_exists(r.before, '$.product_lines')")
+    sql = (f"CREATE TEMP TABLE {tmp} AS SELECT x.*, c.text AS lines_was, n.text AS lines_now"
+           f" FROM ({live}) x LEFT JOIN ({current_sql(f'SELECT record_id FROM ({live})')}) c"
+           " ON c.deal_id = x.record_id LEFT JOIN (SELECT item, string_agg("
+           f"{text_sql('q_text', 'description')}, '; ' ORDER BY pos) AS text FROM ({old})"
+           " GROUP BY item) n ON n.item = x.item")
+    cur.execute(sql, imp._used(params, sql))
+    try:
+        mark = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+        done = importer_deals.undo_moves(cur, user, import_id, refused, keys)
+        n = cur.execute(f"SELECT count(*) FROM {tmp}").fetchone()[0]
+        if done is None or not n:
+            return done
+        now, by = datetime.now(), user.id or None
+        cur.execute(f"DELETE FROM deal_products WHERE deal_id IN (SELECT record_id FROM {tmp})")
+        k = cur.execute(f"SELECT count(*) FROM ({old}) l JOIN {tmp} x ON x.item = l.item",
+                        imp._used(params, old)).fetchone()[0]
+        if k:
+            own = imp._draw_ids(cur, "deal_products_id_seq", k)
+            sql = ("INSERT INTO deal_products (id, deal_id, product_id, description, quantity,"
+                   " unit_price, created_at, created_by) SELECT $own + row_number() OVER"
+                   " (ORDER BY l.item DESC, l.pos), x.record_id, l.product_id, l.description,"
+                   f" l.quantity, l.unit_price, $now, $by FROM ({old}) l JOIN {tmp} x"
+                   " ON x.item = l.item")
+            cur.execute(sql, imp._used({**params, "own": own - 1, "now": now, "by": by}, sql))
+        if cur.execute(f"UPDATE deals SET version = deals.version + 1, updated_at = $now,"
+                       f" updated_by = $by FROM {tmp} x WHERE deals.id = x.record_id",
+                       {"now": now, "by": by}).fetchone()[0] != n:
+            raise records.ConflictError({}, [])  # cannot happen in the transaction
+        # the audit rows: undo_moves' (after mark) and the lines', newest record first
+        order = f"{tmp}_o"
+        cur.execute(f"CREATE TEMP TABLE {order} AS SELECT r.id AS item, 0 AS k, a.id AS old"
+                    " FROM audit_log a JOIN import_records r ON r.record_id = a.record_id AND"
+                    " r.import_id = $i AND r.action <> 'create' WHERE a.id > $mark AND"
+                    f" a.entity = 'deals' UNION ALL SELECT item, 1, NULL FROM {tmp}",
+                    {"i": import_id, "mark": mark})
+        try:
+            total = cur.execute(f"SELECT count(*) FROM {order}").fetchone()[0]
+            own = imp._draw_ids(cur, "audit_log_id_seq", total)
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {order} AS SELECT *, $own + row_number()"
+                        f" OVER (ORDER BY item DESC, k, old) AS id FROM {order}",
+                        {"own": own - 1})
+            cur.execute(f"UPDATE audit_log SET id = o.id FROM {order} o WHERE"
+                        " audit_log.id = o.old")
+            cur.execute("INSERT INTO audit_log (id, occurred_at, user_id, username, entity,"
+                        f" record_id, action, changes) SELECT o.id, $now, $by, $uname, 'deals',"
+                        f" x.record_id, 'update', {_LINES_AUDIT} FROM {tmp} x JOIN {order} o"
+                        " ON o.item = x.item AND o.k = 1",
+                        {"now": now, "by": by, "uname": user.username})
+        finally:
+            cur.execute(f"DROP TABLE IF EXISTS {order}")
+        return done
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {tmp}")

@@ -11,8 +11,8 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (not product lines, which crm/importer_deals.refusal keeps on the row path; their
-undo, the old lines back as deals.replace_lines writes them, is set-based here) are written
+Deals (with product lines: crm/importer_lines.py, which replaces them as
+deals.replace_lines does; their undo, the old lines back, is set-based here) are written
 so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
 stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
 an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
@@ -531,8 +531,10 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     if lines:
         keys = [k for k in keys if k != "product_lines"]
     if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
-        if lines:
-            return None
+        if lines:  # and the old lines back after it (crm/importer_lines.py)
+            from crm import importer_lines
+
+            return importer_lines.undo_moves(cur, user, import_id, refused, keys)
         from crm import importer_deals
 
         return importer_deals.undo_moves(cur, user, import_id, refused, keys)
