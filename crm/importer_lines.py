@@ -126,6 +126,9 @@ def stage_column(cur, db, raw: str, index: int, name: str):
     if found is None:
         return table
     amount_spec = deals.DEALS.spec["amount"]
+    cleaned: dict = {}
+    for x in items:
+        cleaned.setdefault(x[0], []).append(x)
     rows = []
     for text, err, amount, payload in table:
         lines = found[text][0]
@@ -134,7 +137,7 @@ def stage_column(cur, db, raw: str, index: int, name: str):
                 validate([amount_spec], {"amount": amount}, partial=True)
             except ValidationError:
                 return _rules_own()
-        clean = [x for x in items if x[0] == text] if lines else []
+        clean = cleaned.get(text, []) if lines else []
         rows.append((text, err, amount, payload, keys(lines), deals.lines_text(lines),
                      deals.lines_text([{"description": x[3], "quantity": x[4]}
                                        for x in clean])))
