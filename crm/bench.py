@@ -55,7 +55,8 @@ def main(args) -> int:
                         help="which of those, comma-separated (default: all)")
     parser.add_argument("--checks-rows", type=int, default=CHECKS_ROWS,
                         help="rows of the files timed with --import-only for the set-based"
-                             " checks: complaint, customer birthday and custom link updates"
+                             " checks: complaint, customer birthday, custom link and deal"
+                             " product line updates"
                              " (with their undo), new leads with a custom link, new contacts"
                              " with and without the write-time re-check; each against the bare"
                              " read of the file (0: leave them out)")

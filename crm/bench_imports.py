@@ -314,6 +314,14 @@ def _seed_new_links(db, admin, tmp: Path, rows: int) -> None:
     _referrer(db, admin)
 
 
+def _seed_lines(db, admin, tmp: Path, rows: int) -> None:
+    """20 products, and rows deals with one product line each (the file replaces them)."""
+    _load(db, admin, products.PRODUCTS, tmp / "seed-products.csv", "Name,Code,Unit price",
+          (f"Product {i},P{i},{100 + i}.50" for i in range(20)))
+    _load(db, admin, deals.DEALS, tmp / "seed.csv", "Title,Stage,Product lines",
+          (f"Deal {i},Proposal,P{i % 20}" for i in range(rows)))
+
+
 # name -> (title, entity, header, line i, seed(db, admin, tmp, rows), update key or None,
 # (what the line counts after the import, its bench-only SQL) or None)
 CHECKS = {
@@ -337,6 +345,13 @@ CHECKS = {
         "First Name,Last Name,Email,Referred by",
         lambda i: f"F{i},L{i},n{i}@x.com,Cust {1 + i % 1000}", _seed_new_links, None,
         ("linked", "SELECT count(referrer) FROM leads")),
+    "lines": (
+        "update {rows} deals' product lines", deals.DEALS, "Title,Amount,Product lines",
+        lambda i: (f"Deal {i},{'' if i % 2 else f'{i % 900}.00'},"
+                   f"P{i % 20} x 2; Product {(i + 3) % 20}"),
+        _seed_lines, "title",
+        ("deals with the file's lines",
+         "SELECT count(DISTINCT deal_id) FROM deal_products WHERE quantity = 2")),
     "recheck": (
         "import {rows} new contacts, the write-time re-check", customers.CONTACTS,
         "First Name,Last Name,E-mail Address,Customer",

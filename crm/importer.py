@@ -1975,6 +1975,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         values_sql, created = {}, {}  # created: stages to add (create_missing)
         layers: list[list[tuple[str, str]]] = []
         picked: list[str] = []  # columns converted by distinct value, from their joins
+        lines = None  # deals' product lines: crm/importer_lines.py
         for index, header in enumerate(source.headers):
             field_name = mapping.get(header)
             if not field_name:
@@ -1991,6 +1992,19 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                 joins.append(f" LEFT JOIN {m} m{index} ON m{index}.txt = r.c{index}")
                 picked.append(f"m{index}.val AS x_{field_name},"
                               f" coalesce(m{index}.cerr, false) AS xe_{field_name}")
+                continue
+            if field_name == "product_lines":
+                from crm import importer_lines
+
+                lines = importer_lines.stage_column(cur, db, raw, index, name)
+                if isinstance(lines, str):
+                    for table in [raw, f"{name}_pl", f"{name}_lines"] + [
+                            f"{name}_m{m}" for m in range(width)]:
+                        cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    return lines
+                converters[field_name] = (header, index, lines[0])
+                joins.append(lines[1])
+                picked += lines[2]
                 continue
             spec, c = specs[field_name], f"r.c{index}"
             if spec.type == "ref" and spec.ref == "stages":  # a deal update's stage
@@ -2052,7 +2066,11 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         for field_name, value in values_sql.items():
             kept = value if importer_kept.later(specs[field_name], mode, values_sql) \
                 else _kept_sql(specs[field_name], value, value_sql)
+            if lines and field_name == "amount":  # plan(): priced from the row's lines
+                kept = f"coalesce({kept}, pl_amount)"
             selects.append(f"{kept} AS f_{field_name}")
+        if lines:
+            selects += ["pl", "pl_keys", "pl_err"]
         if key:
             header, index, _found = converters[key]
             # the key's text, as _key_text has it (an email's clean value is that already)
@@ -2060,7 +2078,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                            else f"lower(q{index}_x) AS k")
         # the row path's checks, as one flag per row: `bad` those of a new record, `bad_u`
         # those of an update (the fields the file brings; the entity's check on create only)
-        bad = [f"ce_{n} OR ve_{n}" for n in clean]
+        bad = [f"ce_{n} OR ve_{n}" for n in clean] + (["pl_err"] if lines else [])
         constants = {}
         for n in clean:
             if specs[n].required:
@@ -2116,7 +2134,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
                      f" FROM ({inner}) r")
         typed = f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({inner}) r"
         # the flags only make up `bad`: the checked rows keep the values, the key and it
-        kept = ["line", *clean.values(), *(["k"] if key else []), *dated]
+        kept = ["line", *clean.values(), *(["k"] if key else []), *dated,
+                *(["pl", "pl_keys"] if lines else [])]
         checked = (f"SELECT {', '.join(kept)}, ({' OR '.join(bad) or 'false'}) AS bad"
                    + (f", ({' OR '.join(bad_update) or 'false'}) AS bad_u" if mode != "create"
                       else "") + f" FROM ({typed})")
@@ -2228,7 +2247,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         cur.execute(f"DROP TABLE {raw}")
     except BaseException:
         for table in [raw, name, name + "_c", name + "_d", name + "_e", name + "_k",
-                      name + "_v"] + [
+                      name + "_v", name + "_pl", name + "_lines"] + [
                 f"{name}_m{m}" for m in range(len(source.headers))] + [
                 f"{name}_u{n}" for n in entity.unique]:
             try:
@@ -2246,6 +2265,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         from crm import importer_updates
 
         importer_updates.keep(db, found, name, constants, counts, rejected, preview)
+        if lines:  # the first updates' lines, as plan() shows them
+            from crm import importer_lines
+
+            importer_lines.preview(db, found, name, lines[0])
         found._db = db  # whose stage holds them (PostgreSQL: this process's DuckDB)
         return found
     rows = []
@@ -2398,6 +2421,10 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
     # _check: a field the update would keep (a contact's customer) given another value
     kept = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", f"s.f_{n}")
                        for n in kept_on_update(entity) if n in fields) or "false"
+    from crm import importer_lines  # deals: the file's lines replace theirs (an update too)
+
+    lines_join, lines_differ = importer_lines.match_sql(cur, name, f"{name}_e") \
+        if entity.table == "deals" else ("", "")
     unmatched = ("'reject'" if mode == "update"
                  else "CASE WHEN s.bad THEN 'reject' ELSE 'create' END")
     cur.execute(
@@ -2405,9 +2432,9 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
         " CASE WHEN s.line > d.first THEN d.first END AS dup_of,"
         " CASE WHEN s.line > d.first THEN 'reject'"
         f" WHEN e.id IS NULL THEN {unmatched} WHEN s.bad_u OR {kept} THEN 'reject'"
-        f" WHEN {differs} THEN 'update' ELSE 'skip' END AS action"
+        f" WHEN {differs}{lines_differ} THEN 'update' ELSE 'skip' END AS action"
         f" FROM {name}_c s LEFT JOIN {name}_d d ON d.k = s.k LEFT JOIN {name}_e e ON e.k = s.k"
-        f" LEFT JOIN {table} t ON t.id = e.id")
+        f" LEFT JOIN {table} t ON t.id = e.id{lines_join}")
     cur.execute(f"DROP TABLE {name}_e")
     for n in [n for n in entity.unique if n in fields]:
         # _check_unique: among the rows to create or update, and the live records (not the
@@ -2444,7 +2471,7 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
     """The dry run of a set-based update or upsert: the rejected rows worded as the row path
     words them (rows it would take after all keep its verdict), the first updates with their
     changes, and counts of the rest."""
-    fields = [n for n in converters if n in specs]  # (not a deal's engage or close date)
+    fields = [n for n in converters if n in specs]  # (not a deal's dates or product lines)
     ids = sorted({r[2] for r in rejected if r[2] is not None})
     current = {}
     where, visible = records.visible(entity, user)
@@ -2548,10 +2575,13 @@ def _cells_row(specs: dict, converters: dict, line: int, cells: list) -> Row:
             value, error = column.values[0], column.errors.get(0)
         if field_name in specs:
             values[field_name] = value
-        elif value is not None:  # a deal's engage or close date, as plan() keeps it
+        elif value is not None:  # a deal's dates or product lines, as plan() keeps them
             extra[field_name] = value
         if error:
             errors[header] = error
+    if extra.get("product_lines") and values.get("amount") is None:  # as plan() prices it
+        values["amount"] = sum(x["quantity"] * x["unit_price"]
+                               for x in extra["product_lines"]).quantize(Decimal("0.01"))
     return Row(line=line, action="create", values=values, errors=errors, cells=cells,
                extra=extra)
 

@@ -56,6 +56,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
                 continue  # checked live and visible at the write (importer_updates._refused)
             if name in DATES:  # checked (date_sql); written on an upsert's new deals
                 continue
+            if name == "product_lines" and _lines_update(mapping):
+                continue  # crm/importer_lines.py
             if name not in UPDATE_FIELDS and name not in specs:
                 return rules_own  # product lines, dates of the stage history
             if name not in UPDATE_FIELDS and specs[name].type == "ref":
@@ -79,6 +81,12 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
             return _("some mapped fields are checked one row at a time (links, web addresses,"
                      " multiple choices)")
     return None
+
+
+def _lines_update(mapping: dict) -> bool:
+    from crm import importer_lines
+
+    return importer_lines.takes(mapping)
 
 
 def _custom_link(spec, mode: str) -> bool:
@@ -1096,7 +1104,12 @@ def stage_creates(cur, p, table: str) -> None:
                   else "CAST(NULL AS VARCHAR) AS new_stage")
     picked += [f"CAST({'x_created_at' if 'x_created_at' in cols else 'NULL'} AS TIMESTAMP)"
                " AS engaged", f"CAST({'x_closed_on' if 'x_closed_on' in cols else 'NULL'}"
-               " AS DATE) AS closed", "CAST(NULL AS VARCHAR) AS pl"]
+               " AS DATE) AS closed", "pl" if "pl" in cols else "CAST(NULL AS VARCHAR) AS pl"]
+    if "pl" in cols:  # product lines (crm/importer_lines.py): write() reads them beside
+        base = table[:-len("_w")]
+        for suffix in ("_pl", "_lines"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}{suffix}")
+            cur.execute(f"CREATE TABLE {table}{suffix} AS SELECT * FROM {base}{suffix}")
     sql = f"CREATE TABLE {table}_x AS SELECT {', '.join(picked)} FROM {table}"
     cur.execute(sql, imp._used(params, sql))
     cur.execute(f"DROP TABLE {table}")

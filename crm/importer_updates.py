@@ -11,8 +11,8 @@ path would do more than that (automation rules watching the table) or refuse som
 check over the whole record, an owner who is no longer active), the rows go through the row
 path instead, which does it and words the refusal.
 
-Deals (not product lines, which crm/importer_deals.refusal keeps on the row path; their
-undo, the old lines back as deals.replace_lines writes them, is set-based here) are written
+Deals (with product lines: crm/importer_lines.py, which replaces them as
+deals.replace_lines does; their undo, the old lines back, is set-based here) are written
 so too, with update_deal_in's link checks as SQL conditions (_deal_tests); a file naming a
 stage or a lost-to competitor by crm/importer_deals.write_updates (move_deal_in's writes),
 an upsert's new deals by importer_deals.write; contacts and products are update_many's (a
@@ -41,10 +41,12 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
     """Remembers a set-based dry run's staged rows ({name}_c, {name}_d) on its plan, with
     what execute() compares the rows matched again with."""
     p.staged_updates = name
-    from crm import importer_deals  # (a deal's engage and close dates: checked, not fields)
+    from crm import importer_deals  # (a deal's engage and close dates: checked, not fields;
+    # its product lines: crm/importer_lines.py)
 
     p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)
-                        and p.mapping[h] not in importer_deals.DATES]
+                        and p.mapping[h] not in importer_deals.DATES
+                        and p.mapping[h] != "product_lines"]
     p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
     p._update_counts = dict(counts)
     p._update_rejected = {r[0] for r in rejected}
@@ -56,7 +58,8 @@ def drop(db: Database, name: str) -> None:
     from crm import importer
 
     taken = tuple(f"_tk{n}" for e in importer.entities() for n in e.unique)  # pg_snapshot's
-    for suffix in ("", "_c", "_d", "_u", "_w", "_t", "_v") + taken:
+    for suffix in ("", "_c", "_d", "_u", "_w", "_t", "_v", "_pl", "_lines", "_w_pl",
+                   "_w_lines") + taken:
         importer._drop_quietly(db, name + suffix)
 
 
@@ -282,8 +285,10 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
         importer._update_many(cur, user, dataclasses.replace(p, rows=_rows(cur, p, name)),
                               import_id)
         return
-    from crm import importer_deals
+    from crm import importer_deals, importer_lines
 
+    if importer_lines.mapped(p):  # product lines: deals.replace_lines' writes beside
+        return importer_lines.write_updates(cur, user, p, import_id)
     if importer_deals.moves(p):  # a new stage, a lost-to name: deals.move_deal_in's writes
         return importer_deals.write_updates(cur, user, p, import_id)
     specs, now, by = entity.spec, datetime.now(), user.id or None
@@ -476,6 +481,9 @@ def _rows(cur, p, name: str) -> list:
                 changes[n] = (old, new)
         out.append(importer.Row(line=line, action="update", values=values,
                                 record_id=record_id, version=version, changes=changes))
+    from crm import importer_lines
+
+    importer_lines.attach(cur, p, name, out)
     return out
 
 
@@ -552,8 +560,10 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     if lines:
         keys = [k for k in keys if k != "product_lines"]
     if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
-        if lines:
-            return None
+        if lines:  # and the old lines back after it (crm/importer_lines.py)
+            from crm import importer_lines
+
+            return importer_lines.undo_moves(cur, user, import_id, refused, keys)
         from crm import importer_deals
 
         return importer_deals.undo_moves(cur, user, import_id, refused, keys)
