@@ -278,3 +278,29 @@ def test_an_engage_date_against_the_expected_close_date_of_a_closing_deal_alike(
     for mode in ("update", "upsert"):
         counts, rejected = compare_dates(two, text, mode=mode)[:2]
         assert counts["update"] and any("engage date" in str(e) for _l, e in rejected)
+
+
+# --- dates the update does not write: said in the dry run ------------------------------------
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_dates_an_update_does_not_write_are_named_in_the_notes_alike(two, mode):
+    for db, team in two:
+        seed_closed(db, team, 20)
+    text = "Title,Engaged on,Closed on\n" + "".join(
+        f"{title(i)},2024-0{1 + i % 9}-01,{'2024-11-01' if i % 3 == 0 else ''}\n"
+        for i in range(20))
+    notes = compare_dates(two, text, mode=mode)[4]
+    said = [n for n in notes if "only checked, not written" in n]
+    assert len(said) == 1 and "“Engaged on”" in said[0] and "“Closed on”" in said[0], notes
+
+
+def test_no_such_note_without_date_columns_or_when_creating(two):
+    db, team = two[0]
+    seed_closed(db, team, 5)
+    for text, mode in ((f"Title,Amount\n{title(1)},5\n", "update"),
+                       ("Title,Engaged on,Closed on\nFresh,2024-01-01,\n", "create")):
+        source = importer.read(text.encode(), "d.csv", fast=False)
+        plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                             importer.propose_mapping(deals.DEALS, source.headers),
+                             mode=mode, key="title")
+        assert not any("only checked" in n for n in plan.notes), plan.notes
