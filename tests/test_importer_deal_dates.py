@@ -304,3 +304,26 @@ def test_no_such_note_without_date_columns_or_when_creating(two):
                              importer.propose_mapping(deals.DEALS, source.headers),
                              mode=mode, key="title")
         assert not any("only checked" in n for n in plan.notes), plan.notes
+
+
+def test_undo_of_a_move_gives_back_the_old_close_date_alike(two):
+    """A deal won long ago, lost or reopened by a file (closed today, or not closed), then the
+    import undone: its close date is the old one again, on both paths."""
+    for db, team in two:
+        seed_closed(db, team, 30)
+        with db.transaction() as cur:
+            cur.execute("UPDATE deals SET closed_on = $d WHERE closed_on IS NOT NULL",
+                        {"d": datetime(2023, 5, 5).date()})
+    before = [db.query("SELECT id, closed_on FROM deals ORDER BY id") for db, _t in two]
+    closed = [r["id"] for r in before[0] if r["closed_on"]]
+    assert closed and before[0] == before[1]
+    names = {r["id"]: r["title"] for r in two[0][0].query("SELECT id, title FROM deals")}
+    text = "Title,Stage,Lost reason\n" + "".join(
+        f"{names[d]},{['Lost,price', 'Negotiation,', 'Won,'][k % 3]}\n"
+        for k, d in enumerate(closed))
+    counts, rejected, *_r, after, _u, _f = compare_dates(two, text)
+    assert counts["update"] >= 3 and not rejected, rejected
+    moved = {d["closed_on"] for d in after["dates"]}
+    assert datetime.now().date() in moved and None in moved  # the file did move them
+    for (db, _team), was in zip(two, before):
+        assert db.query("SELECT id, closed_on FROM deals ORDER BY id") == was
