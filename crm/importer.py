@@ -873,6 +873,7 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
                                create_missing)
         if why is None:
             if isinstance(found, Plan):
+                found.notes.extend(_unwritten_dates(entity, mapping, mode))
                 return found
             why = found
         notes.append(_("Read row by row (slower): {reason}").format(reason=why))
@@ -955,8 +956,22 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
             row.action = "reject"
         rows.append(row)
     _check_unique(db, entity, rows, specs)
+    notes.extend(_unwritten_dates(entity, mapping, mode))
     return Plan(entity, source, mapping, mode, key, rows, notes,
                 new_stages=created.get("stages", set()), pipeline_id=pipeline_id)
+
+
+def _unwritten_dates(entity: records.Entity, mapping: dict, mode: str) -> list[str]:
+    """The dry run's word that a deal update's engage and close dates are only checked on
+    deals already there (only new deals take them), so that they are not silently dropped."""
+    if entity.table != "deals" or mode == "create":
+        return []
+    columns = [h for h, name in mapping.items() if name in ("created_at", "closed_on")]
+    if not columns:
+        return []
+    return [_("On deals already there, {columns} are only checked, not written: an import "
+              "changes neither their engage date nor their close date.").format(
+        columns=", ".join(f"“{c}”" for c in columns))]
 
 
 def _current_lines(db: Database, existing: dict, columns: dict) -> dict[int, list[dict]]:

@@ -278,3 +278,52 @@ def test_an_engage_date_against_the_expected_close_date_of_a_closing_deal_alike(
     for mode in ("update", "upsert"):
         counts, rejected = compare_dates(two, text, mode=mode)[:2]
         assert counts["update"] and any("engage date" in str(e) for _l, e in rejected)
+
+
+# --- dates the update does not write: said in the dry run ------------------------------------
+
+@pytest.mark.parametrize("mode", ["update", "upsert"])
+def test_dates_an_update_does_not_write_are_named_in_the_notes_alike(two, mode):
+    for db, team in two:
+        seed_closed(db, team, 20)
+    text = "Title,Engaged on,Closed on\n" + "".join(
+        f"{title(i)},2024-0{1 + i % 9}-01,{'2024-11-01' if i % 3 == 0 else ''}\n"
+        for i in range(20))
+    notes = compare_dates(two, text, mode=mode)[4]
+    said = [n for n in notes if "only checked, not written" in n]
+    assert len(said) == 1 and "“Engaged on”" in said[0] and "“Closed on”" in said[0], notes
+
+
+def test_no_such_note_without_date_columns_or_when_creating(two):
+    db, team = two[0]
+    seed_closed(db, team, 5)
+    for text, mode in ((f"Title,Amount\n{title(1)},5\n", "update"),
+                       ("Title,Engaged on,Closed on\nFresh,2024-01-01,\n", "create")):
+        source = importer.read(text.encode(), "d.csv", fast=False)
+        plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                             importer.propose_mapping(deals.DEALS, source.headers),
+                             mode=mode, key="title")
+        assert not any("only checked" in n for n in plan.notes), plan.notes
+
+
+def test_undo_of_a_move_gives_back_the_old_close_date_alike(two):
+    """A deal won long ago, lost or reopened by a file (closed today, or not closed), then the
+    import undone: its close date is the old one again, on both paths."""
+    for db, team in two:
+        seed_closed(db, team, 30)
+        with db.transaction() as cur:
+            cur.execute("UPDATE deals SET closed_on = $d WHERE closed_on IS NOT NULL",
+                        {"d": datetime(2023, 5, 5).date()})
+    before = [db.query("SELECT id, closed_on FROM deals ORDER BY id") for db, _t in two]
+    closed = [r["id"] for r in before[0] if r["closed_on"]]
+    assert closed and before[0] == before[1]
+    names = {r["id"]: r["title"] for r in two[0][0].query("SELECT id, title FROM deals")}
+    text = "Title,Stage,Lost reason\n" + "".join(
+        f"{names[d]},{['Lost,price', 'Negotiation,', 'Won,'][k % 3]}\n"
+        for k, d in enumerate(closed))
+    counts, rejected, *_r, after, _u, _f = compare_dates(two, text)
+    assert counts["update"] >= 3 and not rejected, rejected
+    moved = {d["closed_on"] for d in after["dates"]}
+    assert datetime.now().date() in moved and None in moved  # the file did move them
+    for (db, _team), was in zip(two, before):
+        assert db.query("SELECT id, closed_on FROM deals ORDER BY id") == was

@@ -562,3 +562,28 @@ def test_the_bench_times_the_entities_set_based_on_postgresql(new_database, caps
                        r" / bare COPY \d+\.\d\d s .*; row by row 20 rows", out, re.M)
     assert [f[0] for f in found] == ["contacts", "tasks", "activities"], out
     assert all(int(c) + int(r) == 60 for _e, c, r in found)
+
+
+def test_a_deal_updates_dates_it_does_not_write_are_named_on_postgresql(new_database):
+    """A deal update with engage and close dates (row by row on PostgreSQL): the dry run says
+    that on deals already there they are only checked, and the import indeed leaves them."""
+    from crm import deals
+    from tests.test_importer_deal_updates import seed_closed, title
+
+    db, team = make_db(new_database())
+    try:
+        seed_closed(db, team, 12)
+        was = db.query("SELECT id, created_at, closed_on FROM deals ORDER BY id")
+        text = "Title,Engaged on,Closed on,Amount\n" + "".join(
+            f"{title(i)},2024-02-0{1 + i % 9},2024-03-01,{i + 5}\n" for i in range(12))
+        source = importer.read(text.encode(), "deals.csv", fast=True)
+        plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                             importer.propose_mapping(deals.DEALS, source.headers),
+                             mode="update", key="title")
+        said = [n for n in plan.notes if "only checked, not written" in n]
+        assert len(said) == 1 and "“Closed on”" in said[0], plan.notes
+        assert plan.counts["update"] > 8  # (the amount changes)
+        importer.execute(db, team["admin"], plan)
+        assert db.query("SELECT id, created_at, closed_on FROM deals ORDER BY id") == was
+    finally:
+        db.close()
