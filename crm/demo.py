@@ -376,8 +376,7 @@ def load_demo(db: Database, size: str = "small", progress: Progress | None = Non
         stage_reach.rebuild(cur)
 
     result.update(demo_service.load(db, actor, size, seed, language, now))  # issue 10
-    with db.transaction() as cur:
-        dialect.refresh_statistics(cur)
+    dialect.vacuum_after_load(db)
     result.update(leads=len(leads), customers=len(customers), contacts=len(contacts),
                   products=products_added, converted_leads=len(sales.lead_links),
                   **{t: len(f) for t, f in frames.items()},

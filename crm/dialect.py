@@ -526,6 +526,20 @@ def refresh_statistics(cur, tables: tuple[str, ...] = ()) -> None:
         cur.execute("ANALYZE" + (f" {', '.join(tables)}" if tables else ""))
 
 
+def vacuum_after_load(db) -> None:
+    """After a whole demo load: PostgreSQL's statistics, and the visibility map without which
+    its index-only scans (the dashboards' covering indexes) still read the tables until
+    autovacuum comes round, minutes later. VACUUM runs outside a transaction: the pool's
+    connections are autocommit. (DuckDB keeps its own statistics as it writes.)"""
+    if db.dialect == DUCKDB:
+        return
+    cur = db.cursor()
+    try:
+        cur.execute("VACUUM (ANALYZE)")
+    finally:
+        cur.close()
+
+
 # --- bulk loads into empty tables ------------------------------------------------------------
 
 # From about this many rows a load into empty tables drops their keys and indexes: dropping
