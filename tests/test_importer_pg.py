@@ -566,7 +566,11 @@ def test_the_bench_times_the_entities_set_based_on_postgresql(new_database, caps
 
 def test_a_deal_updates_dates_it_does_not_write_are_named_on_postgresql(new_database):
     """A deal update with engage and close dates (row by row on PostgreSQL): the dry run says
-    that on deals already there they are only checked, and the import indeed leaves them."""
+    that on deals already there the engage date, and the close date of those that stay open,
+    are only checked, and the import indeed leaves them; a closed deal takes the close date
+    (issue #8)."""
+    from datetime import date
+
     from crm import deals
     from tests.test_importer_deal_updates import seed_closed, title
 
@@ -581,9 +585,15 @@ def test_a_deal_updates_dates_it_does_not_write_are_named_on_postgresql(new_data
                              importer.propose_mapping(deals.DEALS, source.headers),
                              mode="update", key="title")
         said = [n for n in plan.notes if "only checked, not written" in n]
-        assert len(said) == 1 and "“Closed on”" in said[0], plan.notes
+        assert len(said) == 2 and "“Closed on”" in said[1] and "stay open" in said[1], \
+            plan.notes
         assert plan.counts["update"] > 8  # (the amount changes)
+        closed = {r["id"] for r in db.query("SELECT d.id FROM deals d JOIN stages s"
+                                            " ON s.id = d.stage_id WHERE s.kind <> 'open'")}
+        assert closed
         importer.execute(db, team["admin"], plan)
-        assert db.query("SELECT id, created_at, closed_on FROM deals ORDER BY id") == was
+        assert db.query("SELECT id, created_at, closed_on FROM deals ORDER BY id") == [
+            {**r, "closed_on": date(2024, 3, 1) if r["id"] in closed else r["closed_on"]}
+            for r in was]
     finally:
         db.close()
