@@ -62,6 +62,22 @@ def close_file(n: int, new: int = 0, stage: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reach(db) -> tuple:
+    """The kept stage reach (crm/stage_reach.py) and a recount of it from the history."""
+    from crm import stage_reach
+
+    def kept():
+        return (db.query("SELECT deal_id, reached_stage_id, pipeline_id, stage_id"
+                         " FROM deal_stages_reached ORDER BY 1, 2"),
+                db.query("SELECT pipeline_id, stage_id, reached_stage_id, deals FROM"
+                         " stage_reach_counts WHERE deals <> 0 ORDER BY 1, 2, 3"))
+    found = kept()
+    with db.transaction() as cur:
+        stage_reach.rebuild(cur)
+    assert kept() == found
+    return found
+
+
 def check_written(db, after, preview, rejected):
     """The deals the file closed or that were closed took its date; the history and time in
     the stage of a move into won or lost start that day; late dates were refused."""
@@ -84,8 +100,12 @@ def check_written(db, after, preview, rejected):
 def test_close_dates_of_moves_and_closed_deals_are_written_alike(two, user, mode):
     seed(two, 60)
     before = two[0][0].query("SELECT id, closed_on, stage_entered_at FROM deals ORDER BY id")
+    reached = []
     counts, rejected, preview, _r, notes, after, undone, final = compare_dates(
-        two, close_file(60, new=20 if mode == "upsert" else 0), user=user, mode=mode)
+        two, close_file(60, new=20 if mode == "upsert" else 0), user=user, mode=mode,
+        since=lambda db, _team: reached.append(reach(db)))
+    assert reached[0] == reached[1] and reached[0][0]  # the deals' stage reach, alike
+    assert reach(two[0][0]) == reach(two[1][0])  # and after the undo
     assert counts["update"] > 5 and counts["reject"] > 2
     check_written(two[1][0], after, preview, rejected)
     assert undone["refused"] == []
