@@ -167,8 +167,10 @@ def move_deal(db: Database, user: User, deal_id: int, to_stage_id: int,
 
 def move_deal_in(cur, user: User, deal_id: int, to_stage_id: int,
                  lost_reason: str | None = None, competitor: str | None = None,
-                 expected_version: int | None = None) -> dict:
-    """move_deal inside a caller's transaction (the importer's)."""
+                 expected_version: int | None = None, closed_on: date | None = None) -> dict:
+    """move_deal inside a caller's transaction (the importer's). closed_on: a move into a won
+    or lost stage on that day (an imported close date) instead of today: the deal closed on
+    it, its history row and time in the stage from its start."""
     dialect.lock_row(cur, "deals", deal_id)  # moves from other servers wait: true history
     deal = records.fetch(cur, DEALS, deal_id)
     if deal is None or deal["deleted_at"] is not None:
@@ -197,21 +199,24 @@ def move_deal_in(cur, user: User, deal_id: int, to_stage_id: int,
     else:
         sets.update(lost_reason=None, lost_to_competitor=None, lost_to_competitor_id=None)
     today = date.today()
-    sets["closed_on"] = today if target["kind"] in ("won", "lost") else None
+    closing = target["kind"] in ("won", "lost")
+    sets["closed_on"] = (closed_on or today) if closing else None
     for name in ("lost_reason", "lost_to_competitor", "lost_to_competitor_id", "closed_on",
                  "probability", "forecast_category"):
         if deal[name] != sets[name]:
             changes[name] = (deal[name], sets[name])
     now = datetime.now()
+    entered = datetime.combine(closed_on, datetime.min.time()) if closing and closed_on \
+        else now
     assigns = ", ".join(f"{k} = ${k}" for k in sets)
     cur.execute(
-        f"UPDATE deals SET {assigns}, stage_entered_at = $now, version = version + 1,"
+        f"UPDATE deals SET {assigns}, stage_entered_at = $entered, version = version + 1,"
         f" updated_at = $now, updated_by = $by WHERE id = $id",
-        {**sets, "now": now, "by": user.id or None, "id": deal_id},
+        {**sets, "now": now, "entered": entered, "by": user.id or None, "id": deal_id},
     )
     # source None: the deal sat in a stage deleted meanwhile; history still names it
     _history(cur, user, deal_id, source or {"id": deal["stage_id"]}, target,
-             deal["amount"], None, now)
+             deal["amount"], None, entered)
     audit.record(cur, user, "deals", deal_id, "move", changes)
     rules.on_changed(cur, user, DEALS, deal_id, changes)  # e.g. "moved to stage X"
     return records.fetch(cur, DEALS, deal_id)

@@ -903,6 +903,9 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     closed_stages = {r["id"] for r in db.query("SELECT id FROM stages WHERE kind <> 'open'")} \
         if entity.table == "deals" else set()
     current_lines = _current_lines(db, existing, columns) if mode != "create" else {}
+    # a deal update's close dates: written on deals it closes or that are closed (issue #8)
+    last_moves = _last_moves(db, existing) if entity.table == "deals" and mode != "create" \
+        and "closed_on" in columns else None
     contacts = None  # deals: {contact id: its customer}, the contact must work for it
     if entity.table == "deals" and "contact_id" in columns:
         from crm import importer_deals
@@ -946,6 +949,8 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
                 Decimal("0.01"))
         if row.action != "reject" and not errors and row.action != "skip":
             _check(user, entity, row, specs, match, lost_stages, closed_stages, contacts)
+        if last_moves is not None and row.action in ("update", "skip") and not row.errors:
+            _close_date(row, match, last_moves, closed_stages, columns["closed_on"][0])
         if new_lines and not row.errors:
             from crm import deals
 
@@ -962,16 +967,62 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
 
 
 def _unwritten_dates(entity: records.Entity, mapping: dict, mode: str) -> list[str]:
-    """The dry run's word that a deal update's engage and close dates are only checked on
-    deals already there (only new deals take them), so that they are not silently dropped."""
+    """The dry run's word on the dates a deal update only checks on deals already there (the
+    engage date; the close date of a deal that stays open), so that none is silently
+    dropped."""
     if entity.table != "deals" or mode == "create":
         return []
-    columns = [h for h, name in mapping.items() if name in ("created_at", "closed_on")]
-    if not columns:
-        return []
-    return [_("On deals already there, {columns} are only checked, not written: an import "
-              "changes neither their engage date nor their close date.").format(
-        columns=", ".join(f"“{c}”" for c in columns))]
+    found = []
+    engaged = [h for h, name in mapping.items() if name == "created_at"]
+    closed = [h for h, name in mapping.items() if name == "closed_on"]
+    if engaged:
+        found.append(_("On deals already there, {columns} is only checked, not written: an "
+                       "import does not change their engage date.").format(
+            columns=", ".join(f"“{c}”" for c in engaged)))
+    if closed:
+        found.append(_("On deals already there that stay open, {columns} is only checked, "
+                       "not written; deals the import closes, or closed already, take it as "
+                       "their close date.").format(columns=", ".join(f"“{c}”" for c in closed)))
+    return found
+
+
+def _last_moves(db: Database, existing: dict) -> dict[int, datetime]:
+    """{deal id: its latest stage history moment} of the deals an update's rows name."""
+    ids = sorted({r["id"] for r in existing.values()})
+    found = {}
+    for chunk in _chunks(ids, 1000):
+        names = {f"d{i}": v for i, v in enumerate(chunk)}
+        for r in db.query("SELECT deal_id, max(changed_at) AS at FROM deal_stage_history"
+                          f" WHERE deal_id IN ({', '.join('$' + n for n in names)})"
+                          " GROUP BY deal_id", names):
+            found[r["deal_id"]] = r["at"]
+    return found
+
+
+def _close_date(row: Row, current: dict, last_moves: dict, closed_stages: set,
+                header: str) -> None:
+    """A deal update's close date from the file (issue #8): a move into a won or lost stage
+    closes on it (refused before the deal's latest stage change, so that its history stays in
+    order); a deal closed already that stays closed takes it as its close date."""
+    closed = _day(row.extra.get("closed_on"))
+    if closed is None:
+        return
+    stage = row.changes.get("stage_id", (None, current["stage_id"]))[1]
+    if isinstance(stage, tuple) or stage not in closed_stages:
+        return  # it stays (or becomes) open: only checked
+    if "stage_id" in row.changes:
+        last = last_moves.get(current["id"])
+        if last is not None and datetime.combine(closed, dt_time()) < last:
+            row.errors[header] = _(
+                "“{column}” is {date}, before the deal's latest stage change (on {day}): "
+                "it cannot close earlier").format(column=header, date=closed.isoformat(),
+                                                  day=str(last)[:10])
+            row.action = "reject"
+            return
+    elif _day(current["closed_on"]) == closed:
+        return
+    row.changes["closed_on"] = (current["closed_on"], closed)
+    row.action = "update"
 
 
 def _current_lines(db: Database, existing: dict, columns: dict) -> dict[int, list[dict]]:
@@ -1214,12 +1265,16 @@ def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dic
                     deals.insert_lines(cur, user, record_id, row.extra["product_lines"])
             before = None
         else:
-            changed = {k: values[k] for k in row.changes if k != "product_lines"}
+            # (a deal's close date is not a field: written by the move, or on its own below)
+            changed = {k: values[k] for k in row.changes
+                       if k not in ("product_lines", "closed_on")}
             before = {k: old for k, (old, _new) in row.changes.items()}
             version = row.version
+            closed = row.changes.get("closed_on", (None, None))[1]
             if "stage_id" in changed and p.entity.table == "deals":
-                _move_deal(cur, user, row.record_id, changed, before, version)
+                _move_deal(cur, user, row.record_id, changed, before, version, closed)
                 version = None  # checked by the move, which made a new one
+                closed = None
             if changed and p.entity.update_in:  # the entity's own rules (links, dates)
                 was = records.fetch(cur, p.entity, row.record_id)
                 saved = p.entity.update_in(cur, user, row.record_id, changed, version)
@@ -1236,6 +1291,10 @@ def write_row(cur, user: User, p: Plan, row: Row, import_id: int, stage_ids: dic
                                     row.extra["product_lines"],
                                     None if changed else row.version)
                 before["product_lines"] = _plain_lines(row.extra["lines_before"])
+            if closed is not None:  # a deal closed already, closed on the file's day
+                _set_closed_on(cur, user, row.record_id, closed,
+                               None if changed or "product_lines" in row.changes
+                               else row.version)
             record_id = row.record_id
     except ValidationError as exc:
         raise ImportFileError(_("Row {line}: {reason}").format(
@@ -1262,7 +1321,7 @@ _MOVED = ("lost_reason", "lost_to_competitor", "closed_on", "probability", "fore
 
 
 def _move_deal(cur, user: User, deal_id: int, changed: dict, before: dict,
-               version: int | None) -> None:
+               version: int | None, closed_on: date | None = None) -> None:
     """A deal update's new stage, moved as the board moves it (stage history, close date,
     lost reason); takes stage_id out of changed and adds what the move changed to before,
     the rest of changed being written after it (the file's probability over the stage's)."""
@@ -1274,7 +1333,7 @@ def _move_deal(cur, user: User, deal_id: int, changed: dict, before: dict,
     deals.move_deal_in(cur, user, deal_id, changed.pop("stage_id"),
                        changed.get("lost_reason", current["lost_reason"]),
                        changed.get("lost_to_competitor", current["lost_to_competitor"]),
-                       version)
+                       version, closed_on=closed_on)
     for name in _MOVED:
         before.setdefault(name, current[name])
 
@@ -1292,6 +1351,24 @@ def _unmove_deal(cur, user: User, deal_id: int, old: dict, version: int) -> None
                     {"c": closed_on, "id": deal_id})  # the day it closed, not the undo's
         audit.record(cur, user, "deals", deal_id, "update",
                      {"closed_on": (moved["closed_on"], closed_on)})
+
+
+def _set_closed_on(cur, user: User, deal_id: int, closed_on, version: int | None) -> None:
+    """A closed deal's close date (an update file's, or its undo's), audited: not a form
+    field, so records.update_in does not write it."""
+    from crm import deals
+
+    deal = records.fetch(cur, deals.DEALS, deal_id)
+    if deal is None or deal["deleted_at"] is not None:
+        raise records.NotFound(deal_id)
+    require(user, "edit", deal)
+    if version is not None and deal["version"] != version:
+        raise records.ConflictError(deal, [])
+    cur.execute("UPDATE deals SET closed_on = $c, version = version + 1, updated_at = $now,"
+                " updated_by = $by WHERE id = $id",
+                {"c": closed_on, "now": datetime.now(), "by": user.id or None, "id": deal_id})
+    audit.record(cur, user, "deals", deal_id, "update",
+                 {"closed_on": (deal["closed_on"], closed_on)})
 
 
 def _plain_lines(lines: list[dict]) -> list[dict]:
@@ -1579,6 +1656,9 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                                             "reason": why}))
                 continue
             lines = old.pop("product_lines", None) if "product_lines" in old else False
+            # a closed deal's close date the file changed (a move's: _unmove_deal)
+            closed = old.pop("closed_on", False) if table == "deals" \
+                and "stage_id" not in old else False
             version = version_after
             if "stage_id" in old and table == "deals":
                 _unmove_deal(cur, user, record_id, old, version)
@@ -1589,6 +1669,8 @@ def undo(db: Database, user: User, import_id: int) -> dict:
                 from crm import deals
 
                 deals.replace_lines(cur, user, record_id, lines)
+            if closed is not False:
+                _set_closed_on(cur, user, record_id, closed, None)
             done += 1
         cur.execute("UPDATE imports SET undone_at = $t, undone_by = $by WHERE id = $i",
                     {"t": datetime.now(), "by": user.id or None, "i": import_id})
@@ -2412,9 +2494,13 @@ def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, 
         f"SELECT s.line, s.dup_of, s.record_id, {', '.join('r.c%d' % i for i in range(width))}"
         f"{unique} FROM {name} s JOIN ({src}) r ON r.line = s.line WHERE s.action = 'reject'"
         " ORDER BY s.line").fetchall()
+    # deals: what _close_date reads (the deal's stage and close date, the file's close date)
+    dated = ", t.stage_id, t.closed_on, s.x_closed_on" if entity.table == "deals" and not pg \
+        and "x_closed_on" in {r[0] for r in cur.execute(
+            f"SELECT * FROM {name}_c LIMIT 0").description} else ""
     preview = [] if not counts.get("update") else cur.execute(
         f"SELECT p.line, p.record_id, t.version, {', '.join(f't.{n}' for n in fields)},"
-        f" {', '.join(f's.f_{n}' for n in fields)} FROM (SELECT * FROM {name}"
+        f" {', '.join(f's.f_{n}' for n in fields)}{dated} FROM (SELECT * FROM {name}"
         f" WHERE action = 'update' ORDER BY line LIMIT $preview) p"
         f" JOIN {name}_c s ON s.line = p.line JOIN {table} t ON t.id = p.record_id"
         " ORDER BY p.line", {"preview": PREVIEW_ROWS}).fetchall()
@@ -2442,12 +2528,16 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
         if entity.table == "deals" else ("", "")
     unmatched = ("'reject'" if mode == "update"
                  else "CASE WHEN s.bad THEN 'reject' ELSE 'create' END")
+    late, closes = "false", "false"  # a deal's close date from the file (_close_date)
+    if entity.table == "deals" and not pg and "x_closed_on" in {
+            r[0] for r in cur.execute(f"SELECT * FROM {name}_c LIMIT 0").description}:
+        late, closes = close_date_sql("s", "t", "stage_id" in fields)
     cur.execute(
         f"CREATE TABLE {name} AS SELECT s.line, e.id AS record_id, t.version,"
         " CASE WHEN s.line > d.first THEN d.first END AS dup_of,"
         " CASE WHEN s.line > d.first THEN 'reject'"
-        f" WHEN e.id IS NULL THEN {unmatched} WHEN s.bad_u OR {kept} THEN 'reject'"
-        f" WHEN {differs}{lines_differ} THEN 'update' ELSE 'skip' END AS action"
+        f" WHEN e.id IS NULL THEN {unmatched} WHEN s.bad_u OR {kept} OR {late} THEN 'reject'"
+        f" WHEN {differs}{lines_differ} OR {closes} THEN 'update' ELSE 'skip' END AS action"
         f" FROM {name}_c s LEFT JOIN {name}_d d ON d.k = s.k LEFT JOIN {name}_e e ON e.k = s.k"
         f" LEFT JOIN {table} t ON t.id = e.id{lines_join}")
     cur.execute(f"DROP TABLE {name}_e")
@@ -2470,6 +2560,22 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
         cur.execute(f"ALTER TABLE {name}_x RENAME TO {name.split('.')[1]}")
     return dict(cur.execute(f"SELECT action, count(*) FROM {name} GROUP BY action")
                 .fetchall())
+
+
+def close_date_sql(s: str, t: str, staged_stage: bool) -> tuple[str, str]:
+    """_close_date in SQL over a staged row s (x_closed_on, f_stage_id) and its deal t: (the
+    file's close date of a move into a won or lost stage before the deal's latest stage
+    change: rejected; a close date the update writes)."""
+    closed = "(SELECT id FROM stages WHERE kind <> 'open')"
+    day = f"CAST({s}.x_closed_on AS DATE)"
+    moves = (f"({s}.f_stage_id IS DISTINCT FROM {t}.stage_id AND {s}.f_stage_id IN {closed})"
+             if staged_stage else "false")
+    stays = (f"({s}.f_stage_id IS NOT DISTINCT FROM {t}.stage_id)" if staged_stage else "true")
+    late = (f"({s}.x_closed_on IS NOT NULL AND {moves} AND CAST({day} AS TIMESTAMP) < (SELECT"
+            f" max(h.changed_at) FROM deal_stage_history h WHERE h.deal_id = {t}.id))")
+    closes = (f"({s}.x_closed_on IS NOT NULL AND {stays} AND {t}.stage_id IN {closed}"
+              f" AND {day} IS DISTINCT FROM {t}.closed_on)")
+    return late, closes
 
 
 def _differs_sql(spec: Field, old: str, new: str) -> str:
@@ -2507,6 +2613,10 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
             found.get(cells[index], (None,))[0] for _l, _d, _r, *cells in rejected
             if cells[index] is not None])
     width, unique = len(source.headers), [n for n in entity.unique if n in fields]
+    # a deal's close date from the file (_close_date): its column and the deals' latest moves
+    close_header = next((h for h in source.headers if mapping.get(h) == "closed_on"), None) \
+        if entity.table == "deals" else None
+    last_moves = _last_moves(db, {i: {"id": i} for i in ids}) if close_header else {}
     for line, dup_of, record_id, *cells in rejected:
         cells, taken = cells[:width], cells[width:]
         if dup_of is not None or record_id is None and mode == "upsert":
@@ -2523,6 +2633,8 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
                 if not row.errors:
                     _check(user, entity, row, specs, current[record_id], lost, closed,
                            contacts)
+                if close_header and not row.errors and row.action in ("update", "skip"):
+                    _close_date(row, current[record_id], last_moves, closed, close_header)
             if row.errors:
                 row.action = "reject"
         for i, n in enumerate(unique):  # _check_unique's words, where SQL found it
@@ -2539,14 +2651,21 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
         rows.append(row)
     for found in preview:
         line, record_id, version = found[:3]
-        old, new = found[3:3 + len(fields)], found[3 + len(fields):]
+        old, new = found[3:3 + len(fields)], found[3 + len(fields):3 + 2 * len(fields)]
         values = {n: (None if v is None else convert(specs[n], v)) for n, v in zip(fields, new)}
         if entity.table == "deals" and (values.get("stage_id") or 0) < 0:
             values["stage_id"] = 0  # a stage to add, as _check has it
         changes = {n: (o, values[n]) for n, o in zip(fields, old)
                    if records._differs(o, values[n])}
-        rows.append(Row(line=line, action="update" if changes else "skip", values=values,
-                        record_id=record_id, version=version, changes=changes))
+        row = Row(line=line, action="update" if changes else "skip", values=values,
+                  record_id=record_id, version=version, changes=changes)
+        if close_header and len(found) > 3 + 2 * len(fields):
+            stage_now, closed_now, closed_file = found[3 + 2 * len(fields):]
+            if closed_file is not None:
+                row.extra["closed_on"] = _day(closed_file)
+            _close_date(row, {"id": record_id, "stage_id": stage_now, "closed_on": closed_now},
+                        {}, closed, close_header)
+        rows.append(row)
     # rows SQL rejected but the row path takes are counted by their own verdict (in rows)
     staged = {"create": counts.get("create", 0), "skip": counts.get("skip", 0),
               "update": counts.get("update", 0) - len(preview)}

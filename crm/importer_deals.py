@@ -674,7 +674,8 @@ def records_spec() -> dict:
 def moves(p) -> bool:
     """Whether a staged deal update is written by write_updates here (it names a stage or a
     lost-to competitor)."""
-    return p.entity.table == "deals" and bool(set(MOVE_FIELDS) & set(p._update_fields))
+    return p.entity.table == "deals" and (bool(set(MOVE_FIELDS) & set(p._update_fields))
+                                          or getattr(p, "_closes", False))
 
 
 def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
@@ -695,6 +696,12 @@ def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
              " ELSE t.lost_to_competitor END") if "lost_to_competitor" in has \
         else "t.lost_to_competitor"
     olds = ", ".join(f"t.{n} AS t_{n}" for n in ("stage_id", "amount") + _MOVE_SETS)
+    # the file's close date (importer._close_date): of a move into a won or lost stage, or of
+    # a deal closed already that stays closed
+    xc = ("CAST(u.x_closed_on AS DATE)" if getattr(p, "_closes", False)
+          else "CAST(NULL AS DATE)")
+    olds += (f", {xc} AS xc, (SELECT k.kind FROM stages k WHERE k.id = t.stage_id)"
+             " AS t_kind")
     a = (f"SELECT u.*, {olds}, {mv} AS mv, ({given}) AS given, st.id AS s_id,"
          " st.kind AS s_kind, st.pipeline_id AS s_pipeline, st.probability AS s_prob,"
          f" {m_lr} AS m_lr, {m_ltc} AS m_ltc FROM {name}_u u JOIN deals t"
@@ -707,14 +714,20 @@ def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
          f" ON st.id = {'coalesce(nw.id, u.f_stage_id)' if 'stage_id' in has else 'NULL'}")
     rivals = "(SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name)"
     b = ("SELECT a.*, a.mv AND a.s_kind = 'lost' AS lost,"
+         " a.mv AND a.s_kind IN ('won', 'lost') AND a.xc IS NOT NULL AS fc,"
+         " NOT a.mv AND a.xc IS NOT NULL AND a.t_kind <> 'open' AND a.xc IS DISTINCT FROM"
+         " a.t_closed_on AS rc2,"
+         " CASE WHEN a.mv AND a.s_kind IN ('won', 'lost') THEN CAST(a.xc AS TIMESTAMP) END"
+         " AS m_at,"
          " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
          " ELSE a.t_lost_reason END AS p_lost_reason,"
          " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.name END"
          " ELSE a.t_lost_to_competitor END AS p_lost_to_competitor,"
          " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.id END"
          " ELSE a.t_lost_to_competitor_id END AS p_lost_to_competitor_id,"
-         " CASE WHEN a.mv THEN CASE WHEN a.s_kind IN ('won', 'lost') THEN $today END"
-         " ELSE a.t_closed_on END AS p_closed_on,"
+         " CASE WHEN a.mv THEN CASE WHEN a.s_kind IN ('won', 'lost') THEN"
+         " coalesce(a.xc, $today) END WHEN a.xc IS NOT NULL AND a.t_kind <> 'open'"
+         " THEN a.xc ELSE a.t_closed_on END AS p_closed_on,"
          " CASE WHEN a.mv THEN NULL ELSE a.t_probability END AS p_probability,"
          " CASE WHEN a.mv THEN NULL ELSE a.t_forecast_category END AS p_forecast_category"
          f" FROM ({a}) a LEFT JOIN {rivals} rm ON rm.txt = a.m_ltc")
@@ -795,10 +808,10 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
     cur.execute(sql, imp._used(params, sql))
     x = f"{tmp} x"
     try:
-        n_moved, n_upd, n_relink, n_written, first_line = cur.execute(
+        n_moved, n_upd, n_relink, n_rc2, n_written, first_line = cur.execute(
             f"SELECT count(*) FILTER (WHERE mv), count(*) FILTER (WHERE upd), count(*) FILTER"
-            f" (WHERE relink), count(*) FILTER (WHERE mv OR upd OR relink), min(line) FILTER"
-            f" (WHERE mv OR upd OR relink) FROM {x}",
+            f" (WHERE relink), count(*) FILTER (WHERE rc2), count(*) FILTER (WHERE mv OR upd"
+            f" OR relink OR rc2), min(line) FILTER (WHERE mv OR upd OR relink OR rc2) FROM {x}",
             {}).fetchone()
         specs = records_spec()
 
@@ -811,11 +824,11 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
             first = imp._draw_ids(cur, "deal_stage_history_id_seq", n_moved)
             sql = ("INSERT INTO deal_stage_history (id, deal_id, from_stage_id, to_stage_id,"
                    " changed_at, changed_by, amount, probability) SELECT $h + row_number() OVER"
-                   " (ORDER BY line), record_id, t_stage_id, s_id, $now, $by, t_amount, s_prob"
-                   f" FROM {x} WHERE mv")
+                   " (ORDER BY line), record_id, t_stage_id, s_id, coalesce(m_at, $now), $by,"
+                   f" t_amount, s_prob FROM {x} WHERE mv")
             cur.execute(sql, imp._used({**params, "h": first - 1}, sql))
             stage_spans.refresh(cur, f"SELECT record_id FROM {x} WHERE mv")
-        n_audit = n_moved + n_upd + n_relink
+        n_audit = n_moved + n_upd + n_relink + n_rc2
         if n_audit:
             moved = [pair("stage_id", "t_stage_id", "s_id")] + [
                 f"CASE WHEN t_{m} IS DISTINCT FROM p_{m} THEN {pair(m, f't_{m}', f'p_{m}')} END"
@@ -834,15 +847,23 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
                    f"SELECT line, 0 AS k, record_id, 'move' AS action, {js(moved)} AS changes"
                    f" FROM {x} WHERE mv UNION ALL SELECT line, 1, record_id, 'update',"
                    f" {js(updated)} FROM {x} WHERE upd UNION ALL SELECT line, 2, record_id,"
-                   f" 'update', concat('{{', {relinked}, '}}') FROM {x} WHERE relink)")
+                   f" 'update', concat('{{', {relinked}, '}}') FROM {x} WHERE relink"
+                   # a closed deal's close date (importer._set_closed_on, after the rest)
+                   f" UNION ALL SELECT line, 3, record_id, 'update', concat('{{',"
+                   f" {pair('closed_on', 't_closed_on', 'p_closed_on')}, '}}') FROM {x}"
+                   " WHERE rc2)")
             cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
         # what undo gives back: the fields that differ from the file's, then (a move) what the
         # move set beside, then (a relink of a name not the file's) the name as it was
         befores = [f"CASE WHEN d_{m} THEN concat('\"{m}\": [', {iu._json(specs[m], f'o_{m}')},"
                    " ', null]') END" for m in fields]
+        # the file's close date: a change of the row's own (importer._close_date)
+        befores.append("CASE WHEN fc OR rc2 THEN concat('\"closed_on\": [',"
+                       f" {iu._json(_CLOSED_ON, 't_closed_on')}, ', null]') END")
         for m in ("lost_reason", "lost_to_competitor", "closed_on", "probability",
                   "forecast_category"):  # importer._MOVED
             kept = f" AND NOT d_{m}" if m in fields else ""
+            kept += " AND NOT fc" if m == "closed_on" else ""
             befores.append(f"CASE WHEN mv{kept} THEN concat('\"{m}\": [',"
                            f" {iu._json(_spec(m), f't_{m}')}, ', null]') END")
         # (update_deal_in's caller keeps a field the command changed beside: relink's spelling)
@@ -857,7 +878,7 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
                " version_after) SELECT $own + row_number() OVER (ORDER BY line), $i, line,"
                f" record_id, 'update', concat('{{', concat_ws(', ', {', '.join(befores)}), '}}'),"
                " version + CASE WHEN mv THEN 1 ELSE 0 END + CASE WHEN upd THEN 1 ELSE 0 END"
-               f" FROM {x}")
+               f" + CASE WHEN rc2 THEN 1 ELSE 0 END FROM {x}")
         cur.execute(sql, imp._used({**params, "own": first - 1}, sql))
         # the deals as the row path leaves them
         ends = {m: f"x.p_{m}" for m in _MOVE_SETS}
@@ -872,13 +893,14 @@ def write_updates(cur, user: User, p, import_id: int) -> None:
             assigns += ["stage_id = CASE WHEN x.mv THEN x.s_id ELSE deals.stage_id END",
                         "pipeline_id = CASE WHEN x.mv THEN x.s_pipeline ELSE deals.pipeline_id"
                         " END",
-                        "stage_entered_at = CASE WHEN x.mv THEN $now ELSE deals.stage_entered_at"
-                        " END"]
+                        "stage_entered_at = CASE WHEN x.mv THEN coalesce(x.m_at, $now)"
+                        " ELSE deals.stage_entered_at END"]
         sql = (f"UPDATE deals SET {', '.join(assigns)}, version = deals.version + CASE WHEN x.mv"
-               " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END, updated_at = CASE WHEN"
-               " x.mv OR x.upd THEN $now ELSE deals.updated_at END, updated_by = CASE WHEN x.mv"
-               f" OR x.upd THEN $by ELSE deals.updated_by END FROM {x} WHERE deals.id ="
-               " x.record_id AND deals.version = x.version AND (x.mv OR x.upd OR x.relink)")
+               " THEN 1 ELSE 0 END + CASE WHEN x.upd THEN 1 ELSE 0 END + CASE WHEN x.rc2 THEN 1"
+               " ELSE 0 END, updated_at = CASE WHEN x.mv OR x.upd OR x.rc2 THEN $now ELSE"
+               " deals.updated_at END, updated_by = CASE WHEN x.mv OR x.upd OR x.rc2 THEN $by"
+               f" ELSE deals.updated_by END FROM {x} WHERE deals.id = x.record_id AND"
+               " deals.version = x.version AND (x.mv OR x.upd OR x.relink OR x.rc2)")
         updated = cur.execute(sql, imp._used(params, sql)).fetchone()[0]
         if updated != n_written:  # someone saved meanwhile: the transaction rolls back
             raise imp.ImportFileError(_("Row {line}: the record changed since the dry run; run it "

@@ -47,6 +47,9 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
     p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)
                         and p.mapping[h] not in importer_deals.DATES
                         and p.mapping[h] != "product_lines"]
+    # a deal's close date from the file: written on deals it closes or closed already (never
+    # beside product lines here: importer_lines.takes)
+    p._closes = p.entity.table == "deals" and "closed_on" in p.mapping.values()
     p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
     p._update_counts = dict(counts)
     p._update_rejected = {r[0] for r in rejected}
@@ -205,6 +208,8 @@ def prepare(db: Database, user: User, p) -> None:
             elif n in kept:  # kept by the record's kind, as update_many keeps it
                 new = importer_kept.stored(entity, n, given)
             cols += [f"{given} AS f_{n}", f"t.{n} AS o_{n}", f"{new} AS v_{n}"]
+        if getattr(p, "_closes", False):  # what importer._close_date reads
+            cols += ["c.x_closed_on", "t.closed_on AS o_closed_on", "t.stage_id AS o_stage_now"]
         inner = (f"SELECT a.line, a.record_id, a.version, {', '.join(cols)} FROM {name} a"
                  f" JOIN {name}_c c ON c.line = a.line JOIN {name + '_t' if pg else entity.table} t"
                  " ON t.id = a.record_id WHERE a.action = 'update'")
@@ -467,9 +472,14 @@ def _rows(cur, p, name: str) -> list:
         from crm import importer_deals
 
         added = importer_deals.new_stage_ids(cur, p)
+    closes = getattr(p, "_closes", False)  # a deal's close date from the file
+    header = next((h for h in p.source.headers if p.mapping.get(h) == "closed_on"), None)
+    closed = {r[0] for r in cur.execute("SELECT id FROM stages WHERE kind <> 'open'"
+                                        ).fetchall()} if closes else set()
+    dated = ", x_closed_on, o_closed_on, o_stage_now" if closes else ""
     for found in cur.execute(
             f"SELECT line, record_id, version, {', '.join(f'f_{n}, o_{n}, d_{n}' for n in fields)}"
-            f" FROM {name}_u ORDER BY line").fetchall():
+            f"{dated} FROM {name}_u ORDER BY line").fetchall():
         line, record_id, version = found[:3]
         values, changes = {}, {}
         for i, n in enumerate(fields):
@@ -479,8 +489,15 @@ def _rows(cur, p, name: str) -> list:
             values[n] = new
             if differs:
                 changes[n] = (old, new)
-        out.append(importer.Row(line=line, action="update", values=values,
-                                record_id=record_id, version=version, changes=changes))
+        row = importer.Row(line=line, action="update", values=values, record_id=record_id,
+                           version=version, changes=changes)
+        if closes:
+            file_closed, closed_now, stage_now = found[3 + 3 * len(fields):]
+            if file_closed is not None:
+                row.extra["closed_on"] = importer._day(file_closed)
+            importer._close_date(row, {"id": record_id, "stage_id": stage_now,
+                                       "closed_on": closed_now}, {}, closed, header)
+        out.append(row)
     from crm import importer_lines
 
     importer_lines.attach(cur, p, name, out)
@@ -559,6 +576,11 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     # writes them after update_in (crm/importer_lines.py)
     if lines:
         keys = [k for k in keys if k != "product_lines"]
+    if deals and "closed_on" in keys and cur.execute(
+            "SELECT count(*) FROM import_records WHERE import_id = $i AND action <> 'create'"
+            " AND before IS NOT NULL AND list_contains(json_keys(before), 'closed_on') AND NOT"
+            " list_contains(json_keys(before), 'stage_id')", {"i": import_id}).fetchone()[0]:
+        return None  # a closed deal's close date the row path wrote: it gives it back
     if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
         if lines:  # and the old lines back after it (crm/importer_lines.py)
             from crm import importer_lines

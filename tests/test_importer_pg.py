@@ -566,7 +566,11 @@ def test_the_bench_times_the_entities_set_based_on_postgresql(new_database, caps
 
 def test_a_deal_updates_dates_it_does_not_write_are_named_on_postgresql(new_database):
     """A deal update with engage and close dates (row by row on PostgreSQL): the dry run says
-    that on deals already there they are only checked, and the import indeed leaves them."""
+    that on deals already there the engage date, and the close date of those that stay open,
+    are only checked, and the import indeed leaves them; a closed deal takes the close date
+    (issue #8)."""
+    from datetime import date
+
     from crm import deals
     from tests.test_importer_deal_updates import seed_closed, title
 
@@ -581,9 +585,59 @@ def test_a_deal_updates_dates_it_does_not_write_are_named_on_postgresql(new_data
                              importer.propose_mapping(deals.DEALS, source.headers),
                              mode="update", key="title")
         said = [n for n in plan.notes if "only checked, not written" in n]
-        assert len(said) == 1 and "“Closed on”" in said[0], plan.notes
+        assert len(said) == 2 and "“Closed on”" in said[1] and "stay open" in said[1], \
+            plan.notes
         assert plan.counts["update"] > 8  # (the amount changes)
+        closed = {r["id"] for r in db.query("SELECT d.id FROM deals d JOIN stages s"
+                                            " ON s.id = d.stage_id WHERE s.kind <> 'open'")}
+        assert closed
         importer.execute(db, team["admin"], plan)
-        assert db.query("SELECT id, created_at, closed_on FROM deals ORDER BY id") == was
+        assert db.query("SELECT id, created_at, closed_on FROM deals ORDER BY id") == [
+            {**r, "closed_on": date(2024, 3, 1) if r["id"] in closed else r["closed_on"]}
+            for r in was]
+    finally:
+        db.close()
+
+
+def test_a_deal_updates_close_dates_are_written_on_postgresql(new_database):
+    """Issue #8 on PostgreSQL (the row path): a move into won closes on the file's day (its
+    history row and time in the stage from its start), one before the deal's latest stage
+    change is rejected naming the column, a closed deal takes the file's date; undone."""
+    from datetime import date, datetime
+
+    from crm import deals
+    from tests.test_importer_deal_updates import seed_closed
+
+    db, team = make_db(new_database())
+    try:
+        seed_closed(db, team, 12)
+        opened = [r["title"] for r in db.query(
+            "SELECT d.title FROM deals d JOIN stages s ON s.id = d.stage_id WHERE s.kind ="
+            " 'open' AND d.deleted_at IS NULL ORDER BY d.id")]
+        with db.transaction() as cur:  # the second open deal's history stays today's
+            cur.execute("UPDATE deal_stage_history SET changed_at = $t WHERE deal_id IN"
+                        " (SELECT id FROM deals WHERE title <> $late)",
+                        {"t": datetime(2023, 3, 1), "late": opened[1]})
+        was = db.query("SELECT id, stage_id, closed_on FROM deals ORDER BY id")
+        closed, stage = db.query("SELECT d.title, s.name FROM deals d JOIN stages s ON"
+                                 " s.id = d.stage_id WHERE s.kind <> 'open' ORDER BY d.id")[0].values()
+        text = ("Title,Stage,Closed on\n" f"{opened[0]},Won,2024-06-30\n"
+                f"{opened[1]},Won,2024-06-30\n" f"{closed},{stage},2024-01-15\n")
+        source = importer.read(text.encode(), "deals.csv", fast=False)
+        plan = importer.plan(db, team["admin"], deals.DEALS, source,
+                             importer.propose_mapping(deals.DEALS, source.headers),
+                             mode="update", key="title")
+        rejected = [r for r in plan.rows if r.action == "reject"]
+        assert [r.line for r in rejected] == [3] and "Closed on" in rejected[0].errors
+        import_id = importer.execute(db, team["admin"], plan)
+        won = db.query("SELECT d.closed_on, d.stage_entered_at, (SELECT max(changed_at) FROM"
+                       " deal_stage_history h WHERE h.deal_id = d.id) AS moved FROM deals d"
+                       " WHERE d.title = $t", {"t": opened[0]})[0]
+        assert won == {"closed_on": date(2024, 6, 30), "stage_entered_at": datetime(2024, 6, 30),
+                       "moved": datetime(2024, 6, 30)}
+        assert db.scalar("SELECT closed_on FROM deals WHERE title = $t",
+                         {"t": closed}) == date(2024, 1, 15)
+        assert importer.undo(db, team["admin"], import_id)["refused"] == []
+        assert db.query("SELECT id, stage_id, closed_on FROM deals ORDER BY id") == was
     finally:
         db.close()
