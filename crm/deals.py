@@ -206,8 +206,7 @@ def move_deal_in(cur, user: User, deal_id: int, to_stage_id: int,
         if deal[name] != sets[name]:
             changes[name] = (deal[name], sets[name])
     now = datetime.now()
-    entered = datetime.combine(closed_on, datetime.min.time()) if closing and closed_on \
-        else now
+    entered = closing_moment(cur, deal_id, closed_on) if closing and closed_on else now
     assigns = ", ".join(f"{k} = ${k}" for k in sets)
     cur.execute(
         f"UPDATE deals SET {assigns}, stage_entered_at = $entered, version = version + 1,"
@@ -220,6 +219,21 @@ def move_deal_in(cur, user: User, deal_id: int, to_stage_id: int,
     audit.record(cur, user, "deals", deal_id, "move", changes)
     rules.on_changed(cur, user, DEALS, deal_id, changes)  # e.g. "moved to stage X"
     return records.fetch(cur, DEALS, deal_id)
+
+
+def closing_moment(cur, deal_id: int, closed_on: date) -> datetime:
+    """When a move closing a deal on an imported day is written in its history: that day's
+    start, or just after the deal's latest stage change where that was on the same day (the
+    history stays in order; an earlier day the importer refuses). CLOSING_MOMENT_SQL alike."""
+    start = datetime.combine(closed_on, datetime.min.time())
+    last = cur.execute("SELECT max(changed_at) FROM deal_stage_history WHERE deal_id = $id",
+                       {"id": deal_id}).fetchone()[0]
+    return max(start, last + timedelta(microseconds=1)) if last is not None else start
+
+
+# closing_moment in SQL, for a closing date {day} of the deal {deal}
+CLOSING_MOMENT_SQL = ("greatest(CAST({day} AS TIMESTAMP), (SELECT max(h.changed_at) + INTERVAL"
+                      " '1 microsecond' FROM deal_stage_history h WHERE h.deal_id = {deal}))")
 
 
 def move_all(cur, user: User, source: dict, target: dict) -> int:

@@ -1012,7 +1012,7 @@ def _close_date(row: Row, current: dict, last_moves: dict, closed_stages: set,
         return  # it stays (or becomes) open: only checked
     if "stage_id" in row.changes:
         last = last_moves.get(current["id"])
-        if last is not None and datetime.combine(closed, dt_time()) < last:
+        if last is not None and closed < last.date():  # (its own day: just after it)
             row.errors[header] = _(
                 "“{column}” is {date}, before the deal's latest stage change (on {day}): "
                 "it cannot close earlier").format(column=header, date=closed.isoformat(),
@@ -2571,8 +2571,8 @@ def close_date_sql(s: str, t: str, staged_stage: bool) -> tuple[str, str]:
     moves = (f"({s}.f_stage_id IS DISTINCT FROM {t}.stage_id AND {s}.f_stage_id IN {closed})"
              if staged_stage else "false")
     stays = (f"({s}.f_stage_id IS NOT DISTINCT FROM {t}.stage_id)" if staged_stage else "true")
-    late = (f"({s}.x_closed_on IS NOT NULL AND {moves} AND CAST({day} AS TIMESTAMP) < (SELECT"
-            f" max(h.changed_at) FROM deal_stage_history h WHERE h.deal_id = {t}.id))")
+    late = (f"({s}.x_closed_on IS NOT NULL AND {moves} AND {day} < CAST((SELECT"
+            f" max(h.changed_at) FROM deal_stage_history h WHERE h.deal_id = {t}.id) AS DATE))")
     closes = (f"({s}.x_closed_on IS NOT NULL AND {stays} AND {t}.stage_id IN {closed}"
               f" AND {day} IS DISTINCT FROM {t}.closed_on)")
     return late, closes

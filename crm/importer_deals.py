@@ -686,6 +686,8 @@ def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
     lost reason and competitor, closed on, probability and forecast category emptied), then
     deals.update_deal_in with the other fields that differ (records.update_in against the
     deal as moved; relink_competitor on the lost-to name it ends with)."""
+    from crm import deals
+
     name, has = p.staged_updates, set(fields)
     mv = "u.d_stage_id" if "stage_id" in has else "false"
     given = " OR ".join(f"u.d_{n}" for n in fields if n != "stage_id") or "false"
@@ -717,8 +719,8 @@ def _moved_rows(p, fields: list[str]) -> tuple[str, str]:
          " a.mv AND a.s_kind IN ('won', 'lost') AND a.xc IS NOT NULL AS fc,"
          " NOT a.mv AND a.xc IS NOT NULL AND a.t_kind <> 'open' AND a.xc IS DISTINCT FROM"
          " a.t_closed_on AS rc2,"
-         " CASE WHEN a.mv AND a.s_kind IN ('won', 'lost') THEN CAST(a.xc AS TIMESTAMP) END"
-         " AS m_at,"
+         " CASE WHEN a.mv AND a.s_kind IN ('won', 'lost') AND a.xc IS NOT NULL THEN"
+         f" {deals.CLOSING_MOMENT_SQL.format(day='a.xc', deal='a.record_id')} END AS m_at,"
          " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN a.m_lr END"
          " ELSE a.t_lost_reason END AS p_lost_reason,"
          " CASE WHEN a.mv THEN CASE WHEN a.s_kind = 'lost' THEN rm.name END"

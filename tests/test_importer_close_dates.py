@@ -196,3 +196,31 @@ def test_close_dates_beside_product_lines_go_row_by_row_and_are_written(two):
                               " (SELECT unnest($t)) ORDER BY id", {"t": closed}))
     assert found[0] == found[1]
     assert all(r["closed_on"] and r["closed_on"].year == 2024 for r in found[0])
+
+
+def test_a_close_date_on_the_day_of_the_latest_change_closes_just_after_it_alike(two):
+    """Closing on the very day of the deal's latest stage change (e.g. deals made today,
+    closed "today" by a file) is no earlier day: the move is written just after that change,
+    so the history stays in order; only an earlier day is refused."""
+    seed(two, 20)
+    db = two[0][0]
+    open_deals = db.query("SELECT d.id, d.title FROM deals d JOIN stages s ON s.id = d.stage_id"
+                          " WHERE s.kind = 'open' AND d.deleted_at IS NULL ORDER BY d.id")
+    old = [r["title"] for r in open_deals if r["id"] % 5][:3]  # their history: LONG_AGO
+    new = [r["title"] for r in open_deals if r["id"] % 5 == 0][:2]  # theirs: today's
+    assert len(old) == 3 and len(new) == 2
+    today = date.today().isoformat()
+    text = "Title,Stage,Closed on\n" + "".join(f"{t},Won,2023-03-01\n" for t in old) + \
+        "".join(f"{t},Won,{today}\n" for t in new) + f"{old[0]}x,Won,2023-03-01\n"
+    counts, rejected, _p, _r, _n, after, undone, _f = compare_dates(two, text)
+    assert (counts["update"], len(rejected)) == (5, 1), (counts, rejected)  # (not there)
+    dates = {d["title"]: d for d in after["dates"]}  # (after the import, both paths alike)
+    for t in old:
+        assert dates[t]["closed_on"] == date(2023, 3, 1)
+        # just after the latest change, 2023-03-01 09:00 (the day's start is before it)
+        assert dates[t]["stage_entered_at"] == datetime(2023, 3, 1, 9, 0, 0, 1)
+    for t in new:
+        assert dates[t]["closed_on"] == date.today()
+        # (a moment of this run reads "now": the deal's day, after its latest change)
+        assert dates[t]["stage_entered_at"] == "now"
+    assert undone["refused"] == []
