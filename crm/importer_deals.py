@@ -217,18 +217,7 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
                 continue
             texts = [r[0] for r in cur.execute(distinct).fetchall()]
             if field_name in pseudo:  # the engage and close dates, kept as the file has them
-                column = imp._dates(spec, texts)
-                found, table = {}, []
-                for i, text in enumerate(texts):
-                    value, error = column.values[i], column.errors.get(i)
-                    found[text] = (value, error)
-                    moment = None if value is None else (
-                        value if isinstance(value, datetime)
-                        else datetime.combine(value, datetime.min.time()))
-                    table.append((text, moment, error is not None))
-                cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val TIMESTAMP, cerr BOOLEAN)")
-                _fill(cur, m, ["t", "v", "e"], table)
-                note = column.note
+                note, found = _date_table(cur, spec, texts, m)
             else:  # choices, yes/no, dates, the owner: the row path's conversion
                 note, found, table = imp._distinct_map(db, user, spec, texts)
                 cur.execute(f"CREATE TABLE {m} (txt VARCHAR, val VARCHAR, cerr BOOLEAN,"
@@ -1153,6 +1142,12 @@ def date_map(cur, spec, raw: str, index: int, m: str):
     error)}), and table m (txt, val, cerr) for the join."""
     texts = [r[0] for r in cur.execute(f"SELECT DISTINCT c{index} FROM {raw}"
                                        f" WHERE c{index} IS NOT NULL").fetchall()]
+    return _date_table(cur, spec, texts, m)
+
+
+def _date_table(cur, spec, texts: list, m: str):
+    """The distinct texts of a date column converted as the row path converts it (moments
+    from their day's start), into table m (txt, val, cerr): (note, {text: (value, error)})."""
     column = imp._dates(spec, texts)
     found, table = {}, []
     for i, text in enumerate(texts):
