@@ -250,3 +250,17 @@ def test_customer_audit_equals_the_three_queries(db, team, customer_deals, who):
     assert abc["top"] and len(places) > 4 and any(r["revenue"] for r in power)
     with pytest.raises(ValueError):
         am.customer_audit(db, team["maria"], "USD", a=0.9, b=0.8)
+
+
+def test_positioning_index_holds_the_calendar_quarter_expression():
+    """PostgreSQL reads price positioning's groups off migration 026's index only while its
+    expression is the one calendar.period writes for Gregorian quarters."""
+    from pathlib import Path
+
+    from crm import calendar
+
+    sql = (Path(am.__file__).parent.parent / "migrations"
+           / "026_pg_market_indexes.postgresql.sql").read_text()
+    key, join = calendar.period("observed_on", "quarter", "en")
+    assert join == ""
+    assert key in " ".join(sql.replace("(\n", "(").split()).replace("( ", "(")
