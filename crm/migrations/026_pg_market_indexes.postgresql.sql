@@ -3,7 +3,7 @@
 
 -- win and loss per competitor: the live deals naming a competitor (45 % of them at the large
 -- demo), with what is counted and summed, read from this index alone (29 MB) instead of the
--- whole deals table twice (375 MB: 400-600 ms; this way 60-120 ms)
+-- whole deals table (375 MB) twice: 0.43 s -> 0.17 s on a loaded machine
 CREATE INDEX deals_live_named ON deals (competitor_id, lost_to_competitor_id, stage_id)
     INCLUDE (closed_on, amount, currency, owner_id)
     WHERE deleted_at IS NULL AND (competitor_id IS NOT NULL OR lost_to_competitor_id IS NOT NULL);
@@ -21,3 +21,8 @@ CREATE INDEX price_records_live_quarter ON price_records (product_id, currency,
 
 -- the region picker: the distinct regions off an index-only scan
 CREATE INDEX price_records_live_region ON price_records (region) WHERE deleted_at IS NULL;
+
+-- complaints per product opened in the period, beside the margins: read from this index
+-- (80,000 complaints naming a product at the large demo; 64 -> 21 ms on the loaded machine)
+CREATE INDEX complaints_live_product ON complaints (product_id) INCLUDE (opened_on, status, owner_id)
+    WHERE deleted_at IS NULL AND product_id IS NOT NULL;
