@@ -587,7 +587,8 @@ def customer_audit(db: Database, user: User, currency: str, a: float = 0.80, b: 
         f" WHERE {dwhere} AND s.kind = 'won' AND t.currency = $currency"
         f" AND t.customer_id IS NOT NULL GROUP BY t.customer_id),"
         f" rev AS (SELECT id, recent AS revenue FROM won WHERE recent > 0), {_ABC_CTES},"
-        # as power_and_places was: the customers with their revenue of all time (if above 0)
+        # the purchasing power and places: customers with their won revenue of all time
+        # (where above 0), one pass grouped both ways (GROUPING SETS)
         f" cust AS (SELECT t.purchasing_power, coalesce(nullif(trim(t.country), ''), '?')"
         f" AS country, coalesce(nullif(trim(t.city), ''), '?') AS city, t.credit_limit,"
         f" w.revenue FROM customers t LEFT JOIN won w ON w.id = t.id AND w.revenue > 0"
