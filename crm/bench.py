@@ -326,9 +326,7 @@ def market_lines(db: Database, admin, path: Path, opts) -> list[tuple]:
         am.market_shares(db, admin, since)
         am.win_loss(db, admin, currency, since)
         am.profiles(db, admin)
-        am.abc_classes(db, admin, currency, since=since)
-        am.purchasing_power(db, admin, currency)
-        am.geography(db, admin, currency)
+        am.customer_audit(db, admin, currency, since=since)
         am.returns_summary(db, admin, currency, since)
 
     out = []

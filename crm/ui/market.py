@@ -486,7 +486,9 @@ def customers_tab(db, user: User, f: dict) -> None:
     if b <= a:
         st.error(_("The B share must be above the A share."))
         return
-    abc = am.abc_classes(db, user, currency, a / 100, b / 100, since=f["since"])
+    # the classes, purchasing power and places from one statement (one sum of won revenue)
+    abc, power, places = am.customer_audit(db, user, currency, a / 100, b / 100,
+                                           since=f["since"])
     if abc["classes"]:
         left, right = st.columns([1, 2])
         with left:
@@ -515,7 +517,6 @@ def customers_tab(db, user: User, f: dict) -> None:
                 for r in abc["top"][:15]]), space=540, height=260)
     else:
         st.info(_("No won deals in this currency and period yet."))
-    power, places = am.power_and_places(db, user, currency)  # one pass for both charts
     left, right = st.columns(2)
     with left:
         from crm.customers import PURCHASING_POWER

@@ -1,0 +1,2 @@
+-- Indexes for PostgreSQL's market-audit page live in 026_pg_market_indexes.postgresql.sql.
+-- DuckDB gets none (see 015_pg_indexes.sql); this file keeps both engines at the same version.
