@@ -221,41 +221,51 @@ def scores_by_all(db: Database, user: User, f: Filters | None = None) -> dict[st
     return out
 
 
-# the groups of survey_numbers' one pass: (name, column of x)
+# the groups of survey_numbers' pass over the counts per segment, product, owner and score:
+# (name, column of x); the months are counted on their own (period)
 _PASS_SETS = (("segment", "x.segment"), ("product", "x.product"), ("owner", "x.owner"),
-              ("period", "x.period"), ("score", "x.score"))
+              ("score", "x.score"))
+_NPS_SUMS = ("answers", "promoters", "passives", "detractors")
 
 
 def survey_numbers(db: Database, user: User, f: Filters | None = None,
                    lang: str | None = None) -> dict:
-    """What the page shows of the filtered answers, from one pass over them, equal to {nps:
+    """What the page shows of the filtered answers, from one statement, equal to {nps:
     nps_summary(), trend: nps_over_time(), csat: csat_distribution(), by: scores_by_all()},
     which read the answers four times (at the large demo 500,000 of them: PostgreSQL 0.3-1.7 s
-    each). The answers are counted once per segment, product, owner, month and CSAT score,
-    and those few counts summed per grouping set (the whole, each month, each score, each
-    segment, product and owner); the CSAT averages are their sums over their counts."""
+    each). The answers are counted once per segment, product, owner and CSAT score, and those
+    few counts (2,000 at the large demo) summed per grouping set (the whole, each score, each
+    segment, product and owner); the months' NPS counts come from a second, narrow grouping
+    of the answers (UNION ALL). Counting per segment, product, owner, month and score in one
+    grouping (45,000 groups at the large demo) cost PostgreSQL more than twice the CPU of
+    the two groupings together, and could not be run in parallel. The CSAT averages are their
+    sums over their counts."""
     tables, where, params = _surveys(user, f)
     key, join = calendar.period("t.answered_on", "month", lang)
+    sums = ", ".join(f"sum(x.{k}) AS {k}" for k in _NPS_SUMS)
     found = db.query(
         "WITH x AS (SELECT c.segment AS segment, t.product_id AS product,"
-        f" t.owner_id AS owner, {key} AS period, t.csat AS score, count(*) AS n,"
-        f" {_NPS_COUNTS} FROM {tables}{join} WHERE {where}"
-        f" GROUP BY c.segment, t.product_id, t.owner_id, {key}, t.csat),"
-        f" g AS (SELECT {', '.join(col for _d, col in _PASS_SETS)}, "
+        f" t.owner_id AS owner, t.csat AS score, count(*) AS n,"
+        f" {_NPS_COUNTS} FROM {tables} WHERE {where}"
+        f" GROUP BY c.segment, t.product_id, t.owner_id, t.csat),"
+        f" g AS (SELECT x.segment, x.product, x.owner, CAST(NULL AS INTEGER) AS period,"
+        " x.score, "
         + ", ".join(f"GROUPING({col}) AS g_{d}" for d, col in _PASS_SETS)
-        + ", sum(x.n) AS n, "
-        + ", ".join(f"sum(x.{k}) AS {k}" for k in ("answers", "promoters", "passives",
-                                                   "detractors"))
-        + ", coalesce(sum(x.n) FILTER (WHERE x.score IS NOT NULL), 0) AS csat_answers,"
+        + f", 1 AS g_period, sum(x.n) AS n, {sums},"
+          " coalesce(sum(x.n) FILTER (WHERE x.score IS NOT NULL), 0) AS csat_answers,"
           " sum(x.score * x.n) AS csat_sum, "
         + ", ".join(f"coalesce(sum(x.n) FILTER (WHERE x.score = {s}), 0) AS csat_{s}"
                     for s in range(1, 6))
         + " FROM x GROUP BY GROUPING SETS ((), "
-        + ", ".join(f"({col})" for _d, col in _PASS_SETS) + "))"
-          " SELECT g.*, p.name AS product_name, u.name AS owner_name FROM g"
-          " LEFT JOIN products p ON p.id = g.product LEFT JOIN users u ON u.id = g.owner",
+        + ", ".join(f"({col})" for _d, col in _PASS_SETS) + ")"
+        # the months with NPS answers (the trend leaves the others out)
+        f" UNION ALL SELECT NULL, NULL, NULL, {key}, NULL, 1, 1, 1, 1, 0, count(*),"
+        f" {_NPS_COUNTS}, 0, NULL, 0, 0, 0, 0, 0 FROM {tables}{join}"
+        f" WHERE {where} AND t.nps IS NOT NULL GROUP BY {key})"
+        " SELECT g.*, p.name AS product_name, u.name AS owner_name FROM g"
+        " LEFT JOIN products p ON p.id = g.product LEFT JOIN users u ON u.id = g.owner",
         params)
-    sets = [d for d, _col in _PASS_SETS]
+    sets = [*(d for d, _col in _PASS_SETS), "period"]
     total = {"answers": 0, "promoters": 0, "passives": 0, "detractors": 0}
     trend, counts = [], {score: 0 for score in range(1, 6)}
     out: dict[str, list] = {d: [] for d in DIMENSIONS}
