@@ -394,3 +394,14 @@ def test_at_risk_equals_the_query_as_first_written(db, team, service_shop, who):
                 sat.customer_summary(db, user, cid, TODAY)
             continue
         assert sat.customer_summary(db, user, cid, TODAY) == old, cid
+
+
+@pytest.mark.parametrize("who", ["maria", "reza", "vic"])
+def test_complaints_by_both_dimensions_equal_the_separate_queries(db, team, service_shop, who):
+    user = team[who]
+    for f in [*FILTERS, sat.Filters(products=[service_shop["products"][0]],
+                                    owners=service_shop["owners"][:2])]:
+        f.owners = f.owners or []
+        assert sat.complaints_by_all(db, user, f) == {
+            d: sat.complaints_by(db, user, d, f) for d in sat.COMPLAINT_DIMENSIONS}, f
+    assert all(sat.complaints_by_all(db, team["maria"], sat.Filters()).values())

@@ -319,6 +319,29 @@ def complaints_by(db: Database, user: User, dimension: str, f: Filters | None = 
         f" FROM {tables}{join} WHERE {where} GROUP BY 1 ORDER BY 3 DESC, 2 NULLS LAST", params)
 
 
+def complaints_by_all(db: Database, user: User, f: Filters | None = None
+                      ) -> dict[str, list]:
+    """complaints_by for every dimension (category and product) from one grouping of the
+    complaints (GROUPING SETS), in the same order: most first, then by label."""
+    tables, where, params = _complaints(user, f)
+    found = db.query(
+        "SELECT t.category, t.product_id, GROUPING(t.category) AS g_category,"
+        " min(t.category) AS category_label, min(p.name) AS product_label, count(*) AS total,"
+        " count(*) FILTER (WHERE t.status IN ('open', 'in_progress')) AS unresolved"
+        f" FROM {tables} LEFT JOIN products p ON p.id = t.product_id WHERE {where}"
+        " GROUP BY GROUPING SETS ((t.category), (t.product_id))"
+        " ORDER BY GROUPING(t.category), count(*) DESC,"
+        " CASE WHEN GROUPING(t.category) = 0 THEN min(t.category) END NULLS LAST,"
+        " min(p.name) NULLS LAST", params)
+    out: dict[str, list] = {d: [] for d in COMPLAINT_DIMENSIONS}
+    for row in found:
+        dimension = "category" if row["g_category"] == 0 else "product"
+        key = row["category"] if dimension == "category" else row["product_id"]
+        out[dimension].append({"key": key, "label": row[f"{dimension}_label"],
+                               "total": row["total"], "unresolved": row["unresolved"]})
+    return out
+
+
 def open_by_age(db: Database, user: User, f: Filters | None = None,
                 today: date | None = None) -> list[dict]:
     """Open and in-progress complaints by how long they have been open, whenever opened (the
@@ -505,7 +528,7 @@ def page_numbers(db: Database, user: User, f: Filters | None = None,
     limit 0 leaves the at-risk list out (the page reads it on its own, in a currency)."""
     return {
         **survey_numbers(db, user, f, lang),
-        "complaints": {d: complaints_by(db, user, d, f) for d in COMPLAINT_DIMENSIONS},
+        "complaints": complaints_by_all(db, user, f),
         "age": open_by_age(db, user, f, today),
         "resolution": resolution_times(db, user, f),
         "at_risk": at_risk(db, user, f, today, limit) if limit else [],
