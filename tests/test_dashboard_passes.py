@@ -17,6 +17,7 @@ from crm.analytics import satisfaction as sat  # noqa: E402
 from crm.analytics.periods import months_before  # noqa: E402
 from crm.auth import PermissionDenied  # noqa: E402
 from crm.customers import CUSTOMERS  # noqa: E402
+from crm.deals import DEALS  # noqa: E402
 from crm.products import PRODUCTS  # noqa: E402
 
 TODAY = date(2026, 11, 20)
@@ -405,3 +406,23 @@ def test_complaints_by_both_dimensions_equal_the_separate_queries(db, team, serv
         assert sat.complaints_by_all(db, user, f) == {
             d: sat.complaints_by(db, user, d, f) for d in sat.COMPLAINT_DIMENSIONS}, f
     assert all(sat.complaints_by_all(db, team["maria"], sat.Filters()).values())
+
+
+def old_stake_currencies(db, user, today):
+    where, params = records.visible(DEALS, user)
+    params["since"] = sat._year_before(today)
+    return [r["currency"] for r in db.query(
+        f"SELECT t.currency, count(*) AS n FROM deals t JOIN stages s ON s.id = t.stage_id"
+        f" WHERE {where} AND t.currency IS NOT NULL AND (s.kind = 'open'"
+        f" OR (s.kind = 'won' AND t.closed_on >= $since)) GROUP BY 1 ORDER BY 2 DESC, 1",
+        params)]
+
+
+@pytest.mark.parametrize("who", ["maria", "reza", "vic"])
+def test_stake_currencies_equal_the_query_as_first_written(db, team, shop, who):
+    with db.transaction() as cur:  # a third currency, and ties in how many deals use them
+        cur.execute("UPDATE deals SET currency = 'GBP' WHERE id % 7 = 0")
+    for day in (TODAY, TODAY - timedelta(days=400), TODAY + timedelta(days=3000)):
+        got = sat.stake_currencies(db, team[who], day)
+        assert got == old_stake_currencies(db, team[who], day), day
+    assert len(sat.stake_currencies(db, team["maria"], TODAY)) == 3
