@@ -1,0 +1,2 @@
+-- Indexes for PostgreSQL's satisfaction page live in 027_pg_satisfaction_indexes.postgresql.sql.
+-- DuckDB gets none (see 015_pg_indexes.sql); this file keeps both engines at the same version.
