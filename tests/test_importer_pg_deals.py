@@ -1,0 +1,124 @@
+"""New deals from a big CSV set-based on PostgreSQL (crm/importer_pg_deals.py): the same
+messy deals file (unknown stages, products, owners and customers, near misses, repeated keys,
+odd number and date formats, a rep's deals and others') through the row path (fast=False) and
+the set-based path on PostgreSQL, and the set-based path on DuckDB, leaves the same deals,
+lines, stage history, stage spans, reach counts, audit rows, import records, rejects,
+rejected-rows CSV, dry-run preview and state after undo."""
+import pytest
+
+from crm import importer, stage_spans
+from tests.importer_dbs import make_db
+from tests.test_importer_fast import DEAL_HEADER, DEALS_MESSY, deal_outcome
+
+pytestmark = pytest.mark.postgresql_only
+
+MESSY = DEAL_HEADER + "\n" + "\n".join(DEALS_MESSY) + "\n"
+
+
+def _plain(value):
+    from tests.test_importer_pg import _plain as plain
+
+    return plain(value)
+
+
+def kept(db) -> dict:
+    """What the kept tables hold beside the history (stage spans, reach counts), without ids."""
+    return {
+        "spans": db.query(
+            "SELECT d.title, s.name AS stage, p.amount, p.probability,"
+            " CAST(p.from_at AS VARCHAR) < '2026' AS dated, p.to_at = $end AS latest"
+            " FROM deal_stage_spans p JOIN deals d ON d.id = p.deal_id"
+            " JOIN stages s ON s.id = p.stage_id ORDER BY 1, 2, 3",
+            {"end": stage_spans.SPAN_END}),
+        "reached": db.query("SELECT d.title, s.name AS stage FROM deal_stages_reached r"
+                            " JOIN deals d ON d.id = r.deal_id JOIN stages s"
+                            " ON s.id = r.stage_id ORDER BY 1, 2"),
+        "counts": db.query("SELECT s.name AS stage, c.* FROM stage_reach_counts c"
+                           " JOIN stages s ON s.id = c.stage_id ORDER BY 1"),
+    }
+
+
+def outcome(db, team, user, fast, **options):
+    """deal_outcome's (with the dry run's preview), and the kept tables after the import and
+    after its undo."""
+    found, seen = {}, {}
+    original = importer.execute
+
+    def execute(db_, user_, plan):  # the kept tables once written, before the undo
+        import_id = original(db_, user_, plan)
+        seen.update(kept(db_))
+        return import_id
+
+    importer.execute = execute
+    try:
+        found.update(deal_outcome(db, team, team[user], MESSY, fast, **options))
+    finally:
+        importer.execute = original
+    found["kept"] = {k: [dict(r, **{c: None for c in ("stage_id", "pipeline_id")
+                                    if c in r}) for r in v] for k, v in seen.items()}
+    found["kept_after_undo"] = {k: [dict(r, **{c: None for c in ("stage_id", "pipeline_id")
+                                               if c in r}) for r in v]
+                                for k, v in kept(db).items()}
+    return found
+
+
+@pytest.mark.parametrize("user,options", [
+    ("admin", {}), ("admin", {"create_missing": True}), ("admin", {"key": "title"}),
+    ("maria", {}), ("reza", {}), ("reza", {"key": "title"}), ("admin", {"rule": True})])
+def test_new_deals_set_based_on_postgresql_give_the_row_paths_and_duckdbs_results(
+        two_dbs, tmp_path, user, options):
+    (slow_db, slow_team), (fast_db, fast_team) = two_dbs
+    slow = outcome(slow_db, slow_team, user, False, **options)
+    fast = outcome(fast_db, fast_team, user, True, **options)
+    for part in slow:
+        assert fast[part] == slow[part], part
+    duck_db, duck_team = make_db(tmp_path / "duck.duckdb")
+    try:
+        duck = outcome(duck_db, duck_team, user, True, **options)
+    finally:
+        duck_db.close()
+    for part in duck:
+        assert _plain(fast[part]) == _plain(duck[part]), part
+    # nothing left in this process's stage
+    stage = importer._stage_cursor(None)
+    try:
+        assert stage.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name ="
+                             " 'crm_import_stage'").fetchone()[0] == 0
+    finally:
+        stage.close()
+    assert fast["counts"]["create"] >= 1 and fast["counts"]["reject"] >= 10
+    if user == "admin" and not options:
+        assert {r["stage"] for r in fast["kept"]["reached"]} >= {"Won", "Proposal"}
+        assert fast["undone"]["undone"] == fast["counts"]["create"]
+
+
+@pytest.fixture
+def seeded(two_dbs):
+    from tests.test_importer_refs import seed
+
+    for db, team in two_dbs:
+        seed(db, team)
+    return two_dbs
+
+
+@pytest.mark.parametrize("user,change,refused", [
+    ("admin", "trash Acme", "Row 2: That customer does not exist"),
+    ("admin", "trash Ada", "Row 2: That contact does not exist"),
+    ("admin", "lock reza", "Row 3: Owner must be an active user"),
+    ("admin", None, None),
+    ("reza", "give Pars", "Row 3:"),
+    ("reza", None, None),
+])
+def test_new_deals_refused_at_the_write_alike_on_postgresql(seeded, user, change, refused):
+    """A customer or contact trashed (or no longer the rep's) since the dry run, an owner
+    locked: the set-based write on PostgreSQL refuses the import as the row path does."""
+    from crm import customers, deals
+    from tests import test_importer_recheck as recheck
+
+    changes = {"trash Acme": recheck.trash_customer("Acme"),
+               "trash Ada": recheck.trash(customers.CONTACTS, "email", "ada@acme.com"),
+               "lock reza": recheck.lock("reza"), None: recheck.nothing,
+               "give Pars": recheck.give_customer("شرکت پارس", "sam")}
+    found = recheck.compare(seeded, deals.DEALS, recheck.DEALS, changes[change], user)
+    assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
+        == bool(refused)
