@@ -122,3 +122,18 @@ def test_new_deals_refused_at_the_write_alike_on_postgresql(seeded, user, change
     found = recheck.compare(seeded, deals.DEALS, recheck.DEALS, changes[change], user)
     assert (found["error"] or "").startswith(refused or "") and bool(found["error"]) \
         == bool(refused)
+
+
+def test_the_bench_times_new_deals_on_postgresql(new_database, capsys):
+    """python -m crm --db postgresql://... bench --import-only: new deals' dry run, import and
+    undo beside a bare COPY of the same file, and the row path on request."""
+    import re
+
+    from crm import bench_imports
+
+    assert bench_imports.pg_deals_bench(1, new_database(), rows=60, row_rows=20)
+    out = capsys.readouterr().out
+    found = re.findall(r"^import 60 new deals \((\d+) created, (\d+) rejected\) on PostgreSQL:"
+                       r" dry run [\d.]+ s, import [\d.]+ s, undo [\d.]+ s / bare COPY [\d.]+ s"
+                       r" .*; row by row 20 rows", out, re.M)
+    assert len(found) == 1 and sum(map(int, found[0])) == 60, out
