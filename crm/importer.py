@@ -732,14 +732,18 @@ _LINE = re.compile(r"^(?:(?P<before>\d+(?:[.,]\d+)?)\s*[x×*]\s+(?P<name1>.+)"
                    r"|\((?P<paren>\d+(?:[.,]\d+)?)\)))$|^(?P<name3>.+)$", re.IGNORECASE)
 
 
-def product_lines(db: Database, spec: Field, texts: list[str]) -> Column:
-    """Cells like "GTX Pro x 2; SKU-7" to deal lines, products found by name or code."""
-    known: dict[str, dict] = {}
-    for r in db.query("SELECT id, name, code, unit_price FROM products WHERE deleted_at IS NULL"
-                      " ORDER BY active DESC, id"):
-        for k in (r["code"], r["name"]):
-            if k:
-                known.setdefault(str(k).strip().lower(), r)
+def product_lines(db: Database, spec: Field, texts: list[str], known: dict | None = None,
+                  suggest=None) -> Column:
+    """Cells like "GTX Pro x 2; SKU-7" to deal lines, products found by name or code. known:
+    {code or name: product} of the products the cells name where given, with suggest(key)
+    the near miss of a name none has (crm/importer_pg_deals.py: not every product read)."""
+    if known is None:
+        known = {}
+        for r in db.query("SELECT id, name, code, unit_price FROM products WHERE"
+                          " deleted_at IS NULL ORDER BY active DESC, id"):
+            for k in (r["code"], r["name"]):
+                if k:
+                    known.setdefault(str(k).strip().lower(), r)
     column = Column(spec, [None] * len(texts))
     for i, text in enumerate(texts):
         if _missing(text):
@@ -756,7 +760,8 @@ def product_lines(db: Database, spec: Field, texts: list[str]) -> Column:
             product = known.get(name.lower())
             if product is None:
                 message = _("no product {value}.").format(value=repr(name))
-                close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.75)
+                close = suggest(name.lower()) if suggest else difflib.get_close_matches(
+                    name.lower(), list(known), n=1, cutoff=0.75)
                 if close:
                     message += " " + _("Did you mean {suggestion}?").format(
                         suggestion=known[close[0]]["name"])

@@ -418,9 +418,11 @@ def _lines_map(db: Database, spec, texts: list):
     [(text, error?, amount, the audit entry's changes)], [(text, position, product, description,
     quantity, unit price)]); (None, reason, None) when a line would be refused only when
     written (deals.insert_lines), which the row path reports by refusing the import."""
-    from crm import deals
+    from crm import deals, importer_pg_deals as on_pg
 
-    column = imp.product_lines(db, spec, texts)
+    # (on PostgreSQL the products the cells name, not every product)
+    column = (on_pg.product_lines if on_pg.on_postgresql(db) else imp.product_lines)(
+        db, spec, texts)
     found, table, items = {}, [], []
     for i, text in enumerate(texts):
         lines, error = column.values[i], column.errors.get(i)

@@ -109,3 +109,56 @@ def write(cur, user, p, import_id: int) -> None:
         # comes round (never within this transaction): the undo's join of the new deals by id
         # ran as a nested loop over every deal (4,000 deals: 4 s; 100,000: hours)
         dialect.refresh_statistics(cur, _ANALYZED)
+
+
+_PRODUCTS = "SELECT id, name, code, unit_price FROM products WHERE deleted_at IS NULL"
+
+
+def product_lines(db, spec, texts: list):
+    """importer.product_lines of a product column on PostgreSQL, the products looked up by
+    the names and codes its cells name (not every product read): the same lines, words and
+    "did you mean" (importer_near's SQL shortlist of the products' names and codes, scored as
+    difflib scores them)."""
+    import json
+    import re
+
+    from crm import importer_near
+
+    wanted = set()
+    for text in texts:
+        if imp._missing(text):
+            continue
+        for part in re.split(r"[;|\n]", str(text)):
+            part = part.strip()
+            if part:
+                m = imp._LINE.match(part)
+                wanted.add((m.group("name1") or m.group("name2") or m.group("name3"))
+                           .strip().lower())
+    key = "lower(btrim({c}, $c_ws))"
+    # names PostgreSQL may lower otherwise than Python (İ, Σ; beyond ASCII under a C locale)
+    # come along too, and Python decides as the row path does
+    odd = "strpos({c}, 'İ') > 0 OR strpos({c}, 'Σ') > 0"
+    if not importer_near._lowers_unicode(db):
+        odd += " OR octet_length({c}) <> length({c})"
+    picked = " OR ".join(f"{key.format(c=c)} IN (SELECT json_array_elements_text(CAST($vals"
+                         f" AS JSON))) OR {odd.format(c=c)}" for c in ("code", "name"))
+    params = {"vals": json.dumps(sorted(wanted)), "c_ws": imp._CONSTANTS["c_ws"]}
+    known: dict = {}
+    for r in db.query(f"{_PRODUCTS} AND ({picked}) ORDER BY active DESC, id", params):
+        for k in (r["code"], r["name"]):
+            if k:  # the first product (by importer.product_lines' order) of a name wins
+                known.setdefault(str(k).strip().lower(), r)
+    pieces = [(f"SELECT id, {c} AS k FROM products WHERE deleted_at IS NULL", {})
+              for c in ("code", "name")]
+
+    def suggest(word: str) -> list[str]:
+        close = importer_near.suggest(db, pieces, word)
+        if close and close[0] not in known:  # that name's product, as the row path's map has it
+            one = {"vals": json.dumps(close), "c_ws": imp._CONSTANTS["c_ws"]}
+            for r in db.query(f"{_PRODUCTS} AND ({picked}) ORDER BY active DESC, id", one):
+                if close[0] in {str(k).strip().lower() for k in (r["code"], r["name"]) if k}:
+                    known[close[0]] = r
+                    break
+        return close
+
+    return imp.product_lines(db, spec, texts, known, suggest)
