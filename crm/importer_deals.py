@@ -1,5 +1,6 @@
-"""Deals on the importer's set-based fast path (big CSV files, DuckDB-only): the same results
-as the row path (importer.plan/execute through deals.insert_deal), checked and written in SQL.
+"""Deals on the importer's set-based fast path (big CSV files; new deals on PostgreSQL too,
+crm/importer_pg_deals.py): the same results as the row path (importer.plan/execute through
+deals.insert_deal), checked and written in SQL.
 
 Each link column (stage, owner, customer, contact, competitor) is resolved once per DISTINCT
 text by the row path's own resolver (same words, same "did you mean", same visibility) and
