@@ -22,6 +22,7 @@ from crm import auth, config, deals, dialect, leads, pipelines, records, stage_s
 from crm.bench_imports import FILES as REFS_FILES, REFS_ROW_ROWS, REFS_ROWS, refs_import_bench
 from crm.bench_imports import PG_REFS_ROW_ROWS
 from crm.bench_imports import CHECKS, CHECKS_ROWS, NEAR_CUSTOMERS, checks_import_bench
+from crm.bench_imports import PG_DEALS_ROW_ROWS, PG_DEALS_ROWS, pg_deals_bench
 from crm.bench_imports import near_miss_bench
 from crm.bench_imports import bare_duckdb_load as _bare_duckdb_load
 from crm.db import Database, DatabaseUnavailable
@@ -51,6 +52,12 @@ def main(args) -> int:
                              " competitors, users, deals) timed with --import-only against"
                              " the bare read of the file (0: leave them out; on PostgreSQL"
                              " those it imports set-based: contacts, tasks, activities)")
+    parser.add_argument("--deals-rows", type=int, default=PG_DEALS_ROWS,
+                        help="on PostgreSQL: rows of a file of new deals (stage, customer,"
+                             " owner, product lines, engage date) whose dry run, import and"
+                             " undo --import-only times against a bare COPY of the file (with"
+                             f" --row-path the row path on {PG_DEALS_ROW_ROWS:,} rows too;"
+                             " 0: leave it out)")
     parser.add_argument("--refs", default=",".join(REFS_FILES),
                         help="which of those, comma-separated (default: all)")
     parser.add_argument("--checks-rows", type=int, default=CHECKS_ROWS,
@@ -111,6 +118,10 @@ def main(args) -> int:
                    else min(PG_REFS_ROW_ROWS, opts.refs_rows // 20))
             ok = refs_import_bench(max(1, opts.import_runs), opts.refs_rows, opts.refs_rows,
                                    wanted, few if opts.row_path else 0, opts.server) and ok
+        if opts.server and opts.deals_rows > 0 and "deals" in wanted:  # importer_pg_deals
+            ok = pg_deals_bench(max(1, opts.import_runs), opts.server, opts.deals_rows,
+                                min(PG_DEALS_ROW_ROWS, opts.deals_rows // 20)
+                                if opts.row_path else 0) and ok
         if opts.checks_rows > 0 and checks and not opts.server:  # DuckDB's read_csv again
             ok = checks_import_bench(max(1, opts.import_runs), opts.checks_rows, checks) and ok
         if opts.near_customers > 0 and not opts.server:

@@ -570,3 +570,88 @@ def near_miss_bench(runs: int, n_customers: int = NEAR_CUSTOMERS, before: bool =
           + f"  [median of {runs}]{'' if ok else ' NO: no suggestion, or not the same'}",
           flush=True)
     return ok
+
+
+# --- new deals on PostgreSQL (crm/importer_pg_deals.py) -------------------------------------
+
+PG_DEALS_ROWS = 100_000
+PG_DEALS_ROW_ROWS = 2_000  # the row path (--row-path): ~35 ms a deal there
+DEALS_HEADER = ("Title,Customer,Stage,Amount,Currency,Expected close,Owner,Product lines,"
+                "Engaged on,Closed on")
+
+
+def _deal_line(i: int, n: int, stages: list[str]) -> str:
+    """Another CRM's deal: priced from its product lines every other row, with an engage
+    date; a few name a customer that is a near miss (rejected, with a suggestion)."""
+    lines = f"Product {i % 20} x {1 + i % 3}; P-{(i + 5) % 20}" if i % 2 else ""
+    amount = "" if i % 2 else f"{i % 90_000}.00"
+    return (f"Big deal {i},{_customer(i, n)},{stages[i % len(stages)]},{amount},USD,"
+            f"{_day(i)},{OWNERS[i % 4]},{lines},2024-{1 + i % 12:02d}-{1 + i % 28:02d},")
+
+
+def pg_deals_bench(runs: int, server: str, rows: int = PG_DEALS_ROWS,
+                   row_rows: int = 0) -> bool:
+    """One line: a file of rows new deals (stage, customer, owner, product lines, engage date)
+    on PostgreSQL, set-based: its dry run (read and plan), import and undo, each against a bare
+    COPY of the same file into a table of text columns in the same run, and their ratios
+    (medians of runs); row_rows: the row path on a file of that many rows, extrapolated.
+    Returns whether every run took the set-based path, created or rejected every row and
+    undid what it created."""
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="crm-bench-deals-") as name, \
+            contextlib.ExitStack() as places:
+        tmp = Path(name)
+        from crm import bench
+
+        base_db = places.enter_context(bench.throwaway_database(server))
+        start = time.perf_counter()
+        stages = _base(base_db, rows, tmp)
+        print(f"new deals on PostgreSQL: a base of {rows:,} customers"
+              f" ({time.perf_counter() - start:.1f} s)", flush=True)
+        big, small = tmp / "deals.csv", tmp / "deals-small.csv"
+        for path, n in ((big, rows), (small, row_rows)):
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(DEALS_HEADER + "\n" + "".join(_deal_line(i, rows, stages) + "\n"
+                                                        for i in range(n)))
+        times, problems, counts, undone = [], [], {}, 0
+        for _run in range(runs):
+            bare = _bare(tmp, big, server)
+            with _copy_of(base_db, tmp, server, "deals") as url:
+                db = Database(url)
+                try:
+                    admin = auth.get_user(db, "admin")
+                    begun = time.perf_counter()
+                    source = importer.read(big.read_bytes(), big.name, file_path=big,
+                                           fast=True)
+                    plan = importer.plan(db, admin, deals.DEALS, source,
+                                         importer.propose_mapping(deals.DEALS, source.headers))
+                    planned = time.perf_counter()
+                    if plan.staged is None:
+                        problems = plan.notes or ["not set-based"]
+                    counts = plan.counts
+                    import_id = importer.execute(db, admin, plan)
+                    written = time.perf_counter()
+                    undone = importer.undo(db, admin, import_id)["undone"]
+                    times.append((bare, planned - begun, written - planned,
+                                  time.perf_counter() - written))
+                finally:
+                    db.close()
+        b, *ours = (statistics.median(t[j] for t in times) for j in range(4))
+        done = counts.get("create", 0) + counts.get("reject", 0) == rows \
+            and undone == counts.get("create", 0)
+        ok = done and not problems
+        line = (f"import {rows:,} new deals ({counts.get('create', 0):,} created,"
+                f" {counts.get('reject', 0):,} rejected) on PostgreSQL: "
+                + ", ".join(f"{n} {_s(m)} s" for n, m in zip(("dry run", "import", "undo"), ours))
+                + f" / bare COPY {_s(b)} s (" + ", ".join(_x(m / b) for m in ours) + ")")
+        if row_rows > 0:
+            with _copy_of(base_db, tmp, server, "deals_row") as url:
+                row_s, _counts, _notes = _import(url, small, deals.DEALS, False)
+            per_row = row_s / row_rows
+            line += (f"; row by row {row_rows:,} rows {row_s:.1f} s -> {per_row * rows:.0f} s"
+                     f" for {rows:,} ({per_row * rows / (ours[0] + ours[1]):.0f}x the"
+                     " dry run and import)")
+        print(f"{line}  [median of {runs}]{'' if done else ' NO: rows left over'}", flush=True)
+        for note in problems:
+            print(f"  note: {note}")
+    return ok

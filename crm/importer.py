@@ -9,7 +9,8 @@ the forms; the audit rows carry the import's id.
 Big CSV files go set-based (the fast path, below): DuckDB's read_csv stages the file, SQL
 converts and checks every row at once, and INSERT ... SELECT writes them. On PostgreSQL, which
 has no read_csv, leads, customers, products, contacts, tasks and activities (PG_TABLES) go the
-same way (new records, and updates and upserts by key): the file is read and checked by the
+same way (new records, and updates and upserts by key), and new deals (importer_pg_deals): the
+file is read and checked by the
 same SQL in an in-memory DuckDB of this process; PostgreSQL answers only what the checks ask
 of the records (which of the file's keys and unique codes records have, sent as one JSON array
 each and skipped when no record has any; the names of the records a link column's texts name,
@@ -42,8 +43,8 @@ from decimal import Decimal, InvalidOperation
 import duckdb
 import pandas as pd
 
-from crm import (audit, dialect, i18n, importer_kept, importer_near, records, rules,
-                 stage_spans)
+from crm import (audit, dialect, i18n, importer_kept, importer_near, importer_pg_deals,
+                 records, rules, stage_spans)
 from crm.auth import PermissionDenied, User, require
 from crm.db import Database
 from crm.fields import Field, ValidationError, convert, validate
@@ -731,14 +732,18 @@ _LINE = re.compile(r"^(?:(?P<before>\d+(?:[.,]\d+)?)\s*[x×*]\s+(?P<name1>.+)"
                    r"|\((?P<paren>\d+(?:[.,]\d+)?)\)))$|^(?P<name3>.+)$", re.IGNORECASE)
 
 
-def product_lines(db: Database, spec: Field, texts: list[str]) -> Column:
-    """Cells like "GTX Pro x 2; SKU-7" to deal lines, products found by name or code."""
-    known: dict[str, dict] = {}
-    for r in db.query("SELECT id, name, code, unit_price FROM products WHERE deleted_at IS NULL"
-                      " ORDER BY active DESC, id"):
-        for k in (r["code"], r["name"]):
-            if k:
-                known.setdefault(str(k).strip().lower(), r)
+def product_lines(db: Database, spec: Field, texts: list[str], known: dict | None = None,
+                  suggest=None) -> Column:
+    """Cells like "GTX Pro x 2; SKU-7" to deal lines, products found by name or code. known:
+    {code or name: product} of the products the cells name where given, with suggest(key)
+    the near miss of a name none has (crm/importer_pg_deals.py: not every product read)."""
+    if known is None:
+        known = {}
+        for r in db.query("SELECT id, name, code, unit_price FROM products WHERE"
+                          " deleted_at IS NULL ORDER BY active DESC, id"):
+            for k in (r["code"], r["name"]):
+                if k:
+                    known.setdefault(str(k).strip().lower(), r)
     column = Column(spec, [None] * len(texts))
     for i, text in enumerate(texts):
         if _missing(text):
@@ -755,7 +760,8 @@ def product_lines(db: Database, spec: Field, texts: list[str]) -> Column:
             product = known.get(name.lower())
             if product is None:
                 message = _("no product {value}.").format(value=repr(name))
-                close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.75)
+                close = suggest(name.lower()) if suggest else difflib.get_close_matches(
+                    name.lower(), list(known), n=1, cutoff=0.75)
                 if close:
                     message += " " + _("Did you mean {suggestion}?").format(
                         suggestion=known[close[0]]["name"])
@@ -860,9 +866,10 @@ def plan(db: Database, user: User, entity: records.Entity, source: Source, mappi
     notes = []
     if source.path and fast is not False:  # read_csv
         why = _fast_refusal(entity, mapping, mode, key)
-        if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES:
-            why = _("on PostgreSQL only leads, customers, products, contacts, tasks and"
-                    " activities are checked set-based")
+        if why is None and db.dialect != dialect.DUCKDB and entity.table not in PG_TABLES \
+                and not importer_pg_deals.takes(db, entity, mode):
+            why = _("on PostgreSQL only leads, customers, products, contacts, tasks,"
+                    " activities and new deals are checked set-based")
         if why is None and entity.table == "deals" and mode == "create":  # importer_deals
             from crm import importer_deals
 

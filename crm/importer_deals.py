@@ -1,5 +1,6 @@
-"""Deals on the importer's set-based fast path (big CSV files, DuckDB-only): the same results
-as the row path (importer.plan/execute through deals.insert_deal), checked and written in SQL.
+"""Deals on the importer's set-based fast path (big CSV files; new deals on PostgreSQL too,
+crm/importer_pg_deals.py): the same results as the row path (importer.plan/execute through
+deals.insert_deal), checked and written in SQL.
 
 Each link column (stage, owner, customer, contact, competitor) is resolved once per DISTINCT
 text by the row path's own resolver (same words, same "did you mean", same visibility) and
@@ -142,7 +143,10 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
     raw = name + "_raw"
     pid = pipeline_id or pipelines.default_pipeline_id(db)
     params = {"today": date.today(), "pid": pid, **imp._CONSTANTS}
-    cur = db.cursor()
+    from crm import importer_pg_deals as on_pg
+
+    pg = on_pg.on_postgresql(db)  # the stage: this process's DuckDB (crm/importer_pg_deals.py)
+    cur = imp._stage_cursor(db)
     made = [raw]
     try:
         imp._attach(cur)
@@ -190,7 +194,8 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
                 passed.append("e_product_lines")
                 converters[field_name] = (header, index, found)
                 continue
-            if field_name in specs and _custom_link(spec, "create"):
+            if field_name in specs and (_custom_link(spec, "create")
+                                        or (pg and on_pg.ref_column(spec, field_name))):
                 _custom_map(cur, db, user, spec, header, raw, index, m, field_name,
                             converters, joins, picked, values_sql, passed, notes)
                 continue
@@ -283,9 +288,15 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
         for named in layers:
             inner = f"SELECT *, {', '.join(f'{e} AS {a}' for a, e in named)} FROM ({inner}) r"
         typed = (f"SELECT r.line, {', '.join(selects + flags + passed)} FROM ({inner}) r")
+        stages_t, contacts_t = "stages", "contacts"
+        if pg:  # the stages, and the contacts the file names, from PostgreSQL
+            made += [f"{name}_st", f"{name}_ct"]
+            stages_t, contacts_t = on_pg.stage_tables(
+                db, cur, name, f"{name}_m{converters['contact_id'][1]}"
+                if "contact_id" in converters else None)
         checked = (f"SELECT s.*, ({' OR '.join(bad)}) AS bad FROM ({typed}) s"
-                   " LEFT JOIN stages st ON st.id = s.f_stage_id"
-                   " LEFT JOIN contacts ct ON ct.id = s.f_contact_id")
+                   f" LEFT JOIN {stages_t} st ON st.id = s.f_stage_id"
+                   f" LEFT JOIN {contacts_t} ct ON ct.id = s.f_contact_id")
         # w: the row is written; seq numbers the deals to create (1, 2, ... in the file's
         # order): the lines' own order while every row is, else a window (a copy) numbers them
         sql = (f"CREATE TABLE {name} AS SELECT c.*, NOT c.bad AS w, false AS skipped,"
@@ -302,6 +313,9 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
             where, visible = records.visible(entity, user)
             there = (f"SELECT DISTINCT lower(CAST(t.{key} AS VARCHAR)) AS k FROM {entity.table} t"
                      f" WHERE {where}")
+            if pg:  # the file's keys deals there have, from PostgreSQL
+                made.append(f"{name}_k")
+                there, visible = on_pg.existing_keys(db, cur, user, entity, name, key), {}
             existing = bool(cur.execute(f"SELECT count(*) FROM {name} s JOIN ({there}) e"
                                         " ON e.k = s.k", visible).fetchone()[0])
         if n_bad or dups or existing:
@@ -329,7 +343,8 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
             from crm import importer_refs
 
             importer_refs.fill(cur, {n: c for n, c in converters.items()
-                                     if n in specs and _custom_link(specs[n], "create")},
+                                     if n in specs and (_custom_link(specs[n], "create") or (
+                                         pg and on_pg.ref_column(specs[n], n)))},
                                specs, name, rejected)
         made = [t for t in made if t not in (name, f"{name}_pl", f"{name}_lines")]
         # (the deals, their product lines and cells stay for write())
@@ -348,7 +363,8 @@ def fast_plan(db: Database, user: User, entity: records.Entity, source: imp.Sour
                       new_stages=created.get("stages", set()), pipeline_id=pipeline_id,
                       staged=name, staged_counts={"create": n_create, "skip": n_skip})
     result._constants = constants
-    result._fast_writer = write
+    result._fast_writer = on_pg.write if pg else write
+    result._db = db  # whose stage holds them (PostgreSQL: this process's DuckDB)
     result._staged_more = (f"{name}_pl", f"{name}_lines")
     result._pid = pid
     imp.weakref.finalize(result, _drop_all, db, name)
@@ -403,9 +419,11 @@ def _lines_map(db: Database, spec, texts: list):
     [(text, error?, amount, the audit entry's changes)], [(text, position, product, description,
     quantity, unit price)]); (None, reason, None) when a line would be refused only when
     written (deals.insert_lines), which the row path reports by refusing the import."""
-    from crm import deals
+    from crm import deals, importer_pg_deals as on_pg
 
-    column = imp.product_lines(db, spec, texts)
+    # (on PostgreSQL the products the cells name, not every product)
+    column = (on_pg.product_lines if on_pg.on_postgresql(db) else imp.product_lines)(
+        db, spec, texts)
     found, table, items = {}, [], []
     for i, text in enumerate(texts):
         lines, error = column.values[i], column.errors.get(i)
@@ -551,7 +569,8 @@ def write(cur, user: User, p, import_id: int) -> None:
     joined = (f" FROM {staged} s LEFT JOIN (SELECT name AS nst, max(id) AS id FROM stages"
               " WHERE pipeline_id = $pid AND deleted_at IS NULL GROUP BY name) ns"
               " ON ns.nst = s.new_stage JOIN stages st ON st.id = coalesce(s.f_stage_id, ns.id)"
-              " LEFT JOIN (SELECT unnest($rt) AS txt, unnest($ri) AS id, unnest($rn) AS name) rv"
+              " LEFT JOIN (SELECT unnest(CAST($rt AS VARCHAR[])) AS txt, unnest(CAST($ri AS"
+              " BIGINT[])) AS id, unnest(CAST($rn AS VARCHAR[])) AS name) rv"
               " ON rv.txt = s.f_lost_to_competitor WHERE s.w")
     sql = f"INSERT INTO deals ({', '.join(cols)}) SELECT {', '.join(values)}{joined}"
     cur.execute(sql, imp._used(params, sql))

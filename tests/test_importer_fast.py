@@ -941,7 +941,7 @@ def deal_outcome(db: Database, team: dict, user, text: str, fast: bool, create_m
     counts = plan.counts
     t0 = datetime.now()
     import_id = importer.execute(db, user, plan) if counts["create"] else None
-    if import_id:  # the staging tables are gone with the import
+    if import_id and db.dialect == "duckdb":  # the staging tables are gone with the import
         assert db.scalar("SELECT count(*) FROM duckdb_tables()"
                          " WHERE database_name = 'crm_import_stage'") == 0
     by_line = (f"FROM {RUNS} JOIN deals d ON d.id = r.record_id + g.k"
