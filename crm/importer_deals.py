@@ -33,8 +33,8 @@ _SQL_REFS = {"customers", "contacts"}
 
 # what a set-based update of deals may change (crm/importer_updates.py; a new stage and a
 # lost-to name are written by write_updates here, as deals.move_deal_in and
-# relink_competitor write them); product lines replace the deal's own: files with those go
-# row by row
+# relink_competitor write them); product lines replace the deal's own
+# (crm/importer_lines.py)
 UPDATE_FIELDS = ("title", "customer_id", "contact_id", "owner_id", "amount", "currency",
                  "expected_close_date", "probability", "forecast_category", "source",
                  "next_step", "notes", "lost_reason", "competitor_id", "stage_id",

@@ -47,8 +47,12 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
     p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)
                         and p.mapping[h] not in importer_deals.DATES
                         and p.mapping[h] != "product_lines"]
-    # a deal's close date from the file: written on deals it closes or closed already (never
-    # beside product lines here: importer_lines.takes)
+    from crm import importer_lines
+
+    if p.entity.table == "deals" and importer_lines.priced(p.mapping):
+        p._update_fields.append("amount")  # from the lines (importer._fast_plan's priced)
+    # a deal's close date from the file: written on deals it closes or closed already (beside
+    # product lines: importer_lines._after_moves puts it after them, as write_row does)
     p._closes = p.entity.table == "deals" and "closed_on" in p.mapping.values()
     p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
     p._update_counts = dict(counts)
@@ -198,8 +202,11 @@ def prepare(db: Database, user: User, p) -> None:
             importer_deals.stage_creates(cur, p, f"{name}_w")
         specs = entity.spec
         cols, fields = [], _written(p)  # (matched above with the parent, if any)
+        from crm import importer_lines
+
+        staged = dict(zip(fields, importer_lines.staged_values(cur, name, fields, "c", "t")))
         for n in fields + p._derived:
-            new = given = importer_complaints.given(fields, n)
+            new = given = staged.get(n) or importer_complaints.given(fields, n)
             if n == "owner_id":  # update_many: an emptied owner becomes the importing user
                 new = (f"CASE WHEN c.f_{n} IS NULL AND t.{n} IS NOT NULL"
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")

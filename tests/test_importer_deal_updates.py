@@ -235,17 +235,18 @@ def test_the_fast_deal_update_and_undo_do_not_use_the_row_path(two, monkeypatch)
     assert db.scalar("SELECT count(*) FROM deals WHERE next_step LIKE 'Call %'") == 0
 
 
-@pytest.mark.parametrize("column", ["Products"])
-def test_files_that_move_stages_or_relink_go_row_by_row_with_a_note(two, column):
+def test_a_products_column_without_an_amount_goes_set_based(two):
+    """(It went row by row; now the lines price the deal: tests/test_importer_lines.py.)"""
     db, team = two[1]
     seed(db, team, 5)
-    text = f"Title,{column}\nDeal 1,Won\n"
+    text = "Title,Products\nDeal 1,Won\n"
     source = importer.read(text.encode(), "d.csv", fast=True)
     mapping = importer.propose_mapping(deals.DEALS, source.headers)
     plan = importer.plan(db, team["admin"], deals.DEALS, source, mapping, mode="update",
                          key="title")
-    assert plan.staged_updates is None
-    assert any("row by row" in n for n in plan.notes)
+    assert plan.staged_updates is not None
+    assert not any("Read row by row" in n for n in plan.notes), plan.notes
+    assert plan.counts["reject"] == 1  # no product "Won"
 
 
 def test_an_emptied_owner_becomes_the_importer_alike(two):
