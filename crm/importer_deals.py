@@ -54,6 +54,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
         for name in {v for v in mapping.values() if v}:
             if name in specs and _custom_update(specs[name]):
                 continue  # checked live and visible at the write (importer_updates._refused)
+            if name in specs and custom_plain(specs[name]):
+                continue  # update_in's own (a custom field of a plain type)
             if name in DATES:  # checked (date_sql); written on an upsert's new deals
                 continue
             if name == "product_lines" and _lines_update(mapping):
@@ -95,6 +97,14 @@ def _custom_link(spec, mode: str) -> bool:
     from crm import importer_refs
 
     return mode == "create" and spec.custom and importer_refs.mappable(spec)
+
+
+def custom_plain(spec) -> bool:
+    """A custom field of a plain type (text, number, date, choice, yes/no...): a set-based
+    update writes it as update_deal_in does (records.update_in, validated by its spec)."""
+    from crm import importer_updates
+
+    return spec.custom and spec.type in importer_updates._TYPES - {"user"}
 
 
 def _custom_update(spec) -> bool:

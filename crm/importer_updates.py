@@ -94,7 +94,7 @@ def writable(db: Database, p) -> bool:
         from crm import importer_deals
 
         return all(n in importer_deals.UPDATE_FIELDS or _custom_link(entity.spec[n])
-                   for n in p._update_fields)
+                   or importer_deals.custom_plain(entity.spec[n]) for n in p._update_fields)
     from crm import importer_complaints
 
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
