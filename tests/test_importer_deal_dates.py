@@ -73,6 +73,8 @@ def everything(db, t0, top=None) -> dict:
     found["stage_audit"] = db.query("SELECT record_id, action, changes, import_id IS NOT NULL"
                                     " AS imported FROM audit_log WHERE entity = 'stages'"
                                     " ORDER BY id")
+    found["reach"] = db.query("SELECT * FROM stage_reach_counts WHERE deals <> 0 ORDER BY ALL")
+    found["reached"] = db.query("SELECT * FROM deal_stages_reached ORDER BY ALL")
     found["lines"] = db.query("SELECT id, deal_id, product_id, description, quantity,"
                               " unit_price, created_by FROM deal_products ORDER BY id")
     found["all_audit"] = db.query("SELECT entity, record_id, action, changes, user_id,"

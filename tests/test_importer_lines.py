@@ -204,6 +204,8 @@ def full_state(db, top=None) -> dict:
         audit = found.pop("audit")
         found["audit"] = [a for a in audit if not a[0] or a[0][1] <= top]
         found["audit_created"] = sorted((a for a in audit if a[0] and a[0][1] > top), key=str)
+    found["reach"] = db.query("SELECT * FROM stage_reach_counts WHERE deals <> 0 ORDER BY ALL")
+    found["reached"] = db.query("SELECT * FROM deal_stages_reached ORDER BY ALL")
     return {**found, "spans": db.query(
         "SELECT history_id, deal_id, stage_id, amount, probability, to_at > now() AS open"
         " FROM deal_stage_spans ORDER BY ALL")}
