@@ -413,3 +413,28 @@ def test_an_upsert_of_lines_with_dates_goes_set_based_alike(two, user):
         two, dated_lines_file(40, new=30, amounts=False), user=user, mode="upsert", apart=True)
     assert counts["create"] > 10 and counts["update"] > (2 if user == "admin" else 0)
     assert undone["undone"] == counts["create"] + counts["update"]
+
+
+def test_lines_with_dates_and_deals_changed_after_the_dry_run_or_since_alike(two):
+    from tests.test_importer_lines import compare_lines
+
+    for db, team in two:
+        seed_lines(db, team, 40)
+
+    def between(db, team):  # the file's deals saved after the dry run: refused alike
+        for deal in db.query("SELECT id, version FROM deals WHERE deleted_at IS NULL"
+                             " AND title LIKE 'Deal 1%'"):
+            deals.update_deal(db, team["admin"], deal["id"], {"next_step": "Between"},
+                              deal["version"])
+
+    def since(db, team):  # a deal the import changed, changed since: its undo refused alike
+        deal = db.one("SELECT d.id, d.version FROM deals d JOIN import_records r ON"
+                      " r.record_id = d.id WHERE r.action = 'update' ORDER BY r.line LIMIT 1")
+        deals.update_deal(db, team["admin"], deal["id"], {"next_step": "Since"},
+                          deal["version"])
+
+    text = dated_lines_file(40, amounts=False)
+    compare_lines(two, text, "admin", between=between)
+    assert [db.scalar("SELECT count(*) FROM imports") for db, _t in two] == [0, 0]
+    dry, _after, undone, _final = compare_lines(two, text, "admin", since=since)
+    assert dry[0]["update"] > 5 and len(undone["refused"]) == 1
