@@ -20,6 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 from crm import (activities, auth, customers, deals, importer, leads, market, pipelines,
@@ -349,6 +350,14 @@ CHECKS = {
         "update {rows} deals' product lines", deals.DEALS, "Title,Amount,Product lines",
         lambda i: (f"Deal {i},{'' if i % 2 else f'{i % 900}.00'},"
                    f"P{i % 20} x 2; Product {(i + 3) % 20}"),
+        _seed_lines, "title",
+        ("deals with the file's lines",
+         "SELECT count(DISTINCT deal_id) FROM deal_products WHERE quantity = 2")),
+    "lines-dated": (
+        "update {rows} deals' product lines without an amount, half of them won on a close"
+        " date", deals.DEALS, "Title,Stage,Product lines,Closed on",
+        lambda i: (f"Deal {i},{'Proposal' if i % 2 else 'Won'},P{i % 20} x 2; Product"
+                   f" {(i + 3) % 20},{'' if i % 2 else date.today().isoformat()}"),
         _seed_lines, "title",
         ("deals with the file's lines",
          "SELECT count(DISTINCT deal_id) FROM deal_products WHERE quantity = 2")),

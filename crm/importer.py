@@ -2175,6 +2175,10 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
             selects.append(f"{kept} AS f_{field_name}")
         if lines:
             selects += ["pl", "pl_keys", "pl_err"]
+        # no amount column: a row's lines price it, a row without keeps the deal's (plan())
+        priced = bool(lines) and mode != "create" and "amount" not in values_sql
+        if priced:
+            selects += ["pl_amount AS f_amount", "true AS pl_priced"]
         if key:
             header, index, _found = converters[key]
             # the key's text, as _key_text has it (an email's clean value is that already)
@@ -2183,6 +2187,8 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         # the row path's checks, as one flag per row: `bad` those of a new record, `bad_u`
         # those of an update (the fields the file brings; the entity's check on create only)
         bad = [f"ce_{n} OR ve_{n}" for n in clean] + (["pl_err"] if lines else [])
+        if priced:  # (checked with the lines: importer_lines.stage_column)
+            clean["amount"] = "f_amount"
         constants = {}
         for n in clean:
             if specs[n].required:
@@ -2239,7 +2245,7 @@ def _fast_plan(db: Database, user: User, entity: records.Entity, source: Source,
         typed = f"SELECT r.line, {', '.join(selects)}, {', '.join(flags)} FROM ({inner}) r"
         # the flags only make up `bad`: the checked rows keep the values, the key and it
         kept = ["line", *clean.values(), *(["k"] if key else []), *dated,
-                *(["pl", "pl_keys"] if lines else [])]
+                *(["pl", "pl_keys"] if lines else []), *(["pl_priced"] if priced else [])]
         checked = (f"SELECT {', '.join(kept)}, ({' OR '.join(bad) or 'false'}) AS bad"
                    + (f", ({' OR '.join(bad_update) or 'false'}) AS bad_u" if mode != "create"
                       else "") + f" FROM ({typed})")
@@ -2505,9 +2511,12 @@ def _fast_changes(cur, user: User, entity: records.Entity, name: str, src: str, 
     dated = ", t.stage_id, t.closed_on, s.x_closed_on" if entity.table == "deals" and not pg \
         and "x_closed_on" in {r[0] for r in cur.execute(
             f"SELECT * FROM {name}_c LIMIT 0").description} else ""
+    from crm import importer_lines
+
+    new = importer_lines.staged_values(cur, name, fields, "s", "t")
     preview = [] if not counts.get("update") else cur.execute(
         f"SELECT p.line, p.record_id, t.version, {', '.join(f't.{n}' for n in fields)},"
-        f" {', '.join(f's.f_{n}' for n in fields)}{dated} FROM (SELECT * FROM {name}"
+        f" {', '.join(new)}{dated} FROM (SELECT * FROM {name}"
         f" WHERE action = 'update' ORDER BY line LIMIT $preview) p"
         f" JOIN {name}_c s ON s.line = p.line JOIN {table} t ON t.id = p.record_id"
         " ORDER BY p.line", {"preview": PREVIEW_ROWS}).fetchall()
@@ -2524,13 +2533,14 @@ def _match(cur, user: User, entity: records.Entity, name: str, mode: str, key: s
     sql = (f"CREATE TABLE {name}_e AS SELECT lower(CAST(t.{key} AS VARCHAR)) AS k,"
            f" min(t.id) AS id FROM {table} t WHERE {where} AND t.{key} IS NOT NULL GROUP BY 1")
     cur.execute(sql, _used(visible, sql))
-    differs = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", f"s.f_{n}")
-                          for n in fields) or "false"
+    from crm import importer_lines  # deals: the file's lines replace theirs (an update too)
+
+    new = importer_lines.staged_values(cur, name, fields, "s", "t")
+    differs = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", v)
+                          for n, v in zip(fields, new)) or "false"
     # _check: a field the update would keep (a contact's customer) given another value
     kept = " OR ".join(_differs_sql(entity.spec[n], f"t.{n}", f"s.f_{n}")
                        for n in kept_on_update(entity) if n in fields) or "false"
-    from crm import importer_lines  # deals: the file's lines replace theirs (an update too)
-
     lines_join, lines_differ = importer_lines.match_sql(cur, name, f"{name}_e") \
         if entity.table == "deals" else ("", "")
     unmatched = ("'reject'" if mode == "update"
@@ -2600,6 +2610,9 @@ def _fast_changes_plan(db: Database, user: User, entity: records.Entity, source:
     words them (rows it would take after all keep its verdict), the first updates with their
     changes, and counts of the rest."""
     fields = [n for n in converters if n in specs]  # (not a deal's dates or product lines)
+    if entity.table == "deals" and mode != "create" and "amount" not in fields \
+            and "product_lines" in converters:  # priced by the lines (_fast_plan's priced)
+        fields.append("amount")
     ids = sorted({r[2] for r in rejected if r[2] is not None})
     current = {}
     where, visible = records.visible(entity, user)

@@ -34,8 +34,8 @@ _SQL_REFS = {"customers", "contacts"}
 
 # what a set-based update of deals may change (crm/importer_updates.py; a new stage and a
 # lost-to name are written by write_updates here, as deals.move_deal_in and
-# relink_competitor write them); product lines replace the deal's own: files with those go
-# row by row
+# relink_competitor write them); product lines replace the deal's own
+# (crm/importer_lines.py)
 UPDATE_FIELDS = ("title", "customer_id", "contact_id", "owner_id", "amount", "currency",
                  "expected_close_date", "probability", "forecast_category", "source",
                  "next_step", "notes", "lost_reason", "competitor_id", "stage_id",
@@ -55,6 +55,8 @@ def refusal(entity: records.Entity, mapping: dict, mode: str, key: str | None) -
         for name in {v for v in mapping.values() if v}:
             if name in specs and _custom_update(specs[name]):
                 continue  # checked live and visible at the write (importer_updates._refused)
+            if name in specs and custom_plain(specs[name]):
+                continue  # update_in's own (a custom field of a plain type)
             if name in DATES:  # checked (date_sql); written on an upsert's new deals
                 continue
             if name == "product_lines" and _lines_update(mapping):
@@ -96,6 +98,14 @@ def _custom_link(spec, mode: str) -> bool:
     from crm import importer_refs
 
     return mode == "create" and spec.custom and importer_refs.mappable(spec)
+
+
+def custom_plain(spec) -> bool:
+    """A custom field of a plain type (text, number, date, choice, yes/no...): a set-based
+    update writes it as update_deal_in does (records.update_in, validated by its spec)."""
+    from crm import importer_updates
+
+    return spec.custom and spec.type in importer_updates._TYPES - {"user"}
 
 
 def _custom_update(spec) -> bool:

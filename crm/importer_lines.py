@@ -1,6 +1,8 @@
 """Deals' product lines in SQL, as the row path's Python words and compares them, and the
-set-based update (and upsert) of deals with product lines (issue #8, item 9; DuckDB): a file
-that maps the amount too and no engage or close date (takes()), else row by row.
+set-based update (and upsert) of deals with product lines (issue #8, item 9; DuckDB), with
+or without an amount column (priced(): a row's lines price the deal, a row without lines
+keeps its amount) and with engage and close dates (a closed deal's new close date written
+after the lines, as write_row writes it).
 
 - keys: importer._line_keys as one text a deal (the same text for the same lines, whether
   read from deal_products by current() or made in Python from a file's lines by keys()),
@@ -95,12 +97,30 @@ def text_sql(q_text: str, description: str) -> str:
 # --- deal updates and upserts that bring product lines, set-based (importer._fast_plan) ---
 
 def takes(mapping: dict) -> bool:
-    """Whether a deal update or upsert with a product lines column goes set-based: the file
-    maps the amount too (a row without lines then sets the file's amount, one with lines
-    its lines' sum where the cell is empty, as importer.plan does); dates of the stage
-    history stay the row path's."""
+    """Whether a deal update or upsert with a product lines column goes set-based: a row
+    with lines takes its lines' sum as its amount where the file gives none (no amount
+    column: priced()), a row without lines the file's amount or, without an amount column,
+    keeps the deal's, as importer.plan does; engage and close dates beside them too (a
+    closed deal's new close date written after the lines, as write_row writes it)."""
+    return True
+
+
+def priced(mapping: dict) -> bool:
+    """Whether the deals' amount comes from the file's lines alone (no amount column): the
+    staged f_amount is the lines' sum, NULL (the deal's amount kept) for a row without."""
     mapped = {v for v in mapping.values() if v}
-    return "amount" in mapped and not mapped & {"created_at", "closed_on"}
+    return "product_lines" in mapped and "amount" not in mapped
+
+
+def staged_values(cur, name: str, fields: list[str], s: str, t: str) -> list[str]:
+    """The file's value of each field of the staged rows ({s}.f_<field>) against the record
+    {t}, for importer._match and the dry run's preview: a row without lines of a file
+    without an amount column (pl_priced) keeps the deal's amount, as importer.plan does."""
+    found = [f"{s}.f_{n}" for n in fields]
+    if "amount" in fields and "pl_priced" in {r[0] for r in cur.execute(
+            f"SELECT * FROM {name}_c LIMIT 0").description}:
+        found[fields.index("amount")] = f"coalesce({s}.f_amount, {t}.amount)"
+    return found
 
 
 def mapped(p) -> bool:
@@ -388,18 +408,28 @@ def _after_moves(cur, p, x: str, name: str, names: dict, mark: int) -> None:
     specs, fields = p.entity.spec, iu._ordered(p.entity, p._update_fields)
     pre = [f"CASE WHEN d_{m} THEN concat('\"{m}\": [', {iu._json(specs[m], f'o_{m}')},"
            " ', null]') END" for m in fields]
+    # (and after the file's close date, which write_row's before has among the changes)
     inner = "coalesce(substr(r.before, 2, length(r.before) - 2), '')"
-    cur.execute("UPDATE import_records SET version_after = r.version_after + 1, before ="
-                " concat('{', concat_ws(', ', nullif(u.pre, ''), u.lines, nullif(ltrim(substr("
-                f"{inner}, length(u.pre) + 1), ', '), '')), '}}') FROM import_records r JOIN"
+    rest = f"ltrim(substr({inner}, length(u.pre) + 1), ', ')"
+    closed = (f"CASE WHEN starts_with({rest}, '\"closed_on\": [') THEN substr({rest}, 1,"
+              f" strpos({rest}, ']')) END")
+    cur.execute("UPDATE import_records SET version_after = v.version_after + 1, before ="
+                " concat('{', concat_ws(', ', nullif(v.pre, ''), v.closed, v.lines, nullif("
+                "ltrim(substr(v.rest, coalesce(length(v.closed), 0) + 1), ', '), '')), '}')"
+                f" FROM (SELECT r.id, r.version_after, u.pre, u.lines, {rest} AS rest,"
+                f" {closed} AS closed FROM import_records r JOIN"
                 f" (SELECT line, concat_ws(', ', {', '.join(pre) or 'NULL'}) AS pre,"
                 " concat('\"product_lines\": [', plain_was, ', null]') AS lines"
                 f" FROM {x} WHERE ld) u ON u.line = r.line WHERE r.import_id = $i"
-                " AND r.action = 'update' AND import_records.id = r.id", {"i": names["i"]})
-    # the audit rows: the move writer's (after mark) and the lines', numbered anew
+                " AND r.action = 'update') v WHERE import_records.id = v.id",
+                {"i": names["i"]})
+    # the audit rows: the move writer's (after mark) and the lines', numbered anew; a
+    # closed deal's new close date (_set_closed_on's row, the writer's last) after the lines
     order = f"crm_import_order_{x[-16:]}"
-    cur.execute(f"CREATE TEMP TABLE {order} AS SELECT u.line, 0 AS k, a.id AS old FROM"
-                f" audit_log a JOIN {x} u ON u.record_id = a.record_id WHERE a.id > $mark"
+    cur.execute(f"CREATE TEMP TABLE {order} AS SELECT u.line, CASE WHEN a.action = 'update'"
+                " AND starts_with(CAST(a.changes AS VARCHAR), '{\"closed_on\": [') THEN 2 ELSE 0 END AS k,"
+                f" a.id AS old FROM audit_log a JOIN {x} u ON u.record_id = a.record_id"
+                " WHERE a.id > $mark"
                 " AND a.import_id = $i AND a.entity = 'deals' UNION ALL SELECT line, 1, NULL"
                 f" FROM {x} WHERE ld", {"mark": mark, "i": names["i"]})
     try:

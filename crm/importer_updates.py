@@ -47,8 +47,12 @@ def keep(db: Database, p, name: str, constants: dict, counts: dict, rejected: li
     p._update_fields = [p.mapping[h] for h in p.source.headers if p.mapping.get(h)
                         and p.mapping[h] not in importer_deals.DATES
                         and p.mapping[h] != "product_lines"]
-    # a deal's close date from the file: written on deals it closes or closed already (never
-    # beside product lines here: importer_lines.takes)
+    from crm import importer_lines
+
+    if p.entity.table == "deals" and importer_lines.priced(p.mapping):
+        p._update_fields.append("amount")  # from the lines (importer._fast_plan's priced)
+    # a deal's close date from the file: written on deals it closes or closed already (beside
+    # product lines: importer_lines._after_moves puts it after them, as write_row does)
     p._closes = p.entity.table == "deals" and "closed_on" in p.mapping.values()
     p._update_constants = constants  # the values of unmapped fields, for an upsert's creates
     p._update_counts = dict(counts)
@@ -90,7 +94,7 @@ def writable(db: Database, p) -> bool:
         from crm import importer_deals
 
         return all(n in importer_deals.UPDATE_FIELDS or _custom_link(entity.spec[n])
-                   for n in p._update_fields)
+                   or importer_deals.custom_plain(entity.spec[n]) for n in p._update_fields)
     from crm import importer_complaints
 
     if not (importer._batchable(entity) or entity.table in importer_refs.UPDATE_TABLES) \
@@ -198,8 +202,11 @@ def prepare(db: Database, user: User, p) -> None:
             importer_deals.stage_creates(cur, p, f"{name}_w")
         specs = entity.spec
         cols, fields = [], _written(p)  # (matched above with the parent, if any)
+        from crm import importer_lines
+
+        staged = dict(zip(fields, importer_lines.staged_values(cur, name, fields, "c", "t")))
         for n in fields + p._derived:
-            new = given = importer_complaints.given(fields, n)
+            new = given = staged.get(n) or importer_complaints.given(fields, n)
             if n == "owner_id":  # update_many: an emptied owner becomes the importing user
                 new = (f"CASE WHEN c.f_{n} IS NULL AND t.{n} IS NOT NULL"
                        f" THEN CAST($by AS BIGINT) ELSE c.f_{n} END")
@@ -576,11 +583,15 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
     # writes them after update_in (crm/importer_lines.py)
     if lines:
         keys = [k for k in keys if k != "product_lines"]
+    closes = False  # a closed deal's close date the file changed (importer._set_closed_on)
     if deals and "closed_on" in keys and cur.execute(
             "SELECT count(*) FROM import_records WHERE import_id = $i AND action <> 'create'"
             " AND before IS NOT NULL AND list_contains(json_keys(before), 'closed_on') AND NOT"
             " list_contains(json_keys(before), 'stage_id')", {"i": import_id}).fetchone()[0]:
-        return None  # a closed deal's close date the row path wrote: it gives it back
+        if "stage_id" in keys or pg:
+            return None  # beside moves back: the row path gives it back
+        closes = True  # given back after the fields and lines, set-based (_undo)
+        keys = [k for k in keys if k != "closed_on"]
     if deals and "stage_id" in keys:  # moved back as deals.move_deal_in moves them
         if lines:  # and the old lines back after it (crm/importer_lines.py)
             from crm import importer_lines
@@ -611,7 +622,7 @@ def undo_updates(cur, user: User, entity: records.Entity, import_id: int,
         finally:
             stage.close()
     return _undo(cur, cur, user, entity, fields, params, refused, "import_records", table,
-                 "users", lines=lines)
+                 "users", lines=lines, closes=closes)
 
 
 def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_id: int,
@@ -668,7 +679,7 @@ def _undo_on_postgresql(cur, stage, user: User, entity: records.Entity, import_i
 def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], params: dict,
           refused: list, items: str, records_table: str, users: str,
           unique: dict | None = None, lines: bool = False,
-          links: dict | None = None) -> int | None:
+          links: dict | None = None, closes: bool = False) -> int | None:
     """undo_updates' work: reads the import's records of updates (items), the records
     (records_table) and the users through stage (on DuckDB the same cursor as cur, beside
     PostgreSQL the stage's copies), writes through cur."""
@@ -690,6 +701,12 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
     owner = "t.owner_id" if entity.owned else "CAST(NULL AS BIGINT)"
     if lines:  # the deal's old product lines to restore (deals.replace_lines)
         cols.append("json_exists(r.before, '$.product_lines') AS h_lines")
+    if closes:  # a closed deal's old close date (importer._set_closed_on, after the rest)
+        closed = "json_extract_string(r.before, '$.closed_on[0]')"
+        cols += ["json_exists(r.before, '$.closed_on') AS h_closed",
+                 f"TRY_CAST({closed} AS DATE) AS n_closed", "t.closed_on AS o_closed",
+                 f"({closed} IS NOT NULL AND TRY_CAST({closed} AS DATE) IS NULL) AS b_closed"]
+        checks.append("u.b_closed")
     base = (f"SELECT r.id AS item, r.line, r.record_id, t.version, {owner} AS owner"
             f"{''.join(', ' + c for c in cols)} FROM {items} r JOIN {records_table} t"
             " ON t.id = r.record_id WHERE r.import_id = $i AND r.action <> 'create'"
@@ -749,7 +766,9 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
             " OR t.deleted_at IS NOT NULL)", {"i": params["i"]}).fetchall():
         refused.append((n, {"line": line, "record_id": record_id,
                             "reason": _("changed since the import")}))
-    if not n_changed and not (lines and n_lines):
+    n_closed = stage.execute(f"SELECT count(*) FROM ({u}) u WHERE u.h_closed",
+                             importer._used(params, u)).fetchone()[0] if closes else 0
+    if not n_changed and not (lines and n_lines) and not n_closed:
         return n_done
     now, by = datetime.now(), user.id or None
     if pg:  # the rows to write into a TEMP table of PostgreSQL's transaction
@@ -762,26 +781,30 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
             stage.execute(f"DROP TABLE IF EXISTS {staged}")
         u = "SELECT * FROM crm_undo_u"
     made = None
-    if lines:  # (DuckDB) the rows as they are before any write, with each item's audit slot:
-        # the row path writes update_in's audit row, then replace_lines' (newest item first)
+    if lines or closes:  # (DuckDB) the rows as they are before any write, with each item's
+        # audit slot: the row path writes update_in's audit row, then replace_lines', then
+        # _set_closed_on's (newest item first)
         from crm import importer_lines
 
         made = f"crm_undo_lines_{uuid.uuid4().hex[:16]}"
-        slots = ("coalesce(sum(CAST(x.changed AS INTEGER) + CAST(coalesce(x.h_lines, false) AS"
-                 " INTEGER)) OVER (ORDER BY x.item DESC ROWS BETWEEN UNBOUNDED PRECEDING AND"
-                 " 1 PRECEDING), 0)")
+        rows = "CAST(x.changed AS INTEGER)" + (
+            " + CAST(coalesce(x.h_lines, false) AS INTEGER)" if lines else "") + (
+            " + CAST(x.h_closed AS INTEGER)" if closes else "")
+        slots = (f"coalesce(sum({rows}) OVER (ORDER BY x.item DESC ROWS BETWEEN UNBOUNDED"
+                 " PRECEDING AND 1 PRECEDING), 0)")
         sql = (f"CREATE TEMP TABLE {made} AS SELECT x.*, {slots} AS slot, c.text AS lines_was,"
                f" n.text AS lines_now FROM ({u}) x LEFT JOIN ("
                + importer_lines.current_sql(f"SELECT record_id FROM ({u}) WHERE h_lines")
                + ") c ON c.deal_id = x.record_id AND x.h_lines LEFT JOIN (SELECT item,"
                f" string_agg({importer_lines.text_sql('q_text', 'description')}, '; '"
-               f" ORDER BY pos) AS text FROM ({old_lines}) GROUP BY item) n ON n.item = x.item")
+               f" ORDER BY pos) AS text FROM ({old_lines}) GROUP BY item) n ON n.item = x.item"
+               ) if lines else f"CREATE TEMP TABLE {made} AS SELECT x.*, {slots} AS slot FROM ({u}) x"
         cur.execute(f"DROP TABLE IF EXISTS {made}")
         cur.execute(sql, importer._used(params, sql))
         u = f"SELECT * FROM {made}"
     try:
         _undo_writes(cur, specs, table, fields, params, u, old_lines, user, now, by, pg,
-                     n_changed, n_lines if lines else 0)
+                     n_changed, n_lines if lines else 0, n_closed)
     finally:
         if made:
             cur.execute(f"DROP TABLE IF EXISTS {made}")
@@ -790,7 +813,7 @@ def _undo(cur, stage, user: User, entity: records.Entity, fields: list[str], par
 
 def _undo_writes(cur, specs, table: str, fields: list[str], params: dict, u: str,
                  old_lines: str | None, user: User, now, by, pg: bool, n_changed: int,
-                 n_lines: int) -> None:
+                 n_lines: int, n_closed: int = 0) -> None:
     """_undo's writes: the audit rows, the records' old values, and (old_lines) the deals'
     old product lines as deals.replace_lines writes them after update_in."""
     from crm import importer
@@ -799,8 +822,8 @@ def _undo_writes(cur, specs, table: str, fields: list[str], params: dict, u: str
     # order: the newest import record first
     pieces = [f"CASE WHEN c_{n} THEN concat('\"{n}\": [', {_json(specs[n], f'o_{n}', pg)},"
               f" ', ', {_json(specs[n], f'n_{n}', pg)}, ']') END" for n in fields]
-    first = importer._draw_ids(cur, "audit_log_id_seq", n_changed + n_lines)
-    slot = "slot" if old_lines else "row_number() OVER (ORDER BY item DESC) - 1"
+    first = importer._draw_ids(cur, "audit_log_id_seq", n_changed + n_lines + n_closed)
+    slot = "slot" if old_lines or n_closed else "row_number() OVER (ORDER BY item DESC) - 1"
     head = ("INSERT INTO audit_log (id, occurred_at, user_id, username, entity, record_id,"
             f" action, changes) SELECT $own + {slot} + 1, $now, $uid, $uname, $table, record_id,")
     names = {**params, "own": first - 1, "now": now, "uid": by, "uname": user.username,
@@ -825,8 +848,31 @@ def _undo_writes(cur, specs, table: str, fields: list[str], params: dict, u: str
                               ).fetchone()[0]
         if updated != n_changed:  # cannot happen inside the transaction; never half an undo
             raise records.ConflictError({}, [])
-    if not n_lines:
-        return
+    if n_lines:
+        _undo_lines(cur, params, u, old_lines, now, by, n_lines)
+    if n_closed:  # importer._set_closed_on: the old date, audited, one more version
+        from crm import importer_deals
+
+        lined = " + CAST(coalesce(h_lines, false) AS INTEGER)" if n_lines else ""
+        sql = (f"{head} 'update', concat('{{\"closed_on\": [',"
+               f" {_json(importer_deals._CLOSED_ON, 'o_closed')}, ', ',"
+               f" {_json(importer_deals._CLOSED_ON, 'n_closed')}, ']}}') FROM ({u}) x"
+               " WHERE h_closed")
+        sql = sql.replace("$own + slot + 1", f"$own + slot + CAST(changed AS INTEGER){lined} + 1")
+        cur.execute(sql, importer._used(names, sql))
+        sql = (f"UPDATE deals SET closed_on = u.n_closed, version = deals.version + 1,"
+               f" updated_at = $now, updated_by = $uid FROM ({u}) u WHERE deals.id = u.record_id"
+               f" AND u.h_closed AND deals.version = u.version + CAST(u.changed AS INTEGER)"
+               f"{lined.replace('h_lines', 'u.h_lines')}")
+        if cur.execute(sql, importer._used({**params, "now": now, "uid": by}, sql)
+                       ).fetchone()[0] != n_closed:
+            raise records.ConflictError({}, [])
+
+
+def _undo_lines(cur, params: dict, u: str, old_lines: str, now, by, n_lines: int) -> None:
+    """_undo_writes' deals.replace_lines: the old lines back, one more version."""
+    from crm import importer
+
     cur.execute(f"DELETE FROM deal_products WHERE deal_id IN (SELECT record_id FROM ({u})"
                 " WHERE h_lines)")
     n = cur.execute(f"SELECT count(*) FROM ({old_lines}) l JOIN ({u}) x ON x.item = l.item"

@@ -56,7 +56,9 @@ def test_every_check_has_a_line_beside_the_bare_read(capsys):
     assert [m["title"] for m in lines] == [
         "update 300 complaints", "update 300 customers' birthdays without the kind",
         "update 300 leads' custom link to a customer", "import 300 new leads with a custom link",
-        "update 300 deals' product lines", "import 300 new contacts, the write-time re-check"]
+        "update 300 deals' product lines",
+        "update 300 deals' product lines without an amount, half of them won on a close date",
+        "import 300 new contacts, the write-time re-check"]
     for m in lines:  # a ratio for each phase, each its time over the bare read's
         times = [float(t.split()[-2]) for t in m["times"].split(", ")]
         ratios = [float(r.rstrip("x")) for r in m["ratios"].split(", ")]
@@ -69,6 +71,8 @@ def test_every_check_has_a_line_beside_the_bare_read(capsys):
     assert rest["leads' custom link to a customer"] == "; 300 linked, 300 undone"
     assert rest["new leads with a custom link"] == "; 300 linked"
     assert rest["deals' product lines"] == "; 300 deals with the file's lines, 300 undone"
+    assert rest["deals' product lines without an amount, half of them won on a close date"] \
+        == "; 300 deals with the file's lines, 300 undone"
     assert "re-check query" in lines[-1]["times"] and "import without it" in lines[-1]["times"]
 
 

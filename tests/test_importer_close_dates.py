@@ -173,9 +173,10 @@ def test_fast_close_dates_do_not_use_the_row_path(two, monkeypatch):
     assert importer.undo(db, admin, import_id)["refused"] == []
 
 
-def test_close_dates_beside_product_lines_go_row_by_row_and_are_written(two):
-    """A file with product lines and close dates for closed deals (read row by row, as such
-    files were: importer_lines.takes): the close dates written, alike."""
+def test_close_dates_beside_product_lines_are_written_alike(two):
+    """A file with product lines and close dates for closed deals (set-based too, since
+    importer_lines.takes takes dates: tests/test_importer_deal_dates.py compares all of it):
+    the close dates written, alike."""
     seed(two, 20)
     closed = [r["title"] for r in two[0][0].query(
         "SELECT d.title FROM deals d JOIN stages s ON s.id = d.stage_id"
@@ -189,8 +190,8 @@ def test_close_dates_beside_product_lines_go_row_by_row_and_are_written(two):
         plan = importer.plan(db, team["admin"], deals.DEALS, source,
                              importer.propose_mapping(deals.DEALS, source.headers),
                              mode="update", key="title")
-        assert not plan.staged_updates
-        assert fast == any("Read row by row" in n for n in plan.notes), plan.notes
+        assert bool(plan.staged_updates) == fast
+        assert not any("Read row by row" in n for n in plan.notes), plan.notes
         importer.execute(db, team["admin"], plan)
         found.append(db.query("SELECT title, closed_on FROM deals WHERE title IN"
                               " (SELECT unnest($t)) ORDER BY id", {"t": closed}))
@@ -224,3 +225,34 @@ def test_a_close_date_on_the_day_of_the_latest_change_closes_just_after_it_alike
         # (a moment of this run reads "now": the deal's day, after its latest change)
         assert dates[t]["stage_entered_at"] == "now"
     assert undone["refused"] == []
+
+
+@pytest.mark.parametrize("lines", [False, True])
+def test_the_undo_of_closed_deals_new_close_dates_is_set_based_alike(two, lines):
+    """The close dates a file gave deals closed already (with their product lines, or not)
+    are given back set-based, after the fields and lines, as the row path's undo gives them
+    back a record at a time (importer._set_closed_on)."""
+    from unittest import mock
+
+    from crm import importer_updates
+
+    seed(two, 30)
+    titles = [r["title"] for r in two[0][0].query("SELECT title FROM deals WHERE deleted_at"
+                                                  " IS NULL ORDER BY id")]
+    cells = ["GTX Pro x 2", "", "SKU-7", "No Such Thing"]
+    text = "Title," + ("Product lines," if lines else "") + "Closed on,Next step\n" + "".join(
+        f"{t}," + (f"{cells[k % 4]}," if lines else "")
+        + f"{CLOSE_DATES[k % 6]},{'Call' if k % 3 else ''}\n" for k, t in enumerate(titles))
+    called = []
+    real = importer_updates.undo_updates
+
+    def spy(*args):
+        called.append(real(*args))
+        return called[-1]
+
+    with mock.patch.object(importer_updates, "undo_updates", spy):
+        counts, rejected, _p, _r, _n, after, undone, final = compare_dates(two, text)
+    assert called and called[0] is not None  # set-based, not sent back to the row path
+    assert counts["update"] > 5 and undone["undone"] == counts["update"]
+    changes = [a["changes"] or "" for a in after["all_audit"] if a["entity"] == "deals"]
+    assert any(c.startswith('{"closed_on"') for c in changes)

@@ -55,7 +55,7 @@ def moment(t0):
     return of
 
 
-def everything(db, t0) -> dict:
+def everything(db, t0, top=None) -> dict:
     """full_state, with the deals' dates, every stage, the history's moments and the spans
     (a moment of this run as "now": the two databases write at other instants)."""
     of = moment(t0)
@@ -73,14 +73,27 @@ def everything(db, t0) -> dict:
     found["stage_audit"] = db.query("SELECT record_id, action, changes, import_id IS NOT NULL"
                                     " AS imported FROM audit_log WHERE entity = 'stages'"
                                     " ORDER BY id")
+    found["reach"] = db.query("SELECT * FROM stage_reach_counts WHERE deals <> 0 ORDER BY ALL")
+    found["reached"] = db.query("SELECT * FROM deal_stages_reached ORDER BY ALL")
+    found["lines"] = db.query("SELECT id, deal_id, product_id, description, quantity,"
+                              " unit_price, created_by FROM deal_products ORDER BY id")
     found["all_audit"] = db.query("SELECT entity, record_id, action, changes, user_id,"
                                   " import_id FROM audit_log WHERE occurred_at >= $t"
                                   " ORDER BY id", {"t": t0})
+    if top is not None:  # new deals' audit rows apart and sorted: the set-based create writes
+        # every new deal's row, then their lines' rows, where the row path writes a deal's
+        # two in turn (as tests/test_importer_lines.py's full_state takes it)
+        audit, every = found.pop("audit"), found.pop("all_audit")
+        found["audit"] = [a for a in audit if not a[0] or a[0][1] <= top]
+        found["audit_created"] = sorted((a for a in audit if a[0] and a[0][1] > top), key=str)
+        new = [a for a in every if a["entity"] == "deals" and (a["record_id"] or 0) > top]
+        found["all_audit"] = [a for a in every if a not in new]
+        found["all_audit_created"] = sorted(map(str, new))
     return found
 
 
 def compare_dates(two, text: str, user="admin", mode="update", create_missing=False,
-                  since=None, pipeline=None):
+                  since=None, pipeline=None, apart=False):
     """The same file through fast=False and fast=True: everything at the dry run, after the
     import and after its undo, equal."""
     results = []
@@ -99,15 +112,16 @@ def compare_dates(two, text: str, user="admin", mode="update", create_missing=Fa
                          if r.action == "update")[:50]
         report = importer.rejected_csv(plan)
         notes = [n for n in plan.notes if "set-based" not in n and "row by row" not in n]
+        top = db.scalar("SELECT max(id) FROM deals") if apart else None
         import_id = importer.execute(db, team[user], plan)
-        after = everything(db, t0)
+        after = everything(db, t0, top)
         if since:
             since(db, team)
         with mock.patch.object(importer_updates, "undo_updates",
                                importer_updates.undo_updates if fast else lambda *a: None):
             undone = importer.undo(db, team[user], import_id)  # the row path's undo, or not
         results.append((plan.counts, rejected, preview, report, notes, after, undone,
-                        everything(db, t0)))
+                        everything(db, t0, top)))
     slow, fast = results
     for part, a, b in zip(("counts", "rejected", "preview", "report", "notes", "import",
                            "undo", "after undo"), slow, fast):
@@ -331,3 +345,96 @@ def test_undo_of_a_move_gives_back_the_old_close_date_alike(two):
     assert datetime.now().date() in moved and None in moved  # the file did move them
     for (db, _team), was in zip(two, before):
         assert db.query("SELECT id, closed_on FROM deals ORDER BY id") == was
+
+
+# --- product lines beside the dates (crm/importer_lines.py), set-based -------------------
+
+LINE_CELLS = ["GTX Pro x 2; SKU-7", "", "MG Special (3)", "GTXPro x 2", "GTX-1",
+              "No Such Thing", "2 x GTX Pro", "GTX Pro: 0.125", "N/A", "sku-7 x 1,5"]
+
+
+def dated_lines_file(n: int, new: int = 0, amounts: bool = True) -> str:
+    """dates_file with a product lines column (odd spellings, unknown products, near misses,
+    empty cells), with or without its amount column."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(dates_file(n, new))))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    amount = rows[0].index("Amount")
+    for i, row in enumerate(rows):
+        cell = "Product lines" if i == 0 else LINE_CELLS[(i * 3) % len(LINE_CELLS)]
+        if not amounts:
+            row = row[:amount] + row[amount + 1:]
+        writer.writerow(row + [cell])
+    return out.getvalue()
+
+
+def seed_lines(db, team, n: int) -> None:
+    """seed_closed, and lines on every fourth deal (some of them closed)."""
+    from decimal import Decimal
+
+    seed_closed(db, team, n)
+    gtx = db.scalar("SELECT id FROM products WHERE code = 'GTX-1'")
+    for deal_id in [r["id"] for r in db.query("SELECT id FROM deals WHERE deleted_at IS NULL"
+                                              " ORDER BY id")][1::4]:
+        with db.transaction() as cur:
+            deals.insert_lines(cur, team["admin"], deal_id, [{
+                "product_id": gtx, "description": "GTX Pro", "quantity": Decimal("2"),
+                "unit_price": Decimal("1000")}])
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+@pytest.mark.parametrize("amounts", [True, False])
+def test_lines_with_engage_and_close_dates_go_set_based_alike(two, user, amounts):
+    for db, team in two:
+        seed_lines(db, team, 70)
+    counts, rejected, preview, _r, _n, after, undone, _final = compare_dates(
+        two, dated_lines_file(70, amounts=amounts), user=user)
+    assert counts["update"] > (5 if user == "admin" else 1) and counts["reject"] > 10
+    reasons = " ".join(str(e) for _l, e in rejected)
+    for words in ("The close date is before the engage date", "no product",
+                  "before the deal's latest stage change"):
+        assert words in reasons, words
+    assert any("product_lines" in c for _l, _a, c in preview)
+    changes = [a["changes"] or "" for a in after["all_audit"] if a["entity"] == "deals"]
+    assert any('"product_lines"' in c for c in changes)
+    if user == "admin":  # a closed deal's new close date, after its lines
+        assert any(c.startswith('{"closed_on"') for c in changes)
+    assert undone["undone"] == counts["update"]
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_an_upsert_of_lines_with_dates_goes_set_based_alike(two, user):
+    for db, team in two:
+        seed_lines(db, team, 40)
+    counts, _rej, _p, _r, _n, after, undone, _final = compare_dates(
+        two, dated_lines_file(40, new=30, amounts=False), user=user, mode="upsert", apart=True)
+    assert counts["create"] > 10 and counts["update"] > (2 if user == "admin" else 0)
+    assert undone["undone"] == counts["create"] + counts["update"]
+
+
+def test_lines_with_dates_and_deals_changed_after_the_dry_run_or_since_alike(two):
+    from tests.test_importer_lines import compare_lines
+
+    for db, team in two:
+        seed_lines(db, team, 40)
+
+    def between(db, team):  # the file's deals saved after the dry run: refused alike
+        for deal in db.query("SELECT id, version FROM deals WHERE deleted_at IS NULL"
+                             " AND title LIKE 'Deal 1%'"):
+            deals.update_deal(db, team["admin"], deal["id"], {"next_step": "Between"},
+                              deal["version"])
+
+    def since(db, team):  # a deal the import changed, changed since: its undo refused alike
+        deal = db.one("SELECT d.id, d.version FROM deals d JOIN import_records r ON"
+                      " r.record_id = d.id WHERE r.action = 'update' ORDER BY r.line LIMIT 1")
+        deals.update_deal(db, team["admin"], deal["id"], {"next_step": "Since"},
+                          deal["version"])
+
+    text = dated_lines_file(40, amounts=False)
+    compare_lines(two, text, "admin", between=between)
+    assert [db.scalar("SELECT count(*) FROM imports") for db, _t in two] == [0, 0]
+    dry, _after, undone, _final = compare_lines(two, text, "admin", since=since)
+    assert dry[0]["update"] > 5 and len(undone["refused"]) == 1

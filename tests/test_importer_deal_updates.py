@@ -235,17 +235,18 @@ def test_the_fast_deal_update_and_undo_do_not_use_the_row_path(two, monkeypatch)
     assert db.scalar("SELECT count(*) FROM deals WHERE next_step LIKE 'Call %'") == 0
 
 
-@pytest.mark.parametrize("column", ["Products"])
-def test_files_that_move_stages_or_relink_go_row_by_row_with_a_note(two, column):
+def test_a_products_column_without_an_amount_goes_set_based(two):
+    """(It went row by row; now the lines price the deal: tests/test_importer_lines.py.)"""
     db, team = two[1]
     seed(db, team, 5)
-    text = f"Title,{column}\nDeal 1,Won\n"
+    text = "Title,Products\nDeal 1,Won\n"
     source = importer.read(text.encode(), "d.csv", fast=True)
     mapping = importer.propose_mapping(deals.DEALS, source.headers)
     plan = importer.plan(db, team["admin"], deals.DEALS, source, mapping, mode="update",
                          key="title")
-    assert plan.staged_updates is None
-    assert any("row by row" in n for n in plan.notes)
+    assert plan.staged_updates is not None
+    assert not any("Read row by row" in n for n in plan.notes), plan.notes
+    assert plan.counts["reject"] == 1  # no product "Won"
 
 
 def test_an_emptied_owner_becomes_the_importer_alike(two):
@@ -573,3 +574,85 @@ def test_a_file_that_would_add_stages_is_planned_set_based(two):
                          mode="update", key="title", create_missing=True)
     assert plan.staged_updates and plan.new_stages == {"Brand new stage"}
     assert not any("Read row by row" in n for n in plan.notes)
+
+
+# --- custom fields of plain types on deal updates (they went row by row) -----------------
+
+def add_plain_fields(db, team) -> None:
+    from crm import custom_fields
+
+    admin = team["admin"]
+    for values in ({"name": "region", "label": "Region", "type": "choice",
+                    "choices": ["North", "South", "Østfold"]},
+                   {"name": "score", "label": "Score", "type": "integer", "min_value": 0,
+                    "max_value": 10},
+                   {"name": "renewal", "label": "Renewal", "type": "date"},
+                   {"name": "vip", "label": "VIP", "type": "bool"},
+                   {"name": "memo", "label": "Memo", "type": "text"},
+                   {"name": "budget", "label": "Budget", "type": "money"}):
+        custom_fields.add_field(db, admin, "deals", values)
+
+
+def custom_file(n: int, stages: bool, new: int = 0) -> str:
+    """Custom fields in odd spellings (a choice in other case, a choice not there, numbers
+    out of range or not numbers, dates in several formats, yes/no words, emptied cells),
+    with moves (a lost one without a reason) or not."""
+    regions = ["north", "South", "", "West", "ØSTFOLD", "N/A"]
+    scores = ["3", "11", "", "x", "7.0", "0"]
+    renewals = ["2025-03-01", "15.04.2025", "", "soon", "04/30/2025"]
+    vips = ["yes", "no", "", "maybe", "TRUE", "0"]
+    budgets = ["1,234.50", "", "12 500 €", "-5", "abc"]
+    stage_names = ["", "Negotiation", "Won", "Lost", "Proposal"]
+    lines = ["Title,Region,Score,Renewal,VIP,Memo,Budget" + (",Stage" if stages else "")]
+    for i in range(n):
+        memo = ["note", "", "یادداشت", '"with ""quotes"""'][i % 4]
+        row = [title(i), regions[i % 6], scores[i % 6], renewals[i % 5], vips[i % 6], memo,
+               f'"{budgets[i % 5]}"']
+        if stages:
+            row.append(stage_names[i % 5])
+        lines.append(",".join(row))
+    lines.append(f"{title(2)},North,1,,,," + ("," if stages else ""))
+    lines.append("No such deal,North,1,,,," + ("," if stages else ""))
+    for i in range(new):  # an upsert's new deals
+        lines.append(f"New {i},{regions[i % 6]},{scores[i % 6]},{renewals[i % 5]},"
+                     f"{vips[i % 6]},,{'' if i % 2 else '5'}" + (",Proposal" if stages else ""))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+@pytest.mark.parametrize("stages", [False, True])
+def test_custom_fields_of_plain_types_on_deal_updates_go_set_based_alike(two, user, stages):
+    for db, team in two:
+        seed(db, team, 60)
+    for db, team in two:  # (a custom field is every database's entity's once added)
+        add_plain_fields(db, team)
+
+    def since(db, team):  # a deal the import changed, changed since: the undo refuses it
+        deal = db.one("SELECT d.id, d.version FROM deals d JOIN import_records r ON"
+                      " r.record_id = d.id WHERE r.action = 'update' AND r.before IS NOT NULL"
+                      " ORDER BY r.line LIMIT 1")
+        deals.update_deal(db, team["admin"], deal["id"], {"next_step": "Since"},
+                          deal["version"])
+
+    counts, rejected, after, undone, _final = compare(two, custom_file(60, stages), user,
+                                                      since=since)
+    assert counts["update"] > (10 if user == "admin" else 3) and counts["reject"] > 5
+    reasons = " ".join(str(e) for _l, e in rejected)
+    assert "the same Title as row" in reasons and "no record with this Title" in reasons
+    if user == "admin":
+        assert "cannot be more than 10" in reasons
+    assert any('"region"' in (a[2] or "") for a in after["audit"])
+    assert len(undone["refused"]) == 1
+
+
+@pytest.mark.parametrize("user", ["admin", "reza"])
+def test_custom_fields_of_plain_types_on_a_deal_upsert_go_set_based_alike(two, user):
+    for db, team in two:
+        seed(db, team, 30)
+    for db, team in two:
+        add_plain_fields(db, team)
+    counts, rejected, _report, after, undone, _final = compare_moves(
+        two, custom_file(30, True, new=12), user, mode="upsert")
+    assert counts["create"] > 3 and counts["update"] > (2 if user == "admin" else 0)
+    assert counts["reject"] > 5
+    assert undone["undone"] == counts["create"] + counts["update"]

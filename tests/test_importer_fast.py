@@ -703,13 +703,13 @@ def test_fast_path_refusals_name_their_reason():
     assert importer._fast_refusal(products.PRODUCTS, {}, "update", "code") is None
     # deals: creates with their stage, links, product lines and dates; updates and upserts of
     # the deal's own fields, its stage and lost-to name (tests/test_importer_deal_updates.py),
-    # the dates of its stage history (tests/test_importer_deal_dates.py), not product lines
+    # the dates of its stage history (tests/test_importer_deal_dates.py), product lines with
+    # or without an amount, beside dates or not (tests/test_importer_lines.py)
     mapping = {"S": "stage_id", "C": "customer_id", "K": "contact_id", "O": "owner_id",
                "P": "product_lines", "E": "created_at", "D": "closed_on", "R": "competitor_id",
                "L": "lost_to_competitor"}
     assert importer._fast_refusal(deals.DEALS, mapping, "create", None) is None
-    assert importer._fast_refusal(deals.DEALS, mapping, "upsert", "title") \
-        == "Deals are checked by rules of their own"
+    assert importer._fast_refusal(deals.DEALS, mapping, "upsert", "title") is None
     assert importer._fast_refusal(deals.DEALS, {"S": "stage_id"}, "update", "title") is None
     assert importer._fast_refusal(deals.DEALS, {k: v for k, v in mapping.items()
                                                 if k in "SCKORL"}, "upsert", "title") is None
@@ -718,7 +718,7 @@ def test_fast_path_refusals_name_their_reason():
     assert importer._fast_refusal(deals.DEALS, {"E": "created_at", "D": "closed_on"},
                                   "update", "title") is None
     assert importer._fast_refusal(deals.DEALS, {"P": "product_lines"}, "update", "title") \
-        == "Deals are checked by rules of their own"
+        is None
     assert importer._fast_refusal(deals.DEALS, {k: v for k, v in mapping.items() if k in "CKOR"},
                                   "update", "title") is None
     assert importer._fast_refusal(deals.DEALS, mapping, "create", "title") is None
