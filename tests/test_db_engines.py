@@ -331,7 +331,7 @@ def test_crm_copy_moves_a_crm_to_postgresql_and_back(pg_cluster, tmp_path, capsy
     assert main(["--db", str(local), "copy", "--to", url]) == 0
     out, err = capsys.readouterr()
     assert "writing [" in err and "Traceback" not in err
-    assert f"  leads" in out and f"{leads:,}  ok" in out
+    assert "  leads" in out and f"{leads:,}  ok" in out
     assert out.strip().splitlines()[-1].startswith("Copied ") and url in out
     # into a database that holds data: refused in one line, nothing written
     code = main(["--db", str(local), "copy", "--to", url])

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from crm import customers, records, service
+from crm import customers, service
 from tests.test_pages import errors, page, texts
 
 
