@@ -313,6 +313,14 @@ def import_temp_files(request, monkeypatch):
         assert not left, f"left in the temporary folder: {left}"
 
 
+def pytest_sessionfinish(session):
+    import sys
+
+    browser = sys.modules.get("tests.browser")
+    if browser is not None:  # the process's shared Chromium, if a browser test started it
+        browser.shutdown()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
