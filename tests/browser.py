@@ -71,16 +71,68 @@ def streamlit_server(script: str, env: dict | None = None):
         log.close()
 
 
+_shared = None  # (playwright, browser): one headless Chromium per test process
+
+
+def _browser():
+    """The process's Chromium, launched at the first browser test (launching it takes seconds,
+    a new context a fraction of one)."""
+    global _shared
+    if _shared is None or not _shared[1].is_connected():
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        _shared = (playwright, playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS))
+    return _shared[1]
+
+
+def shutdown() -> None:
+    """Closes the process's Chromium (conftest's pytest_sessionfinish)."""
+    global _shared
+    if _shared is not None:
+        playwright, browser = _shared
+        _shared = None
+        try:
+            browser.close()
+        finally:
+            playwright.stop()
+
+
+class _Browser:
+    """The shared Chromium as one test sees it: every context (and page) it opens is closed when
+    the test's `with chromium()` ends, so no cookie, storage or page outlives the test."""
+
+    def __init__(self, browser):
+        self._browser = browser
+        self._contexts = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        self._contexts.append(context)
+        return context
+
+    def new_page(self, **options):
+        page = self._browser.new_page(**options)  # (a page in a context of its own)
+        self._contexts.append(page.context)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+    def close(self) -> None:
+        for context in self._contexts:
+            context.close()  # (a no-op for one the test closed itself)
+        self._contexts.clear()
+
+
 @contextlib.contextmanager
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """A headless Chromium for one test: fresh contexts in the process's shared browser."""
+    browser = _Browser(_browser())
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The importer: reading messy files, mapping, coercion, references, dry run, one transaction,
 duplicates, undo."""
+import shutil
 from datetime import date
 from decimal import Decimal
 
@@ -241,7 +242,7 @@ CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_ch
 
 @given(st.lists(st.tuples(CELL, CELL), min_size=1, max_size=15))
 @hyp_settings(max_examples=40, deadline=None)
-def test_every_row_is_imported_exactly_or_reported(tmp_path_factory, rows):
+def test_every_row_is_imported_exactly_or_reported(tmp_path_factory, duckdb_template, rows):
     """Messy cells (quotes, delimiters, newlines, any script): each row is either imported as
     it was or reported with a reason, and undo brings the database back."""
     import csv
@@ -251,7 +252,9 @@ def test_every_row_is_imported_exactly_or_reported(tmp_path_factory, rows):
     from crm.db import Database
     from tests.conftest import PASSWORD
 
-    db = Database(tmp_path_factory.mktemp("prop") / "crm.duckdb")
+    path = tmp_path_factory.mktemp("prop") / "crm.duckdb"
+    shutil.copyfile(duckdb_template, path)  # a new migrated database per example, copied
+    db = Database(path)
     try:
         auth.create_user(db, None, "admin", "Admin", None, PASSWORD, "admin")
         admin = auth.get_user(db, "admin")
