@@ -1,0 +1,3 @@
+-- Indexes for PostgreSQL's activities list and pipelines page live in
+-- 028_pg_list_indexes.postgresql.sql. DuckDB gets none (see 015_pg_indexes.sql); this file
+-- keeps both engines at the same version.
