@@ -2,10 +2,12 @@
 -- open complaints (4 % of them at the large demo) without reading all 100,000 complaints.
 
 -- customers at risk: each customer's open and severe open complaints; open complaints by
--- age (with the page's product and owner filters) from the index alone
+-- age (with the page's product and owner filters) from the index alone. (Written as ANY of a
+-- text array: PostgreSQL prints `status IN (...)` back in a form that, made again from its
+-- catalog as the demo load does, reads differently: crm.dialect.bulk_load.)
 CREATE INDEX complaints_live_open ON complaints (customer_id)
     INCLUDE (severity, opened_on, product_id, owner_id)
-    WHERE deleted_at IS NULL AND status IN ('open', 'in_progress');
+    WHERE deleted_at IS NULL AND status::text = ANY (ARRAY['open', 'in_progress']);
 -- all complaints of one customer: the at-risk rows shown and the customer's page
 CREATE INDEX complaints_live_customer ON complaints (customer_id) WHERE deleted_at IS NULL;
 
