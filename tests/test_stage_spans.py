@@ -155,8 +155,6 @@ def _import(db, user, text: str, fast: bool, key=None, mode="create"):
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_an_import_of_deals_and_its_undo_keep_it(db, team, history, engine, fast):
-    if fast and engine != "duckdb":
-        pytest.skip("the set-based deal import is DuckDB's")
     # engage dates move the first history row back; closed and open stages
     import_id = _import(db, team["admin"], "\n".join([DEAL_HEADER, *DEALS_MESSY]), fast)
     check(db, team)
@@ -169,7 +167,7 @@ def test_an_import_that_moves_deals_and_its_undo_keep_it(db, team, history, engi
     """An update import changing deals' stages moves them (a history row each); its undo
     moves them back (another): row by row and set-based."""
     if fast and engine != "duckdb":
-        pytest.skip("the set-based deal import is DuckDB's")
+        pytest.skip("deal updates import row by row on PostgreSQL")
     rows = db.query("SELECT d.title, s.pipeline_id FROM deals d JOIN stages s"
                     " ON s.id = d.stage_id WHERE d.deleted_at IS NULL AND s.kind = 'open'"
                     " ORDER BY d.id LIMIT 12")
