@@ -1040,13 +1040,16 @@ def test_deals_with_many_customers_are_matched_in_sql_alike(two_dbs, monkeypatch
     compare_deals(two_dbs, text)
 
 
+HUBSPOT_DEALS = ("Deal Name,Deal Stage,Close Date,Amount,Owner,Company,Competing against\n"
+                 "Alpha,Qualification,03/15/2026,\"$1,200\",ada@example.com,UAB Saulė,rival co\n"
+                 "Beta,closed won,04/01/2026,300,Maria Manager,Analytical Engines Ltd,\n"
+                 "Gamma,Won,04/31/2026,5,Maria Manager,Analytical Engines Ltd,\n"
+                 "Delta,Won,12/01/2025,,Sam Seller,,\n"
+                 "Epsilon,Won,12/02/2025,7,Sam Seller,,Rival Inc\n")
+
+
 def test_a_deals_export_of_the_hubspot_shape(two_dbs):
-    text = ("Deal Name,Deal Stage,Close Date,Amount,Owner,Company,Competing against\n"
-            "Alpha,Qualification,03/15/2026,\"$1,200\",ada@example.com,UAB Saulė,rival co\n"
-            "Beta,closed won,04/01/2026,300,Maria Manager,Analytical Engines Ltd,\n"
-            "Gamma,Won,04/31/2026,5,Maria Manager,Analytical Engines Ltd,\n"
-            "Delta,Won,12/01/2025,,Sam Seller,,\n"
-            "Epsilon,Won,12/02/2025,7,Sam Seller,,Rival Inc\n")
+    text = HUBSPOT_DEALS
     found = compare_deals(two_dbs, text)
     assert found["counts"] == {"create": 2, "update": 0, "skip": 0, "reject": 3}
     assert "Did you mean" in str(dict(found["rejected"])[6])

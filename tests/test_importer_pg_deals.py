@@ -8,7 +8,7 @@ import pytest
 
 from crm import importer, stage_spans
 from tests.importer_dbs import make_db
-from tests.test_importer_fast import DEAL_HEADER, DEALS_MESSY, deal_outcome
+from tests.test_importer_fast import DEAL_HEADER, DEALS_MESSY, HUBSPOT_DEALS, deal_outcome
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -102,12 +102,7 @@ def test_new_deals_set_based_on_postgresql_give_the_row_paths_and_duckdbs_result
 def test_a_deals_export_of_the_hubspot_shape_alike_on_postgresql(two_dbs, tmp_path):
     """A competitor column (a link resolved among the names PostgreSQL finds), US dates and
     money, owners by email or name: as the row path and DuckDB take it."""
-    text = ("Deal Name,Deal Stage,Close Date,Amount,Owner,Company,Competing against\n"
-            "Alpha,Qualification,03/15/2026,\"$1,200\",ada@example.com,UAB Saulė,rival co\n"
-            "Beta,closed won,04/01/2026,300,Maria Manager,Analytical Engines Ltd,\n"
-            "Gamma,Won,04/31/2026,5,Maria Manager,Analytical Engines Ltd,\n"
-            "Delta,Won,12/01/2025,,Sam Seller,,\n"
-            "Epsilon,Won,12/02/2025,7,Sam Seller,,Rival Inc\n")
+    text = HUBSPOT_DEALS
     (slow_db, slow_team), (fast_db, fast_team) = two_dbs
     slow = outcome(slow_db, slow_team, "admin", False, text)
     fast = outcome(fast_db, fast_team, "admin", True, text)
